@@ -1,0 +1,136 @@
+//! Number formats: the rules that say which values exist (DESIGN.md decisions 1 and 2).
+//!
+//! A [`Format`] is data, chosen at run time from a spec string. Values live in a carrier (`f32`
+//! where the format fits, else `f64`); quantizing is a pure function carrier -> carrier, and every
+//! scalar format can `encode` a value to its bit pattern and `decode` it back.
+//! [`Quantizer`] applies a format and a rounding unit to whole slices, with the match on the
+//! format done once per slice.
+
+mod block;
+pub(crate) mod exact;
+mod fixed;
+mod float;
+mod kernel;
+mod qtorch;
+mod quantizer;
+mod spec;
+
+pub use block::{BlockFormat, BlockKind, BlockSize, Element, SCALE_EXP_RANGE, SCALE_NAN_CODE};
+pub use fixed::{FixedFormat, RangeEvent};
+pub use float::{FloatFormat, Special};
+pub use qtorch::QTorchFloat;
+pub use quantizer::{QuantizeError, Quantizer};
+pub use spec::{alias, parse, FormatError, ALIASES};
+
+use crate::round::Rounding;
+
+/// A number format (DESIGN.md decision 2: formats are data, not types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Binary floating point with configurable exponent, mantissa, bias and special values.
+    Float(FloatFormat),
+    /// Fixed point / integers.
+    Fixed(FixedFormat),
+    /// A shared power-of-two scale per block of elements (bfp, MX).
+    Block(BlockFormat),
+    /// QPyTorch-compatible float quantization.
+    QTorch(QTorchFloat),
+}
+
+impl std::str::FromStr for Format {
+    type Err = FormatError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse(s)
+    }
+}
+
+impl Format {
+    /// The family name: `float`, `fixed`, `bfp`, `mx` or `qtorch`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Format::Float(_) => "float",
+            Format::Fixed(_) => "fixed",
+            Format::Block(b) => match b.kind() {
+                BlockKind::Bfp => "bfp",
+                BlockKind::Mx => "mx",
+            },
+            Format::QTorch(_) => "qtorch",
+        }
+    }
+
+    /// Bits per element (block formats: per element, excluding the shared 8-bit scale).
+    pub fn bits(&self) -> u32 {
+        match self {
+            Format::Float(f) => f.bits(),
+            Format::Fixed(f) => f.bits(),
+            Format::Block(b) => b.bits(),
+            Format::QTorch(q) => q.bits(),
+        }
+    }
+
+    /// Average storage bits per element, the shared scale included (for memory traffic).
+    pub fn storage_bits(&self, block_len_hint: usize) -> f64 {
+        match self {
+            Format::Block(b) => {
+                let n = match b.size() {
+                    BlockSize::Elements(n) => n,
+                    _ => block_len_hint.max(1),
+                };
+                f64::from(b.bits()) + 8.0 / n as f64
+            }
+            other => f64::from(other.bits()),
+        }
+    }
+
+    /// Whether every value is exactly an `f32`, so the `f32` carrier can hold it.
+    pub fn fits_f32(&self) -> bool {
+        match self {
+            Format::Float(f) => f.fits_f32(),
+            Format::Fixed(f) => f.fits_f32(),
+            Format::Block(b) => match b.element() {
+                // Scaled by up to 2^+-127: the element's span must stay inside f32.
+                Element::Float(f) => {
+                    f.man_bits() <= 23 && f.limits().emin - (f.man_bits() as i32) >= -22
+                }
+                Element::Fixed(f) => f.wl() <= 24 && f.fl() <= 22,
+            },
+            Format::QTorch(_) => true,
+        }
+    }
+
+    /// Whether the format groups elements into blocks.
+    pub fn is_block(&self) -> bool {
+        matches!(self, Format::Block(_))
+    }
+
+    /// Quantize one value of a scalar format (`None` for block formats, whose result depends on
+    /// the neighbours). `random` is the element's random word for stochastic rounding.
+    pub fn quantize_scalar(&self, x: f64, rounding: Rounding, random: u32) -> Option<f64> {
+        Some(match self {
+            Format::Float(f) => f.quantize(x, rounding, random),
+            Format::Fixed(f) => f.quantize(x, rounding, random),
+            Format::QTorch(q) => f64::from(q.quantize_f32(x as f32, rounding, random)),
+            Format::Block(_) => return None,
+        })
+    }
+
+    /// The bit pattern of a representable value of a scalar format (`None` for block formats).
+    pub fn encode(&self, v: f64) -> Option<u64> {
+        match self {
+            Format::Float(f) => Some(f.encode(v)),
+            Format::Fixed(f) => Some(f.encode(v)),
+            Format::QTorch(q) => Some(q.layout().encode(v)),
+            Format::Block(_) => None,
+        }
+    }
+
+    /// The value of a bit pattern of a scalar format (`None` for block formats).
+    pub fn decode(&self, code: u64) -> Option<f64> {
+        match self {
+            Format::Float(f) => Some(f.decode(code)),
+            Format::Fixed(f) => Some(f.decode(code)),
+            Format::QTorch(q) => Some(q.layout().decode(code)),
+            Format::Block(_) => None,
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Slice quantization: a format, a rounding unit and a random stream applied to whole arrays.
+//!
+//! The match on the format and the mode happens once per slice; the per-element loops are in
+//! `kernel.rs` (vectorized `f32` paths) or here (the exact `f64` reference path). Element `i` of
+//! a slice that starts at global index `offset` draws the random word `stream.bits(offset + i)`,
+//! so chunked and parallel runs give the same bits as one sequential pass.
+
+use rayon::prelude::*;
+use thiserror::Error;
+
+use crate::format::{kernel, Format, QTorchFloat};
+use crate::round::{RandomStream, Rounding};
+
+/// A quantizer that cannot be built or applied.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum QuantizeError {
+    /// The format has no such rounding unit (QPyTorch compatibility has only `rna` and `sr`).
+    #[error("format `{format}` does not support rounding `{rounding}`: {allowed}")]
+    Unsupported {
+        /// The format spec.
+        format: String,
+        /// The rounding spec.
+        rounding: String,
+        /// What is allowed.
+        allowed: &'static str,
+    },
+    /// The `f32` carrier cannot hold this format's values.
+    #[error("format `{0}` does not fit in the f32 carrier; use f64 input")]
+    NotF32(String),
+}
+
+/// Elements per parallel task: large enough to amortize scheduling, a multiple of every
+/// power-of-two block size.
+const CHUNK: usize = 1 << 16;
+
+/// A format plus a rounding unit plus a random stream.
+#[derive(Clone, Copy, Debug)]
+pub struct Quantizer {
+    format: Format,
+    rounding: Rounding,
+    stream: RandomStream,
+}
+
+impl Quantizer {
+    /// A quantizer; `seed` and `stream` key the random bits of stochastic rounding.
+    pub fn new(
+        format: Format,
+        rounding: Rounding,
+        seed: u64,
+        stream: u64,
+    ) -> Result<Self, QuantizeError> {
+        if let Format::QTorch(_) = format {
+            if !QTorchFloat::supports(rounding) {
+                return Err(QuantizeError::Unsupported {
+                    format: format.to_string(),
+                    rounding: rounding.to_string(),
+                    allowed: "QPyTorch has only rna (its \"nearest\") and sr (its \"stochastic\")",
+                });
+            }
+        }
+        Ok(Quantizer {
+            format,
+            rounding,
+            stream: RandomStream::new(seed, stream),
+        })
+    }
+
+    /// The format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+    /// The rounding unit.
+    pub fn rounding(&self) -> Rounding {
+        self.rounding
+    }
+    /// The random stream.
+    pub fn stream(&self) -> RandomStream {
+        self.stream
+    }
+
+    /// Quantize `input` into `out` (`f64` carrier, the exact reference path). `offset` is the
+    /// global index of `input[0]`; `row_len` is the row length for `size=row` block formats.
+    pub fn quantize_f64(&self, input: &[f64], out: &mut [f64], offset: u64, row_len: usize) {
+        assert_eq!(input.len(), out.len(), "input and output lengths differ");
+        let (r, s) = (self.rounding, self.stream);
+        let rand = |i: usize| s.bits(offset + i as u64);
+        match self.format {
+            Format::Float(f) => {
+                let l = f.limits();
+                for (i, (o, &x)) in out.iter_mut().zip(input).enumerate() {
+                    *o = f.quantize_with(&l, x, r, rand(i));
+                }
+            }
+            Format::Fixed(f) => {
+                for (i, (o, &x)) in out.iter_mut().zip(input).enumerate() {
+                    *o = f.quantize(x, r, rand(i));
+                }
+            }
+            Format::QTorch(q) => {
+                for (i, (o, &x)) in out.iter_mut().zip(input).enumerate() {
+                    *o = f64::from(q.quantize_f32(x as f32, r, rand(i)));
+                }
+            }
+            Format::Block(b) => {
+                let n = b.block_len(input.len(), row_len);
+                for (j, (ib, ob)) in input.chunks(n).zip(out.chunks_mut(n)).enumerate() {
+                    let base = j * n;
+                    b.quantize_block(ib, ob, r, |i| rand(base + i));
+                }
+            }
+        }
+    }
+
+    /// Quantize `input` into `out` in the `f32` carrier (the format must fit in `f32`).
+    pub fn quantize_f32(
+        &self,
+        input: &[f32],
+        out: &mut [f32],
+        offset: u64,
+        row_len: usize,
+    ) -> Result<(), QuantizeError> {
+        if !self.format.fits_f32() {
+            return Err(QuantizeError::NotF32(self.format.to_string()));
+        }
+        assert_eq!(input.len(), out.len(), "input and output lengths differ");
+        if kernel::quantize_f32(self, input, out, offset, row_len) {
+            return Ok(());
+        }
+        // Reference path through f64, in small pieces so no large temporary is allocated.
+        let step = match self.format {
+            Format::Block(b) => b.block_len(input.len(), row_len),
+            _ => 256,
+        };
+        let mut wide = vec![0.0f64; step];
+        let mut res = vec![0.0f64; step];
+        for (j, (ib, ob)) in input.chunks(step).zip(out.chunks_mut(step)).enumerate() {
+            let n = ib.len();
+            for (w, &x) in wide.iter_mut().zip(ib) {
+                *w = f64::from(x);
+            }
+            self.quantize_f64(
+                &wide[..n],
+                &mut res[..n],
+                offset + (j * step) as u64,
+                row_len,
+            );
+            for (o, &v) in ob.iter_mut().zip(&res[..n]) {
+                *o = v as f32;
+            }
+        }
+        Ok(())
+    }
+
+    /// Parallel [`Quantizer::quantize_f32`] over chunks with rayon; bit-identical to it.
+    pub fn par_quantize_f32(
+        &self,
+        input: &[f32],
+        out: &mut [f32],
+        row_len: usize,
+    ) -> Result<(), QuantizeError> {
+        let chunk = self.parallel_chunk(input.len(), row_len);
+        input
+            .par_chunks(chunk)
+            .zip(out.par_chunks_mut(chunk))
+            .enumerate()
+            .try_for_each(|(j, (i, o))| self.quantize_f32(i, o, (j * chunk) as u64, row_len))
+    }
+
+    /// Parallel [`Quantizer::quantize_f64`] over chunks with rayon; bit-identical to it.
+    pub fn par_quantize_f64(&self, input: &[f64], out: &mut [f64], row_len: usize) {
+        let chunk = self.parallel_chunk(input.len(), row_len);
+        input
+            .par_chunks(chunk)
+            .zip(out.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each(|(j, (i, o))| self.quantize_f64(i, o, (j * chunk) as u64, row_len));
+    }
+
+    /// A chunk length that never splits a block.
+    fn parallel_chunk(&self, len: usize, row_len: usize) -> usize {
+        match self.format {
+            Format::Block(b) => {
+                let n = b.block_len(len, row_len);
+                n * CHUNK.div_ceil(n)
+            }
+            _ => CHUNK,
+        }
+        .max(1)
+    }
+}

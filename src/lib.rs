@@ -1,0 +1,10 @@
+//! lpsim: bit-accurate emulation of low-precision number formats, rounding units and
+//! accumulators, a cycle/energy cost model, and low-precision learning algorithms.
+//!
+//! See `ARCHITECTURE.md` for the map of the modules and the data path.
+
+pub mod format;
+pub mod round;
+
+pub use format::{Format, FormatError, Quantizer};
+pub use round::{RandomStream, Rounding};
