@@ -3,6 +3,8 @@
 //!
 //! See `ARCHITECTURE.md` for the map of the modules and the data path.
 
+pub mod arith;
+pub mod cli;
 pub mod format;
 pub mod round;
 

@@ -1,0 +1,63 @@
+//! `lpsim formats`: the table of built-in formats.
+
+use std::io::Write;
+
+use crate::format::{alias, FormatInfo, ALIASES};
+
+/// Arguments of `lpsim formats`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print JSON (one array of objects) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Run `lpsim formats`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let rows: Vec<FormatInfo> = ALIASES
+        .iter()
+        .filter_map(|a| alias(a))
+        .map(|f| FormatInfo::of(&f))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let opt = |v: Option<i64>| v.map_or("-".to_string(), |x| x.to_string());
+    writeln!(
+        out,
+        "{:<11} {:<6} {:>4} {:>3} {:>3} {:>5} {:>6} {:>12} {:>12} {:>12} {:>12}  specials",
+        "name",
+        "kind",
+        "bits",
+        "e",
+        "m",
+        "bias",
+        "block",
+        "max",
+        "min_normal",
+        "min_subnorm",
+        "epsilon"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:<11} {:<6} {:>4} {:>3} {:>3} {:>5} {:>6} {:>12.5e} {:>12.5e} {:>12.5e} {:>12.5e}  {}",
+            r.name,
+            r.kind,
+            r.bits,
+            opt(r.exp_bits.map(i64::from)),
+            opt(r.man_bits.map(i64::from)),
+            opt(r.bias.map(i64::from).or(r.fl.map(|f| -i64::from(f)))),
+            r.block.unwrap_or_else(|| "-".into()),
+            r.max,
+            r.min_normal,
+            r.min_subnormal,
+            r.epsilon,
+            r.specials
+        )?;
+    }
+    Ok(())
+}

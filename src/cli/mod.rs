@@ -1,0 +1,31 @@
+//! The command line: one file per subcommand (clap derive), each a thin layer over the library.
+
+mod formats;
+mod quantize;
+
+use clap::{Parser, Subcommand};
+
+/// Bit-accurate low-precision arithmetic, hardware cost, and low-precision learning.
+#[derive(Parser, Debug)]
+#[command(name = "lpsim", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List the built-in formats: bits, range, smallest subnormal, epsilon, special values.
+    Formats(formats::Args),
+    /// Quantize values (text or .npy) to a format with a rounding mode.
+    Quantize(quantize::Args),
+}
+
+/// Parse `std::env::args` and run the chosen subcommand.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Formats(a) => formats::run(a),
+        Command::Quantize(a) => quantize::run(a),
+    }
+}

@@ -1,0 +1,256 @@
+//! `lpsim quantize`: values in (text or `.npy`), quantized values out (CSV or `.npy`).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use ndarray::{ArrayD, IxDyn};
+use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+
+use crate::format::{Format, Quantizer};
+use crate::round::Rounding;
+
+/// Arguments of `lpsim quantize`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Text input: one value per line, a decimal number (read as f64; inf and nan \
+allowed) or 0x plus 8 hex digits (f32 bits) or 16 hex digits (f64 bits).\n\
+CSV output: input_hex,code_hex,output_hex,output (+ block,scale_code_hex for block formats).\n\
+Example: printf '0.1\\n3.14159\\n' | lpsim quantize --format e4m3fn --rounding rne"
+)]
+pub struct Args {
+    /// Format spec: an alias (bf16, e4m3fn, mxfp8, ...) or float:e=,m=..., fixed:wl=,fl=...,
+    /// bfp:wl=,size=..., mx:elem=,size=..., qtorch:e=,m=...
+    #[arg(long, short)]
+    format: String,
+    /// Rounding unit: rne|nearest, rna, rtz, up, down, odd, sr|stochastic, sr:bits=N.
+    #[arg(long, short, default_value = "rne")]
+    rounding: String,
+    /// Seed of the random bits of stochastic rounding.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Input file: `.npy` (f32 or f64) or text; standard input when absent.
+    #[arg(long, short)]
+    input: Option<PathBuf>,
+    /// Output file: `.npy` writes the quantized carrier values, anything else CSV; standard
+    /// output when absent. An existing file is replaced atomically.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+/// Input values with the width they came in.
+struct Values {
+    data: Vec<f64>,
+    /// Whether each value came as f32 bits (for the width of `input_hex`).
+    from_f32: Vec<bool>,
+    /// Array shape (text input is one-dimensional).
+    shape: Vec<usize>,
+}
+
+fn is_npy(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}
+
+fn read_npy(path: &Path) -> anyhow::Result<Values> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    if let Ok(a) = ArrayD::<f32>::read_npy(&bytes[..]) {
+        let shape = a.shape().to_vec();
+        let data: Vec<f64> = a.iter().map(|&x| f64::from(x)).collect();
+        let n = data.len();
+        return Ok(Values {
+            data,
+            from_f32: vec![true; n],
+            shape,
+        });
+    }
+    match ArrayD::<f64>::read_npy(&bytes[..]) {
+        Ok(a) => {
+            let shape = a.shape().to_vec();
+            let data: Vec<f64> = a.iter().copied().collect();
+            let n = data.len();
+            Ok(Values {
+                data,
+                from_f32: vec![false; n],
+                shape,
+            })
+        }
+        Err(e) => bail!(
+            "{}: not a float32 or float64 .npy array: {e}",
+            path.display()
+        ),
+    }
+}
+
+/// Parse one text line: a decimal number, or `0x` with 8 (f32) or 16 (f64) hex digits.
+fn parse_line(s: &str) -> Result<(f64, bool), String> {
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        return match hex.len() {
+            8 => u32::from_str_radix(hex, 16)
+                .map(|b| (f64::from(f32::from_bits(b)), true))
+                .map_err(|_| format!("`{s}`: bad hex digits")),
+            16 => u64::from_str_radix(hex, 16)
+                .map(|b| (f64::from_bits(b), false))
+                .map_err(|_| format!("`{s}`: bad hex digits")),
+            n => Err(format!(
+                "`{s}`: 0x needs 8 (f32) or 16 (f64) hex digits, found {n}"
+            )),
+        };
+    }
+    s.parse::<f64>()
+        .map(|v| (v, false))
+        .map_err(|_| format!("`{s}`: not a number (decimal, inf, nan, or 0x + 8/16 hex digits)"))
+}
+
+fn read_text(reader: impl Read, name: &str) -> anyhow::Result<Values> {
+    let mut data = Vec::new();
+    let mut from_f32 = Vec::new();
+    for (i, line) in BufReader::new(reader).lines().enumerate() {
+        let line = line.with_context(|| format!("{name}: line {}: cannot read", i + 1))?;
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let (v, f) = parse_line(t).map_err(|e| anyhow::anyhow!("{name}: line {}: {e}", i + 1))?;
+        data.push(v);
+        from_f32.push(f);
+    }
+    let shape = vec![data.len()];
+    Ok(Values {
+        data,
+        from_f32,
+        shape,
+    })
+}
+
+/// Write through a temporary file renamed into place, so a failed run never leaves half a file.
+pub(crate) fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut w = BufWriter::new(
+            File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?,
+        );
+        write(&mut w)?;
+        w.flush()?;
+        w.get_ref().sync_all()?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// Run `lpsim quantize`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let format: Format = args.format.parse()?;
+    let rounding: Rounding = args.rounding.parse()?;
+    let q = Quantizer::new(format, rounding, args.seed, 0)?;
+    let values = match &args.input {
+        Some(p) if is_npy(p) => read_npy(p)?,
+        Some(p) => read_text(
+            File::open(p).with_context(|| format!("{}: cannot open", p.display()))?,
+            &p.display().to_string(),
+        )?,
+        None => read_text(std::io::stdin().lock(), "<stdin>")?,
+    };
+    let row_len = if values.shape.len() > 1 {
+        values.data.len() / values.shape[0].max(1)
+    } else {
+        values.data.len()
+    };
+    let mut out = vec![0.0f64; values.data.len()];
+    q.par_quantize_f64(&values.data, &mut out, row_len);
+    let carrier_f32 = format.fits_f32();
+
+    match &args.output {
+        Some(p) if is_npy(p) => write_atomically(p, |w| {
+            let shape = IxDyn(&values.shape);
+            if carrier_f32 {
+                let a = ArrayD::from_shape_vec(shape, out.iter().map(|&v| v as f32).collect())?;
+                a.write_npy(w)?;
+            } else {
+                ArrayD::from_shape_vec(shape, out.clone())?.write_npy(w)?;
+            }
+            Ok(())
+        }),
+        Some(p) => write_atomically(p, |w| write_csv(w, &format, &values, &out, row_len)),
+        None => {
+            let mut w = BufWriter::new(std::io::stdout().lock());
+            write_csv(&mut w, &format, &values, &out, row_len)?;
+            w.flush()?;
+            Ok(())
+        }
+    }
+}
+
+fn write_csv(
+    w: &mut dyn Write,
+    format: &Format,
+    values: &Values,
+    out: &[f64],
+    row_len: usize,
+) -> anyhow::Result<()> {
+    let digits = format.bits().div_ceil(4) as usize;
+    let carrier_f32 = format.fits_f32();
+    let block = match format {
+        Format::Block(b) => Some((b, b.block_len(out.len(), row_len))),
+        _ => None,
+    };
+    if block.is_some() {
+        writeln!(
+            w,
+            "input_hex,code_hex,output_hex,output,block,scale_code_hex"
+        )?;
+    } else {
+        writeln!(w, "input_hex,code_hex,output_hex,output")?;
+    }
+    let mut scale = 0u8;
+    for (i, (&x, &v)) in values.data.iter().zip(out).enumerate() {
+        let input_hex = if values.from_f32[i] {
+            format!("{:08x}", (x as f32).to_bits())
+        } else {
+            format!("{:016x}", x.to_bits())
+        };
+        let (output_hex, output) = if carrier_f32 {
+            let v = v as f32;
+            (format!("{:08x}", v.to_bits()), format!("{v}"))
+        } else {
+            (format!("{:016x}", v.to_bits()), format!("{v}"))
+        };
+        match block {
+            Some((b, n)) => {
+                if i % n == 0 {
+                    let end = (i + n).min(out.len());
+                    scale = match b.shared_exponent(values.data[i..end].iter().copied()) {
+                        Some(s) => (s + 127) as u8,
+                        None => crate::format::SCALE_NAN_CODE,
+                    };
+                }
+                let code = b.encode_element(v, scale);
+                writeln!(
+                    w,
+                    "{input_hex},{code:0digits$x},{output_hex},{output},{},{scale:02x}",
+                    i / n
+                )?;
+            }
+            None => {
+                let code = format.encode(v).unwrap_or_default();
+                writeln!(w, "{input_hex},{code:0digits$x},{output_hex},{output}")?;
+            }
+        }
+    }
+    Ok(())
+}
