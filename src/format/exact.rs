@@ -59,7 +59,7 @@ pub(crate) fn split(a: f64, k: i32) -> (u64, Discarded) {
             },
         );
     }
-    let n = (wide >> (shift + 32)) as u64;
+    let n = if shift >= 64 { 0 } else { m >> shift };
     let frac32 = (wide >> shift) as u32;
     let sticky = wide & ((1u128 << shift) - 1) != 0;
     (n, Discarded { frac32, sticky })
