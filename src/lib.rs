@@ -4,6 +4,7 @@
 //! See `ARCHITECTURE.md` for the map of the modules and the data path.
 
 pub mod arith;
+pub mod bench;
 pub mod cli;
 pub mod format;
 pub mod round;

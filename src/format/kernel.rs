@@ -119,12 +119,23 @@ fn element(g: &Grid, r: Rounding, x: u32, random: u32) -> u32 {
         (abs & 0x007f_ffff) | 0x0080_0000
     };
     let k = (eff + 23 - g.m).max(g.kmin).max(eff);
+    // Split at the grid with 32-bit shifts only: `sig` has at most 24 bits, so the first 32
+    // fraction bits are `sig << (32 - s)` up to s = 32 and `sig >> (s - 32)` beyond, where the
+    // bits shifted out are the sticky bit.
     let s = (k - eff).min(63) as u32;
-    let wide = u64::from(sig) << 32;
     let n = sig >> s.min(31);
+    let (near, far) = (s <= 32, s > 32);
+    let below = (s.max(32) - 32).min(31);
+    let frac32 = if near && s > 0 {
+        sig << ((32 - s) & 31)
+    } else if far {
+        sig >> below
+    } else {
+        0
+    };
     let d = Discarded {
-        frac32: (wide >> s) as u32,
-        sticky: wide & ((1u64 << s) - 1) != 0,
+        frac32,
+        sticky: far && sig & ((1u32 << below) - 1) != 0,
     };
     let n = n + u32::from(r.round_up(negative, n & 1 == 1, d, random));
     let v = n as f32 * pow2f(k);
@@ -147,8 +158,40 @@ fn element(g: &Grid, r: Rounding, x: u32, random: u32) -> u32 {
     out
 }
 
+/// Round-to-nearest-even on a float grid, the most common conversion, in fewer operations:
+/// in the normal range the rounding point is a fixed bit of the `f32` pattern, so adding
+/// `half - 1 + lsb` and masking rounds (a carry correctly bumps the exponent); below the smallest
+/// normal the step is `2^kmin` for every value, and `(|x| + 2^(kmin+23)) - 2^(kmin+23)` rounds
+/// to it with the processor's own round-to-nearest-even, exactly.
 #[inline(always)]
-fn run_portable(
+fn element_rne(g: &Grid, x: u32) -> u32 {
+    let sign = x & 0x8000_0000;
+    let abs = x & 0x7fff_ffff;
+    let shift = (23 - g.m) as u32;
+    let drop = (1u32 << shift) - 1;
+    let normal = abs.wrapping_add((drop >> 1) + ((abs >> shift) & 1)) & !drop;
+    let magic = pow2f(g.kmin + 23);
+    let tiny = ((f32::from_bits(abs) + magic) - magic).to_bits();
+    let min_normal = pow2f(g.kmin + g.m).to_bits();
+    let q = if abs < min_normal { tiny } else { normal };
+    let negative = sign != 0;
+    let i = usize::from(negative);
+    let limit = if negative { g.max_neg } else { g.max_pos }.to_bits();
+    let mut out = if q > limit { g.overflow[i] } else { q | sign };
+    if g.unsigned_zero && out & 0x7fff_ffff == 0 {
+        out = 0;
+    }
+    if abs == 0x7f80_0000 {
+        out = g.inf[i];
+    }
+    if abs > 0x7f80_0000 {
+        out = g.nan[i];
+    }
+    out
+}
+
+#[inline(always)]
+fn run_mode(
     g: &Grid,
     r: Rounding,
     stream: RandomStream,
@@ -163,6 +206,35 @@ fn run_portable(
     } else {
         for (o, x) in out.iter_mut().zip(input) {
             *o = f32::from_bits(element(g, r, x.to_bits(), 0));
+        }
+    }
+}
+
+/// One loop per mode: the mode is a constant inside each arm, so the rounding rule is inlined
+/// and the loop vectorizes (the match happens once per slice, not per element).
+#[inline(always)]
+fn run_portable(
+    g: &Grid,
+    r: Rounding,
+    stream: RandomStream,
+    input: &[f32],
+    out: &mut [f32],
+    offset: u64,
+) {
+    match r {
+        Rounding::NearestEven if g.m < 23 && g.kmin + g.m >= -126 && g.kmin + 23 <= 127 => {
+            for (o, x) in out.iter_mut().zip(input) {
+                *o = f32::from_bits(element_rne(g, x.to_bits()));
+            }
+        }
+        Rounding::NearestEven => run_mode(g, Rounding::NearestEven, stream, input, out, offset),
+        Rounding::NearestAway => run_mode(g, Rounding::NearestAway, stream, input, out, offset),
+        Rounding::TowardZero => run_mode(g, Rounding::TowardZero, stream, input, out, offset),
+        Rounding::Up => run_mode(g, Rounding::Up, stream, input, out, offset),
+        Rounding::Down => run_mode(g, Rounding::Down, stream, input, out, offset),
+        Rounding::Odd => run_mode(g, Rounding::Odd, stream, input, out, offset),
+        Rounding::Stochastic { bits } => {
+            run_mode(g, Rounding::Stochastic { bits }, stream, input, out, offset)
         }
     }
 }
