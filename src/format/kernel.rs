@@ -94,6 +94,14 @@ impl Grid {
     }
 }
 
+/// The negative or positive entry of a `[positive, negative]` pair, with masks rather than a
+/// select, which the compiler would turn into a per-lane gather from the grid.
+#[inline(always)]
+fn pick(negative: bool, pair: [u32; 2]) -> u32 {
+    let mask = 0u32.wrapping_sub(u32::from(negative));
+    pair[0] ^ ((pair[0] ^ pair[1]) & mask)
+}
+
 /// `2^k` for `k` in `-149..=127`.
 #[inline(always)]
 fn pow2f(k: i32) -> f32 {
@@ -139,10 +147,9 @@ fn element(g: &Grid, r: Rounding, x: u32, random: u32) -> u32 {
     };
     let n = n + u32::from(r.round_up(negative, n & 1 == 1, d, random));
     let v = n as f32 * pow2f(k);
-    let i = usize::from(negative);
-    let limit = if negative { g.max_neg } else { g.max_pos };
+    let limit = f32::from_bits(pick(negative, [g.max_pos.to_bits(), g.max_neg.to_bits()]));
     let mut out = if v > limit {
-        g.overflow[i]
+        pick(negative, g.overflow)
     } else {
         v.to_bits() | sign
     };
@@ -150,10 +157,10 @@ fn element(g: &Grid, r: Rounding, x: u32, random: u32) -> u32 {
         out = 0;
     }
     if abs == 0x7f80_0000 {
-        out = g.inf[i];
+        out = pick(negative, g.inf);
     }
     if abs > 0x7f80_0000 {
-        out = g.nan[i];
+        out = pick(negative, g.nan);
     }
     out
 }
@@ -175,17 +182,20 @@ fn element_rne(g: &Grid, x: u32) -> u32 {
     let min_normal = pow2f(g.kmin + g.m).to_bits();
     let q = if abs < min_normal { tiny } else { normal };
     let negative = sign != 0;
-    let i = usize::from(negative);
-    let limit = if negative { g.max_neg } else { g.max_pos }.to_bits();
-    let mut out = if q > limit { g.overflow[i] } else { q | sign };
+    let limit = pick(negative, [g.max_pos.to_bits(), g.max_neg.to_bits()]);
+    let mut out = if q > limit {
+        pick(negative, g.overflow)
+    } else {
+        q | sign
+    };
     if g.unsigned_zero && out & 0x7fff_ffff == 0 {
         out = 0;
     }
     if abs == 0x7f80_0000 {
-        out = g.inf[i];
+        out = pick(negative, g.inf);
     }
     if abs > 0x7f80_0000 {
-        out = g.nan[i];
+        out = pick(negative, g.nan);
     }
     out
 }
@@ -210,10 +220,65 @@ fn run_mode(
     }
 }
 
+/// Outputs at least this long are written with streaming stores.
+const STREAM_MIN: usize = 1 << 18;
+/// Elements computed into a cache-resident tile before a streaming store.
+const TILE: usize = 2048;
+
+/// Copy `src` to `dst` with non-temporal stores where the destination is 16-byte aligned, so a
+/// large output is written without first being read into the cache (as `memcpy` does for large
+/// copies); a store fence at the end orders them.
+#[inline(always)]
+fn store_streaming(dst: &mut [f32], src: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_loadu_ps, _mm_stream_ps};
+        let head = dst.as_ptr().align_offset(16).min(dst.len());
+        dst[..head].copy_from_slice(&src[..head]);
+        let body_len = (dst.len() - head) / 4 * 4;
+        let (body, tail) = dst[head..].split_at_mut(body_len);
+        for (d, s) in body.chunks_exact_mut(4).zip(src[head..].chunks_exact(4)) {
+            // SAFETY: `d` is 4 floats at a 16-byte aligned address and `s` is 4 readable floats;
+            // SSE is part of the x86_64 baseline.
+            unsafe { _mm_stream_ps(d.as_mut_ptr(), _mm_loadu_ps(s.as_ptr())) };
+        }
+        let done = head + body.len();
+        tail.copy_from_slice(&src[done..]);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    dst.copy_from_slice(src);
+}
+
+/// Large slices go tile by tile: quantize into a small buffer, then stream it out.
+#[inline(always)]
+fn run_portable(
+    g: &Grid,
+    r: Rounding,
+    stream: RandomStream,
+    input: &[f32],
+    out: &mut [f32],
+    offset: u64,
+) {
+    if out.len() < STREAM_MIN {
+        return run_tile(g, r, stream, input, out, offset);
+    }
+    let mut tile = [0.0f32; TILE];
+    for (j, (i, o)) in input.chunks(TILE).zip(out.chunks_mut(TILE)).enumerate() {
+        let t = &mut tile[..i.len()];
+        run_tile(g, r, stream, i, t, offset + (j * TILE) as u64);
+        store_streaming(o, t);
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a store fence has no preconditions.
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    };
+}
+
 /// One loop per mode: the mode is a constant inside each arm, so the rounding rule is inlined
 /// and the loop vectorizes (the match happens once per slice, not per element).
 #[inline(always)]
-fn run_portable(
+fn run_tile(
     g: &Grid,
     r: Rounding,
     stream: RandomStream,
@@ -239,69 +304,58 @@ fn run_portable(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,bmi2")]
-unsafe fn run_avx512(
-    g: &Grid,
-    r: Rounding,
-    stream: RandomStream,
-    input: &[f32],
-    out: &mut [f32],
-    offset: u64,
-) {
-    run_portable(g, r, stream, input, out, offset)
+/// Define `$name(args)` that runs the `#[inline(always)]` function `$body(args)` compiled for
+/// the widest instruction set this CPU has (AVX-512, else AVX2, else the build target), so the
+/// body's loops vectorize for it.
+macro_rules! multiversion {
+    ($name:ident => $body:ident ( $($arg:ident : $ty:ty),* )) => {
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,bmi2")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma,bmi2")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512dq")
+                {
+                    // SAFETY: the CPU supports every feature the function is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("bmi2")
+                {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,bmi2")]
-unsafe fn run_avx2(
-    g: &Grid,
-    r: Rounding,
-    stream: RandomStream,
-    input: &[f32],
-    out: &mut [f32],
-    offset: u64,
-) {
-    run_portable(g, r, stream, input, out, offset)
-}
-
-/// Run grid `g` over a slice with the widest instruction set this CPU has.
-fn run(g: &Grid, r: Rounding, stream: RandomStream, input: &[f32], out: &mut [f32], offset: u64) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx512dq")
-        {
-            // SAFETY: the CPU supports every feature the function is compiled for.
-            unsafe { run_avx512(g, r, stream, input, out, offset) };
-            return;
-        }
-        if is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-            && is_x86_feature_detected!("bmi2")
-        {
-            // SAFETY: as above.
-            unsafe { run_avx2(g, r, stream, input, out, offset) };
-            return;
-        }
-    }
-    run_portable(g, r, stream, input, out, offset)
-}
+multiversion!(run => run_portable(g: &Grid, r: Rounding, stream: RandomStream, input: &[f32], out: &mut [f32], offset: u64));
+multiversion!(run_blocks => run_blocks_portable(q: &Quantizer, b: &BlockFormat, base: Grid, input: &[f32], out: &mut [f32], offset: u64, n: usize));
 
 /// Quantize each block of a block format with its scaled grid; blocks whose scaled grid has
 /// no fast path go through the exact reference path.
-fn run_blocks(
+#[inline(always)]
+fn run_blocks_portable(
     q: &Quantizer,
     b: &BlockFormat,
     base: Grid,
     input: &[f32],
     out: &mut [f32],
     offset: u64,
-    row_len: usize,
+    n: usize,
 ) {
-    let n = b.block_len(input.len(), row_len);
     let (r, stream) = (q.rounding(), q.stream());
     for (j, (ib, ob)) in input.chunks(n).zip(out.chunks_mut(n)).enumerate() {
         let start = offset + (j * n) as u64;
@@ -316,7 +370,7 @@ fn run_blocks(
             .shared_exponent(std::iter::once(f64::from(f32::from_bits(amax))))
             .unwrap_or(crate::format::SCALE_EXP_RANGE.0);
         match base.scaled(s) {
-            Some(g) => run(&g, r, stream, ib, ob, start),
+            Some(g) => run_portable(&g, r, stream, ib, ob, start),
             None => {
                 let wide: Vec<f64> = ib.iter().map(|&x| f64::from(x)).collect();
                 let mut res = vec![0.0; wide.len()];
@@ -353,7 +407,10 @@ pub(crate) fn quantize_f32(
                 Element::Fixed(f) => Grid::fixed(&f),
             };
             match base {
-                Some(g) => run_blocks(q, &b, g, input, out, offset, row_len),
+                Some(g) => {
+                    let n = b.block_len(input.len(), row_len);
+                    run_blocks(q, &b, g, input, out, offset, n)
+                }
                 None => return false,
             }
         }
