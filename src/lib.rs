@@ -7,6 +7,7 @@ pub mod arith;
 pub mod bench;
 pub mod cli;
 pub mod format;
+pub mod report;
 pub mod round;
 
 pub use format::{Format, FormatError, Quantizer};
