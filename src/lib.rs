@@ -3,8 +3,10 @@
 //!
 //! See `ARCHITECTURE.md` for the map of the modules and the data path.
 
+pub mod arch;
 pub mod arith;
 pub mod cli;
+pub mod cost;
 pub mod format;
 pub mod round;
 

@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand (clap derive), each a thin layer over the library.
 
+mod cost;
 mod formats;
 mod quantize;
 
@@ -19,6 +20,8 @@ enum Command {
     Formats(formats::Args),
     /// Quantize values (text or .npy) to a format with a rounding mode.
     Quantize(quantize::Args),
+    /// Price a GEMM on an architecture: cycles, energy, utilization, area.
+    Cost(cost::Args),
 }
 
 /// Parse `std::env::args` and run the chosen subcommand.
@@ -27,5 +30,6 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Formats(a) => formats::run(a),
         Command::Quantize(a) => quantize::run(a),
+        Command::Cost(a) => cost::run(a),
     }
 }
