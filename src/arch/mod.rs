@@ -19,20 +19,20 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ArchError {
     /// The file could not be read.
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read: {error}")]
     Io {
         /// The path given.
         file: String,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not JSON.
-    #[error("{file}: not valid JSON: {source}")]
+    #[error("{file}: not valid JSON: {error}")]
     Json {
         /// The path given.
         file: String,
         /// The parser's error, with line and column.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// A field is missing, of the wrong type, unknown, out of range or not a valid spec.
     #[error("{file}: {detail}")]
@@ -48,9 +48,9 @@ impl Architecture {
     /// Read and validate an architecture file.
     pub fn load(path: &Path) -> Result<Self, ArchError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ArchError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| ArchError::Io {
             file: file.clone(),
-            source,
+            error,
         })?;
         Self::from_json_str(&file, &text)
     }
@@ -58,9 +58,9 @@ impl Architecture {
     /// Validate an architecture given as JSON text; `file` names it in errors.
     pub fn from_json_str(file: &str, text: &str) -> Result<Self, ArchError> {
         let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|source| ArchError::Json {
+            serde_json::from_str(text).map_err(|error| ArchError::Json {
                 file: file.to_string(),
-                source,
+                error,
             })?;
         Self::from_value(file, &value)
     }
