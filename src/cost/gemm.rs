@@ -87,7 +87,7 @@ pub fn gemm_counts(arch: &Architecture, g: Gemm) -> ActionCounts {
     );
     c.record_write(
         inner,
-        c_bits + bits(&mac.accumulator, c_writes - outputs, g.n),
+        c_bits + bits(&mac.accumulator, c_writes.saturating_sub(outputs), g.n),
     );
     c
 }
