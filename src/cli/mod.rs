@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand (clap derive), each a thin layer over the library.
 
 mod bench;
+mod cost;
 mod formats;
 mod quantize;
 
@@ -22,6 +23,8 @@ enum Command {
     Quantize(quantize::Args),
     /// Measure the emulator's speed against native arithmetic in one run.
     Bench(bench::Args),
+    /// Price a GEMM on an architecture: cycles, energy, utilization, area.
+    Cost(cost::Args),
 }
 
 /// Parse `std::env::args` and run the chosen subcommand.
@@ -31,5 +34,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Formats(a) => formats::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Cost(a) => cost::run(a),
     }
 }

@@ -1,0 +1,516 @@
+//! The typed, validated architecture description (the schema is documented field by field, with
+//! units, in `arch/README.md`), and its construction from JSON.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::arch::validate::{Node, Obj};
+use crate::arch::ArchError;
+use crate::cost::energy::{canonical_action, canonical_area_unit, default_memory_pj_per_bit};
+use crate::format::Format;
+use crate::round::Rounding;
+
+/// One accelerator: technology, formats, compute units, memories, energy and area tables.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Architecture {
+    /// Short name, used in reports.
+    pub name: String,
+    /// One line saying what the architecture is for.
+    pub description: Option<String>,
+    /// Process node and clock.
+    pub technology: Technology,
+    /// Number formats and rounding units of the datapath.
+    pub formats: Formats,
+    /// Systolic array, vector unit, random-number source.
+    pub compute: Compute,
+    /// Memory levels from DRAM inwards (index 0 is the outermost).
+    pub memory: Vec<MemoryLevel>,
+    /// Energy per action: default table plus overrides (pJ).
+    pub energy: Table,
+    /// Area per unit: default table plus overrides (µm²).
+    pub area: Table,
+}
+
+/// Process technology.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Technology {
+    /// Feature size in nm (defaults are for 45 nm and scaled from it).
+    pub node_nm: f64,
+    /// Clock frequency in GHz (cycles per ns).
+    pub clock_ghz: f64,
+}
+
+/// The formats of the tensors the datapath stores, the MAC, and the rounding unit per tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Formats {
+    /// Weights (the GEMM's B operand, K x N).
+    pub weights: Format,
+    /// Activations (the GEMM's A operand, M x K, and its output C, M x N).
+    pub activations: Format,
+    /// Gradients.
+    pub gradients: Format,
+    /// Weight updates (the accumulator of updates).
+    pub updates: Format,
+    /// The multiply-accumulate unit of the array.
+    pub mac: MacConfig,
+    /// The rounding unit used where each tensor is stored.
+    pub rounding: StoreRounding,
+}
+
+/// Rounding unit per stored tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreRounding {
+    /// Rounding of weights.
+    pub weights: Rounding,
+    /// Rounding of activations (including GEMM outputs).
+    pub activations: Rounding,
+    /// Rounding of gradients.
+    pub gradients: Rounding,
+    /// Rounding of weight updates.
+    pub updates: Rounding,
+}
+
+/// What the multiplier produces before accumulation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Product {
+    /// The exact product (as wide as it needs to be).
+    Exact,
+    /// The product rounded to this format (with the accumulator's rounding unit).
+    Rounded(Format),
+}
+
+/// Order in which a dot product's terms are accumulated (part of the hardware, DESIGN.md 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Left to right, one term per step.
+    Sequential,
+    /// Pairwise (balanced tree) reduction.
+    Pairwise,
+    /// Chunks of `n` terms summed, then the chunk sums accumulated.
+    Chunk(u32),
+    /// Whatever the native fast path does (only exact where order cannot matter).
+    Native,
+}
+
+impl Order {
+    /// The accepted spellings, for error messages.
+    pub const SPELLINGS: &'static str = "sequential, pairwise, chunk=N (N >= 1), native";
+}
+
+impl std::str::FromStr for Order {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sequential" => Ok(Order::Sequential),
+            "pairwise" => Ok(Order::Pairwise),
+            "native" => Ok(Order::Native),
+            _ => s
+                .strip_prefix("chunk=")
+                .and_then(|n| n.parse::<u32>().ok())
+                .filter(|&n| n >= 1)
+                .map(Order::Chunk)
+                .ok_or_else(|| format!("must be one of {}", Order::SPELLINGS)),
+        }
+    }
+}
+
+impl fmt::Display for Order {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Order::Sequential => f.write_str("sequential"),
+            Order::Pairwise => f.write_str("pairwise"),
+            Order::Chunk(n) => write!(f, "chunk={n}"),
+            Order::Native => f.write_str("native"),
+        }
+    }
+}
+
+/// The MAC of the systolic array: `acc = round(acc + a x b)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MacConfig {
+    /// Format of the first input (activations side).
+    pub a: Format,
+    /// Format of the second input (weights side).
+    pub b: Format,
+    /// Exact or rounded product.
+    pub product: Product,
+    /// Fused multiply-add (one rounding) or a multiply then an add.
+    pub fused: bool,
+    /// Accumulator format.
+    pub accumulator: Format,
+    /// Rounding of the accumulator (and of a rounded product).
+    pub acc_rounding: Rounding,
+    /// Accumulation order.
+    pub order: Order,
+}
+
+/// Dataflow of the systolic array (SCALE-Sim's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dataflow {
+    /// Output stationary.
+    Os,
+    /// Weight stationary.
+    Ws,
+    /// Input stationary.
+    Is,
+}
+
+/// Compute units.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Compute {
+    /// The systolic MAC array.
+    pub array: Array,
+    /// The vector unit for elementwise work.
+    pub vector: Vector,
+    /// The random-number source of the stochastic rounding units.
+    pub rng: Rng,
+}
+
+/// A `rows x cols` systolic array of MACs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Array {
+    /// Rows of processing elements (R).
+    pub rows: u64,
+    /// Columns of processing elements (C).
+    pub cols: u64,
+    /// Dataflow.
+    pub dataflow: Dataflow,
+}
+
+/// A SIMD unit: `lanes` elementwise operations per cycle in `format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vector {
+    /// Operations per cycle.
+    pub lanes: u64,
+    /// Format the lanes compute in.
+    pub format: Format,
+}
+
+/// Kind of random-number source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RngKind {
+    /// Linear-feedback shift registers: one flip-flop (and an XOR) per random bit per cycle.
+    Lfsr,
+    /// No source: stochastic rounding is not available.
+    None,
+}
+
+/// The random-number source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rng {
+    /// What generates the bits.
+    pub kind: RngKind,
+    /// Random bits produced per cycle.
+    pub bits_per_cycle: u64,
+}
+
+/// Kind of memory level (selects the default energy and area model).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemoryKind {
+    /// Off-chip DRAM (no area on the chip).
+    Dram,
+    /// On-chip SRAM.
+    Sram,
+    /// Register file / flip-flops.
+    Reg,
+}
+
+impl MemoryKind {
+    /// The JSON spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemoryKind::Dram => "dram",
+            MemoryKind::Sram => "sram",
+            MemoryKind::Reg => "reg",
+        }
+    }
+}
+
+/// One memory level.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryLevel {
+    /// Name, the key of its traffic in `ActionCounts::mem`.
+    pub name: String,
+    /// Kind.
+    pub kind: MemoryKind,
+    /// Capacity in bytes (`None` for a DRAM given without a size).
+    pub size_bytes: Option<u64>,
+    /// Bits read plus written per cycle.
+    pub bandwidth_bits_per_cycle: f64,
+    /// Energy per bit read, pJ (given, or derived from kind and size at the arch's node).
+    pub read_pj_per_bit: f64,
+    /// Energy per bit written, pJ (given, or derived from kind and size at the arch's node).
+    pub write_pj_per_bit: f64,
+}
+
+/// A default table and per-entry overrides (Accelergy's ERT/ART with a plug-in default).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// Name of the default table (only `horowitz45`).
+    pub table: String,
+    /// Overrides, in the table's unit (pJ for energy, µm² for area), at the arch's node.
+    /// Keys are canonical (see `cost::energy::canonical_action` and `canonical_area_unit`).
+    pub overrides: BTreeMap<String, f64>,
+}
+
+/// The default tables that exist.
+pub const TABLES: &[&str] = &["horowitz45"];
+
+const TOP: &[&str] = &[
+    "name",
+    "description",
+    "technology",
+    "formats",
+    "compute",
+    "memory",
+    "energy",
+    "area",
+];
+
+impl Architecture {
+    /// Build from a parsed JSON document; `file` is used in error messages only.
+    pub fn from_value(file: &str, value: &Value) -> Result<Self, ArchError> {
+        let o = Node::root(file, value).object(TOP)?;
+        let name = o.req("name", "a string", |n| n.str().map(str::to_string))?;
+        let description = o.opt("description", |n| n.str().map(str::to_string))?;
+        let technology = o.req("technology", "an object", |n| {
+            let t = n.object(&["node_nm", "clock_ghz"])?;
+            Ok(Technology {
+                node_nm: t.req("node_nm", "nm, > 0", |n| n.positive())?,
+                clock_ghz: t.req("clock_ghz", "GHz, > 0", |n| n.positive())?,
+            })
+        })?;
+        let formats = o.req("formats", "an object", formats)?;
+        let compute = o.req("compute", "an object", compute)?;
+        let memory = o.req("memory", "a list of levels, DRAM first", |n| {
+            let levels = n.array(|l| level(l, technology.node_nm))?;
+            if levels.is_empty() {
+                return Err(n.err("must list at least one level"));
+            }
+            for (i, l) in levels.iter().enumerate() {
+                if levels[..i].iter().any(|p| p.name == l.name) {
+                    return Err(n.err(format!("level name `{}` is used twice", l.name)));
+                }
+            }
+            Ok(levels)
+        })?;
+        let energy = o.req("energy", "an object", |n| table(n, canonical_action))?;
+        let area = o.req("area", "an object", |n| table(n, canonical_area_unit))?;
+        let arch = Architecture {
+            name,
+            description,
+            technology,
+            formats,
+            compute,
+            memory,
+            energy,
+            area,
+        };
+        if arch.compute.rng.kind == RngKind::None && arch.uses_stochastic_rounding() {
+            return Err(ArchError::Invalid {
+                file: file.to_string(),
+                detail: "compute.rng.kind = \"none\": a rounding unit is stochastic (sr), so the \
+                         source must be lfsr"
+                    .to_string(),
+            });
+        }
+        Ok(arch)
+    }
+
+    /// Whether any rounding unit of the datapath is stochastic.
+    pub fn uses_stochastic_rounding(&self) -> bool {
+        let r = &self.formats.rounding;
+        [
+            r.weights,
+            r.activations,
+            r.gradients,
+            r.updates,
+            self.formats.mac.acc_rounding,
+        ]
+        .iter()
+        .any(|r| r.is_stochastic())
+    }
+
+    /// The level the array reads from and writes to (the innermost, last in the list).
+    pub fn innermost(&self) -> &MemoryLevel {
+        // `from_value` rejects an empty list.
+        &self.memory[self.memory.len() - 1]
+    }
+}
+
+fn formats(n: Node<'_>) -> Result<Formats, ArchError> {
+    let o = n.object(&[
+        "weights",
+        "activations",
+        "gradients",
+        "updates",
+        "mac",
+        "rounding",
+    ])?;
+    let spec = "a format spec, e.g. \"bf16\"";
+    Ok(Formats {
+        weights: o.req("weights", spec, |n| n.parsed())?,
+        activations: o.req("activations", spec, |n| n.parsed())?,
+        gradients: o.req("gradients", spec, |n| n.parsed())?,
+        updates: o.req("updates", spec, |n| n.parsed())?,
+        mac: o.req("mac", "an object", mac)?,
+        rounding: o.req("rounding", "an object", |n| {
+            let r = n.object(&["weights", "activations", "gradients", "updates"])?;
+            let spec = "a rounding spec, e.g. \"rne\" or \"sr:bits=8\"";
+            Ok(StoreRounding {
+                weights: r.req("weights", spec, |n| n.parsed())?,
+                activations: r.req("activations", spec, |n| n.parsed())?,
+                gradients: r.req("gradients", spec, |n| n.parsed())?,
+                updates: r.req("updates", spec, |n| n.parsed())?,
+            })
+        })?,
+    })
+}
+
+fn mac(n: Node<'_>) -> Result<MacConfig, ArchError> {
+    let o = n.object(&[
+        "a",
+        "b",
+        "product",
+        "fused",
+        "accumulator",
+        "acc_rounding",
+        "order",
+    ])?;
+    let spec = "a format spec";
+    Ok(MacConfig {
+        a: o.req("a", spec, |n| n.parsed())?,
+        b: o.req("b", spec, |n| n.parsed())?,
+        product: o
+            .opt("product", |n| match n.str()? {
+                "exact" => Ok(Product::Exact),
+                _ => n.parsed().map(Product::Rounded),
+            })?
+            .unwrap_or(Product::Exact),
+        fused: o.req("fused", "true or false", |n| n.bool())?,
+        accumulator: o.req("accumulator", spec, |n| n.parsed())?,
+        acc_rounding: o
+            .opt("acc_rounding", |n| n.parsed())?
+            .unwrap_or(Rounding::NearestEven),
+        order: o.opt("order", |n| n.parsed())?.unwrap_or(Order::Sequential),
+    })
+}
+
+fn compute(n: Node<'_>) -> Result<Compute, ArchError> {
+    let o = n.object(&["array", "vector", "rng"])?;
+    Ok(Compute {
+        array: o.req("array", "an object", |n| {
+            let a = n.object(&["rows", "cols", "dataflow"])?;
+            Ok(Array {
+                rows: a.req("rows", "a whole number >= 1", |n| n.uint(1))?,
+                cols: a.req("cols", "a whole number >= 1", |n| n.uint(1))?,
+                dataflow: a.req("dataflow", "os, ws or is", |n| {
+                    Ok(match n.choice(&["os", "ws", "is"])? {
+                        "os" => Dataflow::Os,
+                        "ws" => Dataflow::Ws,
+                        _ => Dataflow::Is,
+                    })
+                })?,
+            })
+        })?,
+        vector: o.req("vector", "an object", |n| {
+            let v = n.object(&["lanes", "format"])?;
+            Ok(Vector {
+                lanes: v.req("lanes", "a whole number >= 1", |n| n.uint(1))?,
+                format: v.req("format", "a format spec", |n| n.parsed())?,
+            })
+        })?,
+        rng: o.req("rng", "an object", |n| {
+            let r = n.object(&["kind", "bits_per_cycle"])?;
+            let kind = r.req("kind", "lfsr or none", |n| {
+                Ok(match n.choice(&["lfsr", "none"])? {
+                    "lfsr" => RngKind::Lfsr,
+                    _ => RngKind::None,
+                })
+            })?;
+            let min = u64::from(kind == RngKind::Lfsr);
+            Ok(Rng {
+                kind,
+                bits_per_cycle: r.opt("bits_per_cycle", |n| n.uint(min))?.map_or_else(
+                    || match kind {
+                        RngKind::Lfsr => Err(r
+                            .node()
+                            .err("missing field `bits_per_cycle` (a whole number >= 1 for lfsr)")),
+                        RngKind::None => Ok(0),
+                    },
+                    Ok,
+                )?,
+            })
+        })?,
+    })
+}
+
+fn level(n: Node<'_>, node_nm: f64) -> Result<MemoryLevel, ArchError> {
+    let o = n.object(&[
+        "name",
+        "kind",
+        "size_bytes",
+        "bandwidth_bits_per_cycle",
+        "read_pj_per_bit",
+        "write_pj_per_bit",
+    ])?;
+    let name = o.req("name", "a string", |n| n.str().map(str::to_string))?;
+    let kind = o.req("kind", "dram, sram or reg", |n| {
+        Ok(match n.choice(&["dram", "sram", "reg"])? {
+            "dram" => MemoryKind::Dram,
+            "sram" => MemoryKind::Sram,
+            _ => MemoryKind::Reg,
+        })
+    })?;
+    let size_bytes = o.opt("size_bytes", |n| n.uint(1))?;
+    if size_bytes.is_none() && kind != MemoryKind::Dram {
+        return Err(n.err(format!(
+            "missing field `size_bytes` (bytes, >= 1; required for kind {})",
+            kind.name()
+        )));
+    }
+    let bandwidth_bits_per_cycle =
+        o.req("bandwidth_bits_per_cycle", "bits per cycle, > 0", |n| {
+            n.positive()
+        })?;
+    let default = default_memory_pj_per_bit(kind, size_bytes, node_nm);
+    Ok(MemoryLevel {
+        name,
+        kind,
+        size_bytes,
+        bandwidth_bits_per_cycle,
+        read_pj_per_bit: o
+            .opt("read_pj_per_bit", |n| n.non_negative())?
+            .unwrap_or(default),
+        write_pj_per_bit: o
+            .opt("write_pj_per_bit", |n| n.non_negative())?
+            .unwrap_or(default),
+    })
+}
+
+fn table(
+    n: Node<'_>,
+    canonical: impl Fn(&str) -> Result<String, String>,
+) -> Result<Table, ArchError> {
+    let o = n.object(&["table", "overrides"])?;
+    let table = o.req("table", "horowitz45", |n| {
+        n.choice(TABLES).map(str::to_string)
+    })?;
+    let overrides = o
+        .opt("overrides", |n| {
+            let m: Obj<'_> = n.object_any()?;
+            let mut out = BTreeMap::new();
+            for key in m.keys() {
+                let value = m.req(key, "a number", |v| {
+                    let k = canonical(key).map_err(|e| v.err(e))?;
+                    Ok((k, v.non_negative()?))
+                })?;
+                out.insert(value.0, value.1);
+            }
+            Ok(out)
+        })?
+        .unwrap_or_default();
+    Ok(Table { table, overrides })
+}

@@ -1,0 +1,211 @@
+//! The cost model: SCALE-Sim cycles, Horowitz energies, linearity, and `lpsim cost`.
+
+use std::path::Path;
+
+use lpsim::arch::{Architecture, Array, Dataflow};
+use lpsim::arith::ActionCounts;
+use lpsim::cost::energy::{Action, HOROWITZ45_ENERGY};
+use lpsim::cost::{gemm_counts, gemm_cycles, price, price_gemm, Gemm, Work};
+use lpsim::Format;
+
+fn arch(name: &str) -> Architecture {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    Architecture::load(&root.join(format!("arch/{name}.json"))).unwrap()
+}
+
+fn f(s: &str) -> Format {
+    s.parse().unwrap()
+}
+
+/// `tests/data/scalesim_cycles.csv` was produced by SCALE-Sim 3.0.0 itself
+/// (`tests/data/scalesim_cycles.py`); every row must agree exactly.
+#[test]
+fn cycles_match_scalesim_reference_table() {
+    let text = include_str!("data/scalesim_cycles.csv");
+    let mut rows = 0;
+    for line in text.lines().skip(1) {
+        let c: Vec<&str> = line.split(',').collect();
+        let int = |i: usize| c[i].parse::<u64>().unwrap();
+        let dataflow = match c[2] {
+            "os" => Dataflow::Os,
+            "ws" => Dataflow::Ws,
+            _ => Dataflow::Is,
+        };
+        let array = Array {
+            rows: int(0),
+            cols: int(1),
+            dataflow,
+        };
+        let g = Gemm {
+            m: int(3),
+            n: int(4),
+            k: int(5),
+        };
+        let got = gemm_cycles(&array, g);
+        assert_eq!(got.cycles, int(6), "{line}");
+        let util = g.macs() as f64 / (got.cycles * array.rows * array.cols) as f64 * 100.0;
+        assert!((util - c[8].parse::<f64>().unwrap()).abs() < 1e-9, "{line}");
+        let eff = got.mapping_efficiency * 100.0;
+        assert!((eff - c[9].parse::<f64>().unwrap()).abs() < 1e-9, "{line}");
+        rows += 1;
+    }
+    assert_eq!(rows, 30);
+}
+
+#[test]
+fn price_gemm_reports_scalesim_cycles_and_utilization() {
+    let a = arch("fp32");
+    let r = price_gemm(
+        &a,
+        Gemm {
+            m: 128,
+            n: 256,
+            k: 512,
+        },
+    )
+    .unwrap();
+    assert_eq!(r.cycles, 18367);
+    assert_eq!(r.stall_cycles, 0);
+    assert_eq!(r.total_cycles, 18367);
+    assert!((r.utilization * 100.0 - 89.20346273207383).abs() < 1e-9);
+    assert!((r.time_ns - 18367.0).abs() < 1e-9);
+    let sum: f64 = r.breakdown.values().sum();
+    assert!((sum - r.energy_pj).abs() < 1e-6 * r.energy_pj);
+    assert!(r.area_mm2 > 0.0);
+}
+
+#[test]
+fn slow_memory_adds_stall_cycles() {
+    let mut a = arch("fp32");
+    a.memory[0].bandwidth_bits_per_cycle = 32.0;
+    let g = Gemm {
+        m: 64,
+        n: 64,
+        k: 64,
+    };
+    let r = price_gemm(&a, g).unwrap();
+    // DRAM: A and B read, C written once, 32 bits each, at 32 bits per cycle.
+    let dram = 3 * 64 * 64;
+    assert_eq!(r.cycles, 503);
+    assert_eq!(r.total_cycles, dram);
+    assert_eq!(r.stall_cycles, dram - 503);
+}
+
+#[test]
+fn horowitz_mac_energies() {
+    let t = &HOROWITZ45_ENERGY;
+    let int8 = t.mac(&f("int8"), &f("int8"), &f("int8"));
+    let fp32 = t.mac(&f("fp32"), &f("fp32"), &f("fp32"));
+    assert!((int8 - 0.23).abs() < 1e-12, "{int8}");
+    assert!((fp32 - 4.6).abs() < 1e-12, "{fp32}");
+    let fp16 = t.mac(&f("fp16"), &f("fp16"), &f("fp16"));
+    let fp8 = t.mac(&f("e4m3fn"), &f("e4m3fn"), &f("e4m3fn"));
+    let bf16 = t.mac(&f("bf16"), &f("bf16"), &f("bf16"));
+    assert!(int8 < fp16 && fp8 < fp16 && fp16 < fp32, "{fp8} {fp16}");
+    assert!(bf16 < fp32 && fp8 < bf16);
+    assert_eq!(
+        Action::parse("fma", "int8 x int8 + int8")
+            .unwrap()
+            .default_pj(),
+        int8
+    );
+}
+
+#[test]
+fn energy_is_linear_in_counts() {
+    let a = arch("int8");
+    let g = Gemm { m: 16, n: 8, k: 4 };
+    let once = gemm_counts(&a, g);
+    let mut twice = once.clone();
+    twice.merge(&once);
+    let work = Work {
+        gemms: vec![g],
+        vector_ops: 0,
+    };
+    let e1 = price(&a, &once, &work).unwrap().energy_pj;
+    let e2 = price(&a, &twice, &work).unwrap().energy_pj;
+    assert!((e2 - 2.0 * e1).abs() < 1e-9 * e1);
+
+    // One action priced alone is count x energy per action.
+    let mut c = ActionCounts::new();
+    c.record_fma(&f("int8"), &f("int8"), &f("int8"), 1000);
+    let r = price(&a, &c, &Work::default()).unwrap();
+    assert!((r.energy_pj - 230.0).abs() < 1e-9);
+    assert!((r.by_action["fma"] - 230.0).abs() < 1e-9);
+}
+
+#[test]
+fn overrides_replace_defaults_and_sr_is_charged() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("arch/int8.json")).unwrap();
+    let text = text.replace(
+        "\"overrides\": {}\n  },\n  \"area\"",
+        "\"overrides\": {\"fma:int8 x int8 + int8\": 1.5, \"rng_bit\": 0.5}\n  },\n  \"area\"",
+    );
+    let a = Architecture::from_json_str("x.json", &text).unwrap();
+    let mut c = ActionCounts::new();
+    c.record_fma(&f("int8"), &f("int8"), &f("int8"), 10);
+    c.record_quantize(&f("int8"), "sr:bits=8".parse().unwrap(), 4);
+    let r = price(&a, &c, &Work::default()).unwrap();
+    assert!((r.breakdown["compute"] - 15.0).abs() < 1e-12);
+    assert!((r.breakdown["rng"] - 4.0 * 8.0 * 0.5).abs() < 1e-12);
+    // Increment adder (8 bits) + the 8-bit SR adder per rounded value.
+    assert!((r.breakdown["rounding"] - 4.0 * 2.0 * 0.03).abs() < 1e-12);
+    assert_eq!(r.rng_cycles, 1);
+}
+
+#[test]
+fn narrower_formats_cost_less_on_the_same_gemm() {
+    let g = Gemm {
+        m: 128,
+        n: 256,
+        k: 512,
+    };
+    let e = |n: &str| price_gemm(&arch(n), g).unwrap().energy_pj;
+    assert!(e("fp8") < e("bf16") && e("bf16") < e("fp32"));
+    assert!(e("int8") < e("bf16"));
+}
+
+#[test]
+fn unknown_level_is_an_error() {
+    let a = arch("fp32");
+    let mut c = ActionCounts::new();
+    c.record_read("SRAMM", 8);
+    let err = price(&a, &c, &Work::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("no memory level `SRAMM`; did you mean `SRAM`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cli_cost_json() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lpsim"))
+        .args(["cost", "--arch"])
+        .arg(root.join("arch/bf16.json"))
+        .args(["--gemm", "64,64,64", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cycles"], 503);
+    assert_eq!(v["stall_cycles"], 0);
+    for key in ["energy_pj", "utilization", "area_mm2"] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key}");
+    }
+    assert!(v["breakdown"]["compute"].as_f64().unwrap() > 0.0);
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_lpsim"))
+        .args(["cost", "--arch"])
+        .arg(root.join("tests/data/arch_broken/out_of_range.json"))
+        .args(["--gemm", "1,1,1"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        msg.contains("compute.array.rows = 0: must be at least 1"),
+        "{msg}"
+    );
+}
