@@ -28,13 +28,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let opt = |v: Option<i64>| v.map_or("-".to_string(), |x| x.to_string());
     writeln!(
         out,
-        "{:<11} {:<6} {:>4} {:>3} {:>3} {:>5} {:>6} {:>12} {:>12} {:>12} {:>12}  specials",
+        "{:<11} {:<6} {:>4} {:>3} {:>3} {:>5} {:>4} {:>6} {:>12} {:>12} {:>12} {:>12}  specials",
         "name",
         "kind",
         "bits",
         "e",
         "m",
         "bias",
+        "fl",
         "block",
         "max",
         "min_normal",
@@ -44,13 +45,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for r in rows {
         writeln!(
             out,
-            "{:<11} {:<6} {:>4} {:>3} {:>3} {:>5} {:>6} {:>12.5e} {:>12.5e} {:>12.5e} {:>12.5e}  {}",
+            "{:<11} {:<6} {:>4} {:>3} {:>3} {:>5} {:>4} {:>6} {:>12.5e} {:>12.5e} {:>12.5e} {:>12.5e}  {}",
             r.name,
             r.kind,
             r.bits,
             opt(r.exp_bits.map(i64::from)),
             opt(r.man_bits.map(i64::from)),
-            opt(r.bias.map(i64::from).or(r.fl.map(|f| -i64::from(f)))),
+            opt(r.bias.map(i64::from)),
+            opt(r.fl.map(i64::from)),
             r.block.unwrap_or_else(|| "-".into()),
             r.max,
             r.min_normal,
