@@ -73,3 +73,37 @@ pub fn finite_values(f: &Format) -> Vec<f64> {
     v.dedup_by(|a, b| a.to_bits() == b.to_bits());
     v
 }
+
+/// The next `f64` toward +infinity (`f64::next_up` is newer than the crate's MSRV).
+pub fn next_up(x: f64) -> f64 {
+    if x.is_nan() || x == f64::INFINITY {
+        return x;
+    }
+    if x == 0.0 {
+        return f64::from_bits(1);
+    }
+    let b = x.to_bits();
+    f64::from_bits(if x > 0.0 { b + 1 } else { b - 1 })
+}
+
+/// The next `f64` toward -infinity.
+pub fn next_down(x: f64) -> f64 {
+    -next_up(-x)
+}
+
+/// The next `f32` toward +infinity.
+pub fn next_up_f32(x: f32) -> f32 {
+    if x.is_nan() || x == f32::INFINITY {
+        return x;
+    }
+    if x == 0.0 {
+        return f32::from_bits(1);
+    }
+    let b = x.to_bits();
+    f32::from_bits(if x > 0.0 { b + 1 } else { b - 1 })
+}
+
+/// The next `f32` toward -infinity.
+pub fn next_down_f32(x: f32) -> f32 {
+    -next_up_f32(-x)
+}
