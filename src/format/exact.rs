@@ -49,8 +49,9 @@ pub(crate) fn split(a: f64, k: i32) -> (u64, Discarded) {
     let shift = shift as u32;
     // Place the significand with 32 guard bits so the first 32 fraction bits are exact.
     let wide = u128::from(m) << 32;
-    if shift >= 120 {
-        // Smaller than 2^-67 quanta: no fraction bit within the first 32 is set.
+    if shift >= 96 {
+        // Below 2^-43 quanta: no fraction bit within the first 32 is set. (The shifts below
+        // need `shift + 32 < 128`; a larger shift would overflow the u128.)
         return (
             0,
             Discarded {

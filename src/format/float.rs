@@ -305,7 +305,13 @@ impl FloatFormat {
     /// The bit pattern of a representable value (NaN gives the format's NaN code of that sign).
     /// A value that is not representable is first rounded to nearest-even.
     pub fn encode(&self, v: f64) -> u64 {
-        let v = self.quantize(v, Rounding::NearestEven, 0);
+        // An infinity is a value of an IEEE format even when conversion saturates (sat=on maps
+        // infinite inputs to the largest finite value, but the infinity codes still decode).
+        let v = if v.is_infinite() && self.has_inf() {
+            v
+        } else {
+            self.quantize(v, Rounding::NearestEven, 0)
+        };
         let sign_bit = if self.signed {
             u64::from(v.is_sign_negative()) << (self.exp_bits + self.man_bits)
         } else {

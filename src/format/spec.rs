@@ -233,7 +233,7 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
             wrap(
                 FixedFormat::new(
                     f.required("wl", "1..=64")?,
-                    f.required("fl", "(any integer)")?,
+                    f.required("fl", "of any sign")?,
                     f.flag("signed", true)?,
                     f.flag("sat", true)?,
                     f.flag("symmetric", false)?,

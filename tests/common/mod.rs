@@ -1,0 +1,109 @@
+//! Helpers shared by the integration tests: format lists, rounding modes, bit-exact comparison
+//! and a small deterministic generator of test inputs.
+#![allow(dead_code)]
+
+use lpsim::{Format, Rounding};
+
+/// Every deterministic rounding mode lpsim has.
+pub const DET_MODES: [Rounding; 6] = [
+    Rounding::NearestEven,
+    Rounding::NearestAway,
+    Rounding::TowardZero,
+    Rounding::Up,
+    Rounding::Down,
+    Rounding::Odd,
+];
+
+/// Parse a format spec, panicking with the spec on failure.
+pub fn fmt(spec: &str) -> Format {
+    spec.parse()
+        .unwrap_or_else(|e| panic!("format `{spec}` does not parse: {e}"))
+}
+
+/// Bit-exact equality of carrier values, except that any two NaNs of the same sign are equal.
+pub fn same(a: f64, b: f64) -> bool {
+    if a.is_nan() || b.is_nan() {
+        a.is_nan() && b.is_nan() && a.is_sign_negative() == b.is_sign_negative()
+    } else {
+        a.to_bits() == b.to_bits()
+    }
+}
+
+/// SplitMix64: a tiny fixed-seed generator for test inputs (independent of lpsim's RNG).
+#[derive(Clone, Debug)]
+pub struct Gen(pub u64);
+
+impl Gen {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+    /// A value with a random sign and a log-uniform magnitude in `[2^lo, 2^hi)`, with a random
+    /// full-precision `f64` significand.
+    pub fn log_uniform(&mut self, lo: i32, hi: i32) -> f64 {
+        let e = lo + (self.next_u64() % (hi - lo) as u64) as i32;
+        let m = 1.0 + self.unit();
+        let v = m * 2f64.powi(e);
+        if self.next_u64() & 1 == 1 {
+            -v
+        } else {
+            v
+        }
+    }
+}
+
+/// The finite values of a scalar format, sorted ascending, distinct (`-0` and `+0` both kept,
+/// `-0` first).
+pub fn finite_values(f: &Format) -> Vec<f64> {
+    let mut v: Vec<f64> = (0..1u64 << f.bits())
+        .map(|c| f.decode(c).unwrap())
+        .filter(|x| x.is_finite())
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.dedup_by(|a, b| a.to_bits() == b.to_bits());
+    v
+}
+
+/// The next `f64` toward +infinity (`f64::next_up` is newer than the crate's MSRV).
+pub fn next_up(x: f64) -> f64 {
+    if x.is_nan() || x == f64::INFINITY {
+        return x;
+    }
+    if x == 0.0 {
+        return f64::from_bits(1);
+    }
+    let b = x.to_bits();
+    f64::from_bits(if x > 0.0 { b + 1 } else { b - 1 })
+}
+
+/// The next `f64` toward -infinity.
+pub fn next_down(x: f64) -> f64 {
+    -next_up(-x)
+}
+
+/// The next `f32` toward +infinity.
+pub fn next_up_f32(x: f32) -> f32 {
+    if x.is_nan() || x == f32::INFINITY {
+        return x;
+    }
+    if x == 0.0 {
+        return f32::from_bits(1);
+    }
+    let b = x.to_bits();
+    f32::from_bits(if x > 0.0 { b + 1 } else { b - 1 })
+}
+
+/// The next `f32` toward -infinity.
+pub fn next_down_f32(x: f32) -> f32 {
+    -next_up_f32(-x)
+}

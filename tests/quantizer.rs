@@ -1,0 +1,259 @@
+//! The `Quantizer` slice paths agree with each other bit for bit: for every format that fits
+//! the f32 carrier and every rounding mode (stochastic included, same seed), `quantize_f32`
+//! equals `quantize_f64` on the same inputs, for any offset and split of the slice, and the
+//! parallel versions equal the sequential ones. This is what proves the vectorized f32 fast
+//! path (`src/format/kernel.rs`) against the exact f64 reference path. Also: formats that do not
+//! fit f32 are refused, and QPyTorch formats accept only `rna` and `sr`.
+
+mod common;
+
+use common::{fmt, next_down_f32, next_up_f32, Gen, DET_MODES};
+use lpsim::format::{QuantizeError, ALIASES};
+use lpsim::{Format, Quantizer, Rounding};
+
+const MODES_SR: [Rounding; 3] = [
+    Rounding::Stochastic { bits: 32 },
+    Rounding::Stochastic { bits: 8 },
+    Rounding::Stochastic { bits: 1 },
+];
+
+const EXTRA: &[&str] = &[
+    "float:e=3,m=4,special=fn",
+    "float:e=4,m=3,sub=off",
+    "float:e=5,m=2,special=none,sat=on",
+    "float:e=4,m=3,special=fnuz,sat=on",
+    "float:e=8,m=23,sat=on",
+    "float:e=8,m=20,sub=off",
+    "float:e=6,m=9,bias=40",
+    "float:e=3,m=3,signed=off,special=fn",
+    "float:e=4,m=0,special=fn,zero=off,signed=off",
+    "fixed:wl=6,fl=2,signed=off",
+    "fixed:wl=8,fl=-2",
+    "fixed:wl=12,fl=4,sat=off",
+    "fixed:wl=8,fl=3,symmetric=on",
+    "fixed:wl=24,fl=10",
+    "fixed:wl=16,fl=30",
+    "qtorch:e=5,m=2",
+    "qtorch:e=8,m=7",
+    "qtorch:e=4,m=10",
+    "bfp:wl=8,size=16",
+    "bfp:wl=4,size=7",
+    "bfp:wl=8,size=row",
+    "bfp:wl=6,size=tensor",
+    "mx:elem=e2m1fn,size=5",
+    "mx:elem=int8,size=32",
+];
+
+/// Inputs: random f32 bit patterns, log-uniform values over (and past) the format's range,
+/// points next to values and midpoints, and the special values.
+fn inputs(f: &Format, n: usize, seed: u64) -> Vec<f32> {
+    let info = lpsim::format::FormatInfo::of(f);
+    let lo = info.min_subnormal.log2().max(-149.0) as i32 - 3;
+    let hi = (info.max.log2() as i32 + 3).min(127);
+    let mut g = Gen(seed);
+    let mut v: Vec<f32> = vec![
+        0.0,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        -f32::NAN,
+        f32::from_bits(0x7f80_0001),
+        f32::MAX,
+        f32::MIN_POSITIVE,
+        f32::from_bits(1),
+        info.max as f32,
+        -(info.max as f32),
+        info.min_subnormal as f32,
+        (info.min_subnormal / 2.0) as f32,
+    ];
+    while v.len() < n {
+        let x = match g.next_u64() % 4 {
+            0 => f32::from_bits(g.next_u32()),
+            1 => g.log_uniform(lo, hi) as f32,
+            _ => {
+                // Next to a value or a midpoint of the format.
+                let a = g.log_uniform(lo, hi);
+                let (d, u) = match f {
+                    Format::Block(_) => (a, a),
+                    _ => (
+                        f.quantize_scalar(a, Rounding::Down, 0).unwrap(),
+                        f.quantize_scalar(a, Rounding::Up, 0).unwrap(),
+                    ),
+                };
+                let m = if d.is_finite() && u.is_finite() {
+                    ((d + u) / 2.0) as f32
+                } else {
+                    a as f32
+                };
+                match g.next_u64() % 3 {
+                    0 => m,
+                    1 => next_up_f32(m),
+                    _ => next_down_f32(m),
+                }
+            }
+        };
+        v.push(x);
+    }
+    v
+}
+
+fn same32(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits()
+        || (a.is_nan() && b.is_nan() && a.is_sign_negative() == b.is_sign_negative())
+}
+
+fn check_format(spec: &str) {
+    let f = fmt(spec);
+    assert!(f.fits_f32(), "{spec} should fit f32");
+    let x32 = inputs(&f, 20_000, 7);
+    let x64: Vec<f64> = x32.iter().map(|&x| f64::from(x)).collect();
+    let row = 100; // rows of 100 for size=row; 20_000 is a multiple
+    for mode in DET_MODES.into_iter().chain(MODES_SR) {
+        let q = match Quantizer::new(f, mode, 31337, 2) {
+            Ok(q) => q,
+            Err(QuantizeError::Unsupported { .. }) if matches!(f, Format::QTorch(_)) => continue,
+            Err(e) => panic!("{spec} {mode}: {e}"),
+        };
+        let mut o64 = vec![0.0f64; x64.len()];
+        q.quantize_f64(&x64, &mut o64, 0, row);
+        let mut o32 = vec![0.0f32; x32.len()];
+        q.quantize_f32(&x32, &mut o32, 0, row).unwrap();
+        let bad: Vec<String> = x32
+            .iter()
+            .zip(&o32)
+            .zip(&o64)
+            .filter(|((_, a), b)| {
+                !same32(**a, **b as f32) || f64::from(**a).to_bits() != b.to_bits() && !b.is_nan()
+            })
+            .take(10)
+            .map(|((x, a), b)| {
+                format!(
+                    "{spec} {mode}: x {:#010x} ({x:e}) f32 path {a:e}, f64 path {b:e}",
+                    x.to_bits()
+                )
+            })
+            .collect();
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+
+        // Pieces with offsets give the same bits (split on a block boundary for block formats).
+        let cut = match f {
+            Format::Block(b) => {
+                let n = b.block_len(x32.len(), row);
+                if n >= x32.len() {
+                    0
+                } else {
+                    n * (7_777 / n).max(1)
+                }
+            }
+            _ => 7_777,
+        };
+        if cut > 0 {
+            let mut p32 = vec![0.0f32; x32.len()];
+            let (a, b) = p32.split_at_mut(cut);
+            q.quantize_f32(&x32[..cut], a, 0, row).unwrap();
+            q.quantize_f32(&x32[cut..], b, cut as u64, row).unwrap();
+            assert!(
+                p32.iter().zip(&o32).all(|(a, b)| same32(*a, *b)),
+                "{spec} {mode}: split f32"
+            );
+            let mut p64 = vec![0.0f64; x64.len()];
+            let (a, b) = p64.split_at_mut(cut);
+            q.quantize_f64(&x64[..cut], a, 0, row);
+            q.quantize_f64(&x64[cut..], b, cut as u64, row);
+            assert!(
+                p64.iter()
+                    .zip(&o64)
+                    .all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan()),
+                "{spec} {mode}: split f64"
+            );
+        }
+        // Parallel equals sequential.
+        let mut par32 = vec![0.0f32; x32.len()];
+        q.par_quantize_f32(&x32, &mut par32, row).unwrap();
+        assert!(
+            par32.iter().zip(&o32).all(|(a, b)| same32(*a, *b)),
+            "{spec} {mode}: par f32"
+        );
+        let mut par64 = vec![0.0f64; x64.len()];
+        q.par_quantize_f64(&x64, &mut par64, row);
+        assert!(
+            par64
+                .iter()
+                .zip(&o64)
+                .all(|(a, b)| a.to_bits() == b.to_bits() || a.is_nan() && b.is_nan()),
+            "{spec} {mode}: par f64"
+        );
+    }
+}
+
+#[test]
+fn f32_path_equals_f64_path_aliases() {
+    let mut n = 0;
+    for name in ALIASES {
+        let f = fmt(name);
+        if f.fits_f32() {
+            check_format(name);
+            n += 1;
+        }
+    }
+    assert!(n >= 20, "only {n} aliases fit f32");
+}
+
+#[test]
+fn f32_path_equals_f64_path_generic() {
+    for spec in EXTRA {
+        check_format(spec);
+    }
+}
+
+#[test]
+fn large_slices_cross_parallel_chunks() {
+    // Longer than one parallel chunk (2^16) so the chunk offsets matter.
+    for spec in ["bf16", "e4m3fn", "mxfp4", "fixed:wl=8,fl=4"] {
+        let f = fmt(spec);
+        let x32 = inputs(&f, 200_003, 3);
+        let x64: Vec<f64> = x32.iter().map(|&x| f64::from(x)).collect();
+        let q = Quantizer::new(f, Rounding::Stochastic { bits: 32 }, 1, 0).unwrap();
+        let mut o64 = vec![0.0; x64.len()];
+        q.quantize_f64(&x64, &mut o64, 0, x64.len());
+        let mut o32 = vec![0.0f32; x32.len()];
+        q.par_quantize_f32(&x32, &mut o32, x32.len()).unwrap();
+        assert!(
+            o32.iter().zip(&o64).all(|(a, b)| same32(*a, *b as f32)),
+            "{spec}"
+        );
+    }
+}
+
+#[test]
+fn refusals() {
+    for spec in ["fp64", "int32", "fixed:wl=30,fl=0", "float:e=11,m=10"] {
+        let f = fmt(spec);
+        assert!(!f.fits_f32(), "{spec}");
+        let q = Quantizer::new(f, Rounding::NearestEven, 0, 0).unwrap();
+        let mut out = [0f32; 2];
+        assert!(
+            matches!(
+                q.quantize_f32(&[1.0, 2.0], &mut out, 0, 2),
+                Err(QuantizeError::NotF32(_))
+            ),
+            "{spec}"
+        );
+    }
+    let qt = fmt("qtorch:e=5,m=2");
+    for mode in [
+        Rounding::NearestEven,
+        Rounding::TowardZero,
+        Rounding::Up,
+        Rounding::Down,
+        Rounding::Odd,
+    ] {
+        assert!(matches!(
+            Quantizer::new(qt, mode, 0, 0),
+            Err(QuantizeError::Unsupported { .. })
+        ));
+    }
+    assert!(Quantizer::new(qt, Rounding::NearestAway, 0, 0).is_ok());
+    assert!(Quantizer::new(qt, Rounding::Stochastic { bits: 4 }, 0, 0).is_ok());
+}
