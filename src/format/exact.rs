@@ -59,7 +59,8 @@ pub(crate) fn split(a: f64, k: i32) -> (u64, Discarded) {
             },
         );
     }
-    let n = (wide >> (shift + 32)) as u64;
+    // shift + 32 may reach 128 (for shift in 96..120): then no whole quantum remains.
+    let n = wide.checked_shr(shift + 32).unwrap_or(0) as u64;
     let frac32 = (wide >> shift) as u32;
     let sticky = wide & ((1u128 << shift) - 1) != 0;
     (n, Discarded { frac32, sticky })
