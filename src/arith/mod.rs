@@ -8,11 +8,13 @@
 
 mod counts;
 mod dot;
+mod exact_sum;
 mod fast;
 mod gemm;
 mod mac;
 
 pub use counts::{ActionCounts, Traffic};
+pub use exact_sum::ExactSum;
 pub use fast::native_f32_gemm;
 pub use gemm::{dot, gemm, gemm_general, gemv, GemmOutput, KernelPath};
 pub use mac::{AccFormat, AddEvent, Adder, EventTally, MacConfig, MacError, Order};

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand (clap derive), each a thin layer over the library.
 
 mod formats;
+mod gemm;
 mod quantize;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ enum Command {
     Formats(formats::Args),
     /// Quantize values (text or .npy) to a format with a rounding mode.
     Quantize(quantize::Args),
+    /// Emulated GEMM with given input, product and accumulator formats: errors against exact.
+    Gemm(Box<gemm::Args>),
 }
 
 /// Parse `std::env::args` and run the chosen subcommand.
@@ -27,5 +30,6 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Formats(a) => formats::run(a),
         Command::Quantize(a) => quantize::run(a),
+        Command::Gemm(a) => gemm::run(*a),
     }
 }
