@@ -6,6 +6,7 @@
 //! - [`gemm`], [`gemv`], [`dot`]: kernels following a MAC configuration exactly, with native
 //!   fast paths proven equal to [`gemm_general`] by tests.
 
+mod bench;
 mod counts;
 mod dot;
 mod exact_sum;
@@ -13,6 +14,7 @@ mod fast;
 mod gemm;
 mod mac;
 
+pub use bench::{bench_gemm, BenchRow};
 pub use counts::{ActionCounts, Traffic};
 pub use exact_sum::ExactSum;
 pub use fast::native_f32_gemm;

@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand (clap derive), each a thin layer over the library.
 
+mod bench_gemm;
 mod formats;
 mod gemm;
 mod quantize;
@@ -22,6 +23,8 @@ enum Command {
     Quantize(quantize::Args),
     /// Emulated GEMM with given input, product and accumulator formats: errors against exact.
     Gemm(Box<gemm::Args>),
+    /// Temporary: emulated GEMM speed against native f32 (to merge into `lpsim bench gemm`).
+    BenchGemm(bench_gemm::Args),
 }
 
 /// Parse `std::env::args` and run the chosen subcommand.
@@ -31,5 +34,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Formats(a) => formats::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::Gemm(a) => gemm::run(*a),
+        Command::BenchGemm(a) => bench_gemm::run(a),
     }
 }
