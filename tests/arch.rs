@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use lpsim::arch::{Architecture, Dataflow, MemoryKind, Order, Product};
+use lpsim::arch::{Architecture, Dataflow, MemoryKind};
+use lpsim::arith::Order;
 
 fn load(path: &str) -> Result<Architecture, String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -34,9 +35,9 @@ fn shipped_fields_are_read() {
     let a = load("arch/fp8.json").unwrap();
     assert_eq!(a.formats.weights.to_string(), "e4m3fn");
     assert_eq!(a.formats.gradients.to_string(), "e5m2");
-    assert_eq!(a.formats.mac.accumulator.to_string(), "fp16");
+    assert_eq!(a.formats.mac.acc.to_string(), "fp16");
     assert_eq!(a.formats.mac.order, Order::Chunk(32));
-    assert_eq!(a.formats.mac.product, Product::Exact);
+    assert_eq!(a.formats.mac.product, None);
     assert_eq!(a.compute.array.dataflow, Dataflow::Os);
     assert_eq!(a.memory[0].kind, MemoryKind::Dram);
     let i = load("arch/int8.json").unwrap();
@@ -76,7 +77,7 @@ fn broken_files_give_their_specific_error() {
         ),
         (
             "bad_order",
-            "formats.mac.order = \"chunk=0\": must be one of sequential, pairwise, chunk=N (N >= 1), native",
+            "formats.mac.order = \"chunk=0\": order `chunk=0`: chunk = `0`: must be a whole number >= 1",
         ),
         (
             "bad_override",

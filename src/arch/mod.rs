@@ -6,8 +6,8 @@ mod schema;
 mod validate;
 
 pub use schema::{
-    Architecture, Array, Compute, Dataflow, Formats, MacConfig, MemoryKind, MemoryLevel, Order,
-    Product, Rng, RngKind, StoreRounding, Table, Technology, Vector, TABLES,
+    Architecture, Array, Compute, Dataflow, Formats, MemoryKind, MemoryLevel, Rng, RngKind,
+    StoreRounding, Table, Technology, Vector, TABLES,
 };
 pub(crate) use validate::suggestion;
 

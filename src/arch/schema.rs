@@ -2,12 +2,12 @@
 //! units, in `arch/README.md`), and its construction from JSON.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde_json::Value;
 
 use crate::arch::validate::{Node, Obj};
 use crate::arch::ArchError;
+use crate::arith::{MacConfig, Order};
 use crate::cost::energy::{canonical_action, canonical_area_unit, default_memory_pj_per_bit};
 use crate::format::Format;
 use crate::round::Rounding;
@@ -70,80 +70,6 @@ pub struct StoreRounding {
     pub gradients: Rounding,
     /// Rounding of weight updates.
     pub updates: Rounding,
-}
-
-/// What the multiplier produces before accumulation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Product {
-    /// The exact product (as wide as it needs to be).
-    Exact,
-    /// The product rounded to this format (with the accumulator's rounding unit).
-    Rounded(Format),
-}
-
-/// Order in which a dot product's terms are accumulated (part of the hardware, DESIGN.md 5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Order {
-    /// Left to right, one term per step.
-    Sequential,
-    /// Pairwise (balanced tree) reduction.
-    Pairwise,
-    /// Chunks of `n` terms summed, then the chunk sums accumulated.
-    Chunk(u32),
-    /// Whatever the native fast path does (only exact where order cannot matter).
-    Native,
-}
-
-impl Order {
-    /// The accepted spellings, for error messages.
-    pub const SPELLINGS: &'static str = "sequential, pairwise, chunk=N (N >= 1), native";
-}
-
-impl std::str::FromStr for Order {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "sequential" => Ok(Order::Sequential),
-            "pairwise" => Ok(Order::Pairwise),
-            "native" => Ok(Order::Native),
-            _ => s
-                .strip_prefix("chunk=")
-                .and_then(|n| n.parse::<u32>().ok())
-                .filter(|&n| n >= 1)
-                .map(Order::Chunk)
-                .ok_or_else(|| format!("must be one of {}", Order::SPELLINGS)),
-        }
-    }
-}
-
-impl fmt::Display for Order {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Order::Sequential => f.write_str("sequential"),
-            Order::Pairwise => f.write_str("pairwise"),
-            Order::Chunk(n) => write!(f, "chunk={n}"),
-            Order::Native => f.write_str("native"),
-        }
-    }
-}
-
-/// The MAC of the systolic array: `acc = round(acc + a x b)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MacConfig {
-    /// Format of the first input (activations side).
-    pub a: Format,
-    /// Format of the second input (weights side).
-    pub b: Format,
-    /// Exact or rounded product.
-    pub product: Product,
-    /// Fused multiply-add (one rounding) or a multiply then an add.
-    pub fused: bool,
-    /// Accumulator format.
-    pub accumulator: Format,
-    /// Rounding of the accumulator (and of a rounded product).
-    pub acc_rounding: Rounding,
-    /// Accumulation order.
-    pub order: Order,
 }
 
 /// Dataflow of the systolic array (SCALE-Sim's names).
@@ -380,22 +306,21 @@ fn mac(n: Node<'_>) -> Result<MacConfig, ArchError> {
         "order",
     ])?;
     let spec = "a format spec";
-    Ok(MacConfig {
-        a: o.req("a", spec, |n| n.parsed())?,
-        b: o.req("b", spec, |n| n.parsed())?,
-        product: o
-            .opt("product", |n| match n.str()? {
-                "exact" => Ok(Product::Exact),
-                _ => n.parsed().map(Product::Rounded),
-            })?
-            .unwrap_or(Product::Exact),
-        fused: o.req("fused", "true or false", |n| n.bool())?,
-        accumulator: o.req("accumulator", spec, |n| n.parsed())?,
-        acc_rounding: o
-            .opt("acc_rounding", |n| n.parsed())?
+    let product = o.opt("product", |n| match n.str()? {
+        "exact" => Ok(None),
+        _ => n.parsed().map(Some),
+    })?;
+    let mac = MacConfig::new(
+        o.req("a", spec, |n| n.parsed())?,
+        o.req("b", spec, |n| n.parsed())?,
+        product.flatten(),
+        o.req("fused", "true or false", |n| n.bool())?,
+        o.req("accumulator", spec, |n| n.parsed())?,
+        o.opt("acc_rounding", |n| n.parsed())?
             .unwrap_or(Rounding::NearestEven),
-        order: o.opt("order", |n| n.parsed())?.unwrap_or(Order::Sequential),
-    })
+        o.opt("order", |n| n.parsed())?.unwrap_or(Order::Sequential),
+    );
+    mac.map_err(|e| n.err(e))
 }
 
 fn compute(n: Node<'_>) -> Result<Compute, ArchError> {

@@ -1,6 +1,20 @@
 //! Emulated arithmetic units and the kernels built on them (DESIGN.md decision 5), and the
 //! action counts every kernel reports for the cost model (decision 6).
+//!
+//! - [`MacConfig`]: what a MAC unit is (input, product and accumulator formats, fused or not,
+//!   the accumulator's rounding unit, the accumulation [`Order`]);
+//! - [`gemm`], [`gemv`], [`dot`]: kernels following a MAC configuration exactly, with native
+//!   fast paths proven equal to [`gemm_general`] by tests.
 
 mod counts;
+mod dot;
+mod exact_sum;
+mod fast;
+mod gemm;
+mod mac;
 
 pub use counts::{ActionCounts, Traffic};
+pub use exact_sum::ExactSum;
+pub use fast::native_f32_gemm;
+pub use gemm::{dot, gemm, gemm_general, gemv, GemmOutput, KernelPath};
+pub use mac::{AccFormat, AddEvent, Adder, EventTally, MacConfig, MacError, Order};

@@ -1,8 +1,10 @@
 //! The emulator's own speed, measured against the native operation in the same run
 //! (DESIGN.md decision 9). Speed is reported, never asserted in tests.
 
+mod gemm;
 mod quantize;
 
+pub use gemm::{bench_gemm, GemmRow};
 pub use quantize::{bench_quantize, QUANTIZE_CASES};
 
 use std::time::Instant;

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::bench::{bench_quantize, BenchRow};
+use crate::bench::{bench_gemm, bench_quantize};
 
 /// Arguments of `lpsim bench`.
 #[derive(clap::Args, Debug)]
@@ -30,24 +30,50 @@ enum What {
         #[arg(long, default_value_t = 5)]
         reps: usize,
     },
+    /// GFLOP/s of the emulated GEMMs against the native f32 GEMM, M = N = K.
+    Gemm {
+        /// Print JSON rows (`name`, `gflops`, `ratio_to_native`).
+        #[arg(long)]
+        json: bool,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// M = N = K (default 512).
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+        /// Timed repetitions per kernel; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
 }
 
-fn print_rows(rows: &[BenchRow], json: bool, unit: &str) -> anyhow::Result<()> {
+/// Print `(name, figure, ratio to native)` rows as a table, or the rows themselves as JSON.
+fn print_rows<T: serde::Serialize>(
+    rows: &[T],
+    json: bool,
+    unit: &str,
+    cells: impl Fn(&T) -> (&str, f64, f64),
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, rows)?;
         writeln!(out)?;
         return Ok(());
     }
-    writeln!(out, "{:<24} {:>16} {:>10}", "name", unit, "x native")?;
+    writeln!(out, "{:<44} {:>14} {:>10}", "name", unit, "x native")?;
     for r in rows {
-        writeln!(
-            out,
-            "{:<24} {:>16.4e} {:>10.3}",
-            r.name, r.elements_per_s, r.ratio_to_native
-        )?;
+        let (name, figure, ratio) = cells(r);
+        writeln!(out, "{name:<44} {figure:>14.4e} {ratio:>10.4}")?;
     }
     Ok(())
+}
+
+fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+    anyhow::ensure!(threads != Some(0), "--threads = 0: must be at least 1");
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .build()
+        .context("cannot start the thread pool")
 }
 
 /// Run `lpsim bench`.
@@ -59,14 +85,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             size,
             reps,
         } => {
-            anyhow::ensure!(threads >= 1, "--threads = 0: must be at least 1");
             anyhow::ensure!(size >= 1, "--size = 0: must be at least 1");
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .context("cannot start the thread pool")?;
-            let rows = pool.install(|| bench_quantize(size, reps))?;
-            print_rows(&rows, json, "elements/s")
+            let rows = pool(Some(threads))?.install(|| bench_quantize(size, reps))?;
+            print_rows(&rows, json, "elements/s", |r| {
+                (&r.name, r.elements_per_s, r.ratio_to_native)
+            })
+        }
+        What::Gemm {
+            json,
+            threads,
+            size,
+            reps,
+        } => {
+            anyhow::ensure!(size >= 1, "--size = 0: must be at least 1");
+            let rows = pool(threads)?.install(|| bench_gemm(size, reps.max(1)))?;
+            print_rows(&rows, json, "GFLOP/s", |r| {
+                (&r.name, r.gflops, r.ratio_to_native)
+            })
         }
     }
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod cost;
 mod formats;
+mod gemm;
 mod quantize;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ enum Command {
     Bench(bench::Args),
     /// Price a GEMM on an architecture: cycles, energy, utilization, area.
     Cost(cost::Args),
+    /// Emulated GEMM with given input, product and accumulator formats: errors against exact.
+    Gemm(Box<gemm::Args>),
 }
 
 /// Parse `std::env::args` and run the chosen subcommand.
@@ -35,5 +38,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Quantize(a) => quantize::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Cost(a) => cost::run(a),
+        Command::Gemm(a) => gemm::run(*a),
     }
 }

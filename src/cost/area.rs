@@ -20,7 +20,7 @@ pub fn unit_area_um2(arch: &Architecture, unit: &str) -> f64 {
     let f = &arch.formats;
     let v = &arch.compute.vector.format;
     let default = match unit {
-        "mac" => t.mac(&f.mac.a, &f.mac.b, &f.mac.accumulator),
+        "mac" => t.mac(&f.mac.a, &f.mac.b, &f.mac.acc),
         "rounding_unit" => t.rounding_unit(&f.activations, f.rounding.activations),
         "vector_lane" => t.mac(v, v, v),
         "sram_bit" => SRAM_BIT_AREA_UM2,

@@ -1,7 +1,7 @@
 //! The action counts of one GEMM on an architecture, without executing it: what `lpsim cost
 //! --gemm` prices, and what later issues reuse for the GEMMs of a step graph.
 
-use crate::arch::{Architecture, Dataflow, Product};
+use crate::arch::{Architecture, Dataflow};
 use crate::arith::ActionCounts;
 use crate::cost::cycles::{ceil_div, Gemm};
 use crate::format::Format;
@@ -53,16 +53,16 @@ pub fn gemm_counts(arch: &Architecture, g: Gemm) -> ActionCounts {
     let macs = g.macs();
     let mut c = ActionCounts::new();
     if mac.fused {
-        c.record_fma(&mac.a, &mac.b, &mac.accumulator, macs);
+        c.record_fma(&mac.a, &mac.b, &mac.acc, macs);
     } else {
         c.record_mul(&mac.a, &mac.b, macs);
-        if let Product::Rounded(p) = mac.product {
+        if let Some(p) = mac.product {
             c.record_quantize(&p, mac.acc_rounding, macs);
         }
-        c.record_add(&mac.accumulator, macs);
+        c.record_add(&mac.acc, macs);
     }
     let outputs = g.m * g.n;
-    if mac.accumulator != f.activations {
+    if mac.acc != f.activations {
         c.record_quantize(&f.activations, f.rounding.activations, outputs);
     }
     let a_bits = bits(&f.activations, g.m * g.k, g.k);
@@ -87,7 +87,7 @@ pub fn gemm_counts(arch: &Architecture, g: Gemm) -> ActionCounts {
     );
     c.record_write(
         inner,
-        c_bits + bits(&mac.accumulator, c_writes.saturating_sub(outputs), g.n),
+        c_bits + bits(&mac.acc, c_writes.saturating_sub(outputs), g.n),
     );
     c
 }

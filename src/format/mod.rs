@@ -15,6 +15,7 @@ mod kernel;
 mod qtorch;
 mod quantizer;
 mod spec;
+mod twoterm;
 
 pub use block::{BlockFormat, BlockKind, BlockSize, Element, SCALE_EXP_RANGE, SCALE_NAN_CODE};
 pub use fixed::{FixedFormat, RangeEvent};
@@ -23,6 +24,7 @@ pub use info::FormatInfo;
 pub use qtorch::QTorchFloat;
 pub use quantizer::{QuantizeError, Quantizer};
 pub use spec::{alias, parse, FormatError, ALIASES};
+pub use twoterm::two_sum;
 
 use crate::round::Rounding;
 

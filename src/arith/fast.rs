@@ -1,0 +1,550 @@
+//! Native fast paths of [`crate::arith::gemm`], each equal bit for bit to the general path
+//! (`tests/mac_fast.rs` checks them on random shapes):
+//!
+//! - exact integer: a fixed-point accumulator whose grid holds every product and that cannot
+//!   overflow for this `K` and these inputs (bound `K max|a| max|b|`) never rounds, so the sum
+//!   is exact in any order. Inputs are scaled to integers and multiplied with `ndarray`'s `f32`
+//!   GEMM when the bound is below `2^24` (`f64` GEMM below `2^53`): every partial sum of any
+//!   order is then an exactly representable integer.
+//! - native `f32`: an `fp32` accumulator with `rne` and an exact product (fused or not) is one
+//!   `f32` fused multiply-add per step; with an `fp32` product it is an `f32` multiply and add.
+//! - narrow float: a float accumulator (and product) of at most 24 significant bits with `rne`:
+//!   `x + y` is split exactly by TwoSum, rounded to odd at 53 bits, then rounded to nearest-even
+//!   at the target: correct because round-to-odd at `p >= q + 2` bits followed by
+//!   round-to-nearest at `q` bits equals one round-to-nearest (Boldo and Melquiond, "Emulation
+//!   of FMA and correctly rounded sums: proved algorithms using rounding to odd", IEEE TC 2008).
+//!   Vectorized across output columns.
+//! - `Order::Native`: `ndarray`'s `f32` GEMM, then one rounding per output.
+
+use ndarray::{s, Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+
+use crate::arith::gemm::KernelPath;
+use crate::arith::mac::{AccFormat, EventTally, MacConfig, Order};
+use crate::format::{two_sum, FloatFormat, Format, Special};
+use crate::round::{RandomStream, Rounding};
+
+/// Try every fast path in turn; `None` when none applies.
+pub(crate) fn try_gemm(
+    cfg: &MacConfig,
+    a: &ArrayView2<f32>,
+    b: &ArrayView2<f32>,
+    stream: &RandomStream,
+) -> Option<(Array2<f64>, KernelPath, EventTally)> {
+    if cfg.order == Order::Native {
+        return Some(native_order(cfg, a, b, stream));
+    }
+    if let Some(c) = exact_integer(cfg, a, b) {
+        return Some((c, KernelPath::ExactInteger, EventTally::default()));
+    }
+    per_add(cfg, a, b)
+}
+
+/// `A B` with `ndarray`'s optimized `f32` GEMM, rows split over the rayon threads: the native
+/// baseline the emulated GEMMs are measured against.
+pub fn native_f32_gemm(a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> Array2<f32> {
+    let (m, n) = (a.nrows(), b.ncols());
+    let mut c = Array2::<f32>::zeros((m, n));
+    let rows = m.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    c.axis_chunks_iter_mut(Axis(0), rows)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(t, mut blk)| {
+            let start = t * rows;
+            let end = start + blk.nrows();
+            ndarray::linalg::general_mat_mul(1.0, &a.slice(s![start..end, ..]), b, 0.0, &mut blk);
+        });
+    c
+}
+
+fn native_order(
+    cfg: &MacConfig,
+    a: &ArrayView2<f32>,
+    b: &ArrayView2<f32>,
+    stream: &RandomStream,
+) -> (Array2<f64>, KernelPath, EventTally) {
+    let adder = cfg.adder().expect("validated by the caller");
+    let (k, n) = (a.ncols(), b.ncols());
+    let c32 = native_f32_gemm(a, b);
+    let mut c = Array2::<f64>::zeros(c32.raw_dim());
+    let tally = c
+        .axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(c32.axis_iter(Axis(0)))
+        .enumerate()
+        .map(|(i, (mut row, src))| {
+            let mut tally = EventTally::default();
+            for (j, (o, &x)) in row.iter_mut().zip(src).enumerate() {
+                let word = stream.bits(MacConfig::random_index((i * n + j) as u64, k, 0));
+                let (v, e) = adder.round(f64::from(x), word);
+                tally.note(e);
+                *o = v;
+            }
+            tally
+        })
+        .reduce(EventTally::default, EventTally::plus);
+    (c, KernelPath::Native, tally)
+}
+
+/// The exponent of the smallest quantum of a scalar input format: every value is an integer
+/// multiple of `2^q`.
+fn quantum_exponent(f: &Format) -> Option<i32> {
+    match f {
+        Format::Fixed(x) => Some(-x.fl()),
+        Format::Float(x) => {
+            // The smallest positive value is 2^(emin - m) with subnormals, 2^emin without;
+            // every value is a multiple of the subnormal quantum either way.
+            let emin = 1 - x.bias() - i32::from(!x.has_zero());
+            Some(emin - x.man_bits() as i32)
+        }
+        _ => None,
+    }
+}
+
+/// Scale `x` by `2^-q` to integers; `None` unless every value is an integer. Returns the
+/// scaled matrix and its largest magnitude.
+fn to_integers(x: &ArrayView2<f32>, q: i32) -> Option<(Array2<f64>, f64)> {
+    let scale = 2f64.powi(-q);
+    let y = x.mapv(|v| f64::from(v) * scale);
+    let mut max = 0.0f64;
+    for &v in &y {
+        if !v.is_finite() || v.fract() != 0.0 {
+            return None;
+        }
+        max = max.max(v.abs());
+    }
+    Some((y, max))
+}
+
+fn exact_integer(cfg: &MacConfig, a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> Option<Array2<f64>> {
+    let Format::Fixed(acc) = cfg.acc else {
+        return None;
+    };
+    if !acc.signed() {
+        return None;
+    }
+    let (qa, qb) = (quantum_exponent(&cfg.a)?, quantum_exponent(&cfg.b)?);
+    let q = qa + qb;
+    if q < -acc.fl() || !(-1000..=1000).contains(&q) {
+        return None;
+    }
+    let (ia, ma) = to_integers(a, qa)?;
+    let (ib, mb) = to_integers(b, qb)?;
+    // Every partial sum of any order is an integer of magnitude at most `bound` (units 2^q).
+    let bound = ma * mb * a.ncols() as f64;
+    let (_, hi) = acc.int_range();
+    if bound * 2f64.powi(q + acc.fl()) > hi as f64 {
+        return None;
+    }
+    match cfg.product {
+        None => {}
+        Some(Format::Fixed(p))
+            if q >= -p.fl() && ma * mb * 2f64.powi(q + p.fl()) <= p.int_range().1 as f64 => {}
+        Some(_) => return None,
+    }
+    let scale = 2f64.powi(q);
+    let c = if bound < (1u64 << 24) as f64 {
+        native_f32_gemm(&ia.mapv(|v| v as f32).view(), &ib.mapv(|v| v as f32).view())
+            .mapv(|v| f64::from(v) * scale + 0.0)
+    } else if bound < (1u64 << 53) as f64 {
+        ia.dot(&ib).mapv(|v| v * scale + 0.0)
+    } else {
+        return None;
+    };
+    Some(c)
+}
+
+/// Round-to-nearest-even into a float format of at most 24 significant bits with subnormals,
+/// IEEE or `fn` specials and a sign, branch-free on `f64` bits.
+#[derive(Clone, Copy, Debug)]
+struct RneUnit {
+    /// Bits dropped from an `f64` significand in the normal range: `52 - m`.
+    drop: u32,
+    /// Bit pattern of the smallest normal `2^emin`.
+    min_normal_bits: u64,
+    /// `1.5 * 2^(emin - m + 52)`: adding and subtracting it rounds to the subnormal grid.
+    magic: f64,
+    /// The largest finite value.
+    max: f64,
+    /// What a positive overflow becomes (infinity, NaN or the largest value).
+    overflow: f64,
+    /// The NaN a NaN of either sign becomes.
+    nan: [f64; 2],
+}
+
+impl RneUnit {
+    fn new(f: &FloatFormat) -> Option<Self> {
+        let ok = f.man_bits() <= 23
+            && f.fits_f32()
+            && f.subnormals()
+            && f.signed()
+            && f.has_zero()
+            && matches!(f.special(), Special::Ieee | Special::Fn);
+        if !ok {
+            return None;
+        }
+        let max = f.quantize(f64::MAX, Rounding::TowardZero, 0);
+        let emin = 1 - f.bias();
+        let m = f.man_bits() as i32;
+        Some(RneUnit {
+            drop: 52 - f.man_bits(),
+            min_normal_bits: 2f64.powi(emin).to_bits(),
+            magic: 1.5 * 2f64.powi(emin - m + 52),
+            max,
+            overflow: f.quantize(f64::INFINITY, Rounding::NearestEven, 0),
+            nan: [
+                f.quantize(f64::NAN, Rounding::NearestEven, 0),
+                f.quantize(-f64::NAN, Rounding::NearestEven, 0),
+            ],
+        })
+    }
+
+    /// Round `s` (already rounded to odd at 53 bits, or exact) to nearest-even; the flag says
+    /// whether a finite `s` overflowed.
+    #[inline(always)]
+    fn round(&self, s: f64) -> (f64, bool) {
+        let bits = s.to_bits();
+        let sign = bits & (1 << 63);
+        let mag = bits & !(1 << 63);
+        let half = 1u64 << (self.drop - 1);
+        let lsb = (mag >> self.drop) & 1;
+        let rn = (mag + (half - 1) + lsb) & !((half << 1) - 1);
+        let normal = f64::from_bits(rn | sign);
+        let sub = ((s + self.magic) - self.magic).copysign(s);
+        let r = if mag < self.min_normal_bits {
+            sub
+        } else {
+            normal
+        };
+        let over = s.is_finite() && r.abs() > self.max;
+        let r = if over { self.overflow.copysign(s) } else { r };
+        let r = if s.is_nan() {
+            self.nan[usize::from(sign != 0)]
+        } else if s.is_infinite() {
+            self.overflow.copysign(s)
+        } else {
+            r
+        };
+        (r, over)
+    }
+
+    /// `round(x + y)` exactly once: TwoSum, round to odd at 53 bits, then [`RneUnit::round`].
+    #[inline(always)]
+    fn add(&self, x: f64, y: f64) -> (f64, bool) {
+        let (hi, lo) = two_sum(x, y);
+        let bits = hi.to_bits();
+        let inexact = lo != 0.0 && hi.is_finite() && bits & 1 == 0;
+        let up = (lo > 0.0) == (hi > 0.0);
+        let step = if up { 1u64 } else { u64::MAX };
+        let s = f64::from_bits(bits.wrapping_add(if inexact { step } else { 0 }));
+        self.round(s)
+    }
+}
+
+/// A per-add unit for the vectorized driver: how to round `acc + a b` and `x + y`.
+trait Unit: Copy + Send + Sync {
+    /// The carrier of accumulator values.
+    type T: Copy + Send + Sync + Default;
+    /// Convert an input.
+    fn input(x: f32) -> Self::T;
+    /// `round(acc + p)` for the product `p` of `a` and `b`, and whether it overflowed.
+    fn mac(&self, acc: Self::T, a: Self::T, b: Self::T) -> (Self::T, bool);
+    /// `round(x + y)` of two partial sums, and whether it overflowed.
+    fn add(&self, x: Self::T, y: Self::T) -> (Self::T, bool);
+    /// To the `f64` output carrier.
+    fn output(x: Self::T) -> f64;
+}
+
+/// `fp32` accumulator, `rne`, exact product (fused or not): `f32` FMA.
+#[derive(Clone, Copy)]
+struct F32Fma;
+/// `fp32` accumulator and `fp32` product, `rne`, unfused: `f32` multiply, `f32` add.
+#[derive(Clone, Copy)]
+struct F32MulAdd;
+/// A narrow float accumulator with `rne` (and a product exact or in a narrow float).
+#[derive(Clone, Copy)]
+struct Narrow {
+    acc: RneUnit,
+    product: Option<RneUnit>,
+}
+
+#[inline(always)]
+fn f32_add(x: f32, y: f32) -> (f32, bool) {
+    let r = x + y;
+    (r, r.is_infinite() && x.is_finite() && y.is_finite())
+}
+
+impl Unit for F32Fma {
+    type T = f32;
+    fn input(x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    fn mac(&self, acc: f32, a: f32, b: f32) -> (f32, bool) {
+        let r = a.mul_add(b, acc);
+        // The product of two f32 values is finite in f64, so an infinite result from a finite
+        // accumulator is an overflow.
+        (
+            r,
+            r.is_infinite() && acc.is_finite() && a.is_finite() && b.is_finite(),
+        )
+    }
+    #[inline(always)]
+    fn add(&self, x: f32, y: f32) -> (f32, bool) {
+        f32_add(x, y)
+    }
+    fn output(x: f32) -> f64 {
+        f64::from(x)
+    }
+}
+
+impl Unit for F32MulAdd {
+    type T = f32;
+    fn input(x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    fn mac(&self, acc: f32, a: f32, b: f32) -> (f32, bool) {
+        f32_add(acc, a * b)
+    }
+    #[inline(always)]
+    fn add(&self, x: f32, y: f32) -> (f32, bool) {
+        f32_add(x, y)
+    }
+    fn output(x: f32) -> f64 {
+        f64::from(x)
+    }
+}
+
+impl Narrow {
+    /// The product as the MAC forms it: exact, or rounded to the product format.
+    #[inline(always)]
+    fn product(&self, a: f64, b: f64) -> f64 {
+        match self.product {
+            None => a * b,
+            Some(p) => p.round(a * b).0,
+        }
+    }
+}
+
+impl Unit for Narrow {
+    type T = f64;
+    fn input(x: f32) -> f64 {
+        f64::from(x)
+    }
+    #[inline(always)]
+    fn mac(&self, acc: f64, a: f64, b: f64) -> (f64, bool) {
+        self.acc.add(acc, self.product(a, b))
+    }
+    #[inline(always)]
+    fn add(&self, x: f64, y: f64) -> (f64, bool) {
+        self.acc.add(x, y)
+    }
+    fn output(x: f64) -> f64 {
+        x
+    }
+}
+
+fn per_add(
+    cfg: &MacConfig,
+    a: &ArrayView2<f32>,
+    b: &ArrayView2<f32>,
+) -> Option<(Array2<f64>, KernelPath, EventTally)> {
+    if cfg.acc_rounding != Rounding::NearestEven {
+        return None;
+    }
+    let AccFormat::Float(acc) = cfg.adder().ok()?.format else {
+        return None;
+    };
+    let fp32 = crate::format::alias("fp32");
+    let (c, overflows, path) = match cfg.order {
+        Order::Sequential | Order::Chunk(_) if Some(cfg.acc) == fp32 && cfg.product.is_none() => {
+            let (c, o) = rows(F32Fma, cfg.order, a, b);
+            (c, o, KernelPath::NativeF32)
+        }
+        Order::Sequential | Order::Chunk(_) if Some(cfg.acc) == fp32 && cfg.product == fp32 => {
+            let (c, o) = rows(F32MulAdd, cfg.order, a, b);
+            (c, o, KernelPath::NativeF32)
+        }
+        _ => {
+            let product = match cfg.product {
+                None => None,
+                Some(Format::Float(p)) => Some(RneUnit::new(&p)?),
+                Some(_) => return None,
+            };
+            let unit = Narrow {
+                acc: RneUnit::new(&acc)?,
+                product,
+            };
+            let (c, o) = if cfg.order == Order::Pairwise {
+                pairwise_rows(unit, a, b)
+            } else {
+                rows(unit, cfg.order, a, b)
+            };
+            (c, o, KernelPath::NarrowFloat)
+        }
+    };
+    let tally = EventTally {
+        overflows,
+        ..EventTally::default()
+    };
+    Some((c, path, tally))
+}
+
+/// `acc[j] = round(acc[j] + x b[j])` for every column `j`; returns the overflows.
+#[inline(always)]
+fn mac_row<U: Unit>(unit: &U, acc: &mut [U::T], x: U::T, b: &[U::T]) -> u64 {
+    let mut over = 0u64;
+    for (c, &y) in acc.iter_mut().zip(b) {
+        let (v, o) = unit.mac(*c, x, y);
+        *c = v;
+        over += u64::from(o);
+    }
+    over
+}
+
+/// `acc[j] = round(acc[j] + y[j])` for every column `j`; returns the overflows.
+#[inline(always)]
+fn add_row<U: Unit>(unit: &U, acc: &mut [U::T], y: &[U::T]) -> u64 {
+    let mut over = 0u64;
+    for (c, &v) in acc.iter_mut().zip(y) {
+        let (r, o) = unit.add(*c, v);
+        *c = r;
+        over += u64::from(o);
+    }
+    over
+}
+
+/// One output row in sequential or chunked order, vectorized across the columns.
+#[inline(always)]
+fn row_sum<U: Unit>(unit: &U, order: Order, a: &[U::T], bt: &Array2<U::T>, out: &mut [f64]) -> u64 {
+    let n = out.len();
+    let brow = |kk: usize| bt.row(kk).to_slice().expect("standard layout");
+    let mut over = 0;
+    let mut acc = vec![U::T::default(); n];
+    match order {
+        Order::Chunk(c) => {
+            let mut chunk = vec![U::T::default(); n];
+            for (ci, part) in a.chunks(c).enumerate() {
+                chunk.fill(U::T::default());
+                for (kk, &x) in part.iter().enumerate() {
+                    over += mac_row(unit, &mut chunk, x, brow(ci * c + kk));
+                }
+                over += add_row(unit, &mut acc, &chunk);
+            }
+        }
+        _ => {
+            for (kk, &x) in a.iter().enumerate() {
+                over += mac_row(unit, &mut acc, x, brow(kk));
+            }
+        }
+    }
+    for (o, &v) in out.iter_mut().zip(&acc) {
+        *o = U::output(v);
+    }
+    over
+}
+
+/// Sequential or chunked order over all rows in parallel.
+fn rows<U: Unit>(
+    unit: U,
+    order: Order,
+    a: &ArrayView2<f32>,
+    b: &ArrayView2<f32>,
+) -> (Array2<f64>, u64) {
+    let bt = b.mapv(U::input).as_standard_layout().into_owned();
+    let mut c = Array2::<f64>::zeros((a.nrows(), b.ncols()));
+    let over = c
+        .axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(a.axis_iter(Axis(0)))
+        .map(|(mut out, ai)| {
+            let ai: Vec<U::T> = ai.iter().map(|&x| U::input(x)).collect();
+            let out = out.as_slice_mut().expect("standard layout");
+            simd::dispatch(|| row_sum(&unit, order, &ai, &bt, out))
+        })
+        .sum();
+    (c, over)
+}
+
+/// Pairwise order for a narrow float accumulator: the tree's levels, vectorized across columns.
+fn pairwise_rows(unit: Narrow, a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> (Array2<f64>, u64) {
+    let (k, n) = (a.ncols(), b.ncols());
+    let bt = b.mapv(f64::from).as_standard_layout().into_owned();
+    let mut c = Array2::<f64>::zeros((a.nrows(), n));
+    let over = c
+        .axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(a.axis_iter(Axis(0)))
+        .map(|(mut out, ai)| {
+            let out = out.as_slice_mut().expect("standard layout");
+            simd::dispatch(|| {
+                let mut buf = vec![0.0f64; k * n];
+                for (kk, (row, &x)) in buf.chunks_mut(n.max(1)).zip(&ai).enumerate() {
+                    for (p, &y) in row.iter_mut().zip(bt.row(kk)) {
+                        *p = unit.product(f64::from(x), y);
+                    }
+                }
+                let mut over = 0u64;
+                if k == 1 {
+                    for p in buf.iter_mut() {
+                        let (v, o) = unit.acc.round(*p);
+                        *p = v;
+                        over += u64::from(o);
+                    }
+                }
+                let mut len = k;
+                while len > 1 {
+                    let half = len / 2;
+                    for t in 0..half {
+                        let (lo, hi) = buf.split_at_mut((2 * t) * n);
+                        let (pair, _) = hi.split_at_mut(2 * n);
+                        let (x, y) = pair.split_at_mut(n);
+                        for (xv, &yv) in x.iter_mut().zip(y.iter()) {
+                            let (v, o) = unit.acc.add(*xv, yv);
+                            *xv = v;
+                            over += u64::from(o);
+                        }
+                        if t > 0 {
+                            lo[t * n..(t + 1) * n].copy_from_slice(x);
+                        }
+                    }
+                    if len % 2 == 1 {
+                        buf.copy_within((len - 1) * n..len * n, half * n);
+                    }
+                    len = len.div_ceil(2);
+                }
+                if k > 0 {
+                    out.copy_from_slice(&buf[..n]);
+                }
+                over
+            })
+        })
+        .sum();
+    (c, over)
+}
+
+/// Runtime CPU dispatch: run a closure compiled with AVX2 and FMA when the CPU has them.
+mod simd {
+    /// Run `f` inlined into a function compiled for AVX2 + FMA when available (the `f32` FMA
+    /// and the bit manipulation of the narrow-float unit then vectorize), else as is.
+    #[inline(always)]
+    pub(super) fn dispatch<R>(f: impl FnOnce() -> R) -> R {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU supports the features the function is compiled for.
+                return unsafe { avx2(f) };
+            }
+        }
+        f()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+}

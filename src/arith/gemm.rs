@@ -1,0 +1,146 @@
+//! Emulated GEMM, GEMV and dot products following a [`MacConfig`] exactly.
+//!
+//! [`gemm`] picks the fastest path proven equal to the general one (see `fast.rs`) and falls
+//! back to [`gemm_general`], which sums every output with `dot_general`. Both parallelize over
+//! output rows with rayon; random words depend only on positions ([`MacConfig::random_index`]),
+//! so results are bit-identical for any number of threads.
+//!
+//! Inputs are `f32` carrier values that are already values of their formats (quantize them
+//! first, e.g. with [`crate::format::Quantizer`]); outputs are accumulator values in an `f64`
+//! carrier (exact for every accumulator format that fits `f64`).
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use rayon::prelude::*;
+
+use crate::arith::dot::{dot_general, mac_counts};
+use crate::arith::fast;
+use crate::arith::mac::{EventTally, MacConfig, MacError};
+use crate::arith::ActionCounts;
+use crate::round::RandomStream;
+
+/// Which kernel computed a result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelPath {
+    /// The general order-exact path (`dot_general` per output).
+    General,
+    /// Exact integer arithmetic (any order is exact: no rounding, no overflow possible).
+    ExactInteger,
+    /// Native `f32` arithmetic (`fp32` accumulator, `rne`).
+    NativeF32,
+    /// Per-add round-to-nearest-even into a narrow float, vectorized across output columns.
+    NarrowFloat,
+    /// `ndarray`'s `f32` GEMM, then one rounding (`Order::Native`).
+    Native,
+}
+
+/// The result of a GEMM: `C` (accumulator values), the actions, and the path taken.
+#[derive(Clone, Debug)]
+pub struct GemmOutput {
+    /// `C = A B` as the MAC computes it (`M x N`, accumulator values in an `f64` carrier).
+    pub c: Array2<f64>,
+    /// The hardware actions performed.
+    pub counts: ActionCounts,
+    /// The kernel that ran.
+    pub path: KernelPath,
+}
+
+fn check_shapes(a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> Result<(), MacError> {
+    if a.ncols() != b.nrows() {
+        return Err(MacError::Shape(format!(
+            "A is {}x{} but B is {}x{}",
+            a.nrows(),
+            a.ncols(),
+            b.nrows(),
+            b.ncols()
+        )));
+    }
+    Ok(())
+}
+
+/// `C = A B` under `cfg`, by the fastest path proven equal to [`gemm_general`]. `stream` keys
+/// the random words of stochastic accumulator rounding.
+pub fn gemm(
+    cfg: &MacConfig,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    stream: RandomStream,
+) -> Result<GemmOutput, MacError> {
+    cfg.validate()?;
+    check_shapes(&a, &b)?;
+    if let Some((c, path, tally)) = fast::try_gemm(cfg, &a, &b, &stream) {
+        let counts = mac_counts(cfg, (a.nrows() * b.ncols()) as u64, a.ncols(), tally);
+        return Ok(GemmOutput { c, counts, path });
+    }
+    gemm_general(cfg, a, b, stream)
+}
+
+/// `C = A B` under `cfg` by the general order-exact path only (the reference of the fast
+/// paths; `Order::Native` is computed as `Order::Sequential` here).
+pub fn gemm_general(
+    cfg: &MacConfig,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    stream: RandomStream,
+) -> Result<GemmOutput, MacError> {
+    cfg.validate()?;
+    check_shapes(&a, &b)?;
+    let adder = cfg.adder()?;
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    let a = a.as_standard_layout().into_owned();
+    let bt = b.t().as_standard_layout().into_owned();
+    let mut c = Array2::<f64>::zeros((m, n));
+    let tally = c
+        .axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, mut row)| {
+            let mut tally = EventTally::default();
+            let mut scratch = Vec::with_capacity(k);
+            let ai = a.row(i);
+            let ai = ai.as_slice().expect("standard layout");
+            for (j, out) in row.iter_mut().enumerate() {
+                let bj = bt.row(j);
+                let bj = bj.as_slice().expect("standard layout");
+                let o = (i * n + j) as u64;
+                *out = dot_general(cfg, &adder, ai, bj, &stream, o, &mut scratch, &mut tally);
+            }
+            tally
+        })
+        .reduce(EventTally::default, EventTally::plus);
+    let counts = mac_counts(cfg, (m * n) as u64, k, tally);
+    Ok(GemmOutput {
+        c,
+        counts,
+        path: KernelPath::General,
+    })
+}
+
+/// `y = A x` under `cfg` (a GEMM with one column; output `i` is output number `i`).
+pub fn gemv(
+    cfg: &MacConfig,
+    a: ArrayView2<f32>,
+    x: ArrayView1<f32>,
+    stream: RandomStream,
+) -> Result<(Array1<f64>, ActionCounts), MacError> {
+    let out = gemm(cfg, a, x.insert_axis(Axis(1)), stream)?;
+    let y = out.c.index_axis_move(Axis(1), 0);
+    Ok((y, out.counts))
+}
+
+/// `a . b` under `cfg` (a GEMM of one row by one column; output number 0).
+pub fn dot(
+    cfg: &MacConfig,
+    a: ArrayView1<f32>,
+    b: ArrayView1<f32>,
+    stream: RandomStream,
+) -> Result<(f64, ActionCounts), MacError> {
+    if a.len() != b.len() {
+        return Err(MacError::Shape(format!(
+            "vectors of lengths {} and {}",
+            a.len(),
+            b.len()
+        )));
+    }
+    let out = gemm(cfg, a.insert_axis(Axis(0)), b.insert_axis(Axis(1)), stream)?;
+    Ok((out.c[[0, 0]], out.counts))
+}

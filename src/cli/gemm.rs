@@ -1,0 +1,327 @@
+//! `lpsim gemm`: an emulated GEMM with given input, product and accumulator formats, its
+//! errors against the exact result, and its accumulator overflow counts.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use ndarray::{Array2, ArrayView2};
+use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use serde::Serialize;
+
+use crate::arith::{gemm, ActionCounts, ExactSum, MacConfig, Order};
+use crate::cli::quantize::write_atomically;
+use crate::format::{Format, Quantizer};
+use crate::round::{RandomStream, Rounding};
+
+/// Arguments of `lpsim gemm`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example: lpsim gemm --m 64 --n 64 --k 512 --a-format bf16 \
+--b-format bf16 --acc fp16 --order chunk=32 --json"
+)]
+pub struct Args {
+    /// Rows of A and C (taken from --a when given).
+    #[arg(long)]
+    m: Option<usize>,
+    /// Columns of B and C (taken from --b when given).
+    #[arg(long)]
+    n: Option<usize>,
+    /// Columns of A, rows of B (taken from --a when given).
+    #[arg(long)]
+    k: Option<usize>,
+    /// Format of A (inputs are rounded to it with rne).
+    #[arg(long, default_value = "fp32")]
+    a_format: String,
+    /// Format of B.
+    #[arg(long, default_value = "fp32")]
+    b_format: String,
+    /// Product format (rounded with rne), or `exact`.
+    #[arg(long, default_value = "exact")]
+    product: String,
+    /// Fused MAC: the exact product is added with one rounding.
+    #[arg(long)]
+    fused: bool,
+    /// Accumulator format (float or fixed: fp32, fp16, float:e=8,m=12, fixed:wl=24,fl=10, int32).
+    #[arg(long)]
+    acc: String,
+    /// Accumulator rounding unit: rne, rna, rtz, up, down, odd, sr, sr:bits=N.
+    #[arg(long, default_value = "rne")]
+    acc_rounding: String,
+    /// Accumulation order: sequential, pairwise, chunk=C, native.
+    #[arg(long, default_value = "sequential")]
+    order: String,
+    /// Seed of the random inputs and of stochastic rounding.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Distribution of random inputs: normal or uniform (in [-1, 1)).
+    #[arg(long, default_value = "normal")]
+    dist: String,
+    /// Scale of random inputs.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// A as a 2-D float32 or float64 .npy file (M x K).
+    #[arg(long)]
+    a: Option<PathBuf>,
+    /// B as a 2-D float32 or float64 .npy file (K x N).
+    #[arg(long)]
+    b: Option<PathBuf>,
+    /// Write C (the accumulator's carrier values: float32 when the format fits, else float64).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `lpsim gemm` reports.
+#[derive(Serialize, Debug)]
+struct Report {
+    m: usize,
+    n: usize,
+    k: usize,
+    a_format: String,
+    b_format: String,
+    product: String,
+    fused: bool,
+    acc: String,
+    acc_rounding: String,
+    order: String,
+    kernel: String,
+    max_abs_error: f64,
+    mean_abs_error: f64,
+    max_rel_error: f64,
+    mean_rel_error: f64,
+    /// Outputs equal to the exact sum rounded once to the accumulator (rne for stochastic).
+    frac_correctly_rounded: f64,
+    overflows: u64,
+    saturations: u64,
+    wraps: u64,
+    counts: ActionCounts,
+}
+
+fn read_matrix(path: &Path) -> anyhow::Result<Array2<f64>> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    if let Ok(a) = Array2::<f32>::read_npy(&bytes[..]) {
+        return Ok(a.mapv(f64::from));
+    }
+    Array2::<f64>::read_npy(&bytes[..]).with_context(|| {
+        format!(
+            "{}: not a 2-D float32 or float64 .npy array",
+            path.display()
+        )
+    })
+}
+
+fn random_matrix(rows: usize, cols: usize, seed: u64, stream: u64, args: &Args) -> Array2<f64> {
+    let s = RandomStream::new(seed, stream);
+    let uniform = args.dist == "uniform";
+    Array2::from_shape_fn((rows, cols), |(i, j)| {
+        let idx = (i * cols + j) as u64;
+        let x = if uniform {
+            2.0 * s.uniform_f64(idx) - 1.0
+        } else {
+            s.normal_f64(idx)
+        };
+        x * args.scale
+    })
+}
+
+/// Round `x` to `f` (rne) along rows (block formats group along each row).
+fn quantize_rows(x: &Array2<f64>, f: Format) -> anyhow::Result<Array2<f32>> {
+    let q = Quantizer::new(f, Rounding::NearestEven, 0, 0)?;
+    let x = x.as_standard_layout();
+    let src = x.as_slice().context("standard layout")?;
+    let mut out = vec![0.0f64; src.len()];
+    q.par_quantize_f64(src, &mut out, x.ncols().max(1));
+    Ok(Array2::from_shape_vec(
+        x.raw_dim(),
+        out.into_iter().map(|v| v as f32).collect(),
+    )?)
+}
+
+/// Run `lpsim gemm`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let a_format: Format = args.a_format.parse()?;
+    let b_format: Format = args.b_format.parse()?;
+    let product = match args.product.trim() {
+        "exact" => None,
+        p => Some(p.parse::<Format>()?),
+    };
+    let acc: Format = args.acc.parse()?;
+    let acc_rounding: Rounding = args.acc_rounding.parse()?;
+    let order: Order = args.order.parse()?;
+    if !matches!(args.dist.as_str(), "normal" | "uniform") {
+        bail!("--dist `{}`: must be normal or uniform", args.dist);
+    }
+    if !args.scale.is_finite() {
+        bail!("--scale {}: must be finite", args.scale);
+    }
+    let cfg = MacConfig::new(
+        a_format,
+        b_format,
+        product,
+        args.fused,
+        acc,
+        acc_rounding,
+        order,
+    )?;
+
+    let a_raw = match &args.a {
+        Some(p) => read_matrix(p)?,
+        None => {
+            let (Some(m), Some(k)) = (args.m, args.k) else {
+                bail!("give --m and --k, or --a A.npy");
+            };
+            random_matrix(m, k, args.seed, 1, &args)
+        }
+    };
+    let b_raw = match &args.b {
+        Some(p) => read_matrix(p)?,
+        None => {
+            let (Some(k), Some(n)) = (args.k.or(Some(a_raw.ncols())), args.n) else {
+                bail!("give --n, or --b B.npy");
+            };
+            random_matrix(k, n, args.seed, 2, &args)
+        }
+    };
+    let (m, k, n) = (a_raw.nrows(), a_raw.ncols(), b_raw.ncols());
+    for (name, given, actual) in [("m", args.m, m), ("k", args.k, k), ("n", args.n, n)] {
+        if given.is_some_and(|g| g != actual) {
+            bail!(
+                "--{name} {} does not match the input shape ({actual})",
+                given.unwrap_or(0)
+            );
+        }
+    }
+    if b_raw.nrows() != k {
+        bail!("A is {m}x{k} but B is {}x{n}", b_raw.nrows());
+    }
+    let a = quantize_rows(&a_raw, a_format)?;
+    // B's blocks run along K: quantize the rows of B^T.
+    let b = quantize_rows(&b_raw.t().to_owned(), b_format)?.reversed_axes();
+    let out = gemm(&cfg, a.view(), b.view(), RandomStream::new(args.seed, 3))?;
+
+    let report = compare(
+        &cfg,
+        &a.view(),
+        &b.view(),
+        &out.c,
+        &args,
+        out.counts,
+        out.path,
+    );
+    if let Some(p) = &args.out {
+        write_atomically(p, |w| {
+            if acc.fits_f32() {
+                out.c.mapv(|v| v as f32).write_npy(w)?;
+            } else {
+                out.c.write_npy(w)?;
+            }
+            Ok(())
+        })?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(())
+}
+
+fn compare(
+    cfg: &MacConfig,
+    a: &ArrayView2<f32>,
+    b: &ArrayView2<f32>,
+    c: &Array2<f64>,
+    args: &Args,
+    counts: ActionCounts,
+    path: crate::arith::KernelPath,
+) -> Report {
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    let reference_rounding = if cfg.acc_rounding.is_stochastic() {
+        Rounding::NearestEven
+    } else {
+        cfg.acc_rounding
+    };
+    let (mut max_abs, mut sum_abs, mut max_rel, mut sum_rel, mut nrel, mut equal) =
+        (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0usize, 0usize);
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = ExactSum::new();
+            for kk in 0..k {
+                s.add(f64::from(a[[i, kk]]) * f64::from(b[[kk, j]]));
+            }
+            let exact = s.round_to_odd();
+            let rounded = cfg
+                .acc
+                .quantize_scalar(exact, reference_rounding, 0)
+                .unwrap_or(f64::NAN);
+            let got = c[[i, j]];
+            if got == rounded || (got.is_nan() && rounded.is_nan()) {
+                equal += 1;
+            }
+            let err = (got - exact).abs();
+            max_abs = max_abs.max(err);
+            sum_abs += err;
+            if exact != 0.0 {
+                let rel = err / exact.abs();
+                max_rel = max_rel.max(rel);
+                sum_rel += rel;
+                nrel += 1;
+            }
+        }
+    }
+    let outputs = (m * n).max(1) as f64;
+    Report {
+        m,
+        n,
+        k,
+        a_format: cfg.a.to_string(),
+        b_format: cfg.b.to_string(),
+        product: cfg.product.map_or("exact".into(), |p| p.to_string()),
+        fused: cfg.fused,
+        acc: cfg.acc.to_string(),
+        acc_rounding: cfg.acc_rounding.to_string(),
+        order: args.order.clone(),
+        kernel: format!("{path:?}"),
+        max_abs_error: max_abs,
+        mean_abs_error: sum_abs / outputs,
+        max_rel_error: max_rel,
+        mean_rel_error: sum_rel / nrel.max(1) as f64,
+        frac_correctly_rounded: equal as f64 / outputs,
+        overflows: counts.overflows,
+        saturations: counts.saturations,
+        wraps: counts.wraps,
+        counts,
+    }
+}
+
+fn print_text(r: &Report) {
+    println!(
+        "gemm {}x{}x{}: {} x {} -> {} ({}), product {}{}, order {}, kernel {}",
+        r.m,
+        r.k,
+        r.n,
+        r.a_format,
+        r.b_format,
+        r.acc,
+        r.acc_rounding,
+        r.product,
+        if r.fused { ", fused" } else { "" },
+        r.order,
+        r.kernel
+    );
+    println!(
+        "abs error: max {:e}, mean {:e}",
+        r.max_abs_error, r.mean_abs_error
+    );
+    println!(
+        "rel error: max {:e}, mean {:e}",
+        r.max_rel_error, r.mean_rel_error
+    );
+    println!("correctly rounded outputs: {:.4}", r.frac_correctly_rounded);
+    println!(
+        "accumulator overflows {}, saturations {}, wraps {}",
+        r.overflows, r.saturations, r.wraps
+    );
+}
