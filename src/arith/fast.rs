@@ -21,8 +21,10 @@ use rayon::prelude::*;
 
 use crate::arith::gemm::KernelPath;
 use crate::arith::mac::{AccFormat, EventTally, MacConfig, Order};
+use crate::format::kernel::RneF32;
 use crate::format::{two_sum, FloatFormat, Format, Special};
 use crate::round::{RandomStream, Rounding};
+use crate::simd::multiversion;
 
 /// Try every fast path in turn; `None` when none applies.
 pub(crate) fn try_gemm(
@@ -253,6 +255,9 @@ trait Unit: Copy + Send + Sync {
     fn add(&self, x: Self::T, y: Self::T) -> (Self::T, bool);
     /// To the `f64` output carrier.
     fn output(x: Self::T) -> f64;
+    /// Whether an overflow leaves a non-finite value that every later step keeps non-finite
+    /// (infinity or NaN, not saturation), so a finite result proves no overflow happened.
+    fn sticky_overflow(&self) -> bool;
 }
 
 /// `fp32` accumulator, `rne`, exact product (fused or not): `f32` FMA.
@@ -296,6 +301,9 @@ impl Unit for F32Fma {
     fn output(x: f32) -> f64 {
         f64::from(x)
     }
+    fn sticky_overflow(&self) -> bool {
+        true
+    }
 }
 
 impl Unit for F32MulAdd {
@@ -313,6 +321,9 @@ impl Unit for F32MulAdd {
     }
     fn output(x: f32) -> f64 {
         f64::from(x)
+    }
+    fn sticky_overflow(&self) -> bool {
+        true
     }
 }
 
@@ -343,6 +354,9 @@ impl Unit for Narrow {
     fn output(x: f64) -> f64 {
         x
     }
+    fn sticky_overflow(&self) -> bool {
+        !self.acc.overflow.is_finite()
+    }
 }
 
 fn per_add(
@@ -359,12 +373,17 @@ fn per_add(
     let fp32 = crate::format::alias("fp32");
     let (c, overflows, path) = match cfg.order {
         Order::Sequential | Order::Chunk(_) if Some(cfg.acc) == fp32 && cfg.product.is_none() => {
-            let (c, o) = rows(F32Fma, cfg.order, a, b);
+            let (c, o) = rows(F32Fma, cfg.order, a, b, tile_f32_fma);
             (c, o, KernelPath::NativeF32)
         }
         Order::Sequential | Order::Chunk(_) if Some(cfg.acc) == fp32 && cfg.product == fp32 => {
-            let (c, o) = rows(F32MulAdd, cfg.order, a, b);
+            let (c, o) = rows(F32MulAdd, cfg.order, a, b, tile_f32_mul_add);
             (c, o, KernelPath::NativeF32)
+        }
+        Order::Sequential | Order::Chunk(_) if NarrowF32::new(cfg).is_some() => {
+            let unit = NarrowF32::new(cfg)?;
+            let (c, o) = rows(unit, cfg.order, a, b, tile_narrow_f32);
+            (c, o, KernelPath::NarrowFloat)
         }
         _ => {
             let product = match cfg.product {
@@ -379,7 +398,7 @@ fn per_add(
             let (c, o) = if cfg.order == Order::Pairwise {
                 pairwise_rows(unit, a, b)
             } else {
-                rows(unit, cfg.order, a, b)
+                rows(unit, cfg.order, a, b, tile_narrow)
             };
             (c, o, KernelPath::NarrowFloat)
         }
@@ -391,81 +410,222 @@ fn per_add(
     Some((c, path, tally))
 }
 
-/// `acc[j] = round(acc[j] + x b[j])` for every column `j`; returns the overflows.
-#[inline(always)]
-fn mac_row<U: Unit>(unit: &U, acc: &mut [U::T], x: U::T, b: &[U::T]) -> u64 {
-    let mut over = 0u64;
-    for (c, &y) in acc.iter_mut().zip(b) {
-        let (v, o) = unit.mac(*c, x, y);
-        *c = v;
-        over += u64::from(o);
-    }
-    over
+/// A narrow float accumulator with `rne`, a sticky overflow (infinity or NaN) and at most 22
+/// significant bits, fed exact products that are exact in `f32`: the `f32` version of
+/// [`Narrow`], twice as many lanes. `x + y` is split exactly by TwoSum in `f32`, rounded to odd at
+/// 24 bits, then to nearest-even at the target (exact since 24 >= target bits + 2, Boldo and
+/// Melquiond 2008). A finite sum that rounds to a non-finite value is an overflow, which is the
+/// general path's rule for formats whose overflow is infinity or NaN.
+#[derive(Clone, Copy)]
+struct NarrowF32 {
+    acc: RneF32,
 }
 
-/// `acc[j] = round(acc[j] + y[j])` for every column `j`; returns the overflows.
-#[inline(always)]
-fn add_row<U: Unit>(unit: &U, acc: &mut [U::T], y: &[U::T]) -> u64 {
-    let mut over = 0u64;
-    for (c, &v) in acc.iter_mut().zip(y) {
-        let (r, o) = unit.add(*c, v);
-        *c = r;
-        over += u64::from(o);
+impl NarrowF32 {
+    fn new(cfg: &MacConfig) -> Option<Self> {
+        let (Format::Float(acc), Format::Float(a), Format::Float(b), None) =
+            (cfg.acc, cfg.a, cfg.b, cfg.product)
+        else {
+            return None;
+        };
+        let la = a.limits();
+        let lb = b.limits();
+        // Products exact in f32: at most 24 significant bits, inside the f32 range.
+        let exact = a.man_bits() + b.man_bits() + 2 <= 24
+            && la.min_positive * lb.min_positive >= f64::from(f32::from_bits(1))
+            && la.max * lb.max < f64::from(f32::MAX) / 2.0;
+        let sticky = !acc.saturate() && acc.man_bits() <= 21;
+        (exact && sticky).then_some(NarrowF32 {
+            acc: RneF32::new(&acc)?,
+        })
     }
-    over
+
+    #[inline(always)]
+    fn sum(&self, x: f32, y: f32) -> (f32, bool) {
+        let hi = x + y;
+        let z = hi - x;
+        let lo = (x - (hi - z)) + (y - z);
+        let bits = hi.to_bits();
+        let inexact = lo != 0.0 && hi.is_finite() && bits & 1 == 0;
+        let up = (lo > 0.0) == (hi > 0.0);
+        let step = if up { 1u32 } else { u32::MAX };
+        let s = f32::from_bits(bits.wrapping_add(if inexact { step } else { 0 }));
+        let r = self.acc.round(s);
+        (r, s.is_finite() && !r.is_finite())
+    }
 }
 
-/// One output row in sequential or chunked order, vectorized across the columns.
+impl Unit for NarrowF32 {
+    type T = f32;
+    fn input(x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    fn mac(&self, acc: f32, a: f32, b: f32) -> (f32, bool) {
+        self.sum(acc, a * b)
+    }
+    #[inline(always)]
+    fn add(&self, x: f32, y: f32) -> (f32, bool) {
+        self.sum(x, y)
+    }
+    fn output(x: f32) -> f64 {
+        f64::from(x)
+    }
+    fn sticky_overflow(&self) -> bool {
+        true
+    }
+}
+
+/// Output rows per register tile.
+const TR: usize = 4;
+/// Output columns per register tile.
+const TC: usize = 32;
+
+/// Copy `TC` values of `src` from `j0` into a tile row, padding with zeros: a zero column
+/// multiplies to zero and never overflows, so padded lanes change nothing that is kept.
 #[inline(always)]
-fn row_sum<U: Unit>(unit: &U, order: Order, a: &[U::T], bt: &Array2<U::T>, out: &mut [f64]) -> u64 {
-    let n = out.len();
-    let brow = |kk: usize| bt.row(kk).to_slice().expect("standard layout");
-    let mut over = 0;
-    let mut acc = vec![U::T::default(); n];
-    match order {
-        Order::Chunk(c) => {
-            let mut chunk = vec![U::T::default(); n];
-            for (ci, part) in a.chunks(c).enumerate() {
-                chunk.fill(U::T::default());
-                for (kk, &x) in part.iter().enumerate() {
-                    over += mac_row(unit, &mut chunk, x, brow(ci * c + kk));
+fn load_tile_row<T: Copy + Default>(src: &[T], j0: usize) -> [T; TC] {
+    let mut t = [T::default(); TC];
+    let w = TC.min(src.len() - j0);
+    t[..w].copy_from_slice(&src[j0..j0 + w]);
+    t
+}
+
+/// One `TR x TC` tile of outputs (columns from `j0`) in sequential or chunked order: every `k`
+/// in order updates the whole tile, so each output still sees exactly `acc = round(acc + p_k)`
+/// for `k = 0..K` (chunked: inside each chunk from `+0`, then `round(total + chunk)`). With
+/// `COUNT` the overflow events are counted; without, the checks compile away.
+#[inline(always)]
+fn tile<U: Unit, const COUNT: bool>(
+    unit: &U,
+    chunk: usize,
+    a: &[U::T],
+    rows: usize,
+    k: usize,
+    bt: &[U::T],
+    n: usize,
+    j0: usize,
+) -> ([[U::T; TC]; TR], u64) {
+    let mut over = [[0u32; TC]; TR];
+    let mut acc = [[U::T::default(); TC]; TR];
+    let mut kk = 0;
+    while kk < k {
+        let end = k.min(kk.saturating_add(chunk));
+        let mut part = [[U::T::default(); TC]; TR];
+        for t in kk..end {
+            let b = load_tile_row(&bt[t * n..(t + 1) * n], j0);
+            for r in 0..TR {
+                let x = if r < rows {
+                    a[r * k + t]
+                } else {
+                    U::T::default()
+                };
+                for j in 0..TC {
+                    let (v, o) = unit.mac(part[r][j], x, b[j]);
+                    part[r][j] = v;
+                    if COUNT {
+                        over[r][j] += u32::from(o);
+                    }
                 }
-                over += add_row(unit, &mut acc, &chunk);
             }
         }
-        _ => {
-            for (kk, &x) in a.iter().enumerate() {
-                over += mac_row(unit, &mut acc, x, brow(kk));
+        if chunk == usize::MAX {
+            acc = part;
+        } else {
+            for r in 0..TR {
+                for j in 0..TC {
+                    let (v, o) = unit.add(acc[r][j], part[r][j]);
+                    acc[r][j] = v;
+                    if COUNT {
+                        over[r][j] += u32::from(o);
+                    }
+                }
             }
         }
+        kk = end;
     }
-    for (o, &v) in out.iter_mut().zip(&acc) {
-        *o = U::output(v);
-    }
-    over
+    (acc, over.iter().flatten().map(|&o| u64::from(o)).sum())
 }
 
-/// Sequential or chunked order over all rows in parallel.
+/// One block of up to `TR` output rows, register-tiled. Overflows are rare, so each tile first
+/// runs without counting them; where the unit's overflow is sticky (infinity or NaN stays) a tile
+/// whose outputs are all finite had none, and only the others run again, counting.
+/// `a` holds the block's rows (`K` each), `bt` is `B` (`K x N`). Returns the overflow events.
+#[inline(always)]
+fn tile_rows<U: Unit>(
+    unit: &U,
+    order: Order,
+    a: &[U::T],
+    k: usize,
+    bt: &[U::T],
+    n: usize,
+    out: &mut [f64],
+) -> u64 {
+    let rows = out.len() / n.max(1);
+    let chunk = match order {
+        Order::Chunk(c) => c,
+        _ => usize::MAX,
+    };
+    let mut events = 0;
+    for j0 in (0..n).step_by(TC) {
+        let w = TC.min(n - j0);
+        let (mut acc, _) = tile::<U, false>(unit, chunk, a, rows, k, bt, n, j0);
+        let clean = unit.sticky_overflow()
+            && acc[..rows]
+                .iter()
+                .all(|row| row[..w].iter().all(|&v| U::output(v).is_finite()));
+        if !clean {
+            let (counted, e) = tile::<U, true>(unit, chunk, a, rows, k, bt, n, j0);
+            acc = counted;
+            events += e;
+        }
+        for (r, row) in acc.iter().enumerate().take(rows) {
+            for (o, &v) in out[r * n + j0..r * n + j0 + w].iter_mut().zip(row) {
+                *o = U::output(v);
+            }
+        }
+    }
+    events
+}
+
+/// Sequential or chunked order over all rows, `TR` rows per parallel task, each task compiled
+/// for the widest instruction set available.
 fn rows<U: Unit>(
     unit: U,
     order: Order,
     a: &ArrayView2<f32>,
     b: &ArrayView2<f32>,
+    block: fn(&U, Order, &[U::T], usize, &[U::T], usize, &mut [f64]) -> u64,
 ) -> (Array2<f64>, u64) {
-    let bt = b.mapv(U::input).as_standard_layout().into_owned();
-    let mut c = Array2::<f64>::zeros((a.nrows(), b.ncols()));
+    let (k, n) = (a.ncols(), b.ncols());
+    let bt: Vec<U::T> = b
+        .as_standard_layout()
+        .iter()
+        .map(|&x| U::input(x))
+        .collect();
+    let at: Vec<U::T> = a
+        .as_standard_layout()
+        .iter()
+        .map(|&x| U::input(x))
+        .collect();
+    let mut c = Array2::<f64>::zeros((a.nrows(), n));
+    if n == 0 {
+        return (c, 0);
+    }
     let over = c
-        .axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .zip(a.axis_iter(Axis(0)))
-        .map(|(mut out, ai)| {
-            let ai: Vec<U::T> = ai.iter().map(|&x| U::input(x)).collect();
-            let out = out.as_slice_mut().expect("standard layout");
-            simd::dispatch(|| row_sum(&unit, order, &ai, &bt, out))
-        })
+        .as_slice_mut()
+        .expect("a new array is contiguous")
+        .par_chunks_mut(TR * n)
+        .zip(at.par_chunks(TR * k.max(1)))
+        .map(|(out, ai)| block(&unit, order, ai, k, &bt, n, out))
         .sum();
     (c, over)
 }
+
+multiversion!(tile_f32_fma => tile_rows::<F32Fma>, (unit: &F32Fma, order: Order, a: &[f32], k: usize, bt: &[f32], n: usize, out: &mut [f64]) -> u64);
+multiversion!(tile_f32_mul_add => tile_rows::<F32MulAdd>, (unit: &F32MulAdd, order: Order, a: &[f32], k: usize, bt: &[f32], n: usize, out: &mut [f64]) -> u64);
+multiversion!(tile_narrow_f32 => tile_rows::<NarrowF32>, (unit: &NarrowF32, order: Order, a: &[f32], k: usize, bt: &[f32], n: usize, out: &mut [f64]) -> u64);
+multiversion!(tile_narrow => tile_rows::<Narrow>, (unit: &Narrow, order: Order, a: &[f64], k: usize, bt: &[f64], n: usize, out: &mut [f64]) -> u64);
 
 /// Pairwise order for a narrow float accumulator: the tree's levels, vectorized across columns.
 fn pairwise_rows(unit: Narrow, a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> (Array2<f64>, u64) {

@@ -12,6 +12,7 @@
 
 use crate::format::{BlockFormat, Element, FixedFormat, FloatFormat, Format, Quantizer, Special};
 use crate::round::{Discarded, RandomStream, Rounding};
+use crate::simd::multiversion;
 
 /// One grid and its range rules, in the `f32` domain.
 #[derive(Clone, Copy, Debug)]
@@ -102,6 +103,14 @@ fn pick(negative: bool, pair: [u32; 2]) -> u32 {
     pair[0] ^ ((pair[0] ^ pair[1]) & mask)
 }
 
+impl Grid {
+    /// Whether [`element_rne`] applies: a float grid whose nearest-even rounding point is inside
+    /// the `f32` significand and whose subnormal step and "magic" constant are normal `f32`s.
+    fn has_fast_rne(&self) -> bool {
+        self.m < 23 && self.kmin + self.m >= -126 && self.kmin + 23 <= 127
+    }
+}
+
 /// `2^k` for `k` in `-149..=127`.
 #[inline(always)]
 fn pow2f(k: i32) -> f32 {
@@ -163,6 +172,26 @@ fn element(g: &Grid, r: Rounding, x: u32, random: u32) -> u32 {
         out = pick(negative, g.nan);
     }
     out
+}
+
+/// Round-to-nearest-even of an `f32` into a float format, for other kernels (the narrow-float
+/// accumulator of `arith`): the same rule as this module's nearest-even path.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RneF32(Grid);
+
+impl RneF32 {
+    /// `None` unless the format has the fast nearest-even path (fits `f32`, subnormals, signed,
+    /// a zero, at most 22 mantissa bits, a smallest step at or above `2^-149`).
+    pub(crate) fn new(f: &FloatFormat) -> Option<Self> {
+        let g = Grid::float(f, Rounding::NearestEven)?;
+        g.has_fast_rne().then_some(RneF32(g))
+    }
+
+    /// `x` rounded to nearest-even, with the format's overflow, NaN and infinity rules.
+    #[inline(always)]
+    pub(crate) fn round(&self, x: f32) -> f32 {
+        f32::from_bits(element_rne(&self.0, x.to_bits()))
+    }
 }
 
 /// Round-to-nearest-even on a float grid, the most common conversion, in fewer operations:
@@ -287,7 +316,7 @@ fn run_tile(
     offset: u64,
 ) {
     match r {
-        Rounding::NearestEven if g.m < 23 && g.kmin + g.m >= -126 && g.kmin + 23 <= 127 => {
+        Rounding::NearestEven if g.has_fast_rne() => {
             for (o, x) in out.iter_mut().zip(input) {
                 *o = f32::from_bits(element_rne(g, x.to_bits()));
             }
@@ -304,45 +333,8 @@ fn run_tile(
     }
 }
 
-/// Define `$name(args)` that runs the `#[inline(always)]` function `$body(args)` compiled for
-/// the widest instruction set this CPU has (AVX-512, else AVX2, else the build target), so the
-/// body's loops vectorize for it.
-macro_rules! multiversion {
-    ($name:ident => $body:ident ( $($arg:ident : $ty:ty),* )) => {
-        fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,bmi2")]
-                unsafe fn avx512($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma,bmi2")]
-                unsafe fn avx2($($arg: $ty),*) {
-                    $body($($arg),*)
-                }
-                if is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512vl")
-                    && is_x86_feature_detected!("avx512dq")
-                {
-                    // SAFETY: the CPU supports every feature the function is compiled for.
-                    return unsafe { avx512($($arg),*) };
-                }
-                if is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-                    && is_x86_feature_detected!("bmi2")
-                {
-                    // SAFETY: as above.
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body($($arg),*)
-        }
-    };
-}
-
-multiversion!(run => run_portable(g: &Grid, r: Rounding, stream: RandomStream, input: &[f32], out: &mut [f32], offset: u64));
-multiversion!(run_blocks => run_blocks_portable(q: &Quantizer, b: &BlockFormat, base: Grid, input: &[f32], out: &mut [f32], offset: u64, n: usize));
+multiversion!(run => run_portable, (g: &Grid, r: Rounding, stream: RandomStream, input: &[f32], out: &mut [f32], offset: u64));
+multiversion!(run_blocks => run_blocks_portable, (q: &Quantizer, b: &BlockFormat, base: Grid, input: &[f32], out: &mut [f32], offset: u64, n: usize));
 
 /// Quantize each block of a block format with its scaled grid; blocks whose scaled grid has
 /// no fast path go through the exact reference path.

@@ -11,7 +11,7 @@ pub(crate) mod exact;
 mod fixed;
 mod float;
 mod info;
-mod kernel;
+pub(crate) mod kernel;
 mod qtorch;
 mod quantizer;
 mod spec;
