@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod format;
 pub mod round;
+pub mod workload;
 
 pub use format::{Format, FormatError, Quantizer};
 pub use round::{RandomStream, Rounding};
