@@ -122,7 +122,7 @@ fn shipped_workloads_have_the_documented_shapes() {
     assert_eq!(
         halp.budget,
         Budget::Epochs {
-            epochs: 10,
+            epochs: 20,
             batch_size: 1,
             burn_in: 0,
             thin: 1
@@ -662,4 +662,90 @@ fn data_spec_reports_its_task() {
     let d = supervised(&w);
     assert_eq!(values(&d.y_train).len() + values(&d.y_test).len(), 4);
     assert_eq!(d.n_classes, None);
+}
+
+/// Plain `f64` minibatch SGD with the workload's `lr`, epochs and batch size, visiting the
+/// training set in a fresh random order each epoch; returns the test probabilities.
+fn reference_sgd(w: &Workload, d: &Dataset) -> Array2<f64> {
+    let model = w.build_model(d).expect("model fits");
+    let Budget::Epochs {
+        epochs, batch_size, ..
+    } = w.budget
+    else {
+        panic!("a supervised budget");
+    };
+    let lr = w.hyper["lr"];
+    let mut p = model.init_params(0);
+    let n = d.x_train.nrows();
+    for epoch in 0..epochs {
+        let rng = RandomStream::new(epoch as u64, 77);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&a| rng.bits(a as u64));
+        for rows in order.chunks(batch_size) {
+            let (x, y) = d.batch(rows);
+            let (_, g) = model.loss_and_grad(p.view(), x.view(), &y);
+            p.scaled_add(-lr, &g);
+        }
+    }
+    model.predict(p.view(), d.x_test.view())
+}
+
+#[test]
+fn shipped_classifier_budgets_are_enough_for_plain_sgd() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+    for (name, min_acc) in [
+        ("digits-logistic", 0.93),
+        ("digits-mlp", 0.93),
+        ("iris-logistic", 0.9),
+    ] {
+        let w = Workload::load(root.join(format!("{name}.json"))).expect("loads");
+        let d = supervised(&w);
+        let probs = reference_sgd(&w, &d);
+        let labels = classes(&d.y_test);
+        let acc = metrics::accuracy(probs.view(), labels.view());
+        let nll = metrics::nll(probs.view(), labels.view());
+        let ece = metrics::ece(probs.view(), labels.view(), ECE_BINS);
+        eprintln!("{name}: accuracy {acc:.4}, nll {nll:.4}, ece {ece:.4}");
+        assert!(acc >= min_acc, "{name}: test accuracy {acc}");
+    }
+}
+
+#[test]
+fn halp_linreg_budget_lets_f64_svrg_reach_the_optimum() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+    let w = Workload::load(root.join("halp-linreg.json")).expect("loads");
+    let d = supervised(&w);
+    let model = w.build_model(&d).expect("linear");
+    let y = values(&d.y_train).clone();
+    let opt = metrics::least_squares_optimum(&model, d.x_train.view(), y.view()).expect("solves");
+    let (lr, t) = (w.hyper["lr_svrg"], w.hyper["epoch_length"] as usize);
+    let Budget::Epochs { epochs, .. } = w.budget else {
+        panic!("epochs");
+    };
+    let n = d.x_train.nrows();
+    let grad_i = |p: &Array1<f64>, i: usize| {
+        let x = d.x_train.row(i);
+        x.to_owned() * (x.dot(p) - y[i])
+    };
+    let mut p = model.init_params(0);
+    let gap0 = opt.gap(model.loss(p.view(), d.x_train.view(), &d.y_train));
+    let rng = RandomStream::new(1, 2);
+    let mut step = 0u64;
+    // SVRG outer iterations of T steps cover `epochs` passes over the data.
+    for _ in 0..epochs * n / t {
+        let centre = p.clone();
+        let (_, full) = model.loss_and_grad(centre.view(), d.x_train.view(), &d.y_train);
+        for _ in 0..t {
+            let i = ((rng.uniform_f64(step) * n as f64) as usize).min(n - 1);
+            step += 1;
+            let g = grad_i(&p, i) - grad_i(&centre, i) + &full;
+            p.scaled_add(-lr, &g);
+        }
+    }
+    let gap = opt.gap(model.loss(p.view(), d.x_train.view(), &d.y_train));
+    eprintln!(
+        "halp-linreg: f64 SVRG gap {gap0:e} -> {gap:e} (optimum loss {:e})",
+        opt.loss
+    );
+    assert!(gap < 1e-6 * gap0, "gap {gap0} -> {gap}");
 }
