@@ -10,7 +10,7 @@ use lpsim::workload::{
     Budget, DataSpec, Dataset, LinearSpec, LogisticSpec, MlpSpec, ModelAverage, ModelSpec, Moments,
     Problem, Targets, Workload, WorkloadError,
 };
-use lpsim::{Format, RandomStream};
+use lpsim::{Format, RandomStream, Rounding};
 use ndarray::{array, Array1, Array2, Axis};
 use ndarray_npy::WriteNpyExt;
 
@@ -75,9 +75,14 @@ fn every_shipped_workload_loads() {
                 Some(w.name.as_str()),
                 "file named after the workload"
             );
+            // The pinned formats and rounding units are valid specs.
             for (key, value) in &w.arch_overrides {
-                if key.starts_with("formats.") && !key.starts_with("formats.rounding") {
-                    let spec = value.as_str().expect("format specs are strings");
+                let spec = value
+                    .as_str()
+                    .expect("format and rounding specs are strings");
+                if key.starts_with("formats.rounding.") {
+                    Rounding::from_str(spec).unwrap_or_else(|e| panic!("{}: {key}: {e}", w.name));
+                } else if key.starts_with("formats.") {
                     Format::from_str(spec).unwrap_or_else(|e| panic!("{}: {key}: {e}", w.name));
                 }
             }
