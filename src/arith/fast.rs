@@ -496,6 +496,7 @@ fn load_tile_row<T: Copy + Default>(src: &[T], j0: usize) -> [T; TC] {
 /// for `k = 0..K` (chunked: inside each chunk from `+0`, then `round(total + chunk)`). With
 /// `COUNT` the overflow events are counted; without, the checks compile away.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn tile<U: Unit, const COUNT: bool>(
     unit: &U,
     chunk: usize,
@@ -588,6 +589,10 @@ fn tile_rows<U: Unit>(
     events
 }
 
+/// A multiversioned [`tile_rows`] for one unit.
+type TileRows<U> =
+    fn(&U, Order, &[<U as Unit>::T], usize, &[<U as Unit>::T], usize, &mut [f64]) -> u64;
+
 /// Sequential or chunked order over all rows, `TR` rows per parallel task, each task compiled
 /// for the widest instruction set available.
 fn rows<U: Unit>(
@@ -595,7 +600,7 @@ fn rows<U: Unit>(
     order: Order,
     a: &ArrayView2<f32>,
     b: &ArrayView2<f32>,
-    block: fn(&U, Order, &[U::T], usize, &[U::T], usize, &mut [f64]) -> u64,
+    block: TileRows<U>,
 ) -> (Array2<f64>, u64) {
     let (k, n) = (a.ncols(), b.ncols());
     let bt: Vec<U::T> = b
