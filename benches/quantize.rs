@@ -12,7 +12,10 @@ fn main() {
             .expect("bench formats fit in f32");
         println!("threads = {threads}");
         for r in rows {
-            println!("{:<24} {:>14.4e} elem/s {:>7.3}x native", r.name, r.elements_per_s, r.ratio_to_native);
+            println!(
+                "{:<24} {:>14.4e} elem/s {:>7.3}x native",
+                r.name, r.elements_per_s, r.ratio_to_native
+            );
         }
     }
 }

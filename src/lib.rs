@@ -11,6 +11,7 @@ pub mod cost;
 pub mod format;
 pub mod report;
 pub mod round;
+pub mod sweep;
 
 pub use format::{Format, FormatError, Quantizer};
 pub use round::{RandomStream, Rounding};
