@@ -522,3 +522,48 @@ fn never_replaces_a_users_results_file() {
         .contains("results.csv: exists and was not written by lpsim"));
     assert_eq!(read(out.join("results.csv")), "my,own,table\n");
 }
+
+#[test]
+fn sweep_command_summarizes_and_fails_when_a_run_failed() {
+    use lpsim::cli::sweep::{sweep_command, Args};
+    let (dir, _) = setup("command");
+    let d = dir.display();
+    let spec_path = dir.join("quick.json");
+    std::fs::write(
+        &spec_path,
+        format!(
+            r#"{{"name":"quick","workloads":["{d}/workloads/toy-class.json"],"algos":["sgd"],
+                 "archs":["{d}/arch/bf16.json","{d}/arch/fp32.json"],"out":"{d}/from-spec"}}"#
+        ),
+    )
+    .unwrap();
+    let args = Args {
+        spec: spec_path,
+        out: None,
+        jobs: 1,
+    };
+    let summary = sweep_command(&args, &synthetic).unwrap();
+    assert_eq!(summary.outcomes.len(), 2);
+    assert!(
+        dir.join("from-spec/results.csv").exists(),
+        "the spec's `out` is used"
+    );
+
+    let args = Args {
+        out: Some(dir.join("explicit")),
+        ..args
+    };
+    let err = sweep_command(&args, &|s: &RunSpec| {
+        if s.arch_name() == "fp32" {
+            Err("no fp32 today".to_string())
+        } else {
+            synthetic(s)
+        }
+    })
+    .unwrap_err();
+    assert!(err.to_string().starts_with("1 of 2 runs failed"), "{err}");
+    assert!(
+        dir.join("explicit/results.csv").exists(),
+        "results are written anyway"
+    );
+}

@@ -4,6 +4,7 @@ mod bench;
 mod cost;
 mod formats;
 mod quantize;
+pub mod sweep;
 
 use clap::{Parser, Subcommand};
 

@@ -13,4 +13,4 @@ pub use io::{write_atomically, ReportError};
 pub use pareto::pareto_front;
 pub use run::{error_metric, CostSummary, EpochRecord, RunConfig, RunReport};
 pub(crate) use write::{cell, human, slug, to_json_pretty, write_svg};
-pub use write::{run_dir, write_run, RUN_JSON, RUN_MD, RUN_PLOTS};
+pub use write::{run_dir, write_run, REPORTS_ROOT, RUN_JSON, RUN_MD, RUN_PLOTS};

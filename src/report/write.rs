@@ -17,8 +17,11 @@ pub const RUN_MD: &str = "report.md";
 /// Names of the plots a run may have (each drawn only when the run has its data).
 pub const RUN_PLOTS: [&str; 4] = ["loss.svg", "accuracy.svg", "gap.svg", "energy.svg"];
 
+/// The directory under which `lpsim run` and `lpsim sweep` put their reports by default.
+pub const REPORTS_ROOT: &str = "reports";
+
 /// Where `lpsim run` writes a run by default: `<root>/<workload>-<algo>-<arch>` (`root` is
-/// `reports` for the command), each name reduced to letters, digits, `.`, `_` and `-` so that
+/// [`REPORTS_ROOT`] for the command), each name reduced to letters, digits, `.`, `_` and `-` so that
 /// it is one safe path component.
 pub fn run_dir(root: &Path, workload: &str, algo: &str, arch: &str) -> PathBuf {
     root.join(format!("{}-{}-{}", slug(workload), slug(algo), slug(arch)))

@@ -4,6 +4,8 @@
 //!
 //! # The spec (`SPEC.json`)
 //!
+//! Documented for users in `workloads/SWEEP.md`.
+//!
 //! ```json
 //! {
 //!   "name": "quickstart",
