@@ -13,14 +13,14 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ReportError {
     /// A file or directory operation failed.
-    #[error("{}: cannot {action}: {source}", path.display())]
+    #[error("{}: cannot {action}: {error}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// What was attempted (`create`, `write`, `read`, ...).
         action: &'static str,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file of the name lpsim writes exists but was not written by lpsim.
     #[error(
@@ -40,22 +40,22 @@ pub enum ReportError {
         detail: String,
     },
     /// A report could not be turned into JSON.
-    #[error("{}: cannot encode as JSON: {source}", path.display())]
+    #[error("{}: cannot encode as JSON: {error}", path.display())]
     Json {
         /// The JSON file.
         path: PathBuf,
         /// The encoder's error.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 }
 
 impl ReportError {
     /// An I/O error on `path` while doing `action`.
-    pub(crate) fn io(path: &Path, action: &'static str, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &Path, action: &'static str, error: std::io::Error) -> Self {
         ReportError::Io {
             path: path.to_path_buf(),
             action,
-            source,
+            error,
         }
     }
 }
@@ -84,13 +84,13 @@ pub fn write_atomically<E: From<ReportError>>(
         TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        let file = File::create(&tmp).map_err(|e| ReportError::io(&tmp, "create", e))?;
+        let file = File::create(&tmp).map_err(|e| ReportError::io(path, "create", e))?;
         let mut w = BufWriter::new(file);
         write(&mut w)?;
-        w.flush().map_err(|e| ReportError::io(&tmp, "write", e))?;
+        w.flush().map_err(|e| ReportError::io(path, "write", e))?;
         w.get_ref()
             .sync_all()
-            .map_err(|e| ReportError::io(&tmp, "write", e))?;
+            .map_err(|e| ReportError::io(path, "write", e))?;
         Ok(())
     })();
     if let Err(e) = result {

@@ -89,9 +89,9 @@ pub(crate) fn to_json_pretty<T: serde::Serialize>(
     path: &Path,
     value: &T,
 ) -> Result<String, ReportError> {
-    let mut s = serde_json::to_string_pretty(value).map_err(|source| ReportError::Json {
+    let mut s = serde_json::to_string_pretty(value).map_err(|error| ReportError::Json {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     s.push('\n');
     Ok(s)

@@ -74,20 +74,20 @@ use progress::Progress;
 #[derive(Debug, Error)]
 pub enum SweepError {
     /// A spec, workload or architecture file could not be read.
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The spec is not JSON.
-    #[error("{file}: not valid JSON: {source}")]
+    #[error("{file}: not valid JSON: {error}")]
     Json {
         /// The spec file.
         file: String,
         /// The parser's error, with line and column.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     /// A field of the spec is missing, of the wrong type, unknown or matches no file.
     #[error("{file}: {detail}")]
@@ -101,12 +101,12 @@ pub enum SweepError {
     #[error(transparent)]
     Report(#[from] ReportError),
     /// The worker threads could not be started.
-    #[error("cannot start {jobs} worker threads: {source}")]
+    #[error("cannot start {jobs} worker threads: {error}")]
     Pool {
         /// Threads asked for.
         jobs: usize,
         /// Rayon's error.
-        source: rayon::ThreadPoolBuildError,
+        error: rayon::ThreadPoolBuildError,
     },
 }
 
@@ -116,12 +116,9 @@ impl From<ArchError> for SweepError {
         match e {
             ArchError::Io { file, error } => SweepError::Read {
                 path: file.into(),
-                source: error,
+                error,
             },
-            ArchError::Json { file, error } => SweepError::Json {
-                file,
-                source: error,
-            },
+            ArchError::Json { file, error } => SweepError::Json { file, error },
             ArchError::Invalid { file, detail } => SweepError::Invalid { file, detail },
         }
     }
@@ -206,7 +203,7 @@ pub fn run_sweep<E: Display>(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .build()
-        .map_err(|source| SweepError::Pool { jobs, source })?;
+        .map_err(|error| SweepError::Pool { jobs, error })?;
     let finished: Vec<Result<(usize, RunOutcome), ReportError>> = pool.install(|| {
         pending
             .par_iter()

@@ -50,9 +50,9 @@ impl SweepSpec {
     /// Read and check a sweep spec; relative paths and glob patterns are resolved against the
     /// current directory.
     pub fn load(path: &Path) -> Result<Self, SweepError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SweepError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| SweepError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::from_json_str(&path.display().to_string(), &text)
     }
@@ -61,9 +61,9 @@ impl SweepSpec {
     /// path (`spec.json: set.lr[1]: expected a string, number or boolean, found null`).
     pub fn from_json_str(file: &str, text: &str) -> Result<Self, SweepError> {
         let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|source| SweepError::Json {
+            serde_json::from_str(text).map_err(|error| SweepError::Json {
                 file: file.to_string(),
-                source,
+                error,
             })?;
         let root = Node::root(file, &value);
         let obj = root.object(&TOP_KEYS)?;
@@ -188,9 +188,9 @@ fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, SweepError> {
-    std::fs::read(path).map_err(|source| SweepError::Read {
+    std::fs::read(path).map_err(|error| SweepError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 
