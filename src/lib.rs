@@ -12,6 +12,7 @@ pub mod format;
 pub mod report;
 pub mod round;
 mod simd;
+pub mod sweep;
 pub mod workload;
 
 pub use format::{Format, FormatError, Quantizer};

@@ -9,7 +9,7 @@ pub use schema::{
     Architecture, Array, Compute, Dataflow, Formats, MemoryKind, MemoryLevel, Rng, RngKind,
     StoreRounding, Table, Technology, Vector, TABLES,
 };
-pub(crate) use validate::suggestion;
+pub(crate) use validate::{suggestion, Node};
 
 use std::path::Path;
 

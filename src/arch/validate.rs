@@ -175,6 +175,17 @@ impl<'a> Node<'a> {
             .ok_or_else(|| self.wrong_type("a string"))
     }
 
+    /// This node as a scalar written as text: a string as is, a number or a boolean as JSON
+    /// writes it (the values of a sweep's `set` grid).
+    pub(crate) fn scalar(&self) -> Result<String, ArchError> {
+        match self.value {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Bool(b) => Ok(b.to_string()),
+            _ => Err(self.wrong_type("a string, number or boolean")),
+        }
+    }
+
     /// This node as a boolean.
     pub(crate) fn bool(&self) -> Result<bool, ArchError> {
         self.value

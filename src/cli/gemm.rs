@@ -9,8 +9,8 @@ use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 use serde::Serialize;
 
 use crate::arith::{gemm, ActionCounts, ExactSum, MacConfig, Order};
-use crate::cli::quantize::write_atomically;
 use crate::format::{Format, Quantizer};
+use crate::report::write_atomically;
 use crate::round::{RandomStream, Rounding};
 
 /// Arguments of `lpsim gemm`.
@@ -217,7 +217,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             } else {
                 out.c.write_npy(w)?;
             }
-            Ok(())
+            Ok::<(), anyhow::Error>(())
         })?;
     }
     if args.json {

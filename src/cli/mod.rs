@@ -5,6 +5,7 @@ mod cost;
 mod formats;
 mod gemm;
 mod quantize;
+pub mod sweep;
 
 use clap::{Parser, Subcommand};
 

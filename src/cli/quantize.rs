@@ -9,6 +9,7 @@ use ndarray::{ArrayD, IxDyn};
 use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 
 use crate::format::{Format, Quantizer};
+use crate::report::write_atomically;
 use crate::round::Rounding;
 
 /// Arguments of `lpsim quantize`.
@@ -121,36 +122,6 @@ fn read_text(reader: impl Read, name: &str) -> anyhow::Result<Values> {
         from_f32,
         shape,
     })
-}
-
-/// Write through a temporary file renamed into place, so a failed run never leaves half a file.
-pub(crate) fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut w = BufWriter::new(
-            File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?,
-        );
-        write(&mut w)?;
-        w.flush()?;
-        w.get_ref().sync_all()?;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
 }
 
 /// Run `lpsim quantize`.

@@ -1,6 +1,16 @@
 //! Reports: what one run or a sweep produced, and the writers that put it on a page
 //! (JSON for machines, CSV for pandas, Markdown for people, SVG plots).
 
+mod io;
+pub mod nonfinite;
+mod pareto;
+pub(crate) mod plot;
 mod run;
+mod write;
 
-pub use run::{CostSummary, EpochRecord, RunConfig, RunReport};
+pub(crate) use io::{create_dir, has_marker, replace_own_file, MARKER as MARKER_LINE};
+pub use io::{write_atomically, ReportError};
+pub use pareto::pareto_front;
+pub use run::{error_metric, CostSummary, EpochRecord, RunConfig, RunReport};
+pub(crate) use write::{cell, human, slug, to_json_pretty, write_svg};
+pub use write::{run_dir, write_run, REPORTS_ROOT, RUN_JSON, RUN_MD, RUN_PLOTS};

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::nonfinite;
+
 /// What was run: enough to run it again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -19,6 +21,7 @@ pub struct RunConfig {
     /// The `--set key=value` overrides as given.
     pub set: BTreeMap<String, String>,
     /// Every hyperparameter as finally used (defaults, workload, then `--set`).
+    #[serde(with = "nonfinite::map")]
     pub hyper: BTreeMap<String, f64>,
     /// The number formats and rounding units the run used, by role (`weights`, `mac.accumulator`, ...).
     pub formats: BTreeMap<String, String>,
@@ -30,10 +33,13 @@ pub struct EpochRecord {
     /// 1-based epoch.
     pub epoch: usize,
     /// Metric name -> value (`train_loss`, `test_accuracy`, `optimality_gap`, ...).
+    #[serde(with = "nonfinite::map")]
     pub metrics: BTreeMap<String, f64>,
     /// Energy spent in this epoch, pJ.
+    #[serde(with = "nonfinite")]
     pub energy_pj: f64,
     /// Cycles spent in this epoch.
+    #[serde(with = "nonfinite")]
     pub cycles: f64,
 }
 
@@ -41,16 +47,22 @@ pub struct EpochRecord {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CostSummary {
     /// Total energy, pJ.
+    #[serde(with = "nonfinite")]
     pub energy_pj: f64,
     /// Total cycles (compute + stall).
+    #[serde(with = "nonfinite")]
     pub cycles: f64,
     /// Stall cycles (memory levels that could not keep up).
+    #[serde(with = "nonfinite")]
     pub stall_cycles: f64,
     /// Time at the architecture's clock, seconds.
+    #[serde(with = "nonfinite")]
     pub time_s: f64,
     /// Area of the accelerator, mm^2.
+    #[serde(with = "nonfinite")]
     pub area_mm2: f64,
     /// Energy by component or action kind, pJ.
+    #[serde(with = "nonfinite::map")]
     pub breakdown: BTreeMap<String, f64>,
 }
 
@@ -64,9 +76,39 @@ pub struct RunReport {
     /// Final metrics: at least `test_accuracy`, `test_nll`, `ece`, `train_loss` where they apply;
     /// `sample_mean`, `sample_var` (and `target_mean`, `target_var`) for the Gaussian toy;
     /// `optimality_gap` for regression.
+    #[serde(with = "nonfinite::map")]
     pub metrics: BTreeMap<String, f64>,
     /// Cost of the whole run.
     pub cost: CostSummary,
     /// The epoch at which the loss became NaN or infinite, if it did (the run stops there).
     pub diverged_at_epoch: Option<usize>,
+}
+
+impl RunConfig {
+    /// Bits per element of the weight format (`formats["weights"]`), the x axis of the
+    /// accuracy-against-bit-width plot; `None` when the run has no weight format or it does not
+    /// parse.
+    pub fn weight_bits(&self) -> Option<u32> {
+        self.formats
+            .get("weights")
+            .and_then(|s| s.parse::<crate::Format>().ok())
+            .map(|f| f.bits())
+    }
+}
+
+/// The error a run is ranked by, lower is better, with its name: `test_error` = 1 -
+/// `test_accuracy` for classifiers, else `optimality_gap` for regression, else `variance_error` =
+/// |`sample_var` - `target_var`| for samplers of a known Gaussian. `None` when none applies.
+/// The sweep's Pareto plot puts it against energy; a run's energy plot draws it per epoch.
+pub fn error_metric(metrics: &BTreeMap<String, f64>) -> Option<(&'static str, f64)> {
+    if let Some(a) = metrics.get("test_accuracy") {
+        return Some(("test_error", 1.0 - a));
+    }
+    if let Some(g) = metrics.get("optimality_gap") {
+        return Some(("optimality_gap", *g));
+    }
+    match (metrics.get("sample_var"), metrics.get("target_var")) {
+        (Some(v), Some(t)) => Some(("variance_error", (v - t).abs())),
+        _ => None,
+    }
 }

@@ -2,6 +2,8 @@
 //! and a small deterministic generator of test inputs.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
+
 use lpsim::{Format, Rounding};
 
 /// Every deterministic rounding mode lpsim has.
@@ -106,4 +108,23 @@ pub fn next_up_f32(x: f32) -> f32 {
 /// The next `f32` toward -infinity.
 pub fn next_down_f32(x: f32) -> f32 {
     -next_up_f32(-x)
+}
+
+/// A fresh empty directory for one test (`group` and `name` keep tests apart).
+pub fn scratch(group: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lpsim-test-{group}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The contents of the `<text>` elements of an SVG document, trimmed.
+pub fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..];
+            Some(body[..body.find("</text>")?].trim().to_string())
+        })
+        .collect()
 }

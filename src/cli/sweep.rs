@@ -1,0 +1,62 @@
+//! `lpsim sweep SPEC.json [--out DIR] [--jobs N]`: run a grid of runs and write one report.
+//!
+//! The runs themselves come from a runner passed in ([`sweep_command`]), so this layer does not
+//! depend on the algorithms; the binary passes the real one.
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+
+use crate::report::{slug, RunReport, REPORTS_ROOT};
+use crate::sweep::{run_sweep, ProgressMode, RunSpec, SweepSpec, SweepSummary, RESULTS_CSV};
+
+/// Arguments of `lpsim sweep`.
+#[derive(clap::Args, Debug, Clone)]
+#[command(
+    after_help = "The spec's schema: workloads/SWEEP.md. Finished runs are kept in \
+DIR/runs/ and reused when the sweep runs again.\nExample: lpsim sweep sweep.json --out reports/mine --jobs 2"
+)]
+pub struct Args {
+    /// The sweep spec (JSON).
+    pub spec: PathBuf,
+    /// Output directory; default: the spec's `out`, else `reports/<name>`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Runs in parallel; 0 = one per core.
+    #[arg(long, short, default_value_t = 0)]
+    pub jobs: usize,
+}
+
+/// Run `lpsim sweep` with `runner` producing each run's report: load the spec, run the sweep
+/// with a progress display, print a one-line summary. Fails (after writing every result) when a
+/// run failed, so scripts notice.
+pub fn sweep_command<E: Display>(
+    args: &Args,
+    runner: &(dyn Fn(&RunSpec) -> Result<RunReport, E> + Sync),
+) -> anyhow::Result<SweepSummary> {
+    let spec = SweepSpec::load(&args.spec)?;
+    let out = args
+        .out
+        .clone()
+        .or_else(|| spec.out.clone())
+        .unwrap_or_else(|| Path::new(REPORTS_ROOT).join(slug(&spec.name)));
+    let summary = run_sweep(&spec, &out, args.jobs, runner, ProgressMode::Auto)?;
+    println!(
+        "{} runs: {} ran, {} reused, {} failed; results in {}",
+        summary.outcomes.len(),
+        summary.ran,
+        summary.reused,
+        summary.failed,
+        out.join(RESULTS_CSV).display()
+    );
+    if summary.failed > 0 {
+        bail!(
+            "{} of {} runs failed (see {}); run the sweep again to retry them",
+            summary.failed,
+            summary.outcomes.len(),
+            out.join(RESULTS_CSV).display()
+        );
+    }
+    Ok(summary)
+}

@@ -1,0 +1,292 @@
+//! The files of one run: `report.json` (everything, pretty, keys in a stable order),
+//! `report.md` (for people) and SVG plots of the per-epoch curves. `lpsim run` writes them into
+//! [`run_dir`]; only these files are replaced, anything else in the directory is left alone.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::io::{create_dir, has_marker, remove_own_file, replace_own_file, ReportError, MARKER};
+use super::plot::{Chart, Series, Style};
+use super::run::{error_metric, RunReport};
+
+/// Name of the JSON report of a run.
+pub const RUN_JSON: &str = "report.json";
+/// Name of the Markdown report of a run.
+pub const RUN_MD: &str = "report.md";
+/// Names of the plots a run may have (each drawn only when the run has its data).
+pub const RUN_PLOTS: [&str; 4] = ["loss.svg", "accuracy.svg", "gap.svg", "energy.svg"];
+
+/// The directory under which `lpsim run` and `lpsim sweep` put their reports by default.
+pub const REPORTS_ROOT: &str = "reports";
+
+/// Where `lpsim run` writes a run by default: `<root>/<workload>-<algo>-<arch>` (`root` is
+/// [`REPORTS_ROOT`] for the command), each name reduced to letters, digits, `.`, `_` and `-` so that
+/// it is one safe path component.
+pub fn run_dir(root: &Path, workload: &str, algo: &str, arch: &str) -> PathBuf {
+    root.join(format!("{}-{}-{}", slug(workload), slug(algo), slug(arch)))
+}
+
+/// `s` with every character outside `[A-Za-z0-9._-]` replaced by `_` (never empty, never `..`).
+pub(crate) fn slug(s: &str) -> String {
+    let t: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if t.is_empty() || t.chars().all(|c| c == '.') {
+        "_".repeat(t.len().max(1))
+    } else {
+        t
+    }
+}
+
+/// Write the report of one run into `dir` (created if needed): `report.json`, `report.md` and
+/// the plots that apply ([`RUN_PLOTS`]). Every file is written atomically; an existing file of
+/// one of these names that lpsim did not write is an error ([`ReportError::NotOurs`]), and a
+/// plot a previous run left that this run has no data for is removed. Returns the paths written.
+pub fn write_run(dir: &Path, report: &RunReport) -> Result<Vec<PathBuf>, ReportError> {
+    create_dir(dir)?;
+    let mut written = Vec::new();
+
+    let json_path = dir.join(RUN_JSON);
+    let json = to_json_pretty(&json_path, report)?;
+    replace_own_file(&json_path, json.as_bytes(), |old| {
+        serde_json::from_slice::<RunReport>(old).is_ok()
+    })?;
+    written.push(json_path);
+
+    let charts = run_charts(report);
+    for name in RUN_PLOTS {
+        let path = dir.join(name);
+        match charts.iter().find(|(n, _)| *n == name) {
+            Some((_, chart)) => {
+                write_svg(&path, chart)?;
+                written.push(path);
+            }
+            None => remove_own_file(&path, has_marker)?,
+        }
+    }
+    let plots: Vec<&str> = charts.iter().map(|(n, _)| *n).collect();
+
+    let md_path = dir.join(RUN_MD);
+    replace_own_file(
+        &md_path,
+        run_markdown(report, &plots).as_bytes(),
+        has_marker,
+    )?;
+    written.push(md_path);
+    Ok(written)
+}
+
+/// `value` as pretty JSON with a final newline (struct fields in declaration order, maps sorted).
+pub(crate) fn to_json_pretty<T: serde::Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<String, ReportError> {
+    let mut s = serde_json::to_string_pretty(value).map_err(|error| ReportError::Json {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// Draw `chart` into `path` (atomically, replacing only an lpsim plot).
+pub(crate) fn write_svg(path: &Path, chart: &Chart) -> Result<(), ReportError> {
+    let svg = chart.to_svg().map_err(|detail| ReportError::Plot {
+        path: path.to_path_buf(),
+        detail,
+    })?;
+    replace_own_file(path, svg.as_bytes(), has_marker)
+}
+
+/// The per-epoch curve of metric `name`, if any epoch has it.
+fn curve(report: &RunReport, name: &str) -> Option<Vec<(f64, f64)>> {
+    let pts: Vec<(f64, f64)> = report
+        .epochs
+        .iter()
+        .filter_map(|e| e.metrics.get(name).map(|&v| (e.epoch as f64, v)))
+        .collect();
+    (!pts.is_empty()).then_some(pts)
+}
+
+/// The plots of a run that has data for them, with their file names.
+fn run_charts(report: &RunReport) -> Vec<(&'static str, Chart)> {
+    let c = &report.config;
+    let what = format!("{} / {} / {} / seed {}", c.workload, c.algo, c.arch, c.seed);
+    let per_epoch = |title: &str, metric: &str, log_y: bool| {
+        curve(report, metric).map(|points| Chart {
+            title: format!("{title}: {what}"),
+            x_label: "epoch".into(),
+            y_label: metric.into(),
+            log_y,
+            series: vec![Series {
+                label: metric.into(),
+                points,
+                style: Style::LinePoints,
+            }],
+            ..Chart::default()
+        })
+    };
+    let mut charts = Vec::new();
+    let candidates = [
+        ("loss.svg", per_epoch("Training loss", "train_loss", false)),
+        (
+            "accuracy.svg",
+            per_epoch("Test accuracy", "test_accuracy", false),
+        ),
+        (
+            "gap.svg",
+            per_epoch("Optimality gap", "optimality_gap", true),
+        ),
+        ("energy.svg", energy_chart(report, &what)),
+    ];
+    for (name, chart) in candidates {
+        if let Some(chart) = chart.filter(Chart::has_points) {
+            charts.push((name, chart));
+        }
+    }
+    charts
+}
+
+/// The run's error metric (see [`error_metric`]) against the energy spent so far, per epoch.
+fn energy_chart(report: &RunReport, what: &str) -> Option<Chart> {
+    let mut spent = 0.0;
+    let mut name = None;
+    let mut points = Vec::new();
+    for e in &report.epochs {
+        spent += e.energy_pj;
+        if let Some((n, v)) = error_metric(&e.metrics) {
+            name = Some(n);
+            points.push((spent, v));
+        }
+    }
+    let name = name?;
+    Some(Chart {
+        title: format!("{name} against energy: {what}"),
+        x_label: "cumulative energy (pJ)".into(),
+        y_label: name.into(),
+        series: vec![Series {
+            label: name.into(),
+            points,
+            style: Style::LinePoints,
+        }],
+        ..Chart::default()
+    })
+}
+
+/// A number for people: 4 significant digits, scientific notation when very large or small.
+pub(crate) fn human(x: f64) -> String {
+    let a = x.abs();
+    if x == 0.0 || !x.is_finite() {
+        format!("{x}")
+    } else if (1e-3..1e6).contains(&a) {
+        let digits = (3 - a.log10().floor() as i32).max(0) as usize;
+        format!("{x:.digits$}")
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
+/// `s` safe inside a Markdown table cell.
+pub(crate) fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The Markdown report of one run; `plots` are the plot files written beside it.
+fn run_markdown(r: &RunReport, plots: &[&str]) -> String {
+    let c = &r.config;
+    let mut md = String::new();
+    let w = &mut md;
+    // Writing to a String cannot fail.
+    let _ = writeln!(w, "{MARKER}\n");
+    let _ = writeln!(
+        w,
+        "# {} · {} · {} · seed {}\n",
+        c.workload, c.algo, c.arch, c.seed
+    );
+    if let Some(e) = r.diverged_at_epoch {
+        let _ = writeln!(
+            w,
+            "**Diverged at epoch {e}**: the loss became NaN or infinite and the run stopped there.\n"
+        );
+    }
+    let _ = writeln!(w, "## Configuration\n\n| field | value |\n|---|---|");
+    let set: Vec<String> = c.set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for (k, v) in [
+        ("workload", c.workload.clone()),
+        ("algorithm", c.algo.clone()),
+        ("architecture", c.arch.clone()),
+        ("seed", c.seed.to_string()),
+        ("--set", set.join(", ")),
+    ] {
+        let _ = writeln!(w, "| {k} | {} |", cell(&v));
+    }
+    if !c.hyper.is_empty() {
+        let _ = writeln!(w, "\n| hyperparameter | value |\n|---|---|");
+        for (k, v) in &c.hyper {
+            let _ = writeln!(w, "| {} | {v} |", cell(k));
+        }
+    }
+    if !c.formats.is_empty() {
+        let _ = writeln!(w, "\n| role | format |\n|---|---|");
+        for (k, v) in &c.formats {
+            let _ = writeln!(w, "| {} | `{}` |", cell(k), cell(v));
+        }
+    }
+    let _ = writeln!(w, "\n## Final metrics\n\n| metric | value |\n|---|---|");
+    for (k, v) in &r.metrics {
+        let _ = writeln!(w, "| {} | {} |", cell(k), human(*v));
+    }
+    let k = &r.cost;
+    let _ = writeln!(
+        w,
+        "\n## Cost of the whole run\n\n| figure | value |\n|---|---|"
+    );
+    let _ = writeln!(w, "| energy | {} pJ |", human(k.energy_pj));
+    let _ = writeln!(w, "| cycles | {} |", human(k.cycles));
+    let _ = writeln!(w, "| of which stall cycles | {} |", human(k.stall_cycles));
+    let _ = writeln!(w, "| time | {} s |", human(k.time_s));
+    let _ = writeln!(w, "| area | {} mm² |", human(k.area_mm2));
+    if !k.breakdown.is_empty() {
+        let _ = writeln!(w, "\n| energy by component | pJ | share |\n|---|---|---|");
+        for (name, pj) in &k.breakdown {
+            let share = if k.energy_pj > 0.0 {
+                format!("{:.1} %", pj / k.energy_pj * 100.0)
+            } else {
+                "-".into()
+            };
+            let _ = writeln!(w, "| {} | {} | {share} |", cell(name), human(*pj));
+        }
+    }
+    if !r.epochs.is_empty() {
+        let names: BTreeSet<&String> = r.epochs.iter().flat_map(|e| e.metrics.keys()).collect();
+        let _ = write!(w, "\n## Per epoch\n\n| epoch |");
+        for n in &names {
+            let _ = write!(w, " {} |", cell(n));
+        }
+        let _ = writeln!(w, " energy (pJ) | cycles |");
+        let _ = writeln!(w, "|{}", "---|".repeat(names.len() + 3));
+        for e in &r.epochs {
+            let _ = write!(w, "| {} |", e.epoch);
+            for n in &names {
+                let v = e.metrics.get(*n).map_or(String::new(), |v| human(*v));
+                let _ = write!(w, " {v} |");
+            }
+            let _ = writeln!(w, " {} | {} |", human(e.energy_pj), human(e.cycles));
+        }
+    }
+    if !plots.is_empty() {
+        let _ = writeln!(w, "\n## Plots\n");
+        for p in plots {
+            let _ = writeln!(w, "![{p}]({p})\n");
+        }
+    }
+    md
+}

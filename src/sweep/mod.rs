@@ -1,0 +1,304 @@
+//! Sweeps: a grid of runs (workloads x algorithms x architectures x `--set` values x seeds), run
+//! in parallel, each deterministic, stored as it finishes and reused when the sweep runs again,
+//! summarized in one report.
+//!
+//! # The spec (`SPEC.json`)
+//!
+//! Documented for users in `workloads/SWEEP.md`.
+//!
+//! ```json
+//! {
+//!   "name": "quickstart",
+//!   "workloads": ["workloads/digits-logistic.json"],
+//!   "algos": ["sgd", "lp-sgld-vc"],
+//!   "archs": ["arch/*.json"],
+//!   "seeds": [0, 1],
+//!   "set": {"lr": [0.05, 0.1]},
+//!   "out": "reports/quickstart"
+//! }
+//! ```
+//!
+//! | key | required | meaning |
+//! |---|---|---|
+//! | `name` | yes | the sweep's name; the default output directory is `reports/<name>` |
+//! | `workloads` | yes | workload files; the file name may be a pattern with `*` and `?` |
+//! | `algos` | yes | algorithm names as `lpsim run --algo` takes them |
+//! | `archs` | yes | architecture files; the file name may be a pattern with `*` and `?` |
+//! | `seeds` | no, `[0]` | whole numbers |
+//! | `set` | no | `key: [values...]` (strings, numbers or booleans): the grid takes every combination |
+//! | `out` | no | output directory (`--out` wins over it) |
+//!
+//! Relative paths and patterns are resolved against the current directory; a pattern's matches
+//! are sorted by name, and a file named twice is run once.
+//!
+//! # Order, identity and resumption
+//!
+//! The grid's order is fixed ([`SweepSpec::runs`]): workloads, algorithms, architectures, `set`
+//! combinations, seeds (innermost). Each run is named by [`RunSpec::hash`], which covers the spec
+//! and the *contents* of its workload and architecture files: editing a file reruns its runs.
+//! A finished run is written at once, atomically, to `<out>/runs/<hash>.json`; a later sweep
+//! reuses every stored run whose file parses and matches, so an interrupted sweep loses nothing
+//! finished. Failed runs are not stored (the next sweep tries them again).
+//!
+//! # Output
+//!
+//! `<out>/results.csv` (one row per run in grid order), `results.json`, `report.md` and SVG plots
+//! (per workload: error against energy with the Pareto front; accuracy against weight bits); see
+//! [`run_sweep`]. The same sweep gives byte-identical files: there are no timestamps and numbers
+//! are written in Rust's shortest round-trip form.
+
+mod progress;
+mod results;
+mod spec;
+
+use std::fmt::Display;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::arch::ArchError;
+use crate::report::{create_dir, to_json_pretty, write_atomically, ReportError, RunReport};
+
+pub use progress::ProgressMode;
+pub use results::{RESULTS_CSV, RESULTS_JSON, SWEEP_MD};
+pub use spec::{RunSpec, SweepSpec};
+
+use progress::Progress;
+
+/// Why a sweep could not run or could not write its results. (A run that fails is not a sweep
+/// error: it gets a row with its error and the sweep goes on.)
+#[derive(Debug, Error)]
+pub enum SweepError {
+    /// A spec, workload or architecture file could not be read.
+    #[error("{}: cannot read: {error}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The spec is not JSON.
+    #[error("{file}: not valid JSON: {error}")]
+    Json {
+        /// The spec file.
+        file: String,
+        /// The parser's error, with line and column.
+        error: serde_json::Error,
+    },
+    /// A field of the spec is missing, of the wrong type, unknown or matches no file.
+    #[error("{file}: {detail}")]
+    Invalid {
+        /// The spec file.
+        file: String,
+        /// `json.path = value: what is wrong`.
+        detail: String,
+    },
+    /// A result file could not be written.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// The worker threads could not be started.
+    #[error("cannot start {jobs} worker threads: {error}")]
+    Pool {
+        /// Threads asked for.
+        jobs: usize,
+        /// Rayon's error.
+        error: rayon::ThreadPoolBuildError,
+    },
+}
+
+impl From<ArchError> for SweepError {
+    /// The spec is checked with the JSON walker architecture files use; its errors map one to one.
+    fn from(e: ArchError) -> Self {
+        match e {
+            ArchError::Io { file, error } => SweepError::Read {
+                path: file.into(),
+                error,
+            },
+            ArchError::Json { file, error } => SweepError::Json { file, error },
+            ArchError::Invalid { file, detail } => SweepError::Invalid { file, detail },
+        }
+    }
+}
+
+/// What happened to one run of the sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunOutcome {
+    /// The run.
+    pub spec: RunSpec,
+    /// Its [`RunSpec::hash`].
+    pub hash: String,
+    /// The report, or why the run failed (the runner's error, or its panic message).
+    pub result: Result<RunReport, String>,
+    /// Whether the report was taken from an earlier sweep instead of running.
+    pub reused: bool,
+}
+
+impl RunOutcome {
+    /// `ok`, `diverged` or `failed`: the `status` column of `results.csv`.
+    pub fn status(&self) -> &'static str {
+        match &self.result {
+            Ok(r) if r.diverged_at_epoch.is_some() => "diverged",
+            Ok(_) => "ok",
+            Err(_) => "failed",
+        }
+    }
+}
+
+/// The outcome of a whole sweep.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepSummary {
+    /// Every run, in grid order.
+    pub outcomes: Vec<RunOutcome>,
+    /// Runs executed by this sweep.
+    pub ran: usize,
+    /// Runs reused from an earlier sweep.
+    pub reused: usize,
+    /// Runs that failed.
+    pub failed: usize,
+    /// The result files written (CSV, JSON, Markdown, plots).
+    pub files: Vec<PathBuf>,
+}
+
+/// A finished run as stored in `runs/<hash>.json`.
+#[derive(Serialize, Deserialize)]
+struct StoredRun {
+    hash: String,
+    spec: RunSpec,
+    report: RunReport,
+}
+
+/// Directory of the stored runs inside a sweep's output directory.
+pub const RUNS_DIR: &str = "runs";
+
+/// Run the sweep `spec` into `out`: expand the grid, reuse every run stored in `out/runs/`,
+/// run the others with `runner` on `jobs` threads (0: one per core), store each finished run
+/// atomically as soon as it finishes, then write `results.csv`, `results.json`, `report.md` and
+/// the plots. A run whose runner returns an error or panics is recorded as failed and the sweep
+/// goes on. Progress goes to standard error as `progress` says.
+pub fn run_sweep<E: Display>(
+    spec: &SweepSpec,
+    out: &Path,
+    jobs: usize,
+    runner: &(dyn Fn(&RunSpec) -> Result<RunReport, E> + Sync),
+    progress: ProgressMode,
+) -> Result<SweepSummary, SweepError> {
+    let planned = spec.hashed_runs()?;
+    let runs_dir = out.join(RUNS_DIR);
+    create_dir(&runs_dir)?;
+
+    let mut outcomes: Vec<Option<RunOutcome>> = planned
+        .iter()
+        .map(|(spec, hash)| load_stored(&runs_dir, spec, hash))
+        .collect();
+    let reused = outcomes.iter().flatten().count();
+    let pending: Vec<usize> = (0..planned.len())
+        .filter(|&i| outcomes[i].is_none())
+        .collect();
+
+    let shown = Progress::start(progress, planned.len(), reused);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .map_err(|error| SweepError::Pool { jobs, error })?;
+    let finished: Vec<Result<(usize, RunOutcome), ReportError>> = pool.install(|| {
+        pending
+            .par_iter()
+            .map(|&i| {
+                let (spec, hash) = &planned[i];
+                let outcome = run_one(&runs_dir, spec, hash, runner, &shown)?;
+                Ok((i, outcome))
+            })
+            .collect()
+    });
+    shown.finish();
+    for f in finished {
+        let (i, outcome) = f?;
+        outcomes[i] = Some(outcome);
+    }
+    let outcomes: Vec<RunOutcome> = outcomes.into_iter().flatten().collect();
+    let files = results::write_results(out, &spec.name, &outcomes)?;
+    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    Ok(SweepSummary {
+        ran: outcomes.len() - reused,
+        reused,
+        failed,
+        outcomes,
+        files,
+    })
+}
+
+/// The stored outcome of `spec` if `runs/<hash>.json` exists, parses and is this run.
+fn load_stored(runs_dir: &Path, spec: &RunSpec, hash: &str) -> Option<RunOutcome> {
+    let bytes = std::fs::read(stored_path(runs_dir, hash)).ok()?;
+    let stored: StoredRun = serde_json::from_slice(&bytes).ok()?;
+    let matches = stored.hash == hash && stored.spec == *spec;
+    matches.then_some(RunOutcome {
+        spec: stored.spec,
+        hash: stored.hash,
+        result: Ok(stored.report),
+        reused: true,
+    })
+}
+
+fn stored_path(runs_dir: &Path, hash: &str) -> PathBuf {
+    runs_dir.join(format!("{hash}.json"))
+}
+
+/// Run one spec, store it if it finished, and report progress. Only a failure to store is an
+/// error of the sweep.
+fn run_one<E: Display>(
+    runs_dir: &Path,
+    spec: &RunSpec,
+    hash: &str,
+    runner: &(dyn Fn(&RunSpec) -> Result<RunReport, E> + Sync),
+    shown: &Progress,
+) -> Result<RunOutcome, ReportError> {
+    let start = Instant::now();
+    let result = match catch_unwind(AssertUnwindSafe(|| runner(spec))) {
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(panic) => Err(format!("panicked: {}", panic_message(&*panic))),
+    };
+    if let Ok(report) = &result {
+        let path = stored_path(runs_dir, hash);
+        let stored = StoredRun {
+            hash: hash.to_string(),
+            spec: spec.clone(),
+            report: report.clone(),
+        };
+        let json = to_json_pretty(&path, &stored)?;
+        // `runs/` is lpsim's own directory: a file there that does not parse is a stored run
+        // cut short, replaced without asking.
+        write_atomically(&path, |w| {
+            w.write_all(json.as_bytes())
+                .map_err(|e| ReportError::io(&path, "write", e))
+        })?;
+    }
+    let status = match &result {
+        Ok(r) => match r.diverged_at_epoch {
+            Some(e) => format!("diverged at epoch {e}"),
+            None => "done".to_string(),
+        },
+        Err(e) => format!("failed: {e}"),
+    };
+    shown.finished(&spec.label(), &status, start.elapsed());
+    Ok(RunOutcome {
+        spec: spec.clone(),
+        hash: hash.to_string(),
+        result,
+        reused: false,
+    })
+}
+
+/// The message of a panic payload (`&str` or `String`), or a placeholder.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}

@@ -1,0 +1,367 @@
+//! The sweep spec (`SPEC.json`), its grid of [`RunSpec`]s and their content hashes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::SweepError;
+use crate::arch::{ArchError, Node};
+
+/// A sweep: the grid workloads x algorithms x architectures x `set` values x seeds.
+/// Read from JSON by [`SweepSpec::load`]; the schema is in the [module doc](crate::sweep).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepSpec {
+    /// Name of the sweep (default output directory `reports/<name>`).
+    pub name: String,
+    /// Workload files, globs already expanded (each pattern's matches sorted by name).
+    pub workloads: Vec<PathBuf>,
+    /// Algorithm names, as `lpsim run --algo` takes them.
+    pub algos: Vec<String>,
+    /// Architecture files, globs already expanded.
+    pub archs: Vec<PathBuf>,
+    /// Seeds (default `[0]`).
+    pub seeds: Vec<u64>,
+    /// `--set` keys, each with the list of values to sweep.
+    pub set: BTreeMap<String, Vec<String>>,
+    /// Output directory given in the spec, if any.
+    pub out: Option<PathBuf>,
+}
+
+/// One run of a sweep: what `lpsim run` would be given. Its [`hash`](RunSpec::hash) names the
+/// stored result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// Workload file.
+    pub workload_path: PathBuf,
+    /// Algorithm name.
+    pub algo: String,
+    /// Architecture file.
+    pub arch_path: PathBuf,
+    /// Seed.
+    pub seed: u64,
+    /// `--set key=value` overrides.
+    pub set: BTreeMap<String, String>,
+}
+
+const TOP_KEYS: [&str; 7] = ["name", "workloads", "algos", "archs", "seeds", "set", "out"];
+
+impl SweepSpec {
+    /// Read and check a sweep spec; relative paths and glob patterns are resolved against the
+    /// current directory.
+    pub fn load(path: &Path) -> Result<Self, SweepError> {
+        let text = std::fs::read_to_string(path).map_err(|error| SweepError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        Self::from_json_str(&path.display().to_string(), &text)
+    }
+
+    /// Check a sweep spec given as JSON text; `file` names it in errors, which give the JSON
+    /// path (`spec.json: set.lr[1]: expected a string, number or boolean, found null`).
+    pub fn from_json_str(file: &str, text: &str) -> Result<Self, SweepError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|error| SweepError::Json {
+                file: file.to_string(),
+                error,
+            })?;
+        let root = Node::root(file, &value);
+        let obj = root.object(&TOP_KEYS)?;
+        let files = |n: Node<'_>| -> Result<Vec<PathBuf>, ArchError> {
+            let lists = n.array(|p| expand_pattern(p, p.str()?))?;
+            non_empty(n, lists.into_iter().flatten().collect())
+        };
+        let name = obj.req("name", "the sweep's name", |n| n.str().map(str::to_string))?;
+        let workloads = obj.req("workloads", "workload files or globs", files)?;
+        let algos = obj.req("algos", "algorithm names", |n| {
+            let v = n.array(|a| a.str().map(str::to_string))?;
+            non_empty(n, v)
+        })?;
+        let archs = obj.req("archs", "architecture files or globs", files)?;
+        let seeds = obj
+            .opt("seeds", |n| {
+                let v = n.array(|s| s.uint(0))?;
+                non_empty(n, v)
+            })?
+            .unwrap_or_else(|| vec![0]);
+        let set = obj
+            .opt("set", |n| {
+                let m = n.object_any()?;
+                let mut set = BTreeMap::new();
+                for key in m.keys() {
+                    let values = m.req(key, "values", |v| {
+                        let list = v.array(|x| x.scalar())?;
+                        non_empty(v, list)
+                    })?;
+                    set.insert(key.clone(), values);
+                }
+                Ok(set)
+            })?
+            .unwrap_or_default();
+        let out = obj.opt("out", |n| n.str().map(PathBuf::from))?;
+        Ok(SweepSpec {
+            name,
+            workloads,
+            algos,
+            archs,
+            seeds,
+            set,
+            out,
+        })
+    }
+
+    /// The grid in its fixed order: workloads (outermost), algorithms, architectures, `set`
+    /// combinations (keys in sorted order, the last key varying fastest, values in the order
+    /// given), seeds (innermost, so the seeds of one configuration are neighbours).
+    pub fn runs(&self) -> Vec<RunSpec> {
+        let mut sets = vec![BTreeMap::new()];
+        for (key, values) in &self.set {
+            sets = sets
+                .iter()
+                .flat_map(|base| {
+                    values.iter().map(move |v| {
+                        let mut m: BTreeMap<String, String> = base.clone();
+                        m.insert(key.clone(), v.clone());
+                        m
+                    })
+                })
+                .collect();
+        }
+        let mut runs = Vec::new();
+        for w in &self.workloads {
+            for algo in &self.algos {
+                for arch in &self.archs {
+                    for set in &sets {
+                        for &seed in &self.seeds {
+                            runs.push(RunSpec {
+                                workload_path: w.clone(),
+                                algo: algo.clone(),
+                                arch_path: arch.clone(),
+                                seed,
+                                set: set.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        runs
+    }
+
+    /// The grid with each run's hash, reading every workload and architecture file once.
+    pub(crate) fn hashed_runs(&self) -> Result<Vec<(RunSpec, String)>, SweepError> {
+        let mut contents: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+        for p in self.workloads.iter().chain(&self.archs) {
+            if !contents.contains_key(p) {
+                contents.insert(p.clone(), read(p)?);
+            }
+        }
+        Ok(self
+            .runs()
+            .into_iter()
+            .map(|r| {
+                let h = r.hash_with(&contents[&r.workload_path], &contents[&r.arch_path]);
+                (r, h)
+            })
+            .collect())
+    }
+}
+
+/// `items` without repeated entries, or an error at `n` when there are none.
+fn non_empty<T: PartialEq>(n: Node<'_>, items: Vec<T>) -> Result<Vec<T>, ArchError> {
+    if items.is_empty() {
+        Err(n.err("must list at least one entry"))
+    } else {
+        Ok(dedup(items))
+    }
+}
+
+/// `v` without repeated entries, first occurrences kept in order.
+fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(v.len());
+    for x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, SweepError> {
+    std::fs::read(path).map_err(|error| SweepError::Read {
+        path: path.to_path_buf(),
+        error,
+    })
+}
+
+/// A path, or a pattern whose last component has `*` (any characters) and `?` (one
+/// character): the matching files, sorted by name. A plain path is returned as is (a missing
+/// file is reported when the sweep reads it).
+fn expand_pattern(node: Node<'_>, pattern: &str) -> Result<Vec<PathBuf>, ArchError> {
+    let path = Path::new(pattern);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = path.parent().unwrap_or(Path::new(""));
+    if dir.to_string_lossy().contains(['*', '?']) {
+        return Err(node.bad_value("only the file name may contain * or ?"));
+    }
+    if !name.contains(['*', '?']) {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let read_from = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let entries = std::fs::read_dir(read_from)
+        .map_err(|e| node.bad_value(format!("cannot list {}: {e}", read_from.display())))?;
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| glob_match(name.as_bytes(), n.as_bytes()))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(node.bad_value("matches no file"));
+    }
+    Ok(names.into_iter().map(|n| dir.join(n)).collect())
+}
+
+/// Whether `name` matches `pattern` (`*` any run of characters, `?` one character). A leading
+/// `.` is matched only literally, as in a shell.
+pub(crate) fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    if name.first() == Some(&b'.') && pattern.first() != Some(&b'.') {
+        return false;
+    }
+    // Iterative matching with backtracking to the last `*`.
+    let (mut p, mut n) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, n));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == name[n] => {
+                p += 1;
+                n += 1;
+            }
+            _ => match star {
+                Some((sp, sn)) => {
+                    p = sp + 1;
+                    n = sn + 1;
+                    star = Some((sp, sn + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Version of the hash recipe; bump it when the recipe or the meaning of a stored run changes.
+const HASH_VERSION: u32 = 1;
+
+impl RunSpec {
+    /// The workload's short name: its file name without the extension.
+    pub fn workload_name(&self) -> String {
+        stem(&self.workload_path)
+    }
+
+    /// The architecture's short name: its file name without the extension.
+    pub fn arch_name(&self) -> String {
+        stem(&self.arch_path)
+    }
+
+    /// One line naming the run for people: `digits-logistic sgd fp32 seed 0 lr=0.05`.
+    pub fn label(&self) -> String {
+        let mut s = format!(
+            "{} {} {} seed {}",
+            self.workload_name(),
+            self.algo,
+            self.arch_name(),
+            self.seed
+        );
+        for (k, v) in &self.set {
+            s.push_str(&format!(" {k}={v}"));
+        }
+        s
+    }
+
+    /// The run's identity, 16 hex digits: FNV-1a (64 bits) over a canonical JSON text of the
+    /// spec (paths as given, algorithm, seed, `set`) followed by the length-prefixed *contents*
+    /// of the workload and architecture files, so editing either file gives its runs new hashes
+    /// and the sweep runs them again. Reads both files.
+    pub fn hash(&self) -> Result<String, SweepError> {
+        Ok(self.hash_with(&read(&self.workload_path)?, &read(&self.arch_path)?))
+    }
+
+    /// [`RunSpec::hash`] given the two files' contents.
+    fn hash_with(&self, workload: &[u8], arch: &[u8]) -> String {
+        let canonical = serde_json::json!({
+            "version": HASH_VERSION,
+            "workload_path": self.workload_path.to_string_lossy(),
+            "algo": self.algo,
+            "arch_path": self.arch_path.to_string_lossy(),
+            "seed": self.seed,
+            "set": self.set,
+        })
+        .to_string();
+        let mut h = Fnv::new();
+        h.write(canonical.as_bytes());
+        for part in [workload, arch] {
+            h.write(&(part.len() as u64).to_le_bytes());
+            h.write(part);
+        }
+        format!("{:016x}", h.0)
+    }
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+/// FNV-1a, 64 bits: tiny, stable across platforms and Rust versions (unlike `DefaultHasher`).
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"*.json", b"fp32.json"));
+        assert!(!glob_match(b"*.json", b"fp32.json.bak"));
+        assert!(glob_match(b"fp?.json", b"fp8.json"));
+        assert!(glob_match(b"*8*", b"bfp8.json"));
+        assert!(!glob_match(b"*.json", b".hidden.json"));
+        assert!(glob_match(b"a*b*c", b"aXXbYYbc"));
+        assert!(!glob_match(b"a*b*c", b"aXXbYYb"));
+    }
+
+    #[test]
+    fn fnv_reference() {
+        // FNV-1a 64 of "a" from the reference description.
+        let mut h = Fnv::new();
+        h.write(b"a");
+        assert_eq!(h.0, 0xaf63_dc4c_8601_ec8c);
+    }
+}

@@ -1,0 +1,260 @@
+//! One run's report files: JSON round trip (NaN included), Markdown, SVG plots, the directory
+//! naming, and never replacing a file lpsim did not write.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use lpsim::report::{
+    pareto_front, run_dir, write_run, CostSummary, EpochRecord, ReportError, RunConfig, RunReport,
+};
+
+fn scratch(name: &str) -> PathBuf {
+    common::scratch("report", name)
+}
+
+fn map(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// A classifier run of three epochs; `diverge` makes the last epoch's loss NaN.
+fn report(diverge: bool) -> RunReport {
+    let epochs = (1..=3)
+        .map(|e| {
+            let loss = if diverge && e == 3 {
+                f64::NAN
+            } else {
+                1.0 / e as f64
+            };
+            EpochRecord {
+                epoch: e,
+                metrics: map(&[
+                    ("train_loss", loss),
+                    ("test_accuracy", 0.6 + 0.1 * e as f64),
+                ]),
+                energy_pj: 1000.0,
+                cycles: 50.0,
+            }
+        })
+        .collect();
+    RunReport {
+        config: RunConfig {
+            workload: "digits-logistic".into(),
+            algo: "lp-sgld-vc".into(),
+            arch: "bf16".into(),
+            seed: 3,
+            set: [("lr".to_string(), "0.05".to_string())].into(),
+            hyper: map(&[("lr", 0.05), ("epochs", 3.0)]),
+            formats: [("weights".to_string(), "bf16".to_string())].into(),
+        },
+        epochs,
+        metrics: map(&[
+            ("test_accuracy", 0.9),
+            ("test_nll", 0.3),
+            ("ece", 0.02),
+            ("train_loss", if diverge { f64::INFINITY } else { 0.33 }),
+        ]),
+        cost: CostSummary {
+            energy_pj: 3000.0,
+            cycles: 150.0,
+            stall_cycles: 10.0,
+            time_s: 1.5e-7,
+            area_mm2: 0.25,
+            breakdown: map(&[("mac", 2000.0), ("dram", 1000.0)]),
+        },
+        diverged_at_epoch: diverge.then_some(3),
+    }
+}
+
+#[test]
+fn report_json_round_trips_with_nan_and_inf() {
+    for diverge in [false, true] {
+        let r = report(diverge);
+        let json = serde_json::to_string_pretty(&r).unwrap();
+        assert_eq!(
+            json.matches("null").count(),
+            usize::from(!diverge),
+            "only `diverged_at_epoch` may be null; non-finite numbers are strings"
+        );
+        let back: RunReport = serde_json::from_str(&json).unwrap();
+        // NaN != NaN, so compare the encodings.
+        assert_eq!(serde_json::to_string_pretty(&back).unwrap(), json);
+        assert_eq!(back.diverged_at_epoch, r.diverged_at_epoch);
+    }
+}
+
+#[test]
+fn writes_json_markdown_and_plots() {
+    let dir = scratch("files");
+    let r = report(false);
+    let written = write_run(&dir, &r).unwrap();
+    let names: Vec<String> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "report.json",
+            "loss.svg",
+            "accuracy.svg",
+            "energy.svg",
+            "report.md"
+        ]
+    );
+    let json = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    assert_eq!(serde_json::from_str::<RunReport>(&json).unwrap(), r);
+
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    for needle in [
+        "# digits-logistic · lp-sgld-vc · bf16 · seed 3",
+        "| --set | lr=0.05 |",
+        "| test_accuracy | 0.9000 |",
+        "| mac | 2000 | 66.7 % |",
+        "## Per epoch",
+        "![loss.svg](loss.svg)",
+    ] {
+        assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
+    }
+    for (file, label) in [
+        ("loss.svg", "train_loss"),
+        ("accuracy.svg", "test_accuracy"),
+        ("energy.svg", "test_error"),
+    ] {
+        let svg = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(svg.starts_with("<svg"), "{file}");
+        assert!(svg.trim_end().ends_with("</svg>"), "{file}");
+        assert!(
+            common::svg_texts(&svg).contains(&label.to_string()),
+            "{file} lacks {label}"
+        );
+    }
+    assert!(
+        !dir.join("gap.svg").exists(),
+        "no optimality gap, no gap plot"
+    );
+}
+
+#[test]
+fn gap_plot_on_a_log_scale_and_stale_plots_removed() {
+    let dir = scratch("gap");
+    let mut r = report(false);
+    for (i, e) in r.epochs.iter_mut().enumerate() {
+        e.metrics = map(&[("optimality_gap", 10f64.powi(-(i as i32)))]);
+    }
+    r.metrics = map(&[("optimality_gap", 0.01)]);
+    write_run(&dir, &r).unwrap();
+    let svg = std::fs::read_to_string(dir.join("gap.svg")).unwrap();
+    assert!(svg.starts_with("<svg"));
+    assert!(common::svg_texts(&svg).contains(&"optimality_gap".to_string()));
+    assert!(!dir.join("accuracy.svg").exists());
+
+    // A later run with no gap in the same directory removes lpsim's old gap plot.
+    write_run(&dir, &report(false)).unwrap();
+    assert!(!dir.join("gap.svg").exists());
+}
+
+#[test]
+fn diverged_run_is_reported_not_a_crash() {
+    let dir = scratch("diverged");
+    write_run(&dir, &report(true)).unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("**Diverged at epoch 3**"));
+    let json = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    assert!(json.contains("\"train_loss\": \"inf\""));
+    assert_eq!(
+        serde_json::from_str::<RunReport>(&json)
+            .unwrap()
+            .diverged_at_epoch,
+        Some(3)
+    );
+}
+
+#[test]
+fn never_replaces_a_users_file() {
+    let dir = scratch("foreign");
+    std::fs::write(dir.join("report.md"), "my notes\n").unwrap();
+    std::fs::write(dir.join("notes.txt"), "keep me\n").unwrap();
+    let err = write_run(&dir, &report(false)).unwrap_err();
+    assert!(matches!(err, ReportError::NotOurs { .. }), "{err}");
+    assert!(err
+        .to_string()
+        .contains("report.md: exists and was not written by lpsim"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("report.md")).unwrap(),
+        "my notes\n"
+    );
+
+    // Once the user's file is gone, lpsim writes, and rewrites its own files freely.
+    std::fs::remove_file(dir.join("report.md")).unwrap();
+    write_run(&dir, &report(false)).unwrap();
+    write_run(&dir, &report(true)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("notes.txt")).unwrap(),
+        "keep me\n"
+    );
+    // No temporary files left behind.
+    let stray: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(stray.is_empty());
+
+    // A JSON file that is not a run report is not ours either.
+    let dir2 = scratch("foreign-json");
+    std::fs::write(dir2.join("report.json"), "{\"mine\": true}").unwrap();
+    assert!(matches!(
+        write_run(&dir2, &report(false)),
+        Err(ReportError::NotOurs { .. })
+    ));
+}
+
+#[test]
+fn run_directory_naming() {
+    assert_eq!(
+        run_dir("reports".as_ref(), "digits-logistic", "lp-sgld-vc", "bf16"),
+        PathBuf::from("reports/digits-logistic-lp-sgld-vc-bf16")
+    );
+    assert_eq!(
+        run_dir("reports".as_ref(), "a/b", "x y", ".."),
+        PathBuf::from("reports/a_b-x_y-__")
+    );
+}
+
+/// Brute force: i is on the front iff no j dominates it.
+fn front_by_definition(pts: &[(f64, f64)]) -> Vec<usize> {
+    let ok = |p: (f64, f64)| p.0.is_finite() && p.1.is_finite();
+    (0..pts.len())
+        .filter(|&i| ok(pts[i]))
+        .filter(|&i| {
+            !(0..pts.len()).any(|j| {
+                ok(pts[j])
+                    && pts[j].0 <= pts[i].0
+                    && pts[j].1 <= pts[i].1
+                    && (pts[j].0 < pts[i].0 || pts[j].1 < pts[i].1)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn pareto_front_matches_the_definition() {
+    use proptest::prelude::*;
+    let coord = prop_oneof![
+        8 => (0u8..6).prop_map(f64::from),
+        1 => Just(f64::NAN),
+        1 => Just(f64::INFINITY),
+    ];
+    proptest!(|(pts in proptest::collection::vec((coord.clone(), coord), 0..30))| {
+        let mut got = pareto_front(&pts);
+        // The front comes sorted by energy, then error.
+        for w in got.windows(2) {
+            let (a, b) = (pts[w[0]], pts[w[1]]);
+            prop_assert!(a.0 < b.0 || (a.0 == b.0 && a.1 <= b.1));
+        }
+        got.sort_unstable();
+        prop_assert_eq!(got, front_by_definition(&pts));
+    });
+}

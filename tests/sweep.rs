@@ -1,0 +1,569 @@
+//! Sweeps with a synthetic deterministic runner: grid order, hash stability, spec errors,
+//! resumption after an interrupted sweep, byte-identical results, diverged and failed runs, plots.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use lpsim::report::{CostSummary, EpochRecord, RunConfig, RunReport};
+use lpsim::sweep::{run_sweep, ProgressMode, RunSpec, SweepError, SweepSpec, SweepSummary};
+
+/// A directory with two workloads and three architectures (named after their weight formats),
+/// and the spec of a sweep over them: 2 workloads x 3 algos x 3 archs x 2 lr x 2 seeds = 72.
+fn setup(name: &str) -> (PathBuf, SweepSpec) {
+    let dir = common::scratch("sweep", name);
+    for sub in ["workloads", "arch"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for w in ["toy-class", "toy-regress"] {
+        std::fs::write(
+            dir.join(format!("workloads/{w}.json")),
+            format!("{{\"name\":\"{w}\"}}"),
+        )
+        .unwrap();
+    }
+    for a in ["fp32", "bf16", "e4m3fn"] {
+        std::fs::write(
+            dir.join(format!("arch/{a}.json")),
+            format!("{{\"name\":\"{a}\"}}"),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("arch/README.md"), "not matched by *.json").unwrap();
+    let spec = spec_in(&dir);
+    (dir, spec)
+}
+
+fn spec_in(dir: &Path) -> SweepSpec {
+    let d = dir.display();
+    let text = format!(
+        r#"{{
+  "name": "toy",
+  "workloads": ["{d}/workloads/toy-class.json", "{d}/workloads/toy-regress.json"],
+  "algos": ["sgd", "lp-sgld-vc", "wild"],
+  "archs": ["{d}/arch/*.json"],
+  "seeds": [0, 1],
+  "set": {{"lr": [0.05, 0.1]}}
+}}"#
+    );
+    SweepSpec::from_json_str("toy.json", &text).unwrap()
+}
+
+/// The synthetic runner: a fake but deterministic report from the spec's fields. The `wild`
+/// algorithm diverges on e4m3fn.
+fn synthetic(spec: &RunSpec) -> Result<RunReport, String> {
+    let arch = spec.arch_name();
+    let bits = f64::from(
+        arch.parse::<lpsim::Format>()
+            .map_err(|e| e.to_string())?
+            .bits(),
+    );
+    let lr: f64 = spec
+        .set
+        .get("lr")
+        .map_or(Ok(0.1), |v| v.parse())
+        .map_err(|e| format!("{e}"))?;
+    let algo_k = match spec.algo.as_str() {
+        "sgd" => 1.0,
+        "lp-sgld-vc" => 2.0,
+        _ => 3.0,
+    };
+    let seed = spec.seed as f64;
+    let diverged = spec.algo == "wild" && arch == "e4m3fn";
+    let classify = spec.workload_name() == "toy-class";
+    let quality = 1.0 - 1.0 / bits - 0.01 * seed - lr * 0.1 + 0.003 * algo_k;
+    let epochs: Vec<EpochRecord> = (1..=if diverged { 2 } else { 3 })
+        .map(|e| {
+            let loss = if diverged && e == 2 {
+                f64::NAN
+            } else {
+                1.0 / (e as f64 * quality)
+            };
+            let metric = if classify {
+                (
+                    "test_accuracy".to_string(),
+                    quality * (0.8 + 0.1 * e as f64 / 1.5),
+                )
+            } else {
+                ("optimality_gap".to_string(), (1.0 - quality) / e as f64)
+            };
+            EpochRecord {
+                epoch: e,
+                metrics: [("train_loss".to_string(), loss), metric].into(),
+                energy_pj: bits * bits * 10.0 * algo_k,
+                cycles: bits * 4.0,
+            }
+        })
+        .collect();
+    let mut metrics: BTreeMap<String, f64> = epochs.last().unwrap().metrics.clone();
+    if classify {
+        metrics.insert("test_nll".into(), 1.0 - quality);
+        metrics.insert("ece".into(), 0.01 * algo_k);
+    }
+    let energy: f64 = epochs.iter().map(|e| e.energy_pj).sum();
+    Ok(RunReport {
+        config: RunConfig {
+            workload: spec.workload_name(),
+            algo: spec.algo.clone(),
+            arch: arch.clone(),
+            seed: spec.seed,
+            set: spec.set.clone(),
+            hyper: [("lr".to_string(), lr)].into(),
+            formats: [("weights".to_string(), arch)].into(),
+        },
+        cost: CostSummary {
+            energy_pj: energy,
+            cycles: bits * 12.0,
+            stall_cycles: 1.0,
+            time_s: bits * 12.0e-9,
+            area_mm2: bits / 100.0,
+            breakdown: [
+                ("mac".to_string(), energy * 0.75),
+                ("sram".to_string(), energy * 0.25),
+            ]
+            .into(),
+        },
+        epochs,
+        metrics,
+        diverged_at_epoch: diverged.then_some(2),
+    })
+}
+
+fn sweep(
+    spec: &SweepSpec,
+    out: &Path,
+    jobs: usize,
+    runner: &(dyn Fn(&RunSpec) -> Result<RunReport, String> + Sync),
+) -> SweepSummary {
+    run_sweep(spec, out, jobs, runner, ProgressMode::Quiet).unwrap()
+}
+
+fn read(p: PathBuf) -> String {
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn grid_order_is_fixed() {
+    let (_dir, spec) = setup("order");
+    let runs = spec.runs();
+    assert_eq!(runs.len(), 72);
+    let labels: Vec<String> = runs.iter().take(9).map(RunSpec::label).collect();
+    assert_eq!(
+        labels,
+        [
+            "toy-class sgd bf16 seed 0 lr=0.05",
+            "toy-class sgd bf16 seed 1 lr=0.05",
+            "toy-class sgd bf16 seed 0 lr=0.1",
+            "toy-class sgd bf16 seed 1 lr=0.1",
+            "toy-class sgd e4m3fn seed 0 lr=0.05",
+            "toy-class sgd e4m3fn seed 1 lr=0.05",
+            "toy-class sgd e4m3fn seed 0 lr=0.1",
+            "toy-class sgd e4m3fn seed 1 lr=0.1",
+            "toy-class sgd fp32 seed 0 lr=0.05",
+        ]
+    );
+    assert_eq!(runs[12].label(), "toy-class lp-sgld-vc bf16 seed 0 lr=0.05");
+    assert_eq!(runs[36].label(), "toy-regress sgd bf16 seed 0 lr=0.05");
+    // Several set keys: sorted keys, the last one varying fastest.
+    let d = spec.workloads[0].display();
+    let a = spec.archs[0].display();
+    let two = SweepSpec::from_json_str(
+        "two.json",
+        &format!(
+            r#"{{"name":"t","workloads":["{d}"],"algos":["sgd"],"archs":["{a}"],
+                 "set":{{"wd":[0,1],"lr":["a","b"]}}}}"#
+        ),
+    )
+    .unwrap();
+    let sets: Vec<String> = two
+        .runs()
+        .iter()
+        .map(|r| format!("{:?}", r.set.values().collect::<Vec<_>>()))
+        .collect();
+    assert_eq!(
+        sets,
+        [
+            r#"["a", "0"]"#,
+            r#"["a", "1"]"#,
+            r#"["b", "0"]"#,
+            r#"["b", "1"]"#
+        ]
+    );
+    assert_eq!(two.seeds, [0], "seeds default to [0]");
+}
+
+#[test]
+fn hash_is_stable_and_follows_file_contents() {
+    // Golden value: changes only when the hash recipe or the fixture files change.
+    let fixture = RunSpec {
+        workload_path: "tests/data/sweep/toy-workload.json".into(),
+        algo: "lp-sgld-vc".into(),
+        arch_path: "tests/data/sweep/toy-arch.json".into(),
+        seed: 7,
+        set: [("lr".to_string(), "0.05".to_string())].into(),
+    };
+    assert_eq!(fixture.hash().unwrap(), GOLDEN_HASH);
+
+    let (dir, spec) = setup("hash");
+    let run = spec.runs()[0].clone();
+    let h = run.hash().unwrap();
+    assert_eq!(h.len(), 16);
+    assert_eq!(run.hash().unwrap(), h);
+    let other_seed = RunSpec {
+        seed: 9,
+        ..run.clone()
+    };
+    assert_ne!(other_seed.hash().unwrap(), h);
+    std::fs::write(
+        dir.join("arch/bf16.json"),
+        "{\"name\":\"bf16\",\"edited\":1}",
+    )
+    .unwrap();
+    assert_ne!(
+        run.hash().unwrap(),
+        h,
+        "editing the arch file changes the hash"
+    );
+    let missing = RunSpec {
+        arch_path: dir.join("arch/nope.json"),
+        ..run
+    };
+    let err = missing.hash().unwrap_err();
+    assert!(matches!(err, SweepError::Read { .. }));
+    assert!(err.to_string().contains("nope.json: cannot read"), "{err}");
+}
+
+const GOLDEN_HASH: &str = "f765d95fc42f63c7";
+
+#[test]
+fn spec_errors_name_the_file_and_the_json_path() {
+    let (dir, spec) = setup("errors");
+    let d = dir.display();
+    let w = spec.workloads[0].display();
+    let cases = [
+        (
+            format!(
+                r#"{{"name":"t","workloads":["{w}"],"algos":["sgd"],"archs":["{d}/arch/*.jsn"]}}"#
+            ),
+            "bad.json: archs[0] = ",
+            "matches no file",
+        ),
+        (
+            format!(r#"{{"name":"t","workloads":["{w}"],"algo":["sgd"],"archs":["{w}"]}}"#),
+            "bad.json: algo: unknown field",
+            "did you mean `algos`?",
+        ),
+        (
+            format!(r#"{{"name":"t","workloads":["{w}"],"algos":[],"archs":["{w}"]}}"#),
+            "bad.json: algos: ",
+            "must list at least one entry",
+        ),
+        (
+            format!(
+                r#"{{"name":"t","workloads":["{w}"],"algos":["sgd"],"archs":["{w}"],"set":{{"lr":[0.1,null]}}}}"#
+            ),
+            "bad.json: set.lr[1]: ",
+            "expected a string, number or boolean",
+        ),
+        (
+            format!(
+                r#"{{"name":"t","workloads":["{d}/*/x.json"],"algos":["sgd"],"archs":["{w}"]}}"#
+            ),
+            "bad.json: workloads[0] = ",
+            "only the file name may contain * or ?",
+        ),
+        (
+            format!(
+                r#"{{"name":"t","workloads":["{w}"],"algos":["sgd"],"archs":["{w}"],"seeds":[-1]}}"#
+            ),
+            "bad.json: seeds[0]: ",
+            "expected a whole number",
+        ),
+        ("{\"name\": ".to_string(), "bad.json: not valid JSON", "EOF"),
+    ];
+    for (text, start, needle) in cases {
+        let err = SweepSpec::from_json_str("bad.json", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(start) && err.contains(needle), "{err}");
+    }
+    let err = SweepSpec::load(&dir.join("missing.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.json: cannot read"), "{err}");
+}
+
+#[test]
+fn resume_after_an_interrupted_sweep_loses_no_finished_run() {
+    let (dir, spec) = setup("resume");
+    let out = dir.join("out");
+    let total = spec.runs().len();
+    let k = 20;
+
+    // The "interrupted" sweep: the runner works for k runs, then fails.
+    let calls = AtomicUsize::new(0);
+    let finished = Mutex::new(BTreeSet::new());
+    let flaky = |s: &RunSpec| {
+        if calls.fetch_add(1, Ordering::SeqCst) < k {
+            finished.lock().unwrap().insert(s.label());
+            synthetic(s)
+        } else {
+            Err("interrupted".to_string())
+        }
+    };
+    let first = sweep(&spec, &out, 2, &flaky);
+    assert_eq!(
+        (first.ran, first.reused, first.failed),
+        (total, 0, total - k)
+    );
+    let csv = read(out.join("results.csv"));
+    assert_eq!(
+        csv.lines().count(),
+        total + 1,
+        "a row for every run, failed ones too"
+    );
+    assert_eq!(csv.matches(",failed,,interrupted,").count(), total - k);
+
+    // The rerun runs exactly the runs that had not finished.
+    let again = Mutex::new(Vec::new());
+    let counting = |s: &RunSpec| {
+        again.lock().unwrap().push(s.label());
+        synthetic(s)
+    };
+    let second = sweep(&spec, &out, 2, &counting);
+    let again = again.into_inner().unwrap();
+    let finished = finished.into_inner().unwrap();
+    assert_eq!(again.len(), total - k);
+    assert!(
+        again.iter().all(|l| !finished.contains(l)),
+        "a finished run ran again"
+    );
+    assert_eq!(
+        (second.ran, second.reused, second.failed),
+        (total - k, k, 0)
+    );
+    assert!(second.outcomes.iter().all(|o| o.result.is_ok()));
+
+    // A stored run cut short (killed mid-write by something other than lpsim) is run again;
+    // nothing else is.
+    let victim = &second.outcomes[5].hash;
+    let path = out.join("runs").join(format!("{victim}.json"));
+    let text = read(path.clone());
+    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+    let third_calls = AtomicUsize::new(0);
+    let third = sweep(&spec, &out, 1, &|s: &RunSpec| {
+        third_calls.fetch_add(1, Ordering::SeqCst);
+        synthetic(s)
+    });
+    assert_eq!(third_calls.into_inner(), 1);
+    assert_eq!((third.ran, third.reused), (1, total - 1));
+
+    // And all of it gives the same table as one uninterrupted sweep.
+    let clean = dir.join("clean");
+    sweep(&spec, &clean, 2, &synthetic);
+    assert_eq!(
+        read(out.join("results.csv")),
+        read(clean.join("results.csv"))
+    );
+}
+
+#[test]
+fn the_same_sweep_twice_gives_byte_identical_results() {
+    let (dir, spec) = setup("identical");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let first = sweep(&spec, &a, 2, &synthetic);
+    sweep(&spec, &b, 1, &synthetic);
+    let names: Vec<String> = first
+        .files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for name in &names {
+        assert_eq!(read(a.join(name)), read(b.join(name)), "{name} differs");
+    }
+    let csv = read(a.join("results.csv"));
+    // Rerunning in place reuses every run and rewrites the same bytes.
+    let rerun = sweep(&spec, &a, 2, &|_: &RunSpec| Err("must not run".to_string()));
+    assert_eq!(rerun.reused, spec.runs().len());
+    assert_eq!(read(a.join("results.csv")), csv);
+
+    // Columns: swept fields, status, every metric, every cost figure and breakdown entry.
+    let header = csv.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "workload,algo,arch,seed,set.lr,workload_path,arch_path,hash,status,diverged_at_epoch,\
+         error,weight_bits,ece,optimality_gap,test_accuracy,test_nll,train_loss,energy_pj,cycles,\
+         stall_cycles,time_s,area_mm2,energy_pj.mac,energy_pj.sram"
+    );
+    let row = csv.lines().nth(1).unwrap();
+    assert!(row.starts_with("toy-class,sgd,bf16,0,0.05,"), "{row}");
+    assert!(row.contains(",ok,,,16,0.01,,0.9355,0.0645,"), "{row}");
+}
+
+#[test]
+fn diverged_and_failed_runs_are_reported() {
+    let (dir, spec) = setup("diverged");
+    let out = dir.join("out");
+    let runner = |s: &RunSpec| {
+        if s.algo == "sgd" && s.arch_name() == "fp32" && s.seed == 1 {
+            panic!("synthetic panic");
+        }
+        synthetic(s)
+    };
+    let summary = sweep(&spec, &out, 2, &runner);
+    let diverged = summary
+        .outcomes
+        .iter()
+        .filter(|o| o.status() == "diverged")
+        .count();
+    assert_eq!(
+        diverged,
+        2 * 2 * 2,
+        "wild on e4m3fn: 2 workloads x 2 lr x 2 seeds"
+    );
+    assert_eq!(summary.failed, 2 * 2);
+    let csv = read(out.join("results.csv"));
+    let wild = csv
+        .lines()
+        .find(|l| l.starts_with("toy-class,wild,e4m3fn,0,"))
+        .unwrap();
+    assert!(wild.contains(",diverged,2,,8,"), "{wild}");
+    assert!(
+        wild.contains(",NaN,"),
+        "the NaN loss is written as NaN: {wild}"
+    );
+    assert!(csv.contains(",failed,,panicked: synthetic panic,"));
+
+    let json: serde_json::Value = serde_json::from_str(&read(out.join("results.json"))).unwrap();
+    let runs = json["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 72);
+    let d = runs.iter().find(|r| r["status"] == "diverged").unwrap();
+    assert_eq!(d["report"]["diverged_at_epoch"], 2);
+    assert_eq!(d["report"]["metrics"]["train_loss"], "NaN");
+
+    let md = read(out.join("report.md"));
+    assert!(md.contains("72 runs: 60 ok, 8 diverged, 4 failed."), "{md}");
+    assert!(md.contains("- toy-class wild e4m3fn seed 0 lr=0.05 — diverged at epoch 2"));
+    assert!(md.contains("- toy-class sgd fp32 seed 1 lr=0.05 — panicked: synthetic panic"));
+    // The failed runs are retried by the next sweep, the diverged ones are kept.
+    let rerun = sweep(&spec, &out, 2, &synthetic);
+    assert_eq!((rerun.ran, rerun.failed), (4, 0));
+}
+
+#[test]
+fn report_tables_and_plots() {
+    let (dir, spec) = setup("plots");
+    let out = dir.join("out");
+    let summary = sweep(&spec, &out, 2, &synthetic);
+    let names: BTreeSet<String> = summary
+        .files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let expected: BTreeSet<String> = [
+        "results.csv",
+        "results.json",
+        "report.md",
+        "pareto-toy-class.svg",
+        "bits-toy-class.svg",
+        "pareto-toy-regress.svg",
+        "bits-toy-regress.svg",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(names, expected);
+
+    let md = read(out.join("report.md"));
+    assert!(md.contains("## toy-class\n"));
+    assert!(md.contains("## toy-regress\n"));
+    // Seeds aggregated: mean ± std over two seeds.
+    assert!(md.contains("| sgd | bf16 | lr=0.05 | 2/2 |"), "{md}");
+    assert!(md.contains(" ± "));
+    assert!(md.contains("Best test_error for the energy (the Pareto front"));
+    assert!(md.contains("Best optimality_gap for the energy"));
+    assert!(md.contains("![pareto-toy-class.svg](pareto-toy-class.svg)"));
+
+    let pareto = read(out.join("pareto-toy-class.svg"));
+    assert!(pareto.starts_with("<svg") && pareto.trim_end().ends_with("</svg>"));
+    let texts = common::svg_texts(&pareto);
+    for label in [
+        "sgd",
+        "lp-sgld-vc",
+        "wild",
+        "Pareto front",
+        "sgd/bf16 lr=0.05",
+    ] {
+        assert!(
+            texts.iter().any(|t| t == label),
+            "pareto plot lacks {label}: {texts:?}"
+        );
+    }
+    let bits = read(out.join("bits-toy-class.svg"));
+    assert!(bits.starts_with("<svg"));
+    assert!(common::svg_texts(&bits)
+        .iter()
+        .any(|t| t.contains("bits per weight")));
+    let regress = common::svg_texts(&read(out.join("pareto-toy-regress.svg")));
+    assert!(regress.iter().any(|t| t.contains("optimality_gap")));
+}
+
+#[test]
+fn never_replaces_a_users_results_file() {
+    let (dir, spec) = setup("foreign");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("results.csv"), "my,own,table\n").unwrap();
+    let err = run_sweep(&spec, &out, 1, &synthetic, ProgressMode::Quiet).unwrap_err();
+    assert!(err
+        .to_string()
+        .contains("results.csv: exists and was not written by lpsim"));
+    assert_eq!(read(out.join("results.csv")), "my,own,table\n");
+}
+
+#[test]
+fn sweep_command_summarizes_and_fails_when_a_run_failed() {
+    use lpsim::cli::sweep::{sweep_command, Args};
+    let (dir, _) = setup("command");
+    let d = dir.display();
+    let spec_path = dir.join("quick.json");
+    std::fs::write(
+        &spec_path,
+        format!(
+            r#"{{"name":"quick","workloads":["{d}/workloads/toy-class.json"],"algos":["sgd"],
+                 "archs":["{d}/arch/bf16.json","{d}/arch/fp32.json"],"out":"{d}/from-spec"}}"#
+        ),
+    )
+    .unwrap();
+    let args = Args {
+        spec: spec_path,
+        out: None,
+        jobs: 1,
+    };
+    let summary = sweep_command(&args, &synthetic).unwrap();
+    assert_eq!(summary.outcomes.len(), 2);
+    assert!(
+        dir.join("from-spec/results.csv").exists(),
+        "the spec's `out` is used"
+    );
+
+    let args = Args {
+        out: Some(dir.join("explicit")),
+        ..args
+    };
+    let err = sweep_command(&args, &|s: &RunSpec| {
+        if s.arch_name() == "fp32" {
+            Err("no fp32 today".to_string())
+        } else {
+            synthetic(s)
+        }
+    })
+    .unwrap_err();
+    assert!(err.to_string().starts_with("1 of 2 runs failed"), "{err}");
+    assert!(
+        dir.join("explicit/results.csv").exists(),
+        "results are written anyway"
+    );
+}
