@@ -2,8 +2,11 @@
 //! validated into an [`Architecture`] with errors that name the file, the JSON path and what is
 //! allowed, e.g. `arch/x.json: compute.array.rows = 0: must be at least 1`.
 
+mod overrides;
 mod schema;
 mod validate;
+
+pub use overrides::override_value;
 
 pub use schema::{
     Architecture, Array, Compute, Dataflow, Formats, MemoryKind, MemoryLevel, Rng, RngKind,
