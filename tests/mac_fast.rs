@@ -111,6 +111,23 @@ fn cases() -> Vec<(MacConfig, KernelPath, f64)> {
             1e-20,
         ));
     }
+    for order in ["sequential", "chunk=5"] {
+        v.push((
+            cfg("e4m3fn", None, false, "fp32", "sr", order),
+            StochasticF32,
+            100.0,
+        ));
+        v.push((
+            cfg("fp16", None, true, "fp32", "sr:bits=8", order),
+            StochasticF32,
+            1e-3,
+        ));
+        v.push((
+            cfg("e5m2", None, false, "fp32", "sr:bits=3", order),
+            StochasticF32,
+            1e4,
+        ));
+    }
     v.push((
         cfg("bf16", None, false, "fp32", "rne", "pairwise"),
         NarrowFloat,

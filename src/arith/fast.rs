@@ -39,7 +39,7 @@ pub(crate) fn try_gemm(
     if let Some(c) = exact_integer(cfg, a, b) {
         return Some((c, KernelPath::ExactInteger, EventTally::default()));
     }
-    per_add(cfg, a, b)
+    per_add(cfg, a, b, stream)
 }
 
 /// `A B` with `ndarray`'s optimized `f32` GEMM, rows split over the rayon threads: the native
@@ -249,10 +249,21 @@ trait Unit: Copy + Send + Sync {
     type T: Copy + Send + Sync + Default;
     /// Convert an input.
     fn input(x: f32) -> Self::T;
-    /// `round(acc + p)` for the product `p` of `a` and `b`, and whether it overflowed.
-    fn mac(&self, acc: Self::T, a: Self::T, b: Self::T) -> (Self::T, bool);
-    /// `round(x + y)` of two partial sums, and whether it overflowed.
-    fn add(&self, x: Self::T, y: Self::T) -> (Self::T, bool);
+    /// Whether the unit rounds stochastically (the tiles then draw each rounding's word).
+    const STOCHASTIC: bool = false;
+    /// `round(acc + p)` for the product `p` of `a` and `b` (random word `w`), and whether it
+    /// overflowed.
+    fn mac(&self, acc: Self::T, a: Self::T, b: Self::T, w: u32) -> (Self::T, bool);
+    /// `round(x + y)` of two partial sums (random word `w`), and whether it overflowed.
+    fn add(&self, x: Self::T, y: Self::T, w: u32) -> (Self::T, bool);
+    /// [`Unit::mac`] where an overflow may have happened: exact in every case.
+    fn mac_checked(&self, acc: Self::T, a: Self::T, b: Self::T, w: u32) -> (Self::T, bool) {
+        self.mac(acc, a, b, w)
+    }
+    /// [`Unit::add`] where an overflow may have happened: exact in every case.
+    fn add_checked(&self, x: Self::T, y: Self::T, w: u32) -> (Self::T, bool) {
+        self.add(x, y, w)
+    }
     /// To the `f64` output carrier.
     fn output(x: Self::T) -> f64;
     /// Whether an overflow leaves a non-finite value that every later step keeps non-finite
@@ -285,7 +296,7 @@ impl Unit for F32Fma {
         x
     }
     #[inline(always)]
-    fn mac(&self, acc: f32, a: f32, b: f32) -> (f32, bool) {
+    fn mac(&self, acc: f32, a: f32, b: f32, _w: u32) -> (f32, bool) {
         let r = a.mul_add(b, acc);
         // The product of two f32 values is finite in f64, so an infinite result from a finite
         // accumulator is an overflow.
@@ -295,7 +306,7 @@ impl Unit for F32Fma {
         )
     }
     #[inline(always)]
-    fn add(&self, x: f32, y: f32) -> (f32, bool) {
+    fn add(&self, x: f32, y: f32, _w: u32) -> (f32, bool) {
         f32_add(x, y)
     }
     fn output(x: f32) -> f64 {
@@ -312,11 +323,11 @@ impl Unit for F32MulAdd {
         x
     }
     #[inline(always)]
-    fn mac(&self, acc: f32, a: f32, b: f32) -> (f32, bool) {
+    fn mac(&self, acc: f32, a: f32, b: f32, _w: u32) -> (f32, bool) {
         f32_add(acc, a * b)
     }
     #[inline(always)]
-    fn add(&self, x: f32, y: f32) -> (f32, bool) {
+    fn add(&self, x: f32, y: f32, _w: u32) -> (f32, bool) {
         f32_add(x, y)
     }
     fn output(x: f32) -> f64 {
@@ -344,11 +355,11 @@ impl Unit for Narrow {
         f64::from(x)
     }
     #[inline(always)]
-    fn mac(&self, acc: f64, a: f64, b: f64) -> (f64, bool) {
+    fn mac(&self, acc: f64, a: f64, b: f64, _w: u32) -> (f64, bool) {
         self.acc.add(acc, self.product(a, b))
     }
     #[inline(always)]
-    fn add(&self, x: f64, y: f64) -> (f64, bool) {
+    fn add(&self, x: f64, y: f64, _w: u32) -> (f64, bool) {
         self.acc.add(x, y)
     }
     fn output(x: f64) -> f64 {
@@ -363,7 +374,16 @@ fn per_add(
     cfg: &MacConfig,
     a: &ArrayView2<f32>,
     b: &ArrayView2<f32>,
+    stream: &RandomStream,
 ) -> Option<(Array2<f64>, KernelPath, EventTally)> {
+    if let (Order::Sequential | Order::Chunk(_), Some(unit)) = (cfg.order, SrF32::new(cfg)) {
+        let (c, overflows) = rows(unit, cfg.order, a, b, stream, tile_sr_f32);
+        let tally = EventTally {
+            overflows,
+            ..EventTally::default()
+        };
+        return Some((c, KernelPath::StochasticF32, tally));
+    }
     if cfg.acc_rounding != Rounding::NearestEven {
         return None;
     }
@@ -373,16 +393,16 @@ fn per_add(
     let fp32 = crate::format::alias("fp32");
     let (c, overflows, path) = match cfg.order {
         Order::Sequential | Order::Chunk(_) if Some(cfg.acc) == fp32 && cfg.product.is_none() => {
-            let (c, o) = rows(F32Fma, cfg.order, a, b, tile_f32_fma);
+            let (c, o) = rows(F32Fma, cfg.order, a, b, stream, tile_f32_fma);
             (c, o, KernelPath::NativeF32)
         }
         Order::Sequential | Order::Chunk(_) if Some(cfg.acc) == fp32 && cfg.product == fp32 => {
-            let (c, o) = rows(F32MulAdd, cfg.order, a, b, tile_f32_mul_add);
+            let (c, o) = rows(F32MulAdd, cfg.order, a, b, stream, tile_f32_mul_add);
             (c, o, KernelPath::NativeF32)
         }
         Order::Sequential | Order::Chunk(_) if NarrowF32::new(cfg).is_some() => {
             let unit = NarrowF32::new(cfg)?;
-            let (c, o) = rows(unit, cfg.order, a, b, tile_narrow_f32);
+            let (c, o) = rows(unit, cfg.order, a, b, stream, tile_narrow_f32);
             (c, o, KernelPath::NarrowFloat)
         }
         _ => {
@@ -398,7 +418,7 @@ fn per_add(
             let (c, o) = if cfg.order == Order::Pairwise {
                 pairwise_rows(unit, a, b)
             } else {
-                rows(unit, cfg.order, a, b, tile_narrow)
+                rows(unit, cfg.order, a, b, stream, tile_narrow)
             };
             (c, o, KernelPath::NarrowFloat)
         }
@@ -461,12 +481,112 @@ impl Unit for NarrowF32 {
         x
     }
     #[inline(always)]
-    fn mac(&self, acc: f32, a: f32, b: f32) -> (f32, bool) {
+    fn mac(&self, acc: f32, a: f32, b: f32, _w: u32) -> (f32, bool) {
         self.sum(acc, a * b)
     }
     #[inline(always)]
-    fn add(&self, x: f32, y: f32) -> (f32, bool) {
+    fn add(&self, x: f32, y: f32, _w: u32) -> (f32, bool) {
         self.sum(x, y)
+    }
+    fn output(x: f32) -> f64 {
+        f64::from(x)
+    }
+    fn sticky_overflow(&self) -> bool {
+        true
+    }
+}
+
+/// An `fp32` accumulator with stochastic rounding (any number of random bits), fed exact products
+/// that are exact in `f32`. TwoSum gives the exact sum `hi + lo`; its two `fp32` neighbours are
+/// `hi` and the next value toward `lo`, and the discarded fraction `|s - toward_zero| / ulp` is
+/// exact in `f64`, so the rounding unit sees exactly what the general path gives it. A sum whose
+/// nearest value overflows is left infinite, which sends its tile to the exact checked steps.
+#[derive(Clone, Copy)]
+struct SrF32 {
+    /// Random bits per rounding.
+    bits: u32,
+    adder: crate::arith::Adder,
+}
+
+impl SrF32 {
+    fn new(cfg: &MacConfig) -> Option<Self> {
+        let fp32 = crate::format::alias("fp32")?;
+        let (Format::Float(a), Format::Float(b), None) = (cfg.a, cfg.b, cfg.product) else {
+            return None;
+        };
+        let (la, lb) = (a.limits(), b.limits());
+        let exact = a.man_bits() + b.man_bits() + 2 <= 24
+            && la.min_positive * lb.min_positive >= f64::from(f32::from_bits(1))
+            && la.max * lb.max < f64::from(f32::MAX) / 2.0;
+        (exact && cfg.acc == fp32 && cfg.acc_rounding.is_stochastic()).then_some(SrF32 {
+            bits: cfg.acc_rounding.random_bits(),
+            adder: cfg.adder().ok()?,
+        })
+    }
+
+    #[inline(always)]
+    fn sum(&self, x: f32, y: f32, w: u32) -> f32 {
+        let hi = x + y;
+        let z = hi - x;
+        let lo = (x - (hi - z)) + (y - z);
+        let bits = hi.to_bits();
+        // |s| > |hi| when lo has hi's sign: the toward-zero neighbour is hi, else the value
+        // below hi in magnitude.
+        let beyond = (lo > 0.0) == (hi > 0.0);
+        let tz_bits = if lo == 0.0 || beyond {
+            bits
+        } else {
+            bits.wrapping_sub(1)
+        };
+        let (tz, up) = (
+            f32::from_bits(tz_bits),
+            f32::from_bits(tz_bits.wrapping_add(1)),
+        );
+        let ulp = f64::from(up.abs()) - f64::from(tz.abs());
+        let lo_signed = if beyond {
+            f64::from(lo.abs())
+        } else {
+            -f64::from(lo.abs())
+        };
+        let dist = (f64::from(hi.abs()) - f64::from(tz.abs())) + lo_signed;
+        // `ulp` is a power of two 2^e, so 2^32 / ulp = 2^(32 - e) is built from its exponent
+        // field rather than divided (exact either way).
+        let inv = f64::from_bits((2078u64 << 52) - ulp.to_bits());
+        let scaled = dist * inv;
+        // Stochastic rounding reads only the first 32 bits of the fraction.
+        let r = if crate::round::stochastic_carry(scaled as u32, w, self.bits) {
+            up
+        } else {
+            tz
+        };
+        if lo == 0.0 || !hi.is_finite() {
+            hi
+        } else {
+            r
+        }
+    }
+}
+
+impl Unit for SrF32 {
+    type T = f32;
+    const STOCHASTIC: bool = true;
+    fn input(x: f32) -> f32 {
+        x
+    }
+    #[inline(always)]
+    fn mac(&self, acc: f32, a: f32, b: f32, w: u32) -> (f32, bool) {
+        (self.sum(acc, a * b, w), false)
+    }
+    #[inline(always)]
+    fn add(&self, x: f32, y: f32, w: u32) -> (f32, bool) {
+        (self.sum(x, y, w), false)
+    }
+    fn mac_checked(&self, acc: f32, a: f32, b: f32, w: u32) -> (f32, bool) {
+        self.add_checked(acc, a * b, w)
+    }
+    fn add_checked(&self, x: f32, y: f32, w: u32) -> (f32, bool) {
+        let (v, e) = self.adder.add(f64::from(x), f64::from(y), w);
+        (v as f32, e == crate::arith::AddEvent::Overflow)
     }
     fn output(x: f32) -> f64 {
         f64::from(x)
@@ -491,22 +611,47 @@ fn load_tile_row<T: Copy + Default>(src: &[T], j0: usize) -> [T; TC] {
     t
 }
 
+/// What every tile of one GEMM shares.
+struct Job<'a, T> {
+    /// Chunk length (`usize::MAX` for sequential order).
+    chunk: usize,
+    /// The block's rows of `A` (`K` each).
+    a: &'a [T],
+    /// `K`.
+    k: usize,
+    /// `B`, `K x N`, row-major.
+    bt: &'a [T],
+    /// `N`.
+    n: usize,
+    /// Global index of the block's first row (for the random words).
+    row0: usize,
+    /// The random stream of stochastic accumulator rounding.
+    stream: RandomStream,
+}
+
+impl<T> Job<'_, T> {
+    /// The random word of rounding `r` of output `(i, j)` ([`MacConfig::random_index`]).
+    #[inline(always)]
+    fn word(&self, i: usize, j: usize, r: usize) -> u32 {
+        let o = (i * self.n + j) as u64;
+        self.stream
+            .bits(MacConfig::random_index(o, self.k, r as u64))
+    }
+}
+
 /// One `TR x TC` tile of outputs (columns from `j0`) in sequential or chunked order: every `k`
 /// in order updates the whole tile, so each output still sees exactly `acc = round(acc + p_k)`
 /// for `k = 0..K` (chunked: inside each chunk from `+0`, then `round(total + chunk)`). With
-/// `COUNT` the overflow events are counted; without, the checks compile away.
+/// `COUNT` the overflow events are counted with the exact checked steps; without, the checks
+/// compile away.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn tile<U: Unit, const COUNT: bool>(
     unit: &U,
-    chunk: usize,
-    a: &[U::T],
+    job: &Job<'_, U::T>,
     rows: usize,
-    k: usize,
-    bt: &[U::T],
-    n: usize,
     j0: usize,
 ) -> ([[U::T; TC]; TR], u64) {
+    let (k, n, chunk) = (job.k, job.n, job.chunk);
     let mut over = [[0u32; TC]; TR];
     let mut acc = [[U::T::default(); TC]; TR];
     let mut kk = 0;
@@ -514,15 +659,24 @@ fn tile<U: Unit, const COUNT: bool>(
         let end = k.min(kk.saturating_add(chunk));
         let mut part = [[U::T::default(); TC]; TR];
         for t in kk..end {
-            let b = load_tile_row(&bt[t * n..(t + 1) * n], j0);
+            let b = load_tile_row(&job.bt[t * n..(t + 1) * n], j0);
             for r in 0..TR {
                 let x = if r < rows {
-                    a[r * k + t]
+                    job.a[r * k + t]
                 } else {
                     U::T::default()
                 };
                 for j in 0..TC {
-                    let (v, o) = unit.mac(part[r][j], x, b[j]);
+                    let w = if U::STOCHASTIC {
+                        job.word(job.row0 + r, j0 + j, t)
+                    } else {
+                        0
+                    };
+                    let (v, o) = if COUNT {
+                        unit.mac_checked(part[r][j], x, b[j], w)
+                    } else {
+                        unit.mac(part[r][j], x, b[j], w)
+                    };
                     part[r][j] = v;
                     if COUNT {
                         over[r][j] += u32::from(o);
@@ -533,9 +687,19 @@ fn tile<U: Unit, const COUNT: bool>(
         if chunk == usize::MAX {
             acc = part;
         } else {
+            let slot = k + kk / chunk;
             for r in 0..TR {
                 for j in 0..TC {
-                    let (v, o) = unit.add(acc[r][j], part[r][j]);
+                    let w = if U::STOCHASTIC {
+                        job.word(job.row0 + r, j0 + j, slot)
+                    } else {
+                        0
+                    };
+                    let (v, o) = if COUNT {
+                        unit.add_checked(acc[r][j], part[r][j], w)
+                    } else {
+                        unit.add(acc[r][j], part[r][j], w)
+                    };
                     acc[r][j] = v;
                     if COUNT {
                         over[r][j] += u32::from(o);
@@ -551,32 +715,21 @@ fn tile<U: Unit, const COUNT: bool>(
 /// One block of up to `TR` output rows, register-tiled. Overflows are rare, so each tile first
 /// runs without counting them; where the unit's overflow is sticky (infinity or NaN stays) a tile
 /// whose outputs are all finite had none, and only the others run again, counting.
-/// `a` holds the block's rows (`K` each), `bt` is `B` (`K x N`). Returns the overflow events.
+/// Returns the overflow events.
 #[inline(always)]
-fn tile_rows<U: Unit>(
-    unit: &U,
-    order: Order,
-    a: &[U::T],
-    k: usize,
-    bt: &[U::T],
-    n: usize,
-    out: &mut [f64],
-) -> u64 {
+fn tile_rows<U: Unit>(unit: &U, job: &Job<'_, U::T>, out: &mut [f64]) -> u64 {
+    let n = job.n;
     let rows = out.len() / n.max(1);
-    let chunk = match order {
-        Order::Chunk(c) => c,
-        _ => usize::MAX,
-    };
     let mut events = 0;
     for j0 in (0..n).step_by(TC) {
         let w = TC.min(n - j0);
-        let (mut acc, _) = tile::<U, false>(unit, chunk, a, rows, k, bt, n, j0);
+        let (mut acc, _) = tile::<U, false>(unit, job, rows, j0);
         let clean = unit.sticky_overflow()
             && acc[..rows]
                 .iter()
                 .all(|row| row[..w].iter().all(|&v| U::output(v).is_finite()));
         if !clean {
-            let (counted, e) = tile::<U, true>(unit, chunk, a, rows, k, bt, n, j0);
+            let (counted, e) = tile::<U, true>(unit, job, rows, j0);
             acc = counted;
             events += e;
         }
@@ -590,8 +743,7 @@ fn tile_rows<U: Unit>(
 }
 
 /// A multiversioned [`tile_rows`] for one unit.
-type TileRows<U> =
-    fn(&U, Order, &[<U as Unit>::T], usize, &[<U as Unit>::T], usize, &mut [f64]) -> u64;
+type TileRows<U> = fn(&U, &Job<'_, <U as Unit>::T>, &mut [f64]) -> u64;
 
 /// Sequential or chunked order over all rows, `TR` rows per parallel task, each task compiled
 /// for the widest instruction set available.
@@ -600,6 +752,7 @@ fn rows<U: Unit>(
     order: Order,
     a: &ArrayView2<f32>,
     b: &ArrayView2<f32>,
+    stream: &RandomStream,
     block: TileRows<U>,
 ) -> (Array2<f64>, u64) {
     let (k, n) = (a.ncols(), b.ncols());
@@ -617,20 +770,37 @@ fn rows<U: Unit>(
     if n == 0 {
         return (c, 0);
     }
+    let chunk = match order {
+        Order::Chunk(c) => c,
+        _ => usize::MAX,
+    };
     let over = c
         .as_slice_mut()
         .expect("a new array is contiguous")
         .par_chunks_mut(TR * n)
         .zip(at.par_chunks(TR * k.max(1)))
-        .map(|(out, ai)| block(&unit, order, ai, k, &bt, n, out))
+        .enumerate()
+        .map(|(blk, (out, ai))| {
+            let job = Job {
+                chunk,
+                a: ai,
+                k,
+                bt: &bt,
+                n,
+                row0: blk * TR,
+                stream: *stream,
+            };
+            block(&unit, &job, out)
+        })
         .sum();
     (c, over)
 }
 
-multiversion!(tile_f32_fma => tile_rows::<F32Fma>, (unit: &F32Fma, order: Order, a: &[f32], k: usize, bt: &[f32], n: usize, out: &mut [f64]) -> u64);
-multiversion!(tile_f32_mul_add => tile_rows::<F32MulAdd>, (unit: &F32MulAdd, order: Order, a: &[f32], k: usize, bt: &[f32], n: usize, out: &mut [f64]) -> u64);
-multiversion!(tile_narrow_f32 => tile_rows::<NarrowF32>, (unit: &NarrowF32, order: Order, a: &[f32], k: usize, bt: &[f32], n: usize, out: &mut [f64]) -> u64);
-multiversion!(tile_narrow => tile_rows::<Narrow>, (unit: &Narrow, order: Order, a: &[f64], k: usize, bt: &[f64], n: usize, out: &mut [f64]) -> u64);
+multiversion!(tile_f32_fma => tile_rows::<F32Fma>, (unit: &F32Fma, job: &Job<'_, f32>, out: &mut [f64]) -> u64);
+multiversion!(tile_f32_mul_add => tile_rows::<F32MulAdd>, (unit: &F32MulAdd, job: &Job<'_, f32>, out: &mut [f64]) -> u64);
+multiversion!(tile_narrow_f32 => tile_rows::<NarrowF32>, (unit: &NarrowF32, job: &Job<'_, f32>, out: &mut [f64]) -> u64);
+multiversion!(tile_sr_f32 => tile_rows::<SrF32>, (unit: &SrF32, job: &Job<'_, f32>, out: &mut [f64]) -> u64);
+multiversion!(tile_narrow => tile_rows::<Narrow>, (unit: &Narrow, job: &Job<'_, f64>, out: &mut [f64]) -> u64);
 
 /// Pairwise order for a narrow float accumulator: the tree's levels, vectorized across columns.
 fn pairwise_rows(unit: Narrow, a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> (Array2<f64>, u64) {

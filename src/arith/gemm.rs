@@ -29,6 +29,8 @@ pub enum KernelPath {
     NativeF32,
     /// Per-add round-to-nearest-even into a narrow float, vectorized across output columns.
     NarrowFloat,
+    /// Per-add stochastic rounding into `fp32` from an exact TwoSum, vectorized across columns.
+    StochasticF32,
     /// `ndarray`'s `f32` GEMM, then one rounding (`Order::Native`).
     Native,
 }
