@@ -3,12 +3,14 @@
 //!
 //! See `ARCHITECTURE.md` for the map of the modules and the data path.
 
+pub mod algo;
 pub mod arch;
 pub mod arith;
 pub mod bench;
 pub mod cli;
 pub mod cost;
 pub mod format;
+pub mod graph;
 pub mod report;
 pub mod round;
 mod simd;

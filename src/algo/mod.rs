@@ -1,0 +1,517 @@
+//! The learning algorithms (ALGORITHMS.md): each builds step graphs ([`crate::graph`]) and runs
+//! them from an outer loop in Rust (DESIGN.md decision 7).
+//!
+//! - [`sgld`]: `sgd`, `lp-sgd`, `sgld`, `lp-sgld-f`, `lp-sgld-naive`, `lp-sgld-vc`, their cyclical
+//!   `csgld` variants, and `qsgld` — one step graph per mini-batch, any [`ModelShape`];
+//! - [`svrg`]: `svrg`, `lp-svrg`, `halp`, and `lp-sgd` on a `delta` grid — linear models;
+//! - [`vc`]: the variance-corrected quantizer; [`qsgld`]: QSGLD's schedule and quantized step.
+//!
+//! "Full precision" (`sgd`, `sgld`, `svrg`, the master copy of `lp-sgld-f`) means `fp32` storage;
+//! the matmuls still run on the architecture's MAC. Entry point: [`train`].
+
+pub mod model;
+pub mod qsgld;
+pub mod sgld;
+pub mod svrg;
+pub mod vc;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use ndarray::{Array1, Array2};
+use thiserror::Error;
+
+use crate::arch::Architecture;
+use crate::arith::ActionCounts;
+use crate::cost::Work;
+use crate::graph::{ExecError, GraphError};
+
+pub use model::{loss, param_shapes, predict};
+
+/// An algorithm, by its command-line name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Algo {
+    /// Mini-batch SGD, `fp32` weights.
+    Sgd,
+    /// SGD with weights stored in the architecture's weight format and rounding unit (or on a
+    /// `delta` grid, HALP's LP-SGD, when `delta > 0`).
+    LpSgd,
+    /// SGLD, `fp32` weights.
+    Sgld,
+    /// SGLDLP-F: `fp32` accumulator, gradients at `Q_W(theta)` (ALGORITHMS.md 1.1.1).
+    LpSgldF,
+    /// Naive SGLDLP-L: `theta <- Q_W(theta - lr g + noise)` (1.1.2).
+    LpSgldNaive,
+    /// VC SGLDLP-L: `theta <- Q^vc(theta - lr g, 2 lr T / N)` (1.1.3).
+    LpSgldVc,
+    /// cSGLD: SGLD with the cyclical step size (1.4).
+    Csgld,
+    /// Cyclical SGLDLP-F.
+    LpCsgldF,
+    /// Cyclical naive SGLDLP-L.
+    LpCsgldNaive,
+    /// Cyclical VC SGLDLP-L.
+    LpCsgldVc,
+    /// QSGLD (section 3).
+    Qsgld,
+    /// SVRG, `fp32` weights.
+    Svrg,
+    /// LP-SVRG: SVRG with weights on a fixed low-precision grid.
+    LpSvrg,
+    /// HALP: SVRG with bit centering (section 2.1).
+    Halp,
+}
+
+/// Every algorithm with its name.
+pub const ALGOS: &[(&str, Algo)] = &[
+    ("sgd", Algo::Sgd),
+    ("lp-sgd", Algo::LpSgd),
+    ("sgld", Algo::Sgld),
+    ("lp-sgld-f", Algo::LpSgldF),
+    ("lp-sgld-naive", Algo::LpSgldNaive),
+    ("lp-sgld-vc", Algo::LpSgldVc),
+    ("csgld", Algo::Csgld),
+    ("lp-csgld-f", Algo::LpCsgldF),
+    ("lp-csgld-naive", Algo::LpCsgldNaive),
+    ("lp-csgld-vc", Algo::LpCsgldVc),
+    ("qsgld", Algo::Qsgld),
+    ("svrg", Algo::Svrg),
+    ("lp-svrg", Algo::LpSvrg),
+    ("halp", Algo::Halp),
+];
+
+impl FromStr for Algo {
+    type Err = AlgoError;
+    fn from_str(s: &str) -> Result<Self, AlgoError> {
+        let t = s.trim().to_ascii_lowercase();
+        ALGOS
+            .iter()
+            .find(|(n, _)| *n == t)
+            .map(|&(_, a)| a)
+            .ok_or_else(|| AlgoError::UnknownAlgo {
+                name: s.to_string(),
+                allowed: names(ALGOS.iter().map(|(n, _)| *n)),
+            })
+    }
+}
+
+impl fmt::Display for Algo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = ALGOS
+            .iter()
+            .find(|(_, a)| a == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?");
+        f.write_str(name)
+    }
+}
+
+impl Algo {
+    /// Whether the algorithm samples (keeps samples for Bayesian model averaging).
+    pub fn is_sampler(self) -> bool {
+        !matches!(
+            self,
+            Algo::Sgd | Algo::LpSgd | Algo::Svrg | Algo::LpSvrg | Algo::Halp
+        )
+    }
+
+    /// Whether the algorithm uses the cyclical step size.
+    pub fn is_cyclic(self) -> bool {
+        matches!(
+            self,
+            Algo::Csgld | Algo::LpCsgldF | Algo::LpCsgldNaive | Algo::LpCsgldVc
+        )
+    }
+
+    /// Whether it runs in the SVRG driver (given its hyperparameters).
+    fn is_svrg_family(self, hyper: &Hyper) -> bool {
+        matches!(self, Algo::Svrg | Algo::LpSvrg | Algo::Halp)
+            || (self == Algo::LpSgd && hyper.get("delta") > 0.0)
+    }
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
+    it.collect::<Vec<_>>().join(", ")
+}
+
+/// Named hyperparameters: defaults per algorithm (with their sources, see [`Hyper::defaults`])
+/// plus overrides; unknown names are rejected with the allowed list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hyper {
+    algo: Algo,
+    values: BTreeMap<&'static str, f64>,
+}
+
+impl Hyper {
+    /// The defaults of `algo` as `(name, value, source)`.
+    ///
+    /// Common: `lr` (SGLD family: 0.5, LP-SGLD `bnn/*.sh` lr_init; SVRG family: 5e-3, HALP Fig. 1;
+    /// `sgd`/`lp-sgd`: 0.5, the LP-SGLD scripts' SGD baseline), `epochs` (20, chosen for CPU runs;
+    /// LP-SGLD uses 245), `batch` (128, LP-SGLD; 1 for the SVRG family, HALP's per-example
+    /// steps; 100 for QSGLD, its Fashion-MNIST code), `epoch_len` (steps per epoch; 0 = one pass,
+    /// `N / batch`, or `2 N / batch` for the SVRG family = HALP's T; 1000 for the Gaussian toy).
+    /// Samplers: `temperature` (1e-3, LP-SGLD `--temperature`), `decay` (1 = LP-SGLD's `decay`
+    /// schedule, 0 = constant), `samples` (50 last epochs kept, `num_savemodel`), `burn_in`
+    /// (fraction of the run before the Gaussian toy's chain is kept: 0.1, chosen), `thin` (10,
+    /// chosen). Cyclical: `cycles` (7) and `save_per_cycle` (5), LP-SGLD `train_bfp_cyclic.sh`.
+    /// QSGLD ([UNKNOWN] in the paper; chosen): `eta` 1000, `base` 2, `kappa` 1, `rho` 0.5,
+    /// `nearest` 0 (floor, the reference's non-debug path). LP grids: `delta` (0 = the
+    /// architecture's weight format; HALP's 8-bit LP-SGD/LP-SVRG use 0.7), `bits` (0 = the
+    /// weight format's bits, at most 24), `mu` (3, HALP Fig. 1).
+    pub fn defaults(algo: Algo) -> Vec<(&'static str, f64, &'static str)> {
+        let mut d: Vec<(&'static str, f64, &'static str)> = vec![
+            ("epochs", 20.0, "chosen for CPU runs (LP-SGLD: 245)"),
+            (
+                "epoch_len",
+                0.0,
+                "0 = one pass N/batch (SVRG family 2N/batch, HALP T)",
+            ),
+        ];
+        let svrg = matches!(algo, Algo::Svrg | Algo::LpSvrg | Algo::Halp);
+        let lr = if svrg { 5e-3 } else { 0.5 };
+        d.push((
+            "lr",
+            lr,
+            "LP-SGLD bnn lr_init 0.5; SVRG/HALP 5e-3 (HALP Fig. 1)",
+        ));
+        let batch = match algo {
+            Algo::Qsgld => 100.0,
+            _ if svrg => 1.0,
+            _ => 128.0,
+        };
+        d.push((
+            "batch",
+            batch,
+            "LP-SGLD 128; HALP per-example; QSGLD code 100",
+        ));
+        if algo.is_sampler() && algo != Algo::Qsgld {
+            d.push(("temperature", 1e-3, "LP-SGLD --temperature"));
+            d.push(("samples", 50.0, "LP-SGLD num_savemodel"));
+            d.push((
+                "burn_in",
+                0.1,
+                "chosen: fraction of the run before the chain is kept",
+            ));
+            d.push((
+                "thin",
+                10.0,
+                "chosen: keep every thin-th step of the toy's chain",
+            ));
+        }
+        if !svrg {
+            d.push(("decay", 1.0, "LP-SGLD lr_type decay (1) or constant (0)"));
+        }
+        if algo.is_cyclic() {
+            d.push(("cycles", 7.0, "LP-SGLD train_bfp_cyclic.sh M = 7"));
+            d.push(("save_per_cycle", 5.0, "LP-SGLD 35 samples / 7 cycles"));
+        }
+        if algo == Algo::Qsgld {
+            d.push(("eta", 1000.0, "UNKNOWN in the paper; chosen"));
+            d.push(("base", 2.0, "UNKNOWN; chosen"));
+            d.push(("kappa", 1.0, "UNKNOWN; chosen"));
+            d.push(("rho", 0.5, "UNKNOWN; chosen"));
+            d.push((
+                "nearest",
+                0.0,
+                "0 = floor (reference non-debug path), 1 = nearest",
+            ));
+        }
+        if matches!(algo, Algo::LpSgd | Algo::LpSvrg | Algo::Halp) {
+            d.push(("bits", 0.0, "0 = the weight format's bits (at most 24)"));
+        }
+        if matches!(algo, Algo::LpSgd | Algo::LpSvrg) {
+            d.push(("delta", 0.0, "0 = arch weight format; HALP 8-bit: 0.7"));
+        }
+        if algo == Algo::Halp {
+            d.push(("mu", 3.0, "HALP Fig. 1"));
+        }
+        d
+    }
+
+    /// The defaults of `algo`.
+    pub fn new(algo: Algo) -> Self {
+        Hyper {
+            algo,
+            values: Self::defaults(algo)
+                .into_iter()
+                .map(|(n, v, _)| (n, v))
+                .collect(),
+        }
+    }
+
+    /// Override one hyperparameter (must be one of the algorithm's, and finite).
+    pub fn set(&mut self, name: &str, value: f64) -> Result<&mut Self, AlgoError> {
+        let key = self
+            .values
+            .keys()
+            .copied()
+            .find(|k| *k == name)
+            .ok_or_else(|| AlgoError::UnknownHyper {
+                algo: self.algo.to_string(),
+                name: name.to_string(),
+                allowed: names(self.values.keys().copied()),
+            })?;
+        if !value.is_finite() {
+            return Err(AlgoError::BadHyper {
+                name: name.to_string(),
+                reason: format!("{value} is not finite"),
+            });
+        }
+        self.values.insert(key, value);
+        Ok(self)
+    }
+
+    /// The value of `name` (0 for a name the algorithm does not have).
+    pub fn get(&self, name: &str) -> f64 {
+        self.values.get(name).copied().unwrap_or(0.0)
+    }
+
+    /// Every hyperparameter as used (for the run report).
+    pub fn values(&self) -> BTreeMap<String, f64> {
+        self.values
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect()
+    }
+
+    /// A whole number >= `min`.
+    pub(crate) fn count(&self, name: &str, min: u64) -> Result<u64, AlgoError> {
+        let v = self.get(name);
+        if v.fract() != 0.0 || v < min as f64 {
+            return Err(AlgoError::BadHyper {
+                name: name.to_string(),
+                reason: format!("{v}: must be a whole number >= {min}"),
+            });
+        }
+        Ok(v as u64)
+    }
+}
+
+/// The model a run trains, as the algorithms see it (the workload layer maps its specs here).
+/// Models have no bias terms (append a constant feature to get one).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelShape {
+    /// Linear regression `y = x w`, loss `mean (x w - y)^2 / 2`.
+    Linear {
+        /// Features.
+        d: usize,
+    },
+    /// Multinomial logistic regression, mean cross-entropy plus `l2/2 ||W||^2` (`l2` is also
+    /// the SGLD family's weight decay).
+    Logistic {
+        /// Features.
+        d: usize,
+        /// Classes.
+        classes: usize,
+        /// L2 regularization.
+        l2: f64,
+    },
+    /// A ReLU MLP, mean cross-entropy.
+    Mlp {
+        /// Features.
+        d: usize,
+        /// Hidden widths.
+        hidden: Vec<usize>,
+        /// Classes.
+        classes: usize,
+    },
+    /// The Gaussian toy of ALGORITHMS.md 1.5: `U = |theta|^2 / 2` in `dim` independent
+    /// coordinates, noisy gradient `theta + 0.1 xi`; target `N(0, T)`.
+    Gaussian {
+        /// Coordinates (independent chains).
+        dim: usize,
+    },
+}
+
+/// Training targets.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Targets {
+    /// Class indices.
+    Classes(Vec<usize>),
+    /// Real values (regression).
+    Values(Array1<f64>),
+}
+
+impl Targets {
+    fn len(&self) -> usize {
+        match self {
+            Targets::Classes(c) => c.len(),
+            Targets::Values(v) => v.len(),
+        }
+    }
+}
+
+/// A data set split.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainData {
+    /// Training features, `N x d`.
+    pub x_train: Array2<f64>,
+    /// Training targets.
+    pub y_train: Targets,
+    /// Test features.
+    pub x_test: Array2<f64>,
+    /// Test targets.
+    pub y_test: Targets,
+}
+
+/// What one epoch produced (passed to the caller's callback).
+#[derive(Clone, Debug)]
+pub struct EpochStats {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Training objective in `f64` at the epoch's end ([`loss`]).
+    pub train_loss: f64,
+    /// Hardware actions of the epoch.
+    pub counts: ActionCounts,
+    /// Shape of the epoch's work.
+    pub work: Work,
+    /// The parameters at the epoch's end (`f64` copies of their carriers), for metrics via
+    /// [`predict`].
+    pub params: Vec<Array2<f64>>,
+}
+
+/// What a whole run produced.
+#[derive(Clone, Debug)]
+pub struct TrainOutcome {
+    /// Final parameters.
+    pub params: Vec<Array2<f64>>,
+    /// Samples kept for Bayesian model averaging (samplers; empty otherwise).
+    pub samples: Vec<Vec<Array2<f64>>>,
+    /// The epoch whose loss became NaN or infinite (the run stopped there).
+    pub diverged_at: Option<usize>,
+    /// The Gaussian toy's chain after burn-in, thinned: `kept steps x dim`.
+    pub chain: Option<Array2<f64>>,
+    /// Actions of the whole run.
+    pub counts: ActionCounts,
+    /// Work of the whole run.
+    pub work: Work,
+}
+
+/// A run that cannot be done.
+#[derive(Debug, Error)]
+pub enum AlgoError {
+    /// No such algorithm.
+    #[error("unknown algorithm `{name}`; allowed: {allowed}")]
+    UnknownAlgo {
+        /// The name given.
+        name: String,
+        /// The names allowed.
+        allowed: String,
+    },
+    /// No such hyperparameter for this algorithm.
+    #[error("algorithm `{algo}` has no hyperparameter `{name}`; allowed: {allowed}")]
+    UnknownHyper {
+        /// The algorithm.
+        algo: String,
+        /// The name given.
+        name: String,
+        /// The names allowed.
+        allowed: String,
+    },
+    /// A hyperparameter out of range.
+    #[error("hyperparameter `{name}` = {reason}")]
+    BadHyper {
+        /// The name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Data that do not fit the model.
+    #[error("data: {0}")]
+    Data(String),
+    /// An algorithm/model/architecture combination that is not supported.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A step graph that cannot be built.
+    #[error("step graph: {0}")]
+    Graph(#[from] GraphError),
+    /// A step graph that cannot run.
+    #[error("step: {0}")]
+    Exec(#[from] ExecError),
+}
+
+/// The step graph `algo` runs for `model` on `arch` (the first step's; the SVRG family's inner
+/// step), for inspection and export.
+pub fn step_graph(
+    algo: Algo,
+    model: &ModelShape,
+    arch: &Architecture,
+    hyper: &Hyper,
+) -> Result<crate::graph::Graph, AlgoError> {
+    if algo.is_svrg_family(hyper) {
+        svrg::example_graph(algo, model, arch, hyper)
+    } else {
+        sgld::example_graph(algo, model, arch, hyper)
+    }
+}
+
+/// Check that `data` fit `model`.
+fn check_data(model: &ModelShape, data: Option<&TrainData>) -> Result<(), AlgoError> {
+    let Some(data) = data else {
+        return match model {
+            ModelShape::Gaussian { .. } => Ok(()),
+            _ => Err(AlgoError::Data("this model needs training data".into())),
+        };
+    };
+    let d = match model {
+        ModelShape::Linear { d } | ModelShape::Logistic { d, .. } | ModelShape::Mlp { d, .. } => *d,
+        ModelShape::Gaussian { .. } => return Ok(()),
+    };
+    let classes = match model {
+        ModelShape::Logistic { classes, .. } | ModelShape::Mlp { classes, .. } => Some(*classes),
+        _ => None,
+    };
+    for (x, y, split) in [
+        (&data.x_train, &data.y_train, "train"),
+        (&data.x_test, &data.y_test, "test"),
+    ] {
+        if x.ncols() != d || x.nrows() != y.len() {
+            return Err(AlgoError::Data(format!(
+                "{split}: x is {}x{}, {} targets; the model has d = {d}",
+                x.nrows(),
+                x.ncols(),
+                y.len()
+            )));
+        }
+        match (y, classes) {
+            (Targets::Classes(c), Some(k)) => {
+                if let Some(bad) = c.iter().find(|&&v| v >= k) {
+                    return Err(AlgoError::Data(format!(
+                        "{split}: class {bad} but the model has {k} classes"
+                    )));
+                }
+            }
+            (Targets::Values(_), None) => {}
+            _ => {
+                return Err(AlgoError::Data(format!(
+                    "{split}: targets do not match the model (classes for classifiers, values \
+                     for regression)"
+                )))
+            }
+        }
+    }
+    if data.x_train.nrows() == 0 {
+        return Err(AlgoError::Data("no training examples".into()));
+    }
+    Ok(())
+}
+
+/// Train `model` with `algo` on `arch`: every random draw keyed by `seed`; `on_epoch` sees each
+/// epoch's statistics. `data` is `None` only for the Gaussian toy.
+pub fn train(
+    algo: Algo,
+    model: &ModelShape,
+    data: Option<&TrainData>,
+    arch: &Architecture,
+    hyper: &Hyper,
+    seed: u64,
+    on_epoch: &mut dyn FnMut(EpochStats),
+) -> Result<TrainOutcome, AlgoError> {
+    check_data(model, data)?;
+    if algo.is_svrg_family(hyper) {
+        svrg::train(algo, model, data, arch, hyper, seed, on_epoch)
+    } else {
+        sgld::train(algo, model, data, arch, hyper, seed, on_epoch)
+    }
+}

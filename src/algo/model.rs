@@ -1,0 +1,322 @@
+//! Models: their step subgraphs (forward on the MAC datapath, backward, gradients) and their
+//! `f64` loss and predictions for metrics.
+//!
+//! Formats on the datapath (from the architecture): operands of a matmul are converted to the
+//! MAC's input formats when they are not already values of them (a visible `quantize` node, with
+//! the activations' rounding for the A side and the stored tensor's rounding for the B side);
+//! matmul outputs of the forward pass are activations (`formats.activations`), the backward
+//! pass's errors and weight gradients are gradients (`formats.gradients`): the weight gradient
+//! leaving its matmul is `Q_G(grad)`.
+
+use ndarray::{Array2, ArrayView2, Axis};
+use petgraph::graph::NodeIndex;
+
+use crate::algo::{AlgoError, ModelShape, Targets};
+use crate::arch::Architecture;
+use crate::format::{alias, Format};
+use crate::graph::{fits_within, GraphBuilder, Level, Op, TensorMeta};
+use crate::round::Rounding;
+
+/// `fp32`, the full-precision storage format.
+pub fn fp32() -> Format {
+    alias("fp32").expect("fp32 is a built-in alias")
+}
+
+/// A step-graph builder with the architecture's formats at hand.
+pub(crate) struct Builder<'a> {
+    pub b: GraphBuilder,
+    pub arch: &'a Architecture,
+    /// Conversions to MAC formats already made, by (node, A side).
+    converted: Vec<((NodeIndex, bool), NodeIndex)>,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(arch: &'a Architecture) -> Self {
+        Builder {
+            b: GraphBuilder::new(arch.formats.mac),
+            arch,
+            converted: Vec::new(),
+        }
+    }
+
+    /// Add a node producing `name` in `format`/`rounding` (its shape follows from the op) at the
+    /// inner level, or at the outer level for a step's new state (names ending in `.next`).
+    pub fn op(
+        &mut self,
+        op: Op,
+        name: &str,
+        format: Format,
+        rounding: Rounding,
+        inputs: &[NodeIndex],
+    ) -> Result<NodeIndex, AlgoError> {
+        let shape = match op {
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } => {
+                let (a, b) = (self.shape(inputs[0]), self.shape(inputs[1]));
+                let m = if transpose_a { a[1] } else { a[0] };
+                let n = if transpose_b { b[0] } else { b[1] };
+                vec![m, n]
+            }
+            Op::SumRows => vec![1, self.shape(inputs[0])[1]],
+            _ => self.shape(inputs[0]),
+        };
+        // A step's new state (`*.next`) goes back to the outer level, with the parameters.
+        let level = if name.ends_with(".next") {
+            Level::Outer
+        } else {
+            Level::Inner
+        };
+        let meta = TensorMeta::new(name, &shape, format, rounding, level);
+        Ok(self.b.add(op, meta, inputs)?)
+    }
+
+    /// An `fp32` vector-unit op (`rne`).
+    pub fn f32op(
+        &mut self,
+        op: Op,
+        name: &str,
+        inputs: &[NodeIndex],
+    ) -> Result<NodeIndex, AlgoError> {
+        self.op(op, name, fp32(), Rounding::NearestEven, inputs)
+    }
+
+    /// A feed (`Input` or `Param`) at the outer level.
+    pub fn feed(
+        &mut self,
+        op: Op,
+        name: &str,
+        shape: &[usize],
+        format: Format,
+        rounding: Rounding,
+    ) -> Result<NodeIndex, AlgoError> {
+        let meta = TensorMeta::new(name, shape, format, rounding, Level::Outer);
+        Ok(self.b.add(op, meta, &[])?)
+    }
+
+    fn shape(&self, i: NodeIndex) -> Vec<usize> {
+        self.b.meta(i).shape.clone()
+    }
+
+    /// Node `i` as a MAC operand (`a_side`: the A input, else B): itself if its format is within
+    /// the MAC's, else a conversion with `rounding`.
+    pub fn mac_operand(
+        &mut self,
+        i: NodeIndex,
+        a_side: bool,
+        rounding: Rounding,
+    ) -> Result<NodeIndex, AlgoError> {
+        let mac = self.arch.formats.mac;
+        let target = if a_side { mac.a } else { mac.b };
+        let m = self.b.meta(i);
+        if fits_within(&m.format, &target) {
+            return Ok(i);
+        }
+        if let Some(&(_, q)) = self.converted.iter().find(|(k, _)| *k == (i, a_side)) {
+            return Ok(q);
+        }
+        let name = format!("{}@mac.{}", m.name, if a_side { "a" } else { "b" });
+        let q = self.op(Op::Quantize, &name, target, rounding, &[i])?;
+        self.converted.push(((i, a_side), q));
+        Ok(q)
+    }
+
+    /// `op(A) op(B)` into `format`, converting operands to the MAC formats first.
+    pub fn matmul(
+        &mut self,
+        name: &str,
+        a: (NodeIndex, bool),
+        b: (NodeIndex, bool),
+        out: (Format, Rounding),
+        b_rounding: Rounding,
+    ) -> Result<NodeIndex, AlgoError> {
+        let ra = self.arch.formats.rounding.activations;
+        let aq = self.mac_operand(a.0, true, ra)?;
+        let bq = self.mac_operand(b.0, false, b_rounding)?;
+        self.op(
+            Op::MatMul {
+                transpose_a: a.1,
+                transpose_b: b.1,
+            },
+            name,
+            out.0,
+            out.1,
+            &[aq, bq],
+        )
+    }
+
+    fn act(&self) -> (Format, Rounding) {
+        (
+            self.arch.formats.activations,
+            self.arch.formats.rounding.activations,
+        )
+    }
+
+    fn grad(&self) -> (Format, Rounding) {
+        (
+            self.arch.formats.gradients,
+            self.arch.formats.rounding.gradients,
+        )
+    }
+
+    /// The gradient subgraph of the mean loss of `model` on the batch `x` (`B x d`) with targets
+    /// `y` at `weights` (one node per parameter tensor): returns the model output node (logits,
+    /// predictions) and the gradient node of each weight, in the gradients format.
+    pub fn gradients(
+        &mut self,
+        model: &ModelShape,
+        x: Option<NodeIndex>,
+        y: Option<NodeIndex>,
+        weights: &[NodeIndex],
+    ) -> Result<(NodeIndex, Vec<NodeIndex>), AlgoError> {
+        let (gf, gr) = self.grad();
+        let rw = self.arch.formats.rounding.weights;
+        if let ModelShape::Gaussian { .. } = model {
+            // U = theta^2 / 2, noisy gradient theta + 0.1 xi (ALGORITHMS.md 1.5), rounded by Q_G.
+            let g = self.op(
+                Op::GaussianNoise { std: 0.1 },
+                "grad0",
+                gf,
+                gr,
+                &[weights[0]],
+            )?;
+            return Ok((weights[0], vec![g]));
+        }
+        let (x, y) = match (x, y) {
+            (Some(x), Some(y)) => (x, y),
+            _ => return Err(AlgoError::Data("this model needs training data".into())),
+        };
+        let ra = self.arch.formats.rounding.activations;
+        let xq = self.mac_operand(x, true, ra)?;
+        let layers = weights.len();
+        let mut acts = vec![xq];
+        let mut pre = Vec::new();
+        for (l, &w) in weights.iter().enumerate() {
+            let z = self.matmul(
+                &format!("z{l}"),
+                (acts[l], false),
+                (w, false),
+                self.act(),
+                rw,
+            )?;
+            pre.push(z);
+            if l + 1 < layers {
+                let (af, ar) = self.act();
+                let h = self.op(Op::Relu, &format!("h{l}"), af, ar, &[z])?;
+                let hq = self.mac_operand(h, true, ar)?;
+                acts.push(hq);
+            }
+        }
+        let out = pre[layers - 1];
+        let mut err = match model {
+            ModelShape::Linear { .. } => {
+                let r = self.op(Op::Sub, "resid", gf, gr, &[out, y])?;
+                let b = self.b.meta(x).shape[0].max(1) as f64;
+                self.op(Op::Scale { c: 1.0 / b }, "err1", gf, gr, &[r])?
+            }
+            _ => self.op(
+                Op::SoftmaxXentGrad,
+                &format!("err{layers}"),
+                gf,
+                gr,
+                &[out, y],
+            )?,
+        };
+        let mut grads = vec![out; layers];
+        for l in (0..layers).rev() {
+            grads[l] = self.matmul(
+                &format!("grad{l}"),
+                (acts[l], true),
+                (err, false),
+                (gf, gr),
+                gr,
+            )?;
+            if l > 0 {
+                let gh = self.matmul(
+                    &format!("gh{l}"),
+                    (err, false),
+                    (weights[l], true),
+                    (gf, gr),
+                    rw,
+                )?;
+                err = self.op(Op::ReluGrad, &format!("err{l}"), gf, gr, &[gh, pre[l - 1]])?;
+            }
+        }
+        Ok((out, grads))
+    }
+}
+
+/// Shapes of the parameter tensors of `model`.
+pub fn param_shapes(model: &ModelShape) -> Vec<[usize; 2]> {
+    match model {
+        ModelShape::Linear { d } => vec![[*d, 1]],
+        ModelShape::Logistic { d, classes, .. } => vec![[*d, *classes]],
+        ModelShape::Mlp { d, hidden, classes } => {
+            let mut dims = vec![*d];
+            dims.extend(hidden);
+            dims.push(*classes);
+            dims.windows(2).map(|w| [w[0], w[1]]).collect()
+        }
+        ModelShape::Gaussian { dim } => vec![[1, *dim]],
+    }
+}
+
+/// The model's output on `x` in `f64`: class probabilities (`N x C`) or predicted values
+/// (`N x 1`); for the Gaussian toy, the parameters themselves.
+pub fn predict(model: &ModelShape, params: &[Array2<f64>], x: ArrayView2<f64>) -> Array2<f64> {
+    if let ModelShape::Gaussian { .. } = model {
+        return params[0].clone();
+    }
+    let mut a = x.to_owned();
+    for (l, w) in params.iter().enumerate() {
+        a = a.dot(w);
+        if l + 1 < params.len() {
+            a.mapv_inplace(|v| v.max(0.0));
+        }
+    }
+    if let ModelShape::Linear { .. } = model {
+        return a;
+    }
+    for mut row in a.axis_iter_mut(Axis(0)) {
+        let m = row.fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        row.mapv_inplace(|v| (v - m).exp());
+        let s = row.sum();
+        row.mapv_inplace(|v| v / s);
+    }
+    a
+}
+
+/// The training objective in `f64`: mean squared error / 2 (linear), mean cross-entropy plus
+/// `l2/2 ||W||^2` (logistic), mean cross-entropy (MLP), `mean(theta^2) / 2` (Gaussian toy).
+pub fn loss(model: &ModelShape, params: &[Array2<f64>], x: ArrayView2<f64>, y: &Targets) -> f64 {
+    let p = predict(model, params, x);
+    match (model, y) {
+        (ModelShape::Gaussian { .. }, _) => p.mapv(|v| v * v / 2.0).mean().unwrap_or(0.0),
+        (_, Targets::Values(t)) => {
+            let n = t.len().max(1) as f64;
+            p.column(0)
+                .iter()
+                .zip(t)
+                .map(|(a, b)| (a - b).powi(2) / 2.0)
+                .sum::<f64>()
+                / n
+        }
+        (_, Targets::Classes(c)) => {
+            let n = c.len().max(1) as f64;
+            let nll = c
+                .iter()
+                .enumerate()
+                .map(|(i, &k)| -p[[i, k]].max(f64::MIN_POSITIVE).ln())
+                .sum::<f64>()
+                / n;
+            let l2 = match model {
+                ModelShape::Logistic { l2, .. } => {
+                    l2 / 2.0 * params.iter().map(|w| w.mapv(|v| v * v).sum()).sum::<f64>()
+                }
+                _ => 0.0,
+            };
+            nll + l2
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! The executor: runs a checked [`Graph`] in topological order on `f64` carriers and counts the
+//! hardware actions of the step (DESIGN.md decision 6).
+//!
+//! Per node:
+//! - [`Op::MatMul`]: `arith::gemm` with the graph's MAC configuration (its actions as counted by
+//!   the kernel, one [`Gemm`] in the [`Work`]); the accumulator values are then rounded to the
+//!   output format, counted as a conversion unless the output format is the accumulator's.
+//! - every other op: computed in `f64`, rounded once to the output format ("the vector unit").
+//!   Counted: `output elements` vector operations; the arithmetic on the vector unit's format
+//!   (`add` for add/sub/noise/sum, `mul` for mul/scale, `fma` for axpy); a conversion
+//!   `quantize[F/R]` of every output element unless the output is the vector format with `rne`
+//!   (the unit's own rounding); and the random bits drawn (stochastic rounding: as the rounding
+//!   unit says; Gaussian noise: 128 bits per draw, the four words of `normal_f64`; the VC
+//!   quantizer: see [`crate::algo::vc`]).
+//! - memory traffic: every operand read and the output written, `len x storage_bits` of its
+//!   format, at its tensor's level (`Outer` = `arch.memory[0]`, `Inner` = the innermost level).
+//!   `Input`/`Param` nodes only name tensors: they move nothing themselves.
+//!
+//! Random streams: the draws of node `name` at step `step` for purpose `k` come from
+//! `RandomStream::new(seed, stream_id(name, step, k))`, indexed by element, so results depend
+//! only on `(seed, tensor, step, element)` and never on the number of threads.
+
+use std::collections::BTreeMap;
+
+use ndarray::{ArrayD, Axis, Ix2, IxDyn};
+use thiserror::Error;
+
+use crate::arch::Architecture;
+use crate::arith::{gemm, ActionCounts, MacError};
+use crate::cost::{Gemm, Work};
+use crate::format::{QuantizeError, Quantizer};
+use crate::graph::{Graph, Level, Op, TensorMeta};
+use crate::round::{RandomStream, Rounding};
+
+/// Random bits behind one `RandomStream::normal_f64` draw (four 32-bit words).
+pub const NORMAL_BITS: u64 = 128;
+/// Random bits behind one `RandomStream::uniform_f64` draw (two 32-bit words).
+pub const UNIFORM_BITS: u64 = 64;
+
+/// What one executed step produced.
+#[derive(Clone, Debug)]
+pub struct StepResult {
+    /// Every tensor of the step by name (feeds included).
+    pub values: BTreeMap<String, ArrayD<f64>>,
+    /// The hardware actions of the step.
+    pub counts: ActionCounts,
+    /// The shape of the step's work for the cycle model.
+    pub work: Work,
+}
+
+/// A step that cannot run.
+#[derive(Debug, Error, PartialEq)]
+pub enum ExecError {
+    /// A feed the graph needs was not given.
+    #[error("feed `{0}`: missing (the graph has an input or param of this name)")]
+    MissingFeed(String),
+    /// A feed of the wrong shape.
+    #[error("feed `{name}`: shape {got:?}, the graph expects {expected:?}")]
+    FeedShape {
+        /// The feed.
+        name: String,
+        /// Its shape.
+        got: Vec<usize>,
+        /// The declared shape.
+        expected: Vec<usize>,
+    },
+    /// The MAC rejected a matmul.
+    #[error("node `{node}`: {error}")]
+    Mac {
+        /// The node.
+        node: String,
+        /// The kernel's error.
+        error: MacError,
+    },
+    /// A rounding unit the output format does not support.
+    #[error("node `{node}`: {error}")]
+    Quantize {
+        /// The node.
+        node: String,
+        /// The quantizer's error.
+        error: QuantizeError,
+    },
+}
+
+/// The stream id of purpose `purpose` of tensor `name` at step `step` (FNV-1a of the name,
+/// mixed with the step and purpose).
+pub fn stream_id(name: &str, step: u64, purpose: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^ step
+        .wrapping_mul(8)
+        .wrapping_add(purpose)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// The memory level name of a tensor on `arch`.
+fn level_name(arch: &Architecture, level: Level) -> &str {
+    match level {
+        Level::Outer => &arch.memory[0].name,
+        Level::Inner => &arch.innermost().name,
+    }
+}
+
+/// Bits of a tensor in its format (block formats: the shared scales included).
+fn tensor_bits(t: &TensorMeta) -> u64 {
+    let row = t.shape.last().copied().unwrap_or(1);
+    (t.len() as f64 * t.format.storage_bits(row)).ceil() as u64
+}
+
+/// Round `exact` once to `meta`'s format with its rounding unit.
+fn round_to(
+    meta: &TensorMeta,
+    exact: &ArrayD<f64>,
+    seed: u64,
+    stream: u64,
+) -> Result<ArrayD<f64>, ExecError> {
+    let q = Quantizer::new(meta.format, meta.rounding, seed, stream).map_err(|error| {
+        ExecError::Quantize {
+            node: meta.name.clone(),
+            error,
+        }
+    })?;
+    let exact = exact.as_standard_layout();
+    let mut out = ArrayD::<f64>::zeros(IxDyn(&meta.shape));
+    let row = meta.shape.last().copied().unwrap_or(1);
+    let (src, dst) = (
+        exact.as_slice().expect("standard layout"),
+        out.as_slice_mut().expect("fresh array"),
+    );
+    q.quantize_f64(src, dst, 0, row);
+    Ok(out)
+}
+
+/// Run `graph` on `arch` with the given feeds (every `Input` and `Param` by name; values must
+/// already be values of their declared formats), drawing random numbers keyed by
+/// `(seed, tensor, step, element)`.
+pub fn execute(
+    graph: &Graph,
+    arch: &Architecture,
+    feeds: &BTreeMap<String, ArrayD<f64>>,
+    seed: u64,
+    step: u64,
+) -> Result<StepResult, ExecError> {
+    let g = graph.inner();
+    let vf = arch.compute.vector.format;
+    let mut values: Vec<Option<ArrayD<f64>>> = vec![None; g.node_count()];
+    let mut counts = ActionCounts::new();
+    let mut work = Work::default();
+    for &i in graph.order() {
+        let node = &g[i];
+        let out = &node.out;
+        let name = &out.name;
+        let ops = graph.operands(i);
+        let arg = |k: usize| values[ops[k].index()].as_ref().expect("topological order");
+        let n = out.len() as u64;
+        let stream = |purpose: u64| stream_id(name, step, purpose);
+        let mut quantize_out = true;
+        let exact: ArrayD<f64> = match node.op {
+            Op::Input | Op::Param => {
+                let v = feeds
+                    .get(name)
+                    .ok_or_else(|| ExecError::MissingFeed(name.clone()))?;
+                if v.shape() != out.shape.as_slice() {
+                    return Err(ExecError::FeedShape {
+                        name: name.clone(),
+                        got: v.shape().to_vec(),
+                        expected: out.shape.clone(),
+                    });
+                }
+                values[i.index()] = Some(v.clone());
+                continue;
+            }
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } => {
+                let as2 = |x: &ArrayD<f64>| {
+                    x.view()
+                        .into_dimensionality::<Ix2>()
+                        .expect("checked matrix")
+                        .mapv(|v| v as f32)
+                };
+                let (a, b) = (as2(arg(0)), as2(arg(1)));
+                let av = if transpose_a { a.t() } else { a.view() };
+                let bv = if transpose_b { b.t() } else { b.view() };
+                let (m, k, nn) = (av.nrows(), av.ncols(), bv.ncols());
+                let res = gemm(graph.mac(), av, bv, RandomStream::new(seed, stream(0))).map_err(
+                    |error| ExecError::Mac {
+                        node: name.clone(),
+                        error,
+                    },
+                )?;
+                counts.merge(&res.counts);
+                work.gemms.push(Gemm {
+                    m: m as u64,
+                    n: nn as u64,
+                    k: k as u64,
+                });
+                if out.format == graph.mac().acc {
+                    quantize_out = false;
+                }
+                res.c.into_dyn()
+            }
+            Op::Add | Op::Sub | Op::Mul | Op::ReluGrad => {
+                let (x, y) = (arg(0), arg(1));
+                let f: fn(f64, f64) -> f64 = match node.op {
+                    Op::Add => |a, b| a + b,
+                    Op::Sub => |a, b| a - b,
+                    Op::Mul => |a, b| a * b,
+                    _ => |g, z| if z > 0.0 { g } else { 0.0 },
+                };
+                match node.op {
+                    Op::Add | Op::Sub => counts.record_add(&vf, n),
+                    Op::Mul => counts.record_mul(&vf, &vf, n),
+                    _ => {}
+                }
+                ndarray::Zip::from(x).and(y).map_collect(|&a, &b| f(a, b))
+            }
+            Op::Axpy { c } => {
+                counts.record_fma(&vf, &vf, &vf, n);
+                ndarray::Zip::from(arg(0))
+                    .and(arg(1))
+                    .map_collect(|&a, &b| a + c * b)
+            }
+            Op::Scale { c } => {
+                counts.record_mul(&vf, &vf, n);
+                arg(0).mapv(|a| c * a)
+            }
+            Op::Relu => arg(0).mapv(|a| a.max(0.0)),
+            Op::Softmax => {
+                let mut s = arg(0).clone();
+                for mut row in s.axis_iter_mut(Axis(0)) {
+                    softmax_row(row.as_slice_mut().expect("standard layout"));
+                }
+                s
+            }
+            Op::SoftmaxXentGrad => {
+                let mut s = arg(0).as_standard_layout().into_owned();
+                let batch = out.shape[0].max(1) as f64;
+                for (mut row, y) in s.axis_iter_mut(Axis(0)).zip(arg(1).axis_iter(Axis(0))) {
+                    let r = row.as_slice_mut().expect("standard layout");
+                    softmax_row(r);
+                    for (p, &t) in r.iter_mut().zip(y.iter()) {
+                        *p = (*p - t) / batch;
+                    }
+                }
+                s
+            }
+            Op::SumRows => {
+                let x = arg(0);
+                counts.record_add(&vf, x.len() as u64);
+                x.sum_axis(Axis(0)).insert_axis(Axis(0))
+            }
+            Op::Quantize => arg(0).clone(),
+            Op::GaussianNoise { std } => {
+                let normal = RandomStream::new(seed, stream(1));
+                counts.record_add(&vf, n);
+                counts.random_bits += n * NORMAL_BITS;
+                let x = arg(0).as_standard_layout();
+                let v: Vec<f64> = x
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &a)| a + std * normal.normal_f64(k as u64))
+                    .collect();
+                ArrayD::from_shape_vec(IxDyn(&out.shape), v).expect("same length")
+            }
+            Op::VcQuantize { v } => {
+                let mu = arg(0).as_standard_layout();
+                let mut res = ArrayD::<f64>::zeros(IxDyn(&out.shape));
+                let streams = crate::algo::vc::VcStreams::new(seed, stream(1));
+                let row = out.shape.last().copied().unwrap_or(1);
+                let tally = crate::algo::vc::vc_quantize(
+                    &out.format,
+                    mu.as_slice().expect("standard layout"),
+                    res.as_slice_mut().expect("fresh array"),
+                    v,
+                    row,
+                    &streams,
+                );
+                tally.record(&out.format, &mut counts);
+                counts.record_add(&vf, n);
+                work.vector_ops += n;
+                record_traffic(arch, graph, i, &mut counts);
+                values[i.index()] = Some(res);
+                continue;
+            }
+            Op::QsgldQuantize { q, c, nearest } => {
+                let h = arg(0).as_standard_layout();
+                let mut res = ArrayD::<f64>::zeros(IxDyn(&out.shape));
+                crate::algo::qsgld::quantize_step(
+                    h.as_slice().expect("standard layout"),
+                    res.as_slice_mut().expect("fresh array"),
+                    q,
+                    c,
+                    nearest,
+                );
+                counts.record_fma(&vf, &vf, &vf, 2 * n);
+                res
+            }
+        };
+        if !matches!(node.op, Op::MatMul { .. }) {
+            work.vector_ops += n;
+        }
+        let native = out.format == vf && out.rounding == Rounding::NearestEven;
+        let value = if quantize_out {
+            if !native || matches!(node.op, Op::Quantize) {
+                counts.record_quantize(&out.format, out.rounding, n);
+            }
+            round_to(out, &exact, seed, stream(0))?
+        } else {
+            exact
+        };
+        record_traffic(arch, graph, i, &mut counts);
+        values[i.index()] = Some(value);
+    }
+    let values = graph
+        .order()
+        .iter()
+        .map(|&i| {
+            let v = values[i.index()].take().expect("every node ran");
+            (g[i].out.name.clone(), v)
+        })
+        .collect();
+    Ok(StepResult {
+        values,
+        counts,
+        work,
+    })
+}
+
+/// Reads of node `i`'s operands and the write of its output.
+fn record_traffic(
+    arch: &Architecture,
+    graph: &Graph,
+    i: petgraph::graph::NodeIndex,
+    counts: &mut ActionCounts,
+) {
+    for j in graph.operands(i) {
+        let t = &graph.node(j).out;
+        counts.record_read(level_name(arch, t.level), tensor_bits(t));
+    }
+    let t = &graph.node(i).out;
+    counts.record_write(level_name(arch, t.level), tensor_bits(t));
+}
+
+/// Softmax of one row in `f64`: `exp(x - max) / sum`.
+fn softmax_row(r: &mut [f64]) {
+    let m = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut s = 0.0;
+    for x in r.iter_mut() {
+        *x = (*x - m).exp();
+        s += *x;
+    }
+    for x in r.iter_mut() {
+        *x /= s;
+    }
+}

@@ -1,0 +1,531 @@
+//! The dataflow IR (DESIGN.md decision 7): one step of an algorithm is a `petgraph` graph whose
+//! nodes are ops and whose edges carry named tensors with a shape, a number format, a rounding
+//! unit and the memory level where they live.
+//!
+//! Semantics shared by every op: the op computes its result exactly in `f64` on the carrier
+//! values of its inputs (or, for [`Op::MatMul`], on the architecture's MAC datapath through
+//! [`crate::arith::gemm`]) and then rounds it ONCE to its output tensor's format with its output
+//! rounding unit. An op's output tensor is described by the node's [`TensorMeta`]; an edge
+//! carries the output tensor of its source node into an operand slot of its target node.
+//!
+//! [`GraphBuilder`] checks arities, shapes and formats and rejects cycles
+//! (`petgraph::algo::toposort`), with errors that name the node; [`exec::execute`] runs a
+//! checked [`Graph`]; [`export`] prints it as DOT or JSON.
+
+pub mod exec;
+pub mod export;
+
+use std::collections::BTreeSet;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::arith::MacConfig;
+use crate::format::{BlockKind, Format};
+use crate::round::Rounding;
+
+pub use exec::{execute, ExecError, StepResult};
+
+/// Where a tensor lives: its reads and writes are counted at this memory level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Level {
+    /// The outermost level (`arch.memory[0]`, DRAM): parameters, optimizer state and data.
+    Outer,
+    /// The innermost level (the last of `arch.memory`): intermediates of a step.
+    Inner,
+}
+
+/// A tensor on an edge: name, shape, number format, the rounding unit that produced it, and
+/// the memory level where it lives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorMeta {
+    /// Unique name in its graph (also the key of feeds and results).
+    pub name: String,
+    /// Shape (row-major; matrices are `[rows, cols]`).
+    pub shape: Vec<usize>,
+    /// Number format of every element.
+    pub format: Format,
+    /// The rounding unit of the op's single output rounding.
+    pub rounding: Rounding,
+    /// Memory level.
+    pub level: Level,
+}
+
+impl TensorMeta {
+    /// A tensor description.
+    pub fn new(
+        name: impl Into<String>,
+        shape: &[usize],
+        format: Format,
+        rounding: Rounding,
+        level: Level,
+    ) -> Self {
+        TensorMeta {
+            name: name.into(),
+            shape: shape.to_vec(),
+            format,
+            rounding,
+            level,
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An operation: a closed set chosen at run time. Operand order is the edge's slot number.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub enum Op {
+    /// Per-step data supplied by the driver (a mini-batch, targets, cached values).
+    Input,
+    /// Persistent state supplied by the driver (weights, master copies, centres).
+    Param,
+    /// `op(A) op(B)` on the MAC array (`arith::gemm` with the architecture's MAC configuration),
+    /// the accumulator result then rounded to the output format. Operands must hold values of
+    /// the MAC's input formats (see [`fits_within`]).
+    MatMul {
+        /// Use `A^T`.
+        transpose_a: bool,
+        /// Use `B^T`.
+        transpose_b: bool,
+    },
+    /// `x + y` elementwise.
+    Add,
+    /// `x - y` elementwise.
+    Sub,
+    /// `x * y` elementwise.
+    Mul,
+    /// `c x`.
+    Scale {
+        /// The constant.
+        c: f64,
+    },
+    /// `x + c y` (the vector unit's fused update), computed in `f64` then rounded once.
+    Axpy {
+        /// The constant.
+        c: f64,
+    },
+    /// `max(x, 0)`.
+    Relu,
+    /// `g * [z > 0]` for operands `(g, z)`: the ReLU's backward pass.
+    ReluGrad,
+    /// Row-wise softmax of a matrix; `exp` is computed in `f64` (max subtracted), the result
+    /// rounded once to the output format.
+    Softmax,
+    /// `(softmax(z) - y) / B` for logits `z` and one-hot targets `y` (`B x C`): the gradient of
+    /// the mean cross-entropy with respect to the logits, computed in `f64`, rounded once.
+    SoftmaxXentGrad,
+    /// Column sums of a matrix: `[m, n] -> [1, n]`.
+    SumRows,
+    /// Round to the output format with the output rounding unit (a conversion).
+    Quantize,
+    /// `x + std xi`, `xi ~ N(0, 1)` per element from the counter-based stream, rounded once.
+    GaussianNoise {
+        /// Standard deviation of the added noise.
+        std: f64,
+    },
+    /// LP-SGLD's variance-corrected quantizer `Q^vc(mu, v)` onto the output format's grid
+    /// (ALGORITHMS.md 1.2; [`crate::algo::vc`]). The output format is fixed point or bfp.
+    VcQuantize {
+        /// The target variance `v` (`2 lr T / N` in LP-SGLD).
+        v: f64,
+    },
+    /// QSGLD's quantized step `floor(Q_p (h + r)) / Q_p` with `r = c h / ||h||_2`
+    /// (ALGORITHMS.md 3.2; [`crate::algo::qsgld`]).
+    QsgldQuantize {
+        /// The resolution `Q_p`.
+        q: f64,
+        /// The compensation coefficient `c = lr s(t_e)`.
+        c: f64,
+        /// Round to nearest (`floor(. + 0.5)`, the reference's debug path) instead of floor.
+        nearest: bool,
+    },
+}
+
+impl Op {
+    /// The op's name as shown in DOT and JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Param => "param",
+            Op::MatMul { .. } => "matmul",
+            Op::Add => "add",
+            Op::Sub => "sub",
+            Op::Mul => "mul",
+            Op::Scale { .. } => "scale",
+            Op::Axpy { .. } => "axpy",
+            Op::Relu => "relu",
+            Op::ReluGrad => "relu_grad",
+            Op::Softmax => "softmax",
+            Op::SoftmaxXentGrad => "softmax_xent_grad",
+            Op::SumRows => "sum_rows",
+            Op::Quantize => "quantize",
+            Op::GaussianNoise { .. } => "gaussian_noise",
+            Op::VcQuantize { .. } => "vc_quantize",
+            Op::QsgldQuantize { .. } => "qsgld_quantize",
+        }
+    }
+
+    /// Number of operands.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::Input | Op::Param => 0,
+            Op::MatMul { .. }
+            | Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::Axpy { .. }
+            | Op::ReluGrad
+            | Op::SoftmaxXentGrad => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A node: an op and the tensor it produces.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// The operation.
+    pub op: Op,
+    /// Its output tensor.
+    pub out: TensorMeta,
+}
+
+/// A graph that cannot be built.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum GraphError {
+    /// Two nodes produce tensors of the same name.
+    #[error("node `{0}`: another node already produces a tensor of this name")]
+    DuplicateName(String),
+    /// The edges form a cycle through this node.
+    #[error("node `{0}`: the graph has a cycle through this node")]
+    Cycle(String),
+    /// Wrong operands.
+    #[error(
+        "node `{node}` ({op}): expects {expected} operand(s) in slots 0..{expected}, got {got}"
+    )]
+    Arity {
+        /// The node's tensor name.
+        node: String,
+        /// The op.
+        op: &'static str,
+        /// Operands it takes.
+        expected: usize,
+        /// What was connected.
+        got: String,
+    },
+    /// Operand or output shapes that do not fit the op.
+    #[error("node `{node}` ({op}): shape error: {detail}")]
+    Shape {
+        /// The node's tensor name.
+        node: String,
+        /// The op.
+        op: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An operand or output format the op cannot take.
+    #[error("node `{node}` ({op}): format error: {detail}")]
+    Format {
+        /// The node's tensor name.
+        node: String,
+        /// The op.
+        op: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An output name that no node produces.
+    #[error("output `{0}`: no node produces a tensor of this name")]
+    UnknownOutput(String),
+}
+
+/// A checked step graph: nodes in a `DiGraph` whose edge weights are operand slots, the MAC
+/// configuration its matmuls run on, a topological order, and the names of its outputs.
+#[derive(Clone, Debug)]
+pub struct Graph {
+    graph: DiGraph<Node, usize>,
+    mac: MacConfig,
+    order: Vec<NodeIndex>,
+    outputs: Vec<String>,
+}
+
+impl Graph {
+    /// The underlying `petgraph` graph (edge weight = operand slot).
+    pub fn inner(&self) -> &DiGraph<Node, usize> {
+        &self.graph
+    }
+    /// The MAC configuration the matmuls run on.
+    pub fn mac(&self) -> &MacConfig {
+        &self.mac
+    }
+    /// Nodes in execution (topological) order.
+    pub fn order(&self) -> &[NodeIndex] {
+        &self.order
+    }
+    /// The names of the tensors the step returns (its new state and observables).
+    pub fn outputs(&self) -> &[String] {
+        &self.outputs
+    }
+    /// The node at `i`.
+    pub fn node(&self, i: NodeIndex) -> &Node {
+        &self.graph[i]
+    }
+    /// The operand nodes of `i`, in slot order (valid for a built graph).
+    pub fn operands(&self, i: NodeIndex) -> Vec<NodeIndex> {
+        operands(&self.graph, i)
+    }
+    /// The feeds the step needs: the tensors of every `Input` and `Param` node.
+    pub fn feeds(&self) -> Vec<&TensorMeta> {
+        self.order
+            .iter()
+            .map(|&i| &self.graph[i])
+            .filter(|n| matches!(n.op, Op::Input | Op::Param))
+            .map(|n| &n.out)
+            .collect()
+    }
+}
+
+fn operands(g: &DiGraph<Node, usize>, i: NodeIndex) -> Vec<NodeIndex> {
+    let mut e: Vec<(usize, NodeIndex)> = g
+        .edges_directed(i, Direction::Incoming)
+        .map(|e| (*e.weight(), e.source()))
+        .collect();
+    e.sort_by_key(|&(s, _)| s);
+    e.into_iter().map(|(_, n)| n).collect()
+}
+
+/// Whether every value of `x` is exactly a value of the MAC input format `mac`: the formats are
+/// equal, or `mac` is `fp32` and `x` fits the `f32` carrier (fixed point and integers of up to
+/// 24 significant bits, narrow floats). This is the rule [`Op::MatMul`] operands obey.
+pub fn fits_within(x: &Format, mac: &Format) -> bool {
+    x == mac || (Some(*mac) == crate::format::alias("fp32") && x.fits_f32())
+}
+
+/// Builds a [`Graph`]: add nodes, connect operand slots, then [`GraphBuilder::build`] checks
+/// everything.
+#[derive(Clone, Debug)]
+pub struct GraphBuilder {
+    graph: DiGraph<Node, usize>,
+    mac: MacConfig,
+    names: BTreeSet<String>,
+}
+
+impl GraphBuilder {
+    /// An empty graph whose matmuls will run on `mac`.
+    pub fn new(mac: MacConfig) -> Self {
+        GraphBuilder {
+            graph: DiGraph::new(),
+            mac,
+            names: BTreeSet::new(),
+        }
+    }
+
+    /// Add a node producing `out` (not yet connected).
+    pub fn add_node(&mut self, op: Op, out: TensorMeta) -> Result<NodeIndex, GraphError> {
+        if !self.names.insert(out.name.clone()) {
+            return Err(GraphError::DuplicateName(out.name));
+        }
+        Ok(self.graph.add_node(Node { op, out }))
+    }
+
+    /// Feed the output of `src` into operand `slot` of `dst`.
+    pub fn connect(&mut self, src: NodeIndex, dst: NodeIndex, slot: usize) {
+        self.graph.add_edge(src, dst, slot);
+    }
+
+    /// Add a node and connect `inputs` to its slots `0, 1, ...`.
+    pub fn add(
+        &mut self,
+        op: Op,
+        out: TensorMeta,
+        inputs: &[NodeIndex],
+    ) -> Result<NodeIndex, GraphError> {
+        let n = self.add_node(op, out)?;
+        for (slot, &i) in inputs.iter().enumerate() {
+            self.connect(i, n, slot);
+        }
+        Ok(n)
+    }
+
+    /// The output tensor of node `i`.
+    pub fn meta(&self, i: NodeIndex) -> &TensorMeta {
+        &self.graph[i].out
+    }
+
+    /// Check the graph and fix its execution order; `outputs` names the tensors the step returns.
+    pub fn build(self, outputs: &[&str]) -> Result<Graph, GraphError> {
+        let order = petgraph::algo::toposort(&self.graph, None)
+            .map_err(|c| GraphError::Cycle(self.graph[c.node_id()].out.name.clone()))?;
+        for &i in &order {
+            self.check(i)?;
+        }
+        for o in outputs {
+            if !self.names.contains(*o) {
+                return Err(GraphError::UnknownOutput(o.to_string()));
+            }
+        }
+        Ok(Graph {
+            graph: self.graph,
+            mac: self.mac,
+            order,
+            outputs: outputs.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    /// Check one node's operands, shapes and formats.
+    fn check(&self, i: NodeIndex) -> Result<(), GraphError> {
+        let node = &self.graph[i];
+        let (name, op) = (node.out.name.clone(), node.op.name());
+        let mut slots: Vec<usize> = self
+            .graph
+            .edges_directed(i, Direction::Incoming)
+            .map(|e| *e.weight())
+            .collect();
+        slots.sort_unstable();
+        if slots != (0..node.op.arity()).collect::<Vec<_>>() {
+            return Err(GraphError::Arity {
+                node: name,
+                op,
+                expected: node.op.arity(),
+                got: format!("slots {slots:?}"),
+            });
+        }
+        let ins: Vec<&TensorMeta> = operands(&self.graph, i)
+            .into_iter()
+            .map(|j| &self.graph[j].out)
+            .collect();
+        let out = &node.out;
+        let shape_err = |detail: String| GraphError::Shape {
+            node: name.clone(),
+            op,
+            detail,
+        };
+        let format_err = |detail: String| GraphError::Format {
+            node: name.clone(),
+            op,
+            detail,
+        };
+        let same = |a: &TensorMeta, b: &TensorMeta| {
+            if a.shape == b.shape {
+                Ok(())
+            } else {
+                Err(shape_err(format!(
+                    "`{}` is {:?} but `{}` is {:?}",
+                    a.name, a.shape, b.name, b.shape
+                )))
+            }
+        };
+        match node.op {
+            Op::Input | Op::Param => {}
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } => {
+                let (a, b) = (ins[0], ins[1]);
+                if a.shape.len() != 2 || b.shape.len() != 2 {
+                    return Err(shape_err(format!(
+                        "operands must be matrices; `{}` is {:?}, `{}` is {:?}",
+                        a.name, a.shape, b.name, b.shape
+                    )));
+                }
+                let (m, k) = if transpose_a {
+                    (a.shape[1], a.shape[0])
+                } else {
+                    (a.shape[0], a.shape[1])
+                };
+                let (k2, n) = if transpose_b {
+                    (b.shape[1], b.shape[0])
+                } else {
+                    (b.shape[0], b.shape[1])
+                };
+                if k != k2 {
+                    return Err(shape_err(format!(
+                        "inner dimensions differ: `{}` gives K = {k}, `{}` gives K = {k2}",
+                        a.name, b.name
+                    )));
+                }
+                if out.shape != [m, n] {
+                    return Err(shape_err(format!(
+                        "output is {:?} but the product is [{m}, {n}]",
+                        out.shape
+                    )));
+                }
+                for (t, f, role) in [(a, self.mac.a, "a"), (b, self.mac.b, "b")] {
+                    if !fits_within(&t.format, &f) {
+                        return Err(format_err(format!(
+                            "operand `{}` is `{}`, not a value of the MAC's {role} format `{f}`; \
+                             quantize it first",
+                            t.name, t.format
+                        )));
+                    }
+                }
+            }
+            Op::Add | Op::Sub | Op::Mul | Op::Axpy { .. } | Op::ReluGrad => {
+                same(ins[0], ins[1])?;
+                same(ins[0], out)?;
+            }
+            Op::SoftmaxXentGrad => {
+                same(ins[0], ins[1])?;
+                same(ins[0], out)?;
+                if out.shape.len() != 2 {
+                    return Err(shape_err(format!(
+                        "logits must be a matrix, got {:?}",
+                        out.shape
+                    )));
+                }
+            }
+            Op::Softmax => {
+                same(ins[0], out)?;
+                if out.shape.len() != 2 {
+                    return Err(shape_err(format!("needs a matrix, got {:?}", out.shape)));
+                }
+            }
+            Op::SumRows => {
+                let s = &ins[0].shape;
+                if s.len() != 2 || out.shape != [1, s[1]] {
+                    return Err(shape_err(format!(
+                        "input {s:?} must be a matrix [m, n] and the output [1, n], got {:?}",
+                        out.shape
+                    )));
+                }
+            }
+            Op::VcQuantize { v } => {
+                same(ins[0], out)?;
+                let ok = match out.format {
+                    Format::Fixed(_) => true,
+                    Format::Block(b) => b.kind() == BlockKind::Bfp,
+                    _ => false,
+                };
+                if !ok {
+                    return Err(format_err(format!(
+                        "the output format `{}` must be fixed point or bfp",
+                        out.format
+                    )));
+                }
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(format_err(format!("v = {v}: must be finite and >= 0")));
+                }
+            }
+            Op::QsgldQuantize { q, .. } => {
+                same(ins[0], out)?;
+                if !(q.is_finite() && q > 0.0) {
+                    return Err(format_err(format!("Q_p = {q}: must be finite and > 0")));
+                }
+            }
+            Op::Scale { .. } | Op::Relu | Op::Quantize | Op::GaussianNoise { .. } => {
+                same(ins[0], out)?
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,369 @@
+//! Issue 5: the variance-corrected quantizer, the Gaussian toy of ALGORITHMS.md 5, HALP on the
+//! HALP paper's Figure 1 settings, QSGLD's quantization error, determinism.
+
+use lpsim::algo::vc::{vc_quantize, VcStreams};
+use lpsim::algo::{train, Algo, Hyper, ModelShape, Targets, TrainData};
+use lpsim::arch::Architecture;
+use lpsim::format::Format;
+use lpsim::round::RandomStream;
+use ndarray::{Array1, Array2};
+
+/// `arch/fp32.json` with fields of `formats` replaced (`"rounding.weights"` names a nested one).
+fn arch_with(edits: &[(&str, &str)]) -> Architecture {
+    let text = std::fs::read_to_string("arch/fp32.json").expect("arch/fp32.json");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    for (path, value) in edits {
+        let mut node = &mut v["formats"];
+        for key in path.split('.') {
+            node = &mut node[key];
+        }
+        *node = serde_json::Value::String(value.to_string());
+    }
+    Architecture::from_json_str("test", &v.to_string()).expect("valid arch")
+}
+
+fn mean_var(x: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let m = x.iter().sum::<f64>() / n;
+    (
+        m,
+        x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0),
+    )
+}
+
+/// Mean and variance of `n` VC draws of `mu` with variance `v` on `format` (one row of `row`).
+fn vc_stats(format: &str, mu: &[f64], v: f64, reps: usize) -> Vec<(f64, f64)> {
+    let f: Format = format.parse().expect("format");
+    let mut outs = vec![Vec::new(); mu.len()];
+    for r in 0..reps {
+        let mut out = vec![0.0; mu.len()];
+        vc_quantize(
+            &f,
+            mu,
+            &mut out,
+            v,
+            mu.len(),
+            &VcStreams::new(7, 100 * r as u64),
+        );
+        for (o, x) in outs.iter_mut().zip(out) {
+            o.push(x);
+        }
+    }
+    outs.iter().map(|o| mean_var(o)).collect()
+}
+
+#[test]
+fn vc_fixed_case_a_and_b_hit_mean_and_variance() {
+    let d: f64 = 1.0 / 8.0;
+    let n = 40_000;
+    // Case A: v = 4e-3 > d^2/4 = 3.90625e-3 (the toy's setting). Case B: v = 3.85e-3 <= d^2/4
+    // but above the rounding variance f(1-f) d^2 = 0.21 d^2 = 3.28e-3 of mu = 0.3 + d/5 (f = 0.3).
+    for (v, mu) in [(4e-3, 0.3), (4e-3, -1.0 / 16.0), (3.85e-3, 0.3 + d / 5.0)] {
+        let all: Vec<f64> = {
+            let f: Format = "fixed:wl=8,fl=3".parse().expect("format");
+            let mut out = vec![0.0; n];
+            vc_quantize(&f, &vec![mu; n], &mut out, v, n, &VcStreams::new(3, 9));
+            out
+        };
+        let (m, var) = mean_var(&all);
+        // Standard errors: sqrt(v/n) for the mean, about v sqrt(2/n) (times ~1.2 for the
+        // discrete distribution) for the variance; 4 sigma.
+        assert!(
+            (m - mu).abs() < 4.0 * (v / n as f64).sqrt(),
+            "v={v} mu={mu}: mean {m}"
+        );
+        assert!(
+            (var - v).abs() < 5.0 * v * (2.0 / n as f64).sqrt(),
+            "v={v} mu={mu}: var {var}"
+        );
+    }
+}
+
+#[test]
+fn vc_case_b_adds_nothing_when_rounding_variance_exceeds_v() {
+    let f: Format = "fixed:wl=8,fl=3".parse().expect("format");
+    let d = 0.125;
+    let mu = 0.3; // frac = 0.4: rounding variance 0.24 d^2 = 3.75e-3
+    let n = 20_000;
+    let v = 1e-3;
+    let mut out = vec![0.0; n];
+    vc_quantize(&f, &vec![mu; n], &mut out, v, n, &VcStreams::new(1, 2));
+    // Only the two neighbours: plain stochastic rounding, nothing added.
+    assert!(
+        out.iter().all(|&x| x == 0.25 || x == 0.375),
+        "only neighbours"
+    );
+    let (m, var) = mean_var(&out);
+    assert!((m - mu).abs() < 4.0 * (0.24 * d * d / n as f64).sqrt());
+    assert!(
+        (var - 0.24 * d * d).abs() < 0.06 * 0.24 * d * d,
+        "var {var}"
+    );
+    assert!(var > 3.0 * v);
+}
+
+#[test]
+fn vc_block_fp_case_a_and_b_hit_mean_and_variance() {
+    // bfp wl=8 with one block per row of 32: an anchor of 1.5 fixes E = 0, so Delta = 2^-6.
+    let d = 1.0 / 64.0;
+    let mut mu = vec![0.3 + d / 3.0; 32];
+    mu[0] = 1.5;
+    let reps = 4000;
+    for v in [2.0 * d * d, 0.2 * d * d] {
+        let stats = vc_stats("bfp:wl=8,size=row", &mu, v, reps);
+        // Pool elements 1..32 (same mu): 31 * reps draws.
+        let n = (31 * reps) as f64;
+        let m = stats[1..].iter().map(|s| s.0).sum::<f64>() / 31.0;
+        let var = stats[1..].iter().map(|s| s.1).sum::<f64>() / 31.0;
+        let target = if v > d * d / 4.0 {
+            v
+        } else {
+            // Case B with v below the rounding variance f (1 - f) d^2: plain SR.
+            let f = (mu[1] / d).fract();
+            f * (1.0 - f) * d * d
+        };
+        assert!(
+            (m - mu[1]).abs() < 4.0 * (target / n).sqrt(),
+            "v={v}: mean {m}"
+        );
+        assert!(
+            (var - target).abs() < 0.04 * target,
+            "v={v}: var {var} vs {target}"
+        );
+    }
+}
+
+/// Gaussian toy: returns (mean, var, standard error of var) over independent coordinates.
+fn toy(algo: Algo, lr: f64) -> (f64, f64, f64) {
+    let arch = arch_with(&[
+        ("weights", "fixed:wl=8,fl=3"),
+        ("gradients", "fixed:wl=8,fl=3"),
+        ("rounding.weights", "sr"),
+        ("rounding.gradients", "sr"),
+    ]);
+    let mut h = Hyper::new(algo);
+    for (k, v) in [
+        ("lr", lr),
+        ("temperature", 1.0),
+        ("decay", 0.0),
+        ("epochs", 24.0),
+        ("epoch_len", 1000.0),
+        ("burn_in", 0.1),
+        ("thin", 10.0),
+    ] {
+        h.set(k, v).expect("hyper");
+    }
+    let dim = 256;
+    let out = train(
+        algo,
+        &ModelShape::Gaussian { dim },
+        None,
+        &arch,
+        &h,
+        11,
+        &mut |_| {},
+    )
+    .expect("train");
+    let chain = out.chain.expect("chain");
+    // Each coordinate is an independent chain. A chain's own sample variance is biased low by
+    // about tau_int / length (tau_int ~ 2 / lr steps), so second moments are taken about the
+    // grand mean, and standard errors from the spread across the independent chains.
+    let means: Vec<f64> = (0..dim)
+        .map(|j| chain.column(j).mean().expect("rows"))
+        .collect();
+    let (m, _) = mean_var(&means);
+    let vars: Vec<f64> = (0..dim)
+        .map(|j| {
+            chain
+                .column(j)
+                .mapv(|x| (x - m).powi(2))
+                .mean()
+                .expect("rows")
+        })
+        .collect();
+    let (v, vv) = mean_var(&vars);
+    (m, v, (vv / dim as f64).sqrt())
+}
+
+#[test]
+fn gaussian_toy_sgld_f_vc_recover_n01_naive_is_too_wide() {
+    for algo in [Algo::Sgld, Algo::LpSgldF, Algo::LpSgldVc] {
+        let (m, v, se) = toy(algo, 2e-3);
+        assert!(m.abs() < 0.05, "{algo}: mean {m}");
+        assert!(
+            (v - 1.0).abs() < 4.0 * se + 0.02,
+            "{algo}: var {v} (se {se})"
+        );
+    }
+    let (_, wide, se) = toy(Algo::LpSgldNaive, 2e-3);
+    assert!(wide > 1.3 && wide - 1.0 > 10.0 * se, "naive var {wide}");
+    let (_, wider, _) = toy(Algo::LpSgldNaive, 5e-4);
+    assert!(wider > wide + 0.5, "naive at lr 5e-4: {wider} vs {wide}");
+    // At lr = 5e-4, v = 1e-3 < d^2/4: VC takes Case B and still recovers the variance.
+    let (m, v, se) = toy(Algo::LpSgldVc, 5e-4);
+    assert!(
+        m.abs() < 0.1 && (v - 1.0).abs() < 4.0 * se + 0.02,
+        "vc case B: {m}, {v}"
+    );
+}
+
+/// make_regression-like data (100 features, 10 informative with coefficients 100 U(0,1),
+/// 1000 examples, no noise) from the counter-based stream.
+fn regression() -> TrainData {
+    let (n, d) = (1000, 100);
+    let s = RandomStream::new(5, 1);
+    let x = Array2::from_shape_fn((n, d), |(i, j)| s.normal_f64((i * d + j) as u64));
+    let c = RandomStream::new(5, 2);
+    let w = Array1::from_shape_fn(d, |j| {
+        if j < 10 {
+            100.0 * c.uniform_f64(j as u64)
+        } else {
+            0.0
+        }
+    });
+    let y = x.dot(&w);
+    TrainData {
+        x_train: x.clone(),
+        y_train: Targets::Values(y.clone()),
+        x_test: x,
+        y_test: Targets::Values(y),
+    }
+}
+
+fn final_loss(algo: Algo, set: &[(&str, f64)], data: &TrainData) -> f64 {
+    let arch = Architecture::load(std::path::Path::new("arch/fp32.json")).expect("arch");
+    let mut h = Hyper::new(algo);
+    for (k, v) in set {
+        h.set(k, *v).expect("hyper");
+    }
+    let mut last = f64::NAN;
+    train(
+        algo,
+        &ModelShape::Linear { d: 100 },
+        Some(data),
+        &arch,
+        &h,
+        3,
+        &mut |e| last = e.train_loss,
+    )
+    .expect("train");
+    last
+}
+
+#[test]
+fn halp_goes_orders_of_magnitude_below_the_low_precision_floor() {
+    let data = regression();
+    let lp_sgd = final_loss(
+        Algo::LpSgd,
+        &[
+            ("lr", 2.5e-6),
+            ("delta", 0.7),
+            ("bits", 8.0),
+            ("decay", 0.0),
+            ("epoch_len", 2000.0),
+            ("epochs", 2.0),
+        ],
+        &data,
+    );
+    let lp_svrg = final_loss(
+        Algo::LpSvrg,
+        &[("delta", 0.7), ("bits", 8.0), ("epochs", 10.0)],
+        &data,
+    );
+    let halp = final_loss(Algo::Halp, &[("bits", 8.0), ("epochs", 10.0)], &data);
+    let svrg = final_loss(Algo::Svrg, &[("epochs", 10.0)], &data);
+    eprintln!("lp-sgd {lp_sgd} lp-svrg {lp_svrg} halp {halp} svrg {svrg}");
+    assert!(
+        lp_svrg > 0.1 && lp_sgd > 0.1,
+        "floors: lp-svrg {lp_svrg}, lp-sgd {lp_sgd}"
+    );
+    assert!(halp < 1e-3 * lp_svrg, "halp {halp} vs lp-svrg {lp_svrg}");
+    assert!(svrg < 1e-3 * lp_svrg, "svrg {svrg}");
+}
+
+#[test]
+fn qsgld_error_variance_is_one_over_12_q_squared() {
+    let n = 100_000;
+    let s = RandomStream::new(9, 9);
+    let h: Vec<f64> = (0..n).map(|i| 0.01 * s.normal_f64(i as u64)).collect();
+    for (q, nearest) in [(1e4, false), (1e4, true), (3e3, false)] {
+        let mut out = vec![0.0; n];
+        lpsim::algo::qsgld::quantize_step(&h, &mut out, q, 0.0, nearest);
+        let err: Vec<f64> = out.iter().zip(&h).map(|(a, b)| a - b).collect();
+        let (m, v) = mean_var(&err);
+        let target = 1.0 / (12.0 * q * q);
+        assert!(
+            (v / target - 1.0).abs() < 0.03,
+            "q={q}: var {v} vs {target}"
+        );
+        let bias = if nearest { 0.0 } else { -0.5 / q };
+        assert!((m - bias).abs() < 0.02 / q, "q={q}: mean {m}");
+    }
+}
+
+fn digits_like() -> TrainData {
+    let (n, d, k) = (96, 8, 3);
+    let s = RandomStream::new(2, 3);
+    let x = Array2::from_shape_fn((n, d), |(i, j)| {
+        s.normal_f64((i * d + j) as u64) + (i % k == j % k) as u8 as f64
+    });
+    let y: Vec<usize> = (0..n).map(|i| i % k).collect();
+    TrainData {
+        x_train: x.clone(),
+        y_train: Targets::Classes(y.clone()),
+        x_test: x,
+        y_test: Targets::Classes(y),
+    }
+}
+
+#[test]
+fn same_seed_is_bit_identical_on_1_and_4_threads() {
+    let data = digits_like();
+    let arch = Architecture::load(std::path::Path::new("arch/bfp8.json")).expect("arch");
+    let model = ModelShape::Mlp {
+        d: 8,
+        hidden: vec![16],
+        classes: 3,
+    };
+    let run = |threads: usize, algo: Algo| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
+        pool.install(|| {
+            let mut h = Hyper::new(algo);
+            h.set("epochs", 3.0).expect("epochs");
+            h.set("batch", 32.0).expect("batch");
+            h.set("lr", 0.05).expect("lr");
+            train(algo, &model, Some(&data), &arch, &h, 42, &mut |_| {}).expect("train")
+        })
+    };
+    for algo in [Algo::LpSgldVc, Algo::LpSgldNaive, Algo::Qsgld] {
+        let (a, b) = (run(1, algo), run(4, algo));
+        assert_eq!(a.params, b.params, "{algo}");
+        assert_eq!(a.counts, b.counts, "{algo}");
+        assert!(a.params[0].iter().all(|v| v.is_finite()));
+    }
+}
+
+#[test]
+fn sampler_keeps_samples_and_learns() {
+    let data = digits_like();
+    let arch = Architecture::load(std::path::Path::new("arch/fp32.json")).expect("arch");
+    let model = ModelShape::Logistic {
+        d: 8,
+        classes: 3,
+        l2: 1e-3,
+    };
+    let mut h = Hyper::new(Algo::Sgld);
+    h.set("epochs", 30.0).expect("epochs");
+    h.set("batch", 16.0).expect("batch");
+    h.set("samples", 5.0).expect("samples");
+    let mut losses = Vec::new();
+    let out = train(Algo::Sgld, &model, Some(&data), &arch, &h, 1, &mut |e| {
+        losses.push(e.train_loss)
+    })
+    .expect("train");
+    assert_eq!(out.samples.len(), 5);
+    assert!(losses[29] < 0.5 * losses[0].max((3f64).ln()), "{losses:?}");
+}
