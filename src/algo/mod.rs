@@ -431,6 +431,21 @@ pub enum AlgoError {
     Exec(#[from] ExecError),
 }
 
+/// The step graph `algo` runs for `model` on `arch` (the first step's; the SVRG family's inner
+/// step), for inspection and export.
+pub fn step_graph(
+    algo: Algo,
+    model: &ModelShape,
+    arch: &Architecture,
+    hyper: &Hyper,
+) -> Result<crate::graph::Graph, AlgoError> {
+    if algo.is_svrg_family(hyper) {
+        svrg::example_graph(algo, model, arch, hyper)
+    } else {
+        sgld::example_graph(algo, model, arch, hyper)
+    }
+}
+
 /// Check that `data` fit `model`.
 fn check_data(model: &ModelShape, data: Option<&TrainData>) -> Result<(), AlgoError> {
     let Some(data) = data else {

@@ -87,6 +87,8 @@ struct Repr {
     rounding: Rounding,
     variance_reduced: bool,
     centred: bool,
+    /// Whether `w` is `scale x codes` (a delta grid), so margins are scaled on the vector unit.
+    scaled: bool,
 }
 
 /// The inner-step graph (see the module docs); output `k.next`.
@@ -114,7 +116,7 @@ fn inner_graph(
         None
     };
     let mut m = b.matmul("m0", (x, false), (k, false), (fp32(), rn), r.rounding)?;
-    if scale != 1.0 {
+    if r.scaled {
         m = b.f32op(Op::Scale { c: scale }, "m1", &[m])?;
     }
     let centre = if r.centred {
@@ -157,6 +159,93 @@ fn code_rounding(arch: &Architecture) -> Rounding {
     }
 }
 
+/// The iterate's representation of `algo`, the bits `b` and the initial scale (see the module
+/// docs).
+fn representation(
+    algo: Algo,
+    arch: &Architecture,
+    hyper: &Hyper,
+) -> Result<(Repr, u32, f64), AlgoError> {
+    let delta = hyper.get("delta");
+    let bits = match hyper.count("bits", 0)? {
+        0 => arch.formats.weights.bits().min(24),
+        b => b as u32,
+    };
+    let grid = algo == Algo::Halp || delta > 0.0;
+    let repr = if algo == Algo::Svrg {
+        Repr {
+            code: fp32(),
+            rounding: Rounding::NearestEven,
+            variance_reduced: true,
+            centred: false,
+            scaled: false,
+        }
+    } else if grid {
+        let code =
+            FixedFormat::new(bits, 0, true, true, false).map_err(|reason| AlgoError::BadHyper {
+                name: "bits".into(),
+                reason: format!("{bits}: {reason}"),
+            })?;
+        Repr {
+            code: Format::Fixed(code),
+            rounding: code_rounding(arch),
+            variance_reduced: algo != Algo::LpSgd,
+            centred: algo == Algo::Halp,
+            scaled: true,
+        }
+    } else {
+        Repr {
+            code: arch.formats.weights,
+            rounding: arch.formats.rounding.weights,
+            variance_reduced: true,
+            centred: false,
+            scaled: false,
+        }
+    };
+    if !fits_within(&repr.code, &arch.formats.mac.b) {
+        return Err(AlgoError::Unsupported(format!(
+            "`{algo}`: the iterate's format `{}` is not a value of the MAC's b format `{}`; \
+             use an architecture whose MAC takes it (e.g. an fp32 MAC) or fewer `bits`",
+            repr.code, arch.formats.mac.b
+        )));
+    }
+    let scale = if grid && algo != Algo::Halp {
+        delta
+    } else {
+        1.0
+    };
+    Ok((repr, bits, scale))
+}
+
+/// The inner-step graph of `algo` (for `lpsim graph`), at the initial scale (HALP: 1).
+pub fn example_graph(
+    algo: Algo,
+    model: &ModelShape,
+    arch: &Architecture,
+    hyper: &Hyper,
+) -> Result<Graph, AlgoError> {
+    let (shape, l2, t) = match model {
+        ModelShape::Linear { d } => ([*d, 1], 0.0, 1),
+        ModelShape::Logistic { d, classes, l2 } => ([*d, *classes], *l2, *classes),
+        _ => {
+            return Err(AlgoError::Unsupported(format!(
+                "`{algo}` runs on linear models (linear, logistic) only"
+            )))
+        }
+    };
+    let (repr, _, scale) = representation(algo, arch, hyper)?;
+    let batch = hyper.count("batch", 1)? as usize;
+    inner_graph(
+        model,
+        arch,
+        &repr,
+        (batch, shape, t),
+        scale,
+        hyper.get("lr"),
+        l2,
+    )
+}
+
 /// Run the SVRG-family driver (see the module docs).
 pub(crate) fn train(
     algo: Algo,
@@ -187,51 +276,7 @@ pub(crate) fn train(
         e => e,
     };
     let lr = hyper.get("lr");
-    let delta = hyper.get("delta");
-    let bits = match hyper.count("bits", 0)? {
-        0 => arch.formats.weights.bits().min(24),
-        b => b as u32,
-    };
-    let grid = algo == Algo::Halp || delta > 0.0;
-    let repr = if algo == Algo::Svrg {
-        Repr {
-            code: fp32(),
-            rounding: Rounding::NearestEven,
-            variance_reduced: true,
-            centred: false,
-        }
-    } else if grid {
-        let code =
-            FixedFormat::new(bits, 0, true, true, false).map_err(|reason| AlgoError::BadHyper {
-                name: "bits".into(),
-                reason: format!("{bits}: {reason}"),
-            })?;
-        Repr {
-            code: Format::Fixed(code),
-            rounding: code_rounding(arch),
-            variance_reduced: algo != Algo::LpSgd,
-            centred: algo == Algo::Halp,
-        }
-    } else {
-        Repr {
-            code: arch.formats.weights,
-            rounding: arch.formats.rounding.weights,
-            variance_reduced: true,
-            centred: false,
-        }
-    };
-    if !fits_within(&repr.code, &arch.formats.mac.b) {
-        return Err(AlgoError::Unsupported(format!(
-            "`{algo}`: the iterate's format `{}` is not a value of the MAC's b format `{}`; \
-             use an architecture whose MAC takes it (e.g. an fp32 MAC) or fewer `bits`",
-            repr.code, arch.formats.mac.b
-        )));
-    }
-    let mut scale = if grid && algo != Algo::Halp {
-        delta
-    } else {
-        1.0
-    };
+    let (repr, bits, mut scale) = representation(algo, arch, hyper)?;
     let mut codes = init_params(model, repr.code, repr.rounding, seed).remove(0);
     let mut centre = Array2::<f64>::zeros((shape[0], shape[1]));
     let full = full_graph(model, arch, n, shape, t)?;

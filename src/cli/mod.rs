@@ -4,6 +4,7 @@ mod bench;
 mod cost;
 mod formats;
 mod gemm;
+mod graph;
 mod quantize;
 pub mod sweep;
 
@@ -29,6 +30,8 @@ enum Command {
     Cost(cost::Args),
     /// Emulated GEMM with given input, product and accumulator formats: errors against exact.
     Gemm(Box<gemm::Args>),
+    /// Print an algorithm's step graph (Graphviz DOT or JSON).
+    Graph(graph::Args),
 }
 
 /// Parse `std::env::args` and run the chosen subcommand.
@@ -40,5 +43,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Cost(a) => cost::run(a),
         Command::Gemm(a) => gemm::run(*a),
+        Command::Graph(a) => graph::run(a),
     }
 }

@@ -1,0 +1,107 @@
+//! `lpsim graph`: print an algorithm's step graph as Graphviz DOT (default) or JSON.
+//!
+//! The model is given by flags for now (`--model logistic --features 64 --classes 10`); a
+//! `--workload` option will map a workload's model onto them once the workload layer lands.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+use crate::algo::{step_graph, Algo, Hyper, ModelShape};
+use crate::arch::Architecture;
+use crate::graph::export::{to_dot, to_json};
+
+/// Arguments of `lpsim graph`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example: lpsim graph --algo lp-sgld-vc --arch arch/bfp8.json --model logistic \
+                  --features 64 --classes 10 --dot | dot -Tsvg > step.svg"
+)]
+pub struct Args {
+    /// Algorithm (sgd, lp-sgd, sgld, lp-sgld-f, lp-sgld-naive, lp-sgld-vc, csgld, lp-csgld-f,
+    /// lp-csgld-naive, lp-csgld-vc, qsgld, svrg, lp-svrg, halp).
+    #[arg(long)]
+    algo: String,
+    /// Architecture description (JSON, see arch/README.md).
+    #[arg(long)]
+    arch: PathBuf,
+    /// Model: linear, logistic, mlp or gaussian.
+    #[arg(long, default_value = "logistic")]
+    model: String,
+    /// Input features (linear, logistic, mlp).
+    #[arg(long, default_value_t = 64)]
+    features: usize,
+    /// Classes (logistic, mlp).
+    #[arg(long, default_value_t = 10)]
+    classes: usize,
+    /// Hidden widths of the MLP, comma separated.
+    #[arg(long, default_value = "128")]
+    hidden: String,
+    /// L2 regularization of logistic regression.
+    #[arg(long, default_value_t = 0.0)]
+    l2: f64,
+    /// Coordinates of the Gaussian toy.
+    #[arg(long, default_value_t = 1)]
+    dim: usize,
+    /// Hyperparameter overrides `name=value` (repeatable).
+    #[arg(long = "set")]
+    set: Vec<String>,
+    /// Print Graphviz DOT (the default).
+    #[arg(long, conflicts_with = "json")]
+    dot: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn model(a: &Args) -> anyhow::Result<ModelShape> {
+    Ok(match a.model.as_str() {
+        "linear" => ModelShape::Linear { d: a.features },
+        "logistic" => ModelShape::Logistic {
+            d: a.features,
+            classes: a.classes,
+            l2: a.l2,
+        },
+        "mlp" => ModelShape::Mlp {
+            d: a.features,
+            hidden: a
+                .hidden
+                .split(',')
+                .map(|h| h.trim().parse::<usize>().ok().filter(|&h| h >= 1))
+                .collect::<Option<_>>()
+                .with_context(|| {
+                    format!("--hidden `{}`: expected widths >= 1, e.g. 128,64", a.hidden)
+                })?,
+            classes: a.classes,
+        },
+        "gaussian" => ModelShape::Gaussian { dim: a.dim },
+        m => bail!("--model `{m}`: allowed: linear, logistic, mlp, gaussian"),
+    })
+}
+
+/// Run `lpsim graph`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let algo: Algo = args.algo.parse()?;
+    let arch = Architecture::load(&args.arch)?;
+    let mut hyper = Hyper::new(algo);
+    for kv in &args.set {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--set `{kv}`: expected name=value"))?;
+        let v: f64 = v
+            .trim()
+            .parse()
+            .with_context(|| format!("--set `{kv}`: the value must be a number"))?;
+        hyper.set(k.trim(), v)?;
+    }
+    let graph = step_graph(algo, &model(&args)?, &arch, &hyper)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &to_json(&graph))?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", to_dot(&graph))?;
+    }
+    Ok(())
+}
