@@ -13,6 +13,7 @@ pub mod format;
 pub mod graph;
 pub mod report;
 pub mod round;
+pub mod run;
 mod simd;
 pub mod sweep;
 pub mod workload;

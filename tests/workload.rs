@@ -723,7 +723,7 @@ fn halp_linreg_budget_lets_f64_svrg_reach_the_optimum() {
     let model = w.build_model(&d).expect("linear");
     let y = values(&d.y_train).clone();
     let opt = metrics::least_squares_optimum(&model, d.x_train.view(), y.view()).expect("solves");
-    let (lr, t) = (w.hyper["lr_svrg"], w.hyper["epoch_length"] as usize);
+    let (lr, t) = (w.hyper["lr"], w.hyper["epoch_len"] as usize);
     let Budget::Epochs { epochs, .. } = w.budget else {
         panic!("epochs");
     };

@@ -6,6 +6,7 @@ mod formats;
 mod gemm;
 mod graph;
 mod quantize;
+mod run;
 pub mod sweep;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,10 @@ enum Command {
     Gemm(Box<gemm::Args>),
     /// Print an algorithm's step graph (Graphviz DOT or JSON).
     Graph(graph::Args),
+    /// Train or sample once: workload x algorithm x architecture -> accuracy and cost report.
+    Run(run::Args),
+    /// Run a grid of runs (workloads x algorithms x architectures x seeds x --set values).
+    Sweep(sweep::Args),
 }
 
 /// Parse `std::env::args` and run the chosen subcommand.
@@ -44,5 +49,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Cost(a) => cost::run(a),
         Command::Gemm(a) => gemm::run(*a),
         Command::Graph(a) => graph::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Sweep(a) => sweep::sweep_command(&a, &crate::run::run_one).map(|_| ()),
     }
 }

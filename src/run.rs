@@ -1,0 +1,396 @@
+//! One run: a workload x an algorithm x an architecture x a seed -> a [`RunReport`].
+//!
+//! This is where the layers meet: the workload gives the data, the model and the training
+//! budget; the architecture (with the workload's `arch_overrides` and any `--set arch.<path>`
+//! applied) gives the datapath; the algorithm trains on it, reporting each epoch's action counts;
+//! the cost model prices them; the workload's metrics score the parameters.
+//!
+//! Hyperparameters are resolved in this order, later wins: the algorithm's defaults
+//! (`lpsim::algo::Hyper`), the workload's training budget (`epochs`, `batch_size`, `burn_in`,
+//! `steps`), the workload's `hyper` map (a name the algorithm does not have is skipped, so one
+//! workload serves every algorithm; `ALGO.name` applies to that algorithm only), then `--set`
+//! (which must name a hyperparameter of this algorithm or an `arch.` field).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ndarray::{concatenate, Array1, Array2, Axis};
+use thiserror::Error;
+
+use crate::algo::{self, Algo, AlgoError, Hyper, ModelShape, TrainData};
+use crate::arch::{override_value, ArchError, Architecture};
+use crate::cost::{self, CostError};
+use crate::report::{CostSummary, EpochRecord, RunConfig, RunReport};
+use crate::sweep::RunSpec;
+use crate::workload::{
+    metrics, Budget, DataError, Dataset, ModelSpec, Problem, Targets, Workload, WorkloadError,
+};
+
+/// Why a run could not be done (a run that diverges is not an error: it is reported).
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// The workload file.
+    #[error(transparent)]
+    Workload(#[from] WorkloadError),
+    /// The workload's data.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The architecture file or an override of it.
+    #[error(transparent)]
+    Arch(#[from] ArchError),
+    /// The algorithm, a hyperparameter, or the training itself.
+    #[error(transparent)]
+    Algo(#[from] AlgoError),
+    /// Pricing the counts.
+    #[error(transparent)]
+    Cost(#[from] CostError),
+    /// A `--set` that names nothing.
+    #[error("--set {key}={value}: {reason}")]
+    Set {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The model shape the algorithms train, and whether a constant feature must be appended to the
+/// inputs (the algorithms' models have no bias terms).
+fn model_shape(spec: &ModelSpec, d: usize, classes: Option<usize>) -> (ModelShape, bool) {
+    match spec {
+        ModelSpec::Linear(s) => (
+            ModelShape::Linear {
+                d: d + usize::from(s.bias),
+            },
+            s.bias,
+        ),
+        ModelSpec::Logistic(s) => (
+            ModelShape::Logistic {
+                d: d + usize::from(s.bias),
+                classes: classes.unwrap_or(2),
+                l2: s.l2,
+            },
+            s.bias,
+        ),
+        ModelSpec::Mlp(s) => (
+            ModelShape::Mlp {
+                d: d + 1,
+                hidden: s.hidden.clone(),
+                classes: classes.unwrap_or(2),
+            },
+            true,
+        ),
+        ModelSpec::Gaussian => (ModelShape::Gaussian { dim: d }, false),
+    }
+}
+
+fn with_bias(x: &Array2<f64>, bias: bool) -> Array2<f64> {
+    if !bias {
+        return x.clone();
+    }
+    let ones = Array2::<f64>::ones((x.nrows(), 1));
+    concatenate(Axis(1), &[x.view(), ones.view()]).expect("same number of rows")
+}
+
+fn targets(t: &Targets) -> algo::Targets {
+    match t {
+        Targets::Classes(c) => algo::Targets::Classes(c.to_vec()),
+        Targets::Values(v) => algo::Targets::Values(v.clone()),
+    }
+}
+
+/// Every hyperparameter name any algorithm has.
+fn known_anywhere(name: &str) -> bool {
+    algo::ALGOS
+        .iter()
+        .any(|&(_, a)| Hyper::defaults(a).iter().any(|(n, _, _)| *n == name))
+}
+
+fn has(algo: Algo, name: &str) -> bool {
+    Hyper::defaults(algo).iter().any(|(n, _, _)| *n == name)
+}
+
+/// The hyperparameters of this run (see the module docs for the order).
+fn resolve_hyper(
+    algo: Algo,
+    wl: &Workload,
+    set: &BTreeMap<String, String>,
+) -> Result<Hyper, RunError> {
+    let mut h = Hyper::new(algo);
+    let put = |h: &mut Hyper, name: &str, v: f64| -> Result<(), RunError> {
+        if has(algo, name) {
+            h.set(name, v)?;
+        }
+        Ok(())
+    };
+    match wl.budget {
+        Budget::Epochs {
+            epochs,
+            batch_size,
+            burn_in,
+            ..
+        } => {
+            put(&mut h, "epochs", epochs as f64)?;
+            put(&mut h, "batch", batch_size as f64)?;
+            put(&mut h, "burn_in", burn_in as f64 / epochs.max(1) as f64)?;
+        }
+        Budget::Steps { steps, burn_in, .. } => {
+            // Ten reporting intervals ("epochs") over the chain.
+            let intervals = 10usize.min(steps.max(1));
+            put(&mut h, "epochs", intervals as f64)?;
+            put(&mut h, "epoch_len", (steps / intervals) as f64)?;
+            put(&mut h, "burn_in", burn_in as f64 / steps.max(1) as f64)?;
+        }
+    }
+    let prefix = format!("{algo}.");
+    for (name, &v) in &wl.hyper {
+        let (scoped, name) = match name.strip_prefix(&prefix) {
+            Some(n) => (true, n),
+            None if name.contains('.') => continue,
+            None => (false, name.as_str()),
+        };
+        if scoped || has(algo, name) {
+            h.set(name, v)?;
+        } else if !known_anywhere(name) {
+            return Err(RunError::Workload(WorkloadError::Invalid {
+                file: wl.file.clone(),
+                json_path: format!("hyper.{name}"),
+                value: v.to_string(),
+                allowed: "no algorithm has this hyperparameter (see `lpsim run --help`)".into(),
+            }));
+        }
+    }
+    for (key, value) in set.iter().filter(|(k, _)| !k.starts_with("arch.")) {
+        let v: f64 = value.parse().map_err(|_| RunError::Set {
+            key: key.clone(),
+            value: value.clone(),
+            reason: "must be a number".into(),
+        })?;
+        h.set(key, v)?;
+    }
+    Ok(h)
+}
+
+/// Test metrics of class probabilities.
+fn classification_metrics(
+    probs: &Array2<f64>,
+    labels: &Array1<usize>,
+    out: &mut BTreeMap<String, f64>,
+    prefix: &str,
+) {
+    if labels.is_empty() {
+        return;
+    }
+    out.insert(
+        format!("{prefix}test_accuracy"),
+        metrics::accuracy(probs.view(), labels.view()),
+    );
+    out.insert(
+        format!("{prefix}test_nll"),
+        metrics::nll(probs.view(), labels.view()),
+    );
+    out.insert(
+        format!("{prefix}ece"),
+        metrics::ece(probs.view(), labels.view(), metrics::ECE_BINS),
+    );
+}
+
+/// The formats and rounding units of the datapath, by role, for the report.
+fn formats_of(arch: &Architecture) -> BTreeMap<String, String> {
+    let f = &arch.formats;
+    let mut m = BTreeMap::new();
+    for (role, fmt, r) in [
+        ("weights", f.weights, f.rounding.weights),
+        ("activations", f.activations, f.rounding.activations),
+        ("gradients", f.gradients, f.rounding.gradients),
+        ("updates", f.updates, f.rounding.updates),
+    ] {
+        m.insert(role.to_string(), fmt.to_string());
+        m.insert(format!("rounding.{role}"), r.to_string());
+    }
+    m.insert("mac.a".into(), f.mac.a.to_string());
+    m.insert("mac.b".into(), f.mac.b.to_string());
+    m.insert(
+        "mac.product".into(),
+        f.mac.product.map_or("exact".to_string(), |p| p.to_string()),
+    );
+    m.insert("mac.fused".into(), f.mac.fused.to_string());
+    m.insert("mac.accumulator".into(), f.mac.acc.to_string());
+    m.insert("mac.acc_rounding".into(), f.mac.acc_rounding.to_string());
+    m.insert("mac.order".into(), f.mac.order.to_string());
+    m
+}
+
+/// Run one configuration and report it.
+pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
+    let wl = Workload::load(&spec.workload_path)?;
+    let mut overrides = wl.arch_overrides.clone();
+    for (k, v) in &spec.set {
+        if let Some(path) = k.strip_prefix("arch.") {
+            overrides.insert(path.to_string(), override_value(v));
+        }
+    }
+    let arch = Architecture::load_with_overrides(&spec.arch_path, &overrides)?;
+    let algo: Algo = spec.algo.parse()?;
+    let hyper = resolve_hyper(algo, &wl, &spec.set)?;
+    let problem = wl.load_data()?;
+
+    let (shape, data, target) = match &problem {
+        Problem::Supervised(ds) => {
+            let (shape, bias) = model_shape(&wl.model, ds.n_features(), ds.n_classes);
+            let data = TrainData {
+                x_train: with_bias(&ds.x_train, bias),
+                y_train: targets(&ds.y_train),
+                x_test: with_bias(&ds.x_test, bias),
+                y_test: targets(&ds.y_test),
+            };
+            (shape, Some(data), None)
+        }
+        Problem::Sampling(t) => (ModelShape::Gaussian { dim: t.dimension() }, None, Some(t)),
+    };
+    let optimum = match (&problem, &shape) {
+        (Problem::Supervised(ds), ModelShape::Linear { .. }) => {
+            Some(least_squares_loss(ds, &data)?)
+        }
+        _ => None,
+    };
+
+    let mut epochs = Vec::new();
+    let mut pricing: Option<CostError> = None;
+    let dataset = match &problem {
+        Problem::Supervised(ds) => Some(ds),
+        Problem::Sampling(_) => None,
+    };
+    let outcome = algo::train(
+        algo,
+        &shape,
+        data.as_ref(),
+        &arch,
+        &hyper,
+        spec.seed,
+        &mut |s| {
+            let mut m = BTreeMap::new();
+            m.insert("train_loss".to_string(), s.train_loss);
+            if let Some(opt) = optimum {
+                m.insert("optimality_gap".to_string(), s.train_loss - opt);
+            }
+            if let (Some(ds), Some(d)) = (dataset, data.as_ref()) {
+                if let Targets::Classes(labels) = &ds.y_test {
+                    let probs = algo::predict(&shape, &s.params, d.x_test.view());
+                    classification_metrics(&probs, labels, &mut m, "");
+                }
+            }
+            let (energy_pj, cycles) = match cost::price(&arch, &s.counts, &s.work) {
+                Ok(c) => (c.energy_pj, c.total_cycles as f64),
+                Err(e) => {
+                    pricing.get_or_insert(e);
+                    (f64::NAN, f64::NAN)
+                }
+            };
+            epochs.push(EpochRecord {
+                epoch: s.epoch,
+                metrics: m,
+                energy_pj,
+                cycles,
+            });
+        },
+    )?;
+    if let Some(e) = pricing {
+        return Err(e.into());
+    }
+
+    let mut metrics = epochs.last().map(|e| e.metrics.clone()).unwrap_or_default();
+    if let (Some(ds), Some(d)) = (dataset, data.as_ref()) {
+        if let Targets::Classes(labels) = &ds.y_test {
+            let mut avg = metrics::ModelAverage::default();
+            for sample in &outcome.samples {
+                avg.add(algo::predict(&shape, sample, d.x_test.view()).view());
+            }
+            if let Some(p) = avg.mean() {
+                // Samplers are scored by their Bayesian model average; the last iterate's
+                // figures stay under `last_`.
+                for k in ["test_accuracy", "test_nll", "ece"] {
+                    if let Some(v) = metrics.get(k).copied() {
+                        metrics.insert(format!("last_{k}"), v);
+                    }
+                }
+                classification_metrics(&p, labels, &mut metrics, "");
+                metrics.insert("bma_samples".into(), avg.count() as f64);
+            }
+        }
+    }
+    if let (Some(t), Some(chain)) = (target, &outcome.chain) {
+        let mut mom = metrics::Moments::new(chain.ncols());
+        for row in chain.rows() {
+            mom.push(row);
+        }
+        // The coordinates are independent chains of the same target: pool them.
+        let mean = mom.mean().mean().unwrap_or(f64::NAN);
+        let var = mom.variance().mean().unwrap_or(f64::NAN);
+        let target_var = t.variance().mean().unwrap_or(f64::NAN);
+        metrics.insert("sample_mean".into(), mean);
+        metrics.insert("sample_var".into(), var);
+        metrics.insert("target_mean".into(), t.mean.mean().unwrap_or(f64::NAN));
+        metrics.insert("target_var".into(), target_var);
+        metrics.insert("var_error".into(), (var - target_var).abs());
+    }
+
+    let total = cost::price(&arch, &outcome.counts, &outcome.work)?;
+    let cost = CostSummary {
+        energy_pj: total.energy_pj,
+        cycles: total.total_cycles as f64,
+        stall_cycles: total.stall_cycles as f64,
+        time_s: total.time_ns * 1e-9,
+        area_mm2: total.area_mm2,
+        breakdown: total.breakdown.clone(),
+    };
+    Ok(RunReport {
+        config: RunConfig {
+            workload: wl.name.clone(),
+            algo: algo.to_string(),
+            arch: arch.name.clone(),
+            seed: spec.seed,
+            set: spec.set.clone(),
+            hyper: hyper.values(),
+            formats: formats_of(&arch),
+        },
+        epochs,
+        metrics,
+        cost,
+        diverged_at_epoch: outcome.diverged_at,
+    })
+}
+
+/// The least-squares optimum's training loss, in the algorithms' loss (mean squared error / 2),
+/// computed exactly in `f64`.
+fn least_squares_loss(ds: &Dataset, data: &Option<TrainData>) -> Result<f64, RunError> {
+    let Some(d) = data else {
+        return Ok(0.0);
+    };
+    let Targets::Values(y) = &ds.y_train else {
+        return Ok(0.0);
+    };
+    let w = crate::workload::linalg::least_squares(d.x_train.view(), y.view())
+        .map_err(|e| DataError::Split(format!("least-squares optimum: {e}")))?;
+    let r = d.x_train.dot(&w) - y;
+    Ok(r.dot(&r) / (2.0 * y.len() as f64))
+}
+
+/// Run one configuration given by paths (the `lpsim run` entry point).
+pub fn run_paths(
+    workload: &Path,
+    algo: &str,
+    arch: &Path,
+    seed: u64,
+    set: BTreeMap<String, String>,
+) -> Result<RunReport, RunError> {
+    run_one(&RunSpec {
+        workload_path: workload.to_path_buf(),
+        algo: algo.to_string(),
+        arch_path: arch.to_path_buf(),
+        seed,
+        set,
+    })
+}
