@@ -168,8 +168,8 @@ fn grid_order_is_fixed() {
     assert_eq!(runs[12].label(), "toy-class lp-sgld-vc bf16 seed 0 lr=0.05");
     assert_eq!(runs[36].label(), "toy-regress sgd bf16 seed 0 lr=0.05");
     // Several set keys: sorted keys, the last one varying fastest.
-    let d = spec.workloads[0].display();
-    let a = spec.archs[0].display();
+    let d = spec.grids[0].workloads[0].display();
+    let a = spec.grids[0].archs[0].display();
     let two = SweepSpec::from_json_str(
         "two.json",
         &format!(
@@ -192,7 +192,7 @@ fn grid_order_is_fixed() {
             r#"["b", "1"]"#
         ]
     );
-    assert_eq!(two.seeds, [0], "seeds default to [0]");
+    assert_eq!(two.grids[0].seeds, [0], "seeds default to [0]");
 }
 
 #[test]
@@ -242,7 +242,7 @@ const GOLDEN_HASH: &str = "f765d95fc42f63c7";
 fn spec_errors_name_the_file_and_the_json_path() {
     let (dir, spec) = setup("errors");
     let d = dir.display();
-    let w = spec.workloads[0].display();
+    let w = spec.grids[0].workloads[0].display();
     let cases = [
         (
             format!(
@@ -566,4 +566,31 @@ fn sweep_command_summarizes_and_fails_when_a_run_failed() {
         dir.join("explicit/results.csv").exists(),
         "results are written anyway"
     );
+}
+
+#[test]
+fn grids_concatenate_in_order_and_run_each_configuration_once() {
+    let (dir, _) = setup("grids");
+    let d = dir.display();
+    let text = format!(
+        r#"{{
+  "name": "two-grids",
+  "grids": [
+    {{ "workloads": ["{d}/workloads/toy-class.json"], "algos": ["sgd"], "archs": ["{d}/arch/*.json"] }},
+    {{ "workloads": ["{d}/workloads/toy-class.json"], "algos": ["sgd", "lp-sgld-vc"], "archs": ["{d}/arch/*.json"], "seeds": [0, 1] }}
+  ]
+}}"#
+    );
+    let spec = SweepSpec::from_json_str("grids.json", &text).unwrap();
+    assert_eq!(spec.grids.len(), 2);
+    let runs = spec.runs();
+    let archs = spec.grids[0].archs.len();
+    // Grid 1: sgd x archs x seed 0; grid 2 adds sgd seed 1 and lp-sgld-vc x 2 seeds.
+    assert_eq!(runs.len(), archs + archs + 2 * archs);
+    assert!(runs[..archs].iter().all(|r| r.algo == "sgd" && r.seed == 0));
+    let mixed = format!(r#"{{"name": "x", "algos": ["sgd"], "grids": []}}"#);
+    let err = SweepSpec::from_json_str("bad.json", &mixed)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bad.json"), "{err}");
 }

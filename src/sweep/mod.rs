@@ -65,7 +65,7 @@ use crate::report::{create_dir, to_json_pretty, write_atomically, ReportError, R
 
 pub use progress::ProgressMode;
 pub use results::{RESULTS_CSV, RESULTS_JSON, SWEEP_MD};
-pub use spec::{RunSpec, SweepSpec};
+pub use spec::{Grid, RunSpec, SweepSpec};
 
 use progress::Progress;
 

@@ -6,14 +6,23 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::SweepError;
-use crate::arch::{ArchError, Node};
+use crate::arch::{ArchError, Node, Obj};
 
-/// A sweep: the grid workloads x algorithms x architectures x `set` values x seeds.
+/// A sweep: one or more grids of workloads x algorithms x architectures x `set` values x seeds.
 /// Read from JSON by [`SweepSpec::load`]; the schema is in the [module doc](crate::sweep).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SweepSpec {
     /// Name of the sweep (default output directory `reports/<name>`).
     pub name: String,
+    /// The grids, in the order given (the top-level keys form one grid; `grids` lists several).
+    pub grids: Vec<Grid>,
+    /// Output directory given in the spec, if any.
+    pub out: Option<PathBuf>,
+}
+
+/// One grid of a sweep: every combination of its lists.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grid {
     /// Workload files, globs already expanded (each pattern's matches sorted by name).
     pub workloads: Vec<PathBuf>,
     /// Algorithm names, as `lpsim run --algo` takes them.
@@ -24,8 +33,6 @@ pub struct SweepSpec {
     pub seeds: Vec<u64>,
     /// `--set` keys, each with the list of values to sweep.
     pub set: BTreeMap<String, Vec<String>>,
-    /// Output directory given in the spec, if any.
-    pub out: Option<PathBuf>,
 }
 
 /// One run of a sweep: what `lpsim run` would be given. Its [`hash`](RunSpec::hash) names the
@@ -44,7 +51,17 @@ pub struct RunSpec {
     pub set: BTreeMap<String, String>,
 }
 
-const TOP_KEYS: [&str; 7] = ["name", "workloads", "algos", "archs", "seeds", "set", "out"];
+const TOP_KEYS: [&str; 8] = [
+    "name",
+    "workloads",
+    "algos",
+    "archs",
+    "seeds",
+    "set",
+    "out",
+    "grids",
+];
+const GRID_KEYS: [&str; 5] = ["workloads", "algos", "archs", "seeds", "set"];
 
 impl SweepSpec {
     /// Read and check a sweep spec; relative paths and glob patterns are resolved against the
@@ -67,11 +84,73 @@ impl SweepSpec {
             })?;
         let root = Node::root(file, &value);
         let obj = root.object(&TOP_KEYS)?;
+        let name = obj.req("name", "the sweep's name", |n| n.str().map(str::to_string))?;
+        let out = obj.opt("out", |n| n.str().map(PathBuf::from))?;
+        let grids = match obj.opt("grids", |n| {
+            let grids = n.array(|g| Grid::parse(g.object(&GRID_KEYS)?))?;
+            non_empty(n, grids)
+        })? {
+            Some(grids) => {
+                if let Some(k) = GRID_KEYS.iter().find(|k| value.get(**k).is_some()) {
+                    return Err(root
+                        .err(format!(
+                            "`{k}` belongs inside `grids` when `grids` is given"
+                        ))
+                        .into());
+                }
+                grids
+            }
+            None => vec![Grid::parse(obj)?],
+        };
+        Ok(SweepSpec { name, grids, out })
+    }
+
+    /// Every run of every grid, in order, each configuration once (the first grid that lists
+    /// it decides its place).
+    pub fn runs(&self) -> Vec<RunSpec> {
+        let mut runs = Vec::new();
+        for g in &self.grids {
+            for r in g.runs() {
+                if !runs.contains(&r) {
+                    runs.push(r);
+                }
+            }
+        }
+        runs
+    }
+
+    /// Every workload and architecture file the sweep reads.
+    fn files(&self) -> impl Iterator<Item = &PathBuf> {
+        self.grids
+            .iter()
+            .flat_map(|g| g.workloads.iter().chain(&g.archs))
+    }
+    /// The grid with each run's hash, reading every workload and architecture file once.
+    pub(crate) fn hashed_runs(&self) -> Result<Vec<(RunSpec, String)>, SweepError> {
+        let mut contents: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+        for p in self.files() {
+            if !contents.contains_key(p) {
+                contents.insert(p.clone(), read(p)?);
+            }
+        }
+        Ok(self
+            .runs()
+            .into_iter()
+            .map(|r| {
+                let h = r.hash_with(&contents[&r.workload_path], &contents[&r.arch_path]);
+                (r, h)
+            })
+            .collect())
+    }
+}
+
+impl Grid {
+    /// One grid from its JSON object (the spec's top level or an entry of `grids`).
+    fn parse(obj: Obj<'_>) -> Result<Self, ArchError> {
         let files = |n: Node<'_>| -> Result<Vec<PathBuf>, ArchError> {
             let lists = n.array(|p| expand_pattern(p, p.str()?))?;
             non_empty(n, lists.into_iter().flatten().collect())
         };
-        let name = obj.req("name", "the sweep's name", |n| n.str().map(str::to_string))?;
         let workloads = obj.req("workloads", "workload files or globs", files)?;
         let algos = obj.req("algos", "algorithm names", |n| {
             let v = n.array(|a| a.str().map(str::to_string))?;
@@ -98,15 +177,12 @@ impl SweepSpec {
                 Ok(set)
             })?
             .unwrap_or_default();
-        let out = obj.opt("out", |n| n.str().map(PathBuf::from))?;
-        Ok(SweepSpec {
-            name,
+        Ok(Grid {
             workloads,
             algos,
             archs,
             seeds,
             set,
-            out,
         })
     }
 
@@ -146,24 +222,6 @@ impl SweepSpec {
             }
         }
         runs
-    }
-
-    /// The grid with each run's hash, reading every workload and architecture file once.
-    pub(crate) fn hashed_runs(&self) -> Result<Vec<(RunSpec, String)>, SweepError> {
-        let mut contents: HashMap<PathBuf, Vec<u8>> = HashMap::new();
-        for p in self.workloads.iter().chain(&self.archs) {
-            if !contents.contains_key(p) {
-                contents.insert(p.clone(), read(p)?);
-            }
-        }
-        Ok(self
-            .runs()
-            .into_iter()
-            .map(|r| {
-                let h = r.hash_with(&contents[&r.workload_path], &contents[&r.arch_path]);
-                (r, h)
-            })
-            .collect())
     }
 }
 
