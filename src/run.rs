@@ -223,8 +223,25 @@ fn formats_of(arch: &Architecture) -> BTreeMap<String, String> {
     m
 }
 
-/// Run one configuration and report it.
-pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
+/// A run resolved but not started: the workload, the architecture with its overrides, the
+/// algorithm with its hyperparameters, and the model and data as the algorithm sees them.
+pub struct Prepared {
+    /// The workload.
+    pub workload: Workload,
+    /// The architecture, overrides applied.
+    pub arch: Architecture,
+    /// The algorithm.
+    pub algo: Algo,
+    /// Its hyperparameters, resolved.
+    pub hyper: Hyper,
+    /// The model as the algorithm trains it.
+    pub shape: ModelShape,
+    problem: Problem,
+    data: Option<TrainData>,
+}
+
+/// Resolve a run (see the module docs for the order of overrides).
+pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
     let wl = Workload::load(&spec.workload_path)?;
     let mut overrides = wl.arch_overrides.clone();
     for (k, v) in &spec.set {
@@ -236,8 +253,7 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
     let algo: Algo = spec.algo.parse()?;
     let hyper = resolve_hyper(algo, &wl, &spec.set)?;
     let problem = wl.load_data()?;
-
-    let (shape, data, target) = match &problem {
+    let (shape, data) = match &problem {
         Problem::Supervised(ds) => {
             let (shape, bias) = model_shape(&wl.model, ds.n_features(), ds.n_classes);
             let data = TrainData {
@@ -246,9 +262,35 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
                 x_test: with_bias(&ds.x_test, bias),
                 y_test: targets(&ds.y_test),
             };
-            (shape, Some(data), None)
+            (shape, Some(data))
         }
-        Problem::Sampling(t) => (ModelShape::Gaussian { dim: t.dimension() }, None, Some(t)),
+        Problem::Sampling(t) => (ModelShape::Gaussian { dim: t.dimension() }, None),
+    };
+    Ok(Prepared {
+        workload: wl,
+        arch,
+        algo,
+        hyper,
+        shape,
+        problem,
+        data,
+    })
+}
+
+/// Run one configuration and report it.
+pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
+    let Prepared {
+        workload: wl,
+        arch,
+        algo,
+        hyper,
+        shape,
+        problem,
+        data,
+    } = prepare(spec)?;
+    let target = match &problem {
+        Problem::Sampling(t) => Some(t),
+        Problem::Supervised(_) => None,
     };
     let optimum = match (&problem, &shape) {
         (Problem::Supervised(ds), ModelShape::Linear { .. }) => {

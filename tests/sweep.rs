@@ -588,8 +588,8 @@ fn grids_concatenate_in_order_and_run_each_configuration_once() {
     // Grid 1: sgd x archs x seed 0; grid 2 adds sgd seed 1 and lp-sgld-vc x 2 seeds.
     assert_eq!(runs.len(), archs + archs + 2 * archs);
     assert!(runs[..archs].iter().all(|r| r.algo == "sgd" && r.seed == 0));
-    let mixed = format!(r#"{{"name": "x", "algos": ["sgd"], "grids": []}}"#);
-    let err = SweepSpec::from_json_str("bad.json", &mixed)
+    let mixed = r#"{"name": "x", "algos": ["sgd"], "grids": []}"#;
+    let err = SweepSpec::from_json_str("bad.json", mixed)
         .unwrap_err()
         .to_string();
     assert!(err.contains("bad.json"), "{err}");

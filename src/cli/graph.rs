@@ -24,8 +24,12 @@ pub struct Args {
     #[arg(long)]
     algo: String,
     /// Architecture description (JSON, see arch/README.md).
-    #[arg(long)]
+    #[arg(long, default_value = "arch/fp32.json")]
     arch: PathBuf,
+    /// Take the model, the hyperparameters and the pinned formats from a workload (as
+    /// `lpsim run` does); the --model flags are then ignored.
+    #[arg(long)]
+    workload: Option<PathBuf>,
     /// Model: linear, logistic, mlp or gaussian.
     #[arg(long, default_value = "logistic")]
     model: String,
@@ -44,7 +48,8 @@ pub struct Args {
     /// Coordinates of the Gaussian toy.
     #[arg(long, default_value_t = 1)]
     dim: usize,
-    /// Hyperparameter overrides `name=value` (repeatable).
+    /// Overrides `name=value` of a hyperparameter, or `arch.<json path>=value` with --workload
+    /// (repeatable).
     #[arg(long = "set")]
     set: Vec<String>,
     /// Print Graphviz DOT (the default).
@@ -82,6 +87,31 @@ fn model(a: &Args) -> anyhow::Result<ModelShape> {
 
 /// Run `lpsim graph`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let graph = match &args.workload {
+        Some(w) => {
+            let p = crate::run::prepare(&crate::sweep::RunSpec {
+                workload_path: w.clone(),
+                algo: args.algo.clone(),
+                arch_path: args.arch.clone(),
+                seed: 0,
+                set: crate::cli::run::parse_set(&args.set)?,
+            })?;
+            step_graph(p.algo, &p.shape, &p.arch, &p.hyper)?
+        }
+        None => standalone(&args)?,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &to_json(&graph))?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", to_dot(&graph))?;
+    }
+    Ok(())
+}
+
+/// The step graph of a model given by the --model flags.
+fn standalone(args: &Args) -> anyhow::Result<crate::graph::Graph> {
     let algo: Algo = args.algo.parse()?;
     let arch = Architecture::load(&args.arch)?;
     let mut hyper = Hyper::new(algo);
@@ -95,13 +125,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("--set `{kv}`: the value must be a number"))?;
         hyper.set(k.trim(), v)?;
     }
-    let graph = step_graph(algo, &model(&args)?, &arch, &hyper)?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &to_json(&graph))?;
-        writeln!(out)?;
-    } else {
-        write!(out, "{}", to_dot(&graph))?;
-    }
-    Ok(())
+    Ok(step_graph(algo, &model(args)?, &arch, &hyper)?)
 }

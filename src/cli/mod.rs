@@ -6,7 +6,7 @@ mod formats;
 mod gemm;
 mod graph;
 mod quantize;
-mod run;
+pub(crate) mod run;
 pub mod sweep;
 
 use clap::{Parser, Subcommand};
