@@ -249,65 +249,10 @@ fn run_mode(
     }
 }
 
-/// Outputs at least this long are written with streaming stores.
-const STREAM_MIN: usize = 1 << 18;
-/// Elements computed into a cache-resident tile before a streaming store.
-const TILE: usize = 2048;
-
-/// Copy `src` to `dst` with non-temporal stores where the destination is 16-byte aligned, so a
-/// large output is written without first being read into the cache (as `memcpy` does for large
-/// copies); a store fence at the end orders them.
-#[inline(always)]
-fn store_streaming(dst: &mut [f32], src: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_loadu_ps, _mm_stream_ps};
-        let head = dst.as_ptr().align_offset(16).min(dst.len());
-        dst[..head].copy_from_slice(&src[..head]);
-        let body_len = (dst.len() - head) / 4 * 4;
-        let (body, tail) = dst[head..].split_at_mut(body_len);
-        for (d, s) in body.chunks_exact_mut(4).zip(src[head..].chunks_exact(4)) {
-            // SAFETY: `d` is 4 floats at a 16-byte aligned address and `s` is 4 readable floats;
-            // SSE is part of the x86_64 baseline.
-            unsafe { _mm_stream_ps(d.as_mut_ptr(), _mm_loadu_ps(s.as_ptr())) };
-        }
-        let done = head + body.len();
-        tail.copy_from_slice(&src[done..]);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    dst.copy_from_slice(src);
-}
-
-/// Large slices go tile by tile: quantize into a small buffer, then stream it out.
-#[inline(always)]
-fn run_portable(
-    g: &Grid,
-    r: Rounding,
-    stream: RandomStream,
-    input: &[f32],
-    out: &mut [f32],
-    offset: u64,
-) {
-    if out.len() < STREAM_MIN {
-        return run_tile(g, r, stream, input, out, offset);
-    }
-    let mut tile = [0.0f32; TILE];
-    for (j, (i, o)) in input.chunks(TILE).zip(out.chunks_mut(TILE)).enumerate() {
-        let t = &mut tile[..i.len()];
-        run_tile(g, r, stream, i, t, offset + (j * TILE) as u64);
-        store_streaming(o, t);
-    }
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a store fence has no preconditions.
-    unsafe {
-        std::arch::x86_64::_mm_sfence()
-    };
-}
-
 /// One loop per mode: the mode is a constant inside each arm, so the rounding rule is inlined
 /// and the loop vectorizes (the match happens once per slice, not per element).
 #[inline(always)]
-fn run_tile(
+fn run_portable(
     g: &Grid,
     r: Rounding,
     stream: RandomStream,
