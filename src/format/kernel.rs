@@ -61,17 +61,18 @@ impl Grid {
         if !(f.fits_f32() && f.saturate()) {
             return None;
         }
-        let max_pos = f.max_value() as f32;
-        let max_neg = -f.min_value() as f32;
+        let (max_pos, min) = (f.max_value() as f32, f.min_value() as f32);
+        // `abs` keeps an unsigned format's limit at +0 (the limits compare as bit patterns).
+        let max_neg = min.abs();
         let zero = 0.0f32.to_bits();
         Some(Grid {
             m: 255,
             kmin: -f.fl(),
             max_pos,
             max_neg,
-            overflow: [max_pos.to_bits(), (-max_neg).to_bits()],
+            overflow: [max_pos.to_bits(), min.to_bits()],
             nan: [zero, zero],
-            inf: [max_pos.to_bits(), (-max_neg).to_bits()],
+            inf: [max_pos.to_bits(), min.to_bits()],
             unsigned_zero: true,
         })
     }
@@ -156,11 +157,22 @@ fn element(g: &Grid, r: Rounding, x: u32, random: u32) -> u32 {
     };
     let n = n + u32::from(r.round_up(negative, n & 1 == 1, d, random));
     let v = n as f32 * pow2f(k);
-    let limit = f32::from_bits(pick(negative, [g.max_pos.to_bits(), g.max_neg.to_bits()]));
-    let mut out = if v > limit {
+    finish(g, x, v.to_bits())
+}
+
+/// The result of input `x` whose magnitude rounded to `q` (an `f32` bit pattern, possibly
+/// infinity): overflow, the sign, a zero's sign, and infinity and NaN inputs, all as selects.
+#[inline(always)]
+fn finish(g: &Grid, x: u32, q: u32) -> u32 {
+    let sign = x & 0x8000_0000;
+    let negative = sign != 0;
+    let abs = x & 0x7fff_ffff;
+    // Positive floats order as their bit patterns, so the limit compares as an integer.
+    let limit = pick(negative, [g.max_pos.to_bits(), g.max_neg.to_bits()]);
+    let mut out = if q > limit {
         pick(negative, g.overflow)
     } else {
-        v.to_bits() | sign
+        q | sign
     };
     if g.unsigned_zero && out & 0x7fff_ffff == 0 {
         out = 0;
@@ -201,7 +213,6 @@ impl RneF32 {
 /// to it with the processor's own round-to-nearest-even, exactly.
 #[inline(always)]
 fn element_rne(g: &Grid, x: u32) -> u32 {
-    let sign = x & 0x8000_0000;
     let abs = x & 0x7fff_ffff;
     let shift = (23 - g.m) as u32;
     let drop = (1u32 << shift) - 1;
@@ -210,23 +221,7 @@ fn element_rne(g: &Grid, x: u32) -> u32 {
     let tiny = ((f32::from_bits(abs) + magic) - magic).to_bits();
     let min_normal = pow2f(g.kmin + g.m).to_bits();
     let q = if abs < min_normal { tiny } else { normal };
-    let negative = sign != 0;
-    let limit = pick(negative, [g.max_pos.to_bits(), g.max_neg.to_bits()]);
-    let mut out = if q > limit {
-        pick(negative, g.overflow)
-    } else {
-        q | sign
-    };
-    if g.unsigned_zero && out & 0x7fff_ffff == 0 {
-        out = 0;
-    }
-    if abs == 0x7f80_0000 {
-        out = pick(negative, g.inf);
-    }
-    if abs > 0x7f80_0000 {
-        out = pick(negative, g.nan);
-    }
-    out
+    finish(g, x, q)
 }
 
 #[inline(always)]
