@@ -88,7 +88,7 @@ pub enum MacError {
     /// A format that cannot play the given role.
     #[error("{role} format `{format}`: {reason}")]
     Format {
-        /// `a`, `b`, `product` or `accumulator`.
+        /// `a`, `b`, `product`, `accumulator` or `output`.
         role: &'static str,
         /// The format spec.
         format: String,
@@ -187,6 +187,22 @@ pub struct Adder {
 }
 
 impl Adder {
+    /// An adder rounding to `format` with `rounding`; `role` names the unit in errors.
+    pub fn new(role: &'static str, format: Format, rounding: Rounding) -> Result<Self, MacError> {
+        let err = |reason| MacError::Format {
+            role,
+            format: format.to_string(),
+            reason,
+        };
+        let format = match format {
+            Format::Float(f) if f.has_zero() => AccFormat::Float(f),
+            Format::Float(_) => return Err(err("an adder's format needs a zero")),
+            Format::Fixed(f) => AccFormat::Fixed(f),
+            _ => return Err(err("must be a float or fixed format")),
+        };
+        Ok(Adder { format, rounding })
+    }
+
     /// `round(x + y)`: the exact sum rounded once (`random`: the word of stochastic rounding).
     #[inline]
     pub fn add(&self, x: f64, y: f64, random: u32) -> (f64, AddEvent) {
@@ -294,21 +310,7 @@ impl MacConfig {
 
     /// The accumulator adder unit.
     pub fn adder(&self) -> Result<Adder, MacError> {
-        let err = |reason| MacError::Format {
-            role: "accumulator",
-            format: self.acc.to_string(),
-            reason,
-        };
-        let format = match self.acc {
-            Format::Float(f) if f.has_zero() => AccFormat::Float(f),
-            Format::Float(_) => return Err(err("an accumulator needs a zero")),
-            Format::Fixed(f) => AccFormat::Fixed(f),
-            _ => return Err(err("must be a float or fixed format")),
-        };
-        Ok(Adder {
-            format,
-            rounding: self.acc_rounding,
-        })
+        Adder::new("accumulator", self.acc, self.acc_rounding)
     }
 
     /// The product `a b` as the MAC forms it: exact, or rounded once (`rne`) to the product

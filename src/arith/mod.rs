@@ -8,12 +8,14 @@
 
 mod counts;
 mod dot;
+mod elementwise;
 mod exact_sum;
 mod fast;
 mod gemm;
 mod mac;
 
 pub use counts::{ActionCounts, Traffic};
+pub use elementwise::{elementwise, ElemOp};
 pub use exact_sum::ExactSum;
 pub use fast::native_f32_gemm;
 pub use gemm::{dot, gemm, gemm_general, gemv, GemmOutput, KernelPath};
