@@ -103,18 +103,33 @@ fn quantum_exponent(f: &Format) -> Option<i32> {
     }
 }
 
-/// Scale `x` by `2^-q` to integers; `None` unless every value is an integer. Returns the
-/// scaled matrix and its largest magnitude.
-fn to_integers(x: &ArrayView2<f32>, q: i32) -> Option<(Array2<f64>, f64)> {
+/// Scale `x` by `2^-q` to integers, as `T`; `None` unless every value is an integer (exactly
+/// representable in `T`, so below `2^24` for `f32`). Returns the scaled matrix and its largest
+/// magnitude.
+fn to_integers<T: ndarray::LinalgScalar + Copy + Send + Sync>(
+    x: &ArrayView2<f32>,
+    q: i32,
+    cast: impl Fn(f64) -> T + Sync + Send,
+    limit: f64,
+) -> Option<(Array2<T>, f64)> {
     let scale = 2f64.powi(-q);
-    let y = x.mapv(|v| f64::from(v) * scale);
-    let mut max = 0.0f64;
-    for &v in &y {
-        if !v.is_finite() || v.fract() != 0.0 {
-            return None;
-        }
-        max = max.max(v.abs());
+    // One parallel pass checks and measures, a second converts (both cheap next to the GEMM).
+    let max = x
+        .view()
+        .into_par_iter()
+        .map(|&v| {
+            let s = f64::from(v) * scale;
+            if s.is_finite() && s.fract() == 0.0 {
+                s.abs()
+            } else {
+                f64::INFINITY
+            }
+        })
+        .reduce(|| 0.0, f64::max);
+    if max >= limit {
+        return None;
     }
+    let y = ndarray::Zip::from(x).par_map_collect(|&v| cast(f64::from(v) * scale));
     Some((y, max))
 }
 
@@ -130,30 +145,38 @@ fn exact_integer(cfg: &MacConfig, a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> O
     if q < -acc.fl() || !(-1000..=1000).contains(&q) {
         return None;
     }
-    let (ia, ma) = to_integers(a, qa)?;
-    let (ib, mb) = to_integers(b, qb)?;
-    // Every partial sum of any order is an integer of magnitude at most `bound` (units 2^q).
-    let bound = ma * mb * a.ncols() as f64;
-    let (_, hi) = acc.int_range();
-    if bound * 2f64.powi(q + acc.fl()) > hi as f64 {
-        return None;
-    }
-    match cfg.product {
-        None => {}
-        Some(Format::Fixed(p))
-            if q >= -p.fl() && ma * mb * 2f64.powi(q + p.fl()) <= p.int_range().1 as f64 => {}
-        Some(_) => return None,
-    }
-    let scale = 2f64.powi(q);
-    let c = if bound < (1u64 << 24) as f64 {
-        native_f32_gemm(&ia.mapv(|v| v as f32).view(), &ib.mapv(|v| v as f32).view())
-            .mapv(|v| f64::from(v) * scale + 0.0)
-    } else if bound < (1u64 << 53) as f64 {
-        ia.dot(&ib).mapv(|v| v * scale + 0.0)
-    } else {
-        return None;
+    let k = a.ncols() as f64;
+    // Every partial sum of any order is an integer of magnitude at most `K max|a| max|b|`
+    // (units 2^q): it must fit the accumulator (no overflow, so no wrap or saturation) and the
+    // native type of the GEMM (so no rounding).
+    let fits = |ma: f64, mb: f64, native: f64| {
+        let bound = ma * mb * k;
+        let (_, hi) = acc.int_range();
+        let product_ok = match cfg.product {
+            None => true,
+            Some(Format::Fixed(p)) => {
+                q >= -p.fl() && ma * mb * 2f64.powi(q + p.fl()) <= p.int_range().1 as f64
+            }
+            Some(_) => false,
+        };
+        product_ok && bound < native && bound * 2f64.powi(q + acc.fl()) <= hi as f64
     };
-    Some(c)
+    let scale = 2f64.powi(q);
+    let f32_limit = (1u64 << 24) as f64;
+    if let (Some((ia, ma)), Some((ib, mb))) = (
+        to_integers(a, qa, |v| v as f32, f32_limit),
+        to_integers(b, qb, |v| v as f32, f32_limit),
+    ) {
+        if fits(ma, mb, f32_limit) {
+            return Some(
+                native_f32_gemm(&ia.view(), &ib.view()).mapv(|v| f64::from(v) * scale + 0.0),
+            );
+        }
+    }
+    let f64_limit = (1u64 << 53) as f64;
+    let (ia, ma) = to_integers(a, qa, |v| v, f64_limit)?;
+    let (ib, mb) = to_integers(b, qb, |v| v, f64_limit)?;
+    fits(ma, mb, f64_limit).then(|| ia.dot(&ib).mapv(|v| v * scale + 0.0))
 }
 
 /// Round-to-nearest-even into a float format of at most 24 significant bits with subnormals,
