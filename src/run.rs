@@ -94,13 +94,6 @@ fn with_bias(x: &Array2<f64>, bias: bool) -> Array2<f64> {
     concatenate(Axis(1), &[x.view(), ones.view()]).expect("same number of rows")
 }
 
-fn targets(t: &Targets) -> algo::Targets {
-    match t {
-        Targets::Classes(c) => algo::Targets::Classes(c.to_vec()),
-        Targets::Values(v) => algo::Targets::Values(v.clone()),
-    }
-}
-
 /// Every hyperparameter name any algorithm has.
 fn known_anywhere(name: &str) -> bool {
     algo::ALGOS
@@ -258,9 +251,9 @@ pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
             let (shape, bias) = model_shape(&wl.model, ds.n_features(), ds.n_classes);
             let data = TrainData {
                 x_train: with_bias(&ds.x_train, bias),
-                y_train: targets(&ds.y_train),
+                y_train: ds.y_train.clone(),
                 x_test: with_bias(&ds.x_test, bias),
-                y_test: targets(&ds.y_test),
+                y_test: ds.y_test.clone(),
             };
             (shape, Some(data))
         }

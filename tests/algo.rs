@@ -310,9 +310,9 @@ fn digits_like() -> TrainData {
     let y: Vec<usize> = (0..n).map(|i| i % k).collect();
     TrainData {
         x_train: x.clone(),
-        y_train: Targets::Classes(y.clone()),
+        y_train: Targets::Classes(y.clone().into()),
         x_test: x,
-        y_test: Targets::Classes(y),
+        y_test: Targets::Classes(y.into()),
     }
 }
 

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 use thiserror::Error;
 
 use crate::arch::Architecture;
@@ -324,23 +324,7 @@ pub enum ModelShape {
     },
 }
 
-/// Training targets.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Targets {
-    /// Class indices.
-    Classes(Vec<usize>),
-    /// Real values (regression).
-    Values(Array1<f64>),
-}
-
-impl Targets {
-    fn len(&self) -> usize {
-        match self {
-            Targets::Classes(c) => c.len(),
-            Targets::Values(v) => v.len(),
-        }
-    }
-}
+pub use crate::workload::Targets;
 
 /// A data set split.
 #[derive(Clone, Debug, PartialEq)]
