@@ -298,10 +298,7 @@ fn run_blocks_portable(
             ob.fill(f32::NAN);
             continue;
         }
-        let s = b
-            .shared_exponent(std::iter::once(f64::from(f32::from_bits(amax))))
-            .unwrap_or(crate::format::SCALE_EXP_RANGE.0);
-        match base.scaled(s) {
+        match base.scaled(shared_exponent_f32(b, amax)) {
             Some(g) => run_portable(&g, r, stream, ib, ob, start),
             None => {
                 let wide: Vec<f64> = ib.iter().map(|&x| f64::from(x)).collect();
@@ -313,6 +310,23 @@ fn run_blocks_portable(
             }
         }
     }
+}
+
+/// [`BlockFormat::shared_exponent`] of a block whose largest magnitude has the finite `f32` bit
+/// pattern `amax`, from the bits (the hot loop's version of the same rule).
+#[inline(always)]
+fn shared_exponent_f32(b: &BlockFormat, amax: u32) -> i32 {
+    let (lo, hi) = crate::format::SCALE_EXP_RANGE;
+    if amax == 0 {
+        return lo;
+    }
+    // floor(log2): the exponent field, or the leading bit of a subnormal.
+    let e = if amax >= 0x0080_0000 {
+        (amax >> 23) as i32 - 127
+    } else {
+        31 - amax.leading_zeros() as i32 - 149
+    };
+    (e - b.emax_elem()).clamp(lo, hi)
 }
 
 /// Try the fast path; `true` when `out` was written.
