@@ -629,8 +629,14 @@ const TC: usize = 32;
 #[inline(always)]
 fn load_tile_row<T: Copy + Default>(src: &[T], j0: usize) -> [T; TC] {
     let mut t = [T::default(); TC];
-    let w = TC.min(src.len() - j0);
-    t[..w].copy_from_slice(&src[j0..j0 + w]);
+    match src.get(j0..j0 + TC) {
+        // A full row: a copy of fixed size, which compiles to vector moves (no `memcpy` call).
+        Some(full) => t.copy_from_slice(full),
+        None => {
+            let w = src.len() - j0;
+            t[..w].copy_from_slice(&src[j0..]);
+        }
+    }
     t
 }
 
