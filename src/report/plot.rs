@@ -114,6 +114,8 @@ impl Chart {
             .configure_mesh()
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
+            .x_label_formatter(&|v| tick(*v))
+            .y_label_formatter(&|v| tick(*v))
             .label_style(("sans-serif", 12))
             .draw()?;
         for (i, s) in self.series.iter().enumerate() {
@@ -158,6 +160,16 @@ impl Chart {
 
 /// An axis range covering `values` with a margin; a default when there are none, a widened one
 /// when they are all equal.
+/// A tick label: plain for moderate magnitudes, scientific otherwise.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 || (1e-3..1e4).contains(&a) {
+        format!("{}", (v * 1e4).round() / 1e4)
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
 fn axis_range(values: impl Iterator<Item = f64>, log: bool) -> Range<f64> {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
@@ -165,8 +177,16 @@ fn axis_range(values: impl Iterator<Item = f64>, log: bool) -> Range<f64> {
     match (lo.is_finite(), log) {
         (false, false) => 0.0..1.0,
         (false, true) => 1.0..10.0,
-        (true, true) if lo == hi => lo / 2.0..hi * 2.0,
-        (true, true) => lo / 1.2..hi * 1.2,
+        // Whole decades, so the axis always carries at least two labelled powers of ten.
+        (true, true) => {
+            let a = 10f64.powf(lo.log10().floor());
+            let b = 10f64.powf(hi.log10().ceil());
+            if a < b {
+                a..b
+            } else {
+                a..b * 10.0
+            }
+        }
         (true, false) if lo == hi => lo - 1.0..hi + 1.0,
         (true, false) => {
             let pad = (hi - lo) * 0.05;
