@@ -1,6 +1,7 @@
 //! `lpsim gemm`: an emulated GEMM with given input, product and accumulator formats, its
 //! errors against the exact result, and its accumulator overflow counts.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -220,10 +221,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok::<(), anyhow::Error>(())
         })?;
     }
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
-        print_text(&report);
+        print_text(&mut out, &report)?;
     }
     Ok(())
 }
@@ -296,8 +298,9 @@ fn compare(
     }
 }
 
-fn print_text(r: &Report) {
-    println!(
+fn print_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+    writeln!(
+        out,
         "gemm {}x{}x{}: {} x {} -> {} ({}), product {}{}, order {}, kernel {}",
         r.m,
         r.k,
@@ -310,18 +313,26 @@ fn print_text(r: &Report) {
         if r.fused { ", fused" } else { "" },
         r.order,
         r.kernel
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "abs error: max {:e}, mean {:e}",
         r.max_abs_error, r.mean_abs_error
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "rel error: max {:e}, mean {:e}",
         r.max_rel_error, r.mean_rel_error
-    );
-    println!("correctly rounded outputs: {:.4}", r.frac_correctly_rounded);
-    println!(
+    )?;
+    writeln!(
+        out,
+        "correctly rounded outputs: {:.4}",
+        r.frac_correctly_rounded
+    )?;
+    writeln!(
+        out,
         "accumulator overflows {}, saturations {}, wraps {}",
         r.overflows, r.saturations, r.wraps
-    );
+    )?;
+    Ok(())
 }

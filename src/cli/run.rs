@@ -2,6 +2,7 @@
 //! written as `report.json`, `report.md` and SVG plots.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -69,8 +70,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
     });
     let files = write_run(&dir, &report)?;
+    let mut out = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         let m = &report.metrics;
         let show = |k: &str| m.get(k).map(|v| format!("{k} = {v:.6}"));
@@ -86,18 +88,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .filter_map(|k| show(k))
         .collect();
-        println!(
+        writeln!(
+            out,
             "{} / {} / {} (seed {})",
             report.config.workload, report.config.algo, report.config.arch, report.config.seed
-        );
+        )?;
         if let Some(e) = report.diverged_at_epoch {
-            println!("diverged at epoch {e}");
+            writeln!(out, "diverged at epoch {e}")?;
         }
-        println!("{}", figures.join(", "));
-        println!(
+        writeln!(out, "{}", figures.join(", "))?;
+        writeln!(
+            out,
             "energy = {:.4e} pJ, cycles = {:.4e}, area = {:.3} mm2",
             report.cost.energy_pj, report.cost.cycles, report.cost.area_mm2
-        );
+        )?;
     }
     eprintln!("wrote {} files to {}", files.len(), dir.display());
     Ok(())

@@ -4,6 +4,7 @@
 //! depend on the algorithms; the binary passes the real one.
 
 use std::fmt::Display;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
@@ -42,14 +43,16 @@ pub fn sweep_command<E: Display>(
         .or_else(|| spec.out.clone())
         .unwrap_or_else(|| Path::new(REPORTS_ROOT).join(slug(&spec.name)));
     let summary = run_sweep(&spec, &out, args.jobs, runner, ProgressMode::Auto)?;
-    println!(
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
         "{} runs: {} ran, {} reused, {} failed; results in {}",
         summary.outcomes.len(),
         summary.ran,
         summary.reused,
         summary.failed,
         out.join(RESULTS_CSV).display()
-    );
+    )?;
     if summary.failed > 0 {
         bail!(
             "{} of {} runs failed (see {}); run the sweep again to retry them",
