@@ -26,7 +26,7 @@ use ndarray::{ArrayD, Axis, Ix2, IxDyn};
 use thiserror::Error;
 
 use crate::arch::Architecture;
-use crate::arith::{gemm, ActionCounts, MacError};
+use crate::arith::{elementwise, gemm, ActionCounts, ElemOp, MacError};
 use crate::cost::{Gemm, Work};
 use crate::format::{QuantizeError, Quantizer};
 use crate::graph::{Graph, Level, Op, TensorMeta};
@@ -134,6 +134,32 @@ fn round_to(
     Ok(out)
 }
 
+/// `op(x, y)` rounded once to `meta`'s format by [`elementwise`] (the random word of element `i`
+/// is the one [`round_to`] would draw), or `None` when the format has no such unit (block
+/// formats, QPyTorch's).
+fn round_exact(
+    op: ElemOp,
+    x: &ArrayD<f64>,
+    y: &ArrayD<f64>,
+    meta: &TensorMeta,
+    seed: u64,
+    stream: u64,
+) -> Option<ArrayD<f64>> {
+    let (x, y) = (x.as_standard_layout(), y.as_standard_layout());
+    let mut out = ArrayD::<f64>::zeros(IxDyn(&meta.shape));
+    elementwise(
+        op,
+        x.as_slice()?,
+        y.as_slice()?,
+        out.as_slice_mut()?,
+        meta.format,
+        meta.rounding,
+        RandomStream::new(seed, stream),
+    )
+    .ok()?;
+    Some(out)
+}
+
 /// Run `graph` on `arch` with the given feeds (every `Input` and `Param` by name; values must
 /// already be values of their declared formats), drawing random numbers keyed by
 /// `(seed, tensor, step, element)`.
@@ -158,6 +184,9 @@ pub fn execute(
         let n = out.len() as u64;
         let stream = |purpose: u64| stream_id(name, step, purpose);
         let mut quantize_out = true;
+        // Sums and products rounded exactly once by the vector unit's kernels, where the output
+        // format has them; otherwise the `f64` value below is rounded.
+        let mut rounded: Option<ArrayD<f64>> = None;
         let exact: ArrayD<f64> = match node.op {
             Op::Input | Op::Param => {
                 let v = feeds
@@ -217,6 +246,13 @@ pub fn execute(
                     Op::Mul => counts.record_mul(&vf, &vf, n),
                     _ => {}
                 }
+                let op = match node.op {
+                    Op::Add => Some(ElemOp::Add),
+                    Op::Sub => Some(ElemOp::Sub),
+                    Op::Mul => Some(ElemOp::Mul),
+                    _ => None,
+                };
+                rounded = op.and_then(|op| round_exact(op, x, y, out, seed, stream(0)));
                 ndarray::Zip::from(x).and(y).map_collect(|&a, &b| f(a, b))
             }
             Op::Axpy { c } => {
@@ -227,6 +263,7 @@ pub fn execute(
             }
             Op::Scale { c } => {
                 counts.record_mul(&vf, &vf, n);
+                rounded = round_exact(ElemOp::Scale(c), arg(0), arg(0), out, seed, stream(0));
                 arg(0).mapv(|a| c * a)
             }
             Op::Relu => arg(0).mapv(|a| a.max(0.0)),
@@ -309,7 +346,10 @@ pub fn execute(
             if !native || matches!(node.op, Op::Quantize) {
                 counts.record_quantize(&out.format, out.rounding, n);
             }
-            round_to(out, &exact, seed, stream(0))?
+            match rounded {
+                Some(v) => v,
+                None => round_to(out, &exact, seed, stream(0))?,
+            }
         } else {
             exact
         };
