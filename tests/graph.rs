@@ -134,17 +134,19 @@ fn one_sgd_step_counts_equal_the_hand_count() {
         "every output is the unit's own fp32 rne"
     );
     assert_eq!(c.random_bits, 0);
-    // DRAM: x twice (192 bits each), w twice (96), y (64); w' written (96).
+    // DRAM: the gathers read the batch rows of x (192 bits) and y (64) and the int32 index
+    // (64) each; w is read twice (96 each); w' is written (96).
     let dram = c.mem.get("DRAM").expect("DRAM");
     assert_eq!(
         (dram.read_bits, dram.write_bits),
-        (192 * 2 + 96 * 2 + 64, 96)
+        (192 + 64 + 64 * 2 + 96 * 2, 96)
     );
-    // SRAM: z, resid, err each written (64) and read once; grad written and read (96).
+    // SRAM: the gathered x (192) and y (64) are written once, x read twice and y once; z,
+    // resid, err each written (64) and read once; grad written and read (96).
     let sram = c.mem.get("SRAM").expect("SRAM");
     assert_eq!(
         (sram.read_bits, sram.write_bits),
-        (64 * 3 + 96, 64 * 3 + 96)
+        (192 * 2 + 64 + 64 * 3 + 96, 192 + 64 + 64 * 3 + 96)
     );
     assert_eq!(out.work.gemms.len(), 2);
     assert_eq!(out.work.vector_ops, 2 + 2 + 3);
@@ -259,4 +261,45 @@ fn lpsim_graph_prints_dot_with_edge_formats_and_json() {
         .expect("run lpsim");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("allowed: batch"));
+}
+
+#[test]
+fn gather_picks_rows_checks_shapes_and_indices_and_reads_only_its_rows() {
+    let a = arch("fp32");
+    let mac = a.formats.mac;
+    let build = |out: TensorMeta| {
+        let mut b = GraphBuilder::new(mac);
+        let data = b
+            .add(Op::Input, t("data", &[4, 2], "fp32"), &[])
+            .expect("data");
+        let idx = b
+            .add(Op::Input, t("idx", &[3, 1], "int32"), &[])
+            .expect("idx");
+        b.add(Op::Gather, out, &[data, idx]).expect("gather");
+        b.build(&["rows"])
+    };
+    let e = build(t("rows", &[3, 3], "fp32")).expect_err("shape");
+    assert!(
+        matches!(&e, GraphError::Shape { node, .. } if node == "rows"),
+        "{e}"
+    );
+    let e = build(t("rows", &[3, 2], "bf16")).expect_err("format");
+    assert!(
+        matches!(&e, GraphError::Format { node, .. } if node == "rows"),
+        "{e}"
+    );
+    let g = build(t("rows", &[3, 2], "fp32")).expect("builds");
+    let mut feeds = BTreeMap::new();
+    let data = array![[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0]];
+    feeds.insert("data".to_string(), data.into_dyn());
+    feeds.insert("idx".to_string(), array![[3.0], [0.0], [3.0]].into_dyn());
+    let r = execute(&g, &a, &feeds, 0, 0).expect("runs");
+    let want = ArrayD::from_shape_vec(IxDyn(&[3, 2]), vec![6.0, 7.0, 0.0, 1.0, 6.0, 7.0]).unwrap();
+    assert_eq!(r.values["rows"], want);
+    // Three rows of two fp32 values and three int32 indices are read, not the whole data.
+    let read: u64 = r.counts.mem.values().map(|m| m.read_bits).sum();
+    assert_eq!(read, 3 * 2 * 32 + 3 * 32);
+    feeds.insert("idx".to_string(), array![[4.0], [0.0], [0.0]].into_dyn());
+    let e = execute(&g, &a, &feeds, 0, 0).expect_err("index");
+    assert!(e.to_string().contains("index 4"), "{e}");
 }

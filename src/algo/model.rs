@@ -60,6 +60,7 @@ impl<'a> Builder<'a> {
                 vec![m, n]
             }
             Op::SumRows => vec![1, self.shape(inputs[0])[1]],
+            Op::Gather => vec![self.shape(inputs[1])[0], self.shape(inputs[0])[1]],
             _ => self.shape(inputs[0]),
         };
         // A step's new state (`*.next`) goes back to the outer level, with the parameters.

@@ -111,10 +111,22 @@ impl Batches {
             .collect()
     }
 
-    /// Features and targets of `idx` as feeds `x`, `y`.
-    pub fn feed(&self, idx: &[usize], feeds: &mut BTreeMap<String, ArrayD<f64>>) {
+    /// Features and targets of `idx` as feeds `x`, `y` (the SVRG family's inner steps, whose
+    /// graphs take the rows directly).
+    pub fn feed_rows(&self, idx: &[usize], feeds: &mut BTreeMap<String, ArrayD<f64>>) {
         feeds.insert("x".into(), self.x.select(Axis(0), idx).into_dyn());
         feeds.insert("y".into(), self.y.select(Axis(0), idx).into_dyn());
+    }
+
+    /// The whole training set as feeds `x_all`, `y_all` (once per run) and the indices of one
+    /// step as feed `idx` (every step); the step graph gathers the batch.
+    pub fn feed(&self, idx: &[usize], feeds: &mut BTreeMap<String, ArrayD<f64>>) {
+        if !feeds.contains_key("x_all") {
+            feeds.insert("x_all".into(), self.x.clone().into_dyn());
+            feeds.insert("y_all".into(), self.y.clone().into_dyn());
+        }
+        let column = ndarray::Array2::from_shape_fn((idx.len(), 1), |(r, _)| idx[r] as f64);
+        feeds.insert("idx".into(), column.into_dyn());
     }
 
     /// All features (`N x d`) and targets.
@@ -276,12 +288,26 @@ fn storage(update: Update, algo: Algo, arch: &Architecture) -> (Format, Rounding
     }
 }
 
+/// The data tensors of a mini-batch step: batch rows, training examples, features, targets.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BatchShape {
+    rows: usize,
+    n: usize,
+    d: usize,
+    t: usize,
+}
+
+/// The format of gather indices: 32-bit integers.
+fn index_format() -> Format {
+    crate::format::alias("int32").expect("int32 is a built-in alias")
+}
+
 /// The step graph of one mini-batch (`batch = None` for the Gaussian toy).
 fn step_graph(
     algo: Algo,
     model: &ModelShape,
     arch: &Architecture,
-    batch: Option<(usize, usize, usize)>,
+    batch: Option<BatchShape>,
     c: &StepConsts,
 ) -> Result<Graph, AlgoError> {
     let update = Update::of(algo);
@@ -289,10 +315,46 @@ fn step_graph(
     let (wf, wr) = (arch.formats.weights, arch.formats.rounding.weights);
     let mut b = Builder::new(arch);
     let (x, y) = match batch {
-        Some((rows, d, t)) => (
-            Some(b.feed(Op::Input, "x", &[rows, d], fp32(), Rounding::NearestEven)?),
-            Some(b.feed(Op::Input, "y", &[rows, t], fp32(), Rounding::NearestEven)?),
-        ),
+        Some(io) => {
+            // The training set stays in DRAM; each step gathers its mini-batch by index.
+            let idx = b.feed(
+                Op::Input,
+                "idx",
+                &[io.rows, 1],
+                index_format(),
+                Rounding::NearestEven,
+            )?;
+            let x_all = b.feed(
+                Op::Input,
+                "x_all",
+                &[io.n, io.d],
+                fp32(),
+                Rounding::NearestEven,
+            )?;
+            let y_all = b.feed(
+                Op::Input,
+                "y_all",
+                &[io.n, io.t],
+                fp32(),
+                Rounding::NearestEven,
+            )?;
+            (
+                Some(b.op(
+                    Op::Gather,
+                    "x",
+                    fp32(),
+                    Rounding::NearestEven,
+                    &[x_all, idx],
+                )?),
+                Some(b.op(
+                    Op::Gather,
+                    "y",
+                    fp32(),
+                    Rounding::NearestEven,
+                    &[y_all, idx],
+                )?),
+            )
+        }
         None => (None, None),
     };
     let shapes = param_shapes(model);
@@ -360,9 +422,15 @@ pub fn example_graph(
 ) -> Result<Graph, AlgoError> {
     let batch = hyper.count("batch", 1)? as usize;
     let shapes = param_shapes(model);
+    // Without a data set the data tensor is drawn with as many rows as a batch.
     let io = match model {
         ModelShape::Gaussian { .. } => None,
-        _ => Some((batch, shapes[0][0], shapes[shapes.len() - 1][1])),
+        _ => Some(BatchShape {
+            rows: batch,
+            n: batch,
+            d: shapes[0][0],
+            t: shapes[shapes.len() - 1][1],
+        }),
     };
     let lr = hyper.get("lr");
     let consts = StepConsts {
@@ -397,9 +465,12 @@ pub(crate) fn train(
     let (sf, sr) = storage(update, algo, arch);
     let mut params = init_params(model, sf, sr, seed);
     let shapes = param_shapes(model);
-    let io = batches
-        .as_ref()
-        .map(|b| (batch, shapes[0][0], b.all().1.ncols()));
+    let io = batches.as_ref().map(|b| BatchShape {
+        rows: batch,
+        n: b.n,
+        d: shapes[0][0],
+        t: b.all().1.ncols(),
+    });
     let schedule = Schedule {
         eta: hyper.get("eta"),
         base: hyper.get("base"),

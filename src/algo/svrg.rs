@@ -330,7 +330,7 @@ pub(crate) fn train(
         for s in 0..epoch_len {
             let step = (epoch as u64 - 1) * epoch_len + s;
             let idx = batches.indices(step);
-            batches.feed(&idx, &mut feeds);
+            batches.feed_rows(&idx, &mut feeds);
             if let Some((a, _)) = &cached {
                 feeds.insert("a".to_string(), a.select(ndarray::Axis(0), &idx).into_dyn());
             }

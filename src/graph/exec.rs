@@ -72,6 +72,16 @@ pub enum ExecError {
         /// The kernel's error.
         error: MacError,
     },
+    /// A gather index outside the data.
+    #[error("node `{node}`: index {index} is outside the data's {rows} rows")]
+    Index {
+        /// The node.
+        node: String,
+        /// The index.
+        index: usize,
+        /// Rows of the data.
+        rows: usize,
+    },
     /// A rounding unit the output format does not support.
     #[error("node `{node}`: {error}")]
     Quantize {
@@ -233,6 +243,19 @@ pub fn execute(
                 }
                 res.c.into_dyn()
             }
+            Op::Gather => {
+                let data = arg(0);
+                let rows: Vec<usize> = arg(1).iter().map(|&v| v as usize).collect();
+                if let Some(&bad) = rows.iter().find(|&&r| r >= data.shape()[0]) {
+                    return Err(ExecError::Index {
+                        node: name.clone(),
+                        index: bad,
+                        rows: data.shape()[0],
+                    });
+                }
+                quantize_out = false;
+                data.select(Axis(0), &rows)
+            }
             Op::Add | Op::Sub | Op::Mul | Op::ReluGrad => {
                 let (x, y) = (arg(0), arg(1));
                 let f: fn(f64, f64) -> f64 = match node.op {
@@ -338,7 +361,7 @@ pub fn execute(
                 res
             }
         };
-        if !matches!(node.op, Op::MatMul { .. }) {
+        if !matches!(node.op, Op::MatMul { .. } | Op::Gather) {
             work.vector_ops += n;
         }
         let native = out.format == vf && out.rounding == Rounding::NearestEven;
@@ -378,9 +401,18 @@ fn record_traffic(
     i: petgraph::graph::NodeIndex,
     counts: &mut ActionCounts,
 ) {
-    for j in graph.operands(i) {
+    let node = graph.node(i);
+    for (slot, j) in graph.operands(i).into_iter().enumerate() {
         let t = &graph.node(j).out;
-        counts.record_read(level_name(arch, t.level), tensor_bits(t));
+        let bits = match node.op {
+            // A gather reads only the rows it picks (as many elements as it writes).
+            Op::Gather if slot == 0 => tensor_bits(&TensorMeta {
+                shape: node.out.shape.clone(),
+                ..t.clone()
+            }),
+            _ => tensor_bits(t),
+        };
+        counts.record_read(level_name(arch, t.level), bits);
     }
     let t = &graph.node(i).out;
     counts.record_write(level_name(arch, t.level), tensor_bits(t));

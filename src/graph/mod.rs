@@ -99,6 +99,10 @@ pub enum Op {
         /// Use `B^T`.
         transpose_b: bool,
     },
+    /// Rows of a data matrix picked by an index column: operands `(data [N, d], idx [B, 1])`,
+    /// output `[B, d]` with row `r` = `data[idx[r]]` (a mini-batch). The values are copied, so
+    /// the output has the data's format; only the gathered rows are read.
+    Gather,
     /// `x + y` elementwise.
     Add,
     /// `x - y` elementwise.
@@ -159,6 +163,7 @@ impl Op {
             Op::Input => "input",
             Op::Param => "param",
             Op::MatMul { .. } => "matmul",
+            Op::Gather => "gather",
             Op::Add => "add",
             Op::Sub => "sub",
             Op::Mul => "mul",
@@ -181,6 +186,7 @@ impl Op {
         match self {
             Op::Input | Op::Param => 0,
             Op::MatMul { .. }
+            | Op::Gather
             | Op::Add
             | Op::Sub
             | Op::Mul
@@ -468,6 +474,26 @@ impl GraphBuilder {
                             t.name, t.format
                         )));
                     }
+                }
+            }
+            Op::Gather => {
+                let (data, idx) = (ins[0], ins[1]);
+                if data.shape.len() != 2
+                    || idx.shape.len() != 2
+                    || idx.shape[1] != 1
+                    || out.shape != [idx.shape[0], data.shape[1]]
+                {
+                    return Err(shape_err(format!(
+                        "data {:?} must be [N, d], the index {:?} [B, 1] and the output [B, d], \
+                         got {:?}",
+                        data.shape, idx.shape, out.shape
+                    )));
+                }
+                if out.format != data.format {
+                    return Err(format_err(format!(
+                        "a gather copies values: the output format `{}` must be the data's `{}`",
+                        out.format, data.format
+                    )));
                 }
             }
             Op::Add | Op::Sub | Op::Mul | Op::Axpy { .. } | Op::ReluGrad => {
