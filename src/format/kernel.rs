@@ -204,17 +204,18 @@ fn finish(g: &Grid, x: u32, q: u32) -> u32 {
 pub(crate) struct RneF32(Grid);
 
 impl RneF32 {
-    /// `None` unless the format has the fast nearest-even path (fits `f32`, subnormals, signed,
-    /// a zero, at most 22 mantissa bits, a smallest step at or above `2^-149`).
+    /// `None` unless the format has the fast, mirrored nearest-even path (fits `f32`,
+    /// subnormals, signed, a zero, at most 22 mantissa bits, a smallest step at or above
+    /// `2^-149`, IEEE or `fn` specials).
     pub(crate) fn new(f: &FloatFormat) -> Option<Self> {
         let g = Grid::float(f, Rounding::NearestEven)?;
-        g.has_fast_rne().then_some(RneF32(g))
+        (g.has_fast_rne() && g.mirrored()).then_some(RneF32(g))
     }
 
     /// `x` rounded to nearest-even, with the format's overflow, NaN and infinity rules.
     #[inline(always)]
     pub(crate) fn round(&self, x: f32) -> f32 {
-        f32::from_bits(element_rne(&self.0, x.to_bits()))
+        f32::from_bits(element_rne_mirrored(&self.0, x.to_bits()))
     }
 }
 
