@@ -23,7 +23,7 @@ use crate::cost::{self, CostError};
 use crate::report::{CostSummary, EpochRecord, RunConfig, RunReport};
 use crate::sweep::RunSpec;
 use crate::workload::{
-    metrics, Budget, DataError, Dataset, ModelSpec, Problem, Targets, Workload, WorkloadError,
+    metrics, Budget, DataError, ModelSpec, Problem, Targets, Workload, WorkloadError,
 };
 
 /// Why a run could not be done (a run that diverges is not an error: it is reported).
@@ -44,6 +44,9 @@ pub enum RunError {
     /// Pricing the counts.
     #[error(transparent)]
     Cost(#[from] CostError),
+    /// The exact least-squares optimum of a regression workload.
+    #[error("least-squares optimum: {0}")]
+    Optimum(#[from] metrics::OptimumError),
     /// A `--set` that names nothing.
     #[error("--set {key}={value}: {reason}")]
     Set {
@@ -58,8 +61,25 @@ pub enum RunError {
 
 /// The model shape the algorithms train, and whether a constant feature must be appended to the
 /// inputs (the algorithms' models have no bias terms).
-fn model_shape(spec: &ModelSpec, d: usize, classes: Option<usize>) -> (ModelShape, bool) {
-    match spec {
+fn model_shape(
+    spec: &ModelSpec,
+    d: usize,
+    classes: Option<usize>,
+) -> Result<(ModelShape, bool), RunError> {
+    // The algorithms' linear and MLP models carry no L2 term: refuse one rather than drop it.
+    let l2 = match spec {
+        ModelSpec::Linear(s) => s.l2,
+        ModelSpec::Mlp(s) => s.l2,
+        _ => 0.0,
+    };
+    if l2 != 0.0 {
+        return Err(RunError::Algo(AlgoError::Unsupported(format!(
+            "model.l2 = {l2}: the algorithms' {} model has no L2 term; set it to 0 \
+             (logistic regression has one)",
+            spec.kind()
+        ))));
+    }
+    Ok(match spec {
         ModelSpec::Linear(s) => (
             ModelShape::Linear {
                 d: d + usize::from(s.bias),
@@ -83,7 +103,7 @@ fn model_shape(spec: &ModelSpec, d: usize, classes: Option<usize>) -> (ModelShap
             true,
         ),
         ModelSpec::Gaussian => (ModelShape::Gaussian { dim: d }, false),
-    }
+    })
 }
 
 fn with_bias(x: &Array2<f64>, bias: bool) -> Array2<f64> {
@@ -248,7 +268,7 @@ pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
     let problem = wl.load_data()?;
     let (shape, data) = match &problem {
         Problem::Supervised(ds) => {
-            let (shape, bias) = model_shape(&wl.model, ds.n_features(), ds.n_classes);
+            let (shape, bias) = model_shape(&wl.model, ds.n_features(), ds.n_classes)?;
             let data = TrainData {
                 x_train: with_bias(&ds.x_train, bias),
                 y_train: ds.y_train.clone(),
@@ -285,11 +305,16 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
         Problem::Sampling(t) => Some(t),
         Problem::Supervised(_) => None,
     };
-    let optimum = match (&problem, &shape) {
-        (Problem::Supervised(ds), ModelShape::Linear { .. }) => {
-            Some(least_squares_loss(ds, &data)?)
-        }
-        _ => None,
+    // Regression is scored against the exact least-squares optimum (computed once, in f64).
+    let optimum = match &problem {
+        Problem::Supervised(ds) => match (&shape, &ds.y_train) {
+            (ModelShape::Linear { .. }, Targets::Values(y)) => {
+                let model = wl.build_model(ds)?;
+                Some(metrics::least_squares_optimum(&model, ds.x_train.view(), y.view())?.loss)
+            }
+            _ => None,
+        },
+        Problem::Sampling(_) => None,
     };
 
     let mut epochs = Vec::new();
@@ -396,21 +421,6 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
         cost,
         diverged_at_epoch: outcome.diverged_at,
     })
-}
-
-/// The least-squares optimum's training loss, in the algorithms' loss (mean squared error / 2),
-/// computed exactly in `f64`.
-fn least_squares_loss(ds: &Dataset, data: &Option<TrainData>) -> Result<f64, RunError> {
-    let Some(d) = data else {
-        return Ok(0.0);
-    };
-    let Targets::Values(y) = &ds.y_train else {
-        return Ok(0.0);
-    };
-    let w = crate::workload::linalg::least_squares(d.x_train.view(), y.view())
-        .map_err(|e| DataError::Split(format!("least-squares optimum: {e}")))?;
-    let r = d.x_train.dot(&w) - y;
-    Ok(r.dot(&r) / (2.0 * y.len() as f64))
 }
 
 /// Run one configuration given by paths (the `lpsim run` entry point).

@@ -231,3 +231,29 @@ fn graph_prints_a_workload_step_with_each_edge_format() {
     );
     assert!(dot.contains("vc_quantize"), "{dot}");
 }
+
+#[test]
+fn an_l2_term_the_algorithms_lack_is_refused_not_dropped() {
+    let dir = common::scratch("run", "l2");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/workloads/digits-mlp.json")).unwrap();
+    let text = text.replace(r#""hidden": [32]"#, r#""hidden": [32], "l2": 0.001"#);
+    let text = text.replace("workloads/data/", &format!("{root}/workloads/data/"));
+    let w = dir.join("digits-mlp.json");
+    std::fs::write(&w, text).unwrap();
+    let o = lpsim(&[
+        "run",
+        "--workload",
+        w.to_str().unwrap(),
+        "--algo",
+        "sgd",
+        "--out",
+        dir.join("out").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("model.l2 = 0.001") && err.contains("no L2 term"),
+        "{err}"
+    );
+}
