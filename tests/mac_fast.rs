@@ -156,6 +156,42 @@ proptest! {
     }
 }
 
+/// Sums of products near 1 and near 2^-140 leave subnormal rounding errors, which the fast
+/// stochastic tiles hand to the general adder: the results still match it bit for bit.
+#[test]
+fn stochastic_fast_path_with_subnormal_rounding_errors() {
+    let c = cfg(
+        "float:e=7,m=2,bias=72",
+        None,
+        false,
+        "fp32",
+        "sr",
+        "sequential",
+    );
+    for seed in 0..8 {
+        let big = random(5, 30, &c.a, seed, 1.0);
+        let tiny = random(5, 30, &c.a, seed + 100, 2f64.powi(-70));
+        // Columns alternate between the two scales, so every sum mixes them.
+        let a = Array2::from_shape_fn((5, 30), |(i, j)| {
+            if j % 2 == 0 {
+                big[[i, j]]
+            } else {
+                tiny[[i, j]]
+            }
+        });
+        let b = a.t().to_owned();
+        let stream = RandomStream::new(seed, 3);
+        let fast = gemm(&c, a.view(), b.view(), stream).unwrap();
+        let general = gemm_general(&c, a.view(), b.view(), stream).unwrap();
+        assert_eq!(fast.path, KernelPath::StochasticF32);
+        assert!(fast
+            .c
+            .iter()
+            .zip(general.c.iter())
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+}
+
 #[test]
 fn deterministic_across_thread_counts() {
     let configs = [

@@ -201,3 +201,22 @@ fn same_seed_same_bits_for_1_and_4_threads() {
         }
     }
 }
+
+proptest::proptest! {
+    /// The carry of `sr:bits=N` is the carry out of adding the top `N` bits of the fraction and
+    /// of the random word (the definition, computed here with a 64-bit sum).
+    #[test]
+    fn stochastic_carry_is_the_carry_of_the_top_bits(
+        frac in proptest::prelude::any::<u32>(),
+        random in proptest::prelude::any::<u32>(),
+        bits in 1u32..=32,
+    ) {
+        let drop = 32 - bits;
+        let sum = u64::from(frac >> drop) + u64::from(random >> drop);
+        proptest::prop_assert_eq!(
+            lpsim::round::stochastic_carry(frac, random, bits),
+            sum >> bits != 0
+        );
+    }
+
+}

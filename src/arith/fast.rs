@@ -399,7 +399,11 @@ fn per_add(
     b: &ArrayView2<f32>,
     stream: &RandomStream,
 ) -> Option<(Array2<f64>, KernelPath, EventTally)> {
-    if let (Order::Sequential | Order::Chunk(_), Some(unit)) = (cfg.order, SrF32::new(cfg)) {
+    // The tiles step random-word indices by 32-bit offsets.
+    let offsets_fit = MacConfig::random_slots(a.ncols()) <= u64::from(u32::MAX);
+    if let (Order::Sequential | Order::Chunk(_), Some(unit), true) =
+        (cfg.order, SrF32::new(cfg), offsets_fit)
+    {
         let (c, overflows) = rows(unit, cfg.order, a, b, stream, tile_sr_f32);
         let tally = EventTally {
             overflows,
@@ -483,6 +487,28 @@ impl NarrowF32 {
         })
     }
 
+    /// `round(x + y)` exactly when no value on the way is non-finite, and a non-finite value
+    /// otherwise ([`Unit::sticky_overflow`]): the first, uncounted pass. Rounding to odd works on
+    /// the magnitude: an inexact `hi` moves one step toward `lo` (down when `lo` has the other
+    /// sign) and the last bit is set, which lands on the odd neighbour of the exact sum.
+    #[inline(always)]
+    fn sum_fast(&self, x: f32, y: f32) -> f32 {
+        let hi = x + y;
+        let z = hi - x;
+        let lo = (x - (hi - z)) + (y - z);
+        let (hb, lb) = (hi.to_bits(), lo.to_bits());
+        // All ones when lo has the other sign than hi.
+        let other_sign = ((hb ^ lb) as i32 >> 31) as u32;
+        let mag = hb & 0x7fff_ffff;
+        let odd = if lo != 0.0 {
+            mag.wrapping_add(other_sign) | 1
+        } else {
+            mag
+        };
+        f32::from_bits(self.acc.round_magnitude_sticky(odd) | (hb & 0x8000_0000))
+    }
+
+    /// `round(x + y)` in every case, and whether a finite sum overflowed: the counted pass.
     #[inline(always)]
     fn sum(&self, x: f32, y: f32) -> (f32, bool) {
         let hi = x + y;
@@ -505,10 +531,16 @@ impl Unit for NarrowF32 {
     }
     #[inline(always)]
     fn mac(&self, acc: f32, a: f32, b: f32, _w: u32) -> (f32, bool) {
-        self.sum(acc, a * b)
+        (self.sum_fast(acc, a * b), false)
     }
     #[inline(always)]
     fn add(&self, x: f32, y: f32, _w: u32) -> (f32, bool) {
+        (self.sum_fast(x, y), false)
+    }
+    fn mac_checked(&self, acc: f32, a: f32, b: f32, _w: u32) -> (f32, bool) {
+        self.sum(acc, a * b)
+    }
+    fn add_checked(&self, x: f32, y: f32, _w: u32) -> (f32, bool) {
         self.sum(x, y)
     }
     fn output(x: f32) -> f64 {
@@ -521,9 +553,10 @@ impl Unit for NarrowF32 {
 
 /// An `fp32` accumulator with stochastic rounding (any number of random bits), fed exact products
 /// that are exact in `f32`. TwoSum gives the exact sum `hi + lo`; its two `fp32` neighbours are
-/// `hi` and the next value toward `lo`, and the discarded fraction `|s - toward_zero| / ulp` is
-/// exact in `f64`, so the rounding unit sees exactly what the general path gives it. A sum whose
-/// nearest value overflows is left infinite, which sends its tile to the exact checked steps.
+/// `hi` and the next value toward `lo`, and the first 32 bits of the discarded fraction follow
+/// exactly from the bits of `hi` and `lo` ([`SrF32::sum`]), so the rounding unit sees exactly
+/// what the general path gives it. A sum whose nearest value overflows is left infinite, which
+/// sends its tile to the exact checked steps.
 #[derive(Clone, Copy)]
 struct SrF32 {
     /// Random bits per rounding.
@@ -547,43 +580,51 @@ impl SrF32 {
         })
     }
 
+    /// `x + y` rounded stochastically with random word `w`, in 32-bit lanes only. TwoSum gives
+    /// the exact sum `hi + lo`. With `lo` of `hi`'s sign the toward-zero neighbour is `hi` and the
+    /// discarded fraction is `|lo| / G` for the step `G` above `|hi|`; otherwise it is the value
+    /// one step below `hi` in magnitude and the fraction is `1 - |lo| / G'` for the step `G'`
+    /// below `|hi|` (half the step above when `|hi|` is a power of two). `G` is a power of two
+    /// and `|lo| <= G / 2`, so `|lo| 2^32 / G` is the significand of `lo` placed at the top of a
+    /// word and shifted right by an exponent difference: its floor and whether it dropped bits
+    /// give the first 32 bits of the fraction exactly. A nonzero `lo` means `hi` is normal (sums
+    /// below the smallest normal are exact); a subnormal `lo` (possible only when an operand is
+    /// below `2^-102`, so that it has bits below `2^-126`) returns NaN, which sends the tile to
+    /// the exact checked steps.
     #[inline(always)]
     fn sum(&self, x: f32, y: f32, w: u32) -> f32 {
+        const EXP: u32 = 0x7f80_0000;
+        const MAN: u32 = 0x007f_ffff;
         let hi = x + y;
         let z = hi - x;
         let lo = (x - (hi - z)) + (y - z);
-        let bits = hi.to_bits();
-        // |s| > |hi| when lo has hi's sign: the toward-zero neighbour is hi, else the value
-        // below hi in magnitude.
-        let beyond = (lo > 0.0) == (hi > 0.0);
-        let tz_bits = if lo == 0.0 || beyond {
-            bits
+        let (hb, lb) = (hi.to_bits(), lo.to_bits());
+        let beyond = (hb ^ lb) >> 31 == 0;
+        let toward_zero = if beyond { hb } else { hb.wrapping_sub(1) };
+        let (hi_exp, lo_exp) = (hb & EXP, lb & EXP);
+        let finer = !beyond && hb & MAN == 0 && hi_exp > 1 << 23;
+        // |lo| 2^32 / G = (lo's significand at bits 8..=31) >> right, with right >= 0 for a
+        // normal lo because |lo| <= G / 2.
+        let top = ((lb & MAN) << 8) | 0x8000_0000;
+        let right = (hi_exp.wrapping_sub(lo_exp) >> 23)
+            .wrapping_sub(24)
+            .wrapping_sub(u32::from(finer));
+        // Shifts of 32 or more leave nothing (x86's variable shifts do the same, so these
+        // compile to one instruction each).
+        let floor = top.checked_shr(right).unwrap_or(0);
+        let dropped = floor.checked_shl(right).unwrap_or(0) != top;
+        let frac = if beyond {
+            floor
         } else {
-            bits.wrapping_sub(1)
+            0u32.wrapping_sub(floor).wrapping_sub(u32::from(dropped))
         };
-        let (tz, up) = (
-            f32::from_bits(tz_bits),
-            f32::from_bits(tz_bits.wrapping_add(1)),
-        );
-        let ulp = f64::from(up.abs()) - f64::from(tz.abs());
-        let lo_signed = if beyond {
-            f64::from(lo.abs())
-        } else {
-            -f64::from(lo.abs())
-        };
-        let dist = (f64::from(hi.abs()) - f64::from(tz.abs())) + lo_signed;
-        // `ulp` is a power of two 2^e, so 2^32 / ulp = 2^(32 - e) is built from its exponent
-        // field rather than divided (exact either way).
-        let inv = f64::from_bits((2078u64 << 52) - ulp.to_bits());
-        let scaled = dist * inv;
         // Stochastic rounding reads only the first 32 bits of the fraction.
-        let r = if crate::round::stochastic_carry(scaled as u32, w, self.bits) {
-            up
-        } else {
-            tz
-        };
+        let carry = crate::round::stochastic_carry(frac, w, self.bits);
+        let r = f32::from_bits(toward_zero.wrapping_add(u32::from(carry)));
         if lo == 0.0 || !hi.is_finite() {
             hi
+        } else if lo_exp == 0 {
+            f32::NAN
         } else {
             r
         }
@@ -659,13 +700,36 @@ struct Job<'a, T> {
 }
 
 impl<T> Job<'_, T> {
-    /// The random word of rounding `r` of output `(i, j)` ([`MacConfig::random_index`]).
+    /// Where the random words of the outputs of a tile start ([`MacConfig::random_index`]):
+    /// per output the low half of its first index, the high-half key
+    /// ([`RandomStream::high_key`]) and how a carry into the high half changes it, each kind in
+    /// its own array so the tile loads them as vectors. Stepping to word `r` is then a 32-bit
+    /// add and a mask (`r` fits 32 bits, checked by [`per_add`]).
     #[inline(always)]
-    fn word(&self, i: usize, j: usize, r: usize) -> u32 {
-        let o = (i * self.n + j) as u64;
-        self.stream
-            .bits(MacConfig::random_index(o, self.k, r as u64))
+    fn first_words(&self, j0: usize) -> [[[u32; TC]; TR]; 3] {
+        let [mut lo, mut key, mut delta] = [[[0u32; TC]; TR]; 3];
+        for (r, ((lo, key), delta)) in lo.iter_mut().zip(&mut key).zip(&mut delta).enumerate() {
+            for (j, ((lo, key), delta)) in lo.iter_mut().zip(key).zip(delta).enumerate() {
+                let o = ((self.row0 + r) * self.n + j0 + j) as u64;
+                let index = MacConfig::random_index(o, self.k, 0);
+                let hi = (index >> 32) as u32;
+                *lo = index as u32;
+                *key = self.stream.high_key(hi);
+                *delta = *key ^ self.stream.high_key(hi.wrapping_add(1));
+            }
+        }
+        [lo, key, delta]
     }
+}
+
+/// The random word of rounding `r` of an output whose words start at low half `lo` with
+/// high-half key `key`, and `key ^ carry_delta` after a carry ([`Job::first_words`]).
+#[inline(always)]
+fn word(stream: &RandomStream, lo: u32, key: u32, carry_delta: u32, r: u32) -> u32 {
+    let at = lo.wrapping_add(r);
+    // A mask rather than a select of two arrays, which the compiler may turn into a gather.
+    let carried = 0u32.wrapping_sub(u32::from(at < lo));
+    stream.bits_keyed(at, key ^ (carry_delta & carried))
 }
 
 /// One `TR x TC` tile of outputs (columns from `j0`) in sequential or chunked order: every `k`
@@ -683,6 +747,11 @@ fn tile<U: Unit, const COUNT: bool>(
     let (k, n, chunk) = (job.k, job.n, job.chunk);
     let mut over = [[0u32; TC]; TR];
     let mut acc = [[U::T::default(); TC]; TR];
+    let [lo, key, carry_delta] = if U::STOCHASTIC {
+        job.first_words(j0)
+    } else {
+        [[[0; TC]; TR]; 3]
+    };
     let mut kk = 0;
     while kk < k {
         let end = k.min(kk.saturating_add(chunk));
@@ -697,7 +766,13 @@ fn tile<U: Unit, const COUNT: bool>(
                 };
                 for j in 0..TC {
                     let w = if U::STOCHASTIC {
-                        job.word(job.row0 + r, j0 + j, t)
+                        word(
+                            &job.stream,
+                            lo[r][j],
+                            key[r][j],
+                            carry_delta[r][j],
+                            t as u32,
+                        )
                     } else {
                         0
                     };
@@ -720,7 +795,13 @@ fn tile<U: Unit, const COUNT: bool>(
             for r in 0..TR {
                 for j in 0..TC {
                     let w = if U::STOCHASTIC {
-                        job.word(job.row0 + r, j0 + j, slot)
+                        word(
+                            &job.stream,
+                            lo[r][j],
+                            key[r][j],
+                            carry_delta[r][j],
+                            slot as u32,
+                        )
                     } else {
                         0
                     };
@@ -910,5 +991,93 @@ mod simd {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
         f()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn unit(rounding: &str) -> SrF32 {
+        let cfg = MacConfig::new(
+            crate::format::alias("e4m3fn").expect("e4m3fn"),
+            crate::format::alias("e4m3fn").expect("e4m3fn"),
+            None,
+            false,
+            crate::format::alias("fp32").expect("fp32"),
+            rounding.parse().expect("a rounding"),
+            Order::Sequential,
+        )
+        .expect("a valid configuration");
+        SrF32::new(&cfg).expect("the stochastic f32 unit applies")
+    }
+
+    /// A finite `f32` near `x` in scale: `x 2^-gap` with another significand and maybe the
+    /// other sign, so sums hit every case of the fraction (same and opposite signs, powers of
+    /// two, exponent gaps past 32 bits, subnormals).
+    fn near(x: f32, gap: u32, sig: u32, negate: bool) -> f32 {
+        let exp = ((x.to_bits() >> 23) & 0xff).saturating_sub(gap);
+        let v = f32::from_bits((exp << 23) | (sig & 0x7f_ffff));
+        if negate {
+            -v
+        } else {
+            v
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        /// The 32-bit-lane stochastic sum equals the general adder's exact rounding.
+        #[test]
+        fn sr_sum_equals_general_adder(
+            xb in any::<u32>(),
+            power_of_two in any::<bool>(),
+            gap in 0u32..60,
+            sig in any::<u32>(),
+            negate in any::<bool>(),
+            w in any::<u32>(),
+            bits in prop::sample::select(vec!["sr", "sr:bits=8", "sr:bits=3", "sr:bits=1"]),
+        ) {
+            let x = f32::from_bits(if power_of_two { xb & 0xff80_0000 } else { xb });
+            prop_assume!(x.is_finite());
+            let y = near(x, gap, sig, negate);
+            let u = unit(bits);
+            let fast = u.sum(x, y, w);
+            let (general, _) = u.adder.add(f64::from(x), f64::from(y), w);
+            // Non-finite results send the tile to the general adder: allowed for an overflow
+            // and, as NaN, when an operand below 2^-102 may leave a subnormal rounding error.
+            let redone = (fast.is_infinite() && general.abs() >= f64::from(f32::MAX))
+                || (fast.is_nan() && x.abs().min(y.abs()) < 2f32.powi(-102));
+            prop_assert!(
+                f64::from(fast).to_bits() == general.to_bits() || redone,
+                "{x:e} + {y:e} (word {w:#x}, {bits}): fast {fast:e}, general {general:e}"
+            );
+        }
+
+        /// The uncounted narrow-float sum equals the counted one when that is finite and did
+        /// not overflow, and is non-finite otherwise.
+        #[test]
+        fn narrow_fast_sum_equals_checked(
+            xb in any::<u32>(),
+            power_of_two in any::<bool>(),
+            gap in 0u32..40,
+            sig in any::<u32>(),
+            negate in any::<bool>(),
+            acc in prop::sample::select(vec!["fp16", "bf16", "e5m2", "e4m3fn", "float:e=8,m=12"]),
+        ) {
+            let x = f32::from_bits(if power_of_two { xb & 0xff80_0000 } else { xb });
+            let y = near(x, gap, sig, negate);
+            let f: Format = acc.parse().expect("a format");
+            let Format::Float(f) = f else { unreachable!("float accumulators") };
+            let u = NarrowF32 { acc: RneF32::new(&f).expect("the fast nearest-even path applies") };
+            let (checked, over) = u.sum(x, y);
+            let fast = u.sum_fast(x, y);
+            if checked.is_finite() && !over && x.is_finite() && y.is_finite() {
+                prop_assert_eq!(fast.to_bits(), checked.to_bits(), "{:e} + {:e} in {}", x, y, acc);
+            } else {
+                prop_assert!(!fast.is_finite(), "{:e} + {:e} in {}: {:e}", x, y, acc, fast);
+            }
+        }
     }
 }

@@ -217,6 +217,21 @@ impl RneF32 {
     pub(crate) fn round(&self, x: f32) -> f32 {
         f32::from_bits(element_rne_mirrored(&self.0, x.to_bits()))
     }
+
+    /// The bits of a magnitude (`f32` bits without the sign) rounded to nearest-even, exact for
+    /// finite values; infinity and NaN give some non-finite value, which is all a caller needs
+    /// when it redoes any non-finite result exactly, for a format whose overflow is non-finite
+    /// (for such inputs the normal-range rounding carries past the largest finite value, which
+    /// then selects the overflow value). Two selects fewer than [`RneF32::round`].
+    #[inline(always)]
+    pub(crate) fn round_magnitude_sticky(&self, abs: u32) -> u32 {
+        let q = rne_magnitude(&self.0, abs);
+        if q > self.0.max_pos.to_bits() {
+            self.0.overflow[0]
+        } else {
+            q
+        }
+    }
 }
 
 /// Round-to-nearest-even on a float grid, the most common conversion, in fewer operations:

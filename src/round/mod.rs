@@ -124,10 +124,12 @@ impl Rounding {
 /// discarded fraction: true with probability `floor(frac * 2^bits) / 2^bits`.
 #[inline(always)]
 pub fn stochastic_carry(frac32: u32, random: u32, bits: u32) -> bool {
-    let drop = 32 - bits;
-    let f = u64::from(frac32 >> drop);
-    let r = u64::from(random >> drop);
-    (f + r) >> bits != 0
+    // `F + R >= 2^bits` for the top bits `F` and `R` is `F > 2^bits - 1 - R`, and the top bits of
+    // `!random` are `2^bits - 1 - R`. Setting the low `32 - bits` bits of both sides keeps their
+    // order decided by the top bits alone: the same test in 32-bit lanes with no sum and no
+    // shift of the operands, so it vectorizes cheaply.
+    let low = u32::MAX >> bits.min(31) >> u32::from(bits >= 32);
+    (frac32 | low) > (!random | low)
 }
 
 impl FromStr for Rounding {

@@ -49,10 +49,21 @@ impl RandomStream {
     /// The random word of element `index`.
     #[inline(always)]
     pub fn bits(&self, index: u64) -> u32 {
-        let lo = index as u32;
-        let hi = (index >> 32) as u32;
-        let h = mix32(lo ^ self.k0);
-        mix32(h ^ self.k1 ^ hi.wrapping_mul(0x9e37_79b9)) ^ self.k2
+        self.bits_keyed(index as u32, self.high_key((index >> 32) as u32))
+    }
+
+    /// What the high 32 bits `hi` of an index contribute to the second round: kernels that step
+    /// indices in 32-bit lanes compute it once per high half, not once per word.
+    #[inline(always)]
+    pub fn high_key(&self, hi: u32) -> u32 {
+        self.k1 ^ hi.wrapping_mul(0x9e37_79b9)
+    }
+
+    /// [`RandomStream::bits`] of the index whose low 32 bits are `lo` and whose high half has
+    /// the key [`RandomStream::high_key`].
+    #[inline(always)]
+    pub fn bits_keyed(&self, lo: u32, high_key: u32) -> u32 {
+        mix32(mix32(lo ^ self.k0) ^ high_key) ^ self.k2
     }
 
     /// A uniform double in `[0, 1)` built from the words of elements `2 index` and `2 index + 1`
