@@ -218,5 +218,4 @@ proptest::proptest! {
             sum >> bits != 0
         );
     }
-
 }

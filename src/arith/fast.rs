@@ -669,16 +669,20 @@ const TC: usize = 32;
 /// multiplies to zero and never overflows, so padded lanes change nothing that is kept.
 #[inline(always)]
 fn load_tile_row<T: Copy + Default>(src: &[T], j0: usize) -> [T; TC] {
-    let mut t = [T::default(); TC];
-    match src.get(j0..j0 + TC) {
-        // A full row: a copy of fixed size, which compiles to vector moves (no `memcpy` call).
-        Some(full) => t.copy_from_slice(full),
+    // A full row is read as an array of fixed size: vector loads, where a slice copy may become
+    // a `memcpy` call that makes the tile spill its accumulators around it.
+    match src
+        .get(j0..j0 + TC)
+        .and_then(|full| <&[T; TC]>::try_from(full).ok())
+    {
+        Some(full) => *full,
         None => {
+            let mut t = [T::default(); TC];
             let w = src.len() - j0;
             t[..w].copy_from_slice(&src[j0..]);
+            t
         }
     }
-    t
 }
 
 /// What every tile of one GEMM shares.
