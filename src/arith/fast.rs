@@ -1077,8 +1077,14 @@ mod tests {
             let u = NarrowF32 { acc: RneF32::new(&f).expect("the fast nearest-even path applies") };
             let (checked, over) = u.sum(x, y);
             let fast = u.sum_fast(x, y);
+            // Past 2^(105 + m) the rounding constant overflows and the fast sum hands the
+            // value to the counted pass.
+            let huge = x.abs().max(y.abs()) >= 2f32.powi(104 + f.man_bits() as i32);
             if checked.is_finite() && !over && x.is_finite() && y.is_finite() {
-                prop_assert_eq!(fast.to_bits(), checked.to_bits(), "{:e} + {:e} in {}", x, y, acc);
+                prop_assert!(
+                    fast.to_bits() == checked.to_bits() || (huge && !fast.is_finite()),
+                    "{:e} + {:e} in {}: {:e}, counted {:e}", x, y, acc, fast, checked
+                );
             } else {
                 prop_assert!(!fast.is_finite(), "{:e} + {:e} in {}: {:e}", x, y, acc, fast);
             }

@@ -219,15 +219,23 @@ impl RneF32 {
     }
 
     /// The bits of a magnitude (`f32` bits without the sign) rounded to nearest-even, exact for
-    /// finite values; infinity and NaN give some non-finite value, which is all a caller needs
-    /// when it redoes any non-finite result exactly, for a format whose overflow is non-finite
-    /// (for such inputs the normal-range rounding carries past the largest finite value, which
-    /// then selects the overflow value). Two selects fewer than [`RneF32::round`].
+    /// finite values, for a format of at most 21 mantissa bits whose overflow is non-finite;
+    /// infinity, NaN, and magnitudes so large that the rounding constant overflows give a
+    /// non-finite value, which is all a caller needs when it redoes any non-finite result
+    /// exactly. One rule covers normal and subnormal results: with `E` the larger of the
+    /// exponent of `abs` and the format's smallest normal exponent, `c = 1.5 2^(E + 23 - m)` has
+    /// a step of `2^(E - m)` and `abs < c / 3`, so `(abs + c) - c` is `abs` rounded to that step
+    /// by the processor's own round-to-nearest-even.
     #[inline(always)]
     pub(crate) fn round_magnitude_sticky(&self, abs: u32) -> u32 {
-        let q = rne_magnitude(&self.0, abs);
-        if q > self.0.max_pos.to_bits() {
-            self.0.overflow[0]
+        let g = &self.0;
+        let min_normal = pow2f(g.kmin + g.m).to_bits();
+        let scale = f32::from_bits((abs & 0x7f80_0000).max(min_normal));
+        let c = scale * (1.5 * pow2f(23 - g.m));
+        let x = f32::from_bits(abs);
+        let q = ((x + c) - c).to_bits();
+        if q > g.max_pos.to_bits() {
+            g.overflow[0]
         } else {
             q
         }
