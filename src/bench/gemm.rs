@@ -84,7 +84,10 @@ pub fn bench_gemm(size: usize, reps: usize) -> Result<Vec<GemmRow>, MacError> {
         });
         let gflops = flops / secs / 1e9;
         rows.push(GemmRow {
-            name: format!("{fa} x {fb} -> {acc} {r} {order} [{path:?}]"),
+            name: match path {
+                Some(p) => format!("{fa} x {fb} -> {acc} {r} {order} [{p:?}]"),
+                None => format!("{fa} x {fb} -> {acc} {r} {order}"),
+            },
             gflops,
             ratio_to_native: gflops / native,
         });

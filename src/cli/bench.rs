@@ -60,10 +60,16 @@ fn print_rows<T: serde::Serialize>(
         writeln!(out)?;
         return Ok(());
     }
-    writeln!(out, "{:<44} {:>14} {:>10}", "name", unit, "x native")?;
+    let width = rows
+        .iter()
+        .map(|r| cells(r).0.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    writeln!(out, "{:<width$} {:>14} {:>10}", "name", unit, "x native")?;
     for r in rows {
         let (name, figure, ratio) = cells(r);
-        writeln!(out, "{name:<44} {figure:>14.4e} {ratio:>10.4}")?;
+        writeln!(out, "{name:<width$} {figure:>14.4e} {ratio:>10.4}")?;
     }
     Ok(())
 }
