@@ -13,8 +13,16 @@
 //!   at the target: correct because round-to-odd at `p >= q + 2` bits followed by
 //!   round-to-nearest at `q` bits equals one round-to-nearest (Boldo and Melquiond, "Emulation
 //!   of FMA and correctly rounded sums: proved algorithms using rounding to odd", IEEE TC 2008).
-//!   Vectorized across output columns.
+//!   Vectorized across output columns; with products exact in `f32` and a narrow format whose
+//!   overflow is infinity or NaN, the same in `f32` lanes (`NarrowF32`).
+//! - stochastic `fp32`: TwoSum in `f32`, then the first 32 bits of the discarded fraction from
+//!   the bits of the error term, all in 32-bit lanes (`SrF32`).
 //! - `Order::Native`: `ndarray`'s `f32` GEMM, then one rounding per output.
+//!
+//! The sequential and chunked paths run register tiles of `TR x TC` outputs, every `k` in
+//! order. Each tile first runs an uncounted pass whose steps may skip what only matters once a
+//! value is non-finite or out of their range, as long as any such case leaves a non-finite
+//! output; tiles with a non-finite output run again with the exact, counted steps.
 
 use ndarray::{s, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
