@@ -764,6 +764,20 @@ fn tile<U: Unit, const COUNT: bool>(
     } else {
         [[[0; TC]; TR]; 3]
     };
+    // The random word of rounding `slot` of tile output (r, j); none for deterministic units.
+    let word_of = |r: usize, j: usize, slot: usize| {
+        if U::STOCHASTIC {
+            word(
+                &job.stream,
+                lo[r][j],
+                key[r][j],
+                carry_delta[r][j],
+                slot as u32,
+            )
+        } else {
+            0
+        }
+    };
     let mut kk = 0;
     while kk < k {
         let end = k.min(kk.saturating_add(chunk));
@@ -777,17 +791,7 @@ fn tile<U: Unit, const COUNT: bool>(
                     U::T::default()
                 };
                 for j in 0..TC {
-                    let w = if U::STOCHASTIC {
-                        word(
-                            &job.stream,
-                            lo[r][j],
-                            key[r][j],
-                            carry_delta[r][j],
-                            t as u32,
-                        )
-                    } else {
-                        0
-                    };
+                    let w = word_of(r, j, t);
                     let (v, o) = if COUNT {
                         unit.mac_checked(part[r][j], x, b[j], w)
                     } else {
@@ -806,17 +810,7 @@ fn tile<U: Unit, const COUNT: bool>(
             let slot = k + kk / chunk;
             for r in 0..TR {
                 for j in 0..TC {
-                    let w = if U::STOCHASTIC {
-                        word(
-                            &job.stream,
-                            lo[r][j],
-                            key[r][j],
-                            carry_delta[r][j],
-                            slot as u32,
-                        )
-                    } else {
-                        0
-                    };
+                    let w = word_of(r, j, slot);
                     let (v, o) = if COUNT {
                         unit.add_checked(acc[r][j], part[r][j], w)
                     } else {
