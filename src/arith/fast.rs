@@ -282,6 +282,12 @@ trait Unit: Copy + Send + Sync {
     fn input(x: f32) -> Self::T;
     /// Whether the unit rounds stochastically (the tiles then draw each rounding's word).
     const STOCHASTIC: bool = false;
+    /// `acc + a b` unrounded and whether that is the exact sum, for a stochastic unit: the
+    /// uncounted pass skips the random words and the rounding unit for a group of lanes whose
+    /// sums are all exact (a sum that needs no rounding rounds to itself in every mode).
+    fn mac_exact(&self, acc: Self::T, _a: Self::T, _b: Self::T) -> (Self::T, bool) {
+        (acc, false)
+    }
     /// `round(acc + p)` for the product `p` of `a` and `b` (random word `w`), and whether it
     /// overflowed.
     fn mac(&self, acc: Self::T, a: Self::T, b: Self::T, w: u32) -> (Self::T, bool);
@@ -646,6 +652,15 @@ impl Unit for SrF32 {
         x
     }
     #[inline(always)]
+    fn mac_exact(&self, acc: f32, a: f32, b: f32) -> (f32, bool) {
+        let y = a * b;
+        let hi = acc + y;
+        let z = hi - acc;
+        // TwoSum's error term; NaN when anything is not finite, so never "exact" then.
+        let lo = (acc - (hi - z)) + (y - z);
+        (hi, lo == 0.0)
+    }
+    #[inline(always)]
     fn mac(&self, acc: f32, a: f32, b: f32, w: u32) -> (f32, bool) {
         (self.sum(acc, a * b, w), false)
     }
@@ -672,6 +687,9 @@ impl Unit for SrF32 {
 const TR: usize = 4;
 /// Output columns per register tile.
 const TC: usize = 32;
+/// Lanes a stochastic tile checks for exact sums at once (one AVX-512 vector of `f32`); divides
+/// [`TC`].
+const EXACT_GROUP: usize = 16;
 
 /// Copy `TC` values of `src` from `j0` into a tile row, padding with zeros: a zero column
 /// multiplies to zero and never overflows, so padded lanes change nothing that is kept.
@@ -790,16 +808,31 @@ fn tile<U: Unit, const COUNT: bool>(
                 } else {
                     U::T::default()
                 };
-                for j in 0..TC {
-                    let w = word_of(r, j, t);
-                    let (v, o) = if COUNT {
-                        unit.mac_checked(part[r][j], x, b[j], w)
-                    } else {
-                        unit.mac(part[r][j], x, b[j], w)
-                    };
-                    part[r][j] = v;
-                    if COUNT {
-                        over[r][j] += u32::from(o);
+                for g in (0..TC).step_by(EXACT_GROUP) {
+                    if U::STOCHASTIC && !COUNT {
+                        let mut sums = [U::T::default(); EXACT_GROUP];
+                        let mut exact = true;
+                        for (l, s) in sums.iter_mut().enumerate() {
+                            let (v, e) = unit.mac_exact(part[r][g + l], x, b[g + l]);
+                            *s = v;
+                            exact &= e;
+                        }
+                        if exact {
+                            part[r][g..g + EXACT_GROUP].copy_from_slice(&sums);
+                            continue;
+                        }
+                    }
+                    for j in g..g + EXACT_GROUP {
+                        let w = word_of(r, j, t);
+                        let (v, o) = if COUNT {
+                            unit.mac_checked(part[r][j], x, b[j], w)
+                        } else {
+                            unit.mac(part[r][j], x, b[j], w)
+                        };
+                        part[r][j] = v;
+                        if COUNT {
+                            over[r][j] += u32::from(o);
+                        }
                     }
                 }
             }
