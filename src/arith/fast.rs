@@ -953,85 +953,73 @@ multiversion!(tile_narrow => tile_rows::<Narrow>, (unit: &Narrow, job: &Job<'_, 
 
 /// Pairwise order for a narrow float accumulator: the tree's levels, vectorized across columns.
 fn pairwise_rows(unit: Narrow, a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> (Array2<f64>, u64) {
-    let (k, n) = (a.ncols(), b.ncols());
     let bt = b.mapv(f64::from).as_standard_layout().into_owned();
-    let mut c = Array2::<f64>::zeros((a.nrows(), n));
+    let mut c = Array2::<f64>::zeros((a.nrows(), b.ncols()));
     let over = c
         .axis_iter_mut(Axis(0))
         .into_par_iter()
         .zip(a.axis_iter(Axis(0)))
         .map(|(mut out, ai)| {
             let out = out.as_slice_mut().expect("standard layout");
-            simd::dispatch(|| {
-                let mut buf = vec![0.0f64; k * n];
-                for (kk, (row, &x)) in buf.chunks_mut(n.max(1)).zip(&ai).enumerate() {
-                    for (p, &y) in row.iter_mut().zip(bt.row(kk)) {
-                        *p = unit.product(f64::from(x), y);
-                    }
-                }
-                let mut over = 0u64;
-                if k == 1 {
-                    for p in buf.iter_mut() {
-                        let (v, o) = unit.acc.round(*p);
-                        *p = v;
-                        over += u64::from(o);
-                    }
-                }
-                let mut len = k;
-                while len > 1 {
-                    let half = len / 2;
-                    for t in 0..half {
-                        let (lo, hi) = buf.split_at_mut((2 * t) * n);
-                        let (pair, _) = hi.split_at_mut(2 * n);
-                        let (x, y) = pair.split_at_mut(n);
-                        for (xv, &yv) in x.iter_mut().zip(y.iter()) {
-                            let (v, o) = unit.acc.add(*xv, yv);
-                            *xv = v;
-                            over += u64::from(o);
-                        }
-                        if t > 0 {
-                            lo[t * n..(t + 1) * n].copy_from_slice(x);
-                        }
-                    }
-                    if len % 2 == 1 {
-                        buf.copy_within((len - 1) * n..len * n, half * n);
-                    }
-                    len = len.div_ceil(2);
-                }
-                if k > 0 {
-                    out.copy_from_slice(&buf[..n]);
-                }
-                over
-            })
+            pairwise_row(&unit, &ai, &bt, out)
         })
         .sum();
     (c, over)
 }
 
-/// Runtime CPU dispatch: run a closure compiled with AVX2 and FMA when the CPU has them.
-mod simd {
-    /// Run `f` inlined into a function compiled for AVX2 + FMA when available (the `f32` FMA
-    /// and the bit manipulation of the narrow-float unit then vectorize), else as is.
-    #[inline(always)]
-    pub(super) fn dispatch<R>(f: impl FnOnce() -> R) -> R {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the CPU supports the features the function is compiled for.
-                return unsafe { avx2(f) };
+/// One output row of [`pairwise_rows`]: the products of row `ai` of `A` with `B`, then the
+/// levels of the tree, each level one vectorizable pass over the columns. Returns the overflow
+/// events.
+#[inline(always)]
+fn pairwise_row_portable(
+    unit: &Narrow,
+    ai: &ndarray::ArrayView1<f32>,
+    bt: &Array2<f64>,
+    out: &mut [f64],
+) -> u64 {
+    let (k, n) = (ai.len(), bt.ncols());
+    let mut buf = vec![0.0f64; k * n];
+    for (kk, (row, &x)) in buf.chunks_mut(n.max(1)).zip(ai).enumerate() {
+        for (p, &y) in row.iter_mut().zip(bt.row(kk)) {
+            *p = unit.product(f64::from(x), y);
+        }
+    }
+    let mut over = 0u64;
+    if k == 1 {
+        for p in buf.iter_mut() {
+            let (v, o) = unit.acc.round(*p);
+            *p = v;
+            over += u64::from(o);
+        }
+    }
+    let mut len = k;
+    while len > 1 {
+        let half = len / 2;
+        for t in 0..half {
+            let (lo, hi) = buf.split_at_mut((2 * t) * n);
+            let (pair, _) = hi.split_at_mut(2 * n);
+            let (x, y) = pair.split_at_mut(n);
+            for (xv, &yv) in x.iter_mut().zip(y.iter()) {
+                let (v, o) = unit.acc.add(*xv, yv);
+                *xv = v;
+                over += u64::from(o);
+            }
+            if t > 0 {
+                lo[t * n..(t + 1) * n].copy_from_slice(x);
             }
         }
-        f()
+        if len % 2 == 1 {
+            buf.copy_within((len - 1) * n..len * n, half * n);
+        }
+        len = len.div_ceil(2);
     }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-        f()
+    if k > 0 {
+        out.copy_from_slice(&buf[..n]);
     }
+    over
 }
+
+multiversion!(pairwise_row => pairwise_row_portable, (unit: &Narrow, ai: &ndarray::ArrayView1<f32>, bt: &Array2<f64>, out: &mut [f64]) -> u64);
 
 #[cfg(test)]
 mod tests {
