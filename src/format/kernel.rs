@@ -6,13 +6,15 @@
 //! the grid with shifts, asks the shared rounding rule ([`Rounding::round_up`]) for the last bit,
 //! rebuilds the value with one exact multiply by `2^k`, and selects overflow and special results.
 //! There are no branches per element, so the compiler vectorizes the loop; it is compiled once
-//! for AVX-512 and once for AVX2 and picked at run time. A kernel returns `false` when it has no
+//! for AVX-512 and once for AVX2 and picked at run time. The nearest-even loops write a large
+//! output whole cache lines at a time with non-temporal stores, as `memcpy` does, so the output
+//! is not read into the cache before it is overwritten. A kernel returns `false` when it has no
 //! fast path and the caller takes the exact `f64` reference path; `tests/quantizer.rs` proves the
 //! two paths agree bit for bit.
 
 use crate::format::{BlockFormat, Element, FixedFormat, FloatFormat, Format, Quantizer, Special};
 use crate::round::{Discarded, RandomStream, Rounding};
-use crate::simd::multiversion;
+use crate::simd::{multiversion, Isa, LINE};
 
 /// One grid and its range rules, in the `f32` domain.
 #[derive(Clone, Copy, Debug)]
@@ -283,10 +285,62 @@ fn run_mode(
     }
 }
 
+/// Outputs of at least this many elements (1 MiB) are written with non-temporal stores: they
+/// do not fit in the cache anyway, and a plain store would first read each output line in
+/// (what `memcpy` avoids for large copies the same way). Smaller outputs keep plain stores so
+/// the result stays in the cache for whoever reads it next.
+const STREAM_MIN: usize = 1 << 18;
+
+/// `out[i] = f(input[i])` on the bit patterns; a large output is written with [`map_lines`].
+#[inline(always)]
+fn map_streaming<I: Isa>(input: &[f32], out: &mut [f32], f: impl Fn(u32) -> u32 + Copy) {
+    if out.len() < STREAM_MIN {
+        return map_plain(input, out, f);
+    }
+    let done = map_lines::<I>(input, out, f);
+    map_plain(&input[done..], &mut out[done..], f);
+    I::store_fence();
+}
+
+/// `out[i] = f(input[i])` on the bit patterns, with plain stores.
+#[inline(always)]
+fn map_plain(input: &[f32], out: &mut [f32], f: impl Fn(u32) -> u32) {
+    for (o, x) in out.iter_mut().zip(input) {
+        *o = f32::from_bits(f(x.to_bits()));
+    }
+}
+
+/// [`map_plain`] for all of `out` but a last partial cache line: plain stores up to the first
+/// line boundary, then whole lines with non-temporal stores, so no output line is read before
+/// it is written. Returns how many elements were written; the caller writes the rest and issues
+/// the store fence.
+#[inline(always)]
+fn map_lines<I: Isa>(input: &[f32], out: &mut [f32], f: impl Fn(u32) -> u32 + Copy) -> usize {
+    let head = out.as_ptr().align_offset(4 * LINE).min(out.len());
+    let (out_head, out_rest) = out.split_at_mut(head);
+    let (in_head, in_rest) = input.split_at(head);
+    map_plain(in_head, out_head, f);
+    let mut lines = 0;
+    for (o, x) in out_rest
+        .chunks_exact_mut(LINE)
+        .zip(in_rest.chunks_exact(LINE))
+    {
+        let mut v = [0.0f32; LINE];
+        for (v, x) in v.iter_mut().zip(x) {
+            *v = f32::from_bits(f(x.to_bits()));
+        }
+        // SAFETY: `o` is LINE writable floats starting at a line boundary (the head ends at
+        // one, every chunk is one line), and `I` is the instruction set this body runs on.
+        unsafe { I::stream_line(o.as_mut_ptr(), &v) };
+        lines += 1;
+    }
+    head + lines * LINE
+}
+
 /// One loop per mode: the mode is a constant inside each arm, so the rounding rule is inlined
 /// and the loop vectorizes (the match happens once per slice, not per element).
 #[inline(always)]
-fn run_portable(
+fn run_portable<I: Isa>(
     g: &Grid,
     r: Rounding,
     stream: RandomStream,
@@ -295,15 +349,14 @@ fn run_portable(
     offset: u64,
 ) {
     match r {
+        // The closures own a copy of the grid, so its fields stay in registers.
         Rounding::NearestEven if g.has_fast_rne() && g.mirrored() => {
-            for (o, x) in out.iter_mut().zip(input) {
-                *o = f32::from_bits(element_rne_mirrored(g, x.to_bits()));
-            }
+            let g = *g;
+            map_streaming::<I>(input, out, move |x| element_rne_mirrored(&g, x))
         }
         Rounding::NearestEven if g.has_fast_rne() => {
-            for (o, x) in out.iter_mut().zip(input) {
-                *o = f32::from_bits(element_rne(g, x.to_bits()));
-            }
+            let g = *g;
+            map_streaming::<I>(input, out, move |x| element_rne(&g, x))
         }
         Rounding::NearestEven => run_mode(g, Rounding::NearestEven, stream, input, out, offset),
         Rounding::NearestAway => run_mode(g, Rounding::NearestAway, stream, input, out, offset),
@@ -317,13 +370,13 @@ fn run_portable(
     }
 }
 
-multiversion!(run => run_portable, (g: &Grid, r: Rounding, stream: RandomStream, input: &[f32], out: &mut [f32], offset: u64));
-multiversion!(run_blocks => run_blocks_portable, (q: &Quantizer, b: &BlockFormat, base: Grid, input: &[f32], out: &mut [f32], offset: u64, n: usize));
+multiversion!(run => run_portable::<isa>, (g: &Grid, r: Rounding, stream: RandomStream, input: &[f32], out: &mut [f32], offset: u64));
+multiversion!(run_blocks => run_blocks_portable::<isa>, (q: &Quantizer, b: &BlockFormat, base: Grid, input: &[f32], out: &mut [f32], offset: u64, n: usize));
 
 /// Quantize each block of a block format with its scaled grid; blocks whose scaled grid has
 /// no fast path go through the exact reference path.
 #[inline(always)]
-fn run_blocks_portable(
+fn run_blocks_portable<I: Isa>(
     q: &Quantizer,
     b: &BlockFormat,
     base: Grid,
@@ -343,7 +396,7 @@ fn run_blocks_portable(
             continue;
         }
         match base.scaled(shared_exponent_f32(b, amax)) {
-            Some(g) => run_portable(&g, r, stream, ib, ob, start),
+            Some(g) => run_portable::<I>(&g, r, stream, ib, ob, start),
             None => {
                 let wide: Vec<f64> = ib.iter().map(|&x| f64::from(x)).collect();
                 let mut res = vec![0.0; wide.len()];
