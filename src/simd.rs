@@ -32,6 +32,21 @@ pub(crate) trait Isa {
     }
 }
 
+/// Ask for the cache line holding `p` to be loaded into the cache ahead of use. Any address is
+/// allowed (a prefetch never faults), so `p` may point past the end of a slice.
+#[inline(always)]
+pub(crate) fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86_64 baseline, and a prefetch does not access memory in a
+    // way that can fault or be observed.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// The AVX-512 and AVX2 bodies: 256-bit VEX stores (the 512-bit store intrinsics need a newer
 /// compiler than the crate's minimum; a line is still written whole, in two halves).
 #[cfg(target_arch = "x86_64")]
