@@ -227,6 +227,44 @@ fn large_slices_cross_parallel_chunks() {
 }
 
 #[test]
+fn streamed_outputs_equal_the_reference() {
+    // Outputs of at least 2^18 elements are written with non-temporal stores a cache line at a
+    // time, after a head up to the first 64-byte boundary and before a tail: shifting the start
+    // by a few elements moves both, and the length leaves a partial line (and a partial block).
+    let n = (1 << 18) + 1_013;
+    for spec in [
+        "bf16",
+        "e4m3fn",
+        "e5m2",
+        "e4m3fnuz",
+        "mxfp8",
+        "mxfp4",
+        "bfp:wl=8,size=32",
+    ] {
+        let f = fmt(spec);
+        let x32 = inputs(&f, n + 8, 11);
+        let mut buf = vec![0.0f32; n + 8];
+        for shift in [0, 1, 3, 6] {
+            let x32 = &x32[shift..shift + n];
+            let x64: Vec<f64> = x32.iter().map(|&x| f64::from(x)).collect();
+            for mode in [Rounding::NearestEven, Rounding::Stochastic { bits: 8 }] {
+                let q = Quantizer::new(f, mode, 5, 1).unwrap();
+                let mut o64 = vec![0.0; n];
+                q.quantize_f64(&x64, &mut o64, 0, n);
+                let o32 = &mut buf[shift..shift + n];
+                o32.fill(12_345.0); // not a result, so an element left unwritten shows
+                q.quantize_f32(x32, o32, 0, n).unwrap();
+                let bad = o32
+                    .iter()
+                    .zip(&o64)
+                    .position(|(a, b)| !same32(*a, *b as f32));
+                assert!(bad.is_none(), "{spec} {mode} shift {shift}: index {bad:?}");
+            }
+        }
+    }
+}
+
+#[test]
 fn refusals() {
     for spec in ["fp64", "int32", "fixed:wl=30,fl=0", "float:e=11,m=10"] {
         let f = fmt(spec);

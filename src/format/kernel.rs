@@ -5,14 +5,16 @@
 //! `-fl` for fixed point). The kernel works on the `f32` bit pattern: it splits the significand at
 //! the grid with shifts, asks the shared rounding rule ([`Rounding::round_up`]) for the last bit,
 //! rebuilds the value with one exact multiply by `2^k`, and selects overflow and special results.
-//! There are no branches per element, so the compiler vectorizes the loop; it is compiled once
-//! for AVX-512 and once for AVX2 and picked at run time. A kernel returns `false` when it has no
-//! fast path and the caller takes the exact `f64` reference path; `tests/quantizer.rs` proves the
-//! two paths agree bit for bit.
+//! There are no branches per element, so the compiler vectorizes the loop; it is compiled once for
+//! AVX-512 and once for AVX2 and picked at run time. The nearest-even loops write a large output
+//! whole cache lines at a time with non-temporal stores, as `memcpy` does, so the output is not
+//! read into the cache before it is overwritten; MX blocks go through a small buffer to get there,
+//! and prefetch their input. A kernel returns `false` when it has no fast path and the caller takes
+//! the exact `f64` reference path; `tests/quantizer.rs` proves the two paths agree bit for bit.
 
 use crate::format::{BlockFormat, Element, FixedFormat, FloatFormat, Format, Quantizer, Special};
 use crate::round::{Discarded, RandomStream, Rounding};
-use crate::simd::multiversion;
+use crate::simd::{multiversion, prefetch, Isa, LINE};
 
 /// One grid and its range rules, in the `f32` domain.
 #[derive(Clone, Copy, Debug)]
@@ -306,10 +308,62 @@ fn run_mode(
     }
 }
 
+/// Outputs of at least this many elements (1 MiB) are written with non-temporal stores: they
+/// do not fit in the cache anyway, and a plain store would first read each output line in
+/// (what `memcpy` avoids for large copies the same way). Smaller outputs keep plain stores so
+/// the result stays in the cache for whoever reads it next.
+const STREAM_MIN: usize = 1 << 18;
+
+/// `out[i] = f(input[i])` on the bit patterns; a large output is written with [`map_lines`].
+#[inline(always)]
+fn map_streaming<I: Isa>(input: &[f32], out: &mut [f32], f: impl Fn(u32) -> u32 + Copy) {
+    if out.len() < STREAM_MIN {
+        return map_plain(input, out, f);
+    }
+    let done = map_lines::<I>(input, out, f);
+    map_plain(&input[done..], &mut out[done..], f);
+    I::store_fence();
+}
+
+/// `out[i] = f(input[i])` on the bit patterns, with plain stores.
+#[inline(always)]
+fn map_plain(input: &[f32], out: &mut [f32], f: impl Fn(u32) -> u32) {
+    for (o, x) in out.iter_mut().zip(input) {
+        *o = f32::from_bits(f(x.to_bits()));
+    }
+}
+
+/// [`map_plain`] for all of `out` but a last partial cache line: plain stores up to the first
+/// line boundary, then whole lines with non-temporal stores, so no output line is read before
+/// it is written. Returns how many elements were written; the caller writes the rest and issues
+/// the store fence.
+#[inline(always)]
+fn map_lines<I: Isa>(input: &[f32], out: &mut [f32], f: impl Fn(u32) -> u32 + Copy) -> usize {
+    let head = out.as_ptr().align_offset(4 * LINE).min(out.len());
+    let (out_head, out_rest) = out.split_at_mut(head);
+    let (in_head, in_rest) = input.split_at(head);
+    map_plain(in_head, out_head, f);
+    let mut lines = 0;
+    for (o, x) in out_rest
+        .chunks_exact_mut(LINE)
+        .zip(in_rest.chunks_exact(LINE))
+    {
+        let mut v = [0.0f32; LINE];
+        for (v, x) in v.iter_mut().zip(x) {
+            *v = f32::from_bits(f(x.to_bits()));
+        }
+        // SAFETY: `o` is LINE writable floats starting at a line boundary (the head ends at
+        // one, every chunk is one line), and `I` is the instruction set this body runs on.
+        unsafe { I::stream_line(o.as_mut_ptr(), &v) };
+        lines += 1;
+    }
+    head + lines * LINE
+}
+
 /// One loop per mode: the mode is a constant inside each arm, so the rounding rule is inlined
 /// and the loop vectorizes (the match happens once per slice, not per element).
 #[inline(always)]
-fn run_portable(
+fn run_portable<I: Isa>(
     g: &Grid,
     r: Rounding,
     stream: RandomStream,
@@ -318,15 +372,14 @@ fn run_portable(
     offset: u64,
 ) {
     match r {
+        // The closures own a copy of the grid, so its fields stay in registers.
         Rounding::NearestEven if g.has_fast_rne() && g.mirrored() => {
-            for (o, x) in out.iter_mut().zip(input) {
-                *o = f32::from_bits(element_rne_mirrored(g, x.to_bits()));
-            }
+            let g = *g;
+            map_streaming::<I>(input, out, move |x| element_rne_mirrored(&g, x))
         }
         Rounding::NearestEven if g.has_fast_rne() => {
-            for (o, x) in out.iter_mut().zip(input) {
-                *o = f32::from_bits(element_rne(g, x.to_bits()));
-            }
+            let g = *g;
+            map_streaming::<I>(input, out, move |x| element_rne(&g, x))
         }
         Rounding::NearestEven => run_mode(g, Rounding::NearestEven, stream, input, out, offset),
         Rounding::NearestAway => run_mode(g, Rounding::NearestAway, stream, input, out, offset),
@@ -340,13 +393,25 @@ fn run_portable(
     }
 }
 
-multiversion!(run => run_portable, (g: &Grid, r: Rounding, stream: RandomStream, input: &[f32], out: &mut [f32], offset: u64));
-multiversion!(run_blocks => run_blocks_portable, (q: &Quantizer, b: &BlockFormat, base: Grid, input: &[f32], out: &mut [f32], offset: u64, n: usize));
+multiversion!(run => run_portable::<isa>, (g: &Grid, r: Rounding, stream: RandomStream, input: &[f32], out: &mut [f32], offset: u64));
+multiversion!(run_blocks => run_blocks_portable::<isa>, (q: &Quantizer, b: &BlockFormat, base: Grid, input: &[f32], out: &mut [f32], offset: u64, n: usize));
 
-/// Quantize each block of a block format with its scaled grid; blocks whose scaled grid has
-/// no fast path go through the exact reference path.
+/// The block length with a nearest-even path held in registers: the OCP MX block.
+const RNE_BLOCK: usize = 32;
+
+/// Elements of a large block-format output quantized into a small buffer, then streamed out
+/// with [`map_lines`] (blocks need not start on cache lines, so they are not streamed
+/// directly); a whole number of blocks, and few, so reading the input and streaming the output
+/// interleave (measured: 4 blocks beat 1, 2, 8, 16 and 64).
+const TILE: usize = 4 * RNE_BLOCK;
+
+/// How far ahead of the current block [`rne_blocks`] prefetches its input, in elements (4 KiB;
+/// measured better than 2 and 8 KiB).
+const PREFETCH_AHEAD: usize = 1024;
+
+/// Quantize each block of a block format with its scaled grid.
 #[inline(always)]
-fn run_blocks_portable(
+fn run_blocks_portable<I: Isa>(
     q: &Quantizer,
     b: &BlockFormat,
     base: Grid,
@@ -355,25 +420,106 @@ fn run_blocks_portable(
     offset: u64,
     n: usize,
 ) {
-    let (r, stream) = (q.rounding(), q.stream());
-    for (j, (ib, ob)) in input.chunks(n).zip(out.chunks_mut(n)).enumerate() {
-        let start = offset + (j * n) as u64;
-        let amax = ib
-            .iter()
-            .fold(0u32, |m, x| m.max(x.to_bits() & 0x7fff_ffff));
-        if amax >= 0x7f80_0000 {
-            ob.fill(f32::NAN);
-            continue;
+    let mirrored_rne = base.has_fast_rne() && base.mirrored();
+    if q.rounding() == Rounding::NearestEven && n == RNE_BLOCK && mirrored_rne {
+        if out.len() < STREAM_MIN {
+            return rne_blocks::<I>(q, b, base, input, out, offset);
         }
-        match base.scaled(shared_exponent_f32(b, amax)) {
-            Some(g) => run_portable(&g, r, stream, ib, ob, start),
-            None => {
-                let wide: Vec<f64> = ib.iter().map(|&x| f64::from(x)).collect();
-                let mut res = vec![0.0; wide.len()];
-                b.quantize_block(&wide, &mut res, r, |i| stream.bits(start + i as u64));
-                for (o, v) in ob.iter_mut().zip(res) {
-                    *o = v as f32;
-                }
+        // Tile by tile into `buf[LINE..]`; the elements after the last whole output line wait
+        // in `buf[LINE - carry..LINE]` and lead the next tile's lines, so every line but the
+        // first and the last is streamed whole.
+        let mut buf = [0.0f32; LINE + TILE];
+        let (mut carry, mut at) = (0, 0);
+        for it in input.chunks(TILE) {
+            let n = it.len();
+            rne_blocks::<I>(q, b, base, it, &mut buf[LINE..LINE + n], offset + at as u64);
+            let window = &buf[LINE - carry..LINE + n];
+            let done = map_lines::<I>(window, &mut out[at - carry..at + n], |x| x);
+            carry = window.len() - done;
+            buf.copy_within(LINE + n - carry..LINE + n, LINE - carry);
+            at += n;
+        }
+        out[at - carry..].copy_from_slice(&buf[LINE - carry..LINE]);
+        return I::store_fence();
+    }
+    for (j, (ib, ob)) in input.chunks(n).zip(out.chunks_mut(n)).enumerate() {
+        block::<I>(q, b, base, ib, ob, offset + (j * n) as u64);
+    }
+}
+
+/// Nearest-even blocks of [`RNE_BLOCK`] elements on a mirrored grid (`base`): the block
+/// maximum, the scale and the rounding of each full block stay in registers, without the
+/// general per-block dispatch (the block length is a constant, so each block is two or four
+/// whole vectors); the blocks it does not cover (a scale outside the fast range, NaN or
+/// infinity, a short last block) go through [`block`].
+#[inline(always)]
+fn rne_blocks<I: Isa>(
+    q: &Quantizer,
+    b: &BlockFormat,
+    base: Grid,
+    input: &[f32],
+    out: &mut [f32],
+    offset: u64,
+) {
+    let mut ins = input.chunks_exact(RNE_BLOCK);
+    let mut outs = out.chunks_exact_mut(RNE_BLOCK);
+    for (j, (ib, ob)) in (&mut ins).zip(&mut outs).enumerate() {
+        // The block maximum needs the whole block before any rounding, a dependency the
+        // processor's out-of-order window does not look far enough past to keep the memory
+        // busy; asking for the input a few kilobytes ahead does.
+        for line in (0..RNE_BLOCK).step_by(LINE) {
+            prefetch(ib.as_ptr().wrapping_add(PREFETCH_AHEAD + line));
+        }
+        let amax = abs_max_bits(ib);
+        let g = (amax < 0x7f80_0000)
+            .then(|| base.scaled(shared_exponent_f32(b, amax)))
+            .flatten()
+            .filter(Grid::has_fast_rne);
+        // A scaled mirrored grid is mirrored: this is the loop `run_portable` would pick.
+        match g {
+            Some(g) => map_plain(ib, ob, |x| element_rne_mirrored(&g, x)),
+            None => block::<I>(q, b, base, ib, ob, offset + (j * RNE_BLOCK) as u64),
+        }
+    }
+    let (ib, ob) = (ins.remainder(), outs.into_remainder());
+    if !ib.is_empty() {
+        let start = offset + (input.len() - ib.len()) as u64;
+        block::<I>(q, b, base, ib, ob, start);
+    }
+}
+
+/// The largest magnitude of a block, as `f32` bits (a NaN compares above infinity).
+#[inline(always)]
+fn abs_max_bits(block: &[f32]) -> u32 {
+    block
+        .iter()
+        .fold(0u32, |m, x| m.max(x.to_bits() & 0x7fff_ffff))
+}
+
+/// Quantize one block with its scaled grid; a block whose scaled grid has no fast path goes
+/// through the exact reference path.
+#[inline(always)]
+fn block<I: Isa>(
+    q: &Quantizer,
+    b: &BlockFormat,
+    base: Grid,
+    ib: &[f32],
+    ob: &mut [f32],
+    start: u64,
+) {
+    let (r, stream) = (q.rounding(), q.stream());
+    let amax = abs_max_bits(ib);
+    if amax >= 0x7f80_0000 {
+        return ob.fill(f32::NAN);
+    }
+    match base.scaled(shared_exponent_f32(b, amax)) {
+        Some(g) => run_portable::<I>(&g, r, stream, ib, ob, start),
+        None => {
+            let wide: Vec<f64> = ib.iter().map(|&x| f64::from(x)).collect();
+            let mut res = vec![0.0; wide.len()];
+            b.quantize_block(&wide, &mut res, r, |i| stream.bits(start + i as u64));
+            for (o, v) in ob.iter_mut().zip(res) {
+                *o = v as f32;
             }
         }
     }
