@@ -442,8 +442,51 @@ fn run_blocks_portable<I: Isa>(
         out[at - carry..].copy_from_slice(&buf[LINE - carry..LINE]);
         return I::store_fence();
     }
+    if let (Rounding::Stochastic { bits }, RNE_BLOCK) = (q.rounding(), n) {
+        return sr_blocks::<I>(q, b, base, bits, input, out, offset);
+    }
     for (j, (ib, ob)) in input.chunks(n).zip(out.chunks_mut(n)).enumerate() {
         block::<I>(q, b, base, ib, ob, offset + (j * n) as u64);
+    }
+}
+
+/// Stochastic rounding of blocks of [`RNE_BLOCK`] elements: the mode is fixed for the slice and
+/// each full block is a loop of constant length (whole vectors, no per-block dispatch); the
+/// blocks it does not cover (a scale outside the fast range, NaN or infinity, a short last
+/// block) go through [`block`].
+#[inline(always)]
+fn sr_blocks<I: Isa>(
+    q: &Quantizer,
+    b: &BlockFormat,
+    base: Grid,
+    bits: u32,
+    input: &[f32],
+    out: &mut [f32],
+    offset: u64,
+) {
+    let (r, stream) = (Rounding::Stochastic { bits }, q.stream());
+    let mut ins = input.chunks_exact(RNE_BLOCK);
+    let mut outs = out.chunks_exact_mut(RNE_BLOCK);
+    for (j, (ib, ob)) in (&mut ins).zip(&mut outs).enumerate() {
+        let start = offset + (j * RNE_BLOCK) as u64;
+        let amax = abs_max_bits(ib);
+        let g = (amax < 0x7f80_0000)
+            .then(|| base.scaled(shared_exponent_f32(b, amax)))
+            .flatten();
+        match (g, <&[f32; RNE_BLOCK]>::try_from(ib)) {
+            (Some(g), Ok(ib)) => {
+                for (i, (o, x)) in ob.iter_mut().zip(ib).enumerate() {
+                    let word = stream.bits(start + i as u64);
+                    *o = f32::from_bits(element(&g, r, x.to_bits(), word));
+                }
+            }
+            _ => block::<I>(q, b, base, ib, ob, start),
+        }
+    }
+    let done = input.len() - ins.remainder().len();
+    if done < input.len() {
+        let start = offset + done as u64;
+        block::<I>(q, b, base, &input[done..], &mut out[done..], start);
     }
 }
 
