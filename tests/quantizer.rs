@@ -295,3 +295,41 @@ fn refusals() {
     assert!(Quantizer::new(qt, Rounding::NearestAway, 0, 0).is_ok());
     assert!(Quantizer::new(qt, Rounding::Stochastic { bits: 4 }, 0, 0).is_ok());
 }
+
+#[test]
+fn stochastic_words_across_the_32_bit_index_boundary() {
+    // The kernels step random-word indices in 32-bit halves; a slice whose element indices
+    // cross 2^32 must still draw word `offset + i` for element `i`, as the reference does.
+    let n = 32 * 40 + 7;
+    for spec in [
+        "bf16",
+        "e4m3fn",
+        "fixed:wl=8,fl=6",
+        "bfp:wl=8,size=32",
+        "mxfp8",
+    ] {
+        let f = fmt(spec);
+        let x32 = inputs(&f, n, 3);
+        let x64: Vec<f64> = x32.iter().map(|&x| f64::from(x)).collect();
+        for offset in [(1u64 << 32) - 300, (1u64 << 32) - 16, (5u64 << 32) - 1] {
+            for mode in [
+                Rounding::Stochastic { bits: 32 },
+                Rounding::Stochastic { bits: 5 },
+            ] {
+                let q = Quantizer::new(f, mode, 9, 2).unwrap();
+                let mut o64 = vec![0.0; n];
+                q.quantize_f64(&x64, &mut o64, offset, n);
+                let mut o32 = vec![0.0f32; n];
+                q.quantize_f32(&x32, &mut o32, offset, n).unwrap();
+                let bad = o32
+                    .iter()
+                    .zip(&o64)
+                    .position(|(a, b)| !same32(*a, *b as f32));
+                assert!(
+                    bad.is_none(),
+                    "{spec} {mode} offset {offset}: index {bad:?}"
+                );
+            }
+        }
+    }
+}

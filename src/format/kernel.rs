@@ -298,8 +298,21 @@ fn run_mode(
     offset: u64,
 ) {
     if r.is_stochastic() {
-        for (i, (o, x)) in out.iter_mut().zip(input).enumerate() {
-            *o = f32::from_bits(element(g, r, x.to_bits(), stream.bits(offset + i as u64)));
+        // Random-word indices in 32-bit lanes: the slice is cut where the low half of the
+        // index wraps, and each piece shares one high-half key.
+        let mut done = 0;
+        while done < input.len() {
+            let index = offset + done as u64;
+            let lo = index as u32;
+            let key = stream.high_key((index >> 32) as u32);
+            let until_wrap = (1u64 << 32) - u64::from(lo);
+            let len = (input.len() - done).min(usize::try_from(until_wrap).unwrap_or(usize::MAX));
+            let (ins, outs) = (&input[done..done + len], &mut out[done..done + len]);
+            for (i, (o, x)) in outs.iter_mut().zip(ins).enumerate() {
+                let word = stream.bits_keyed(lo.wrapping_add(i as u32), key);
+                *o = f32::from_bits(element(g, r, x.to_bits(), word));
+            }
+            done += len;
         }
     } else {
         for (o, x) in out.iter_mut().zip(input) {
@@ -474,9 +487,11 @@ fn sr_blocks<I: Isa>(
             .then(|| base.scaled(shared_exponent_f32(b, amax)))
             .flatten();
         match (g, <&[f32; RNE_BLOCK]>::try_from(ib)) {
-            (Some(g), Ok(ib)) => {
+            // Random-word indices in 32-bit lanes when the block's low halves do not wrap.
+            (Some(g), Ok(ib)) if (start as u32).checked_add(RNE_BLOCK as u32).is_some() => {
+                let (lo, key) = (start as u32, stream.high_key((start >> 32) as u32));
                 for (i, (o, x)) in ob.iter_mut().zip(ib).enumerate() {
-                    let word = stream.bits(start + i as u64);
+                    let word = stream.bits_keyed(lo + i as u32, key);
                     *o = f32::from_bits(element(&g, r, x.to_bits(), word));
                 }
             }
