@@ -471,6 +471,43 @@ fn per_add(
     Some((c, path, tally))
 }
 
+/// Whether every product of an `a` and a `b` is exact in `f32`: at most 24 significant bits,
+/// no smaller than the smallest subnormal, far from the largest finite value.
+fn products_exact_in_f32(a: &FloatFormat, b: &FloatFormat) -> bool {
+    let (la, lb) = (a.limits(), b.limits());
+    a.man_bits() + b.man_bits() + 2 <= 24
+        && la.min_positive * lb.min_positive >= f64::from(f32::from_bits(1))
+        && la.max * lb.max < f64::from(f32::MAX) / 2.0
+}
+
+/// [`two_sum`] in `f32`: `(hi, lo)` with `hi = fl(x + y)` and `hi + lo = x + y` exactly when
+/// the sum is finite (`lo` is NaN when anything is not).
+#[inline(always)]
+fn two_sum_f32(x: f32, y: f32) -> (f32, f32) {
+    let hi = x + y;
+    let z = hi - x;
+    (hi, (x - (hi - z)) + (y - z))
+}
+
+/// `(hi, magnitude, sign)`: `hi = fl(x + y)`, and the bits of the exact sum rounded to odd at 24
+/// bits, as magnitude and sign bit (exact when `hi` is finite). Rounding to odd works on the
+/// magnitude: an inexact `hi` moves one step toward the error term (down when it has the other
+/// sign) and the last bit is set, which lands on the odd neighbour of the exact sum.
+#[inline(always)]
+fn sum_to_odd(x: f32, y: f32) -> (f32, u32, u32) {
+    let (hi, lo) = two_sum_f32(x, y);
+    let (hb, lb) = (hi.to_bits(), lo.to_bits());
+    // All ones when lo has the other sign than hi.
+    let other_sign = ((hb ^ lb) as i32 >> 31) as u32;
+    let mag = hb & 0x7fff_ffff;
+    let odd = if lo != 0.0 {
+        mag.wrapping_add(other_sign) | 1
+    } else {
+        mag
+    };
+    (hi, odd, hb & 0x8000_0000)
+}
+
 /// A narrow float accumulator with `rne`, a sticky overflow (infinity or NaN) and at most 22
 /// significant bits, fed exact products that are exact in `f32`: the `f32` version of
 /// [`Narrow`], twice as many lanes. `x + y` is split exactly by TwoSum in `f32`, rounded to odd at
@@ -489,50 +526,29 @@ impl NarrowF32 {
         else {
             return None;
         };
-        let la = a.limits();
-        let lb = b.limits();
-        // Products exact in f32: at most 24 significant bits, inside the f32 range.
-        let exact = a.man_bits() + b.man_bits() + 2 <= 24
-            && la.min_positive * lb.min_positive >= f64::from(f32::from_bits(1))
-            && la.max * lb.max < f64::from(f32::MAX) / 2.0;
         let sticky = !acc.saturate() && acc.man_bits() <= 21;
-        (exact && sticky).then_some(NarrowF32 {
+        (products_exact_in_f32(&a, &b) && sticky).then_some(NarrowF32 {
             acc: RneF32::new(&acc)?,
         })
     }
 
     /// `round(x + y)` exactly when no value on the way is non-finite, and a non-finite value
-    /// otherwise ([`Unit::sticky_overflow`]): the first, uncounted pass. Rounding to odd works on
-    /// the magnitude: an inexact `hi` moves one step toward `lo` (down when `lo` has the other
-    /// sign) and the last bit is set, which lands on the odd neighbour of the exact sum.
+    /// otherwise ([`Unit::sticky_overflow`]): the first, uncounted pass.
     #[inline(always)]
     fn sum_fast(&self, x: f32, y: f32) -> f32 {
-        let hi = x + y;
-        let z = hi - x;
-        let lo = (x - (hi - z)) + (y - z);
-        let (hb, lb) = (hi.to_bits(), lo.to_bits());
-        // All ones when lo has the other sign than hi.
-        let other_sign = ((hb ^ lb) as i32 >> 31) as u32;
-        let mag = hb & 0x7fff_ffff;
-        let odd = if lo != 0.0 {
-            mag.wrapping_add(other_sign) | 1
-        } else {
-            mag
-        };
-        f32::from_bits(self.acc.round_magnitude_sticky(odd) | (hb & 0x8000_0000))
+        let (_, odd, sign) = sum_to_odd(x, y);
+        f32::from_bits(self.acc.round_magnitude_sticky(odd) | sign)
     }
 
     /// `round(x + y)` in every case, and whether a finite sum overflowed: the counted pass.
     #[inline(always)]
     fn sum(&self, x: f32, y: f32) -> (f32, bool) {
-        let hi = x + y;
-        let z = hi - x;
-        let lo = (x - (hi - z)) + (y - z);
-        let bits = hi.to_bits();
-        let inexact = lo != 0.0 && hi.is_finite() && bits & 1 == 0;
-        let up = (lo > 0.0) == (hi > 0.0);
-        let step = if up { 1u32 } else { u32::MAX };
-        let s = f32::from_bits(bits.wrapping_add(if inexact { step } else { 0 }));
+        let (hi, odd, sign) = sum_to_odd(x, y);
+        let s = if hi.is_finite() {
+            f32::from_bits(odd | sign)
+        } else {
+            hi
+        };
         let r = self.acc.round(s);
         (r, s.is_finite() && !r.is_finite())
     }
@@ -584,14 +600,11 @@ impl SrF32 {
         let (Format::Float(a), Format::Float(b), None) = (cfg.a, cfg.b, cfg.product) else {
             return None;
         };
-        let (la, lb) = (a.limits(), b.limits());
-        let exact = a.man_bits() + b.man_bits() + 2 <= 24
-            && la.min_positive * lb.min_positive >= f64::from(f32::from_bits(1))
-            && la.max * lb.max < f64::from(f32::MAX) / 2.0;
-        (exact && cfg.acc == fp32 && cfg.acc_rounding.is_stochastic()).then_some(SrF32 {
-            bits: cfg.acc_rounding.random_bits(),
-            adder: cfg.adder().ok()?,
-        })
+        (products_exact_in_f32(&a, &b) && cfg.acc == fp32 && cfg.acc_rounding.is_stochastic())
+            .then_some(SrF32 {
+                bits: cfg.acc_rounding.random_bits(),
+                adder: cfg.adder().ok()?,
+            })
     }
 
     /// `x + y` rounded stochastically with random word `w`, in 32-bit lanes only. TwoSum gives
@@ -609,9 +622,7 @@ impl SrF32 {
     fn sum(&self, x: f32, y: f32, w: u32) -> f32 {
         const EXP: u32 = 0x7f80_0000;
         const MAN: u32 = 0x007f_ffff;
-        let hi = x + y;
-        let z = hi - x;
-        let lo = (x - (hi - z)) + (y - z);
+        let (hi, lo) = two_sum_f32(x, y);
         let (hb, lb) = (hi.to_bits(), lo.to_bits());
         let beyond = (hb ^ lb) >> 31 == 0;
         let toward_zero = if beyond { hb } else { hb.wrapping_sub(1) };
@@ -653,11 +664,8 @@ impl Unit for SrF32 {
     }
     #[inline(always)]
     fn mac_exact(&self, acc: f32, a: f32, b: f32) -> (f32, bool) {
-        let y = a * b;
-        let hi = acc + y;
-        let z = hi - acc;
-        // TwoSum's error term; NaN when anything is not finite, so never "exact" then.
-        let lo = (acc - (hi - z)) + (y - z);
+        // The error term is NaN when anything is not finite, so never "exact" then.
+        let (hi, lo) = two_sum_f32(acc, a * b);
         (hi, lo == 0.0)
     }
     #[inline(always)]
