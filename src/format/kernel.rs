@@ -275,9 +275,14 @@ fn rne_magnitude(g: &Grid, abs: u32) -> u32 {
 /// ([`Grid::mirrored`]): the sign is OR-ed back instead of selected, a few operations fewer.
 #[inline(always)]
 fn element_rne_mirrored(g: &Grid, x: u32) -> u32 {
-    let sign = x & 0x8000_0000;
+    finish_mirrored(g, x, rne_magnitude(g, x & 0x7fff_ffff))
+}
+
+/// [`finish`] for a mirrored grid ([`Grid::mirrored`]): the sign is OR-ed back instead of
+/// selected.
+#[inline(always)]
+fn finish_mirrored(g: &Grid, x: u32, q: u32) -> u32 {
     let abs = x & 0x7fff_ffff;
-    let q = rne_magnitude(g, abs);
     let m = if q > g.max_pos.to_bits() {
         g.overflow[0]
     } else {
@@ -285,11 +290,177 @@ fn element_rne_mirrored(g: &Grid, x: u32) -> u32 {
     };
     let m = if abs == 0x7f80_0000 { g.inf[0] } else { m };
     let m = if abs > 0x7f80_0000 { g.nan[0] } else { m };
-    m | sign
+    m | (x & 0x8000_0000)
+}
+
+/// [`element_rne_mirrored`] for a finite input (a block whose maximum is finite): no infinity
+/// or NaN selects.
+#[inline(always)]
+fn element_rne_finite(g: &Grid, x: u32) -> u32 {
+    let q = rne_magnitude(g, x & 0x7fff_ffff);
+    let m = if q > g.max_pos.to_bits() {
+        g.overflow[0]
+    } else {
+        q
+    };
+    m | (x & 0x8000_0000)
+}
+
+/// Stochastic rounding (`sr` or `sr:bits=N`) on a grid in fewer operations than [`element`]:
+/// no per-element shift counts, one path for every magnitude.
+///
+/// The rule is [`crate::round::stochastic_carry`]: with `r` the random word's counted top bits
+/// and `f` the discarded fraction, round up when `f 2^32 + r >= 2^32`.
+/// - Where the grid's step is a fixed bit of the `f32` pattern (a float grid's normal range),
+///   `f 2^32 = d 2^(m+9)` for the `23 - m` low bits `d`, so the carry happens exactly when
+///   `d + (r >> (m + 9))` reaches `2^(23 - m)`: adding `r >> (m + 9)` to the pattern and
+///   clearing the low bits rounds (a carry correctly bumps the exponent).
+/// - Where the step is the fixed `2^kmin` (below a float grid's smallest normal `2^(kmin+m)`,
+///   or everywhere on a fixed grid, with `m` chosen so that `2^(kmin+m)` exceeds its range),
+///   adding `M = 2^(kmin+m)` moves `|x|` into the binade where the step is again bit `23 - m`.
+///   The sum `s` rounds, but its error `e = |x| - (s - M)` is exact (Fast2Sum), and
+///   `e' = e 2^(32 - kmin)` lies within `±2^(m+8)`. Then `f 2^32 + r` is
+///   `(d + (r >> (m+9))) 2^(m+9) + (r_low + e')` with `r_low` the low `m + 9` bits of `r`, so
+///   the carry is that of the first pass corrected by `floor((r_low + e') / 2^(m+9))`, which is
+///   `-1`, `0` or `1` and decided by two exact comparisons (`r_low < 2^24` is an exact `f32`).
+///   A correction of `-1` on a sum with `d = 0` steps down to the lower neighbour, which is the
+///   right answer there: the exact sum was just below `s`. `M` is subtracted back exactly.
+#[derive(Clone, Copy, Debug)]
+struct SrGrid {
+    grid: Grid,
+    /// The random bits that count: the top `N` of 32.
+    random_mask: u32,
+    /// `m + 9` and the `23 - m` low bits cleared.
+    shift: u32,
+    drop: u32,
+    /// Bits of the smallest magnitude whose step is a bit of its own pattern (`u32::MAX` on a
+    /// fixed grid).
+    min_normal: u32,
+    /// `M = 2^(kmin + m)`, `2^(m + 9)` and `2^(32 - kmin)` as two factors (it can exceed the
+    /// `f32` range).
+    offset: f32,
+    unit: f32,
+    scale: [f32; 2],
+}
+
+impl SrGrid {
+    /// `None` where the shortcuts do not hold: the low `m + 9` random bits must be an exact
+    /// `f32` (`m <= 15`), a float grid needs [`Grid::has_fast_rne`], a fixed grid a range
+    /// below `2^(kmin + 15)`.
+    fn new(g: &Grid, bits: u32) -> Option<SrGrid> {
+        let float = g.m < 255;
+        let m = if float {
+            g.m
+        } else {
+            // The smallest width whose binade holds every magnitude of the grid.
+            let top = g.max_pos.max(g.max_neg);
+            (0..=15).find(|&m| top < pow2f(g.kmin + m))?
+        };
+        let fits = m <= 15 && g.kmin + m >= -126 && g.kmin + m <= 126 && g.kmin >= -149;
+        if !fits || (float && !g.has_fast_rne()) || !(1..=32).contains(&bits) {
+            return None;
+        }
+        let up = 32 - g.kmin;
+        let half = up / 2;
+        Some(SrGrid {
+            grid: *g,
+            random_mask: !(u32::MAX >> bits.min(31) >> u32::from(bits >= 32)),
+            shift: (m + 9) as u32,
+            drop: (1u32 << (23 - m)) - 1,
+            min_normal: if float {
+                pow2f(g.kmin + m).to_bits()
+            } else {
+                u32::MAX
+            },
+            offset: pow2f(g.kmin + m),
+            unit: pow2f(m + 9),
+            scale: [pow2f(half), pow2f(up - half)],
+        })
+    }
+
+    /// The magnitude bits of `|x|` (bits `abs`) rounded with the random word, before range
+    /// rules.
+    #[inline(always)]
+    fn magnitude(&self, abs: u32, random: u32) -> u32 {
+        let r = random & self.random_mask;
+        let a = f32::from_bits(abs);
+        let offset = if abs < self.min_normal {
+            self.offset
+        } else {
+            0.0
+        };
+        let s = a + offset;
+        let e = (a - (s - offset)) * self.scale[0] * self.scale[1];
+        let low = (r & ((1u32 << self.shift) - 1)) as i32 as f32;
+        let correction = if e >= self.unit - low {
+            1u32
+        } else if e >= -low {
+            0
+        } else {
+            u32::MAX
+        };
+        let add = (r >> self.shift).wrapping_add(correction);
+        let q = f32::from_bits(s.to_bits().wrapping_add(add) & !self.drop);
+        (q - offset).to_bits()
+    }
+
+    /// Quantize one `f32` bit pattern with its random word; `MIRRORED` is [`Grid::mirrored`],
+    /// a constant so each loop holds only the operations its grid needs.
+    #[inline(always)]
+    fn element<const MIRRORED: bool>(&self, x: u32, random: u32) -> u32 {
+        let q = self.magnitude(x & 0x7fff_ffff, random);
+        if MIRRORED {
+            finish_mirrored(&self.grid, x, q)
+        } else {
+            finish(&self.grid, x, q)
+        }
+    }
+
+    /// `out[i]` is `input[i]` rounded with the random word of element `offset + i`.
+    #[inline(always)]
+    fn run<I: Isa>(&self, stream: RandomStream, input: &[f32], out: &mut [f32], offset: u64) {
+        let c = *self;
+        if c.grid.mirrored() {
+            map_random::<I>(stream, input, out, offset, move |x, w| {
+                c.element::<true>(x, w)
+            })
+        } else {
+            map_random::<I>(stream, input, out, offset, move |x, w| {
+                c.element::<false>(x, w)
+            })
+        }
+    }
+}
+
+/// `out[i] = f(input[i], word)` on the bit patterns, with the random word of element
+/// `offset + i`; a large output is written with [`map_lines`].
+#[inline(always)]
+fn map_random<I: Isa>(
+    stream: RandomStream,
+    input: &[f32],
+    out: &mut [f32],
+    offset: u64,
+    f: impl Fn(u32, u32) -> u32 + Copy,
+) {
+    // Random-word indices in 32-bit lanes: the slice is cut where the low half of the index
+    // wraps, and each piece shares one high-half key.
+    let mut done = 0;
+    while done < input.len() {
+        let index = offset + done as u64;
+        let lo = index as u32;
+        let key = stream.high_key((index >> 32) as u32);
+        let until_wrap = (1u64 << 32) - u64::from(lo);
+        let len = (input.len() - done).min(usize::try_from(until_wrap).unwrap_or(usize::MAX));
+        let (ins, outs) = (&input[done..done + len], &mut out[done..done + len]);
+        map_streaming::<I>(ins, outs, move |x, i| {
+            f(x, stream.bits_keyed(lo.wrapping_add(i), key))
+        });
+        done += len;
+    }
 }
 
 #[inline(always)]
-fn run_mode(
+fn run_mode<I: Isa>(
     g: &Grid,
     r: Rounding,
     stream: RandomStream,
@@ -298,22 +469,8 @@ fn run_mode(
     offset: u64,
 ) {
     if r.is_stochastic() {
-        // Random-word indices in 32-bit lanes: the slice is cut where the low half of the
-        // index wraps, and each piece shares one high-half key.
-        let mut done = 0;
-        while done < input.len() {
-            let index = offset + done as u64;
-            let lo = index as u32;
-            let key = stream.high_key((index >> 32) as u32);
-            let until_wrap = (1u64 << 32) - u64::from(lo);
-            let len = (input.len() - done).min(usize::try_from(until_wrap).unwrap_or(usize::MAX));
-            let (ins, outs) = (&input[done..done + len], &mut out[done..done + len]);
-            for (i, (o, x)) in outs.iter_mut().zip(ins).enumerate() {
-                let word = stream.bits_keyed(lo.wrapping_add(i as u32), key);
-                *o = f32::from_bits(element(g, r, x.to_bits(), word));
-            }
-            done += len;
-        }
+        let g = *g;
+        map_random::<I>(stream, input, out, offset, move |x, w| element(&g, r, x, w));
     } else {
         for (o, x) in out.iter_mut().zip(input) {
             *o = f32::from_bits(element(g, r, x.to_bits(), 0));
@@ -327,22 +484,23 @@ fn run_mode(
 /// the result stays in the cache for whoever reads it next.
 const STREAM_MIN: usize = 1 << 18;
 
-/// `out[i] = f(input[i])` on the bit patterns; a large output is written with [`map_lines`].
+/// `out[i] = f(input[i], i)` on the bit patterns (the index wraps at 2^32); a large output is
+/// written with [`map_lines`].
 #[inline(always)]
-fn map_streaming<I: Isa>(input: &[f32], out: &mut [f32], f: impl Fn(u32) -> u32 + Copy) {
+fn map_streaming<I: Isa>(input: &[f32], out: &mut [f32], f: impl Fn(u32, u32) -> u32 + Copy) {
     if out.len() < STREAM_MIN {
-        return map_plain(input, out, f);
+        return map_plain(input, out, 0, f);
     }
     let done = map_lines::<I>(input, out, f);
-    map_plain(&input[done..], &mut out[done..], f);
+    map_plain(&input[done..], &mut out[done..], done as u32, f);
     I::store_fence();
 }
 
-/// `out[i] = f(input[i])` on the bit patterns, with plain stores.
+/// `out[i] = f(input[i], first + i)` on the bit patterns, with plain stores.
 #[inline(always)]
-fn map_plain(input: &[f32], out: &mut [f32], f: impl Fn(u32) -> u32) {
-    for (o, x) in out.iter_mut().zip(input) {
-        *o = f32::from_bits(f(x.to_bits()));
+fn map_plain(input: &[f32], out: &mut [f32], first: u32, f: impl Fn(u32, u32) -> u32) {
+    for (i, (o, x)) in out.iter_mut().zip(input).enumerate() {
+        *o = f32::from_bits(f(x.to_bits(), first.wrapping_add(i as u32)));
     }
 }
 
@@ -351,26 +509,27 @@ fn map_plain(input: &[f32], out: &mut [f32], f: impl Fn(u32) -> u32) {
 /// it is written. Returns how many elements were written; the caller writes the rest and issues
 /// the store fence.
 #[inline(always)]
-fn map_lines<I: Isa>(input: &[f32], out: &mut [f32], f: impl Fn(u32) -> u32 + Copy) -> usize {
+fn map_lines<I: Isa>(input: &[f32], out: &mut [f32], f: impl Fn(u32, u32) -> u32 + Copy) -> usize {
     let head = out.as_ptr().align_offset(4 * LINE).min(out.len());
     let (out_head, out_rest) = out.split_at_mut(head);
     let (in_head, in_rest) = input.split_at(head);
-    map_plain(in_head, out_head, f);
-    let mut lines = 0;
+    map_plain(in_head, out_head, 0, f);
+    let mut at = head as u32;
     for (o, x) in out_rest
         .chunks_exact_mut(LINE)
         .zip(in_rest.chunks_exact(LINE))
     {
+        prefetch(x.as_ptr().wrapping_add(PREFETCH_AHEAD));
         let mut v = [0.0f32; LINE];
-        for (v, x) in v.iter_mut().zip(x) {
-            *v = f32::from_bits(f(x.to_bits()));
+        for (k, (v, x)) in v.iter_mut().zip(x).enumerate() {
+            *v = f32::from_bits(f(x.to_bits(), at.wrapping_add(k as u32)));
         }
         // SAFETY: `o` is LINE writable floats starting at a line boundary (the head ends at
         // one, every chunk is one line), and `I` is the instruction set this body runs on.
         unsafe { I::stream_line(o.as_mut_ptr(), &v) };
-        lines += 1;
+        at = at.wrapping_add(LINE as u32);
     }
-    head + lines * LINE
+    head + (out.len() - head) / LINE * LINE
 }
 
 /// One loop per mode: the mode is a constant inside each arm, so the rounding rule is inlined
@@ -388,21 +547,26 @@ fn run_portable<I: Isa>(
         // The closures own a copy of the grid, so its fields stay in registers.
         Rounding::NearestEven if g.has_fast_rne() && g.mirrored() => {
             let g = *g;
-            map_streaming::<I>(input, out, move |x| element_rne_mirrored(&g, x))
+            map_streaming::<I>(input, out, move |x, _| element_rne_mirrored(&g, x))
         }
         Rounding::NearestEven if g.has_fast_rne() => {
             let g = *g;
-            map_streaming::<I>(input, out, move |x| element_rne(&g, x))
+            map_streaming::<I>(input, out, move |x, _| element_rne(&g, x))
         }
-        Rounding::NearestEven => run_mode(g, Rounding::NearestEven, stream, input, out, offset),
-        Rounding::NearestAway => run_mode(g, Rounding::NearestAway, stream, input, out, offset),
-        Rounding::TowardZero => run_mode(g, Rounding::TowardZero, stream, input, out, offset),
-        Rounding::Up => run_mode(g, Rounding::Up, stream, input, out, offset),
-        Rounding::Down => run_mode(g, Rounding::Down, stream, input, out, offset),
-        Rounding::Odd => run_mode(g, Rounding::Odd, stream, input, out, offset),
-        Rounding::Stochastic { bits } => {
-            run_mode(g, Rounding::Stochastic { bits }, stream, input, out, offset)
+        Rounding::NearestEven => {
+            run_mode::<I>(g, Rounding::NearestEven, stream, input, out, offset)
         }
+        Rounding::NearestAway => {
+            run_mode::<I>(g, Rounding::NearestAway, stream, input, out, offset)
+        }
+        Rounding::TowardZero => run_mode::<I>(g, Rounding::TowardZero, stream, input, out, offset),
+        Rounding::Up => run_mode::<I>(g, Rounding::Up, stream, input, out, offset),
+        Rounding::Down => run_mode::<I>(g, Rounding::Down, stream, input, out, offset),
+        Rounding::Odd => run_mode::<I>(g, Rounding::Odd, stream, input, out, offset),
+        Rounding::Stochastic { bits } => match SrGrid::new(g, bits) {
+            Some(c) => c.run::<I>(stream, input, out, offset),
+            None => run_mode::<I>(g, Rounding::Stochastic { bits }, stream, input, out, offset),
+        },
     }
 }
 
@@ -433,10 +597,11 @@ fn run_blocks_portable<I: Isa>(
     offset: u64,
     n: usize,
 ) {
-    let mirrored_rne = base.has_fast_rne() && base.mirrored();
-    if q.rounding() == Rounding::NearestEven && n == RNE_BLOCK && mirrored_rne {
+    let rne = base.has_fast_rne() && base.mirrored() && base.kmin >= SCALED_KMIN_RNE;
+    if q.rounding() == Rounding::NearestEven && n == RNE_BLOCK && rne {
+        let rne_block = RneBlock(base);
         if out.len() < STREAM_MIN {
-            return rne_blocks::<I>(q, b, base, input, out, offset);
+            return scaled_blocks::<I>(q, b, base, input, out, offset, rne_block);
         }
         // Tile by tile into `buf[LINE..]`; the elements after the last whole output line wait
         // in `buf[LINE - carry..LINE]` and lead the next tile's lines, so every line but the
@@ -445,9 +610,10 @@ fn run_blocks_portable<I: Isa>(
         let (mut carry, mut at) = (0, 0);
         for it in input.chunks(TILE) {
             let n = it.len();
-            rne_blocks::<I>(q, b, base, it, &mut buf[LINE..LINE + n], offset + at as u64);
+            let o = &mut buf[LINE..LINE + n];
+            scaled_blocks::<I>(q, b, base, it, o, offset + at as u64, rne_block);
             let window = &buf[LINE - carry..LINE + n];
-            let done = map_lines::<I>(window, &mut out[at - carry..at + n], |x| x);
+            let done = map_lines::<I>(window, &mut out[at - carry..at + n], |x, _| x);
             carry = window.len() - done;
             buf.copy_within(LINE + n - carry..LINE + n, LINE - carry);
             at += n;
@@ -455,69 +621,93 @@ fn run_blocks_portable<I: Isa>(
         out[at - carry..].copy_from_slice(&buf[LINE - carry..LINE]);
         return I::store_fence();
     }
-    if let (Rounding::Stochastic { bits }, RNE_BLOCK) = (q.rounding(), n) {
-        return sr_blocks::<I>(q, b, base, bits, input, out, offset);
+    let sr = match q.rounding() {
+        Rounding::Stochastic { bits } if base.kmin >= SCALED_KMIN_SR => SrGrid::new(&base, bits),
+        _ => None,
+    };
+    if let (Some(c), RNE_BLOCK) = (sr, n) {
+        let sr_block = SrBlock {
+            grid: c,
+            stream: q.stream(),
+            mirrored: base.mirrored(),
+        };
+        return scaled_blocks::<I>(q, b, base, input, out, offset, sr_block);
     }
     for (j, (ib, ob)) in input.chunks(n).zip(out.chunks_mut(n)).enumerate() {
         block::<I>(q, b, base, ib, ob, offset + (j * n) as u64);
     }
 }
 
-/// Stochastic rounding of blocks of [`RNE_BLOCK`] elements: the mode is fixed for the slice and
-/// each full block is a loop of constant length (whole vectors, no per-block dispatch); the
-/// blocks it does not cover (a scale outside the fast range, NaN or infinity, a short last
-/// block) go through [`block`].
-#[inline(always)]
-fn sr_blocks<I: Isa>(
-    q: &Quantizer,
-    b: &BlockFormat,
-    base: Grid,
-    bits: u32,
-    input: &[f32],
-    out: &mut [f32],
-    offset: u64,
-) {
-    let (r, stream) = (Rounding::Stochastic { bits }, q.stream());
-    let mut ins = input.chunks_exact(RNE_BLOCK);
-    let mut outs = out.chunks_exact_mut(RNE_BLOCK);
-    for (j, (ib, ob)) in (&mut ins).zip(&mut outs).enumerate() {
-        let start = offset + (j * RNE_BLOCK) as u64;
-        let amax = abs_max_bits(ib);
-        let g = (amax < 0x7f80_0000)
-            .then(|| base.scaled(shared_exponent_f32(b, amax)))
-            .flatten();
-        match (g, <&[f32; RNE_BLOCK]>::try_from(ib)) {
-            // Random-word indices in 32-bit lanes when the block's low halves do not wrap.
-            (Some(g), Ok(ib)) if (start as u32).checked_add(RNE_BLOCK as u32).is_some() => {
-                let (lo, key) = (start as u32, stream.high_key((start >> 32) as u32));
-                for (i, (o, x)) in ob.iter_mut().zip(ib).enumerate() {
-                    let word = stream.bits_keyed(lo + i as u32, key);
-                    *o = f32::from_bits(element(&g, r, x.to_bits(), word));
-                }
-            }
-            _ => block::<I>(q, b, base, ib, ob, start),
+/// The rounding of one full block for [`scaled_blocks`].
+trait BlockRound: Copy {
+    /// `out[i] = round(input[i] * down) * up`, with the random word of element `start + i`
+    /// where the mode needs one.
+    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], scales: [f32; 2], start: u64);
+}
+
+/// Nearest-even blocks on a mirrored element grid.
+#[derive(Clone, Copy)]
+struct RneBlock(Grid);
+
+impl BlockRound for RneBlock {
+    #[inline(always)]
+    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], [down, up]: [f32; 2], _: u64) {
+        for (o, x) in out.iter_mut().zip(input) {
+            let y = (x * down).to_bits();
+            *o = f32::from_bits(element_rne_finite(&self.0, y)) * up;
         }
-    }
-    let done = input.len() - ins.remainder().len();
-    if done < input.len() {
-        let start = offset + done as u64;
-        block::<I>(q, b, base, &input[done..], &mut out[done..], start);
     }
 }
 
-/// Nearest-even blocks of [`RNE_BLOCK`] elements on a mirrored grid (`base`): the block
-/// maximum, the scale and the rounding of each full block stay in registers, without the
-/// general per-block dispatch (the block length is a constant, so each block is two or four
-/// whole vectors); the blocks it does not cover (a scale outside the fast range, NaN or
-/// infinity, a short last block) go through [`block`].
+/// Stochastic blocks on an element grid with an [`SrGrid`].
+#[derive(Clone, Copy)]
+struct SrBlock {
+    grid: SrGrid,
+    stream: RandomStream,
+    mirrored: bool,
+}
+
+impl BlockRound for SrBlock {
+    #[inline(always)]
+    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], [down, up]: [f32; 2], start: u64) {
+        let (lo, key) = (start as u32, self.stream.high_key((start >> 32) as u32));
+        for (i, (o, x)) in out.iter_mut().zip(input).enumerate() {
+            let y = (x * down).to_bits();
+            let word = self.stream.bits_keyed(lo.wrapping_add(i as u32), key);
+            let q = if self.mirrored {
+                self.grid.element::<true>(y, word)
+            } else {
+                self.grid.element::<false>(y, word)
+            };
+            *o = f32::from_bits(q) * up;
+        }
+    }
+}
+
+/// The smallest step of an element grid for which rounding `x 2^-s` computed in `f32` equals
+/// rounding the exact value: the product is exact unless it falls below `2^-126`, and any
+/// value that small rounds to zero (nearest) or has a zero 32-bit fraction (stochastic) on a
+/// grid with a step at or above these.
+const SCALED_KMIN_RNE: i32 = -125;
+const SCALED_KMIN_SR: i32 = -93;
+
+/// Blocks of [`RNE_BLOCK`] elements rounded on the element grid itself: each full block's
+/// elements are multiplied by `2^-s` for the block's shared exponent `s` (exact where it
+/// matters, see [`SCALED_KMIN_RNE`]), rounded by `round(block, out, [2^-s, 2^s], start)`, which
+/// multiplies the results back by `2^s` (one rounding of the exact value into the `f32`
+/// carrier, as the reference's cast). The block maximum and the scale stay in registers and the
+/// block length is a constant, so each block is whole vectors; blocks holding infinity or NaN,
+/// a block whose element indices cross a multiple of 2^32 and a short last block go through
+/// [`block`].
 #[inline(always)]
-fn rne_blocks<I: Isa>(
+fn scaled_blocks<I: Isa>(
     q: &Quantizer,
     b: &BlockFormat,
     base: Grid,
     input: &[f32],
     out: &mut [f32],
     offset: u64,
+    round: impl BlockRound,
 ) {
     let mut ins = input.chunks_exact(RNE_BLOCK);
     let mut outs = out.chunks_exact_mut(RNE_BLOCK);
@@ -528,15 +718,16 @@ fn rne_blocks<I: Isa>(
         for line in (0..RNE_BLOCK).step_by(LINE) {
             prefetch(ib.as_ptr().wrapping_add(PREFETCH_AHEAD + line));
         }
+        let start = offset + (j * RNE_BLOCK) as u64;
         let amax = abs_max_bits(ib);
-        let g = (amax < 0x7f80_0000)
-            .then(|| base.scaled(shared_exponent_f32(b, amax)))
-            .flatten()
-            .filter(Grid::has_fast_rne);
-        // A scaled mirrored grid is mirrored: this is the loop `run_portable` would pick.
-        match g {
-            Some(g) => map_plain(ib, ob, |x| element_rne_mirrored(&g, x)),
-            None => block::<I>(q, b, base, ib, ob, offset + (j * RNE_BLOCK) as u64),
+        // Random-word indices go in 32-bit lanes only where the low half does not wrap.
+        let no_wrap = u32::MAX - start as u32 >= RNE_BLOCK as u32 - 1;
+        match <&[f32; RNE_BLOCK]>::try_from(ib) {
+            Ok(full) if amax < 0x7f80_0000 && no_wrap => {
+                let s = shared_exponent_f32(b, amax);
+                round.round(full, ob, [pow2f(-s), pow2f(s)], start);
+            }
+            _ => block::<I>(q, b, base, ib, ob, start),
         }
     }
     let (ib, ob) = (ins.remainder(), outs.into_remainder());
