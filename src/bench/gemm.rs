@@ -5,7 +5,7 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use crate::arith::{gemm, native_f32_gemm, MacConfig, MacError};
-use crate::bench::median_seconds;
+use crate::bench::{median_seconds, paired_seconds};
 use crate::format::{Format, FormatError, Quantizer};
 use crate::round::{RandomStream, Rounding};
 
@@ -60,11 +60,11 @@ fn parse(s: &str) -> Result<Format, MacError> {
 pub fn bench_gemm(size: usize, reps: usize) -> Result<Vec<GemmRow>, MacError> {
     let flops = 2.0 * (size as f64).powi(3);
     let fp32 = parse("fp32")?;
-    let a = inputs(size, size, fp32, 1)?;
-    let b = inputs(size, size, fp32, 2)?;
+    let a32 = inputs(size, size, fp32, 1)?;
+    let b32 = inputs(size, size, fp32, 2)?;
     let native = flops
         / median_seconds(reps, || {
-            std::hint::black_box(native_f32_gemm(&a.view(), &b.view()));
+            std::hint::black_box(native_f32_gemm(&a32.view(), &b32.view()));
         })
         / 1e9;
     let mut rows = vec![GemmRow {
@@ -81,18 +81,24 @@ pub fn bench_gemm(size: usize, reps: usize) -> Result<Vec<GemmRow>, MacError> {
         let a = inputs(size, size, fa, 1)?;
         let b = inputs(size, size, fb, 2)?;
         let mut path = None;
-        let secs = median_seconds(reps, || {
-            let out = gemm(&cfg, a.view(), b.view(), RandomStream::new(0, 0));
-            path = out.ok().map(|o| o.path);
-        });
-        let gflops = flops / secs / 1e9;
+        let timed = paired_seconds(
+            reps,
+            || {
+                std::hint::black_box(native_f32_gemm(&a32.view(), &b32.view()));
+            },
+            || {
+                let out = gemm(&cfg, a.view(), b.view(), RandomStream::new(0, 0));
+                path = out.ok().map(|o| o.path);
+            },
+        );
+        let gflops = flops / timed.secs / 1e9;
         rows.push(GemmRow {
             name: match path {
                 Some(p) => format!("{fa} x {fb} -> {acc} {r} {order} [{p:?}]"),
                 None => format!("{fa} x {fb} -> {acc} {r} {order}"),
             },
             gflops,
-            ratio_to_native: gflops / native,
+            ratio_to_native: timed.ratio,
         });
     }
     Ok(rows)

@@ -22,6 +22,46 @@ pub struct BenchRow {
     pub ratio_to_native: f64,
 }
 
+/// A kernel timed in pairs with the native operation it is compared against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Paired {
+    /// Median wall time of the kernel, in seconds.
+    pub secs: f64,
+    /// Median over the pairs of native time / kernel time.
+    pub ratio: f64,
+}
+
+/// Time `kernel` and `native` alternately, `reps` pairs after one warm-up run of each, and
+/// take the median of the per-pair ratios: on a shared machine the native operation's speed
+/// drifts (a memory-bound copy most of all), and a ratio of two runs taken moments apart
+/// follows the kernel's own speed, where a ratio to one native figure measured earlier in the
+/// run would follow the drift.
+pub fn paired_seconds(reps: usize, mut native: impl FnMut(), mut kernel: impl FnMut()) -> Paired {
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    native();
+    kernel();
+    let (mut secs, mut ratios): (Vec<f64>, Vec<f64>) = (0..reps.max(1))
+        .map(|_| {
+            let n = time(&mut native);
+            let k = time(&mut kernel);
+            (k, n / k)
+        })
+        .unzip();
+    Paired {
+        secs: median(&mut secs),
+        ratio: median(&mut ratios),
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// Median wall time in seconds of `reps` runs of `f`, after one warm-up run.
 pub fn median_seconds(reps: usize, mut f: impl FnMut()) -> f64 {
     f();
@@ -32,6 +72,5 @@ pub fn median_seconds(reps: usize, mut f: impl FnMut()) -> f64 {
             t.elapsed().as_secs_f64()
         })
         .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    median(&mut times)
 }

@@ -293,19 +293,6 @@ fn finish_mirrored(g: &Grid, x: u32, q: u32) -> u32 {
     m | (x & 0x8000_0000)
 }
 
-/// [`element_rne_mirrored`] for a finite input (a block whose maximum is finite): no infinity
-/// or NaN selects.
-#[inline(always)]
-fn element_rne_finite(g: &Grid, x: u32) -> u32 {
-    let q = rne_magnitude(g, x & 0x7fff_ffff);
-    let m = if q > g.max_pos.to_bits() {
-        g.overflow[0]
-    } else {
-        q
-    };
-    m | (x & 0x8000_0000)
-}
-
 /// Stochastic rounding (`sr` or `sr:bits=N`) on a grid in fewer operations than [`element`]:
 /// no per-element shift counts, one path for every magnitude.
 ///
@@ -491,7 +478,7 @@ fn map_streaming<I: Isa>(input: &[f32], out: &mut [f32], f: impl Fn(u32, u32) ->
     if out.len() < STREAM_MIN {
         return map_plain(input, out, 0, f);
     }
-    let done = map_lines::<I>(input, out, f);
+    let done = map_lines::<I>(input, out, true, f);
     map_plain(&input[done..], &mut out[done..], done as u32, f);
     I::store_fence();
 }
@@ -509,7 +496,12 @@ fn map_plain(input: &[f32], out: &mut [f32], first: u32, f: impl Fn(u32, u32) ->
 /// it is written. Returns how many elements were written; the caller writes the rest and issues
 /// the store fence.
 #[inline(always)]
-fn map_lines<I: Isa>(input: &[f32], out: &mut [f32], f: impl Fn(u32, u32) -> u32 + Copy) -> usize {
+fn map_lines<I: Isa>(
+    input: &[f32],
+    out: &mut [f32],
+    prefetch_input: bool,
+    f: impl Fn(u32, u32) -> u32 + Copy,
+) -> usize {
     let head = out.as_ptr().align_offset(4 * LINE).min(out.len());
     let (out_head, out_rest) = out.split_at_mut(head);
     let (in_head, in_rest) = input.split_at(head);
@@ -519,7 +511,9 @@ fn map_lines<I: Isa>(input: &[f32], out: &mut [f32], f: impl Fn(u32, u32) -> u32
         .chunks_exact_mut(LINE)
         .zip(in_rest.chunks_exact(LINE))
     {
-        prefetch(x.as_ptr().wrapping_add(PREFETCH_AHEAD));
+        if prefetch_input {
+            prefetch(x.as_ptr().wrapping_add(PREFETCH_AHEAD));
+        }
         let mut v = [0.0f32; LINE];
         for (k, (v, x)) in v.iter_mut().zip(x).enumerate() {
             *v = f32::from_bits(f(x.to_bits(), at.wrapping_add(k as u32)));
@@ -582,9 +576,10 @@ const RNE_BLOCK: usize = 32;
 /// interleave (measured: 4 blocks beat 1, 2, 8, 16 and 64).
 const TILE: usize = 4 * RNE_BLOCK;
 
-/// How far ahead of the current block [`rne_blocks`] prefetches its input, in elements (4 KiB;
-/// measured better than 2 and 8 KiB).
-const PREFETCH_AHEAD: usize = 1024;
+/// How far ahead the streaming loops prefetch their input, in elements (32 KiB; measured
+/// better than 2, 4, 8, 16, 64 and 128 KiB on one thread: this machine's memory needs many
+/// lines in flight, more than the hardware prefetcher asks for).
+const PREFETCH_AHEAD: usize = 8192;
 
 /// Quantize each block of a block format with its scaled grid.
 #[inline(always)]
@@ -597,9 +592,8 @@ fn run_blocks_portable<I: Isa>(
     offset: u64,
     n: usize,
 ) {
-    let rne = base.has_fast_rne() && base.mirrored() && base.kmin >= SCALED_KMIN_RNE;
-    if q.rounding() == Rounding::NearestEven && n == RNE_BLOCK && rne {
-        let rne_block = RneBlock(base);
+    let rne = RneBlock::new(&base).filter(|_| q.rounding() == Rounding::NearestEven);
+    if let (Some(rne_block), RNE_BLOCK) = (rne, n) {
         if out.len() < STREAM_MIN {
             return scaled_blocks::<I>(q, b, base, input, out, offset, rne_block);
         }
@@ -613,9 +607,14 @@ fn run_blocks_portable<I: Isa>(
             let o = &mut buf[LINE..LINE + n];
             scaled_blocks::<I>(q, b, base, it, o, offset + at as u64, rne_block);
             let window = &buf[LINE - carry..LINE + n];
-            let done = map_lines::<I>(window, &mut out[at - carry..at + n], |x, _| x);
+            let done = map_lines::<I>(window, &mut out[at - carry..at + n], false, |x, _| x);
             carry = window.len() - done;
-            buf.copy_within(LINE + n - carry..LINE + n, LINE - carry);
+            // The carry moves back by `n`; a whole line is copied when it is a full tile (a
+            // fixed-size copy, not a call).
+            match <[f32; LINE]>::try_from(&buf[n..n + LINE]) {
+                Ok(line) if n == TILE => buf[..LINE].copy_from_slice(&line),
+                _ => buf.copy_within(LINE + n - carry..LINE + n, LINE - carry),
+            }
             at += n;
         }
         out[at - carry..].copy_from_slice(&buf[LINE - carry..LINE]);
@@ -640,26 +639,74 @@ fn run_blocks_portable<I: Isa>(
 
 /// The rounding of one full block for [`scaled_blocks`].
 trait BlockRound: Copy {
-    /// `out[i] = round(input[i] * down) * up`, with the random word of element `start + i`
-    /// where the mode needs one.
-    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], scales: [f32; 2], start: u64);
+    /// Round `input` into `out` for the shared exponent `s`, with the random word of element
+    /// `start + i` where the mode needs one; `false` (nothing written) when this block is
+    /// outside the range where the shortcut is exact.
+    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], s: i32, start: u64) -> bool;
 }
 
-/// Nearest-even blocks on a mirrored element grid.
+/// Nearest-even blocks on a mirrored float element grid, rounded on the block's scaled grid
+/// without scaling the elements: with `E` the larger of an element's exponent and the scaled
+/// smallest normal exponent `emin + s`, `c = 1.5 2^(E + 23 - m)` has the step `2^(E - m)` and
+/// is more than three times `|x|`, so `(|x| + c) - c` is `|x|` rounded to nearest-even on the
+/// grid by the processor's own rounding (normal and subnormal steps alike; as
+/// [`RneF32::round_magnitude_sticky`]). Exact while `2^(emin + s)` is a normal `f32` and `c`
+/// stays finite for the block's largest exponent, `s + emax`.
 #[derive(Clone, Copy)]
-struct RneBlock(Grid);
+struct RneBlock {
+    grid: Grid,
+    /// `emin + 127`: the biased exponent of the unscaled smallest normal.
+    min_normal_field: i32,
+    /// `1.5 2^(23 - m)`.
+    factor: f32,
+    /// The shared exponents for which the rule is exact.
+    range: (i32, i32),
+}
 
-impl BlockRound for RneBlock {
-    #[inline(always)]
-    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], [down, up]: [f32; 2], _: u64) {
-        for (o, x) in out.iter_mut().zip(input) {
-            let y = (x * down).to_bits();
-            *o = f32::from_bits(element_rne_finite(&self.0, y)) * up;
-        }
+impl RneBlock {
+    fn new(g: &Grid) -> Option<RneBlock> {
+        let emin = g.kmin + g.m;
+        let emax = (g.max_pos.to_bits() >> 23) as i32 - 127;
+        let fits = g.m < 255 && g.m <= 20 && g.has_fast_rne() && g.mirrored();
+        fits.then_some(RneBlock {
+            grid: *g,
+            min_normal_field: emin + 127,
+            factor: 1.5 * pow2f(23 - g.m),
+            range: (-126 - emin, 104 - emax + g.m),
+        })
     }
 }
 
-/// Stochastic blocks on an element grid with an [`SrGrid`].
+impl BlockRound for RneBlock {
+    #[inline(always)]
+    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], s: i32, _: u64) -> bool {
+        if s < self.range.0 || s > self.range.1 {
+            return false;
+        }
+        // Scaling a normal `f32` by `2^s` adds `s` to its exponent field.
+        let shift = (s << 23) as u32;
+        let min_normal = ((self.min_normal_field + s) << 23) as u32;
+        let max = self.grid.max_pos.to_bits().wrapping_add(shift);
+        let overflow = match self.grid.overflow[0] {
+            o if o < 0x7f80_0000 => o.wrapping_add(shift),
+            o => o,
+        };
+        for (o, x) in out.iter_mut().zip(input) {
+            let x = x.to_bits();
+            let abs = x & 0x7fff_ffff;
+            let c = f32::from_bits((abs & 0x7f80_0000).max(min_normal)) * self.factor;
+            let q = ((f32::from_bits(abs) + c) - c).to_bits();
+            let q = if q > max { overflow } else { q };
+            *o = f32::from_bits(q | (x & 0x8000_0000));
+        }
+        true
+    }
+}
+
+/// Stochastic blocks on an element grid with an [`SrGrid`]: the elements are multiplied by
+/// `2^-s` (exact where it matters, see [`SCALED_KMIN_SR`]), rounded on the element grid, and
+/// multiplied back by `2^s` (one rounding of the exact value into the `f32` carrier, as the
+/// reference's cast).
 #[derive(Clone, Copy)]
 struct SrBlock {
     grid: SrGrid,
@@ -669,7 +716,8 @@ struct SrBlock {
 
 impl BlockRound for SrBlock {
     #[inline(always)]
-    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], [down, up]: [f32; 2], start: u64) {
+    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], s: i32, start: u64) -> bool {
+        let (down, up) = (pow2f(-s), pow2f(s));
         let (lo, key) = (start as u32, self.stream.high_key((start >> 32) as u32));
         for (i, (o, x)) in out.iter_mut().zip(input).enumerate() {
             let y = (x * down).to_bits();
@@ -681,24 +729,21 @@ impl BlockRound for SrBlock {
             };
             *o = f32::from_bits(q) * up;
         }
+        true
     }
 }
 
-/// The smallest step of an element grid for which rounding `x 2^-s` computed in `f32` equals
-/// rounding the exact value: the product is exact unless it falls below `2^-126`, and any
-/// value that small rounds to zero (nearest) or has a zero 32-bit fraction (stochastic) on a
-/// grid with a step at or above these.
-const SCALED_KMIN_RNE: i32 = -125;
+/// The smallest step of an element grid for which stochastic rounding of `x 2^-s` computed in
+/// `f32` equals rounding the exact value: the product is exact unless it falls below
+/// `2^-126`, and any value that small has a zero 32-bit fraction on a grid with a step at or
+/// above `2^-93`.
 const SCALED_KMIN_SR: i32 = -93;
 
-/// Blocks of [`RNE_BLOCK`] elements rounded on the element grid itself: each full block's
-/// elements are multiplied by `2^-s` for the block's shared exponent `s` (exact where it
-/// matters, see [`SCALED_KMIN_RNE`]), rounded by `round(block, out, [2^-s, 2^s], start)`, which
-/// multiplies the results back by `2^s` (one rounding of the exact value into the `f32`
-/// carrier, as the reference's cast). The block maximum and the scale stay in registers and the
-/// block length is a constant, so each block is whole vectors; blocks holding infinity or NaN,
-/// a block whose element indices cross a multiple of 2^32 and a short last block go through
-/// [`block`].
+/// Blocks of [`RNE_BLOCK`] elements, each full block rounded by `round` with the block's shared
+/// exponent. The block maximum and the scale stay in registers and the block length is a
+/// constant, so each block is whole vectors; blocks `round` declines, blocks holding infinity
+/// or NaN, a block whose element indices cross a multiple of 2^32 and a short last block go
+/// through [`block`].
 #[inline(always)]
 fn scaled_blocks<I: Isa>(
     q: &Quantizer,
@@ -723,10 +768,10 @@ fn scaled_blocks<I: Isa>(
         // Random-word indices go in 32-bit lanes only where the low half does not wrap.
         let no_wrap = u32::MAX - start as u32 >= RNE_BLOCK as u32 - 1;
         match <&[f32; RNE_BLOCK]>::try_from(ib) {
-            Ok(full) if amax < 0x7f80_0000 && no_wrap => {
-                let s = shared_exponent_f32(b, amax);
-                round.round(full, ob, [pow2f(-s), pow2f(s)], start);
-            }
+            Ok(full)
+                if amax < 0x7f80_0000
+                    && no_wrap
+                    && round.round(full, ob, shared_exponent_f32(b, amax), start) => {}
             _ => block::<I>(q, b, base, ib, ob, start),
         }
     }
