@@ -667,7 +667,7 @@ impl RneBlock {
     fn new(g: &Grid) -> Option<RneBlock> {
         let emin = g.kmin + g.m;
         let emax = (g.max_pos.to_bits() >> 23) as i32 - 127;
-        let fits = g.m < 255 && g.m <= 20 && g.has_fast_rne() && g.mirrored();
+        let fits = g.m <= 20 && g.has_fast_rne() && g.mirrored();
         fits.then_some(RneBlock {
             grid: *g,
             min_normal_field: emin + 127,
