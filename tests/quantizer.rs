@@ -439,3 +439,56 @@ fn stochastic_carry_boundaries() {
     }
     assert!(hits > 1000, "{hits}");
 }
+
+/// Block formats with blocks at every scale an `f32` can hold: each block's largest magnitude
+/// is `2^e` (or just below the next power of two) for `e` from -149 to 127, its other elements
+/// spread over 40 binades below it (subnormal `f32`s included), plus all-zero blocks. The block
+/// kernels' shortcuts each cover a range of shared exponents and hand the rest to the general
+/// path; either way the `f32` path must equal the exact `f64` reference bit for bit.
+#[test]
+fn block_formats_at_every_scale() {
+    let mut g = Gen(11);
+    let mut x32 = Vec::new();
+    for e in -149..=127 {
+        for top in [1.0f64, 1.999_999] {
+            let amax = 2f64.powi(e) * top;
+            x32.push(if e % 2 == 0 { amax } else { -amax } as f32);
+            for _ in 1..32 {
+                let v = amax * 2f64.powf(-40.0 * (g.next_u64() % 1000) as f64 / 1000.0);
+                let sign = if g.next_u64() % 2 == 0 { 1.0 } else { -1.0 };
+                x32.push((sign * v) as f32);
+            }
+        }
+    }
+    x32.extend([0.0f32; 64]);
+    let x64: Vec<f64> = x32.iter().map(|&x| f64::from(x)).collect();
+    let n = x32.len();
+    for spec in [
+        "mxfp8",
+        "mxfp8_e5m2",
+        "mxfp6",
+        "mxfp6_e2m3",
+        "mxfp4",
+        "mxint8",
+        "bfp:wl=8,size=32",
+        "bfp:wl=4,size=32",
+    ] {
+        let f = fmt(spec);
+        for mode in [Rounding::NearestEven].into_iter().chain(MODES_SR) {
+            let q = Quantizer::new(f, mode, 3, 0).unwrap();
+            let mut o64 = vec![0.0; n];
+            q.quantize_f64(&x64, &mut o64, 0, n);
+            let mut o32 = vec![0.0f32; n];
+            q.quantize_f32(&x32, &mut o32, 0, n).unwrap();
+            let bad = o32
+                .iter()
+                .zip(&o64)
+                .position(|(a, b)| !same32(*a, *b as f32));
+            assert!(
+                bad.is_none(),
+                "{spec} {mode}: element {bad:?} of {}",
+                x32.len()
+            );
+        }
+    }
+}
