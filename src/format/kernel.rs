@@ -592,7 +592,7 @@ fn run_blocks_portable<I: Isa>(
     offset: u64,
     n: usize,
 ) {
-    let rne = RneBlock::new(&base).filter(|_| q.rounding() == Rounding::NearestEven);
+    let rne = RneBlock::new(&base, b.emax_elem()).filter(|_| q.rounding() == Rounding::NearestEven);
     if let (Some(rne_block), RNE_BLOCK) = (rne, n) {
         if out.len() < STREAM_MIN {
             return scaled_blocks::<I>(q, b, base, input, out, offset, rne_block);
@@ -629,6 +629,7 @@ fn run_blocks_portable<I: Isa>(
             grid: c,
             stream: q.stream(),
             mirrored: base.mirrored(),
+            emax: b.emax_elem(),
         };
         return scaled_blocks::<I>(q, b, base, input, out, offset, sr_block);
     }
@@ -639,10 +640,10 @@ fn run_blocks_portable<I: Isa>(
 
 /// The rounding of one full block for [`scaled_blocks`].
 trait BlockRound: Copy {
-    /// Round `input` into `out` for the shared exponent `s`, with the random word of element
-    /// `start + i` where the mode needs one; `false` (nothing written) when this block is
-    /// outside the range where the shortcut is exact.
-    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], s: i32, start: u64) -> bool;
+    /// Round `input` into `out` for the finite block maximum `amax` (`f32` bits), with the
+    /// random word of element `start + i` where the mode needs one; `false` (nothing written)
+    /// when this block is outside the range where the shortcut is exact.
+    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], amax: u32, start: u64) -> bool;
 }
 
 /// Nearest-even blocks on a mirrored float element grid, rounded on the block's scaled grid
@@ -651,46 +652,67 @@ trait BlockRound: Copy {
 /// is more than three times `|x|`, so `(|x| + c) - c` is `|x|` rounded to nearest-even on the
 /// grid by the processor's own rounding (normal and subnormal steps alike; as
 /// [`RneF32::round_magnitude_sticky`]). Exact while `2^(emin + s)` is a normal `f32` and `c`
-/// stays finite for the block's largest exponent, `s + emax`.
+/// stays finite for the block's largest exponent, `s + emax`; inside that range the shared
+/// exponent is not clamped, so it comes straight from the exponent field of the block maximum,
+/// and scaling a normal `f32` by `2^s` adds `s` to its exponent field.
 #[derive(Clone, Copy)]
 struct RneBlock {
-    grid: Grid,
-    /// `emin + 127`: the biased exponent of the unscaled smallest normal.
-    min_normal_field: i32,
     /// `1.5 2^(23 - m)`.
     factor: f32,
-    /// The shared exponents for which the rule is exact.
-    range: (i32, i32),
+    /// The exponent fields of a block maximum for which the rule is exact: `lo` and `hi - lo`.
+    fields: (u32, u32),
+    /// `(emax + 127) << 23`: subtracted from a maximum's exponent bits, `s << 23`.
+    emax_bits: u32,
+    /// Bits of the unscaled smallest normal, largest magnitude and overflow result, and a mask
+    /// that keeps the scale off an overflow result that is infinity or NaN.
+    min_normal: u32,
+    max: u32,
+    overflow: u32,
+    overflow_scales: u32,
 }
 
 impl RneBlock {
-    fn new(g: &Grid) -> Option<RneBlock> {
+    /// For blocks whose element grid is `g` and whose element format's largest exponent is
+    /// `emax` (the shared exponent is `floor(log2 max|x|) - emax`).
+    fn new(g: &Grid, emax: i32) -> Option<RneBlock> {
         let emin = g.kmin + g.m;
-        let emax = (g.max_pos.to_bits() >> 23) as i32 - 127;
-        let fits = g.m <= 20 && g.has_fast_rne() && g.mirrored();
+        let fits = g.m <= 20
+            && g.has_fast_rne()
+            && g.mirrored()
+            && (g.max_pos.to_bits() >> 23) as i32 - 127 == emax;
+        let (s_lo, s_hi) = (-126 - emin, 104 - emax + g.m);
+        let field = |s: i32| (s + emax + 127) as u32;
         fits.then_some(RneBlock {
-            grid: *g,
-            min_normal_field: emin + 127,
             factor: 1.5 * pow2f(23 - g.m),
-            range: (-126 - emin, 104 - emax + g.m),
+            fields: (field(s_lo), field(s_hi) - field(s_lo)),
+            emax_bits: field(0) << 23,
+            min_normal: ((emin + 127) as u32) << 23,
+            max: g.max_pos.to_bits(),
+            overflow: g.overflow[0],
+            overflow_scales: if g.overflow[0] < 0x7f80_0000 {
+                u32::MAX
+            } else {
+                0
+            },
         })
     }
 }
 
 impl BlockRound for RneBlock {
     #[inline(always)]
-    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], s: i32, _: u64) -> bool {
-        if s < self.range.0 || s > self.range.1 {
+    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], amax: u32, _: u64) -> bool {
+        if amax == 0 {
+            // Zeros round to themselves, signs kept.
+            out.copy_from_slice(input);
+            return true;
+        }
+        if (amax >> 23).wrapping_sub(self.fields.0) > self.fields.1 {
             return false;
         }
-        // Scaling a normal `f32` by `2^s` adds `s` to its exponent field.
-        let shift = (s << 23) as u32;
-        let min_normal = ((self.min_normal_field + s) << 23) as u32;
-        let max = self.grid.max_pos.to_bits().wrapping_add(shift);
-        let overflow = match self.grid.overflow[0] {
-            o if o < 0x7f80_0000 => o.wrapping_add(shift),
-            o => o,
-        };
+        let shift = (amax & 0x7f80_0000).wrapping_sub(self.emax_bits);
+        let min_normal = self.min_normal.wrapping_add(shift);
+        let max = self.max.wrapping_add(shift);
+        let overflow = self.overflow.wrapping_add(shift & self.overflow_scales);
         for (o, x) in out.iter_mut().zip(input) {
             let x = x.to_bits();
             let abs = x & 0x7fff_ffff;
@@ -712,11 +734,14 @@ struct SrBlock {
     grid: SrGrid,
     stream: RandomStream,
     mirrored: bool,
+    /// The element format's largest exponent.
+    emax: i32,
 }
 
 impl BlockRound for SrBlock {
     #[inline(always)]
-    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], s: i32, start: u64) -> bool {
+    fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], amax: u32, start: u64) -> bool {
+        let s = shared_exponent_f32(self.emax, amax);
         let (down, up) = (pow2f(-s), pow2f(s));
         let (lo, key) = (start as u32, self.stream.high_key((start >> 32) as u32));
         for (i, (o, x)) in out.iter_mut().zip(input).enumerate() {
@@ -768,10 +793,7 @@ fn scaled_blocks<I: Isa>(
         // Random-word indices go in 32-bit lanes only where the low half does not wrap.
         let no_wrap = u32::MAX - start as u32 >= RNE_BLOCK as u32 - 1;
         match <&[f32; RNE_BLOCK]>::try_from(ib) {
-            Ok(full)
-                if amax < 0x7f80_0000
-                    && no_wrap
-                    && round.round(full, ob, shared_exponent_f32(b, amax), start) => {}
+            Ok(full) if amax < 0x7f80_0000 && no_wrap && round.round(full, ob, amax, start) => {}
             _ => block::<I>(q, b, base, ib, ob, start),
         }
     }
@@ -806,7 +828,7 @@ fn block<I: Isa>(
     if amax >= 0x7f80_0000 {
         return ob.fill(f32::NAN);
     }
-    match base.scaled(shared_exponent_f32(b, amax)) {
+    match base.scaled(shared_exponent_f32(b.emax_elem(), amax)) {
         Some(g) => run_portable::<I>(&g, r, stream, ib, ob, start),
         None => {
             let wide: Vec<f64> = ib.iter().map(|&x| f64::from(x)).collect();
@@ -820,9 +842,10 @@ fn block<I: Isa>(
 }
 
 /// [`BlockFormat::shared_exponent`] of a block whose largest magnitude has the finite `f32` bit
-/// pattern `amax`, from the bits (the hot loop's version of the same rule).
+/// pattern `amax`, for an element format whose largest exponent is `emax`, from the bits (the
+/// hot loop's version of the same rule).
 #[inline(always)]
-fn shared_exponent_f32(b: &BlockFormat, amax: u32) -> i32 {
+fn shared_exponent_f32(emax: i32, amax: u32) -> i32 {
     let (lo, hi) = crate::format::SCALE_EXP_RANGE;
     if amax == 0 {
         return lo;
@@ -833,7 +856,7 @@ fn shared_exponent_f32(b: &BlockFormat, amax: u32) -> i32 {
     } else {
         31 - amax.leading_zeros() as i32 - 149
     };
-    (e - b.emax_elem()).clamp(lo, hi)
+    (e - emax).clamp(lo, hi)
 }
 
 /// Try the fast path; `true` when `out` was written.
