@@ -894,3 +894,84 @@ pub(crate) fn quantize_f32(
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    //! The stochastic shortcut ([`SrGrid`]) against the general split ([`element`], which
+    //! `tests/quantizer.rs` proves against the exact reference) on the same random words: the
+    //! same bits for every `f32` pattern tried, specials included.
+
+    use rayon::prelude::*;
+
+    use super::*;
+
+    const SPECS: [&str; 8] = [
+        "bf16",
+        "fp16",
+        "e4m3fn",
+        "e5m2",
+        "float:e=3,m=4,special=fn",
+        "fixed:wl=8,fl=6",
+        "fixed:wl=12,fl=4,signed=off",
+        "fixed:wl=8,fl=-2",
+    ];
+
+    fn grid(spec: &str, r: Rounding) -> Grid {
+        match spec.parse::<Format>() {
+            Ok(Format::Float(f)) => Grid::float(&f, r),
+            Ok(Format::Fixed(f)) => Grid::fixed(&f),
+            _ => None,
+        }
+        .unwrap_or_else(|| panic!("{spec} has no f32 grid"))
+    }
+
+    /// Every `stride`-th pattern of `start..end`, all three stochastic widths.
+    fn check(start: u64, end: u64, stride: u64) {
+        let stream = RandomStream::new(7, 1);
+        for spec in SPECS {
+            for bits in [32, 8, 1] {
+                let r = Rounding::Stochastic { bits };
+                let g = grid(spec, r);
+                let c = SrGrid::new(&g, bits).unwrap_or_else(|| panic!("{spec}: no shortcut"));
+                let count = (end - start).div_ceil(stride) as usize;
+                let first_bad = (0..count)
+                    .into_par_iter()
+                    .map(|k| start + k as u64 * stride)
+                    .find_first(|&i| {
+                        let (x, word) = (i as u32, stream.bits(i));
+                        let fast = if g.mirrored() {
+                            c.element::<true>(x, word)
+                        } else {
+                            c.element::<false>(x, word)
+                        };
+                        fast != element(&g, r, x, word)
+                    });
+                assert_eq!(first_bad, None, "{spec} {r}: pattern {first_bad:#x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn sr_shortcut_equals_general_split_sampled() {
+        check(0, 1 << 32, 4093);
+        // Every pattern near the boundaries the shortcut treats apart: f32 subnormals and the
+        // smallest normal, fp16's and e4m3fn's smallest normals, 1.0, and infinity and NaN.
+        for centre in [
+            0x0000_0000u64,
+            0x0080_0000,
+            0x3880_0000,
+            0x3c80_0000,
+            0x3f80_0000,
+        ] {
+            check(centre.saturating_sub(1 << 15), centre + (1 << 15), 1);
+        }
+        check(0x7f7f_8000, 0x7f80_8000, 1);
+    }
+
+    /// About 10 minutes on two cores: `cargo test --release --lib -- --ignored every_f32`.
+    #[test]
+    #[ignore]
+    fn sr_shortcut_equals_general_split_every_f32() {
+        check(0, 1 << 32, 1);
+    }
+}
