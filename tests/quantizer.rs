@@ -98,6 +98,20 @@ fn inputs(f: &Format, n: usize, seed: u64) -> Vec<f32> {
     v
 }
 
+/// The first element where `quantize_f32` and `quantize_f64` of `x32` (one row, element
+/// indices from `offset`) differ.
+fn first_difference(q: &Quantizer, x32: &[f32], offset: u64) -> Option<usize> {
+    let n = x32.len();
+    let x64: Vec<f64> = x32.iter().map(|&x| f64::from(x)).collect();
+    let mut o64 = vec![0.0; n];
+    q.quantize_f64(&x64, &mut o64, offset, n);
+    let mut o32 = vec![0.0f32; n];
+    q.quantize_f32(x32, &mut o32, offset, n).unwrap();
+    o32.iter()
+        .zip(&o64)
+        .position(|(a, b)| !same32(*a, *b as f32))
+}
+
 fn same32(a: f32, b: f32) -> bool {
     a.to_bits() == b.to_bits()
         || (a.is_nan() && b.is_nan() && a.is_sign_negative() == b.is_sign_negative())
@@ -310,21 +324,13 @@ fn stochastic_words_across_the_32_bit_index_boundary() {
     ] {
         let f = fmt(spec);
         let x32 = inputs(&f, n, 3);
-        let x64: Vec<f64> = x32.iter().map(|&x| f64::from(x)).collect();
         for offset in [(1u64 << 32) - 300, (1u64 << 32) - 16, (5u64 << 32) - 1] {
             for mode in [
                 Rounding::Stochastic { bits: 32 },
                 Rounding::Stochastic { bits: 5 },
             ] {
                 let q = Quantizer::new(f, mode, 9, 2).unwrap();
-                let mut o64 = vec![0.0; n];
-                q.quantize_f64(&x64, &mut o64, offset, n);
-                let mut o32 = vec![0.0f32; n];
-                q.quantize_f32(&x32, &mut o32, offset, n).unwrap();
-                let bad = o32
-                    .iter()
-                    .zip(&o64)
-                    .position(|(a, b)| !same32(*a, *b as f32));
+                let bad = first_difference(&q, &x32, offset);
                 assert!(
                     bad.is_none(),
                     "{spec} {mode} offset {offset}: index {bad:?}"
@@ -461,8 +467,6 @@ fn block_formats_at_every_scale() {
         }
     }
     x32.extend([0.0f32; 64]);
-    let x64: Vec<f64> = x32.iter().map(|&x| f64::from(x)).collect();
-    let n = x32.len();
     for spec in [
         "mxfp8",
         "mxfp8_e5m2",
@@ -476,14 +480,7 @@ fn block_formats_at_every_scale() {
         let f = fmt(spec);
         for mode in [Rounding::NearestEven].into_iter().chain(MODES_SR) {
             let q = Quantizer::new(f, mode, 3, 0).unwrap();
-            let mut o64 = vec![0.0; n];
-            q.quantize_f64(&x64, &mut o64, 0, n);
-            let mut o32 = vec![0.0f32; n];
-            q.quantize_f32(&x32, &mut o32, 0, n).unwrap();
-            let bad = o32
-                .iter()
-                .zip(&o64)
-                .position(|(a, b)| !same32(*a, *b as f32));
+            let bad = first_difference(&q, &x32, 0);
             assert!(
                 bad.is_none(),
                 "{spec} {mode}: element {bad:?} of {}",
