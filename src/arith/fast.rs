@@ -55,7 +55,8 @@ pub(crate) fn try_gemm(
 pub fn native_f32_gemm(a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> Array2<f32> {
     let (m, n) = (a.nrows(), b.ncols());
     let mut c = Array2::<f32>::zeros((m, n));
-    let rows = m.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    let tasks = rayon::current_num_threads().min(m * n * a.ncols() / super::PAR_GRAIN);
+    let rows = m.div_ceil(tasks.max(1)).max(1);
     c.axis_chunks_iter_mut(Axis(0), rows)
         .into_par_iter()
         .enumerate()
@@ -81,6 +82,7 @@ fn native_order(
         .axis_iter_mut(Axis(0))
         .into_par_iter()
         .zip(c32.axis_iter(Axis(0)))
+        .with_min_len(super::min_rows(n))
         .enumerate()
         .map(|(i, (mut row, src))| {
             let mut tally = EventTally::default();
@@ -125,6 +127,7 @@ fn to_integers<T: ndarray::LinalgScalar + Copy + Send + Sync>(
     let max = x
         .view()
         .into_par_iter()
+        .with_min_len(super::PAR_GRAIN)
         .map(|&v| {
             let s = f64::from(v) * scale;
             if s.is_finite() && s.fract() == 0.0 {
@@ -137,7 +140,12 @@ fn to_integers<T: ndarray::LinalgScalar + Copy + Send + Sync>(
     if max >= limit {
         return None;
     }
-    let y = ndarray::Zip::from(x).par_map_collect(|&v| cast(f64::from(v) * scale));
+    let convert = |&v: &f32| cast(f64::from(v) * scale);
+    let y = if x.len() < super::PAR_GRAIN {
+        x.map(convert)
+    } else {
+        ndarray::Zip::from(x).par_map_collect(convert)
+    };
     Some((y, max))
 }
 
@@ -936,6 +944,7 @@ fn rows<U: Unit>(
         .expect("a new array is contiguous")
         .par_chunks_mut(TR * n)
         .zip(at.par_chunks(TR * k.max(1)))
+        .with_min_len(super::min_rows(TR * n * k))
         .enumerate()
         .map(|(blk, (out, ai))| {
             let job = Job {
@@ -967,6 +976,7 @@ fn pairwise_rows(unit: Narrow, a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> (Arr
         .axis_iter_mut(Axis(0))
         .into_par_iter()
         .zip(a.axis_iter(Axis(0)))
+        .with_min_len(super::min_rows(b.ncols() * a.ncols()))
         .map(|(mut out, ai)| {
             let out = out.as_slice_mut().expect("standard layout");
             pairwise_row(&unit, &ai, &bt, out)

@@ -94,6 +94,7 @@ pub fn gemm_general(
     let tally = c
         .axis_iter_mut(Axis(0))
         .into_par_iter()
+        .with_min_len(super::min_rows(n * k))
         .enumerate()
         .map(|(i, mut row)| {
             let mut tally = EventTally::default();

@@ -15,6 +15,16 @@ mod gemm;
 mod mac;
 
 pub use counts::{ActionCounts, Traffic};
+
+/// Multiply-adds (or elements) below which a kernel does not split its work among threads:
+/// handing a task to another thread and waiting for it costs more than a few microseconds of
+/// work, and the algorithms' small steps call the kernels thousands of times.
+const PAR_GRAIN: usize = 1 << 16;
+
+/// How many rows of `work_per_row` each a parallel task takes at least (see [`PAR_GRAIN`]).
+fn min_rows(work_per_row: usize) -> usize {
+    (PAR_GRAIN / work_per_row.max(1)).max(1)
+}
 pub use elementwise::{elementwise, ElemOp};
 pub use exact_sum::ExactSum;
 pub use fast::native_f32_gemm;
