@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 use thiserror::Error;
 
@@ -288,9 +289,21 @@ fn size_text(s: BlockSize) -> String {
     }
 }
 
+/// Every alias with the format it names, built once: a format's canonical spec is written for
+/// every counted action (`arith::ActionCounts`), so the lookup must not rebuild the formats.
+fn alias_table() -> &'static [(&'static str, Format)] {
+    static TABLE: OnceLock<Vec<(&'static str, Format)>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        ALIASES
+            .iter()
+            .filter_map(|&name| Some((name, alias(name)?)))
+            .collect()
+    })
+}
+
 impl fmt::Display for Format {
     fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(name) = ALIASES.iter().find(|a| alias(a).as_ref() == Some(self)) {
+        if let Some((name, _)) = alias_table().iter().find(|(_, f)| f == self) {
             return out.write_str(name);
         }
         match self {
