@@ -321,6 +321,7 @@ pub(crate) fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
 }
 
 /// Version of the hash recipe; bump it when the recipe or the meaning of a stored run changes.
+/// The hash also covers lpsim's own version, so runs stored by another release are run again.
 const HASH_VERSION: u32 = 1;
 
 impl RunSpec {
@@ -350,9 +351,10 @@ impl RunSpec {
     }
 
     /// The run's identity, 16 hex digits: FNV-1a (64 bits) over a canonical JSON text of the
-    /// spec (paths as given, algorithm, seed, `set`) followed by the length-prefixed *contents*
-    /// of the workload and architecture files, so editing either file gives its runs new hashes
-    /// and the sweep runs them again. Reads both files.
+    /// spec (paths as given, algorithm, seed, `set`, lpsim's version) followed by the
+    /// length-prefixed *contents* of the workload and architecture files, so editing either
+    /// file, or upgrading lpsim, gives the runs new hashes and the sweep runs them again. Reads
+    /// both files.
     pub fn hash(&self) -> Result<String, SweepError> {
         Ok(self.hash_with(&read(&self.workload_path)?, &read(&self.arch_path)?))
     }
@@ -361,6 +363,7 @@ impl RunSpec {
     fn hash_with(&self, workload: &[u8], arch: &[u8]) -> String {
         let canonical = serde_json::json!({
             "version": HASH_VERSION,
+            "lpsim": env!("CARGO_PKG_VERSION"),
             "workload_path": self.workload_path.to_string_lossy(),
             "algo": self.algo,
             "arch_path": self.arch_path.to_string_lossy(),
