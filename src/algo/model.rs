@@ -8,7 +8,7 @@
 //! pass's errors and weight gradients are gradients (`formats.gradients`): the weight gradient
 //! leaving its matmul is `Q_G(grad)`.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 use petgraph::graph::NodeIndex;
 
 use crate::algo::{AlgoError, ModelShape, Targets};
@@ -279,12 +279,7 @@ pub fn predict(model: &ModelShape, params: &[Array2<f64>], x: ArrayView2<f64>) -
     if let ModelShape::Linear { .. } = model {
         return a;
     }
-    for mut row in a.axis_iter_mut(Axis(0)) {
-        let m = row.fold(f64::NEG_INFINITY, |m, &v| m.max(v));
-        row.mapv_inplace(|v| (v - m).exp());
-        let s = row.sum();
-        row.mapv_inplace(|v| v / s);
-    }
+    crate::workload::model::softmax_rows(&mut a);
     a
 }
 
