@@ -446,6 +446,38 @@ fn options_overflow_underflow_specials() {
     }
 }
 
+/// Unsigned floats have one zero, +0: every special input lands on a representable value
+/// that quantizes to itself (a positive NaN once became -0 in a format without NaN).
+#[test]
+fn unsigned_floats_map_specials_to_representable_values() {
+    for special in ["ieee", "fn", "none"] {
+        for sat in [false, true] {
+            let spec = format!("float:e=3,m=1,special={special},signed=off,sat={}", on(sat));
+            let f = fmt(&spec);
+            for x in [
+                f64::NAN,
+                -f64::NAN,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                -0.0,
+                -1.0,
+            ] {
+                for mode in DET_MODES {
+                    let r = q(&f, x, mode);
+                    assert!(
+                        !(r == 0.0 && r.is_sign_negative()),
+                        "{spec} {mode}: {x:e} -> -0"
+                    );
+                    assert!(
+                        same(q(&f, r, mode), r),
+                        "{spec} {mode}: {x:e} -> {r:e} not fixed"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Fixed point: saturation versus two's-complement wrap-around, NaN and infinities.
 #[test]
 fn options_fixed_range() {

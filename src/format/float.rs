@@ -199,10 +199,11 @@ impl FloatFormat {
     }
 
     /// The NaN this format produces for a NaN of the given sign, as a carrier value. Formats
-    /// without NaN follow ml_dtypes: E2M1/E2M3/E3M2 map NaN to the zero of the opposite sign.
+    /// without NaN follow ml_dtypes: E2M1/E2M3/E3M2 map NaN to the zero of the opposite sign
+    /// (an unsigned format's only zero is +0).
     pub(crate) fn nan_value(&self, negative: bool) -> f64 {
         match self.special {
-            Special::None if negative => 0.0,
+            Special::None if negative || !self.signed => 0.0,
             Special::None => -0.0,
             Special::Ieee | Special::Fn if negative && self.signed => -f64::NAN,
             _ => f64::NAN,
@@ -259,7 +260,9 @@ impl FloatFormat {
             return self.nan_value(negative);
         }
         if !self.signed && negative && x != 0.0 {
-            return f64::NAN;
+            // A negative value has no code in an unsigned format: it converts as a NaN does
+            // (to the NaN, or to +0 in a format without one).
+            return self.nan_value(true);
         }
         let signed = |v: f64| if negative && self.signed { -v } else { v };
         if x == 0.0 {

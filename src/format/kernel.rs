@@ -178,6 +178,13 @@ fn element(g: &Grid, r: Rounding, x: u32, random: u32) -> u32 {
 /// infinity): overflow, the sign, a zero's sign, and infinity and NaN inputs, all as selects.
 #[inline(always)]
 fn finish(g: &Grid, x: u32, q: u32) -> u32 {
+    finish_any::<true>(g, x, q)
+}
+
+/// [`finish`], without the infinity and NaN selects unless `SPECIALS` (for inputs known to be
+/// finite, such as a block whose maximum is).
+#[inline(always)]
+fn finish_any<const SPECIALS: bool>(g: &Grid, x: u32, q: u32) -> u32 {
     let sign = x & 0x8000_0000;
     let negative = sign != 0;
     let abs = x & 0x7fff_ffff;
@@ -191,10 +198,10 @@ fn finish(g: &Grid, x: u32, q: u32) -> u32 {
     if g.unsigned_zero && out & 0x7fff_ffff == 0 {
         out = 0;
     }
-    if abs == 0x7f80_0000 {
+    if SPECIALS && abs == 0x7f80_0000 {
         out = pick(negative, g.inf);
     }
-    if abs > 0x7f80_0000 {
+    if SPECIALS && abs > 0x7f80_0000 {
         out = pick(negative, g.nan);
     }
     out
@@ -282,14 +289,28 @@ fn element_rne_mirrored(g: &Grid, x: u32) -> u32 {
 /// selected.
 #[inline(always)]
 fn finish_mirrored(g: &Grid, x: u32, q: u32) -> u32 {
+    finish_mirrored_any::<true>(g, x, q)
+}
+
+/// [`finish_mirrored`], without the infinity and NaN selects unless `SPECIALS`.
+#[inline(always)]
+fn finish_mirrored_any<const SPECIALS: bool>(g: &Grid, x: u32, q: u32) -> u32 {
     let abs = x & 0x7fff_ffff;
     let m = if q > g.max_pos.to_bits() {
         g.overflow[0]
     } else {
         q
     };
-    let m = if abs == 0x7f80_0000 { g.inf[0] } else { m };
-    let m = if abs > 0x7f80_0000 { g.nan[0] } else { m };
+    let m = if SPECIALS && abs == 0x7f80_0000 {
+        g.inf[0]
+    } else {
+        m
+    };
+    let m = if SPECIALS && abs > 0x7f80_0000 {
+        g.nan[0]
+    } else {
+        m
+    };
     m | (x & 0x8000_0000)
 }
 
@@ -391,15 +412,16 @@ impl SrGrid {
         (q - offset).to_bits()
     }
 
-    /// Quantize one `f32` bit pattern with its random word; `MIRRORED` is [`Grid::mirrored`],
-    /// a constant so each loop holds only the operations its grid needs.
+    /// Quantize one `f32` bit pattern with its random word; `MIRRORED` is [`Grid::mirrored`]
+    /// and `SPECIALS` whether the input may be infinity or NaN, constants so each loop holds
+    /// only the operations its grid and input need.
     #[inline(always)]
-    fn element<const MIRRORED: bool>(&self, x: u32, random: u32) -> u32 {
+    fn element<const MIRRORED: bool, const SPECIALS: bool>(&self, x: u32, random: u32) -> u32 {
         let q = self.magnitude(x & 0x7fff_ffff, random);
         if MIRRORED {
-            finish_mirrored(&self.grid, x, q)
+            finish_mirrored_any::<SPECIALS>(&self.grid, x, q)
         } else {
-            finish(&self.grid, x, q)
+            finish_any::<SPECIALS>(&self.grid, x, q)
         }
     }
 
@@ -409,11 +431,11 @@ impl SrGrid {
         let c = *self;
         if c.grid.mirrored() {
             map_random::<I>(stream, input, out, offset, move |x, w| {
-                c.element::<true>(x, w)
+                c.element::<true, true>(x, w)
             })
         } else {
             map_random::<I>(stream, input, out, offset, move |x, w| {
-                c.element::<false>(x, w)
+                c.element::<false, true>(x, w)
             })
         }
     }
@@ -740,16 +762,24 @@ struct SrBlock {
 impl BlockRound for SrBlock {
     #[inline(always)]
     fn round(&self, input: &[f32; RNE_BLOCK], out: &mut [f32], amax: u32, start: u64) -> bool {
-        let s = shared_exponent_f32(self.emax, amax);
-        let (down, up) = (pow2f(-s), pow2f(s));
+        // A normal maximum whose scale and inverse are normal `f32`s, the usual case: both
+        // are exponent fields, and the shared exponent needs no clamp.
+        let s = (amax >> 23) as i32 - 127 - self.emax;
+        let (down, up) = if amax >= 0x0080_0000 && (-126..=126).contains(&s) {
+            let pow2 = |k: i32| f32::from_bits(((127 + k) as u32) << 23);
+            (pow2(-s), pow2(s))
+        } else {
+            let s = shared_exponent_f32(self.emax, amax);
+            (pow2f(-s), pow2f(s))
+        };
         let (lo, key) = (start as u32, self.stream.high_key((start >> 32) as u32));
         for (i, (o, x)) in out.iter_mut().zip(input).enumerate() {
             let y = (x * down).to_bits();
             let word = self.stream.bits_keyed(lo.wrapping_add(i as u32), key);
             let q = if self.mirrored {
-                self.grid.element::<true>(y, word)
+                self.grid.element::<true, false>(y, word)
             } else {
-                self.grid.element::<false>(y, word)
+                self.grid.element::<false, false>(y, word)
             };
             *o = f32::from_bits(q) * up;
         }
@@ -939,9 +969,9 @@ mod tests {
                     .find_first(|&i| {
                         let (x, word) = (i as u32, stream.bits(i));
                         let fast = if g.mirrored() {
-                            c.element::<true>(x, word)
+                            c.element::<true, true>(x, word)
                         } else {
-                            c.element::<false>(x, word)
+                            c.element::<false, true>(x, word)
                         };
                         fast != element(&g, r, x, word)
                     });
