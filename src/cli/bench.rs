@@ -15,7 +15,7 @@ pub struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 enum What {
-    /// Elements per second of the quantizers against a native f32 copy.
+    /// Elements per second of the quantizers against a native f32 copy, timed alternately.
     Quantize {
         /// Print JSON rows (`name`, `elements_per_s`, `ratio_to_native`).
         #[arg(long)]
@@ -26,11 +26,12 @@ enum What {
         /// Elements per array (default 2^24).
         #[arg(long, default_value_t = 1 << 24)]
         size: usize,
-        /// Timed repetitions per kernel; the median is reported.
+        /// Timed repetitions per kernel, each paired with a native copy run just before it;
+        /// the medians of the rate and of the per-pair ratio are reported.
         #[arg(long, default_value_t = 5)]
         reps: usize,
     },
-    /// GFLOP/s of the emulated GEMMs against the native f32 GEMM, M = N = K.
+    /// GFLOP/s of the emulated GEMMs against the native f32 GEMM, M = N = K, timed alternately.
     Gemm {
         /// Print JSON rows (`name`, `gflops`, `ratio_to_native`).
         #[arg(long)]
@@ -41,7 +42,8 @@ enum What {
         /// M = N = K (default 512).
         #[arg(long, default_value_t = 512)]
         size: usize,
-        /// Timed repetitions per kernel; the median is reported.
+        /// Timed repetitions per kernel, each paired with a native GEMM run just before it;
+        /// the medians of the rate and of the per-pair ratio are reported.
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
