@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{fmt, same, DET_MODES};
+use common::{fmt, same, DET_MODES, MX_ALIASES};
 use lpsim::format::{BlockFormat, Element};
 use lpsim::{Format, Rounding};
 
@@ -286,17 +286,12 @@ fn subnormal_codes_of_sub_off_formats_flush() {
 /// largest element present, so the shared exponent is the scale) quantizes to itself.
 #[test]
 fn exhaustive_block_elements() {
-    for spec in [
-        "mxfp8",
-        "mxfp8_e5m2",
-        "mxfp6",
-        "mxfp6_e2m3",
-        "mxfp4",
-        "mxint8",
+    let others = [
         "bfp:wl=8,size=16",
         "bfp:wl=4,size=8",
         "mx:elem=e2m1fn,size=4",
-    ] {
+    ];
+    for spec in MX_ALIASES.into_iter().chain(others) {
         let Format::Block(b) = fmt(spec) else {
             panic!("{spec} is not a block format")
         };

@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{fmt, next_up, same, DET_MODES};
+use common::{fmt, next_up, same, DET_MODES, MX_ALIASES};
 use lpsim::format::{Element, FormatInfo, Special};
 use lpsim::{Format, Rounding};
 use proptest::prelude::*;
@@ -547,19 +547,14 @@ proptest! {
 }
 
 fn block_spec() -> impl Strategy<Value = Format> {
-    prop::sample::select(vec![
-        "mxfp8",
-        "mxfp8_e5m2",
-        "mxfp6",
-        "mxfp6_e2m3",
-        "mxfp4",
-        "mxint8",
+    let mut specs = MX_ALIASES.to_vec();
+    specs.extend([
         "bfp:wl=8,size=8",
         "bfp:wl=4,size=5",
         "bfp:wl=16,size=3",
         "mx:elem=e4m3fn,size=4",
-    ])
-    .prop_map(fmt)
+    ]);
+    prop::sample::select(specs).prop_map(fmt)
 }
 
 proptest! {

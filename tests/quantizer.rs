@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{fmt, next_down_f32, next_up_f32, Gen, DET_MODES};
+use common::{fmt, next_down_f32, next_up_f32, Gen, DET_MODES, MX_ALIASES};
 use lpsim::format::{QuantizeError, ALIASES};
 use lpsim::{Format, Quantizer, Rounding};
 
@@ -467,16 +467,10 @@ fn block_formats_at_every_scale() {
         }
     }
     x32.extend([0.0f32; 64]);
-    for spec in [
-        "mxfp8",
-        "mxfp8_e5m2",
-        "mxfp6",
-        "mxfp6_e2m3",
-        "mxfp4",
-        "mxint8",
-        "bfp:wl=8,size=32",
-        "bfp:wl=4,size=32",
-    ] {
+    for spec in MX_ALIASES
+        .into_iter()
+        .chain(["bfp:wl=8,size=32", "bfp:wl=4,size=32"])
+    {
         let f = fmt(spec);
         for mode in [Rounding::NearestEven].into_iter().chain(MODES_SR) {
             let q = Quantizer::new(f, mode, 3, 0).unwrap();

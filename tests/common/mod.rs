@@ -16,6 +16,16 @@ pub const DET_MODES: [Rounding; 6] = [
     Rounding::Odd,
 ];
 
+/// The OCP MX aliases (32-element blocks, E8M0 scale).
+pub const MX_ALIASES: [&str; 6] = [
+    "mxfp8",
+    "mxfp8_e5m2",
+    "mxfp6",
+    "mxfp6_e2m3",
+    "mxfp4",
+    "mxint8",
+];
+
 /// Parse a format spec, panicking with the spec on failure.
 pub fn fmt(spec: &str) -> Format {
     spec.parse()
