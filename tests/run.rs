@@ -70,6 +70,49 @@ fn run_writes_the_report_and_the_gaussian_toy_separates_naive_from_vc() {
 }
 
 #[test]
+fn one_thread_and_two_give_the_same_report() {
+    let dir = common::scratch("run", "threads");
+    let reports: Vec<String> = ["1", "2"]
+        .iter()
+        .map(|t| {
+            let out = dir.join(t).display().to_string();
+            let o = lpsim(&[
+                "run",
+                "--workload",
+                "workloads/digits-logistic.json",
+                "--algo",
+                "lp-sgld-vc",
+                "--arch",
+                "arch/bfp8.json",
+                "--set",
+                "epochs=2",
+                "--threads",
+                t,
+                "--out",
+                &out,
+            ]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            std::fs::read_to_string(dir.join(t).join("report.json")).expect("report.json")
+        })
+        .collect();
+    assert_eq!(
+        reports[0], reports[1],
+        "the report depends on the thread count"
+    );
+    let o = lpsim(&[
+        "run",
+        "-w",
+        "workloads/iris-logistic.json",
+        "-a",
+        "sgd",
+        "--threads",
+        "0",
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--threads = 0"));
+}
+
+#[test]
 fn halp_goes_below_the_low_precision_floor() {
     let dir = common::scratch("run", "halp");
     let w = "workloads/halp-linreg.json";

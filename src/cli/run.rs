@@ -36,6 +36,9 @@ pub struct Args {
     /// Seed of every random draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Worker threads (default: all cores); the results do not depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
     /// Output directory (default reports/<workload>-<algo>-<arch>/).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -63,7 +66,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The run executes on a worker of the pool, so its many small parallel kernels split
     // their work among the workers instead of each being handed over from this thread and
     // waited for (measured: a HALP run spent most of its time in that hand-over).
+    anyhow::ensure!(args.threads != Some(0), "--threads = 0: must be at least 1");
     let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads.unwrap_or(0))
         .build()
         .context("cannot start the thread pool")?;
     let report =
