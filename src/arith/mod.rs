@@ -15,6 +15,11 @@ mod gemm;
 mod mac;
 
 pub use counts::{ActionCounts, Traffic};
+pub use elementwise::{elementwise, ElemOp};
+pub use exact_sum::ExactSum;
+pub use fast::native_f32_gemm;
+pub use gemm::{dot, gemm, gemm_general, gemv, GemmOutput, KernelPath};
+pub use mac::{AccFormat, AddEvent, Adder, EventTally, MacConfig, MacError, Order};
 
 /// Multiply-adds (or elements) below which a kernel does not split its work among threads:
 /// handing a task to another thread and waiting for it costs more than a few microseconds of
@@ -25,8 +30,3 @@ const PAR_GRAIN: usize = 1 << 16;
 fn min_rows(work_per_row: usize) -> usize {
     (PAR_GRAIN / work_per_row.max(1)).max(1)
 }
-pub use elementwise::{elementwise, ElemOp};
-pub use exact_sum::ExactSum;
-pub use fast::native_f32_gemm;
-pub use gemm::{dot, gemm, gemm_general, gemv, GemmOutput, KernelPath};
-pub use mac::{AccFormat, AddEvent, Adder, EventTally, MacConfig, MacError, Order};

@@ -37,11 +37,6 @@ pub struct Paired {
 /// follows the kernel's own speed, where a ratio to one native figure measured earlier in the
 /// run would follow the drift.
 pub fn paired_seconds(reps: usize, mut native: impl FnMut(), mut kernel: impl FnMut()) -> Paired {
-    let time = |f: &mut dyn FnMut()| {
-        let t = Instant::now();
-        f();
-        t.elapsed().as_secs_f64()
-    };
     native();
     kernel();
     let (mut secs, mut ratios): (Vec<f64>, Vec<f64>) = (0..reps.max(1))
@@ -57,6 +52,13 @@ pub fn paired_seconds(reps: usize, mut native: impl FnMut(), mut kernel: impl Fn
     }
 }
 
+/// Wall time of one run of `f`, in seconds.
+fn time(f: &mut dyn FnMut()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -65,12 +67,6 @@ fn median(v: &mut [f64]) -> f64 {
 /// Median wall time in seconds of `reps` runs of `f`, after one warm-up run.
 pub fn median_seconds(reps: usize, mut f: impl FnMut()) -> f64 {
     f();
-    let mut times: Vec<f64> = (0..reps.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
+    let mut times: Vec<f64> = (0..reps.max(1)).map(|_| time(&mut f)).collect();
     median(&mut times)
 }
