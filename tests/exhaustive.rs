@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{fmt, same, DET_MODES, MX_ALIASES};
+use common::{block_aliases, fmt, same, DET_MODES};
 use lpsim::format::{BlockFormat, Element};
 use lpsim::{Format, Rounding};
 
@@ -291,7 +291,7 @@ fn exhaustive_block_elements() {
         "bfp:wl=4,size=8",
         "mx:elem=e2m1fn,size=4",
     ];
-    for spec in MX_ALIASES.into_iter().chain(others) {
+    for spec in block_aliases().into_iter().chain(others) {
         let Format::Block(b) = fmt(spec) else {
             panic!("{spec} is not a block format")
         };

@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{fmt, next_up, same, DET_MODES, MX_ALIASES};
+use common::{block_aliases, fmt, next_up, same, DET_MODES};
 use lpsim::format::{Element, FormatInfo, Special};
 use lpsim::{Format, Rounding};
 use proptest::prelude::*;
@@ -547,7 +547,7 @@ proptest! {
 }
 
 fn block_spec() -> impl Strategy<Value = Format> {
-    let mut specs = MX_ALIASES.to_vec();
+    let mut specs = block_aliases();
     specs.extend([
         "bfp:wl=8,size=8",
         "bfp:wl=4,size=5",

@@ -69,6 +69,8 @@ fn run_writes_the_report_and_the_gaussian_toy_separates_naive_from_vc() {
     }
 }
 
+/// HALP's full gradients (1000 x 100 multiply-adds) are large enough to be split between two
+/// threads, so the second run does split its work.
 #[test]
 fn one_thread_and_two_give_the_same_report() {
     let dir = common::scratch("run", "threads");
@@ -79,13 +81,11 @@ fn one_thread_and_two_give_the_same_report() {
             let o = lpsim(&[
                 "run",
                 "--workload",
-                "workloads/digits-logistic.json",
+                "workloads/halp-linreg.json",
                 "--algo",
-                "lp-sgld-vc",
-                "--arch",
-                "arch/bfp8.json",
+                "halp",
                 "--set",
-                "epochs=2",
+                "epochs=4",
                 "--threads",
                 t,
                 "--out",

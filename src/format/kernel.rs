@@ -13,7 +13,7 @@
 //! the exact `f64` reference path; `tests/quantizer.rs` proves the two paths agree bit for bit.
 
 use crate::format::{BlockFormat, Element, FixedFormat, FloatFormat, Format, Quantizer, Special};
-use crate::round::{Discarded, RandomStream, Rounding};
+use crate::round::{uncounted_bits, Discarded, RandomStream, Rounding};
 use crate::simd::{multiversion, prefetch, Isa, LINE};
 
 /// One grid and its range rules, in the `f32` domain.
@@ -130,10 +130,16 @@ impl Grid {
 #[inline(always)]
 fn pow2f(k: i32) -> f32 {
     if k >= -126 {
-        f32::from_bits(((k + 127) as u32) << 23)
+        pow2f_normal(k)
     } else {
         f32::from_bits(1u32 << (k + 149).clamp(0, 22))
     }
+}
+
+/// `2^k` for `k` in `-126..=127`: a bare exponent field.
+#[inline(always)]
+fn pow2f_normal(k: i32) -> f32 {
+    f32::from_bits(((k + 127) as u32) << 23)
 }
 
 /// Quantize one `f32` bit pattern on grid `g`.
@@ -372,7 +378,7 @@ impl SrGrid {
         let half = up / 2;
         Some(SrGrid {
             grid: *g,
-            random_mask: !(u32::MAX >> bits.min(31) >> u32::from(bits >= 32)),
+            random_mask: !uncounted_bits(bits),
             shift: (m + 9) as u32,
             drop: (1u32 << (23 - m)) - 1,
             min_normal: if float {
@@ -630,11 +636,12 @@ fn run_blocks_portable<I: Isa>(
             let window = &buf[LINE - carry..LINE + n];
             let done = map_lines::<I>(window, &mut out[at - carry..at + n], false, |x, _| x);
             carry = window.len() - done;
-            // The carry moves back by `n`; a whole line is copied when it is a full tile (a
-            // fixed-size copy, not a call).
-            match <[f32; LINE]>::try_from(&buf[n..n + LINE]) {
-                Ok(line) if n == TILE => buf[..LINE].copy_from_slice(&line),
-                _ => buf.copy_within(LINE + n - carry..LINE + n, LINE - carry),
+            // The carry moves back by `n`; after a full tile the whole last line is moved (a
+            // copy of constant length, inlined, not a call).
+            if n == TILE {
+                buf.copy_within(TILE..TILE + LINE, 0);
+            } else {
+                buf.copy_within(LINE + n - carry..LINE + n, LINE - carry);
             }
             at += n;
         }
@@ -766,8 +773,7 @@ impl BlockRound for SrBlock {
         // are exponent fields, and the shared exponent needs no clamp.
         let s = (amax >> 23) as i32 - 127 - self.emax;
         let (down, up) = if amax >= 0x0080_0000 && (-126..=126).contains(&s) {
-            let pow2 = |k: i32| f32::from_bits(((127 + k) as u32) << 23);
-            (pow2(-s), pow2(s))
+            (pow2f_normal(-s), pow2f_normal(s))
         } else {
             let s = shared_exponent_f32(self.emax, amax);
             (pow2f(-s), pow2f(s))

@@ -128,8 +128,14 @@ pub fn stochastic_carry(frac32: u32, random: u32, bits: u32) -> bool {
     // `!random` are `2^bits - 1 - R`. Setting the low `32 - bits` bits of both sides keeps their
     // order decided by the top bits alone: the same test in 32-bit lanes with no sum and no
     // shift of the operands, so it vectorizes cheaply.
-    let low = u32::MAX >> bits.min(31) >> u32::from(bits >= 32);
+    let low = uncounted_bits(bits);
     (frac32 | low) > (!random | low)
+}
+
+/// The low `32 - bits` bits of a random word, which a unit with `bits` random bits ignores.
+#[inline(always)]
+pub fn uncounted_bits(bits: u32) -> u32 {
+    u32::MAX >> bits.min(31) >> u32::from(bits >= 32)
 }
 
 impl FromStr for Rounding {

@@ -16,15 +16,15 @@ pub const DET_MODES: [Rounding; 6] = [
     Rounding::Odd,
 ];
 
-/// The OCP MX aliases (32-element blocks, E8M0 scale).
-pub const MX_ALIASES: [&str; 6] = [
-    "mxfp8",
-    "mxfp8_e5m2",
-    "mxfp6",
-    "mxfp6_e2m3",
-    "mxfp4",
-    "mxint8",
-];
+/// The aliases that name block formats (the OCP MX ones), in `ALIASES` order.
+pub fn block_aliases() -> Vec<&'static str> {
+    let block = |a: &&str| matches!(fmt(a), Format::Block(_));
+    lpsim::format::ALIASES
+        .iter()
+        .copied()
+        .filter(block)
+        .collect()
+}
 
 /// Parse a format spec, panicking with the spec on failure.
 pub fn fmt(spec: &str) -> Format {
