@@ -21,7 +21,7 @@ use crate::algo::{self, Algo, AlgoError, Hyper, ModelShape, TrainData};
 use crate::arch::{override_value, ArchError, Architecture};
 use crate::cost::{self, CostError};
 use crate::report::{CostSummary, EpochRecord, RunConfig, RunReport};
-use crate::sweep::RunSpec;
+use crate::sweep::{RunFailure, RunSpec};
 use crate::workload::{
     metrics, Budget, DataError, ModelSpec, Problem, Targets, Workload, WorkloadError,
 };
@@ -57,6 +57,14 @@ pub enum RunError {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl RunFailure for RunError {
+    /// An algorithm that the model or the architecture cannot carry
+    /// ([`AlgoError::Unsupported`]) is incompatible: the same spec fails the same way every time.
+    fn incompatible(&self) -> bool {
+        matches!(self, RunError::Algo(AlgoError::Unsupported(_)))
+    }
 }
 
 /// The model shape the algorithms train, and whether a constant feature must be appended to the

@@ -446,12 +446,97 @@ fn diverged_and_failed_runs_are_reported() {
     assert_eq!(d["report"]["metrics"]["train_loss"], "NaN");
 
     let md = read(out.join("report.md"));
-    assert!(md.contains("72 runs: 60 ok, 8 diverged, 4 failed."), "{md}");
+    assert!(
+        md.contains("72 runs: 60 ok, 8 diverged, 4 failed, 0 skipped as incompatible."),
+        "{md}"
+    );
     assert!(md.contains("- toy-class wild e4m3fn seed 0 lr=0.05 — diverged at epoch 2"));
     assert!(md.contains("- toy-class sgd fp32 seed 1 lr=0.05 — panicked: synthetic panic"));
     // The failed runs are retried by the next sweep, the diverged ones are kept.
     let rerun = sweep(&spec, &out, 2, &synthetic);
     assert_eq!((rerun.ran, rerun.failed), (4, 0));
+}
+
+/// A runner's error that says the combination cannot run.
+struct Incompatible(String);
+
+impl std::fmt::Display for Incompatible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl lpsim::sweep::RunFailure for Incompatible {
+    fn incompatible(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn incompatible_runs_are_skipped_apart_from_failures() {
+    let (dir, spec) = setup("incompatible");
+    let out = dir.join("out");
+    let runner = |s: &RunSpec| -> Result<RunReport, Incompatible> {
+        if s.algo == "lp-sgld-vc" && s.arch_name() == "e4m3fn" {
+            return Err(Incompatible(
+                "lp-sgld-vc needs a grid this toy lacks".into(),
+            ));
+        }
+        synthetic(s).map_err(Incompatible)
+    };
+    let summary = run_sweep(&spec, &out, 2, &runner, ProgressMode::Quiet).unwrap();
+    assert_eq!(summary.failed, 0, "incompatible runs are not failures");
+    assert_eq!(
+        summary.incompatible,
+        2 * 2 * 2,
+        "2 workloads x 2 lr x 2 seeds"
+    );
+    let csv = read(out.join("results.csv"));
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with("toy-class,lp-sgld-vc,e4m3fn,0,"))
+        .unwrap();
+    assert!(
+        row.contains(",skipped: incompatible,,lp-sgld-vc needs a grid this toy lacks,"),
+        "{row}"
+    );
+    let md = read(out.join("report.md"));
+    assert!(
+        md.contains("72 runs: 56 ok, 8 diverged, 0 failed, 8 skipped as incompatible."),
+        "{md}"
+    );
+    let apart = md
+        .split("## Skipped: incompatible combinations")
+        .nth(1)
+        .unwrap();
+    assert!(apart.contains("- toy-class lp-sgld-vc e4m3fn seed 0 lr=0.05 — lp-sgld-vc needs"));
+    assert!(!md.contains("## Failed runs"), "{md}");
+}
+
+#[test]
+fn a_real_incompatible_combination_is_skipped_not_failed() {
+    // HALP is defined for linear models: on an MLP workload the real runner refuses it as
+    // incompatible, before any training.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let spec = lpsim::run::prepare(&RunSpec {
+        workload_path: root.join("workloads/digits-mlp.json"),
+        algo: "halp".into(),
+        arch_path: root.join("arch/fp32.json"),
+        seed: 0,
+        set: BTreeMap::new(),
+    })
+    .map(|_| ());
+    assert!(spec.is_ok(), "the run resolves: {spec:?}");
+    let err = lpsim::run::run_paths(
+        &root.join("workloads/digits-mlp.json"),
+        "halp",
+        &root.join("arch/fp32.json"),
+        0,
+        BTreeMap::new(),
+    )
+    .unwrap_err();
+    use lpsim::sweep::RunFailure;
+    assert!(err.incompatible(), "{err}");
 }
 
 #[test]

@@ -3,14 +3,15 @@
 //! The runs themselves come from a runner passed in ([`sweep_command`]), so this layer does not
 //! depend on the algorithms; the binary passes the real one.
 
-use std::fmt::Display;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
 use crate::report::{slug, RunReport, REPORTS_ROOT};
-use crate::sweep::{run_sweep, ProgressMode, RunSpec, SweepSpec, SweepSummary, RESULTS_CSV};
+use crate::sweep::{
+    run_sweep, ProgressMode, RunFailure, RunSpec, SweepSpec, SweepSummary, RESULTS_CSV,
+};
 
 /// Arguments of `lpsim sweep`.
 #[derive(clap::Args, Debug, Clone)]
@@ -32,7 +33,7 @@ pub struct Args {
 /// Run `lpsim sweep` with `runner` producing each run's report: load the spec, run the sweep
 /// with a progress display, print a one-line summary. Fails (after writing every result) when a
 /// run failed, so scripts notice.
-pub fn sweep_command<E: Display>(
+pub fn sweep_command<E: RunFailure>(
     args: &Args,
     runner: &(dyn Fn(&RunSpec) -> Result<RunReport, E> + Sync),
 ) -> anyhow::Result<SweepSummary> {
@@ -46,11 +47,12 @@ pub fn sweep_command<E: Display>(
     let mut stdout = std::io::stdout().lock();
     writeln!(
         stdout,
-        "{} runs: {} ran, {} reused, {} failed; results in {}",
+        "{} runs: {} ran, {} reused, {} failed, {} skipped as incompatible; results in {}",
         summary.outcomes.len(),
         summary.ran,
         summary.reused,
         summary.failed,
+        summary.incompatible,
         out.join(RESULTS_CSV).display()
     )?;
     if summary.failed > 0 {

@@ -38,7 +38,11 @@
 //! and the *contents* of its workload and architecture files: editing a file reruns its runs.
 //! A finished run is written at once, atomically, to `<out>/runs/<hash>.json`; a later sweep
 //! reuses every stored run whose file parses and matches, so an interrupted sweep loses nothing
-//! finished. Failed runs are not stored (the next sweep tries them again).
+//! finished. Failed runs are not stored (the next sweep tries them again). A run whose
+//! combination is impossible (an algorithm the model or architecture cannot carry, see
+//! [`RunFailure`]) is recorded as `skipped: incompatible`, listed apart in the report and not
+//! counted as a failure; it is not stored either, since the check is made before any training
+//! and costs nothing to repeat.
 //!
 //! # Output
 //!
@@ -124,6 +128,23 @@ impl From<ArchError> for SweepError {
     }
 }
 
+/// An error of one run as the sweep sees it: its message, and whether the combination can never
+/// run (an algorithm that the model or the architecture cannot carry). Incompatible runs are
+/// listed apart as `skipped: incompatible`, not as failures to retry.
+pub trait RunFailure: Display {
+    /// Whether the run is impossible by construction (the same spec fails the same way every
+    /// time, before any training), rather than failed.
+    fn incompatible(&self) -> bool {
+        false
+    }
+}
+
+/// A plain message is a failure (runners in tests and tools).
+impl RunFailure for String {}
+
+/// The `status` of a run that cannot be done on its architecture or model.
+pub const SKIPPED_INCOMPATIBLE: &str = "skipped: incompatible";
+
 /// What happened to one run of the sweep.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunOutcome {
@@ -133,18 +154,27 @@ pub struct RunOutcome {
     pub hash: String,
     /// The report, or why the run failed (the runner's error, or its panic message).
     pub result: Result<RunReport, String>,
+    /// Whether the error says the combination is impossible ([`RunFailure::incompatible`]).
+    pub incompatible: bool,
     /// Whether the report was taken from an earlier sweep instead of running.
     pub reused: bool,
 }
 
 impl RunOutcome {
-    /// `ok`, `diverged` or `failed`: the `status` column of `results.csv`.
+    /// `ok`, `diverged`, `failed` or `skipped: incompatible`: the `status` column of
+    /// `results.csv`.
     pub fn status(&self) -> &'static str {
         match &self.result {
             Ok(r) if r.diverged_at_epoch.is_some() => "diverged",
             Ok(_) => "ok",
+            Err(_) if self.incompatible => SKIPPED_INCOMPATIBLE,
             Err(_) => "failed",
         }
+    }
+
+    /// Whether the run failed and should be retried (not an incompatible combination).
+    pub fn failed(&self) -> bool {
+        self.result.is_err() && !self.incompatible
     }
 }
 
@@ -157,8 +187,10 @@ pub struct SweepSummary {
     pub ran: usize,
     /// Runs reused from an earlier sweep.
     pub reused: usize,
-    /// Runs that failed.
+    /// Runs that failed (incompatible combinations not included).
     pub failed: usize,
+    /// Runs skipped because the combination is impossible ([`RunFailure::incompatible`]).
+    pub incompatible: usize,
     /// The result files written (CSV, JSON, Markdown, plots).
     pub files: Vec<PathBuf>,
 }
@@ -179,7 +211,7 @@ pub const RUNS_DIR: &str = "runs";
 /// atomically as soon as it finishes, then write `results.csv`, `results.json`, `report.md` and
 /// the plots. A run whose runner returns an error or panics is recorded as failed and the sweep
 /// goes on. Progress goes to standard error as `progress` says.
-pub fn run_sweep<E: Display>(
+pub fn run_sweep<E: RunFailure>(
     spec: &SweepSpec,
     out: &Path,
     jobs: usize,
@@ -221,11 +253,13 @@ pub fn run_sweep<E: Display>(
     }
     let outcomes: Vec<RunOutcome> = outcomes.into_iter().flatten().collect();
     let files = results::write_results(out, &spec.name, &outcomes)?;
-    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    let failed = outcomes.iter().filter(|o| o.failed()).count();
+    let incompatible = outcomes.iter().filter(|o| o.incompatible).count();
     Ok(SweepSummary {
         ran: outcomes.len() - reused,
         reused,
         failed,
+        incompatible,
         outcomes,
         files,
     })
@@ -240,6 +274,7 @@ fn load_stored(runs_dir: &Path, spec: &RunSpec, hash: &str) -> Option<RunOutcome
         spec: stored.spec,
         hash: stored.hash,
         result: Ok(stored.report),
+        incompatible: false,
         reused: true,
     })
 }
@@ -250,7 +285,7 @@ fn stored_path(runs_dir: &Path, hash: &str) -> PathBuf {
 
 /// Run one spec, store it if it finished, and report progress. Only a failure to store is an
 /// error of the sweep.
-fn run_one<E: Display>(
+fn run_one<E: RunFailure>(
     runs_dir: &Path,
     spec: &RunSpec,
     hash: &str,
@@ -258,9 +293,13 @@ fn run_one<E: Display>(
     shown: &Progress,
 ) -> Result<RunOutcome, ReportError> {
     let start = Instant::now();
+    let mut incompatible = false;
     let result = match catch_unwind(AssertUnwindSafe(|| runner(spec))) {
         Ok(Ok(report)) => Ok(report),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => {
+            incompatible = e.incompatible();
+            Err(e.to_string())
+        }
         Err(panic) => Err(format!("panicked: {}", panic_message(&*panic))),
     };
     if let Ok(report) = &result {
@@ -283,6 +322,7 @@ fn run_one<E: Display>(
             Some(e) => format!("diverged at epoch {e}"),
             None => "done".to_string(),
         },
+        Err(e) if incompatible => format!("{SKIPPED_INCOMPATIBLE}: {e}"),
         Err(e) => format!("failed: {e}"),
     };
     shown.finished(&spec.label(), &status, start.elapsed());
@@ -290,6 +330,7 @@ fn run_one<E: Display>(
         spec: spec.clone(),
         hash: hash.to_string(),
         result,
+        incompatible,
         reused: false,
     })
 }

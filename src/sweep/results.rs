@@ -427,7 +427,8 @@ fn workload_plots(gs: &[&Group], workload: &str) -> Vec<(String, Chart)> {
     plots
 }
 
-/// The head of the sweep's Markdown report: counts, then the diverged and failed runs.
+/// The head of the sweep's Markdown report: counts, then the diverged and failed runs, then the
+/// combinations skipped as incompatible (apart: they are not failures).
 fn markdown_head(name: &str, outcomes: &[RunOutcome]) -> String {
     let mut md = String::new();
     let count = |s: &str| outcomes.iter().filter(|o| o.status() == s).count();
@@ -435,12 +436,13 @@ fn markdown_head(name: &str, outcomes: &[RunOutcome]) -> String {
     let _ = writeln!(md, "# Sweep {name}\n");
     let _ = writeln!(
         md,
-        "{} runs: {} ok, {} diverged, {} failed. Every run is a row of `{RESULTS_CSV}`; full \
-         reports are in `{RESULTS_JSON}`.\n",
+        "{} runs: {} ok, {} diverged, {} failed, {} skipped as incompatible. Every run is a row \
+         of `{RESULTS_CSV}`; full reports are in `{RESULTS_JSON}`.\n",
         outcomes.len(),
         count("ok"),
         count("diverged"),
-        count("failed")
+        count("failed"),
+        count(super::SKIPPED_INCOMPATIBLE)
     );
     let diverged: Vec<String> = outcomes
         .iter()
@@ -453,15 +455,28 @@ fn markdown_head(name: &str, outcomes: &[RunOutcome]) -> String {
     if !diverged.is_empty() {
         let _ = writeln!(md, "## Diverged runs\n\n{}\n", diverged.join("\n"));
     }
-    let failed: Vec<String> = outcomes
-        .iter()
-        .filter_map(|o| {
-            let e = o.result.as_ref().err()?;
-            Some(format!("- {} — {}", o.spec.label(), e.replace('\n', " ")))
-        })
-        .collect();
+    let errors = |incompatible: bool| -> Vec<String> {
+        outcomes
+            .iter()
+            .filter(|o| o.incompatible == incompatible)
+            .filter_map(|o| {
+                let e = o.result.as_ref().err()?;
+                Some(format!("- {} — {}", o.spec.label(), e.replace('\n', " ")))
+            })
+            .collect()
+    };
+    let failed = errors(false);
     if !failed.is_empty() {
         let _ = writeln!(md, "## Failed runs\n\n{}\n", failed.join("\n"));
+    }
+    let skipped = errors(true);
+    if !skipped.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Skipped: incompatible combinations\n\nThese algorithms cannot run on this model \
+             or architecture; the reason is given for each.\n\n{}\n",
+            skipped.join("\n")
+        );
     }
     md
 }
