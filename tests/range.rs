@@ -3,10 +3,13 @@
 //! warns, the same run in fp32 reports zeros, and a sweep's files carry the figures.
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use lpsim::algo::{Algo, Hyper, ModelShape};
 use lpsim::format::{bound_events, range_events, RangeCounts};
+use lpsim::graph::{GraphBuilder, Level, Op, Role, TensorMeta};
 use lpsim::report::RunReport;
 use lpsim::{Quantizer, Rounding};
 
@@ -195,6 +198,114 @@ fn accumulator_values_at_the_bound_count_as_saturated() {
     assert_eq!(
         bound_events(&common::fmt("uint8"), &[0.0, 255.0, 3.0]),
         counts(3, 1, 0, 0)
+    );
+}
+
+/// Every tensor of a step graph has the role of what it holds; a conversion to a MAC format
+/// keeps the role of what it converts (fp8's errors become e4m3fn MAC operands: gradients).
+#[test]
+fn step_graph_tensors_carry_their_roles() {
+    let arch = lpsim::arch::Architecture::load(Path::new("arch/fp8.json")).expect("arch");
+    let model = ModelShape::Mlp {
+        d: 4,
+        hidden: vec![3],
+        classes: 2,
+    };
+    let hyper = Hyper::new(Algo::LpSgldF);
+    let g = lpsim::algo::step_graph(Algo::LpSgldF, &model, &arch, &hyper).expect("graph");
+    let want = |name: &str| match name {
+        "idx" | "x_all" | "y_all" | "x" | "y" | "x@mac.a" => Role::Data,
+        "w0" | "w1" | "qw0" | "qw1" | "w0.next" | "w1.next" => Role::Weights,
+        "z0" | "h0" | "z1" => Role::Activations,
+        "mu0" | "mu1" => Role::Updates,
+        _ => Role::Gradients,
+    };
+    let mut gradients = Vec::new();
+    for &i in g.order() {
+        let t = &g.node(i).out;
+        assert_eq!(t.role, want(&t.name), "{}", t.name);
+        if t.role == Role::Gradients {
+            gradients.push(t.name.as_str());
+        }
+    }
+    gradients.sort_unstable();
+    assert_eq!(
+        gradients,
+        [
+            "err1",
+            "err1@mac.b",
+            "err2",
+            "err2@mac.a",
+            "err2@mac.b",
+            "gh1",
+            "grad0",
+            "grad1"
+        ]
+    );
+}
+
+/// The executor judges each output under its tensor's role and format, and every matmul's
+/// accumulator values: on int8 hardware, `z = x w = 6.75` fits the fixed(32, 12) accumulator
+/// but saturates the fixed(8, 6) output; `z * 1e-50` in fp32 flushes to zero; the gather (a
+/// copy) is not judged.
+#[test]
+fn the_executor_judges_outputs_by_role_and_the_accumulator() {
+    let arch = lpsim::arch::Architecture::load(Path::new("arch/int8.json")).expect("arch");
+    let t = |name: &str, shape: &[usize], f: &str, role: Role| {
+        TensorMeta::new(
+            name,
+            shape,
+            common::fmt(f),
+            Rounding::NearestEven,
+            Level::Inner,
+            role,
+        )
+    };
+    let q = "fixed:wl=8,fl=6";
+    let mut b = GraphBuilder::new(arch.formats.mac);
+    let data = b
+        .add(Op::Input, t("data", &[2, 3], q, Role::Data), &[])
+        .unwrap();
+    let idx = b
+        .add(Op::Input, t("idx", &[1, 1], "int32", Role::Data), &[])
+        .unwrap();
+    let x = b
+        .add(Op::Gather, t("x", &[1, 3], q, Role::Data), &[data, idx])
+        .unwrap();
+    let w = b
+        .add(Op::Param, t("w", &[3, 1], q, Role::Weights), &[])
+        .unwrap();
+    let mm = Op::MatMul {
+        transpose_a: false,
+        transpose_b: false,
+    };
+    let z = b
+        .add(mm, t("z", &[1, 1], q, Role::Activations), &[x, w])
+        .unwrap();
+    let tiny = Op::Scale { c: 1e-50 };
+    b.add(tiny, t("s", &[1, 1], "fp32", Role::Gradients), &[z])
+        .unwrap();
+    let g = b.build(&["s"]).expect("graph");
+    let mut feeds = BTreeMap::new();
+    feeds.insert("data".to_string(), ndarray::array![[1.5; 3], [0.0; 3]].into_dyn());
+    feeds.insert("idx".to_string(), ndarray::array![[0.0]].into_dyn());
+    feeds.insert("w".to_string(), ndarray::array![[1.5], [1.5], [1.5]].into_dyn());
+    let r = lpsim::graph::execute(&g, &arch, &feeds, 0, 0).expect("runs");
+    assert_eq!(r.values["z"][[0, 0]], 1.984375);
+    assert_eq!(r.values["s"][[0, 0]], 0.0);
+    let got: Vec<(Role, String, RangeCounts)> = r
+        .range
+        .entries()
+        .iter()
+        .map(|e| (e.role, e.format.to_string(), e.counts))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Role::Accumulator, "fixed:wl=32,fl=12".into(), counts(1, 0, 0, 0)),
+            (Role::Activations, q.into(), counts(1, 1, 0, 0)),
+            (Role::Gradients, "fp32".into(), counts(1, 0, 1, 0)),
+        ]
     );
 }
 
