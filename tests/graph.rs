@@ -16,7 +16,14 @@ fn arch(name: &str) -> Architecture {
 
 fn t(name: &str, shape: &[usize], f: &str) -> TensorMeta {
     let f: Format = f.parse().expect("format");
-    TensorMeta::new(name, shape, f, Rounding::NearestEven, Level::Inner, Role::Activations)
+    TensorMeta::new(
+        name,
+        shape,
+        f,
+        Rounding::NearestEven,
+        Level::Inner,
+        Role::Activations,
+    )
 }
 
 #[test]

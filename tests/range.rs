@@ -88,7 +88,10 @@ fn a_float_with_infinities_counts_overflow_and_flush_by_hand() {
         -0.0,
     ];
     let s = stored("fp16", &exact, exact.len());
-    assert_eq!((s[1], s[2], s[4]), (f64::INFINITY, f64::NEG_INFINITY, 65504.0));
+    assert_eq!(
+        (s[1], s[2], s[4]),
+        (f64::INFINITY, f64::NEG_INFINITY, 65504.0)
+    );
     assert!(s[6] > 0.0 && s[7] == 0.0);
     assert_eq!(
         range_events(&common::fmt("fp16"), &exact, &s, 1),
@@ -287,9 +290,15 @@ fn the_executor_judges_outputs_by_role_and_the_accumulator() {
         .unwrap();
     let g = b.build(&["s"]).expect("graph");
     let mut feeds = BTreeMap::new();
-    feeds.insert("data".to_string(), ndarray::array![[1.5; 3], [0.0; 3]].into_dyn());
+    feeds.insert(
+        "data".to_string(),
+        ndarray::array![[1.5; 3], [0.0; 3]].into_dyn(),
+    );
     feeds.insert("idx".to_string(), ndarray::array![[0.0]].into_dyn());
-    feeds.insert("w".to_string(), ndarray::array![[1.5], [1.5], [1.5]].into_dyn());
+    feeds.insert(
+        "w".to_string(),
+        ndarray::array![[1.5], [1.5], [1.5]].into_dyn(),
+    );
     let r = lpsim::graph::execute(&g, &arch, &feeds, 0, 0).expect("runs");
     assert_eq!(r.values["z"][[0, 0]], 1.984375);
     assert_eq!(r.values["s"][[0, 0]], 0.0);
@@ -302,7 +311,11 @@ fn the_executor_judges_outputs_by_role_and_the_accumulator() {
     assert_eq!(
         got,
         [
-            (Role::Accumulator, "fixed:wl=32,fl=12".into(), counts(1, 0, 0, 0)),
+            (
+                Role::Accumulator,
+                "fixed:wl=32,fl=12".into(),
+                counts(1, 0, 0, 0)
+            ),
             (Role::Activations, q.into(), counts(1, 1, 0, 0)),
             (Role::Gradients, "fp32".into(), counts(1, 0, 1, 0)),
         ]
@@ -403,7 +416,10 @@ fn saturating_activations_are_reported_and_warned_and_fp32_reports_zeros() {
         );
         assert!(r.values > 0, "{r:?}");
     }
-    assert!(!md.contains("WARNING") && !stderr.contains("WARNING"), "{md}");
+    assert!(
+        !md.contains("WARNING") && !stderr.contains("WARNING"),
+        "{md}"
+    );
     let data = good
         .range_health
         .iter()

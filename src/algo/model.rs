@@ -26,6 +26,11 @@ pub fn fp32() -> Format {
     alias("fp32").expect("fp32 is a built-in alias")
 }
 
+/// `fp32` with `rne` for a full-precision output of `role` (a [`Builder::matmul`] output).
+pub fn fp32_as(role: Role) -> (Format, Rounding, Role) {
+    (fp32(), Rounding::NearestEven, role)
+}
+
 /// A step-graph builder with the architecture's formats at hand.
 pub(crate) struct Builder<'a> {
     pub b: GraphBuilder,

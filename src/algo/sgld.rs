@@ -412,7 +412,12 @@ fn step_graph(
     let mut outputs = vec![b.b.meta(out).name.clone()];
     for (l, (&p, &g)) in params.iter().zip(&grads).enumerate() {
         let d = if l2 > 0.0 {
-            b.f32op(Op::Axpy { c: l2 }, &format!("d{l}"), Role::Gradients, &[g, p])?
+            b.f32op(
+                Op::Axpy { c: l2 },
+                &format!("d{l}"),
+                Role::Gradients,
+                &[g, p],
+            )?
         } else {
             g
         };
@@ -424,7 +429,14 @@ fn step_graph(
             }
             Update::Sgld | Update::SgldF | Update::Naive => {
                 let mu = b.f32op(step, &format!("mu{l}"), Role::Updates, &[p, d])?;
-                b.op(Op::GaussianNoise { std }, &next, sf, sr, Role::Weights, &[mu])?;
+                b.op(
+                    Op::GaussianNoise { std },
+                    &next,
+                    sf,
+                    sr,
+                    Role::Weights,
+                    &[mu],
+                )?;
             }
             Update::Vc => {
                 let mu = b.f32op(step, &format!("mu{l}"), Role::Updates, &[p, d])?;

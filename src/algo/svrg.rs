@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use ndarray::Array2;
 use petgraph::graph::NodeIndex;
 
-use crate::algo::model::{fp32, Builder};
+use crate::algo::model::{fp32, fp32_as, Builder};
 use crate::algo::sgld::{init_params, Batches, Run};
 use crate::algo::{loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, TrainData, TrainOutcome};
 use crate::arch::Architecture;
@@ -77,9 +77,9 @@ fn full_graph(
     let rn = Rounding::NearestEven;
     let y = b.feed(Op::Input, "y", &[n, t], fp32(), rn, Role::Data)?;
     let wc = b.feed(Op::Param, "wc", &shape, fp32(), rn, Role::Weights)?;
-    let a = b.matmul("a", (x, false), (wc, false), (fp32(), rn, Role::Activations), rn)?;
+    let a = b.matmul("a", (x, false), (wc, false), fp32_as(Role::Activations), rn)?;
     let e = phi(&mut b, model, a, y, "e", n)?;
-    b.matmul("gt", (x, true), (e, false), (fp32(), rn, Role::Gradients), rn)?;
+    b.matmul("gt", (x, true), (e, false), fp32_as(Role::Gradients), rn)?;
     Ok(b.b.build(&["a", "gt"])?)
 }
 
@@ -106,7 +106,6 @@ fn inner_graph(
     let (rows, shape, t) = io;
     let rn = Rounding::NearestEven;
     let mut b = Builder::new(arch);
-    let (act, grad) = ((fp32(), rn, Role::Activations), (fp32(), rn, Role::Gradients));
     let x = b.feed(Op::Input, "x", &[rows, shape[0]], fp32(), rn, Role::Data)?;
     let y = b.feed(Op::Input, "y", &[rows, t], fp32(), rn, Role::Data)?;
     let k = b.feed(Op::Param, "k", &shape, r.code, r.rounding, Role::Weights)?;
@@ -118,7 +117,13 @@ fn inner_graph(
     } else {
         None
     };
-    let mut m = b.matmul("m0", (x, false), (k, false), act, r.rounding)?;
+    let mut m = b.matmul(
+        "m0",
+        (x, false),
+        (k, false),
+        fp32_as(Role::Activations),
+        r.rounding,
+    )?;
     if r.scaled {
         m = b.f32op(Op::Scale { c: scale }, "m1", Role::Activations, &[m])?;
     }
@@ -134,7 +139,7 @@ fn inner_graph(
         let e0 = phi(&mut b, model, a, y, "e0", rows)?;
         e = b.f32op(Op::Sub, "de", Role::Gradients, &[e, e0])?;
     }
-    let mut h = b.matmul("gd", (x, true), (e, false), grad, rn)?;
+    let mut h = b.matmul("gd", (x, true), (e, false), fp32_as(Role::Gradients), rn)?;
     if let Some((_, gt)) = cached {
         h = b.f32op(Op::Add, "h", Role::Gradients, &[h, gt])?;
     }

@@ -419,7 +419,12 @@ pub fn execute(
 }
 
 /// Record the range events of storing `exact` as `stored` in `out`'s format under its role.
-fn judge(range: &mut RangeHealth, out: &TensorMeta, exact: ArrayViewD<f64>, stored: ArrayViewD<f64>) {
+fn judge(
+    range: &mut RangeHealth,
+    out: &TensorMeta,
+    exact: ArrayViewD<f64>,
+    stored: ArrayViewD<f64>,
+) {
     let (exact, stored) = (exact.as_standard_layout(), stored.as_standard_layout());
     let row = out.shape.last().copied().unwrap_or(1);
     let counts = range_events(

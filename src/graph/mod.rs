@@ -1,6 +1,7 @@
 //! The dataflow IR (DESIGN.md decision 7): one step of an algorithm is a `petgraph` graph whose
 //! nodes are ops and whose edges carry named tensors with a shape, a number format, a rounding
-//! unit and the memory level where they live.
+//! unit, the memory level where they live and their [`Role`] (the key of their range health,
+//! [`RangeHealth`]).
 //!
 //! Semantics shared by every op: the op computes its result exactly in `f64` on the carrier
 //! values of its inputs (or, for [`Op::MatMul`], on the architecture's MAC datapath through

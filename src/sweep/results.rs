@@ -185,9 +185,7 @@ fn csv(outcomes: &[RunOutcome]) -> String {
                 .map(|p| num(report.and_then(|r| r.cost.breakdown.get(*p).copied()))),
         );
         for role in &roles {
-            row.extend(
-                RANGE_COLUMNS.map(|c| num(report.and_then(|r| range_figure(r, role, c)))),
-            );
+            row.extend(RANGE_COLUMNS.map(|c| num(report.and_then(|r| range_figure(r, role, c)))));
         }
         out.push_str(
             &row.iter()
