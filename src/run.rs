@@ -20,7 +20,8 @@ use thiserror::Error;
 use crate::algo::{self, Algo, AlgoError, Hyper, ModelShape, TrainData};
 use crate::arch::{override_value, ArchError, Architecture};
 use crate::cost::{self, CostError};
-use crate::report::{CostSummary, EpochRecord, RunConfig, RunReport};
+use crate::graph::RangeHealth;
+use crate::report::{CostSummary, EpochRecord, RangeRecord, RunConfig, RunReport};
 use crate::sweep::{RunFailure, RunSpec};
 use crate::workload::{
     metrics, Budget, DataError, ModelSpec, Problem, Targets, Workload, WorkloadError,
@@ -428,7 +429,29 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
         metrics,
         cost,
         diverged_at_epoch: outcome.diverged_at,
+        range_health: range_records(&outcome.range),
     })
+}
+
+/// The run's range health as report records, ordered by role, then format.
+fn range_records(health: &RangeHealth) -> Vec<RangeRecord> {
+    let mut entries: Vec<_> = health
+        .entries()
+        .iter()
+        .map(|e| (e.role, e.format.to_string(), e.counts))
+        .collect();
+    entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    entries
+        .into_iter()
+        .map(|(role, format, c)| RangeRecord {
+            role: role.to_string(),
+            format,
+            values: c.values,
+            saturated: c.saturated,
+            flushed: role.judges_flush().then_some(c.flushed),
+            nan: c.nan,
+        })
+        .collect()
 }
 
 /// Run one configuration given by paths (the `lpsim run` entry point).

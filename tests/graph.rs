@@ -6,7 +6,7 @@ use std::path::Path;
 use lpsim::algo::{train, Algo, Hyper, ModelShape, Targets, TrainData};
 use lpsim::arch::Architecture;
 use lpsim::format::Format;
-use lpsim::graph::{execute, GraphBuilder, GraphError, Level, Op, TensorMeta};
+use lpsim::graph::{execute, GraphBuilder, GraphError, Level, Op, Role, TensorMeta};
 use lpsim::round::Rounding;
 use ndarray::{array, ArrayD, IxDyn};
 
@@ -16,7 +16,14 @@ fn arch(name: &str) -> Architecture {
 
 fn t(name: &str, shape: &[usize], f: &str) -> TensorMeta {
     let f: Format = f.parse().expect("format");
-    TensorMeta::new(name, shape, f, Rounding::NearestEven, Level::Inner)
+    TensorMeta::new(
+        name,
+        shape,
+        f,
+        Rounding::NearestEven,
+        Level::Inner,
+        Role::Activations,
+    )
 }
 
 #[test]

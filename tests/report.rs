@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use lpsim::report::{
-    pareto_front, run_dir, write_run, CostSummary, EpochRecord, ReportError, RunConfig, RunReport,
+    pareto_front, run_dir, write_run, CostSummary, EpochRecord, RangeRecord, ReportError,
+    RunConfig, RunReport,
 };
 
 fn scratch(name: &str) -> PathBuf {
@@ -64,6 +65,32 @@ fn report(diverge: bool) -> RunReport {
             breakdown: map(&[("mac", 2000.0), ("dram", 1000.0)]),
         },
         diverged_at_epoch: diverge.then_some(3),
+        range_health: vec![
+            range("weights", "bf16", 1000, 0, Some(25), 0),
+            // 12.5 % saturated: warned.
+            range("activations", "bf16", 800, 100, Some(0), 0),
+            // Exactly 1 %: not above the threshold, no warning.
+            range("gradients", "bf16", 1000, 10, Some(0), 2),
+            range("accumulator", "fp32", 500, 0, None, 0),
+        ],
+    }
+}
+
+fn range(
+    role: &str,
+    format: &str,
+    values: u64,
+    saturated: u64,
+    flushed: Option<u64>,
+    nan: u64,
+) -> RangeRecord {
+    RangeRecord {
+        role: role.into(),
+        format: format.into(),
+        values,
+        saturated,
+        flushed,
+        nan,
     }
 }
 
@@ -114,9 +141,19 @@ fn writes_json_markdown_and_plots() {
         "| mac | 2000 | 66.7 % |",
         "## Per epoch",
         "![loss.svg](loss.svg)",
+        "**WARNING: activations saturated 12.5% of values (format bf16)**",
+        "## Range health",
+        "| weights | `bf16` | 1000 | 0 % | 2.500 % | 0 % |",
+        "| gradients | `bf16` | 1000 | 1.000 % | 0 % | 0.2000 % |",
+        "| accumulator | `fp32` | 500 | 0 % | - | 0 % |",
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
     }
+    assert_eq!(md.matches("WARNING").count(), 1, "only above 1 %:\n{md}");
+    assert!(
+        md.find("WARNING") < md.find("## Configuration"),
+        "warnings come first"
+    );
     for (file, label) in [
         ("loss.svg", "train_loss"),
         ("accuracy.svg", "test_accuracy"),

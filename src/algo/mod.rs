@@ -25,7 +25,7 @@ use thiserror::Error;
 use crate::arch::Architecture;
 use crate::arith::ActionCounts;
 use crate::cost::Work;
-use crate::graph::{ExecError, GraphError};
+use crate::graph::{ExecError, GraphError, RangeHealth};
 
 pub use model::{loss, param_shapes, predict};
 
@@ -370,6 +370,9 @@ pub struct TrainOutcome {
     pub counts: ActionCounts,
     /// Work of the whole run.
     pub work: Work,
+    /// Range events of the whole run, per tensor role and format (the training data judged
+    /// once, every step's roundings summed).
+    pub range: RangeHealth,
 }
 
 /// A run that cannot be done.

@@ -7,6 +7,10 @@
 //! matmul outputs of the forward pass are activations (`formats.activations`), the backward
 //! pass's errors and weight gradients are gradients (`formats.gradients`): the weight gradient
 //! leaving its matmul is `Q_G(grad)`.
+//!
+//! Every tensor gets a [`Role`] where it is built (the key of its range health): the forward
+//! values are activations, the backward values gradients, and a conversion to a MAC format
+//! keeps the role of what it converts.
 
 use ndarray::{Array2, ArrayView2};
 use petgraph::graph::NodeIndex;
@@ -14,12 +18,17 @@ use petgraph::graph::NodeIndex;
 use crate::algo::{AlgoError, ModelShape, Targets};
 use crate::arch::Architecture;
 use crate::format::{alias, Format};
-use crate::graph::{fits_within, GraphBuilder, Level, Op, TensorMeta};
+use crate::graph::{fits_within, GraphBuilder, Level, Op, Role, TensorMeta};
 use crate::round::Rounding;
 
 /// `fp32`, the full-precision storage format.
 pub fn fp32() -> Format {
     alias("fp32").expect("fp32 is a built-in alias")
+}
+
+/// `fp32` with `rne` for a full-precision output of `role` (a [`Builder::matmul`] output).
+pub fn fp32_as(role: Role) -> (Format, Rounding, Role) {
+    (fp32(), Rounding::NearestEven, role)
 }
 
 /// A step-graph builder with the architecture's formats at hand.
@@ -39,14 +48,16 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Add a node producing `name` in `format`/`rounding` (its shape follows from the op) at the
-    /// inner level, or at the outer level for a step's new state (names ending in `.next`).
+    /// Add a node producing `name` in `format`/`rounding` with `role` (its shape follows from
+    /// the op) at the inner level, or at the outer level for a step's new state (names ending in
+    /// `.next`).
     pub fn op(
         &mut self,
         op: Op,
         name: &str,
         format: Format,
         rounding: Rounding,
+        role: Role,
         inputs: &[NodeIndex],
     ) -> Result<NodeIndex, AlgoError> {
         let shape = match op {
@@ -69,7 +80,7 @@ impl<'a> Builder<'a> {
         } else {
             Level::Inner
         };
-        let meta = TensorMeta::new(name, &shape, format, rounding, level);
+        let meta = TensorMeta::new(name, &shape, format, rounding, level, role);
         Ok(self.b.add(op, meta, inputs)?)
     }
 
@@ -78,9 +89,10 @@ impl<'a> Builder<'a> {
         &mut self,
         op: Op,
         name: &str,
+        role: Role,
         inputs: &[NodeIndex],
     ) -> Result<NodeIndex, AlgoError> {
-        self.op(op, name, fp32(), Rounding::NearestEven, inputs)
+        self.op(op, name, fp32(), Rounding::NearestEven, role, inputs)
     }
 
     /// A feed (`Input` or `Param`) at the outer level.
@@ -91,8 +103,9 @@ impl<'a> Builder<'a> {
         shape: &[usize],
         format: Format,
         rounding: Rounding,
+        role: Role,
     ) -> Result<NodeIndex, AlgoError> {
-        let meta = TensorMeta::new(name, shape, format, rounding, Level::Outer);
+        let meta = TensorMeta::new(name, shape, format, rounding, Level::Outer, role);
         Ok(self.b.add(op, meta, &[])?)
     }
 
@@ -101,7 +114,7 @@ impl<'a> Builder<'a> {
     }
 
     /// Node `i` as a MAC operand (`a_side`: the A input, else B): itself if its format is within
-    /// the MAC's, else a conversion with `rounding`.
+    /// the MAC's, else a conversion with `rounding` (with `i`'s role).
     pub fn mac_operand(
         &mut self,
         i: NodeIndex,
@@ -118,18 +131,20 @@ impl<'a> Builder<'a> {
             return Ok(q);
         }
         let name = format!("{}@mac.{}", m.name, if a_side { "a" } else { "b" });
-        let q = self.op(Op::Quantize, &name, target, rounding, &[i])?;
+        let role = m.role;
+        let q = self.op(Op::Quantize, &name, target, rounding, role, &[i])?;
         self.converted.push(((i, a_side), q));
         Ok(q)
     }
 
-    /// `op(A) op(B)` into `format`, converting operands to the MAC formats first.
+    /// `op(A) op(B)` into `out` (format, rounding, role), converting operands to the MAC formats
+    /// first.
     pub fn matmul(
         &mut self,
         name: &str,
         a: (NodeIndex, bool),
         b: (NodeIndex, bool),
-        out: (Format, Rounding),
+        out: (Format, Rounding, Role),
         b_rounding: Rounding,
     ) -> Result<NodeIndex, AlgoError> {
         let ra = self.arch.formats.rounding.activations;
@@ -143,21 +158,24 @@ impl<'a> Builder<'a> {
             name,
             out.0,
             out.1,
+            out.2,
             &[aq, bq],
         )
     }
 
-    fn act(&self) -> (Format, Rounding) {
+    fn act(&self) -> (Format, Rounding, Role) {
         (
             self.arch.formats.activations,
             self.arch.formats.rounding.activations,
+            Role::Activations,
         )
     }
 
-    fn grad(&self) -> (Format, Rounding) {
+    fn grad(&self) -> (Format, Rounding, Role) {
         (
             self.arch.formats.gradients,
             self.arch.formats.rounding.gradients,
+            Role::Gradients,
         )
     }
 
@@ -171,7 +189,7 @@ impl<'a> Builder<'a> {
         y: Option<NodeIndex>,
         weights: &[NodeIndex],
     ) -> Result<(NodeIndex, Vec<NodeIndex>), AlgoError> {
-        let (gf, gr) = self.grad();
+        let (gf, gr, gradient) = self.grad();
         let rw = self.arch.formats.rounding.weights;
         if let ModelShape::Gaussian { .. } = model {
             // U = theta^2 / 2, noisy gradient theta + 0.1 xi (ALGORITHMS.md 1.5), rounded by Q_G.
@@ -180,6 +198,7 @@ impl<'a> Builder<'a> {
                 "grad0",
                 gf,
                 gr,
+                gradient,
                 &[weights[0]],
             )?;
             return Ok((weights[0], vec![g]));
@@ -203,8 +222,8 @@ impl<'a> Builder<'a> {
             )?;
             pre.push(z);
             if l + 1 < layers {
-                let (af, ar) = self.act();
-                let h = self.op(Op::Relu, &format!("h{l}"), af, ar, &[z])?;
+                let (af, ar, act) = self.act();
+                let h = self.op(Op::Relu, &format!("h{l}"), af, ar, act, &[z])?;
                 let hq = self.mac_operand(h, true, ar)?;
                 acts.push(hq);
             }
@@ -212,15 +231,16 @@ impl<'a> Builder<'a> {
         let out = pre[layers - 1];
         let mut err = match model {
             ModelShape::Linear { .. } => {
-                let r = self.op(Op::Sub, "resid", gf, gr, &[out, y])?;
+                let r = self.op(Op::Sub, "resid", gf, gr, gradient, &[out, y])?;
                 let b = self.b.meta(x).shape[0].max(1) as f64;
-                self.op(Op::Scale { c: 1.0 / b }, "err1", gf, gr, &[r])?
+                self.op(Op::Scale { c: 1.0 / b }, "err1", gf, gr, gradient, &[r])?
             }
             _ => self.op(
                 Op::SoftmaxXentGrad,
                 &format!("err{layers}"),
                 gf,
                 gr,
+                gradient,
                 &[out, y],
             )?,
         };
@@ -230,7 +250,7 @@ impl<'a> Builder<'a> {
                 &format!("grad{l}"),
                 (acts[l], true),
                 (err, false),
-                (gf, gr),
+                (gf, gr, gradient),
                 gr,
             )?;
             if l > 0 {
@@ -238,10 +258,17 @@ impl<'a> Builder<'a> {
                     &format!("gh{l}"),
                     (err, false),
                     (weights[l], true),
-                    (gf, gr),
+                    (gf, gr, gradient),
                     rw,
                 )?;
-                err = self.op(Op::ReluGrad, &format!("err{l}"), gf, gr, &[gh, pre[l - 1]])?;
+                err = self.op(
+                    Op::ReluGrad,
+                    &format!("err{l}"),
+                    gf,
+                    gr,
+                    gradient,
+                    &[gh, pre[l - 1]],
+                )?;
             }
         }
         Ok((out, grads))

@@ -29,9 +29,9 @@ use crate::algo::{
 use crate::arch::Architecture;
 use crate::arith::ActionCounts;
 use crate::cost::Work;
-use crate::format::{Format, Quantizer};
+use crate::format::{range_events, Format, Quantizer};
 use crate::graph::exec::stream_id;
-use crate::graph::{execute, Graph, Op};
+use crate::graph::{execute, Graph, Op, RangeHealth, Role};
 use crate::round::{RandomStream, Rounding};
 
 /// How a step updates the weights.
@@ -133,6 +133,30 @@ impl Batches {
     pub fn all(&self) -> (&Array2<f64>, &Array2<f64>) {
         (&self.x, &self.y)
     }
+
+    /// The range events of storing `data`'s training features and regression targets in the
+    /// format the data are held in (`fp32`), under [`Role::Data`]: judged once per run, as the
+    /// data are stored once.
+    pub fn data_health(&self, data: &TrainData) -> RangeHealth {
+        let f = fp32();
+        let mut health = RangeHealth::default();
+        let mut judge = |exact: ndarray::ArrayView2<f64>, stored: &Array2<f64>| {
+            let row = stored.ncols();
+            let (exact, stored) = (exact.as_standard_layout(), stored.as_standard_layout());
+            let counts = range_events(
+                &f,
+                exact.as_slice().expect("standard layout"),
+                stored.as_slice().expect("standard layout"),
+                row,
+            );
+            health.record(Role::Data, f, counts);
+        };
+        judge(data.x_train.view(), &self.x);
+        if let Targets::Values(v) = &data.y_train {
+            judge(v.view().insert_axis(Axis(1)), &self.y);
+        }
+        health
+    }
 }
 
 /// One-hot class targets or a column of values, in `f64`.
@@ -188,6 +212,8 @@ pub(crate) struct Run<'a> {
     epochs: usize,
     pub counts: ActionCounts,
     pub work: Work,
+    /// Range events of the whole run.
+    pub range: RangeHealth,
     epoch_counts: ActionCounts,
     epoch_work: Work,
     samples: Vec<Vec<Array2<f64>>>,
@@ -202,6 +228,7 @@ impl<'a> Run<'a> {
             epochs,
             counts: ActionCounts::new(),
             work: Work::default(),
+            range: RangeHealth::default(),
             epoch_counts: ActionCounts::new(),
             epoch_work: Work::default(),
             samples: Vec::new(),
@@ -209,8 +236,9 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Add one step's actions.
-    pub fn add(&mut self, counts: &ActionCounts, work: Work) {
+    /// Add one step's actions and range events.
+    pub fn add(&mut self, counts: &ActionCounts, work: Work, range: &RangeHealth) {
+        self.range.merge(range);
         self.epoch_counts.merge(counts);
         self.epoch_work.gemms.extend(work.gemms);
         self.epoch_work.vector_ops += work.vector_ops;
@@ -267,6 +295,7 @@ impl<'a> Run<'a> {
             chain,
             counts: self.counts,
             work: self.work,
+            range: self.range,
         }
     }
 }
@@ -323,6 +352,7 @@ fn step_graph(
                 &[io.rows, 1],
                 index_format(),
                 Rounding::NearestEven,
+                Role::Data,
             )?;
             let x_all = b.feed(
                 Op::Input,
@@ -330,6 +360,7 @@ fn step_graph(
                 &[io.n, io.d],
                 fp32(),
                 Rounding::NearestEven,
+                Role::Data,
             )?;
             let y_all = b.feed(
                 Op::Input,
@@ -337,6 +368,7 @@ fn step_graph(
                 &[io.n, io.t],
                 fp32(),
                 Rounding::NearestEven,
+                Role::Data,
             )?;
             (
                 Some(b.op(
@@ -344,6 +376,7 @@ fn step_graph(
                     "x",
                     fp32(),
                     Rounding::NearestEven,
+                    Role::Data,
                     &[x_all, idx],
                 )?),
                 Some(b.op(
@@ -351,6 +384,7 @@ fn step_graph(
                     "y",
                     fp32(),
                     Rounding::NearestEven,
+                    Role::Data,
                     &[y_all, idx],
                 )?),
             )
@@ -361,10 +395,10 @@ fn step_graph(
     let mut params = Vec::new();
     let mut fwd = Vec::new();
     for (l, s) in shapes.iter().enumerate() {
-        let p = b.feed(Op::Param, &format!("w{l}"), s, sf, sr)?;
+        let p = b.feed(Op::Param, &format!("w{l}"), s, sf, sr, Role::Weights)?;
         params.push(p);
         fwd.push(if update == Update::SgldF {
-            b.op(Op::Quantize, &format!("qw{l}"), wf, wr, &[p])?
+            b.op(Op::Quantize, &format!("qw{l}"), wf, wr, Role::Weights, &[p])?
         } else {
             p
         });
@@ -378,7 +412,12 @@ fn step_graph(
     let mut outputs = vec![b.b.meta(out).name.clone()];
     for (l, (&p, &g)) in params.iter().zip(&grads).enumerate() {
         let d = if l2 > 0.0 {
-            b.f32op(Op::Axpy { c: l2 }, &format!("d{l}"), &[g, p])?
+            b.f32op(
+                Op::Axpy { c: l2 },
+                &format!("d{l}"),
+                Role::Gradients,
+                &[g, p],
+            )?
         } else {
             g
         };
@@ -386,25 +425,39 @@ fn step_graph(
         let step = Op::Axpy { c: -c.lr };
         match update {
             Update::Descent => {
-                b.op(step, &next, sf, sr, &[p, d])?;
+                b.op(step, &next, sf, sr, Role::Weights, &[p, d])?;
             }
             Update::Sgld | Update::SgldF | Update::Naive => {
-                let mu = b.f32op(step, &format!("mu{l}"), &[p, d])?;
-                b.op(Op::GaussianNoise { std }, &next, sf, sr, &[mu])?;
+                let mu = b.f32op(step, &format!("mu{l}"), Role::Updates, &[p, d])?;
+                b.op(
+                    Op::GaussianNoise { std },
+                    &next,
+                    sf,
+                    sr,
+                    Role::Weights,
+                    &[mu],
+                )?;
             }
             Update::Vc => {
-                let mu = b.f32op(step, &format!("mu{l}"), &[p, d])?;
-                b.op(Op::VcQuantize { v: c.noise_var }, &next, sf, sr, &[mu])?;
+                let mu = b.f32op(step, &format!("mu{l}"), Role::Updates, &[p, d])?;
+                let vc = Op::VcQuantize { v: c.noise_var };
+                b.op(vc, &next, sf, sr, Role::Weights, &[mu])?;
             }
             Update::Qsgld => {
                 let (q, cc, nearest) = c.qsgld;
-                let h = b.f32op(Op::Scale { c: c.lr }, &format!("step{l}"), &[d])?;
+                let h = b.f32op(
+                    Op::Scale { c: c.lr },
+                    &format!("step{l}"),
+                    Role::Updates,
+                    &[d],
+                )?;
                 let hq = b.f32op(
                     Op::QsgldQuantize { q, c: cc, nearest },
                     &format!("qstep{l}"),
+                    Role::Updates,
                     &[h],
                 )?;
-                b.f32op(Op::Sub, &next, &[p, hq])?;
+                b.f32op(Op::Sub, &next, Role::Weights, &[p, hq])?;
             }
         }
         outputs.push(next);
@@ -493,6 +546,9 @@ pub(crate) fn train(
     let thin = hyper.get("thin").max(1.0) as u64;
     let mut chain: Vec<f64> = Vec::new();
     let mut run = Run::new(algo, hyper, epochs);
+    if let (Some(b), Some(d)) = (&batches, data) {
+        run.range.merge(&b.data_health(d));
+    }
     let mut feeds = BTreeMap::new();
     for step in 0..total {
         let lr = hyper.get("lr") * lr_factor(algo, hyper, step, total);
@@ -521,7 +577,7 @@ pub(crate) fn train(
                 .expect("the step graph outputs every parameter");
             *p = v.into_dimensionality().expect("parameters are matrices");
         }
-        run.add(&res.counts, res.work);
+        run.add(&res.counts, res.work, &res.range);
         if matches!(model, ModelShape::Gaussian { .. }) && step >= burn && (step - burn) % thin == 0
         {
             chain.extend(params[0].iter());

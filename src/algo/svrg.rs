@@ -23,12 +23,12 @@ use std::collections::BTreeMap;
 use ndarray::Array2;
 use petgraph::graph::NodeIndex;
 
-use crate::algo::model::{fp32, Builder};
+use crate::algo::model::{fp32, fp32_as, Builder};
 use crate::algo::sgld::{init_params, Batches, Run};
 use crate::algo::{loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, TrainData, TrainOutcome};
 use crate::arch::Architecture;
 use crate::format::{FixedFormat, Format};
-use crate::graph::{execute, fits_within, Graph, Op};
+use crate::graph::{execute, fits_within, Graph, Op, Role};
 use crate::round::Rounding;
 
 /// `phi'(m)` for targets `y` over a batch of `rows`, in `fp32`.
@@ -42,16 +42,17 @@ fn phi(
 ) -> Result<NodeIndex, AlgoError> {
     match model {
         ModelShape::Linear { .. } => {
-            let r = b.f32op(Op::Sub, &format!("{name}.resid"), &[m, y])?;
+            let r = b.f32op(Op::Sub, &format!("{name}.resid"), Role::Gradients, &[m, y])?;
             b.f32op(
                 Op::Scale {
                     c: 1.0 / rows as f64,
                 },
                 name,
+                Role::Gradients,
                 &[r],
             )
         }
-        _ => b.f32op(Op::SoftmaxXentGrad, name, &[m, y]),
+        _ => b.f32op(Op::SoftmaxXentGrad, name, Role::Gradients, &[m, y]),
     }
 }
 
@@ -71,13 +72,14 @@ fn full_graph(
         &[n, shape[0]],
         fp32(),
         Rounding::NearestEven,
+        Role::Data,
     )?;
-    let y = b.feed(Op::Input, "y", &[n, t], fp32(), Rounding::NearestEven)?;
-    let wc = b.feed(Op::Param, "wc", &shape, fp32(), Rounding::NearestEven)?;
     let rn = Rounding::NearestEven;
-    let a = b.matmul("a", (x, false), (wc, false), (fp32(), rn), rn)?;
+    let y = b.feed(Op::Input, "y", &[n, t], fp32(), rn, Role::Data)?;
+    let wc = b.feed(Op::Param, "wc", &shape, fp32(), rn, Role::Weights)?;
+    let a = b.matmul("a", (x, false), (wc, false), fp32_as(Role::Activations), rn)?;
     let e = phi(&mut b, model, a, y, "e", n)?;
-    b.matmul("gt", (x, true), (e, false), (fp32(), rn), rn)?;
+    b.matmul("gt", (x, true), (e, false), fp32_as(Role::Gradients), rn)?;
     Ok(b.b.build(&["a", "gt"])?)
 }
 
@@ -104,41 +106,47 @@ fn inner_graph(
     let (rows, shape, t) = io;
     let rn = Rounding::NearestEven;
     let mut b = Builder::new(arch);
-    let x = b.feed(Op::Input, "x", &[rows, shape[0]], fp32(), rn)?;
-    let y = b.feed(Op::Input, "y", &[rows, t], fp32(), rn)?;
-    let k = b.feed(Op::Param, "k", &shape, r.code, r.rounding)?;
+    let x = b.feed(Op::Input, "x", &[rows, shape[0]], fp32(), rn, Role::Data)?;
+    let y = b.feed(Op::Input, "y", &[rows, t], fp32(), rn, Role::Data)?;
+    let k = b.feed(Op::Param, "k", &shape, r.code, r.rounding, Role::Weights)?;
     let cached = if r.variance_reduced {
         Some((
-            b.feed(Op::Input, "a", &[rows, t], fp32(), rn)?,
-            b.feed(Op::Param, "gt", &shape, fp32(), rn)?,
+            b.feed(Op::Input, "a", &[rows, t], fp32(), rn, Role::Activations)?,
+            b.feed(Op::Param, "gt", &shape, fp32(), rn, Role::Gradients)?,
         ))
     } else {
         None
     };
-    let mut m = b.matmul("m0", (x, false), (k, false), (fp32(), rn), r.rounding)?;
+    let mut m = b.matmul(
+        "m0",
+        (x, false),
+        (k, false),
+        fp32_as(Role::Activations),
+        r.rounding,
+    )?;
     if r.scaled {
-        m = b.f32op(Op::Scale { c: scale }, "m1", &[m])?;
+        m = b.f32op(Op::Scale { c: scale }, "m1", Role::Activations, &[m])?;
     }
     let centre = if r.centred {
         let (a, _) = cached.expect("HALP is variance reduced");
-        m = b.f32op(Op::Add, "m", &[a, m])?;
-        Some(b.feed(Op::Param, "wc", &shape, fp32(), rn)?)
+        m = b.f32op(Op::Add, "m", Role::Activations, &[a, m])?;
+        Some(b.feed(Op::Param, "wc", &shape, fp32(), rn, Role::Weights)?)
     } else {
         None
     };
     let mut e = phi(&mut b, model, m, y, "e1", rows)?;
     if let Some((a, _)) = cached {
         let e0 = phi(&mut b, model, a, y, "e0", rows)?;
-        e = b.f32op(Op::Sub, "de", &[e, e0])?;
+        e = b.f32op(Op::Sub, "de", Role::Gradients, &[e, e0])?;
     }
-    let mut h = b.matmul("gd", (x, true), (e, false), (fp32(), rn), rn)?;
+    let mut h = b.matmul("gd", (x, true), (e, false), fp32_as(Role::Gradients), rn)?;
     if let Some((_, gt)) = cached {
-        h = b.f32op(Op::Add, "h", &[h, gt])?;
+        h = b.f32op(Op::Add, "h", Role::Gradients, &[h, gt])?;
     }
     if l2 > 0.0 {
-        h = b.f32op(Op::Axpy { c: l2 * scale }, "h.l2", &[h, k])?;
+        h = b.f32op(Op::Axpy { c: l2 * scale }, "h.l2", Role::Gradients, &[h, k])?;
         if let Some(c) = centre {
-            h = b.f32op(Op::Axpy { c: l2 }, "h.l2c", &[h, c])?;
+            h = b.f32op(Op::Axpy { c: l2 }, "h.l2c", Role::Gradients, &[h, c])?;
         }
     }
     b.op(
@@ -146,6 +154,7 @@ fn inner_graph(
         "k.next",
         r.code,
         r.rounding,
+        Role::Weights,
         &[k, h],
     )?;
     Ok(b.b.build(&["k.next"])?)
@@ -282,6 +291,7 @@ pub(crate) fn train(
     let full = full_graph(model, arch, n, shape, t)?;
     let (xall, yall) = batches.all();
     let mut run = Run::new(algo, hyper, epochs);
+    run.range.merge(&batches.data_health(data));
     let mut feeds = BTreeMap::new();
     let f32v = |a: &Array2<f64>| a.mapv(|v| f64::from(v as f32));
     for epoch in 1..=epochs {
@@ -297,7 +307,7 @@ pub(crate) fn train(
             f.insert("y".to_string(), yall.clone().into_dyn());
             f.insert("wc".to_string(), wc.clone().into_dyn());
             let mut res = execute(&full, arch, &f, seed, (epoch as u64) << 40)?;
-            run.add(&res.counts, std::mem::take(&mut res.work));
+            run.add(&res.counts, std::mem::take(&mut res.work), &res.range);
             let take = |res: &mut crate::graph::StepResult, k: &str| -> Array2<f64> {
                 res.values
                     .remove(k)
@@ -342,7 +352,7 @@ pub(crate) fn train(
                 .expect("graph output")
                 .into_dimensionality()
                 .expect("matrix");
-            run.add(&res.counts, res.work);
+            run.add(&res.counts, res.work, &res.range);
         }
         let w = if repr.centred {
             centre = recentre(arch, &centre, &codes, scale, seed, epoch, &mut run)?;
@@ -378,15 +388,15 @@ fn recentre(
     let shape = [centre.nrows(), centre.ncols()];
     let rn = Rounding::NearestEven;
     let mut b = Builder::new(arch);
-    let c = b.feed(Op::Param, "wc", &shape, fp32(), rn)?;
-    let k = b.feed(Op::Param, "k", &shape, fp32(), rn)?;
-    b.f32op(Op::Axpy { c: scale }, "wc.next", &[c, k])?;
+    let c = b.feed(Op::Param, "wc", &shape, fp32(), rn, Role::Weights)?;
+    let k = b.feed(Op::Param, "k", &shape, fp32(), rn, Role::Weights)?;
+    b.f32op(Op::Axpy { c: scale }, "wc.next", Role::Weights, &[c, k])?;
     let g = b.b.build(&["wc.next"])?;
     let mut f = BTreeMap::new();
     f.insert("wc".to_string(), centre.clone().into_dyn());
     f.insert("k".to_string(), codes.clone().into_dyn());
     let mut res = execute(&g, arch, &f, seed, ((epoch as u64) << 40) + 1)?;
-    run.add(&res.counts, res.work);
+    run.add(&res.counts, res.work, &res.range);
     Ok(res
         .values
         .remove("wc.next")

@@ -115,6 +115,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             report.cost.energy_pj, report.cost.cycles, report.cost.area_mm2
         )?;
     }
+    for line in report.range_warnings() {
+        eprintln!("{line}");
+    }
     eprintln!("wrote {} files to {}", files.len(), dir.display());
     Ok(())
 }

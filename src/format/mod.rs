@@ -14,6 +14,7 @@ mod info;
 pub(crate) mod kernel;
 mod qtorch;
 mod quantizer;
+mod range;
 mod spec;
 mod twoterm;
 
@@ -23,6 +24,7 @@ pub use float::{FloatFormat, Special};
 pub use info::FormatInfo;
 pub use qtorch::QTorchFloat;
 pub use quantizer::{QuantizeError, Quantizer};
+pub use range::{bound_events, range_events, RangeCounts};
 pub use spec::{alias, parse, FormatError, ALIASES};
 pub use twoterm::two_sum;
 

@@ -15,6 +15,13 @@
 //! - memory traffic: every operand read and the output written, `len x storage_bits` of its
 //!   format, at its tensor's level (`Outer` = `arch.memory[0]`, `Inner` = the innermost level).
 //!   `Input`/`Param` nodes only name tensors: they move nothing themselves.
+//! - range health ([`RangeHealth`]): every output is judged against its format under its
+//!   tensor's role, comparing the value before the output rounding with the value stored
+//!   ([`range_events`]; a matmul whose output is the accumulator's format is judged with the
+//!   two equal, which still counts its infinities and NaNs; the VC quantizer on its input `mu`);
+//!   every matmul's accumulator values are also judged against the accumulator format under
+//!   [`Role::Accumulator`] ([`bound_events`]). `Input`, `Param` and `Gather` (a copy) are not
+//!   judged: their values were judged where they were produced.
 //!
 //! Random streams: the draws of node `name` at step `step` for purpose `k` come from
 //! `RandomStream::new(seed, stream_id(name, step, k))`, indexed by element, so results depend
@@ -22,14 +29,14 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::{ArrayD, Axis, Ix2, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, Axis, Ix2, IxDyn};
 use thiserror::Error;
 
 use crate::arch::Architecture;
 use crate::arith::{elementwise, gemm, ActionCounts, ElemOp, MacError};
 use crate::cost::{Gemm, Work};
-use crate::format::{QuantizeError, Quantizer};
-use crate::graph::{Graph, Level, Op, TensorMeta};
+use crate::format::{bound_events, range_events, QuantizeError, Quantizer};
+use crate::graph::{Graph, Level, Op, RangeHealth, Role, TensorMeta};
 use crate::round::{RandomStream, Rounding};
 
 /// Random bits behind one `RandomStream::normal_f64` draw (four 32-bit words).
@@ -46,6 +53,8 @@ pub struct StepResult {
     pub counts: ActionCounts,
     /// The shape of the step's work for the cycle model.
     pub work: Work,
+    /// Range events of the step's roundings, per tensor role and format.
+    pub range: RangeHealth,
 }
 
 /// A step that cannot run.
@@ -185,6 +194,7 @@ pub fn execute(
     let mut values: Vec<Option<ArrayD<f64>>> = vec![None; g.node_count()];
     let mut counts = ActionCounts::new();
     let mut work = Work::default();
+    let mut range = RangeHealth::default();
     for &i in graph.order() {
         let node = &g[i];
         let out = &node.out;
@@ -233,6 +243,13 @@ pub fn execute(
                     },
                 )?;
                 counts.merge(&res.counts);
+                let acc = graph.mac().acc;
+                let c = res.c.as_standard_layout();
+                range.record(
+                    Role::Accumulator,
+                    acc,
+                    bound_events(&acc, c.as_slice().expect("standard layout")),
+                );
                 work.gemms.push(Gemm {
                     m: m as u64,
                     n: nn as u64,
@@ -341,6 +358,7 @@ pub fn execute(
                     &streams,
                 );
                 tally.record(&out.format, &mut counts);
+                judge(&mut range, out, mu.view(), res.view());
                 counts.record_add(&vf, n);
                 work.vector_ops += n;
                 record_traffic(arch, graph, i, &mut counts);
@@ -369,11 +387,16 @@ pub fn execute(
             if !native || matches!(node.op, Op::Quantize) {
                 counts.record_quantize(&out.format, out.rounding, n);
             }
-            match rounded {
+            let v = match rounded {
                 Some(v) => v,
                 None => round_to(out, &exact, seed, stream(0))?,
-            }
+            };
+            judge(&mut range, out, exact.view(), v.view());
+            v
         } else {
+            if !matches!(node.op, Op::Gather) {
+                judge(&mut range, out, exact.view(), exact.view());
+            }
             exact
         };
         record_traffic(arch, graph, i, &mut counts);
@@ -391,7 +414,26 @@ pub fn execute(
         values,
         counts,
         work,
+        range,
     })
+}
+
+/// Record the range events of storing `exact` as `stored` in `out`'s format under its role.
+fn judge(
+    range: &mut RangeHealth,
+    out: &TensorMeta,
+    exact: ArrayViewD<f64>,
+    stored: ArrayViewD<f64>,
+) {
+    let (exact, stored) = (exact.as_standard_layout(), stored.as_standard_layout());
+    let row = out.shape.last().copied().unwrap_or(1);
+    let counts = range_events(
+        &out.format,
+        exact.as_slice().expect("standard layout"),
+        stored.as_slice().expect("standard layout"),
+        row,
+    );
+    range.record(out.role, out.format, counts);
 }
 
 /// Reads of node `i`'s operands and the write of its output.

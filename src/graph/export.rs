@@ -3,7 +3,7 @@
 use petgraph::dot::{Config, Dot};
 use serde::Serialize;
 
-use crate::graph::{Graph, Level, Op};
+use crate::graph::{Graph, Level, Op, Role};
 
 /// The graph as Graphviz DOT: nodes show the op and its output tensor, edges the tensor they
 /// carry as `name [shape] format`.
@@ -50,11 +50,12 @@ struct JsonNode<'a> {
     format: String,
     rounding: String,
     level: Level,
+    role: Role,
     inputs: Vec<usize>,
 }
 
 /// The graph as JSON: `{"mac": ..., "nodes": [{id, op, name, shape, format, rounding, level,
-/// inputs}], "outputs": [...]}`, nodes in execution order, `inputs` in operand order.
+/// role, inputs}], "outputs": [...]}`, nodes in execution order, `inputs` in operand order.
 pub fn to_json(graph: &Graph) -> serde_json::Value {
     let nodes: Vec<JsonNode> = graph
         .order()
@@ -69,6 +70,7 @@ pub fn to_json(graph: &Graph) -> serde_json::Value {
                 format: n.out.format.to_string(),
                 rounding: n.out.rounding.to_string(),
                 level: n.out.level,
+                role: n.out.role,
                 inputs: graph.operands(i).iter().map(|j| j.index()).collect(),
             }
         })

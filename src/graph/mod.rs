@@ -1,6 +1,7 @@
 //! The dataflow IR (DESIGN.md decision 7): one step of an algorithm is a `petgraph` graph whose
 //! nodes are ops and whose edges carry named tensors with a shape, a number format, a rounding
-//! unit and the memory level where they live.
+//! unit, the memory level where they live and their [`Role`] (the key of their range health,
+//! [`RangeHealth`]).
 //!
 //! Semantics shared by every op: the op computes its result exactly in `f64` on the carrier
 //! values of its inputs (or, for [`Op::MatMul`], on the architecture's MAC datapath through
@@ -14,6 +15,7 @@
 
 pub mod exec;
 pub mod export;
+mod health;
 
 use std::collections::BTreeSet;
 
@@ -28,6 +30,7 @@ use crate::format::{BlockKind, Format};
 use crate::round::Rounding;
 
 pub use exec::{execute, ExecError, StepResult};
+pub use health::{RangeEntry, RangeHealth};
 
 /// Where a tensor lives: its reads and writes are counted at this memory level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -38,8 +41,57 @@ pub enum Level {
     Inner,
 }
 
-/// A tensor on an edge: name, shape, number format, the rounding unit that produced it, and
-/// the memory level where it lives.
+/// What a tensor is to the algorithm: the key under which its range health is reported
+/// ([`RangeHealth`]). Not recoverable from a name or a format (on bf16 hardware activations and
+/// gradients share one), so the step-graph builders set it. Full-precision (`fp32`)
+/// intermediates have the role of what they hold, and are told apart from the low-precision
+/// tensors of the same role by their format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Training data: features, targets and batch indices, and their conversions to the MAC.
+    Data,
+    /// Parameters: the stored weights (master copies, codes, centres) and their quantized copies.
+    Weights,
+    /// Forward values: pre-activations (logits, margins) and the values after a nonlinearity.
+    Activations,
+    /// Backward values: errors, weight gradients, weight-decayed gradients, cached full gradients.
+    Gradients,
+    /// A weight update before it is stored: `mu = w - lr d`, QSGLD's steps.
+    Updates,
+    /// A MAC accumulator's outputs, before they are rounded to the matmul's output format.
+    /// Never a tensor's role: the executor judges every matmul's accumulator values under it.
+    Accumulator,
+}
+
+impl Role {
+    /// The role's name in reports (`data`, `weights`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Data => "data",
+            Role::Weights => "weights",
+            Role::Activations => "activations",
+            Role::Gradients => "gradients",
+            Role::Updates => "updates",
+            Role::Accumulator => "accumulator",
+        }
+    }
+
+    /// Whether flushes to zero are judged for this role: not for the accumulator, whose exact
+    /// sums are not computed ([`crate::format::bound_events`]).
+    pub fn judges_flush(self) -> bool {
+        self != Role::Accumulator
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A tensor on an edge: name, shape, number format, the rounding unit that produced it, the
+/// memory level where it lives, and its role.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorMeta {
     /// Unique name in its graph (also the key of feeds and results).
@@ -52,6 +104,8 @@ pub struct TensorMeta {
     pub rounding: Rounding,
     /// Memory level.
     pub level: Level,
+    /// What the tensor is (the key of its range health).
+    pub role: Role,
 }
 
 impl TensorMeta {
@@ -62,6 +116,7 @@ impl TensorMeta {
         format: Format,
         rounding: Rounding,
         level: Level,
+        role: Role,
     ) -> Self {
         TensorMeta {
             name: name.into(),
@@ -69,6 +124,7 @@ impl TensorMeta {
             format,
             rounding,
             level,
+            role,
         }
     }
 

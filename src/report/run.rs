@@ -66,6 +66,60 @@ pub struct CostSummary {
     pub breakdown: BTreeMap<String, f64>,
 }
 
+/// The range health of one tensor role stored in one format over a whole run: how many of its
+/// values saturated (left the format's finite range: stored at `±max`, as an infinity, or
+/// wrapped), flushed to zero (non-zero, stored as zero) or were NaN, as exact counts. Every
+/// rounding of the run is judged (`lpsim::format::range_events`); the training data once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangeRecord {
+    /// The tensor role: `data`, `weights`, `activations`, `gradients`, `updates`, or
+    /// `accumulator` (every matmul's accumulator values, judged against the accumulator format).
+    pub role: String,
+    /// The format the values were stored in (a role stored in several formats has a record per
+    /// format, e.g. an `fp32` master copy beside low-precision weights).
+    pub format: String,
+    /// Values judged (every element of every rounding, summed over the run's steps).
+    pub values: u64,
+    /// Values outside the format's finite range.
+    pub saturated: u64,
+    /// Non-zero values stored as zero; absent for the accumulator, whose exact sums are not
+    /// computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flushed: Option<u64>,
+    /// NaN values.
+    pub nan: u64,
+}
+
+/// A role saturating more than this fraction of its values gets a warning line
+/// ([`RunReport::range_warnings`]).
+pub const SATURATION_WARNING: f64 = 0.01;
+
+impl RangeRecord {
+    /// `count / values` (0 for no values).
+    fn fraction(&self, count: u64) -> f64 {
+        if self.values == 0 {
+            0.0
+        } else {
+            count as f64 / self.values as f64
+        }
+    }
+
+    /// The fraction of values that saturated.
+    pub fn saturated_fraction(&self) -> f64 {
+        self.fraction(self.saturated)
+    }
+
+    /// The fraction of values flushed to zero (`None` where not judged).
+    pub fn flushed_fraction(&self) -> Option<f64> {
+        self.flushed.map(|f| self.fraction(f))
+    }
+
+    /// The fraction of values that were NaN.
+    pub fn nan_fraction(&self) -> f64 {
+        self.fraction(self.nan)
+    }
+}
+
 /// Everything one run produced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -82,6 +136,28 @@ pub struct RunReport {
     pub cost: CostSummary,
     /// The epoch at which the loss became NaN or infinite, if it did (the run stops there).
     pub diverged_at_epoch: Option<usize>,
+    /// Range health per tensor role and format, over the whole run (ordered by role, then
+    /// format).
+    pub range_health: Vec<RangeRecord>,
+}
+
+impl RunReport {
+    /// One line per role and format that saturated more than [`SATURATION_WARNING`] of its
+    /// values, e.g. `WARNING: activations saturated 12.3% of values (format fixed:wl=8,fl=6)`.
+    pub fn range_warnings(&self) -> Vec<String> {
+        self.range_health
+            .iter()
+            .filter(|r| r.saturated_fraction() > SATURATION_WARNING)
+            .map(|r| {
+                format!(
+                    "WARNING: {} saturated {:.1}% of values (format {})",
+                    r.role,
+                    100.0 * r.saturated_fraction(),
+                    r.format
+                )
+            })
+            .collect()
+    }
 }
 
 impl RunConfig {

@@ -1,5 +1,6 @@
 //! The files of one run: `report.json` (everything, pretty, keys in a stable order),
-//! `report.md` (for people) and SVG plots of the per-epoch curves. `lpsim run` writes them into
+//! `report.md` (for people: warnings first, then configuration, metrics, range health, cost and
+//! curves) and SVG plots of the per-epoch curves. `lpsim run` writes them into
 //! [`run_dir`]; only these files are replaced, anything else in the directory is left alone.
 
 use std::collections::BTreeSet;
@@ -194,6 +195,11 @@ pub(crate) fn human(x: f64) -> String {
     }
 }
 
+/// A fraction as a percentage for people (`0 %` only when exactly zero).
+pub(crate) fn percent(f: f64) -> String {
+    format!("{} %", human(100.0 * f))
+}
+
 /// `s` safe inside a Markdown table cell.
 pub(crate) fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -216,6 +222,9 @@ fn run_markdown(r: &RunReport, plots: &[&str]) -> String {
             w,
             "**Diverged at epoch {e}**: the loss became NaN or infinite and the run stopped there.\n"
         );
+    }
+    for line in r.range_warnings() {
+        let _ = writeln!(w, "**{line}**\n");
     }
     let _ = writeln!(w, "## Configuration\n\n| field | value |\n|---|---|");
     let set: Vec<String> = c.set.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -243,6 +252,27 @@ fn run_markdown(r: &RunReport, plots: &[&str]) -> String {
     let _ = writeln!(w, "\n## Final metrics\n\n| metric | value |\n|---|---|");
     for (k, v) in &r.metrics {
         let _ = writeln!(w, "| {} | {} |", cell(k), human(*v));
+    }
+    if !r.range_health.is_empty() {
+        let _ = writeln!(
+            w,
+            "\n## Range health\n\nEvery rounding of the run, by tensor role and the format it was \
+             stored in: values outside the format's range (saturated), non-zero values stored as \
+             zero (flushed; not judged for the accumulator) and NaN.\n\n\
+             | role | format | values | saturated | flushed | NaN |\n|---|---|---|---|---|---|"
+        );
+        for h in &r.range_health {
+            let flushed = h.flushed_fraction().map_or("-".to_string(), percent);
+            let _ = writeln!(
+                w,
+                "| {} | `{}` | {} | {} | {flushed} | {} |",
+                cell(&h.role),
+                cell(&h.format),
+                h.values,
+                percent(h.saturated_fraction()),
+                percent(h.nan_fraction())
+            );
+        }
     }
     let k = &r.cost;
     let _ = writeln!(

@@ -79,13 +79,38 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// The range-health columns of each role, in this order: the fraction of its values that
+/// saturated, flushed to zero, or were NaN.
+const RANGE_COLUMNS: [&str; 3] = ["sat", "ftz", "nan"];
+
+/// A range-health figure of `role` in a report (`column` is one of [`RANGE_COLUMNS`]): the
+/// largest fraction among the formats the role was stored in (so the column exceeds
+/// [`crate::report::SATURATION_WARNING`] exactly when the run warns about the role); `None`
+/// when the run has no such role or the figure is not judged (the accumulator's flushes).
+fn range_figure(r: &RunReport, role: &str, column: &str) -> Option<f64> {
+    r.range_health
+        .iter()
+        .filter(|h| h.role == role)
+        .filter_map(|h| match column {
+            "sat" => Some(h.saturated_fraction()),
+            "ftz" => h.flushed_fraction(),
+            _ => Some(h.nan_fraction()),
+        })
+        .reduce(f64::max)
+}
+
 /// The CSV table: the swept fields, status, every final metric, every cost figure and energy
-/// breakdown entry (`energy_pj.<component>`) found in any run; empty cells where a run has none.
+/// breakdown entry (`energy_pj.<component>`) found in any run, and per tensor role its
+/// range-health fractions (`sat_<role>`, `ftz_<role>`, `nan_<role>`, see [`range_figure`]);
+/// empty cells where a run has none.
 fn csv(outcomes: &[RunOutcome]) -> String {
     let set_keys: BTreeSet<&String> = outcomes.iter().flat_map(|o| o.spec.set.keys()).collect();
     let reports = || outcomes.iter().filter_map(|o| o.result.as_ref().ok());
     let metrics: BTreeSet<&String> = reports().flat_map(|r| r.metrics.keys()).collect();
     let parts: BTreeSet<&String> = reports().flat_map(|r| r.cost.breakdown.keys()).collect();
+    let roles: BTreeSet<&String> = reports()
+        .flat_map(|r| r.range_health.iter().map(|h| &h.role))
+        .collect();
 
     let mut header: Vec<String> = CSV_HEAD.iter().map(|s| s.to_string()).collect();
     header.extend(set_keys.iter().map(|k| format!("set.{k}")));
@@ -104,6 +129,9 @@ fn csv(outcomes: &[RunOutcome]) -> String {
     header.extend(metrics.iter().map(|m| m.to_string()));
     header.extend(COST_COLUMNS.map(String::from));
     header.extend(parts.iter().map(|p| format!("energy_pj.{p}")));
+    for role in &roles {
+        header.extend(RANGE_COLUMNS.map(|c| format!("{c}_{role}")));
+    }
 
     let mut out = header
         .iter()
@@ -156,6 +184,9 @@ fn csv(outcomes: &[RunOutcome]) -> String {
                 .iter()
                 .map(|p| num(report.and_then(|r| r.cost.breakdown.get(*p).copied()))),
         );
+        for role in &roles {
+            row.extend(RANGE_COLUMNS.map(|c| num(report.and_then(|r| range_figure(r, role, c)))));
+        }
         out.push_str(
             &row.iter()
                 .map(|f| csv_field(f))
@@ -476,6 +507,23 @@ fn markdown_head(name: &str, outcomes: &[RunOutcome]) -> String {
             "## Skipped: incompatible combinations\n\nThese algorithms cannot run on this model \
              or architecture; the reason is given for each.\n\n{}\n",
             skipped.join("\n")
+        );
+    }
+    let warnings: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().ok().map(|r| (o, r.range_warnings())))
+        .flat_map(|(o, ws)| {
+            ws.into_iter()
+                .map(move |w| format!("- {} — {w}", o.spec.label()))
+        })
+        .collect();
+    if !warnings.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Range warnings\n\nRuns in which a tensor role saturated more than {}% of its \
+             values (each run's `report.md` has its range-health table):\n\n{}\n",
+            100.0 * crate::report::SATURATION_WARNING,
+            warnings.join("\n")
         );
     }
     md

@@ -1,0 +1,154 @@
+//! Range health of a rounding: how many values left the format's range, flushed to zero or
+//! became NaN, judged by comparing each exact value with the value stored.
+//!
+//! Per element, with `x` the exact value and `s` the stored one (the categories are exclusive,
+//! checked in this order):
+//! - **NaN**: `x` is NaN (a format without NaN stores it as 0 or its largest value; it is still
+//!   a NaN of the computation);
+//! - **saturated**: `x` lies outside the format's finite range `[lo, hi]` (an infinite `x`
+//!   included): the value was stored as `±max`, as an infinity, wrapped around, or as NaN by a
+//!   format whose overflow is NaN (`e4m3fn`). For block formats the range is the block's: the
+//!   element range times the block's shared scale, so an MX or bfp element clipped at its
+//!   largest value counts;
+//! - **NaN** again: `x` in range but `s` is NaN (every element of a block that holds a NaN or an
+//!   infinity reads NaN);
+//! - **flushed**: `x != 0` stored as `s == 0` (underflow: the value was below what the format
+//!   resolves near zero, whether the rounding was nearest or a stochastic draw to zero).
+//!
+//! The bounds are computed once per call; the pass over the values is one comparison chain per
+//! element, with no dispatch on the format inside the loop.
+
+use crate::format::exact::pow2;
+use crate::format::{BlockFormat, Element, Format};
+
+/// Range events over a set of rounded values, as exact counts (fractions are derived from them
+/// when reported).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RangeCounts {
+    /// Values judged.
+    pub values: u64,
+    /// Values outside the format's finite range (stored at `±max`, as an infinity, or wrapped).
+    pub saturated: u64,
+    /// Non-zero values stored as zero.
+    pub flushed: u64,
+    /// NaN values (exact or stored).
+    pub nan: u64,
+}
+
+impl RangeCounts {
+    /// Add `other`'s counts.
+    pub fn merge(&mut self, other: &RangeCounts) {
+        self.values += other.values;
+        self.saturated += other.saturated;
+        self.flushed += other.flushed;
+        self.nan += other.nan;
+    }
+
+    /// Judge `exact` against `stored` for a finite range `[lo, hi]` (see the module docs).
+    fn tally(&mut self, lo: f64, hi: f64, exact: &[f64], stored: &[f64]) {
+        // The module docs' chain as masks, without branches, so the loop vectorizes.
+        let (mut saturated, mut flushed, mut nan) = (0u64, 0u64, 0u64);
+        for (&x, &s) in exact.iter().zip(stored) {
+            // False for a NaN `x` as well.
+            let inside = x >= lo && x <= hi;
+            nan += u64::from(x.is_nan() | (inside & s.is_nan()));
+            saturated += u64::from(!inside & !x.is_nan());
+            flushed += u64::from(inside & (s == 0.0) & (x != 0.0));
+        }
+        self.saturated += saturated;
+        self.flushed += flushed;
+        self.nan += nan;
+        self.values += exact.len() as u64;
+    }
+}
+
+/// The finite range `[lo, hi]` of a float-like element: `±max`, or `[0, max]` when unsigned.
+fn float_range(max: f64, signed: bool) -> (f64, f64) {
+    (if signed { -max } else { 0.0 }, max)
+}
+
+/// The finite range of one element of a block format at scale 1.
+fn element_range(e: &Element) -> (f64, f64) {
+    match e {
+        Element::Float(f) => float_range(f.limits().max, f.signed()),
+        Element::Fixed(f) => (f.min_value(), f.max_value()),
+    }
+}
+
+/// The finite range `[lo, hi]` of a scalar format (`None` for block formats, whose range is
+/// per block).
+fn scalar_range(format: &Format) -> Option<(f64, f64)> {
+    Some(match format {
+        Format::Float(f) => float_range(f.limits().max, f.signed()),
+        Format::Fixed(f) => (f.min_value(), f.max_value()),
+        Format::QTorch(q) => {
+            // QPyTorch saturates at the IEEE largest finite value of (e, m): the top binade
+            // `2^(2^(e-1) - 1)` with every mantissa bit set.
+            let emax = (1i32 << (q.exp_bits() - 1)) - 1;
+            let max = (2.0 - pow2(-(q.man_bits() as i32))) * pow2(emax);
+            float_range(max, true)
+        }
+        Format::Block(_) => return None,
+    })
+}
+
+/// The blocks of `exact` with rows of `row_len`, as the quantizer forms them: each block's
+/// start, length and finite range (for a block holding a NaN or an infinity, whose elements all
+/// read NaN, the range of `f64`: its infinities count as saturated, its finite elements as NaN).
+fn block_ranges<'a>(
+    b: &'a BlockFormat,
+    exact: &'a [f64],
+    row_len: usize,
+) -> impl Iterator<Item = (usize, usize, (f64, f64))> + 'a {
+    let n = b.block_len(exact.len(), row_len);
+    let (lo, hi) = element_range(&b.element());
+    exact.chunks(n).enumerate().map(move |(j, block)| {
+        let range = match b.shared_exponent(block.iter().copied()) {
+            Some(s) => (lo * pow2(s), hi * pow2(s)),
+            None => (-f64::MAX, f64::MAX),
+        };
+        (j * n, block.len(), range)
+    })
+}
+
+/// Range events of rounding `exact` to `stored` in `format` (see the module docs); `row_len`
+/// is the row length that `size=row` block formats group by.
+pub fn range_events(format: &Format, exact: &[f64], stored: &[f64], row_len: usize) -> RangeCounts {
+    assert_eq!(exact.len(), stored.len(), "exact and stored lengths differ");
+    let mut c = RangeCounts::default();
+    if let Format::Block(b) = format {
+        for (start, len, (lo, hi)) in block_ranges(b, exact, row_len) {
+            let end = start + len;
+            c.tally(lo, hi, &exact[start..end], &stored[start..end]);
+        }
+    } else if let Some((lo, hi)) = scalar_range(format) {
+        c.tally(lo, hi, exact, stored);
+    }
+    c
+}
+
+/// Range events of values held in `format` whose exact values are unknown (a MAC
+/// accumulator's outputs): NaN, and saturated when infinite or at an end of a signed scalar
+/// format's finite range (where a saturating accumulator stops). Block formats are judged on
+/// NaN only, their elements reach the block's largest value in normal use. `flushed` stays 0:
+/// without the exact sum an underflow cannot be seen.
+pub fn bound_events(format: &Format, stored: &[f64]) -> RangeCounts {
+    let mut c = RangeCounts {
+        values: stored.len() as u64,
+        ..RangeCounts::default()
+    };
+    let (lo, hi) = match scalar_range(format) {
+        // Only a negative end is a bound a value can sit on by saturating (an unsigned
+        // format's 0 is an ordinary value).
+        Some((lo, hi)) => (if lo < 0.0 { lo } else { f64::NEG_INFINITY }, hi),
+        None => (f64::NEG_INFINITY, f64::INFINITY),
+    };
+    for &s in stored {
+        if s.is_nan() {
+            c.nan += 1;
+        } else if s >= hi || s <= lo {
+            c.saturated += 1;
+        }
+    }
+    c
+}
