@@ -27,7 +27,10 @@ fn every_shipped_arch_loads_and_compares_fairly() {
         names.push(a.name);
     }
     names.sort();
-    assert_eq!(names, ["bf16", "bfp8", "fp32", "fp8", "int8", "mxfp8"]);
+    assert_eq!(
+        names,
+        ["bf16", "bfp8", "bfp8-32", "fp32", "fp8", "int8", "mxfp8"]
+    );
 }
 
 #[test]

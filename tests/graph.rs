@@ -159,9 +159,19 @@ fn one_sgd_step_counts_equal_the_hand_count() {
 
 #[test]
 fn stochastic_ops_count_random_bits_and_conversions() {
-    // lp-sgld-vc on int8: the VC quantizer's draws (Case A: 128 + 64 bits per element when
-    // v > d^2/4) and the Gaussian toy's gradient noise (128 bits) plus its rounding (8 bits).
-    let a = arch("int8");
+    // lp-sgld-vc on int8 with fixed(8, 6) weights and gradients (rne): the VC quantizer's draws
+    // (Case A: 128 + 64 bits per element when v > d^2/4) and the Gaussian toy's gradient noise
+    // (128 bits).
+    let overrides: BTreeMap<String, serde_json::Value> = [
+        ("formats.weights", "fixed:wl=8,fl=6"),
+        ("formats.gradients", "fixed:wl=8,fl=6"),
+        ("formats.rounding.gradients", "rne"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
+    .collect();
+    let a =
+        Architecture::load_with_overrides(Path::new("arch/int8.json"), &overrides).expect("arch");
     let mut h = Hyper::new(Algo::LpSgldVc);
     for (k, v) in [
         ("epochs", 1.0),
@@ -238,7 +248,7 @@ fn lpsim_graph_prints_dot_with_edge_formats_and_json() {
     let dot = run(&[]);
     assert!(dot.starts_with("digraph"));
     assert!(
-        dot.contains("label=\"w0 [8, 3] bfp:wl=8,size=32\""),
+        dot.contains("label=\"w0 [8, 3] bfp:wl=8,size=col\""),
         "{dot}"
     );
     assert!(dot.contains("vc_quantize"));
@@ -246,7 +256,7 @@ fn lpsim_graph_prints_dot_with_edge_formats_and_json() {
     let nodes = json["nodes"].as_array().expect("nodes");
     assert!(nodes
         .iter()
-        .any(|n| n["name"] == "w0.next" && n["format"] == "bfp:wl=8,size=32"));
+        .any(|n| n["name"] == "w0.next" && n["format"] == "bfp:wl=8,size=col"));
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_lpsim"))
         .args([
             "graph",

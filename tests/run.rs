@@ -268,10 +268,13 @@ fn graph_prints_a_workload_step_with_each_edge_format() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let dot = String::from_utf8_lossy(&o.stdout);
     assert!(dot.starts_with("digraph"), "{dot}");
-    assert!(
-        dot.contains("bfp:wl=8,size=32"),
-        "edges show formats: {dot}"
-    );
+    // Weights per output unit, the data and activations per example.
+    for f in [
+        "w0 [65, 10] bfp:wl=8,size=col",
+        "x_all [64, 65] bfp:wl=8,size=row",
+    ] {
+        assert!(dot.contains(f), "edges show formats ({f}): {dot}");
+    }
     assert!(dot.contains("vc_quantize"), "{dot}");
 }
 
