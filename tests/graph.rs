@@ -157,6 +157,59 @@ fn one_sgd_step_counts_equal_the_hand_count() {
     }
 }
 
+/// The features are stored in `formats.input`: on the fp32 architecture with FP4 (`e2m1fn`)
+/// data, one `lp-sgd` step of the linear model sees `x = [0.3, 1.2, 2.6]` as `[0.5, 1, 3]`
+/// (rounded once when loaded, nearest even; not counted: done before training) and its gather
+/// reads 2 rows x 3 x 4 bits from DRAM instead of 192; the targets stay `fp32`.
+#[test]
+fn the_features_are_stored_read_and_priced_in_the_input_format() {
+    let overrides: BTreeMap<String, serde_json::Value> = [(
+        "formats.input".to_string(),
+        serde_json::Value::from("e2m1fn"),
+    )]
+    .into();
+    let a =
+        Architecture::load_with_overrides(Path::new("arch/fp32.json"), &overrides).expect("arch");
+    let data = TrainData {
+        x_train: array![[0.3, 1.2, 2.6], [0.3, 1.2, 2.6]],
+        y_train: Targets::Values(array![1.0, 1.0]),
+        x_test: array![[0.3, 1.2, 2.6]],
+        y_test: Targets::Values(array![1.0]),
+    };
+    let mut h = Hyper::new(Algo::LpSgd);
+    for (k, v) in [
+        ("epochs", 1.0),
+        ("epoch_len", 1.0),
+        ("batch", 2.0),
+        ("decay", 0.0),
+    ] {
+        h.set(k, v).expect("hyper");
+    }
+    let out = train(
+        Algo::LpSgd,
+        &ModelShape::Linear { d: 3 },
+        Some(&data),
+        &a,
+        &h,
+        1,
+        &mut |_| {},
+    )
+    .expect("train");
+    // w' = -lr x^T (x w - y) / 2 = lr x on the stored x (exact in fp32 for these values).
+    let lr = h.get("lr");
+    for (w, xi) in out.params[0].iter().zip([0.5, 1.0, 3.0]) {
+        assert_eq!(*w, (lr * xi) as f32 as f64);
+    }
+    assert!(
+        out.counts.quantize.is_empty(),
+        "e2m1fn values are fp32 MAC operands"
+    );
+    // DRAM reads as in the fp32 hand count (y 64, the index twice 64 each, w twice 96 each),
+    // with x's 192 bits down to 24.
+    let dram = out.counts.mem.get("DRAM").expect("DRAM");
+    assert_eq!(dram.read_bits, 24 + 64 + 64 * 2 + 96 * 2);
+}
+
 #[test]
 fn stochastic_ops_count_random_bits_and_conversions() {
     // lp-sgld-vc on int8 with fixed(8, 6) weights and gradients (rne): the VC quantizer's draws
