@@ -366,3 +366,27 @@ fn gather_picks_rows_checks_shapes_and_indices_and_reads_only_its_rows() {
     let e = execute(&g, &a, &feeds, 0, 0).expect_err("index");
     assert!(e.to_string().contains("index 4"), "{e}");
 }
+
+/// A mini-batch gathered from stored data is re-blocked (a `quantize` node `x.blocks`) exactly
+/// when its format's blocks do not stay values of it when rows are picked: bfp8-32's blocks of
+/// 32 span rows of 65 features but not rows of 64; bfp8's per-example (row) blocks never do.
+#[test]
+fn gathered_batches_are_reblocked_only_where_blocks_span_rows() {
+    let reblocks = |name: &str, d: usize| {
+        let model = ModelShape::Logistic {
+            d,
+            classes: 3,
+            l2: 0.0,
+        };
+        let h = Hyper::new(Algo::LpSgd);
+        let g =
+            lpsim::algo::sgld::example_graph(Algo::LpSgd, &model, &arch(name), &h).expect("graph");
+        g.inner()
+            .node_weights()
+            .any(|n| n.out.name == "x.blocks" && n.op == Op::Quantize)
+    };
+    assert!(reblocks("bfp8-32", 65));
+    assert!(!reblocks("bfp8-32", 64));
+    assert!(!reblocks("bfp8", 65));
+    assert!(!reblocks("int8", 65));
+}
