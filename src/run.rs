@@ -224,6 +224,7 @@ fn formats_of(arch: &Architecture) -> BTreeMap<String, String> {
     let f = &arch.formats;
     let mut m = BTreeMap::new();
     for (role, fmt, r) in [
+        ("input", f.input, f.rounding.input),
         ("weights", f.weights, f.rounding.weights),
         ("activations", f.activations, f.rounding.activations),
         ("gradients", f.gradients, f.rounding.gradients),

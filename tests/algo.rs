@@ -133,6 +133,53 @@ fn vc_block_fp_case_a_and_b_hit_mean_and_variance() {
     }
 }
 
+#[test]
+fn vc_col_blocks_use_each_columns_grid() {
+    // A [32, 2] matrix, bfp wl=8 per column: column 0's anchor 1.5 gives Delta 2^-6, column 1's
+    // anchor 1.5 x 2^-6 gives Delta 2^-12. v below both Delta^2 / 4 and both rounding variances:
+    // Case B, plain stochastic rounding on each column's own grid.
+    let (d0, d1) = (2f64.powi(-6), 2f64.powi(-12));
+    let (rows, cols) = (32, 2);
+    let (m0, m1) = (0.3 + d0 / 3.0, (0.3 + d0 / 3.0) * d1 / d0);
+    let mut mu = vec![0.0; rows * cols];
+    for i in 0..rows {
+        mu[i * cols] = if i == 0 { 1.5 } else { m0 };
+        mu[i * cols + 1] = if i == 0 { 1.5 * d1 / d0 } else { m1 };
+    }
+    let f: Format = "bfp:wl=8,size=col".parse().expect("format");
+    let v = 0.01 * d1 * d1;
+    let mut draws = [Vec::new(), Vec::new()];
+    for r in 0..2000u64 {
+        let mut out = vec![0.0; mu.len()];
+        vc_quantize(&f, &mu, &mut out, v, cols, &VcStreams::new(3, 10 * r));
+        for i in 1..rows {
+            for (j, d) in [d0, d1].into_iter().enumerate() {
+                let o = out[i * cols + j];
+                assert_eq!(
+                    (o / d).fract(),
+                    0.0,
+                    "column {j}: {o:e} is not on its grid {d:e}"
+                );
+                draws[j].push(o);
+            }
+        }
+    }
+    for (j, (d, m)) in [(d0, m0), (d1, m1)].into_iter().enumerate() {
+        let (mean, var) = mean_var(&draws[j]);
+        let fr = (m / d).fract();
+        let target = fr * (1.0 - fr) * d * d;
+        let n = draws[j].len() as f64;
+        assert!(
+            (mean - m).abs() < 4.0 * (target / n).sqrt(),
+            "column {j}: mean {mean}"
+        );
+        assert!(
+            (var - target).abs() < 0.05 * target,
+            "column {j}: var {var} vs {target}"
+        );
+    }
+}
+
 /// Gaussian toy: returns (mean, var, standard error of var) over independent coordinates.
 fn toy(algo: Algo, lr: f64) -> (f64, f64, f64) {
     let arch = arch_with(&[

@@ -27,7 +27,10 @@ fn every_shipped_arch_loads_and_compares_fairly() {
         names.push(a.name);
     }
     names.sort();
-    assert_eq!(names, ["bf16", "bfp8", "fp32", "fp8", "int8", "mxfp8"]);
+    assert_eq!(
+        names,
+        ["bf16", "bfp8", "bfp8-32", "fp32", "fp8", "int8", "mxfp8"]
+    );
 }
 
 #[test]
@@ -123,6 +126,47 @@ fn sr_without_rng_is_rejected() {
     assert!(
         err.to_string()
             .starts_with("x.json: compute.rng.kind = \"none\""),
+        "{err}"
+    );
+}
+
+/// `formats.input` (the training features' format) and `formats.rounding.input`: read where
+/// given, the activations' format and `rne` where not, a rounding unit the format lacks refused
+/// at `formats`, a stochastic one counted as needing the random source, a misspelling named.
+#[test]
+fn input_format_defaults_is_read_and_is_checked() {
+    let fp8 = load("arch/fp8.json").unwrap();
+    assert_eq!(fp8.formats.input, fp8.formats.activations);
+    assert_eq!(fp8.formats.rounding.input.to_string(), "rne");
+    let i = load("arch/int8.json").unwrap();
+    assert_eq!(i.formats.input.to_string(), "bfp:wl=8,size=tensor");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("arch/fp32.json")).unwrap();
+    let with = |formats: &str, rounding: &str| {
+        let t = text.replacen("\"formats\": {", &format!("\"formats\": {{{formats}"), 1);
+        let t = t.replacen("\"rounding\": {", &format!("\"rounding\": {{{rounding}"), 1);
+        Architecture::from_json_str("x.json", &t).map_err(|e| e.to_string())
+    };
+    let a = with("\"input\": \"e2m1fn\",", "\"input\": \"sr:bits=4\",").unwrap();
+    assert_eq!(a.formats.input.to_string(), "e2m1fn");
+    assert_eq!(a.formats.rounding.input.to_string(), "sr:bits=4");
+    assert!(a.uses_stochastic_rounding());
+    let err = with("\"input\": \"qtorch:e=5,m=2\",", "").unwrap_err();
+    assert!(
+        err.starts_with("x.json: formats: input and rounding.input: format `qtorch:e=5,m=2` does not support rounding `rne`"),
+        "{err}"
+    );
+    let err = with("\"inputs\": \"e2m1fn\",", "").unwrap_err();
+    assert!(err.contains("did you mean `input`?"), "{err}");
+    // Stochastic data rounding needs the random source.
+    let t = text
+        .replacen("\"rounding\": {", "\"rounding\": {\"input\": \"sr\",", 1)
+        .replace("\"lfsr\"", "\"none\"");
+    let err = Architecture::from_json_str("x.json", &t)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("x.json: compute.rng.kind = \"none\""),
         "{err}"
     );
 }

@@ -437,3 +437,44 @@ fn formats_json_lists_every_alias_with_reference_max() {
         );
     }
 }
+
+/// `size=col` on a 2-D `.npy`: the CSV numbers each element's block by its column and gives
+/// each column its own scale (column `j` holds values near `4^j`, scale code `127 + 2 j`).
+#[test]
+fn col_blocks_in_csv() {
+    let d = scratch("colcsv");
+    let x = Array2::from_shape_fn((3, 4), |(i, j)| {
+        4f32.powi(j as i32) * (1.0 + i as f32 / 8.0)
+    });
+    let inp = d.join("in.npy");
+    let mut buf = Vec::new();
+    x.write_npy(&mut buf).unwrap();
+    std::fs::write(&inp, buf).unwrap();
+    let out = lpsim(
+        &[
+            "quantize",
+            "-f",
+            "bfp:wl=8,size=col",
+            "-i",
+            inp.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 12);
+    for (k, r) in rows.iter().enumerate() {
+        let j = k % 4;
+        assert_eq!(r[4], j.to_string(), "element {k}: block");
+        assert_eq!(r[5], format!("{:02x}", 127 + 2 * j), "element {k}: scale");
+    }
+}

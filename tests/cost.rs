@@ -137,7 +137,7 @@ fn energy_is_linear_in_counts() {
 #[test]
 fn overrides_replace_defaults_and_sr_is_charged() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("arch/int8.json")).unwrap();
+    let text = std::fs::read_to_string(root.join("arch/fp32.json")).unwrap();
     let text = text.replace(
         "\"overrides\": {}\n  },\n  \"area\"",
         "\"overrides\": {\"fma:int8 x int8 + int8\": 1.5, \"rng_bit\": 0.5}\n  },\n  \"area\"",

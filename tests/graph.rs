@@ -164,11 +164,74 @@ fn one_sgd_step_counts_equal_the_hand_count() {
     }
 }
 
+/// The features are stored in `formats.input`: on the fp32 architecture with FP4 (`e2m1fn`)
+/// data, one `lp-sgd` step of the linear model sees `x = [0.3, 1.2, 2.6]` as `[0.5, 1, 3]`
+/// (rounded once when loaded, nearest even; not counted: done before training) and its gather
+/// reads 2 rows x 3 x 4 bits from DRAM instead of 192; the targets stay `fp32`.
+#[test]
+fn the_features_are_stored_read_and_priced_in_the_input_format() {
+    let overrides: BTreeMap<String, serde_json::Value> = [(
+        "formats.input".to_string(),
+        serde_json::Value::from("e2m1fn"),
+    )]
+    .into();
+    let a =
+        Architecture::load_with_overrides(Path::new("arch/fp32.json"), &overrides).expect("arch");
+    let data = TrainData {
+        x_train: array![[0.3, 1.2, 2.6], [0.3, 1.2, 2.6]],
+        y_train: Targets::Values(array![1.0, 1.0]),
+        x_test: array![[0.3, 1.2, 2.6]],
+        y_test: Targets::Values(array![1.0]),
+    };
+    let mut h = Hyper::new(Algo::LpSgd);
+    for (k, v) in [
+        ("epochs", 1.0),
+        ("epoch_len", 1.0),
+        ("batch", 2.0),
+        ("decay", 0.0),
+    ] {
+        h.set(k, v).expect("hyper");
+    }
+    let out = train(
+        Algo::LpSgd,
+        &ModelShape::Linear { d: 3 },
+        Some(&data),
+        &a,
+        &h,
+        1,
+        &mut |_| {},
+    )
+    .expect("train");
+    // w' = -lr x^T (x w - y) / 2 = lr x on the stored x (exact in fp32 for these values).
+    let lr = h.get("lr");
+    for (w, xi) in out.params[0].iter().zip([0.5, 1.0, 3.0]) {
+        assert_eq!(*w, (lr * xi) as f32 as f64);
+    }
+    assert!(
+        out.counts.quantize.is_empty(),
+        "e2m1fn values are fp32 MAC operands"
+    );
+    // DRAM reads as in the fp32 hand count (y 64, the index twice 64 each, w twice 96 each),
+    // with x's 192 bits down to 24.
+    let dram = out.counts.mem.get("DRAM").expect("DRAM");
+    assert_eq!(dram.read_bits, 24 + 64 + 64 * 2 + 96 * 2);
+}
+
 #[test]
 fn stochastic_ops_count_random_bits_and_conversions() {
-    // lp-sgld-vc on int8: the VC quantizer's draws (Case A: 128 + 64 bits per element when
-    // v > d^2/4) and the Gaussian toy's gradient noise (128 bits) plus its rounding (8 bits).
-    let a = arch("int8");
+    // lp-sgld-vc on int8 with fixed(8, 6) weights and gradients (rne): the VC quantizer's draws
+    // (Case A: 128 + 64 bits per element when v > d^2/4) and the Gaussian toy's gradient noise
+    // (128 bits).
+    let overrides: BTreeMap<String, serde_json::Value> = [
+        ("formats.weights", "fixed:wl=8,fl=6"),
+        ("formats.gradients", "fixed:wl=8,fl=6"),
+        ("formats.rounding.gradients", "rne"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
+    .collect();
+    let a =
+        Architecture::load_with_overrides(Path::new("arch/int8.json"), &overrides).expect("arch");
     let mut h = Hyper::new(Algo::LpSgldVc);
     for (k, v) in [
         ("epochs", 1.0),
@@ -245,7 +308,7 @@ fn lpsim_graph_prints_dot_with_edge_formats_and_json() {
     let dot = run(&[]);
     assert!(dot.starts_with("digraph"));
     assert!(
-        dot.contains("label=\"w0 [8, 3] bfp:wl=8,size=32\""),
+        dot.contains("label=\"w0 [8, 3] bfp:wl=8,size=col\""),
         "{dot}"
     );
     assert!(dot.contains("vc_quantize"));
@@ -253,7 +316,7 @@ fn lpsim_graph_prints_dot_with_edge_formats_and_json() {
     let nodes = json["nodes"].as_array().expect("nodes");
     assert!(nodes
         .iter()
-        .any(|n| n["name"] == "w0.next" && n["format"] == "bfp:wl=8,size=32"));
+        .any(|n| n["name"] == "w0.next" && n["format"] == "bfp:wl=8,size=col"));
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_lpsim"))
         .args([
             "graph",
@@ -309,4 +372,28 @@ fn gather_picks_rows_checks_shapes_and_indices_and_reads_only_its_rows() {
     feeds.insert("idx".to_string(), array![[4.0], [0.0], [0.0]].into_dyn());
     let e = execute(&g, &a, &feeds, 0, 0).expect_err("index");
     assert!(e.to_string().contains("index 4"), "{e}");
+}
+
+/// A mini-batch gathered from stored data is re-blocked (a `quantize` node `x.blocks`) exactly
+/// when its format's blocks do not stay values of it when rows are picked: bfp8-32's blocks of
+/// 32 span rows of 65 features but not rows of 64; bfp8's per-example (row) blocks never do.
+#[test]
+fn gathered_batches_are_reblocked_only_where_blocks_span_rows() {
+    let reblocks = |name: &str, d: usize| {
+        let model = ModelShape::Logistic {
+            d,
+            classes: 3,
+            l2: 0.0,
+        };
+        let h = Hyper::new(Algo::LpSgd);
+        let g =
+            lpsim::algo::sgld::example_graph(Algo::LpSgd, &model, &arch(name), &h).expect("graph");
+        g.inner()
+            .node_weights()
+            .any(|n| n.out.name == "x.blocks" && n.op == Op::Quantize)
+    };
+    assert!(reblocks("bfp8-32", 65));
+    assert!(!reblocks("bfp8-32", 64));
+    assert!(!reblocks("bfp8", 65));
+    assert!(!reblocks("int8", 65));
 }

@@ -294,3 +294,47 @@ fn adder_rounds_two_term_sums_once() {
         }
     }
 }
+
+/// The shipped int8 architecture's accumulator stands in for int32: every product of two
+/// per-tensor scaled int8 operands is an integer number of units (the product of the two
+/// scales), and fp32 holds those sums exactly while they stay below 2^24 units. With every
+/// product at the full 127 x 127 = 16129 units that is K <= 1040 (1040 x 16129 < 2^24); at
+/// K = 1041 the odd sum 16,790,289 needs 25 bits and fp32 rounds it, which int32 would not.
+/// Random codes at K = 1040 are summed exactly whatever their signs.
+#[test]
+fn int8_accumulator_is_exact_below_two_to_the_24_units() {
+    let arch = lpsim::arch::Architecture::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/arch/int8.json"
+    )))
+    .expect("arch");
+    let mac = arch.formats.mac;
+    // Elements of scale 2^-6 (block exponent 0) times elements of scale 2^-9: unit 2^-15.
+    let dot = |a: &[f32], b: &[f32]| {
+        let a = Array2::from_shape_vec((1, a.len()), a.to_vec()).unwrap();
+        let b = Array2::from_shape_vec((b.len(), 1), b.to_vec()).unwrap();
+        lpsim::arith::gemm(&mac, a.view(), b.view(), RandomStream::new(0, 0))
+            .expect("gemm")
+            .c[[0, 0]]
+    };
+    let unit = pow2(-15);
+    for (k, exact) in [(1040usize, true), (1041, false)] {
+        let (a, b) = (vec![127.0 / 64.0; k], vec![127.0 / 512.0; k]);
+        let c = dot(&a, &b);
+        assert_eq!(c == (k as f64 * 16129.0) * unit, exact, "K = {k}: {c}");
+    }
+    let mut g = 12345u64;
+    let mut code = || {
+        g = g
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((g >> 33) % 255) as i64 - 127
+    };
+    for _ in 0..20 {
+        let (ka, kb): (Vec<i64>, Vec<i64>) = (0..1040).map(|_| (code(), code())).unzip();
+        let a: Vec<f32> = ka.iter().map(|&x| x as f32 / 64.0).collect();
+        let b: Vec<f32> = kb.iter().map(|&x| x as f32 / 512.0).collect();
+        let want: i64 = ka.iter().zip(&kb).map(|(x, y)| x * y).sum();
+        assert_eq!(dot(&a, &b), want as f64 * unit);
+    }
+}

@@ -17,8 +17,9 @@
 mod common;
 
 use common::{block_aliases, fmt, next_up, same, DET_MODES};
-use lpsim::format::{Element, FormatInfo, Special};
-use lpsim::{Format, Rounding};
+use lpsim::format::{BlockSize, Element, FormatInfo, Special};
+use lpsim::round::RandomStream;
+use lpsim::{Format, Quantizer, Rounding};
 use proptest::prelude::*;
 
 /// A random float format spec (generic parameters).
@@ -613,4 +614,156 @@ proptest! {
             }
         }
     }
+}
+
+/// Every block size spells the same after `Display` (a count, `row`, `col`, `tensor`) and parses
+/// back to the same format.
+#[test]
+fn block_specs_round_trip() {
+    for spec in [
+        "bfp:wl=8,size=16",
+        "bfp:wl=8,size=row",
+        "bfp:wl=8,size=col",
+        "bfp:wl=5,size=tensor",
+        "mx:elem=e2m1fn,size=col",
+        "mx:elem=int8,size=row",
+        "mx:elem=e5m2,size=tensor",
+    ] {
+        let f = fmt(spec);
+        assert_eq!(f.to_string(), spec);
+        assert_eq!(fmt(&f.to_string()), f, "{spec}");
+    }
+    let Format::Block(b) = fmt("bfp:wl=8,size=col") else {
+        panic!("bfp is a block format")
+    };
+    assert_eq!(b.size(), BlockSize::Col);
+    assert!("bfp:wl=8,size=cols".parse::<Format>().is_err());
+}
+
+/// A `[rows, cols]` matrix of values spread over 24 binades, with a column scale so that the
+/// columns' shared exponents differ.
+fn matrix(rows: usize, cols: usize, sig: &[u64]) -> Vec<f64> {
+    (0..rows * cols)
+        .map(|k| {
+            let s = sig[k % sig.len()].rotate_left(k as u32);
+            let m = 1.0 + (s >> 12) as f64 / (1u64 << 52) as f64;
+            let v = m * 2f64.powi((s % 24) as i32 - 12 + 3 * (k % cols) as i32);
+            if s & (1 << 11) != 0 {
+                -v
+            } else {
+                v
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// `size=col` blocks are the columns: quantizing a matrix per column equals quantizing its
+    /// transpose per row (deterministic modes), the stochastic modes draw element `(i, j)`'s word
+    /// at its row-major index `i cols + j`, and the tensor stores one 8-bit scale per column.
+    #[test]
+    fn prop_col_blocks_are_columns(
+        spec in prop::sample::select(vec!["bfp:wl=8", "bfp:wl=4", "mx:elem=e4m3fn", "mx:elem=int8"]),
+        rows in 1usize..7, cols in 1usize..7,
+        sig in prop::collection::vec(any::<u64>(), 8),
+    ) {
+        let col = fmt(&format!("{spec},size=col"));
+        let row = fmt(&format!("{spec},size=row"));
+        let Format::Block(b) = col else { unreachable!() };
+        let x = matrix(rows, cols, &sig);
+        let xt: Vec<f64> = (0..rows * cols).map(|k| x[(k % rows) * cols + k / rows]).collect();
+        let modes = DET_MODES.into_iter().chain([Rounding::Stochastic { bits: 8 }]);
+        for mode in modes {
+            let qc = Quantizer::new(col, mode, 5, 9).unwrap();
+            let mut out = vec![0.0; x.len()];
+            qc.quantize_f64(&x, &mut out, 0, cols);
+            let mut par = vec![0.0; x.len()];
+            qc.par_quantize_f64(&x, &mut par, cols);
+            prop_assert!(out.iter().zip(&par).all(|(a, b)| same(*a, *b)), "{} {}: parallel", col, mode);
+            if mode.is_stochastic() {
+                let words = RandomStream::new(5, 9);
+                for j in 0..cols {
+                    let column: Vec<f64> = (0..rows).map(|i| x[i * cols + j]).collect();
+                    let mut want = vec![0.0; rows];
+                    b.quantize_block(&column, &mut want, mode, |i| words.bits((i * cols + j) as u64));
+                    for i in 0..rows {
+                        prop_assert!(same(out[i * cols + j], want[i]), "{} {}: ({}, {})", col, mode, i, j);
+                    }
+                }
+            } else {
+                let qr = Quantizer::new(row, mode, 5, 9).unwrap();
+                let mut outt = vec![0.0; x.len()];
+                qr.quantize_f64(&xt, &mut outt, 0, rows);
+                for i in 0..rows {
+                    for j in 0..cols {
+                        prop_assert!(same(out[i * cols + j], outt[j * rows + i]), "{} {}: ({}, {})", col, mode, i, j);
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(b.block_count(x.len(), cols), cols);
+        let bits = col.storage_bits(x.len(), cols);
+        prop_assert!((bits - (f64::from(b.bits()) + 8.0 / rows as f64)).abs() < 1e-12);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Where a format says rows picked from its tensors stay values of it
+    /// (`Format::rows_stay_values`, which lets a mini-batch gathered from stored data skip the
+    /// re-blocking), re-quantizing the picked rows in any deterministic mode changes nothing.
+    #[test]
+    fn prop_picked_rows_stay_values(
+        spec in prop::sample::select(vec![
+            "bfp:wl=8,size=col", "bfp:wl=8,size=tensor", "bfp:wl=8,size=row", "bfp:wl=6,size=4",
+            "mx:elem=int8,size=col", "mx:elem=e4m3fn,size=8", "e4m3fn", "fixed:wl=8,fl=6",
+        ]),
+        rows in 1usize..7, picks in prop::collection::vec(any::<usize>(), 1..6),
+        sig in prop::collection::vec(any::<u64>(), 8),
+    ) {
+        let f = fmt(spec);
+        let cols = 8;
+        prop_assert!(f.rows_stay_values(cols), "{}", spec);
+        let x = matrix(rows, cols, &sig);
+        let mut stored = vec![0.0; x.len()];
+        Quantizer::new(f, Rounding::NearestEven, 0, 0).unwrap().quantize_f64(&x, &mut stored, 0, cols);
+        let batch: Vec<f64> = picks.iter().flat_map(|&p| {
+            let r = p % rows;
+            stored[r * cols..(r + 1) * cols].to_vec()
+        }).collect();
+        for mode in DET_MODES {
+            let mut again = vec![0.0; batch.len()];
+            Quantizer::new(f, mode, 0, 0).unwrap().quantize_f64(&batch, &mut again, 0, cols);
+            prop_assert!(batch.iter().zip(&again).all(|(a, b)| same(*a, *b)), "{} {}", spec, mode);
+        }
+    }
+}
+
+/// The formats whose picked rows need re-blocking say so: blocks spanning rows, and float
+/// elements under a column or tensor scale (`1.875 x 2^7` in `e4m3fn` has no place one binade
+/// up, where a smaller block maximum puts it).
+#[test]
+fn picked_rows_of_spanning_or_float_blocks_are_refused() {
+    for (spec, cols) in [
+        ("bfp:wl=8,size=3", 8),
+        ("mxfp8", 16),
+        ("mx:elem=e4m3fn,size=col", 8),
+    ] {
+        assert!(!fmt(spec).rows_stay_values(cols), "{spec}");
+    }
+    // The e4m3fn column: 1.75 x 2^8 = 448 sets the scale; 240 = 1.875 x 2^7 is an element.
+    let f = fmt("mx:elem=e4m3fn,size=col");
+    let q = Quantizer::new(f, Rounding::NearestEven, 0, 0).unwrap();
+    let mut stored = vec![0.0; 2];
+    q.quantize_f64(&[448.0, 240.0], &mut stored, 0, 1);
+    assert_eq!(stored, [448.0, 240.0]);
+    let mut again = [0.0];
+    q.quantize_f64(&stored[1..], &mut again, 0, 1);
+    assert_ne!(
+        again[0], 240.0,
+        "240 alone gets scale 2^-1 and saturates at 448 x 2^-1 = 224"
+    );
 }

@@ -40,6 +40,8 @@ const EXTRA: &[&str] = &[
     "bfp:wl=4,size=7",
     "bfp:wl=8,size=row",
     "bfp:wl=6,size=tensor",
+    "bfp:wl=8,size=col",
+    "mx:elem=e2m1fn,size=col",
     "mx:elem=e2m1fn,size=5",
     "mx:elem=int8,size=32",
 ];
@@ -122,7 +124,7 @@ fn check_format(spec: &str) {
     assert!(f.fits_f32(), "{spec} should fit f32");
     let x32 = inputs(&f, 20_000, 7);
     let x64: Vec<f64> = x32.iter().map(|&x| f64::from(x)).collect();
-    let row = 100; // rows of 100 for size=row; 20_000 is a multiple
+    let row = 100; // rows of 100 for size=row and size=col; 20_000 is a multiple
     for mode in DET_MODES.into_iter().chain(MODES_SR) {
         let q = match Quantizer::new(f, mode, 31337, 2) {
             Ok(q) => q,

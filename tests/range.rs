@@ -253,7 +253,19 @@ fn step_graph_tensors_carry_their_roles() {
 /// copy) is not judged.
 #[test]
 fn the_executor_judges_outputs_by_role_and_the_accumulator() {
-    let arch = lpsim::arch::Architecture::load(Path::new("arch/int8.json")).expect("arch");
+    // An integer MAC whose operands are fixed(8, 6) values and whose accumulator is fixed(32, 12).
+    let q = "fixed:wl=8,fl=6";
+    let overrides: BTreeMap<String, serde_json::Value> = [
+        ("formats.mac.a", q),
+        ("formats.mac.b", q),
+        ("formats.mac.accumulator", "fixed:wl=32,fl=12"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
+    .collect();
+    let arch =
+        lpsim::arch::Architecture::load_with_overrides(Path::new("arch/int8.json"), &overrides)
+            .expect("arch");
     let t = |name: &str, shape: &[usize], f: &str, role: Role| {
         TensorMeta::new(
             name,
@@ -264,7 +276,6 @@ fn the_executor_judges_outputs_by_role_and_the_accumulator() {
             role,
         )
     };
-    let q = "fixed:wl=8,fl=6";
     let mut b = GraphBuilder::new(arch.formats.mac);
     let data = b
         .add(Op::Input, t("data", &[2, 3], q, Role::Data), &[])
@@ -339,13 +350,17 @@ fn run(dir: &Path, set: &[&str]) -> (RunReport, String, String) {
         "--workload",
         "workloads/digits-logistic.json",
         "--algo",
-        "sgd",
+        "lp-sgd",
         "--arch",
         "arch/fp32.json",
         "--out",
         &out,
         "--set",
         "epochs=2",
+        // The data are stored in the input format, which defaults to the activations': pin it,
+        // so that only the activations change.
+        "--set",
+        "arch.formats.input=fp32",
     ];
     for s in set {
         args.extend(["--set", s]);
@@ -438,8 +453,9 @@ fn a_sweep_lists_range_figures_per_role_and_its_warnings() {
         &spec,
         format!(
             r#"{{"name": "range", "workloads": ["{root}/workloads/iris-logistic.json"],
-                "algos": ["sgd"], "archs": ["{root}/arch/fp32.json"],
-                "set": {{"epochs": [2], "arch.formats.activations": ["fp32", "fixed:wl=4,fl=3"]}}}}"#
+                "algos": ["lp-sgd"], "archs": ["{root}/arch/fp32.json"],
+                "set": {{"epochs": [2], "arch.formats.input": ["fp32"],
+                         "arch.formats.activations": ["fp32", "fixed:wl=4,fl=3"]}}}}"#
         ),
     )
     .unwrap();

@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 
 use ndarray::{Array2, ArrayD, Axis};
+use petgraph::graph::NodeIndex;
 
 use crate::algo::model::{fp32, param_shapes, Builder};
 use crate::algo::qsgld::Schedule;
@@ -77,11 +78,21 @@ pub(crate) fn lr_factor(algo: Algo, hyper: &Hyper, step: u64, total: u64) -> f64
     }
 }
 
-/// Mini-batch sampling and the data in the `fp32` carrier.
+/// The format and rounding unit the training features are stored in: the architecture's
+/// `formats.input` (by default its activations' format) with `formats.rounding.input`. The one
+/// place the low-precision drivers take it from; a full-precision path passes `fp32` to
+/// [`Batches::new`] instead.
+pub(crate) fn data_format(arch: &Architecture) -> (Format, Rounding) {
+    (arch.formats.input, arch.formats.rounding.input)
+}
+
+/// Mini-batch sampling and the data as stored.
 pub(crate) struct Batches {
     x: Array2<f64>,
     y: Array2<f64>,
     stream: RandomStream,
+    /// The features' format and the rounding unit that produced them.
+    pub format: (Format, Rounding),
     /// Examples.
     pub n: usize,
     /// Batch size.
@@ -89,16 +100,35 @@ pub(crate) struct Batches {
 }
 
 impl Batches {
-    /// The training split, rounded to `fp32` (the format data are stored in), targets one-hot
-    /// (`N x C`) or a column (`N x 1`).
-    pub fn new(data: &TrainData, model: &ModelShape, batch: usize, seed: u64) -> Self {
-        Batches {
-            x: data.x_train.mapv(|v| f64::from(v as f32)),
+    /// The training split with its features rounded once to `format` (the `N x d` matrix is one
+    /// tensor: block formats block it as a whole, rows of `d`; stochastic rounding draws from
+    /// the stream `data/x`), targets one-hot (`N x C`) or a column (`N x 1`) in `fp32` (one-hot
+    /// targets are exact in any format; regression targets are not features and stay `fp32`).
+    /// The conversion is done before training, off the accelerator, so it is not counted.
+    pub fn new(
+        data: &TrainData,
+        model: &ModelShape,
+        batch: usize,
+        seed: u64,
+        format: (Format, Rounding),
+    ) -> Result<Self, AlgoError> {
+        let q = Quantizer::new(format.0, format.1, seed, stream_id("data/x", 0, 0))
+            .map_err(|e| AlgoError::Data(format!("the training features: {e}")))?;
+        let x = data.x_train.as_standard_layout();
+        let mut stored = vec![0.0; x.len()];
+        q.par_quantize_f64(
+            x.as_slice().expect("standard layout"),
+            &mut stored,
+            x.ncols(),
+        );
+        Ok(Batches {
+            x: Array2::from_shape_vec(x.raw_dim(), stored).expect("same shape"),
             y: targets_matrix(&data.y_train, model),
             stream: RandomStream::new(seed, stream_id("batch", 0, 0)),
+            format,
             n: data.x_train.nrows(),
             batch,
-        }
+        })
     }
 
     /// The example indices of step `step` (uniform, with replacement).
@@ -134,13 +164,12 @@ impl Batches {
         (&self.x, &self.y)
     }
 
-    /// The range events of storing `data`'s training features and regression targets in the
-    /// format the data are held in (`fp32`), under [`Role::Data`]: judged once per run, as the
-    /// data are stored once.
+    /// The range events of storing `data`'s training features in their stored format (the
+    /// architecture's input format) and its regression targets in `fp32`, under
+    /// [`Role::Data`]: judged once per run, as the data are stored once.
     pub fn data_health(&self, data: &TrainData) -> RangeHealth {
-        let f = fp32();
         let mut health = RangeHealth::default();
-        let mut judge = |exact: ndarray::ArrayView2<f64>, stored: &Array2<f64>| {
+        let mut judge = |f: Format, exact: ndarray::ArrayView2<f64>, stored: &Array2<f64>| {
             let row = stored.ncols();
             let (exact, stored) = (exact.as_standard_layout(), stored.as_standard_layout());
             let counts = range_events(
@@ -151,9 +180,9 @@ impl Batches {
             );
             health.record(Role::Data, f, counts);
         };
-        judge(data.x_train.view(), &self.x);
+        judge(self.format.0, data.x_train.view(), &self.x);
         if let Targets::Values(v) = &data.y_train {
-            judge(v.view().insert_axis(Axis(1)), &self.y);
+            judge(fp32(), v.view().insert_axis(Axis(1)), &self.y);
         }
         health
     }
@@ -317,13 +346,28 @@ fn storage(update: Update, algo: Algo, arch: &Architecture) -> (Format, Rounding
     }
 }
 
-/// The data tensors of a mini-batch step: batch rows, training examples, features, targets.
+/// The data tensors of a mini-batch step: batch rows, training examples, features, targets,
+/// and the features' stored format and rounding.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BatchShape {
     rows: usize,
     n: usize,
     d: usize,
     t: usize,
+    data: (Format, Rounding),
+}
+
+/// Picked rows `x` of stored features as a value of their format: themselves, or re-blocked by a
+/// `quantize` node (`x.blocks`) when the format's blocks span rows or would not survive the
+/// pick (see [`Format::rows_stay_values`]).
+pub(crate) fn picked_rows(b: &mut Builder, x: NodeIndex) -> Result<NodeIndex, AlgoError> {
+    let m = b.b.meta(x);
+    let (format, rounding, role) = (m.format, m.rounding, m.role);
+    if format.rows_stay_values(m.shape[1]) {
+        return Ok(x);
+    }
+    let name = format!("{}.blocks", m.name);
+    b.op(Op::Quantize, &name, format, rounding, role, &[x])
 }
 
 /// The format of gather indices: 32-bit integers.
@@ -358,8 +402,8 @@ fn step_graph(
                 Op::Input,
                 "x_all",
                 &[io.n, io.d],
-                fp32(),
-                Rounding::NearestEven,
+                io.data.0,
+                io.data.1,
                 Role::Data,
             )?;
             let y_all = b.feed(
@@ -370,15 +414,16 @@ fn step_graph(
                 Rounding::NearestEven,
                 Role::Data,
             )?;
+            let x = b.op(
+                Op::Gather,
+                "x",
+                io.data.0,
+                io.data.1,
+                Role::Data,
+                &[x_all, idx],
+            )?;
             (
-                Some(b.op(
-                    Op::Gather,
-                    "x",
-                    fp32(),
-                    Rounding::NearestEven,
-                    Role::Data,
-                    &[x_all, idx],
-                )?),
+                Some(picked_rows(&mut b, x)?),
                 Some(b.op(
                     Op::Gather,
                     "y",
@@ -483,6 +528,7 @@ pub fn example_graph(
             n: batch,
             d: shapes[0][0],
             t: shapes[shapes.len() - 1][1],
+            data: data_format(arch),
         }),
     };
     let lr = hyper.get("lr");
@@ -507,7 +553,9 @@ pub(crate) fn train(
     let update = Update::of(algo);
     let epochs = hyper.count("epochs", 1)? as usize;
     let batch = hyper.count("batch", 1)? as usize;
-    let batches = data.map(|d| Batches::new(d, model, batch, seed));
+    let batches = data
+        .map(|d| Batches::new(d, model, batch, seed, data_format(arch)))
+        .transpose()?;
     let n_data = batches.as_ref().map_or(1, |b| b.n);
     let epoch_len = match hyper.count("epoch_len", 0)? {
         0 if batches.is_none() => 1000,
@@ -523,6 +571,7 @@ pub(crate) fn train(
         n: b.n,
         d: shapes[0][0],
         t: b.all().1.ncols(),
+        data: b.format,
     });
     let schedule = Schedule {
         eta: hyper.get("eta"),

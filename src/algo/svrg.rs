@@ -17,6 +17,8 @@
 //! `x_i w`:
 //! `k <- Q(k - (lr / delta) (x_i^T (phi'(m) - phi'(a_i)) + g~ + l2 w))` (LP-SGD: no `- phi'(a_i)`
 //! and no `g~`). HALP ends the epoch with `w~ <- w~ + delta k` (in `fp32`, option I).
+//! The features `x` are fed as stored, in the architecture's input format
+//! ([`crate::algo::sgld::data_format`]).
 
 use std::collections::BTreeMap;
 
@@ -24,7 +26,7 @@ use ndarray::Array2;
 use petgraph::graph::NodeIndex;
 
 use crate::algo::model::{fp32, fp32_as, Builder};
-use crate::algo::sgld::{init_params, Batches, Run};
+use crate::algo::sgld::{data_format, init_params, picked_rows, Batches, Run};
 use crate::algo::{loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, TrainData, TrainOutcome};
 use crate::arch::Architecture;
 use crate::format::{FixedFormat, Format};
@@ -61,19 +63,11 @@ fn phi(
 fn full_graph(
     model: &ModelShape,
     arch: &Architecture,
-    n: usize,
-    shape: [usize; 2],
-    t: usize,
+    io: (usize, [usize; 2], usize, (Format, Rounding)),
 ) -> Result<Graph, AlgoError> {
+    let (n, shape, t, data) = io;
     let mut b = Builder::new(arch);
-    let x = b.feed(
-        Op::Input,
-        "x",
-        &[n, shape[0]],
-        fp32(),
-        Rounding::NearestEven,
-        Role::Data,
-    )?;
+    let x = b.feed(Op::Input, "x", &[n, shape[0]], data.0, data.1, Role::Data)?;
     let rn = Rounding::NearestEven;
     let y = b.feed(Op::Input, "y", &[n, t], fp32(), rn, Role::Data)?;
     let wc = b.feed(Op::Param, "wc", &shape, fp32(), rn, Role::Weights)?;
@@ -93,20 +87,29 @@ struct Repr {
     scaled: bool,
 }
 
-/// The inner-step graph (see the module docs); output `k.next`.
+/// The inner-step graph (see the module docs); output `k.next`. `io`: batch rows, parameter
+/// shape, targets, and the features' stored format and rounding.
 fn inner_graph(
     model: &ModelShape,
     arch: &Architecture,
     r: &Repr,
-    io: (usize, [usize; 2], usize),
+    io: (usize, [usize; 2], usize, (Format, Rounding)),
     scale: f64,
     lr: f64,
     l2: f64,
 ) -> Result<Graph, AlgoError> {
-    let (rows, shape, t) = io;
+    let (rows, shape, t, data) = io;
     let rn = Rounding::NearestEven;
     let mut b = Builder::new(arch);
-    let x = b.feed(Op::Input, "x", &[rows, shape[0]], fp32(), rn, Role::Data)?;
+    let x = b.feed(
+        Op::Input,
+        "x",
+        &[rows, shape[0]],
+        data.0,
+        data.1,
+        Role::Data,
+    )?;
+    let x = picked_rows(&mut b, x)?;
     let y = b.feed(Op::Input, "y", &[rows, t], fp32(), rn, Role::Data)?;
     let k = b.feed(Op::Param, "k", &shape, r.code, r.rounding, Role::Weights)?;
     let cached = if r.variance_reduced {
@@ -248,7 +251,7 @@ pub fn example_graph(
         model,
         arch,
         &repr,
-        (batch, shape, t),
+        (batch, shape, t, data_format(arch)),
         scale,
         hyper.get("lr"),
         l2,
@@ -277,7 +280,7 @@ pub(crate) fn train(
     let data = data.ok_or_else(|| AlgoError::Data("this model needs training data".into()))?;
     let epochs = hyper.count("epochs", 1)? as usize;
     let batch = hyper.count("batch", 1)? as usize;
-    let batches = Batches::new(data, model, batch, seed);
+    let batches = Batches::new(data, model, batch, seed, data_format(arch))?;
     let n = batches.n;
     let t = batches.all().1.ncols();
     let epoch_len = match hyper.count("epoch_len", 0)? {
@@ -288,7 +291,7 @@ pub(crate) fn train(
     let (repr, bits, mut scale) = representation(algo, arch, hyper)?;
     let mut codes = init_params(model, repr.code, repr.rounding, seed).remove(0);
     let mut centre = Array2::<f64>::zeros((shape[0], shape[1]));
-    let full = full_graph(model, arch, n, shape, t)?;
+    let full = full_graph(model, arch, (n, shape, t, batches.format))?;
     let (xall, yall) = batches.all();
     let mut run = Run::new(algo, hyper, epochs);
     run.range.merge(&batches.data_health(data));
@@ -330,7 +333,8 @@ pub(crate) fn train(
             }
             cached = Some((a, gt));
         }
-        let g = inner_graph(model, arch, &repr, (batch, shape, t), scale, lr, l2)?;
+        let io = (batch, shape, t, batches.format);
+        let g = inner_graph(model, arch, &repr, io, scale, lr, l2)?;
         if let Some((_, gt)) = &cached {
             feeds.insert("gt".to_string(), gt.clone().into_dyn());
         }

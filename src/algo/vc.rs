@@ -114,7 +114,8 @@ fn case_b_offset(mu: f64, q: f64, d: f64, v: f64, u: f64) -> f64 {
 }
 
 /// Apply `Q^vc(mu, v)` elementwise onto `format`'s grid (fixed point or bfp; other formats get
-/// NaN). `row_len` groups `size=row` blocks. Element `i` draws from the streams at index `i`.
+/// NaN). `row_len` groups `size=row` and `size=col` blocks. Element `i` draws from the streams
+/// at index `i`.
 pub fn vc_quantize(
     format: &Format,
     mu: &[f64],
@@ -150,14 +151,13 @@ pub fn vc_quantize(
                 out.fill(f64::NAN);
                 return tally;
             };
-            let n = b.block_len(mu.len(), row_len);
             let imax = e.int_range().1 as f64;
             let step_of = |exp: i32| e.step() * 2f64.powi(exp);
-            for (j, (mb, ob)) in mu.chunks(n).zip(out.chunks_mut(n)).enumerate() {
-                let base = (j * n) as u64;
+            b.for_each_block(mu, out, row_len, |mb, ob, pos| {
+                let at = |i: usize| pos.index(i) as u64;
                 let Some(em) = b.shared_exponent(mb.iter().copied()) else {
                     ob.fill(f64::NAN);
-                    continue;
+                    return;
                 };
                 let dm = step_of(em);
                 let v0 = dm * dm / 4.0;
@@ -166,29 +166,29 @@ pub fn vc_quantize(
                     let x: Vec<f64> = mb
                         .iter()
                         .enumerate()
-                        .map(|(i, &m)| m + (v - v0).sqrt() * s.normal.normal_f64(base + i as u64))
+                        .map(|(i, &m)| m + (v - v0).sqrt() * s.normal.normal_f64(at(i)))
                         .collect();
                     let Some(ex) = b.shared_exponent(x.iter().copied()) else {
                         ob.fill(f64::NAN);
-                        continue;
+                        return;
                     };
                     let d = step_of(ex);
                     let lim = imax * d;
                     for (i, (o, &xi)) in ob.iter_mut().zip(&x).enumerate() {
                         let q = ((xi / d).round() * d).clamp(-lim, lim);
-                        let u = s.choice.uniform_f64(base + i as u64);
+                        let u = s.choice.uniform_f64(at(i));
                         *o = (q + case_a_offset(xi - q, d, d * d / 4.0, u)).clamp(-lim, lim);
                     }
                 } else {
                     tally.case_b += mb.len() as u64;
-                    b.quantize_block(mb, ob, sr, |i| s.round.bits(base + i as u64));
+                    b.quantize_block(mb, ob, sr, |i| s.round.bits(at(i)));
                     let lim = imax * dm;
                     for (i, (o, &m)) in ob.iter_mut().zip(mb).enumerate() {
-                        let u = s.choice.uniform_f64(base + i as u64);
+                        let u = s.choice.uniform_f64(at(i));
                         *o = (*o + case_b_offset(m, *o, dm, v, u)).clamp(-lim, lim);
                     }
                 }
-            }
+            });
         }
         _ => out.fill(f64::NAN),
     }

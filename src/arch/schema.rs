@@ -9,7 +9,7 @@ use crate::arch::validate::{Node, Obj};
 use crate::arch::ArchError;
 use crate::arith::{MacConfig, Order};
 use crate::cost::energy::{canonical_action, canonical_area_unit, default_memory_pj_per_bit};
-use crate::format::Format;
+use crate::format::{Format, Quantizer};
 use crate::round::Rounding;
 
 /// One accelerator: technology, formats, compute units, memories, energy and area tables.
@@ -45,6 +45,9 @@ pub struct Technology {
 /// The formats of the tensors the datapath stores, the MAC, and the rounding unit per tensor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Formats {
+    /// The training data (features) as stored in DRAM: quantized once when loaded, read in this
+    /// many bits (optional in the file; default the activations' format).
+    pub input: Format,
     /// Weights (the GEMM's B operand, K x N).
     pub weights: Format,
     /// Activations (the GEMM's A operand, M x K, and its output C, M x N).
@@ -62,6 +65,8 @@ pub struct Formats {
 /// Rounding unit per stored tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreRounding {
+    /// Rounding of the training data when they are loaded (optional in the file; default `rne`).
+    pub input: Rounding,
     /// Rounding of weights.
     pub weights: Rounding,
     /// Rounding of activations (including GEMM outputs).
@@ -249,6 +254,7 @@ impl Architecture {
     pub fn uses_stochastic_rounding(&self) -> bool {
         let r = &self.formats.rounding;
         [
+            r.input,
             r.weights,
             r.activations,
             r.gradients,
@@ -268,6 +274,7 @@ impl Architecture {
 
 fn formats(n: Node<'_>) -> Result<Formats, ArchError> {
     let o = n.object(&[
+        "input",
         "weights",
         "activations",
         "gradients",
@@ -276,22 +283,33 @@ fn formats(n: Node<'_>) -> Result<Formats, ArchError> {
         "rounding",
     ])?;
     let spec = "a format spec, e.g. \"bf16\"";
+    let activations = o.req("activations", spec, |n| n.parsed())?;
+    let rounding = o.req("rounding", "an object", |n| {
+        let r = n.object(&["input", "weights", "activations", "gradients", "updates"])?;
+        let spec = "a rounding spec, e.g. \"rne\" or \"sr:bits=8\"";
+        Ok(StoreRounding {
+            input: r
+                .opt("input", |n| n.parsed())?
+                .unwrap_or(Rounding::NearestEven),
+            weights: r.req("weights", spec, |n| n.parsed())?,
+            activations: r.req("activations", spec, |n| n.parsed())?,
+            gradients: r.req("gradients", spec, |n| n.parsed())?,
+            updates: r.req("updates", spec, |n| n.parsed())?,
+        })
+    })?;
+    let input = o.opt("input", |n| n.parsed())?.unwrap_or(activations);
+    // The data are quantized with this pair when loaded: refuse a unit the format lacks.
+    if let Err(e) = Quantizer::new(input, rounding.input, 0, 0) {
+        return Err(n.err(format!("input and rounding.input: {e}")));
+    }
     Ok(Formats {
+        input,
         weights: o.req("weights", spec, |n| n.parsed())?,
-        activations: o.req("activations", spec, |n| n.parsed())?,
+        activations,
         gradients: o.req("gradients", spec, |n| n.parsed())?,
         updates: o.req("updates", spec, |n| n.parsed())?,
         mac: o.req("mac", "an object", mac)?,
-        rounding: o.req("rounding", "an object", |n| {
-            let r = n.object(&["weights", "activations", "gradients", "updates"])?;
-            let spec = "a rounding spec, e.g. \"rne\" or \"sr:bits=8\"";
-            Ok(StoreRounding {
-                weights: r.req("weights", spec, |n| n.parsed())?,
-                activations: r.req("activations", spec, |n| n.parsed())?,
-                gradients: r.req("gradients", spec, |n| n.parsed())?,
-                updates: r.req("updates", spec, |n| n.parsed())?,
-            })
-        })?,
+        rounding,
     })
 }
 

@@ -6,6 +6,13 @@ use crate::format::{alias, FormatInfo, ALIASES};
 
 /// Arguments of `lpsim formats`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Beyond the aliases, specs take the forms float:e=,m=..., fixed:wl=,fl=..., \
+bfp:wl=,size=..., mx:elem=,size=..., qtorch:e=,m=... (README, Formats). Block formats share one \
+8-bit scale per block: size=N (N consecutive elements), size=row (one per row: per example of \
+[batch, features] activations), size=col (one per column: per output unit of [in, out] weights, \
+QPyTorch's dim=0 on PyTorch's [out, in] layout) or size=tensor."
+)]
 pub struct Args {
     /// Print JSON (one array of objects) instead of a table.
     #[arg(long)]

@@ -176,8 +176,19 @@ fn write_csv(
 ) -> anyhow::Result<()> {
     let digits = format.bits().div_ceil(4) as usize;
     let carrier_f32 = format.fits_f32();
+    // Each block's scale code, from the block's inputs.
     let block = match format {
-        Format::Block(b) => Some((b, b.block_len(out.len(), row_len))),
+        Format::Block(b) => {
+            let mut scales = Vec::new();
+            let mut scratch = vec![0.0; values.data.len()];
+            b.for_each_block(&values.data, &mut scratch, row_len, |ib, _, _| {
+                scales.push(match b.shared_exponent(ib.iter().copied()) {
+                    Some(s) => (s + 127) as u8,
+                    None => crate::format::SCALE_NAN_CODE,
+                })
+            });
+            Some((b, scales))
+        }
         _ => None,
     };
     if block.is_some() {
@@ -188,7 +199,6 @@ fn write_csv(
     } else {
         writeln!(w, "input_hex,code_hex,output_hex,output")?;
     }
-    let mut scale = 0u8;
     for (i, (&x, &v)) in values.data.iter().zip(out).enumerate() {
         let input_hex = if values.from_f32[i] {
             format!("{:08x}", (x as f32).to_bits())
@@ -201,20 +211,14 @@ fn write_csv(
         } else {
             (format!("{:016x}", v.to_bits()), format!("{v}"))
         };
-        match block {
-            Some((b, n)) => {
-                if i % n == 0 {
-                    let end = (i + n).min(out.len());
-                    scale = match b.shared_exponent(values.data[i..end].iter().copied()) {
-                        Some(s) => (s + 127) as u8,
-                        None => crate::format::SCALE_NAN_CODE,
-                    };
-                }
+        match &block {
+            Some((b, scales)) => {
+                let j = b.block_of(i, out.len(), row_len);
+                let scale = scales[j];
                 let code = b.encode_element(v, scale);
                 writeln!(
                     w,
-                    "{input_hex},{code:0digits$x},{output_hex},{output},{},{scale:02x}",
-                    i / n
+                    "{input_hex},{code:0digits$x},{output_hex},{output},{j},{scale:02x}"
                 )?;
             }
             None => {

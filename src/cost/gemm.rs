@@ -6,10 +6,10 @@ use crate::arith::ActionCounts;
 use crate::cost::cycles::{ceil_div, Gemm};
 use crate::format::Format;
 
-/// Bits occupied by `count` values of `f` (block formats include their shared scale, with
-/// row-wise blocks as long as `row`).
-fn bits(f: &Format, count: u64, row: u64) -> u64 {
-    (count as f64 * f.storage_bits(row as usize)).ceil() as u64
+/// Bits of `count` element accesses of a `[rows, cols]` tensor in `f` (block formats include
+/// their shared scales, amortized over the tensor's elements).
+fn bits(f: &Format, count: u64, [rows, cols]: [u64; 2]) -> u64 {
+    (count as f64 * f.storage_bits((rows * cols) as usize, cols as usize)).ceil() as u64
 }
 
 /// Word accesses of the array to its innermost memory level, as SCALE-Sim counts them
@@ -65,9 +65,10 @@ pub fn gemm_counts(arch: &Architecture, g: Gemm) -> ActionCounts {
     if mac.acc != f.activations {
         c.record_quantize(&f.activations, f.rounding.activations, outputs);
     }
-    let a_bits = bits(&f.activations, g.m * g.k, g.k);
-    let b_bits = bits(&f.weights, g.k * g.n, g.k);
-    let c_bits = bits(&f.activations, outputs, g.n);
+    let (a_shape, b_shape, c_shape) = ([g.m, g.k], [g.k, g.n], [g.m, g.n]);
+    let a_bits = bits(&f.activations, g.m * g.k, a_shape);
+    let b_bits = bits(&f.weights, g.k * g.n, b_shape);
+    let c_bits = bits(&f.activations, outputs, c_shape);
     let last = arch.memory.len() - 1;
     for (i, level) in arch.memory.iter().enumerate() {
         if i < last {
@@ -83,11 +84,11 @@ pub fn gemm_counts(arch: &Architecture, g: Gemm) -> ActionCounts {
     let inner = &arch.innermost().name;
     c.record_read(
         inner,
-        bits(&f.activations, a_reads, g.k) + bits(&f.weights, b_reads, g.k),
+        bits(&f.activations, a_reads, a_shape) + bits(&f.weights, b_reads, b_shape),
     );
     c.record_write(
         inner,
-        c_bits + bits(&mac.acc, c_writes.saturating_sub(outputs), g.n),
+        c_bits + bits(&mac.acc, c_writes.saturating_sub(outputs), c_shape),
     );
     c
 }

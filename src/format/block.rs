@@ -1,4 +1,5 @@
-//! Block formats: consecutive elements share one power-of-two scale.
+//! Block formats: the elements of a block (consecutive elements, a row, a column or the whole
+//! tensor, see [`BlockSize`]) share one power-of-two scale.
 //!
 //! Both kinds here follow one rule: the block's shared exponent is
 //! `S = floor(log2(max |x|)) - emax_elem`, clamped to the E8M0 range `-127..=127`, and each
@@ -16,15 +17,51 @@ use crate::format::exact::{exponent, pow2};
 use crate::format::{FixedFormat, FloatFormat};
 use crate::round::Rounding;
 
-/// How elements are grouped into blocks.
+/// How elements are grouped into blocks (of a row-major matrix; a vector is one row).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BlockSize {
     /// Blocks of this many consecutive elements (the last one may be shorter).
     Elements(usize),
-    /// One block per slice along the first axis (QPyTorch `dim=0`).
+    /// One block per row: per example of an activation `[batch, features]` (QPyTorch `dim=0`
+    /// on the same layout).
     Row,
+    /// One block per column: per output unit of lpsim's `[in, out]` weights, which is QPyTorch's
+    /// `BlockFloatingPoint(wl, dim=0)` on PyTorch's `[out, in]` weight layout (LP-SGLD's
+    /// weights). A column's elements are `row_len` apart, so a tensor is quantized whole.
+    Col,
     /// One block for the whole tensor (QPyTorch `dim=-1`).
     Tensor,
+}
+
+impl std::fmt::Display for BlockSize {
+    /// The spelling of the `size=` key: a count, `row`, `col` or `tensor`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlockSize::Elements(n) => write!(f, "{n}"),
+            BlockSize::Row => f.write_str("row"),
+            BlockSize::Col => f.write_str("col"),
+            BlockSize::Tensor => f.write_str("tensor"),
+        }
+    }
+}
+
+/// Where a block's elements sit in its tensor: element `i` of the block is element
+/// `start + i * stride` of the tensor (`stride` 1 for consecutive blocks, the row length for
+/// columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockPos {
+    /// Index of the block's first element.
+    pub start: usize,
+    /// Distance between consecutive elements of the block.
+    pub stride: usize,
+}
+
+impl BlockPos {
+    /// The tensor index of the block's element `i`.
+    #[inline]
+    pub fn index(&self, i: usize) -> usize {
+        self.start + i * self.stride
+    }
 }
 
 /// The per-element format of a block format.
@@ -135,7 +172,7 @@ impl BlockFormat {
         emax_elem: i32,
     ) -> Result<Self, String> {
         if size == BlockSize::Elements(0) {
-            return Err("size = 0: must be at least 1 (or `row`, `tensor`)".into());
+            return Err("size = 0: must be at least 1 (or `row`, `col`, `tensor`)".into());
         }
         Ok(BlockFormat {
             kind,
@@ -166,12 +203,94 @@ impl BlockFormat {
         self.emax_elem
     }
 
-    /// Length of each block for a tensor of `len` elements whose rows have `row_len` elements.
+    /// Length of the consecutive pieces a tensor of `len` elements whose rows have `row_len`
+    /// elements can be cut into without splitting a block: the block length, or the whole
+    /// tensor for `size=col` (whose blocks interleave).
     pub fn block_len(&self, len: usize, row_len: usize) -> usize {
         match self.size {
             BlockSize::Elements(n) => n,
             BlockSize::Row => row_len.max(1),
-            BlockSize::Tensor => len.max(1),
+            BlockSize::Col | BlockSize::Tensor => len.max(1),
+        }
+    }
+
+    /// Number of blocks (shared scales) of a tensor of `len` elements with rows of `row_len`.
+    pub fn block_count(&self, len: usize, row_len: usize) -> usize {
+        match self.size {
+            BlockSize::Elements(n) => len.div_ceil(n),
+            BlockSize::Row => len.div_ceil(row_len.max(1)),
+            BlockSize::Col => row_len.clamp(1, len.max(1)),
+            BlockSize::Tensor => 1,
+        }
+        .max(1)
+    }
+
+    /// The block holding element `i` of a tensor of `len` elements with rows of `row_len`
+    /// (blocks numbered in order of their first element).
+    pub fn block_of(&self, i: usize, len: usize, row_len: usize) -> usize {
+        match self.size {
+            BlockSize::Col => i % self.block_count(len, row_len),
+            _ => i / self.block_len(len, row_len),
+        }
+    }
+
+    /// Whether rows picked from a tensor of this format (rows of `row_len` elements) are again
+    /// a value of the format, so a mini-batch gathered from stored data needs no re-blocking: no
+    /// block spans two rows (`size=row`, or `size=N` with `N` dividing the row), or the blocks
+    /// are integer grids per column or per tensor, whose shared exponent over fewer rows can only
+    /// shrink, which keeps every integer element in range on a finer grid. (Float elements of
+    /// a column or tensor block are not closed: an element `1.875 x 2^7` of `e4m3fn` becomes
+    /// `1.875 x 2^8`, past the largest value, when the picked rows' exponent is one lower.)
+    pub fn rows_stay_values(&self, row_len: usize) -> bool {
+        match self.size {
+            BlockSize::Row => true,
+            BlockSize::Elements(n) => row_len % n == 0,
+            BlockSize::Col | BlockSize::Tensor => matches!(self.element, Element::Fixed(_)),
+        }
+    }
+
+    /// Call `f(block, out, pos)` on every block of `input` (with rows of `row_len`) and its
+    /// place in `out`: consecutive blocks as slices of the two, column blocks copied out and
+    /// back. `pos` maps the block's element `i` to its index in `input`.
+    pub fn for_each_block(
+        &self,
+        input: &[f64],
+        out: &mut [f64],
+        row_len: usize,
+        mut f: impl FnMut(&[f64], &mut [f64], BlockPos),
+    ) {
+        if self.size == BlockSize::Col {
+            let cols = self.block_count(input.len(), row_len);
+            let (mut bi, mut bo) = (Vec::new(), Vec::new());
+            for c in 0..cols.min(input.len()) {
+                bi.clear();
+                bi.extend(input.iter().skip(c).step_by(cols));
+                bo.clear();
+                bo.resize(bi.len(), 0.0);
+                f(
+                    &bi,
+                    &mut bo,
+                    BlockPos {
+                        start: c,
+                        stride: cols,
+                    },
+                );
+                for (o, &v) in out.iter_mut().skip(c).step_by(cols).zip(&bo) {
+                    *o = v;
+                }
+            }
+            return;
+        }
+        let n = self.block_len(input.len(), row_len);
+        for (j, (ib, ob)) in input.chunks(n).zip(out.chunks_mut(n)).enumerate() {
+            f(
+                ib,
+                ob,
+                BlockPos {
+                    start: j * n,
+                    stride: 1,
+                },
+            );
         }
     }
 

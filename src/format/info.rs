@@ -22,7 +22,7 @@ pub struct FormatInfo {
     pub bias: Option<i32>,
     /// Fractional length (fixed point).
     pub fl: Option<i32>,
-    /// Block size (`32`, `row`, `tensor`) for block formats.
+    /// Block size (`32`, `row`, `col`, `tensor`) for block formats.
     pub block: Option<String>,
     /// Largest finite value (block formats: of an element at scale 1).
     pub max: f64,
@@ -59,11 +59,7 @@ impl FormatInfo {
             Format::Fixed(x) => Element::Fixed(*x),
             Format::QTorch(q) => Element::Float(q.layout()),
             Format::Block(b) => {
-                info.block = Some(match b.size() {
-                    crate::format::BlockSize::Elements(n) => n.to_string(),
-                    crate::format::BlockSize::Row => "row".into(),
-                    crate::format::BlockSize::Tensor => "tensor".into(),
-                });
+                info.block = Some(b.size().to_string());
                 b.element()
             }
         };

@@ -12,7 +12,9 @@
 //! and prefetch their input. A kernel returns `false` when it has no fast path and the caller takes
 //! the exact `f64` reference path; `tests/quantizer.rs` proves the two paths agree bit for bit.
 
-use crate::format::{BlockFormat, Element, FixedFormat, FloatFormat, Format, Quantizer, Special};
+use crate::format::{
+    BlockFormat, BlockSize, Element, FixedFormat, FloatFormat, Format, Quantizer, Special,
+};
 use crate::round::{uncounted_bits, Discarded, RandomStream, Rounding};
 use crate::simd::{multiversion, prefetch, Isa, LINE};
 
@@ -912,6 +914,9 @@ pub(crate) fn quantize_f32(
             Some(g) => run(&g, r, q.stream(), input, out, offset),
             None => return false,
         },
+        // Column blocks interleave: the reference path copies each column out (documented
+        // fallback; the step graphs quantize through the reference path anyway).
+        Format::Block(b) if b.size() == BlockSize::Col => return false,
         Format::Block(b) => {
             let base = match b.element() {
                 Element::Float(f) => Grid::float(&f, r),

@@ -18,7 +18,9 @@ mod range;
 mod spec;
 mod twoterm;
 
-pub use block::{BlockFormat, BlockKind, BlockSize, Element, SCALE_EXP_RANGE, SCALE_NAN_CODE};
+pub use block::{
+    BlockFormat, BlockKind, BlockPos, BlockSize, Element, SCALE_EXP_RANGE, SCALE_NAN_CODE,
+};
 pub use fixed::{FixedFormat, RangeEvent};
 pub use float::{FloatFormat, Special};
 pub use info::FormatInfo;
@@ -74,17 +76,23 @@ impl Format {
         }
     }
 
-    /// Average storage bits per element, the shared scale included (for memory traffic).
-    pub fn storage_bits(&self, block_len_hint: usize) -> f64 {
+    /// Average storage bits per element of a tensor of `len` elements with rows of `row_len`,
+    /// the shared 8-bit scales included (for memory traffic).
+    pub fn storage_bits(&self, len: usize, row_len: usize) -> f64 {
         match self {
             Format::Block(b) => {
-                let n = match b.size() {
-                    BlockSize::Elements(n) => n,
-                    _ => block_len_hint.max(1),
-                };
-                f64::from(b.bits()) + 8.0 / n as f64
+                f64::from(b.bits()) + 8.0 * b.block_count(len, row_len) as f64 / len.max(1) as f64
             }
             other => f64::from(other.bits()),
+        }
+    }
+
+    /// Whether rows picked from a tensor of this format with rows of `row_len` elements are
+    /// again a value of it (always for scalar formats; see [`BlockFormat::rows_stay_values`]).
+    pub fn rows_stay_values(&self, row_len: usize) -> bool {
+        match self {
+            Format::Block(b) => b.rows_stay_values(row_len),
+            _ => true,
         }
     }
 

@@ -79,7 +79,8 @@ impl Quantizer {
     }
 
     /// Quantize `input` into `out` (`f64` carrier, the exact reference path). `offset` is the
-    /// global index of `input[0]`; `row_len` is the row length for `size=row` block formats.
+    /// global index of `input[0]`; `row_len` is the row length for `size=row` and `size=col`
+    /// block formats (a `size=col` slice must hold the whole tensor: its blocks interleave).
     pub fn quantize_f64(&self, input: &[f64], out: &mut [f64], offset: u64, row_len: usize) {
         assert_eq!(input.len(), out.len(), "input and output lengths differ");
         let (r, s) = (self.rounding, self.stream);
@@ -101,13 +102,9 @@ impl Quantizer {
                     *o = f64::from(q.quantize_f32(x as f32, r, rand(i)));
                 }
             }
-            Format::Block(b) => {
-                let n = b.block_len(input.len(), row_len);
-                for (j, (ib, ob)) in input.chunks(n).zip(out.chunks_mut(n)).enumerate() {
-                    let base = j * n;
-                    b.quantize_block(ib, ob, r, |i| rand(base + i));
-                }
-            }
+            Format::Block(b) => b.for_each_block(input, out, row_len, |ib, ob, pos| {
+                b.quantize_block(ib, ob, r, |i| rand(pos.index(i)));
+            }),
         }
     }
 

@@ -167,6 +167,7 @@ impl<'a> Fields<'a> {
         match self.map.get("size") {
             None => Ok(BlockSize::Elements(32)),
             Some(&"row") => Ok(BlockSize::Row),
+            Some(&"col") => Ok(BlockSize::Col),
             Some(&"tensor") => Ok(BlockSize::Tensor),
             Some(v) => v
                 .parse::<usize>()
@@ -175,7 +176,7 @@ impl<'a> Fields<'a> {
                 .map(BlockSize::Elements)
                 .ok_or_else(|| {
                     self.err(format!(
-                        "size = `{v}`: must be a count >= 1, `row` or `tensor`"
+                        "size = `{v}`: must be a count >= 1, `row`, `col` or `tensor`"
                     ))
                 }),
         }
@@ -281,14 +282,6 @@ fn on_off(b: bool) -> &'static str {
     }
 }
 
-fn size_text(s: BlockSize) -> String {
-    match s {
-        BlockSize::Elements(n) => n.to_string(),
-        BlockSize::Row => "row".into(),
-        BlockSize::Tensor => "tensor".into(),
-    }
-}
-
 /// Every alias with the format it names, built once: a format's canonical spec is written for
 /// every counted action (`arith::ActionCounts`), so the lookup must not rebuild the formats.
 fn alias_table() -> &'static [(&'static str, Format)] {
@@ -344,7 +337,7 @@ impl fmt::Display for Format {
             }
             Format::Block(b) => match (b.kind(), b.element()) {
                 (BlockKind::Bfp, Element::Fixed(e)) => {
-                    write!(out, "bfp:wl={},size={}", e.wl(), size_text(b.size()))
+                    write!(out, "bfp:wl={},size={}", e.wl(), b.size())
                 }
                 (_, element) => {
                     let name = match element {
@@ -364,7 +357,7 @@ impl fmt::Display for Format {
                         .to_string(),
                         Element::Fixed(_) => "int8".into(),
                     };
-                    write!(out, "mx:elem={name},size={}", size_text(b.size()))
+                    write!(out, "mx:elem={name},size={}", b.size())
                 }
             },
             Format::QTorch(q) => write!(out, "qtorch:e={},m={}", q.exp_bits(), q.man_bits()),

@@ -126,7 +126,7 @@ fn level_name(arch: &Architecture, level: Level) -> &str {
 /// Bits of a tensor in its format (block formats: the shared scales included).
 fn tensor_bits(t: &TensorMeta) -> u64 {
     let row = t.shape.last().copied().unwrap_or(1);
-    (t.len() as f64 * t.format.storage_bits(row)).ceil() as u64
+    (t.len() as f64 * t.format.storage_bits(t.len(), row)).ceil() as u64
 }
 
 /// Round `exact` once to `meta`'s format with its rounding unit.
