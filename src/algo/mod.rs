@@ -4,6 +4,7 @@
 //! - [`sgld`]: `sgd`, `lp-sgd`, `sgld`, `lp-sgld-f`, `lp-sgld-naive`, `lp-sgld-vc`, their cyclical
 //!   `csgld` variants, and `qsgld` — one step graph per mini-batch, any [`ModelShape`];
 //! - [`svrg`]: `svrg`, `lp-svrg`, `halp`, and `lp-sgd` on a `delta` grid — linear models;
+//!   [`svrg_nn`]: `svrg`, `lp-svrg` and `halp` (bit-centred layers) on MLPs;
 //! - [`vc`]: the variance-corrected quantizer; [`qsgld`]: QSGLD's schedule and quantized step.
 //!
 //! "Full precision" (`sgd`, `sgld`, `svrg`, the master copy of `lp-sgld-f`) means `fp32` storage;
@@ -13,6 +14,7 @@ pub mod model;
 pub mod qsgld;
 pub mod sgld;
 pub mod svrg;
+pub mod svrg_nn;
 pub mod vc;
 
 use std::collections::BTreeMap;
