@@ -1,6 +1,7 @@
 //! SVRG, LP-SVRG, HALP and HALP's LP-SGD (De Sa et al. 2018; ALGORITHMS.md 2.1) for linear
-//! models (`Linear`, `Logistic`; MLPs run in [`svrg_nn`]), whose gradients are `X^T phi'(X w)` with `phi'` the residual
-//! (`X w - y`) or the softmax error (`softmax(X w) - Y`), averaged over the batch.
+//! models (`Linear`, `Logistic`; MLPs run in [`svrg_nn`]), whose gradients are `X^T phi'(X w)`
+//! with `phi'` the residual (`X w - y`) or the softmax error (`softmax(X w) - Y`), averaged over
+//! the batch.
 //!
 //! The low-precision variable is a tensor of `b`-bit integer codes `k` (format
 //! `fixed:wl=b,fl=0`, stochastic rounding, saturating) with a scale `delta`, so `w = delta k`
