@@ -166,10 +166,22 @@ fn svrg_step_graph(
 }
 
 /// The storage of `svrg` (`fp32`) and `lp-svrg` (the weight format, its rounding unit) weights;
-/// a fixed `delta` grid is refused.
+/// a fixed `delta` grid is refused, and with it `bits` (the width of a grid's codes), which would
+/// otherwise have no effect.
 fn storage(algo: Algo, arch: &Architecture, hyper: &Hyper) -> Result<Store, AlgoError> {
     match algo {
         Algo::Svrg => Ok((fp32(), Rounding::NearestEven)),
+        Algo::LpSvrg if hyper.get("delta") == 0.0 && hyper.get("bits") != 0.0 => {
+            Err(AlgoError::BadHyper {
+                name: "bits".into(),
+                reason: format!(
+                    "{}: `lp-svrg` on an MLP keeps its weights in the architecture's weight \
+                     format; `bits` sizes a fixed delta grid's codes, which runs on linear \
+                     models only (set bits = 0)",
+                    hyper.get("bits")
+                ),
+            })
+        }
         Algo::LpSvrg if hyper.get("delta") == 0.0 => {
             Ok((arch.formats.weights, arch.formats.rounding.weights))
         }
