@@ -516,11 +516,11 @@ fn incompatible_runs_are_skipped_apart_from_failures() {
 
 #[test]
 fn a_real_incompatible_combination_is_skipped_not_failed() {
-    // HALP is defined for linear models: on an MLP workload the real runner refuses it as
-    // incompatible, before any training.
+    // HALP needs a training set: on the Gaussian toy (a sampling target) the real runner refuses
+    // it as incompatible, before any training.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let spec = lpsim::run::prepare(&RunSpec {
-        workload_path: root.join("workloads/digits-mlp.json"),
+        workload_path: root.join("workloads/gaussian-toy.json"),
         algo: "halp".into(),
         arch_path: root.join("arch/fp32.json"),
         seed: 0,
@@ -529,7 +529,7 @@ fn a_real_incompatible_combination_is_skipped_not_failed() {
     .map(|_| ());
     assert!(spec.is_ok(), "the run resolves: {spec:?}");
     let err = lpsim::run::run_paths(
-        &root.join("workloads/digits-mlp.json"),
+        &root.join("workloads/gaussian-toy.json"),
         "halp",
         &root.join("arch/fp32.json"),
         0,

@@ -4,15 +4,18 @@
 //! - [`sgld`]: `sgd`, `lp-sgd`, `sgld`, `lp-sgld-f`, `lp-sgld-naive`, `lp-sgld-vc`, their cyclical
 //!   `csgld` variants, and `qsgld` — one step graph per mini-batch, any [`ModelShape`];
 //! - [`svrg`]: `svrg`, `lp-svrg`, `halp`, and `lp-sgd` on a `delta` grid — linear models;
+//!   [`svrg_nn`]: `svrg`, `lp-svrg` and `halp` on MLPs, HALP's bit-centred layers in [`halp_nn`];
 //! - [`vc`]: the variance-corrected quantizer; [`qsgld`]: QSGLD's schedule and quantized step.
 //!
 //! "Full precision" (`sgd`, `sgld`, `svrg`, the master copy of `lp-sgld-f`) means `fp32` storage;
 //! the matmuls still run on the architecture's MAC. Entry point: [`train`].
 
+pub mod halp_nn;
 pub mod model;
 pub mod qsgld;
 pub mod sgld;
 pub mod svrg;
+pub mod svrg_nn;
 pub mod vc;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,7 @@
 //! SVRG, LP-SVRG, HALP and HALP's LP-SGD (De Sa et al. 2018; ALGORITHMS.md 2.1) for linear
-//! models (`Linear`, `Logistic`), whose gradients are `X^T phi'(X w)` with `phi'` the residual
-//! (`X w - y`) or the softmax error (`softmax(X w) - Y`), averaged over the batch.
+//! models (`Linear`, `Logistic`; MLPs run in [`svrg_nn`]), whose gradients are `X^T phi'(X w)`
+//! with `phi'` the residual (`X w - y`) or the softmax error (`softmax(X w) - Y`), averaged over
+//! the batch.
 //!
 //! The low-precision variable is a tensor of `b`-bit integer codes `k` (format
 //! `fixed:wl=b,fl=0`, stochastic rounding, saturating) with a scale `delta`, so `w = delta k`
@@ -27,6 +28,7 @@ use petgraph::graph::NodeIndex;
 
 use crate::algo::model::{fp32, fp32_as, Builder};
 use crate::algo::sgld::{data_format, init_params, picked_rows, Batches, Run};
+use crate::algo::svrg_nn;
 use crate::algo::{loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, TrainData, TrainOutcome};
 use crate::arch::Architecture;
 use crate::format::{FixedFormat, Format};
@@ -164,7 +166,7 @@ fn inner_graph(
 }
 
 /// The stochastic rounding of the codes: the weights' unit if it is stochastic, else `sr`.
-fn code_rounding(arch: &Architecture) -> Rounding {
+pub(crate) fn code_rounding(arch: &Architecture) -> Rounding {
     match arch.formats.rounding.weights {
         r @ Rounding::Stochastic { .. } => r,
         _ => Rounding::Stochastic { bits: 32 },
@@ -239,11 +241,8 @@ pub fn example_graph(
     let (shape, l2, t) = match model {
         ModelShape::Linear { d } => ([*d, 1], 0.0, 1),
         ModelShape::Logistic { d, classes, l2 } => ([*d, *classes], *l2, *classes),
-        _ => {
-            return Err(AlgoError::Unsupported(format!(
-                "`{algo}` runs on linear models (linear, logistic) only"
-            )))
-        }
+        ModelShape::Mlp { .. } => return svrg_nn::example_graph(algo, model, arch, hyper),
+        ModelShape::Gaussian { .. } => return Err(svrg_nn::no_training_set(algo)),
     };
     let (repr, _, scale) = representation(algo, arch, hyper)?;
     let batch = hyper.count("batch", 1)? as usize;
@@ -271,11 +270,10 @@ pub(crate) fn train(
     let (shape, l2) = match model {
         ModelShape::Linear { d } => ([*d, 1], 0.0),
         ModelShape::Logistic { d, classes, l2 } => ([*d, *classes], *l2),
-        _ => {
-            return Err(AlgoError::Unsupported(format!(
-                "`{algo}` runs on linear models (linear, logistic) only"
-            )))
+        ModelShape::Mlp { .. } => {
+            return svrg_nn::train(algo, model, data, arch, hyper, seed, on_epoch)
         }
+        ModelShape::Gaussian { .. } => return Err(svrg_nn::no_training_set(algo)),
     };
     let data = data.ok_or_else(|| AlgoError::Data("this model needs training data".into()))?;
     let epochs = hyper.count("epochs", 1)? as usize;
@@ -380,7 +378,7 @@ pub(crate) fn train(
 }
 
 /// HALP's end of epoch: `w~ <- w~ + delta k` in `fp32` (a one-node graph, so it is counted).
-fn recentre(
+pub(crate) fn recentre(
     arch: &Architecture,
     centre: &Array2<f64>,
     codes: &Array2<f64>,

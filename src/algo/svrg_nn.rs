@@ -1,0 +1,601 @@
+//! The SVRG family on neural networks ([`ModelShape::Mlp`]): `svrg`, `lp-svrg` and `halp`
+//! (De Sa et al. 2018, ALGORITHMS.md 2; the authors' `HazyResearch/halp`), dispatched from
+//! [`super::svrg`]; HALP's bit-centred layers are in [`super::halp_nn`].
+//!
+//! Every epoch starts with a full-precision pass over the whole training set at the snapshot
+//! (centre) `w~` ([`full_precision`]): the full gradient `g~ = (1/N) sum_i grad f_i(w~)`, by the
+//! model's own gradient subgraph ([`Builder::gradients`]). Then `T` inner steps (`epoch_len`, by
+//! default `2 N / batch`, HALP's T) on mini-batches drawn uniformly with replacement:
+//!
+//! - `svrg` (`fp32` weights) and `lp-svrg` (weights in the architecture's weight format, stored
+//!   by its rounding unit): `w <- w - lr (grad f_i(w) - grad f_i(w~) + g~)`, both batch gradients
+//!   on the architecture's datapath (activations and gradients in its formats), the update on the
+//!   vector unit rounded once into the weights' format. The snapshot's batch gradient is the same
+//!   subgraph run first in the same step: the same tensor names draw the same random words
+//!   (common random numbers), so at `w = w~` the two gradients are bit-identical and the
+//!   variance-reduced gradient is exactly `g~` on any rounding unit. It is handed to the step
+//!   graph at the inner memory level (it never leaves the chip). The authors' `svrg.py` also
+//!   evaluates the closure twice per step.
+//! - `halp`: bit-centred layers, in [`super::halp_nn`].
+//!
+//! Deviations from the authors' code, and why: one full pass of the whole training set (the
+//! authors sum per-mini-batch gradients and divide by the number of mini-batches: the same mean
+//! when the batch divides `N`); mini-batches drawn with replacement (the authors' loader
+//! shuffles); no momentum and no weight decay (the MLP has no L2 term; lpsim has no momentum
+//! anywhere).
+//!
+//! Not supported on MLPs: a fixed `delta` grid (`lp-sgd`/`lp-svrg` with `delta > 0`); the
+//! Gaussian toy for the whole family ([`no_training_set`]).
+
+use std::collections::BTreeMap;
+
+use ndarray::{Array2, ArrayD};
+use petgraph::graph::NodeIndex;
+
+use crate::algo::halp_nn;
+use crate::algo::model::{fp32, param_shapes, Builder};
+use crate::algo::sgld::{data_format, init_params, picked_rows, Batches, Run};
+use crate::algo::{loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, TrainData, TrainOutcome};
+use crate::arch::{Architecture, StoreRounding};
+use crate::format::Format;
+use crate::graph::{execute, Graph, Level, Op, Role, StepResult, TensorMeta};
+use crate::round::Rounding;
+
+/// The refusal of the SVRG driver on a model without a training set (the Gaussian toy).
+pub(crate) fn no_training_set(algo: Algo) -> AlgoError {
+    AlgoError::Unsupported(match algo {
+        Algo::LpSgd => "`lp-sgd` with `delta` > 0 (HALP's LP-SGD on a delta grid) needs a \
+                        training set; on a sampling target set delta = 0"
+            .into(),
+        _ => format!(
+            "`{algo}` needs a training set: SVRG's full gradient is a sum over examples, and a \
+             sampling target has none"
+        ),
+    })
+}
+
+/// The datapath of the full-precision passes (the full gradient, HALP's centre caches): `arch`
+/// with an `fp32` MAC (exact products, `fp32` accumulator) and `fp32` tensors, all rounded to
+/// nearest even; the vector unit and memories are the architecture's.
+///
+/// A stand-in for the architecture's own full-precision path: everything full precision in this
+/// module runs on the architecture this returns.
+pub(crate) fn full_precision(arch: &Architecture) -> Architecture {
+    let mut fp = arch.clone();
+    let rn = Rounding::NearestEven;
+    let f = &mut fp.formats;
+    f.input = fp32();
+    f.weights = fp32();
+    f.activations = fp32();
+    f.gradients = fp32();
+    f.updates = fp32();
+    f.rounding = StoreRounding {
+        input: rn,
+        weights: rn,
+        activations: rn,
+        gradients: rn,
+        updates: rn,
+    };
+    f.mac.a = fp32();
+    f.mac.b = fp32();
+    f.mac.product = None;
+    f.mac.fused = true;
+    f.mac.acc = fp32();
+    f.mac.acc_rounding = rn;
+    fp
+}
+
+/// A feed's format and rounding.
+pub(crate) type Store = (Format, Rounding);
+
+/// A builder holding the mini-batch gradient subgraph of `model` on `rows` examples (feeds `x`,
+/// `y` and `w{l}` stored as `store`): the weight nodes and their gradients.
+fn gradient_part<'a>(
+    model: &ModelShape,
+    arch: &'a Architecture,
+    rows: usize,
+    store: Store,
+) -> Result<(Builder<'a>, Vec<NodeIndex>, Vec<NodeIndex>), AlgoError> {
+    let shapes = param_shapes(model);
+    let rn = Rounding::NearestEven;
+    let mut b = Builder::new(arch);
+    let (d, t) = (shapes[0][0], shapes[shapes.len() - 1][1]);
+    // The features as stored: in the input format of the datapath the graph runs on.
+    let (df, dr) = data_format(arch);
+    let x = b.feed(Op::Input, "x", &[rows, d], df, dr, Role::Data)?;
+    // Rows picked from the stored set re-block where blocks span rows (as the mini-batch driver).
+    let x = picked_rows(&mut b, x)?;
+    let y = b.feed(Op::Input, "y", &[rows, t], fp32(), rn, Role::Data)?;
+    let mut w = Vec::new();
+    for (l, s) in shapes.iter().enumerate() {
+        w.push(b.feed(
+            Op::Param,
+            &format!("w{l}"),
+            s,
+            store.0,
+            store.1,
+            Role::Weights,
+        )?);
+    }
+    let (_, g) = b.gradients(model, Some(x), Some(y), &w)?;
+    Ok((b, w, g))
+}
+
+/// The gradient graph of `model` on `rows` examples (outputs: the gradients), plus for HALP the
+/// centre's copy `wc{l}` in the MAC's B format of `lp` (the run's architecture).
+pub(crate) fn gradient_graph(
+    model: &ModelShape,
+    arch: &Architecture,
+    rows: usize,
+    store: Store,
+    lp: Option<&Architecture>,
+) -> Result<Graph, AlgoError> {
+    let (mut b, w, g) = gradient_part(model, arch, rows, store)?;
+    let mut outputs: Vec<String> = g.iter().map(|&i| b.b.meta(i).name.clone()).collect();
+    if let Some(lp) = lp {
+        let (mb, rw) = (lp.formats.mac.b, lp.formats.rounding.weights);
+        for (l, &p) in w.iter().enumerate() {
+            let name = format!("wc{l}");
+            b.op(Op::Quantize, &name, mb, rw, Role::Weights, &[p])?;
+            outputs.push(name);
+        }
+    }
+    let names: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    Ok(b.b.build(&names)?)
+}
+
+/// SVRG's inner step on an MLP: the batch gradient at `w{l}`, the snapshot's `g0.{l}` (same
+/// batch, inner level) and `g~` (`gt{l}`) make `vr{l} = grad - g0 + gt`; output
+/// `w{l}.next = w - lr vr`, rounded into `store`.
+fn svrg_step_graph(
+    model: &ModelShape,
+    arch: &Architecture,
+    rows: usize,
+    store: Store,
+    lr: f64,
+) -> Result<Graph, AlgoError> {
+    let rn = Rounding::NearestEven;
+    let (mut b, w, g) = gradient_part(model, arch, rows, store)?;
+    let mut outputs = Vec::new();
+    for (l, (&p, &gi)) in w.iter().zip(&g).enumerate() {
+        let m = b.b.meta(gi).clone();
+        let g0 = TensorMeta::new(
+            format!("g0.{l}"),
+            &m.shape,
+            m.format,
+            m.rounding,
+            Level::Inner,
+            Role::Gradients,
+        );
+        let g0 = b.b.add(Op::Input, g0, &[])?;
+        let gt = b.feed(
+            Op::Param,
+            &format!("gt{l}"),
+            &m.shape,
+            fp32(),
+            rn,
+            Role::Gradients,
+        )?;
+        let d = b.f32op(Op::Sub, &format!("dg{l}"), Role::Gradients, &[gi, g0])?;
+        let v = b.f32op(Op::Add, &format!("vr{l}"), Role::Gradients, &[d, gt])?;
+        let next = format!("w{l}.next");
+        b.op(
+            Op::Axpy { c: -lr },
+            &next,
+            store.0,
+            store.1,
+            Role::Weights,
+            &[p, v],
+        )?;
+        outputs.push(next);
+    }
+    let names: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    Ok(b.b.build(&names)?)
+}
+
+/// The storage of `svrg` (`fp32`) and `lp-svrg` (the weight format, its rounding unit) weights;
+/// a fixed `delta` grid is refused, and with it `bits` (the width of a grid's codes), which would
+/// otherwise have no effect.
+fn storage(algo: Algo, arch: &Architecture, hyper: &Hyper) -> Result<Store, AlgoError> {
+    match algo {
+        Algo::Svrg => Ok((fp32(), Rounding::NearestEven)),
+        Algo::LpSvrg if hyper.get("delta") == 0.0 && hyper.get("bits") != 0.0 => {
+            Err(AlgoError::BadHyper {
+                name: "bits".into(),
+                reason: format!(
+                    "{}: `lp-svrg` on an MLP keeps its weights in the architecture's weight \
+                     format; `bits` sizes a fixed delta grid's codes, which runs on linear \
+                     models only (set bits = 0)",
+                    hyper.get("bits")
+                ),
+            })
+        }
+        Algo::LpSvrg if hyper.get("delta") == 0.0 => {
+            Ok((arch.formats.weights, arch.formats.rounding.weights))
+        }
+        _ => Err(AlgoError::Unsupported(format!(
+            "`{algo}` with `delta` = {} (a fixed delta grid) runs on linear models only; on an \
+             MLP set delta = 0 to keep the weights in the architecture's weight format",
+            hyper.get("delta")
+        ))),
+    }
+}
+
+/// The inner-step graph of `algo` on an MLP (for `lpsim graph`).
+pub(crate) fn example_graph(
+    algo: Algo,
+    model: &ModelShape,
+    arch: &Architecture,
+    hyper: &Hyper,
+) -> Result<Graph, AlgoError> {
+    if algo == Algo::Halp {
+        return halp_nn::example_graph(model, arch, hyper);
+    }
+    let batch = hyper.count("batch", 1)? as usize;
+    let store = storage(algo, arch, hyper)?;
+    svrg_step_graph(model, arch, batch, store, hyper.get("lr"))
+}
+
+/// Take tensor `name` of a step as a matrix.
+pub(crate) fn take(res: &mut StepResult, name: &str) -> Array2<f64> {
+    res.values
+        .remove(name)
+        .unwrap_or_else(|| panic!("the step graph has a tensor `{name}`"))
+        .into_dimensionality()
+        .expect("a matrix")
+}
+
+/// The driver's common set-up: epochs, batches, steps per epoch, the run's bookkeeping.
+pub(crate) struct Setup<'a> {
+    /// Epochs (outer iterations).
+    pub epochs: usize,
+    /// Rows per mini-batch.
+    pub batch: usize,
+    /// The training set and the mini-batch sampler.
+    pub batches: Batches,
+    /// Inner steps per epoch (HALP's T).
+    pub epoch_len: u64,
+    /// Step size.
+    pub lr: f64,
+    /// The data, for the epoch's training loss.
+    pub data: &'a TrainData,
+}
+
+impl<'a> Setup<'a> {
+    fn new(
+        model: &ModelShape,
+        data: Option<&'a TrainData>,
+        hyper: &Hyper,
+        seed: u64,
+        arch: &Architecture,
+    ) -> Result<Self, AlgoError> {
+        let data = data.ok_or_else(|| AlgoError::Data("this model needs training data".into()))?;
+        let batch = hyper.count("batch", 1)? as usize;
+        let batches = Batches::new(data, model, batch, seed, data_format(arch))?;
+        let epoch_len = match hyper.count("epoch_len", 0)? {
+            0 => (2 * batches.n).div_ceil(batch) as u64,
+            e => e,
+        };
+        Ok(Setup {
+            epochs: hyper.count("epochs", 1)? as usize,
+            batch,
+            batches,
+            epoch_len,
+            lr: hyper.get("lr"),
+            data,
+        })
+    }
+
+    /// The whole training set and `params` as the feeds of a full pass.
+    pub fn full_feeds(&self, params: &[Array2<f64>]) -> BTreeMap<String, ArrayD<f64>> {
+        let (x, y) = self.batches.all();
+        let mut f = BTreeMap::new();
+        f.insert("x".to_string(), x.clone().into_dyn());
+        f.insert("y".to_string(), y.clone().into_dyn());
+        for (l, p) in params.iter().enumerate() {
+            f.insert(format!("w{l}"), p.clone().into_dyn());
+        }
+        f
+    }
+}
+
+/// Run `svrg`, `lp-svrg` or `halp` on an MLP (see the module docs).
+pub(crate) fn train(
+    algo: Algo,
+    model: &ModelShape,
+    data: Option<&TrainData>,
+    arch: &Architecture,
+    hyper: &Hyper,
+    seed: u64,
+    on_epoch: &mut dyn FnMut(EpochStats),
+) -> Result<TrainOutcome, AlgoError> {
+    let setup = Setup::new(model, data, hyper, seed, arch)?;
+    if algo == Algo::Halp {
+        halp_nn::train(model, arch, hyper, seed, setup, on_epoch)
+    } else {
+        let store = storage(algo, arch, hyper)?;
+        train_svrg(algo, model, arch, hyper, seed, store, setup, on_epoch)
+    }
+}
+
+/// `svrg` and `lp-svrg`.
+#[allow(clippy::too_many_arguments)]
+fn train_svrg(
+    algo: Algo,
+    model: &ModelShape,
+    arch: &Architecture,
+    hyper: &Hyper,
+    seed: u64,
+    store: Store,
+    s: Setup,
+    on_epoch: &mut dyn FnMut(EpochStats),
+) -> Result<TrainOutcome, AlgoError> {
+    let rn = Rounding::NearestEven;
+    let fp = full_precision(arch);
+    let full = gradient_graph(model, &fp, s.batches.n, (fp32(), rn), None)?;
+    let snapshot = gradient_graph(model, arch, s.batch, store, None)?;
+    let step = svrg_step_graph(model, arch, s.batch, store, s.lr)?;
+    let layers = param_shapes(model).len();
+    let mut w = init_params(model, store.0, store.1, seed);
+    let mut run = Run::new(algo, hyper, s.epochs);
+    let mut feeds = BTreeMap::new();
+    for epoch in 1..=s.epochs {
+        let mut res = execute(&full, &fp, &s.full_feeds(&w), seed, (epoch as u64) << 40)?;
+        run.add(&res.counts, std::mem::take(&mut res.work), &res.range);
+        for l in 0..layers {
+            feeds.insert(
+                format!("gt{l}"),
+                take(&mut res, &format!("grad{l}")).into_dyn(),
+            );
+        }
+        let centre = w.clone();
+        for t in 0..s.epoch_len {
+            let n = (epoch as u64 - 1) * s.epoch_len + t;
+            s.batches.feed_rows(&s.batches.indices(n), &mut feeds);
+            for (l, p) in centre.iter().enumerate() {
+                feeds.insert(format!("w{l}"), p.clone().into_dyn());
+            }
+            let mut g0 = execute(&snapshot, arch, &feeds, seed, n)?;
+            run.add(&g0.counts, std::mem::take(&mut g0.work), &g0.range);
+            for (l, p) in w.iter().enumerate() {
+                let g = take(&mut g0, &format!("grad{l}"));
+                feeds.insert(format!("g0.{l}"), g.into_dyn());
+                feeds.insert(format!("w{l}"), p.clone().into_dyn());
+            }
+            let mut res = execute(&step, arch, &feeds, seed, n)?;
+            for (l, p) in w.iter_mut().enumerate() {
+                *p = take(&mut res, &format!("w{l}.next"));
+            }
+            run.add(&res.counts, res.work, &res.range);
+        }
+        let l = loss(model, &w, s.data.x_train.view(), &s.data.y_train);
+        if run.end_epoch(epoch, &w, l, on_epoch) {
+            break;
+        }
+    }
+    Ok(run.finish(w, None))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::round::RandomStream;
+    use crate::workload::model::softmax_rows;
+    use ndarray::Axis;
+
+    pub(crate) const RN: Rounding = Rounding::NearestEven;
+
+    pub(crate) fn arch(name: &str) -> Architecture {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        Architecture::load(&root.join(format!("arch/{name}.json"))).expect("a shipped arch")
+    }
+
+    pub(crate) fn mlp(hidden: &[usize]) -> ModelShape {
+        ModelShape::Mlp {
+            d: 5,
+            hidden: hidden.to_vec(),
+            classes: 3,
+        }
+    }
+
+    /// `n x 5` normal features (`fp32` values) and one-hot targets of classes `i % 3`.
+    pub(crate) fn data(n: usize) -> (Array2<f64>, Array2<f64>) {
+        let s = RandomStream::new(7, 1);
+        let x = Array2::from_shape_fn((n, 5), |(i, j)| {
+            f64::from(s.normal_f64((i * 5 + j) as u64) as f32)
+        });
+        let y = Array2::from_shape_fn((n, 3), |(i, j)| f64::from(u8::from(i % 3 == j)));
+        (x, y)
+    }
+
+    /// The gradient of the mean cross-entropy of a ReLU MLP, in `f64` (an independent
+    /// backpropagation).
+    pub(crate) fn reference(
+        w: &[Array2<f64>],
+        x: &Array2<f64>,
+        y: &Array2<f64>,
+    ) -> Vec<Array2<f64>> {
+        let mut acts = vec![x.clone()];
+        let mut pre = Vec::new();
+        for (l, wl) in w.iter().enumerate() {
+            let z = acts[l].dot(wl);
+            if l + 1 < w.len() {
+                acts.push(z.mapv(|v| v.max(0.0)));
+            }
+            pre.push(z);
+        }
+        let mut e = pre[w.len() - 1].clone();
+        softmax_rows(&mut e);
+        e = (e - y) / x.nrows() as f64;
+        let mut grads = vec![Array2::zeros((0, 0)); w.len()];
+        for l in (0..w.len()).rev() {
+            grads[l] = acts[l].t().dot(&e);
+            if l > 0 {
+                e = e.dot(&w[l].t());
+                e.zip_mut_with(&pre[l - 1], |g, &z| *g = if z > 0.0 { *g } else { 0.0 });
+            }
+        }
+        grads
+    }
+
+    pub(crate) fn max_abs(a: &Array2<f64>) -> f64 {
+        a.iter().fold(0.0, |m, v| m.max(v.abs()))
+    }
+
+    pub(crate) fn feeds(pairs: Vec<(String, Array2<f64>)>) -> BTreeMap<String, ArrayD<f64>> {
+        pairs.into_iter().map(|(k, v)| (k, v.into_dyn())).collect()
+    }
+
+    pub(crate) fn weights(w: &[Array2<f64>]) -> Vec<(String, Array2<f64>)> {
+        (0..w.len())
+            .map(|l| (format!("w{l}"), w[l].clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_variance_reduced_gradient_at_the_snapshot_is_the_full_gradient() {
+        let model = mlp(&[4]);
+        let (x, y) = data(12);
+        let idx = [3, 7, 7, 0];
+        let (xb, yb) = (x.select(Axis(0), &idx), y.select(Axis(0), &idx));
+        let lr = 0.1;
+        // bfp8 rounds every tensor stochastically: the two batch gradients still cancel.
+        for name in ["fp32", "bf16", "bfp8"] {
+            let arch = arch(name);
+            let fp = full_precision(&arch);
+            let store = (arch.formats.weights, arch.formats.rounding.weights);
+            let w = init_params(&model, store.0, store.1, 1);
+            let full = gradient_graph(&model, &fp, 12, (fp32(), RN), None).unwrap();
+            let mut f = vec![("x".into(), x.clone()), ("y".into(), y.clone())];
+            f.extend(weights(&w));
+            let mut res = execute(&full, &fp, &feeds(f), 0, 0).unwrap();
+            let gt: Vec<_> = (0..2)
+                .map(|l| take(&mut res, &format!("grad{l}")))
+                .collect();
+            // The full gradient is the mean over all 12 examples, to fp32 accuracy.
+            for (g, r) in gt.iter().zip(reference(&w, &x, &y)) {
+                assert!(
+                    max_abs(&(g - &r)) <= 1e-6 * max_abs(&r),
+                    "{name}: {g} vs {r}"
+                );
+            }
+            let batch = vec![("x".into(), xb.clone()), ("y".into(), yb.clone())];
+            let snap = gradient_graph(&model, &arch, 4, store, None).unwrap();
+            let mut f = batch.clone();
+            f.extend(weights(&w));
+            let mut g0 = execute(&snap, &arch, &feeds(f.clone()), 0, 5).unwrap();
+            for (l, g) in gt.iter().enumerate() {
+                f.push((format!("g0.{l}"), take(&mut g0, &format!("grad{l}"))));
+                f.push((format!("gt{l}"), g.clone()));
+            }
+            let step = svrg_step_graph(&model, &arch, 4, store, lr).unwrap();
+            let mut res = execute(&step, &arch, &feeds(f), 0, 5).unwrap();
+            for (l, g) in gt.iter().enumerate() {
+                assert_eq!(&take(&mut res, &format!("vr{l}")), g, "{name}: layer {l}");
+            }
+            if name == "fp32" {
+                let expect = (&w[0] - &(lr * &gt[0])).mapv(|v| f64::from(v as f32));
+                assert_eq!(take(&mut res, "w0.next"), expect);
+            }
+        }
+    }
+
+    #[test]
+    fn the_variance_reduced_gradient_away_from_the_snapshot_matches_f64() {
+        let model = mlp(&[4]);
+        let (x, y) = data(12);
+        let idx = [3, 7, 7, 0];
+        let (xb, yb) = (x.select(Axis(0), &idx), y.select(Axis(0), &idx));
+        let arch = arch("fp32");
+        let store = (fp32(), RN);
+        let centre = init_params(&model, fp32(), RN, 1);
+        let s = RandomStream::new(9, 9);
+        let w: Vec<Array2<f64>> = centre
+            .iter()
+            .enumerate()
+            .map(|(l, c)| {
+                c.mapv(|v| v)
+                    + Array2::from_shape_fn(c.dim(), |(i, j)| {
+                        f64::from((0.05 * s.normal_f64((l * 1000 + i * 10 + j) as u64)) as f32)
+                    })
+            })
+            .map(|p| p.mapv(|v| f64::from(v as f32)))
+            .collect();
+        let gt = reference(&centre, &x, &y);
+        let mut f = vec![("x".into(), xb.clone()), ("y".into(), yb.clone())];
+        f.extend(weights(&centre));
+        let snap = gradient_graph(&model, &arch, 4, store, None).unwrap();
+        let mut g0 = execute(&snap, &arch, &feeds(f.clone()), 0, 1).unwrap();
+        let mut f = vec![("x".into(), xb.clone()), ("y".into(), yb.clone())];
+        f.extend(weights(&w));
+        for (l, g) in gt.iter().enumerate() {
+            f.push((format!("g0.{l}"), take(&mut g0, &format!("grad{l}"))));
+            f.push((format!("gt{l}"), g.mapv(|v| f64::from(v as f32))));
+        }
+        let step = svrg_step_graph(&model, &arch, 4, store, 0.1).unwrap();
+        let mut res = execute(&step, &arch, &feeds(f), 0, 1).unwrap();
+        let (gw, gc) = (reference(&w, &xb, &yb), reference(&centre, &xb, &yb));
+        for l in 0..2 {
+            let expect = &(&gw[l] - &gc[l]) + &gt[l];
+            let got = take(&mut res, &format!("vr{l}"));
+            assert!(
+                max_abs(&(&got - &expect)) <= 1e-6 * max_abs(&expect),
+                "layer {l}: {got} vs {expect}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_shipped_architecture_builds_the_inner_steps_and_refusals_say_why() {
+        let model = mlp(&[4]);
+        for name in ["fp32", "bf16", "fp8", "int8", "bfp8", "mxfp8"] {
+            let arch = arch(name);
+            for algo in [Algo::Svrg, Algo::LpSvrg, Algo::Halp] {
+                let g = example_graph(algo, &model, &arch, &Hyper::new(algo));
+                assert!(g.is_ok(), "{algo} on {name}: {g:?}");
+            }
+        }
+        let unsupported = |r: Result<Graph, AlgoError>| match r {
+            Err(AlgoError::Unsupported(m)) => m,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let mut h = Hyper::new(Algo::Halp);
+        h.set("bits", 8.0).unwrap();
+        let m = unsupported(example_graph(Algo::Halp, &model, &arch("fp8"), &h));
+        assert!(m.contains("fixed:wl=8,fl=0") && m.contains("e4m3fn"), "{m}");
+        for algo in [Algo::LpSvrg, Algo::LpSgd] {
+            let mut h = Hyper::new(algo);
+            h.set("delta", 0.7).unwrap();
+            let m = unsupported(example_graph(algo, &model, &arch("fp32"), &h));
+            assert!(
+                m.contains("delta") && m.contains("linear models only"),
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_gaussian_toy_is_refused_for_the_whole_family() {
+        let toy = ModelShape::Gaussian { dim: 2 };
+        for algo in [Algo::Svrg, Algo::LpSvrg, Algo::Halp] {
+            let h = Hyper::new(algo);
+            let r = crate::algo::train(algo, &toy, None, &arch("fp32"), &h, 0, &mut |_| {});
+            match r {
+                Err(AlgoError::Unsupported(m)) => {
+                    assert!(m.contains("needs a training set"), "{m}")
+                }
+                other => panic!("{algo}: {:?}", other.map(|o| o.params)),
+            }
+            let g = crate::algo::step_graph(algo, &toy, &arch("fp32"), &h);
+            assert!(matches!(g, Err(AlgoError::Unsupported(_))), "{algo}");
+        }
+        let mut h = Hyper::new(Algo::LpSgd);
+        h.set("delta", 0.7).unwrap();
+        let r = crate::algo::train(Algo::LpSgd, &toy, None, &arch("fp32"), &h, 0, &mut |_| {});
+        assert!(
+            matches!(&r, Err(AlgoError::Unsupported(m)) if m.contains("delta = 0")),
+            "{:?}",
+            r.map(|o| o.params)
+        );
+    }
+}
