@@ -7,9 +7,10 @@
 //!
 //! Hyperparameters are resolved in this order, later wins: the algorithm's defaults
 //! (`lpsim::algo::Hyper`), the workload's training budget (`epochs`, `batch_size`, `burn_in`,
-//! `steps`), the workload's `hyper` map (a name the algorithm does not have is skipped, so one
-//! workload serves every algorithm; `ALGO.name` applies to that algorithm only), then `--set`
-//! (which must name a hyperparameter of this algorithm or an `arch.` field).
+//! `thin`, `steps`; `burn_in` and `thin` count epochs, or steps for a Gaussian target), the
+//! workload's `hyper` map (a name the algorithm does not have is skipped, so one workload serves
+//! every algorithm; `ALGO.name` applies to that algorithm only), then `--set` (which must name a
+//! hyperparameter of this algorithm or an `arch.` field).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -143,18 +144,28 @@ fn resolve_hyper(
             epochs,
             batch_size,
             burn_in,
-            ..
+            thin,
         } => {
             put(&mut h, "epochs", epochs as f64)?;
             put(&mut h, "batch", batch_size as f64)?;
-            put(&mut h, "burn_in", burn_in as f64 / epochs.max(1) as f64)?;
+            put(&mut h, "burn_in", burn_in as f64)?;
+            put(&mut h, "thin", thin as f64)?;
         }
-        Budget::Steps { steps, burn_in, .. } => {
-            // Ten reporting intervals ("epochs") over the chain.
-            let intervals = 10usize.min(steps.max(1));
+        Budget::Steps {
+            steps,
+            burn_in,
+            thin,
+        } => {
+            // Reporting intervals ("epochs") over the chain: the largest count up to ten that
+            // divides `steps`, so that exactly `steps` steps run.
+            let intervals = (1..=10usize.min(steps.max(1)))
+                .rev()
+                .find(|k| steps % k == 0)
+                .unwrap_or(1);
             put(&mut h, "epochs", intervals as f64)?;
             put(&mut h, "epoch_len", (steps / intervals) as f64)?;
-            put(&mut h, "burn_in", burn_in as f64 / steps.max(1) as f64)?;
+            put(&mut h, "burn_in", burn_in as f64)?;
+            put(&mut h, "thin", thin as f64)?;
         }
     }
     let prefix = format!("{algo}.");
@@ -250,7 +261,8 @@ pub struct Prepared {
     /// The model as the algorithm trains it.
     pub shape: ModelShape,
     problem: Problem,
-    data: Option<TrainData>,
+    /// The data as the algorithm trains on them (`None` for a Gaussian target).
+    pub data: Option<TrainData>,
 }
 
 /// Resolve a run (see the module docs for the order of overrides).

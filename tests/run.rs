@@ -208,7 +208,7 @@ fn a_sweep_resumes_and_repeats_byte_for_byte() {
         format!(
             r#"{{"name": "tiny", "workloads": ["{root}/workloads/iris-logistic.json"],
                 "algos": ["sgd", "lp-sgld-vc"], "archs": ["{root}/arch/bfp8.json", "{root}/arch/int8.json"],
-                "seeds": [0, 1], "set": {{"epochs": [2]}}}}"#
+                "seeds": [0, 1], "set": {{"epochs": [11]}}}}"#
         ),
     )
     .unwrap();

@@ -11,6 +11,7 @@
 
 pub mod model;
 pub mod qsgld;
+pub mod samples;
 pub mod sgld;
 pub mod svrg;
 pub mod vc;
@@ -151,14 +152,19 @@ impl Hyper {
     /// LP-SGLD uses 245), `batch` (128, LP-SGLD; 1 for the SVRG family, HALP's per-example
     /// steps; 100 for QSGLD, its Fashion-MNIST code), `epoch_len` (steps per epoch; 0 = one pass,
     /// `N / batch`, or `2 N / batch` for the SVRG family = HALP's T; 1000 for the Gaussian toy).
-    /// Samplers: `temperature` (1e-3, LP-SGLD `--temperature`), `decay` (1 = LP-SGLD's `decay`
-    /// schedule, 0 = constant), `samples` (50 last epochs kept, `num_savemodel`), `burn_in`
-    /// (fraction of the run before the Gaussian toy's chain is kept: 0.1, chosen), `thin` (10,
-    /// chosen). Cyclical: `cycles` (7) and `save_per_cycle` (5), LP-SGLD `train_bfp_cyclic.sh`.
-    /// QSGLD ([UNKNOWN] in the paper; chosen): `eta` 1000, `base` 2, `kappa` 1, `rho` 0.5,
-    /// `nearest` 0 (floor, the reference's non-debug path). LP grids: `delta` (0 = the
-    /// architecture's weight format; HALP's 8-bit LP-SGD/LP-SVRG use 0.7), `bits` (0 = the
-    /// weight format's bits, at most 24), `mu` (3, HALP Fig. 1).
+    /// Samplers: `temperature` (1e-3, LP-SGLD `--temperature`; not QSGLD, whose noise is its
+    /// quantization), `decay` (1 = LP-SGLD's `decay` schedule, 0 = constant). Which samples are
+    /// kept ([`samples::SampleSchedule`]): `burn_in` (0) epochs, or steps for the Gaussian target,
+    /// are discarded; then every `thin`-th (1) is kept, at most the last `samples` (0 = no limit;
+    /// LP-SGLD's `num_savemodel` = 50 last epochs is `burn_in` = epochs - 50); the workload's
+    /// `train.burn_in` and `train.thin` set the first two. Cyclical: `cycles` (7) and
+    /// `save_per_cycle` (5), LP-SGLD `train_bfp_cyclic.sh`. QSGLD, from the authors' NeurIPS
+    /// 2023 code (`config_quantization.yaml`, [`qsgld`]): `eta` 524288, `base` 2, `kappa` 2,
+    /// `rho` 0.2 (`warmp_up_period`); `switch` 0 = the paper's `sigmoid(x)`, 1 = the code's
+    /// default `(tanh(x) + 1) / 2`; `nearest` 0 (floor, the reference's non-debug path; 1 = its
+    /// debug path's nearest). LP grids: `delta` (0 = the architecture's weight format; HALP's
+    /// 8-bit LP-SGD/LP-SVRG use 0.7), `bits` (0 = the weight format's bits, at most 24), `mu` (3,
+    /// HALP Fig. 1).
     pub fn defaults(algo: Algo) -> Vec<(&'static str, f64, &'static str)> {
         let mut d: Vec<(&'static str, f64, &'static str)> = vec![
             ("epochs", 20.0, "chosen for CPU runs (LP-SGLD: 245)"),
@@ -187,16 +193,22 @@ impl Hyper {
         ));
         if algo.is_sampler() && algo != Algo::Qsgld {
             d.push(("temperature", 1e-3, "LP-SGLD --temperature"));
-            d.push(("samples", 50.0, "LP-SGLD num_savemodel"));
+        }
+        if algo.is_sampler() {
             d.push((
                 "burn_in",
-                0.1,
-                "chosen: fraction of the run before the chain is kept",
+                0.0,
+                "workload train.burn_in: epochs (Gaussian target: steps) before samples are kept",
             ));
             d.push((
                 "thin",
-                10.0,
-                "chosen: keep every thin-th step of the toy's chain",
+                1.0,
+                "workload train.thin: keep every thin-th sample after burn_in",
+            ));
+            d.push((
+                "samples",
+                0.0,
+                "0 = all kept; else the last ones (LP-SGLD num_savemodel 50 = burn_in epochs - 50)",
             ));
         }
         if !svrg {
@@ -207,14 +219,24 @@ impl Hyper {
             d.push(("save_per_cycle", 5.0, "LP-SGLD 35 samples / 7 cycles"));
         }
         if algo == Algo::Qsgld {
-            d.push(("eta", 1000.0, "UNKNOWN in the paper; chosen"));
-            d.push(("base", 2.0, "UNKNOWN; chosen"));
-            d.push(("kappa", 1.0, "UNKNOWN; chosen"));
-            d.push(("rho", 0.5, "UNKNOWN; chosen"));
+            let config = "authors' config_quantization.yaml (NeurIPS 2023 code)";
+            d.push(("eta", 524_288.0, config));
+            d.push(("base", 2.0, config));
+            d.push(("kappa", 2.0, config));
+            d.push((
+                "rho",
+                0.2,
+                "authors' config_quantization.yaml warmp_up_period",
+            ));
+            d.push((
+                "switch",
+                0.0,
+                "0 = sigmoid(x) (paper; code's test path), 1 = (tanh(x)+1)/2 (code's default)",
+            ));
             d.push((
                 "nearest",
                 0.0,
-                "0 = floor (reference non-debug path), 1 = nearest",
+                "0 = floor (reference non-debug path), 1 = nearest (debug path)",
             ));
         }
         if matches!(algo, Algo::LpSgd | Algo::LpSvrg | Algo::Halp) {
@@ -273,6 +295,18 @@ impl Hyper {
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect()
+    }
+
+    /// A switch: `name` must be 0 (off) or 1 (on); a name the algorithm does not have is off.
+    pub(crate) fn flag(&self, name: &str) -> Result<bool, AlgoError> {
+        match self.get(name) {
+            0.0 => Ok(false),
+            1.0 => Ok(true),
+            v => Err(AlgoError::BadHyper {
+                name: name.to_string(),
+                reason: format!("{v}: must be 0 or 1"),
+            }),
+        }
     }
 
     /// A whole number >= `min`.
@@ -415,18 +449,20 @@ pub enum AlgoError {
     Exec(#[from] ExecError),
 }
 
-/// The step graph `algo` runs for `model` on `arch` (the first step's; the SVRG family's inner
-/// step), for inspection and export.
+/// The step graph `algo` runs first for `model` on `arch` (the SVRG family's inner step), for
+/// inspection and export: built by the same code as the run's, with `data`'s size `N` when a
+/// data set is given (without one, the mini-batch driver draws a data set of one batch).
 pub fn step_graph(
     algo: Algo,
     model: &ModelShape,
+    data: Option<&TrainData>,
     arch: &Architecture,
     hyper: &Hyper,
 ) -> Result<crate::graph::Graph, AlgoError> {
     if algo.is_svrg_family(hyper) {
         svrg::example_graph(algo, model, arch, hyper)
     } else {
-        sgld::example_graph(algo, model, arch, hyper)
+        sgld::example_graph(algo, model, data, arch, hyper)
     }
 }
 

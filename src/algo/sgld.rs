@@ -22,7 +22,8 @@ use std::collections::BTreeMap;
 use ndarray::{Array2, ArrayD, Axis};
 
 use crate::algo::model::{fp32, param_shapes, Builder};
-use crate::algo::qsgld::Schedule;
+use crate::algo::qsgld::{Schedule, Switch};
+use crate::algo::samples::SampleSchedule;
 use crate::algo::{
     loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, Targets, TrainData, TrainOutcome,
 };
@@ -61,7 +62,8 @@ impl Update {
 /// The step-size factor at `step` of `total` (decay or cyclical schedule).
 pub(crate) fn lr_factor(algo: Algo, hyper: &Hyper, step: u64, total: u64) -> f64 {
     if algo.is_cyclic() {
-        let c = (total / hyper.get("cycles").max(1.0) as u64).max(1);
+        // `cycles` is checked (a whole number >= 1) when the run is set up.
+        let c = cycle_len(hyper, total).unwrap_or(1);
         return 0.5 * ((std::f64::consts::PI * (step % c) as f64 / c as f64).cos() + 1.0);
     }
     if hyper.get("decay") == 0.0 {
@@ -182,31 +184,23 @@ pub(crate) fn init_params(
 }
 
 /// Per-epoch bookkeeping shared by the drivers: counts, samples, divergence.
-pub(crate) struct Run<'a> {
-    algo: Algo,
-    hyper: &'a Hyper,
-    epochs: usize,
+#[derive(Default)]
+pub(crate) struct Run {
     pub counts: ActionCounts,
     pub work: Work,
     epoch_counts: ActionCounts,
     epoch_work: Work,
     samples: Vec<Vec<Array2<f64>>>,
+    /// The epochs (1-based, ascending) whose parameters are kept as samples (a sampler's
+    /// [`SampleSchedule::kept`]; none for the other algorithms).
+    pub kept: Vec<u64>,
     pub diverged_at: Option<usize>,
 }
 
-impl<'a> Run<'a> {
-    pub fn new(algo: Algo, hyper: &'a Hyper, epochs: usize) -> Self {
-        Run {
-            algo,
-            hyper,
-            epochs,
-            counts: ActionCounts::new(),
-            work: Work::default(),
-            epoch_counts: ActionCounts::new(),
-            epoch_work: Work::default(),
-            samples: Vec::new(),
-            diverged_at: None,
-        }
+impl Run {
+    /// No steps yet, no samples to keep.
+    pub fn new() -> Self {
+        Run::default()
     }
 
     /// Add one step's actions.
@@ -230,7 +224,7 @@ impl<'a> Run<'a> {
         self.counts.merge(&counts);
         self.work.gemms.extend(work.gemms.iter().copied());
         self.work.vector_ops += work.vector_ops;
-        if self.algo.is_sampler() && self.keep_sample(epoch) {
+        if self.keep_sample(epoch) {
             self.samples.push(params.to_vec());
         }
         on_epoch(EpochStats {
@@ -246,16 +240,9 @@ impl<'a> Run<'a> {
         self.diverged_at.is_some()
     }
 
-    /// Whether the parameters after `epoch` are a sample: the last `samples` epochs, or (cyclical)
-    /// the last `save_per_cycle` epochs of each cycle.
+    /// Whether the parameters after `epoch` are a sample (one of [`Run::kept`]).
     fn keep_sample(&self, epoch: usize) -> bool {
-        if self.algo.is_cyclic() {
-            let per = (self.epochs / self.hyper.get("cycles").max(1.0) as usize).max(1);
-            let save = self.hyper.get("save_per_cycle") as usize;
-            (epoch - 1) % per + save >= per
-        } else {
-            epoch + (self.hyper.get("samples") as usize) > self.epochs
-        }
+        self.kept.binary_search(&(epoch as u64)).is_ok()
     }
 
     /// The outcome with the final parameters.
@@ -397,14 +384,15 @@ fn step_graph(
                 b.op(Op::VcQuantize { v: c.noise_var }, &next, sf, sr, &[mu])?;
             }
             Update::Qsgld => {
+                // The authors' QtSGD: h = -lr g, p <- p + floor(Q_p (h + r)) / Q_p.
                 let (q, cc, nearest) = c.qsgld;
-                let h = b.f32op(Op::Scale { c: c.lr }, &format!("step{l}"), &[d])?;
+                let h = b.f32op(Op::Scale { c: -c.lr }, &format!("step{l}"), &[d])?;
                 let hq = b.f32op(
                     Op::QsgldQuantize { q, c: cc, nearest },
                     &format!("qstep{l}"),
                     &[h],
                 )?;
-                b.f32op(Op::Sub, &next, &[p, hq])?;
+                b.f32op(Op::Add, &next, &[p, hq])?;
             }
         }
         outputs.push(next);
@@ -413,32 +401,175 @@ fn step_graph(
     Ok(b.b.build(&names)?)
 }
 
-/// The step graph of `algo` at step 0 with the default schedule (for `lpsim graph`).
+/// The length in steps of one cycle of the cyclical step size: `floor(total / cycles)`.
+fn cycle_len(hyper: &Hyper, total: u64) -> Result<u64, AlgoError> {
+    Ok((total / hyper.count("cycles", 1)?).max(1))
+}
+
+/// Everything a run of the mini-batch driver fixes before its first step: its length, the shape
+/// of its data, its schedules. [`train`] and [`example_graph`] both build their step graphs with
+/// [`Setup::graph`], so the graph `lpsim graph` prints is the run's first step, constants
+/// included.
+struct Setup<'a> {
+    algo: Algo,
+    model: &'a ModelShape,
+    arch: &'a Architecture,
+    hyper: &'a Hyper,
+    epochs: usize,
+    batch: usize,
+    epoch_len: u64,
+    total: u64,
+    /// Training examples `N` in the noise variance `2 lr T / N` (1 for the Gaussian target).
+    n_data: usize,
+    io: Option<BatchShape>,
+    schedule: Schedule,
+    nearest: bool,
+    /// Which samples a sampler keeps (`None` for the other algorithms): epochs, or steps of
+    /// the Gaussian target's chain.
+    samples: Option<SampleSchedule>,
+}
+
+impl<'a> Setup<'a> {
+    /// The setup of `algo` on `model`; `data` is the training set (`None` for the Gaussian
+    /// target, or for a graph drawn without a data set: then the data tensor has one batch of
+    /// rows and `N` = `batch`).
+    fn new(
+        algo: Algo,
+        model: &'a ModelShape,
+        data: Option<&TrainData>,
+        arch: &'a Architecture,
+        hyper: &'a Hyper,
+    ) -> Result<Self, AlgoError> {
+        if matches!(model, ModelShape::Gaussian { .. }) && !algo.is_sampler() {
+            return Err(AlgoError::Unsupported(format!(
+                "`{algo}` does not sample: a Gaussian target needs a sampler (sgld, lp-sgld-f, \
+                 lp-sgld-naive, lp-sgld-vc, the csgld variants or qsgld)"
+            )));
+        }
+        let epochs = hyper.count("epochs", 1)? as usize;
+        let batch = hyper.count("batch", 1)? as usize;
+        let shapes = param_shapes(model);
+        let io = match model {
+            ModelShape::Gaussian { .. } => None,
+            _ => Some(BatchShape {
+                rows: batch,
+                n: data.map_or(batch, |d| d.x_train.nrows()),
+                d: shapes[0][0],
+                t: shapes[shapes.len() - 1][1],
+            }),
+        };
+        let n_data = io.map_or(1, |io| io.n);
+        let epoch_len = match hyper.count("epoch_len", 0)? {
+            0 if io.is_none() => 1000,
+            0 => n_data.div_ceil(batch) as u64,
+            e => e,
+        };
+        let switch = if hyper.flag("switch")? {
+            Switch::Tanh
+        } else {
+            Switch::Sigmoid
+        };
+        let schedule = Schedule {
+            eta: hyper.get("eta"),
+            base: hyper.get("base"),
+            kappa: hyper.get("kappa"),
+            rho: hyper.get("rho"),
+            switch,
+            total_epochs: epochs as f64,
+            batches_per_epoch: epoch_len as f64,
+        };
+        if Update::of(algo) == Update::Qsgld && !(schedule.eta > 0.0 && schedule.base > 1.0) {
+            return Err(AlgoError::BadHyper {
+                name: "eta, base".into(),
+                reason: format!(
+                    "{}, {}: need eta > 0 and base > 1",
+                    schedule.eta, schedule.base
+                ),
+            });
+        }
+        hyper.flag("decay")?;
+        let mut setup = Setup {
+            algo,
+            model,
+            arch,
+            hyper,
+            epochs,
+            batch,
+            epoch_len,
+            total: epochs as u64 * epoch_len,
+            n_data,
+            io,
+            schedule,
+            nearest: hyper.flag("nearest")?,
+            samples: None,
+        };
+        setup.samples = setup.sample_schedule()?;
+        Ok(setup)
+    }
+
+    /// The constants of step `step`: the scheduled step size, the noise variance
+    /// `2 lr T / N`, QSGLD's `Q_p` and `lr s(t_e)`.
+    fn consts(&self, step: u64) -> StepConsts {
+        let lr = self.hyper.get("lr") * lr_factor(self.algo, self.hyper, step, self.total);
+        let t_e = self.schedule.epoch_time(step);
+        StepConsts {
+            lr,
+            noise_var: 2.0 * lr * self.hyper.get("temperature") / self.n_data as f64,
+            qsgld: (
+                self.schedule.resolution(t_e),
+                lr * self.schedule.switch(t_e),
+                self.nearest,
+            ),
+        }
+    }
+
+    /// The step graph of step `step`.
+    fn graph(&self, step: u64) -> Result<Graph, AlgoError> {
+        step_graph(
+            self.algo,
+            self.model,
+            self.arch,
+            self.io,
+            &self.consts(step),
+        )
+    }
+
+    /// The sample schedule of [`Setup::samples`], checked.
+    fn sample_schedule(&self) -> Result<Option<SampleSchedule>, AlgoError> {
+        if !self.algo.is_sampler() {
+            return Ok(None);
+        }
+        let h = self.hyper;
+        let (units, unit_len) = match self.io {
+            None => (self.total, 1),
+            Some(_) => (self.epochs as u64, self.epoch_len),
+        };
+        let cycle = match self.algo.is_cyclic() {
+            true => Some((cycle_len(h, self.total)?, h.count("save_per_cycle", 1)?)),
+            false => None,
+        };
+        SampleSchedule::new(
+            units,
+            unit_len,
+            h.count("burn_in", 0)?,
+            h.count("thin", 1)?,
+            h.count("samples", 0)?,
+            cycle,
+        )
+        .map(Some)
+    }
+}
+
+/// The step graph of `algo`'s first step on `model` (for `lpsim graph`), built as [`train`]
+/// builds it: with `data`, its `N` and size; without, a data set of one batch.
 pub fn example_graph(
     algo: Algo,
     model: &ModelShape,
+    data: Option<&TrainData>,
     arch: &Architecture,
     hyper: &Hyper,
 ) -> Result<Graph, AlgoError> {
-    let batch = hyper.count("batch", 1)? as usize;
-    let shapes = param_shapes(model);
-    // Without a data set the data tensor is drawn with as many rows as a batch.
-    let io = match model {
-        ModelShape::Gaussian { .. } => None,
-        _ => Some(BatchShape {
-            rows: batch,
-            n: batch,
-            d: shapes[0][0],
-            t: shapes[shapes.len() - 1][1],
-        }),
-    };
-    let lr = hyper.get("lr");
-    let consts = StepConsts {
-        lr,
-        noise_var: 2.0 * lr * hyper.get("temperature"),
-        qsgld: (hyper.get("eta"), 0.0, hyper.get("nearest") != 0.0),
-    };
-    step_graph(algo, model, arch, io, &consts)
+    Setup::new(algo, model, data, arch, hyper)?.graph(0)
 }
 
 /// Run the mini-batch driver (see the module docs).
@@ -451,62 +582,23 @@ pub(crate) fn train(
     seed: u64,
     on_epoch: &mut dyn FnMut(EpochStats),
 ) -> Result<TrainOutcome, AlgoError> {
-    let update = Update::of(algo);
-    let epochs = hyper.count("epochs", 1)? as usize;
-    let batch = hyper.count("batch", 1)? as usize;
-    let batches = data.map(|d| Batches::new(d, model, batch, seed));
-    let n_data = batches.as_ref().map_or(1, |b| b.n);
-    let epoch_len = match hyper.count("epoch_len", 0)? {
-        0 if batches.is_none() => 1000,
-        0 => n_data.div_ceil(batch) as u64,
-        e => e,
-    };
-    let total = epochs as u64 * epoch_len;
-    let (sf, sr) = storage(update, algo, arch);
+    let setup = Setup::new(algo, model, data, arch, hyper)?;
+    let batches = data.map(|d| Batches::new(d, model, setup.batch, seed));
+    let (sf, sr) = storage(Update::of(algo), algo, arch);
     let mut params = init_params(model, sf, sr, seed);
-    let shapes = param_shapes(model);
-    let io = batches.as_ref().map(|b| BatchShape {
-        rows: batch,
-        n: b.n,
-        d: shapes[0][0],
-        t: b.all().1.ncols(),
-    });
-    let schedule = Schedule {
-        eta: hyper.get("eta"),
-        base: hyper.get("base"),
-        kappa: hyper.get("kappa"),
-        rho: hyper.get("rho"),
-        total_epochs: epochs as f64,
-        batches_per_epoch: epoch_len as f64,
-    };
-    if update == Update::Qsgld && !(schedule.eta > 0.0 && schedule.base > 1.0) {
-        return Err(AlgoError::BadHyper {
-            name: "eta, base".into(),
-            reason: format!(
-                "{}, {}: need eta > 0 and base > 1",
-                schedule.eta, schedule.base
-            ),
-        });
+    let mut run = Run::new();
+    // The Gaussian target keeps steps of its chain; the others keep epochs' parameters.
+    let mut chain_steps = Vec::new();
+    match (&setup.samples, &setup.io) {
+        (Some(s), None) => chain_steps = s.kept(),
+        (Some(s), Some(_)) => run.kept = s.kept(),
+        (None, _) => {}
     }
-    let temperature = hyper.get("temperature");
-    let burn = (hyper.get("burn_in").clamp(0.0, 1.0) * total as f64) as u64;
-    let thin = hyper.get("thin").max(1.0) as u64;
     let mut chain: Vec<f64> = Vec::new();
-    let mut run = Run::new(algo, hyper, epochs);
+    let mut next_kept = 0;
     let mut feeds = BTreeMap::new();
-    for step in 0..total {
-        let lr = hyper.get("lr") * lr_factor(algo, hyper, step, total);
-        let t_e = schedule.epoch_time(step);
-        let consts = StepConsts {
-            lr,
-            noise_var: 2.0 * lr * temperature / n_data as f64,
-            qsgld: (
-                schedule.resolution(t_e),
-                lr * schedule.switch(t_e),
-                hyper.get("nearest") != 0.0,
-            ),
-        };
-        let graph = step_graph(algo, model, arch, io, &consts)?;
+    for step in 0..setup.total {
+        let graph = setup.graph(step)?;
         if let Some(b) = &batches {
             b.feed(&b.indices(step), &mut feeds);
         }
@@ -522,12 +614,12 @@ pub(crate) fn train(
             *p = v.into_dimensionality().expect("parameters are matrices");
         }
         run.add(&res.counts, res.work);
-        if matches!(model, ModelShape::Gaussian { .. }) && step >= burn && (step - burn) % thin == 0
-        {
+        if chain_steps.get(next_kept) == Some(&(step + 1)) {
             chain.extend(params[0].iter());
+            next_kept += 1;
         }
-        if (step + 1) % epoch_len == 0 {
-            let epoch = ((step + 1) / epoch_len) as usize;
+        if (step + 1) % setup.epoch_len == 0 {
+            let epoch = ((step + 1) / setup.epoch_len) as usize;
             let l = match data {
                 Some(d) => loss(model, &params, d.x_train.view(), &d.y_train),
                 None => params[0].mapv(|v| v * v / 2.0).mean().unwrap_or(0.0),

@@ -1,7 +1,10 @@
-//! `lpsim graph`: print an algorithm's step graph as Graphviz DOT (default) or JSON.
+//! `lpsim graph`: print an algorithm's first step graph as Graphviz DOT (default) or JSON.
 //!
-//! The model is given by flags for now (`--model logistic --features 64 --classes 10`); a
-//! `--workload` option will map a workload's model onto them once the workload layer lands.
+//! With `--workload` the graph is the one `lpsim run` executes first (the same code builds it:
+//! the workload's model, data size `N`, hyperparameters and pinned formats, so the noise std
+//! `sqrt(2 lr T / N)` and QSGLD's `Q_p` and compensation are the run's). Without it the model is
+//! given by flags (`--model logistic --features 64 --classes 10`) and the data set is taken to
+//! be one batch (`N` = `batch`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -96,7 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 seed: 0,
                 set: crate::cli::run::parse_set(&args.set)?,
             })?;
-            step_graph(p.algo, &p.shape, &p.arch, &p.hyper)?
+            step_graph(p.algo, &p.shape, p.data.as_ref(), &p.arch, &p.hyper)?
         }
         None => standalone(&args)?,
     };
@@ -125,5 +128,5 @@ fn standalone(args: &Args) -> anyhow::Result<crate::graph::Graph> {
             .with_context(|| format!("--set `{kv}`: the value must be a number"))?;
         hyper.set(k.trim(), v)?;
     }
-    Ok(step_graph(algo, &model(args)?, &arch, &hyper)?)
+    Ok(step_graph(algo, &model(args)?, None, &arch, &hyper)?)
 }
