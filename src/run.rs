@@ -21,10 +21,11 @@ use thiserror::Error;
 use crate::algo::{self, Algo, AlgoError, Hyper, ModelShape, TrainData};
 use crate::arch::{override_value, ArchError, Architecture};
 use crate::cost::{self, CostError};
-use crate::report::{CostSummary, EpochRecord, RunConfig, RunReport};
+use crate::report::{ChainMoments, CostSummary, EpochRecord, RunConfig, RunReport};
 use crate::sweep::RunSpec;
 use crate::workload::{
-    metrics, Budget, DataError, ModelSpec, Problem, Targets, Workload, WorkloadError,
+    metrics, Budget, DataError, GaussianTarget, ModelSpec, Problem, Targets, Workload,
+    WorkloadError,
 };
 
 /// Why a run could not be done (a run that diverges is not an error: it is reported).
@@ -103,7 +104,11 @@ fn model_shape(
             },
             true,
         ),
-        ModelSpec::Gaussian => (ModelShape::Gaussian { dim: d }, false),
+        ModelSpec::Gaussian => {
+            return Err(RunError::Algo(AlgoError::Unsupported(
+                "model.kind = gaussian samples data.kind = gaussian, not a data set".into(),
+            )))
+        }
     })
 }
 
@@ -289,7 +294,14 @@ pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
             };
             (shape, Some(data))
         }
-        Problem::Sampling(t) => (ModelShape::Gaussian { dim: t.dimension() }, None),
+        Problem::Sampling(t) => (
+            ModelShape::Gaussian {
+                dim: t.dimension(),
+                mean: t.mean.clone(),
+                precision: t.precision.clone(),
+            },
+            None,
+        ),
     };
     Ok(Prepared {
         workload: wl,
@@ -393,21 +405,20 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
             }
         }
     }
-    if let (Some(t), Some(chain)) = (target, &outcome.chain) {
-        let mut mom = metrics::Moments::new(chain.ncols());
-        for row in chain.rows() {
-            mom.push(row);
+    let chain = match (target, &outcome.chain) {
+        (Some(t), Some(chain)) => {
+            // A chain at temperature T samples N(m, T Sigma); QSGLD has no temperature.
+            let temperature = if has(algo, "temperature") {
+                hyper.get("temperature")
+            } else {
+                1.0
+            };
+            let c = chain_moments(t, chain, temperature);
+            chain_metrics(&c, &mut metrics);
+            Some(c)
         }
-        // The coordinates are independent chains of the same target: pool them.
-        let mean = mom.mean().mean().unwrap_or(f64::NAN);
-        let var = mom.variance().mean().unwrap_or(f64::NAN);
-        let target_var = t.variance().mean().unwrap_or(f64::NAN);
-        metrics.insert("sample_mean".into(), mean);
-        metrics.insert("sample_var".into(), var);
-        metrics.insert("target_mean".into(), t.mean.mean().unwrap_or(f64::NAN));
-        metrics.insert("target_var".into(), target_var);
-        metrics.insert("var_error".into(), (var - target_var).abs());
-    }
+        _ => None,
+    };
 
     let total = cost::price(&arch, &outcome.counts, &outcome.work)?;
     let cost = CostSummary {
@@ -432,7 +443,46 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
         metrics,
         cost,
         diverged_at_epoch: outcome.diverged_at,
+        chain,
     })
+}
+
+/// The chain's moments per coordinate beside the target's `N(m, T Sigma)`.
+fn chain_moments(target: &GaussianTarget, chain: &Array2<f64>, temperature: f64) -> ChainMoments {
+    let mut mom = metrics::Moments::new(chain.ncols());
+    for row in chain.rows() {
+        mom.push(row);
+    }
+    ChainMoments {
+        samples: mom.count(),
+        sample_mean: mom.mean().to_vec(),
+        target_mean: target.mean.to_vec(),
+        sample_var: mom.variance().to_vec(),
+        target_var: target.variance().mapv(|v| temperature * v).to_vec(),
+    }
+}
+
+/// The scalar figures of a chain: the means over coordinates of its moments and the target's
+/// (`sample_mean`, `sample_var`, `target_mean`, `target_var`: for the toy's identical
+/// coordinates, the pooled estimates), and the mean absolute errors per coordinate
+/// `mean_error` = mean |`mean_i` - `m_i`| and `var_error` = mean |`var_i` - `target_var_i`|.
+fn chain_metrics(c: &ChainMoments, metrics: &mut BTreeMap<String, f64>) {
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let mean_abs_diff = |a: &[f64], b: &[f64]| {
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len() as f64
+    };
+    metrics.insert("sample_mean".into(), mean(&c.sample_mean));
+    metrics.insert("sample_var".into(), mean(&c.sample_var));
+    metrics.insert("target_mean".into(), mean(&c.target_mean));
+    metrics.insert("target_var".into(), mean(&c.target_var));
+    metrics.insert(
+        "mean_error".into(),
+        mean_abs_diff(&c.sample_mean, &c.target_mean),
+    );
+    metrics.insert(
+        "var_error".into(),
+        mean_abs_diff(&c.sample_var, &c.target_var),
+    );
 }
 
 /// Run one configuration given by paths (the `lpsim run` entry point).

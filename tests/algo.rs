@@ -156,7 +156,7 @@ fn toy(algo: Algo, lr: f64) -> (f64, f64, f64) {
     let dim = 256;
     let out = train(
         algo,
-        &ModelShape::Gaussian { dim },
+        &ModelShape::standard_gaussian(dim),
         None,
         &arch,
         &h,

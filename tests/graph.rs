@@ -173,7 +173,7 @@ fn stochastic_ops_count_random_bits_and_conversions() {
     }
     let out = train(
         Algo::LpSgldVc,
-        &ModelShape::Gaussian { dim: 4 },
+        &ModelShape::standard_gaussian(4),
         None,
         &a,
         &h,

@@ -64,6 +64,7 @@ fn report(diverge: bool) -> RunReport {
             breakdown: map(&[("mac", 2000.0), ("dram", 1000.0)]),
         },
         diverged_at_epoch: diverge.then_some(3),
+        chain: None,
     }
 }
 

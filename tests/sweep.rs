@@ -129,6 +129,7 @@ fn synthetic(spec: &RunSpec) -> Result<RunReport, String> {
         epochs,
         metrics,
         diverged_at_epoch: diverged.then_some(2),
+        chain: None,
     })
 }
 

@@ -4,11 +4,13 @@
 //! - [`sgld`]: `sgd`, `lp-sgd`, `sgld`, `lp-sgld-f`, `lp-sgld-naive`, `lp-sgld-vc`, their cyclical
 //!   `csgld` variants, and `qsgld` — one step graph per mini-batch, any [`ModelShape`];
 //! - [`svrg`]: `svrg`, `lp-svrg`, `halp`, and `lp-sgd` on a `delta` grid — linear models;
-//! - [`vc`]: the variance-corrected quantizer; [`qsgld`]: QSGLD's schedule and quantized step.
+//! - [`vc`]: the variance-corrected quantizer; [`qsgld`]: QSGLD's schedule and quantized step;
+//! - [`gaussian`]: a Gaussian target's gradient subgraph; [`samples`]: which samples are kept.
 //!
 //! "Full precision" (`sgd`, `sgld`, `svrg`, the master copy of `lp-sgld-f`) means `fp32` storage;
 //! the matmuls still run on the architecture's MAC. Entry point: [`train`].
 
+pub mod gaussian;
 pub mod model;
 pub mod qsgld;
 pub mod samples;
@@ -20,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use ndarray::Array2;
+use ndarray::{Array1, Array2};
 use thiserror::Error;
 
 use crate::arch::Architecture;
@@ -350,12 +352,30 @@ pub enum ModelShape {
         /// Classes.
         classes: usize,
     },
-    /// The Gaussian toy of ALGORITHMS.md 1.5: `U = |theta|^2 / 2` in `dim` independent
-    /// coordinates, noisy gradient `theta + 0.1 xi`; target `N(0, T)`.
+    /// A Gaussian target `N(mean, Sigma)` (ALGORITHMS.md 1.5, generalized): potential
+    /// `U = (theta - mean)^T P (theta - mean) / 2` with the precision `P = Sigma^-1`, noisy
+    /// gradient `P (theta - mean) + 0.1 xi`; a chain at temperature `T` samples
+    /// `N(mean, T Sigma)`. `N(0, I)` ([`ModelShape::standard_gaussian`]) is LP-SGLD's toy with
+    /// its gradient `theta + 0.1 xi`.
     Gaussian {
-        /// Coordinates (independent chains).
+        /// Coordinates.
         dim: usize,
+        /// The target's mean (`dim`).
+        mean: Array1<f64>,
+        /// The target's precision `Sigma^-1` (`dim x dim`, symmetric positive definite).
+        precision: Array2<f64>,
     },
+}
+
+impl ModelShape {
+    /// The standard normal target `N(0, I)` in `dim` coordinates (LP-SGLD's Gaussian toy).
+    pub fn standard_gaussian(dim: usize) -> Self {
+        ModelShape::Gaussian {
+            dim,
+            mean: Array1::zeros(dim),
+            precision: Array2::eye(dim),
+        }
+    }
 }
 
 pub use crate::workload::Targets;
@@ -398,7 +418,7 @@ pub struct TrainOutcome {
     pub samples: Vec<Vec<Array2<f64>>>,
     /// The epoch whose loss became NaN or infinite (the run stopped there).
     pub diverged_at: Option<usize>,
-    /// The Gaussian toy's chain after burn-in, thinned: `kept steps x dim`.
+    /// A Gaussian target's chain, the kept steps ([`samples`]): `kept steps x dim`.
     pub chain: Option<Array2<f64>>,
     /// Actions of the whole run.
     pub counts: ActionCounts,
@@ -468,14 +488,33 @@ pub fn step_graph(
 
 /// Check that `data` fit `model`.
 fn check_data(model: &ModelShape, data: Option<&TrainData>) -> Result<(), AlgoError> {
+    if let ModelShape::Gaussian {
+        dim,
+        mean,
+        precision,
+    } = model
+    {
+        if mean.len() != *dim || precision.dim() != (*dim, *dim) {
+            return Err(AlgoError::Data(format!(
+                "a Gaussian target in {dim} coordinates needs a mean of {dim} and a {dim} x \
+                 {dim} precision, got {} and {:?}",
+                mean.len(),
+                precision.dim()
+            )));
+        }
+        if data.is_some() {
+            return Err(AlgoError::Data(
+                "a Gaussian target is sampled without training data".into(),
+            ));
+        }
+        return Ok(());
+    }
     let Some(data) = data else {
-        return match model {
-            ModelShape::Gaussian { .. } => Ok(()),
-            _ => Err(AlgoError::Data("this model needs training data".into())),
-        };
+        return Err(AlgoError::Data("this model needs training data".into()));
     };
     let d = match model {
         ModelShape::Linear { d } | ModelShape::Logistic { d, .. } | ModelShape::Mlp { d, .. } => *d,
+        // Checked above.
         ModelShape::Gaussian { .. } => return Ok(()),
     };
     let classes = match model {

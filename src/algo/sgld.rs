@@ -596,7 +596,10 @@ pub(crate) fn train(
     }
     let mut chain: Vec<f64> = Vec::new();
     let mut next_kept = 0;
-    let mut feeds = BTreeMap::new();
+    let mut feeds: BTreeMap<String, _> = crate::algo::gaussian::feeds(model)
+        .into_iter()
+        .map(|(name, v)| (name.to_string(), v))
+        .collect();
     for step in 0..setup.total {
         let graph = setup.graph(step)?;
         if let Some(b) = &batches {
@@ -622,7 +625,16 @@ pub(crate) fn train(
             let epoch = ((step + 1) / setup.epoch_len) as usize;
             let l = match data {
                 Some(d) => loss(model, &params, d.x_train.view(), &d.y_train),
-                None => params[0].mapv(|v| v * v / 2.0).mean().unwrap_or(0.0),
+                None => match model {
+                    ModelShape::Gaussian {
+                        mean, precision, ..
+                    } => crate::algo::gaussian::potential_per_coordinate(
+                        mean,
+                        precision,
+                        params[0].row(0),
+                    ),
+                    _ => f64::NAN,
+                },
             };
             if run.end_epoch(epoch, &params, l, on_epoch) {
                 break;
@@ -630,7 +642,7 @@ pub(crate) fn train(
         }
     }
     let chain = match model {
-        ModelShape::Gaussian { dim } => {
+        ModelShape::Gaussian { dim, .. } => {
             Some(Array2::from_shape_vec((chain.len() / dim, *dim), chain).expect("whole rows"))
         }
         _ => None,

@@ -48,7 +48,7 @@ pub struct Args {
     /// L2 regularization of logistic regression.
     #[arg(long, default_value_t = 0.0)]
     l2: f64,
-    /// Coordinates of the Gaussian toy.
+    /// Coordinates of the Gaussian toy `N(0, I)` (a workload gives any other target).
     #[arg(long, default_value_t = 1)]
     dim: usize,
     /// Overrides `name=value` of a hyperparameter, or `arch.<json path>=value` with --workload
@@ -83,7 +83,7 @@ fn model(a: &Args) -> anyhow::Result<ModelShape> {
                 })?,
             classes: a.classes,
         },
-        "gaussian" => ModelShape::Gaussian { dim: a.dim },
+        "gaussian" => ModelShape::standard_gaussian(a.dim),
         m => bail!("--model `{m}`: allowed: linear, logistic, mlp, gaussian"),
     })
 }
