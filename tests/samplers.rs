@@ -419,3 +419,70 @@ fn per_coordinate_moments_round_trip_with_nan() {
     assert!(back.sample_mean[0].is_nan() && back.sample_var[0] == f64::INFINITY);
     assert_eq!(back.target_var, c.target_var);
 }
+
+/// A full covariance goes through the MAC (`(theta - m)^T P`, a matmul node) and its chain
+/// matches the discretized chain's stationary covariance `S = A S A + q I`, `A = I - lr P`,
+/// `q = 2 lr + (0.1 lr)^2` (iterated to convergence here). The slowest mode has `a = lr / 3`: the
+/// standard errors of the sample variances and means are at most about
+/// `sqrt(2 var^2 / (n a))` = 0.05 and `sqrt(2 var / (n a))` = 0.035; the test allows 4.
+#[test]
+fn a_full_covariance_runs_through_the_mac_and_is_sampled() {
+    let (lr, steps, burn) = (0.05, 200_000.0, 2_000.0);
+    // Sigma = [[2, 1], [1, 2]]: P = [[2, -1], [-1, 2]] / 3.
+    let precision = ndarray::arr2(&[[2.0, -1.0], [-1.0, 2.0]]) / 3.0;
+    let shape = ModelShape::Gaussian {
+        dim: 2,
+        mean: ndarray::arr1(&[1.0, -1.0]),
+        precision: precision.clone(),
+    };
+    let h = hyper(
+        Algo::Sgld,
+        &[
+            ("lr", lr),
+            ("temperature", 1.0),
+            ("decay", 0.0),
+            ("epochs", 1.0),
+            ("epoch_len", steps),
+            ("burn_in", burn),
+        ],
+    );
+    let g = lpsim::algo::step_graph(Algo::Sgld, &shape, None, &fp32(), &h).expect("graph");
+    let json = lpsim::graph::export::to_json(&g);
+    assert!(
+        op_of(&json, "force").get("MatMul").is_some(),
+        "{}",
+        op_of(&json, "force")
+    );
+    let out = train(Algo::Sgld, &shape, None, &fp32(), &h, 5, &mut |_| {}).expect("train");
+    let chain = out.chain.expect("chain");
+    let n = chain.nrows() as f64;
+    assert_eq!(n, steps - burn);
+    let a = Array2::eye(2) - lr * &precision;
+    let q = 2.0 * lr + (0.1 * lr) * (0.1 * lr);
+    let mut s: Array2<f64> = Array2::zeros((2, 2));
+    for _ in 0..20_000 {
+        s = a.dot(&s).dot(&a) + q * Array2::<f64>::eye(2);
+    }
+    let slow = lr / 3.0;
+    for (i, m) in [1.0, -1.0].into_iter().enumerate() {
+        let col = chain.column(i);
+        let mean = col.mean().expect("rows");
+        let var = col.mapv(|x| (x - mean).powi(2)).mean().expect("rows");
+        let v = s[[i, i]];
+        let se_mean = (2.0 * v / (n * slow)).sqrt();
+        let se_var = (2.0 * v * v / (n * slow)).sqrt();
+        assert!(
+            (mean - m).abs() < 4.0 * se_mean,
+            "coordinate {i}: mean {mean}"
+        );
+        assert!(
+            (var - v).abs() < 4.0 * se_var,
+            "coordinate {i}: var {var} vs {v}"
+        );
+    }
+    // The coordinates are correlated as Sigma says (correlation 1/2).
+    let (c0, c1) = (chain.column(0), chain.column(1));
+    let (m0, m1) = (c0.mean().expect("rows"), c1.mean().expect("rows"));
+    let cov = (&c0 - m0).dot(&(&c1 - m1)) / n;
+    assert!((cov - s[[0, 1]]).abs() < 4.0 * (2.0 * s[[0, 0]] * s[[1, 1]] / (n * slow)).sqrt());
+}

@@ -4,18 +4,21 @@
 //! Per parameter tensor `p` with weight gradient `g = Q_G(grad of the mean loss)` (the weight
 //! gradient matmul's output rounding) and `d = g + l2 p` (weight decay in `fp32`, after gradient
 //! quantization, as `bnn/optim.py`), with `lr` the scheduled step size and `N` the training-set
-//! size (1 for the Gaussian toy):
+//! size (1 for a Gaussian target):
 //! - `sgd`: `p <- p - lr d` in `fp32`; `lp-sgd`: the same rounded to the weight format;
 //! - `sgld`: `p <- p - lr d + sqrt(2 lr T / N) xi` in `fp32`;
 //! - `lp-sgld-f`: the same on an `fp32` master copy `m`, the gradient taken at `Q_W(m)`;
 //! - `lp-sgld-naive`: `p <- Q_W(p - lr d + sqrt(2 lr T / N) xi)`;
 //! - `lp-sgld-vc`: `p <- Q^vc(p - lr d, v = 2 lr T / N)` (`mu` in `fp32`, not quantized);
-//! - `qsgld`: `h = lr d`, `p <- p - floor(Q_p (h + r)) / Q_p` in `fp32`.
+//! - `qsgld`: `h = -lr d`, `p <- p + floor(Q_p (h + r)) / Q_p` in `fp32` (the authors' `QtSGD`,
+//!   [`crate::algo::qsgld`]).
 //!
 //! Mini-batches are drawn uniformly with replacement from the counter-based stream (chosen; the
 //! reference code shuffles per epoch). Schedules, evaluated every step with `t = step / total`:
 //! `decay` (factor 1 up to t = 0.5, linear to 0.01 at t = 0.9, then 0.01) and the cyclical
-//! `0.5 (cos(pi (k mod c) / c) + 1)`, `c = floor(total / cycles)`.
+//! `0.5 (cos(pi (k mod c) / c) + 1)`, `c = floor(total / cycles)`. The samplers keep the
+//! parameters of the epochs [`crate::algo::samples`] picks (a Gaussian target: the chain's
+//! steps). Every step's graph, and the one `lpsim graph` prints, comes from one `Setup`.
 
 use std::collections::BTreeMap;
 
