@@ -10,6 +10,7 @@
 //! "Full precision" (`sgd`, `sgld`, `svrg`, the master copy of `lp-sgld-f`) means `fp32` storage;
 //! the matmuls still run on the architecture's MAC. Entry point: [`train`].
 
+mod epochs;
 pub mod gaussian;
 pub mod model;
 pub mod qsgld;
