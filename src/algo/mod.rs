@@ -480,6 +480,10 @@ pub fn step_graph(
     arch: &Architecture,
     hyper: &Hyper,
 ) -> Result<crate::graph::Graph, AlgoError> {
+    // Without data only a Gaussian target can be checked (the graph then stands for one batch).
+    if data.is_some() || matches!(model, ModelShape::Gaussian { .. }) {
+        check_data(model, data)?;
+    }
     if algo.is_svrg_family(hyper) {
         svrg::example_graph(algo, model, arch, hyper)
     } else {

@@ -471,9 +471,10 @@ impl<'a> Setup<'a> {
             None => (self.total, 1),
             Some(_) => (self.epochs as u64, self.epoch_len),
         };
-        let cycle = match self.algo.is_cyclic() {
-            true => Some((cycle_len(h, self.total)?, h.count("save_per_cycle", 1)?)),
-            false => None,
+        let cycle = if self.algo.is_cyclic() {
+            Some((cycle_len(h, self.total)?, h.count("save_per_cycle", 1)?))
+        } else {
+            None
         };
         SampleSchedule::new(
             units,
