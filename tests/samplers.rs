@@ -242,6 +242,14 @@ fn the_cyclical_sampler_keeps_the_end_of_each_cycle_not_every_epoch() {
         kept_epochs(Algo::LpCsgldF, &set),
         vec![31, 32, 33, 34, 35, 66, 67, 68, 69, 70]
     );
+    let set = [
+        ("epochs", 70.0),
+        ("epoch_len", 1.0),
+        ("cycles", 2.0),
+        ("save_per_cycle", 2.0),
+        ("batch", 8.0),
+    ];
+    assert_eq!(kept_epochs(Algo::LpCsgldF, &set), vec![34, 35, 69, 70]);
     // The plain sampler keeps every epoch after burn-in, thinned.
     let set = [
         ("epochs", 9.0),
@@ -252,10 +260,14 @@ fn the_cyclical_sampler_keeps_the_end_of_each_cycle_not_every_epoch() {
     assert_eq!(kept_epochs(Algo::Sgld, &set), vec![4, 6, 8]);
 }
 
-/// The JSON of `lpsim graph` for a workload.
-fn graph_json(algo: &str, workload: &str) -> serde_json::Value {
+/// The JSON of `lpsim graph` for a workload, with `--set` overrides.
+fn graph_json(algo: &str, workload: &str, set: &[&str]) -> serde_json::Value {
+    let mut args = vec!["graph", "--algo", algo, "--workload", workload, "--json"];
+    for s in set {
+        args.extend(["--set", s]);
+    }
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_lpsim"))
-        .args(["graph", "--algo", algo, "--workload", workload, "--json"])
+        .args(&args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("the binary runs");
@@ -284,20 +296,29 @@ fn lpsim_graph_shows_the_runs_noise_and_qsgld_constants() {
     let n = p.data.as_ref().expect("data").x_train.nrows();
     assert_eq!(n, 1437);
     let (lr, t) = (p.hyper.get("lr"), p.hyper.get("temperature"));
-    let g = graph_json("sgld", w);
+    let g = graph_json("sgld", w, &[]);
     let std = op_of(&g, "w0.next")["GaussianNoise"]["std"]
         .as_f64()
         .expect("std");
     assert_eq!(std, (2.0 * lr * t / n as f64).sqrt());
 
     // QSGLD's first step on halp-linreg: Q_p = eta / 2, c = lr s(0) with s = sigmoid(kappa tau0).
-    let g = graph_json("qsgld", "workloads/halp-linreg.json");
+    let linreg = "workloads/halp-linreg.json";
+    let g = graph_json("qsgld", linreg, &[]);
     let q = &op_of(&g, "qstep0")["QsgldQuantize"];
     assert_eq!(q["q"].as_f64(), Some(262_144.0));
+    assert_eq!(q["nearest"], false);
     let c = q["c"].as_f64().expect("c");
     let want = 1e-3 / (1.0 + (-2.0f64 * 20.0 * 0.2).exp());
     assert!((c - want).abs() < 1e-18, "{c} vs {want}");
     assert_eq!(op_of(&g, "step0")["Scale"]["c"].as_f64(), Some(-1e-3));
+    // The code's switch (tanh(x) + 1) / 2 at x = 8, and its debug path's nearest rounding.
+    let g = graph_json("qsgld", linreg, &["switch=1", "nearest=1"]);
+    let q = &op_of(&g, "qstep0")["QsgldQuantize"];
+    assert_eq!(q["nearest"], true);
+    let c = q["c"].as_f64().expect("c");
+    let want = 1e-3 * 0.5 * (8.0f64.tanh() + 1.0);
+    assert!((c - want).abs() < 1e-18, "{c} vs {want}");
 }
 
 /// A workload sampling `N([3, 0], diag(4, 1))` for `steps` steps at step size 0.05, `T` = 1.
