@@ -7,9 +7,10 @@
 //!
 //! Hyperparameters are resolved in this order, later wins: the algorithm's defaults
 //! (`lpsim::algo::Hyper`), the workload's training budget (`epochs`, `batch_size`, `burn_in`,
-//! `steps`), the workload's `hyper` map (a name the algorithm does not have is skipped, so one
-//! workload serves every algorithm; `ALGO.name` applies to that algorithm only), then `--set`
-//! (which must name a hyperparameter of this algorithm or an `arch.` field).
+//! `thin`, `steps`; `burn_in` and `thin` count epochs, or steps for a Gaussian target), the
+//! workload's `hyper` map (a name the algorithm does not have is skipped, so one workload serves
+//! every algorithm; `ALGO.name` applies to that algorithm only), then `--set` (which must name a
+//! hyperparameter of this algorithm or an `arch.` field).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,10 +22,11 @@ use crate::algo::{self, Algo, AlgoError, Hyper, ModelShape, TrainData};
 use crate::arch::{override_value, ArchError, Architecture};
 use crate::cost::{self, CostError};
 use crate::graph::RangeHealth;
-use crate::report::{CostSummary, EpochRecord, RangeRecord, RunConfig, RunReport};
+use crate::report::{ChainMoments, CostSummary, EpochRecord, RangeRecord, RunConfig, RunReport};
 use crate::sweep::{RunFailure, RunSpec};
 use crate::workload::{
-    metrics, Budget, DataError, ModelSpec, Problem, Targets, Workload, WorkloadError,
+    metrics, Budget, DataError, GaussianTarget, ModelSpec, Problem, Targets, Workload,
+    WorkloadError,
 };
 
 /// Why a run could not be done (a run that diverges is not an error: it is reported).
@@ -111,7 +113,11 @@ fn model_shape(
             },
             true,
         ),
-        ModelSpec::Gaussian => (ModelShape::Gaussian { dim: d }, false),
+        ModelSpec::Gaussian => {
+            return Err(RunError::Algo(AlgoError::Unsupported(
+                "model.kind = gaussian samples data.kind = gaussian, not a data set".into(),
+            )))
+        }
     })
 }
 
@@ -152,18 +158,28 @@ fn resolve_hyper(
             epochs,
             batch_size,
             burn_in,
-            ..
+            thin,
         } => {
             put(&mut h, "epochs", epochs as f64)?;
             put(&mut h, "batch", batch_size as f64)?;
-            put(&mut h, "burn_in", burn_in as f64 / epochs.max(1) as f64)?;
+            put(&mut h, "burn_in", burn_in as f64)?;
+            put(&mut h, "thin", thin as f64)?;
         }
-        Budget::Steps { steps, burn_in, .. } => {
-            // Ten reporting intervals ("epochs") over the chain.
-            let intervals = 10usize.min(steps.max(1));
+        Budget::Steps {
+            steps,
+            burn_in,
+            thin,
+        } => {
+            // Reporting intervals ("epochs") over the chain: the largest count up to ten that
+            // divides `steps`, so that exactly `steps` steps run.
+            let intervals = (1..=10usize.min(steps.max(1)))
+                .rev()
+                .find(|k| steps % k == 0)
+                .unwrap_or(1);
             put(&mut h, "epochs", intervals as f64)?;
             put(&mut h, "epoch_len", (steps / intervals) as f64)?;
-            put(&mut h, "burn_in", burn_in as f64 / steps.max(1) as f64)?;
+            put(&mut h, "burn_in", burn_in as f64)?;
+            put(&mut h, "thin", thin as f64)?;
         }
     }
     let prefix = format!("{algo}.");
@@ -260,7 +276,8 @@ pub struct Prepared {
     /// The model as the algorithm trains it.
     pub shape: ModelShape,
     problem: Problem,
-    data: Option<TrainData>,
+    /// The data as the algorithm trains on them (`None` for a Gaussian target).
+    pub data: Option<TrainData>,
 }
 
 /// Resolve a run (see the module docs for the order of overrides).
@@ -287,7 +304,14 @@ pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
             };
             (shape, Some(data))
         }
-        Problem::Sampling(t) => (ModelShape::Gaussian { dim: t.dimension() }, None),
+        Problem::Sampling(t) => (
+            ModelShape::Gaussian {
+                dim: t.dimension(),
+                mean: t.mean.clone(),
+                precision: t.precision.clone(),
+            },
+            None,
+        ),
     };
     Ok(Prepared {
         workload: wl,
@@ -391,21 +415,20 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
             }
         }
     }
-    if let (Some(t), Some(chain)) = (target, &outcome.chain) {
-        let mut mom = metrics::Moments::new(chain.ncols());
-        for row in chain.rows() {
-            mom.push(row);
+    let chain = match (target, &outcome.chain) {
+        (Some(t), Some(chain)) => {
+            // A chain at temperature T samples N(m, T Sigma); QSGLD has no temperature.
+            let temperature = if has(algo, "temperature") {
+                hyper.get("temperature")
+            } else {
+                1.0
+            };
+            let c = chain_moments(t, chain, temperature);
+            chain_metrics(&c, &mut metrics);
+            Some(c)
         }
-        // The coordinates are independent chains of the same target: pool them.
-        let mean = mom.mean().mean().unwrap_or(f64::NAN);
-        let var = mom.variance().mean().unwrap_or(f64::NAN);
-        let target_var = t.variance().mean().unwrap_or(f64::NAN);
-        metrics.insert("sample_mean".into(), mean);
-        metrics.insert("sample_var".into(), var);
-        metrics.insert("target_mean".into(), t.mean.mean().unwrap_or(f64::NAN));
-        metrics.insert("target_var".into(), target_var);
-        metrics.insert("var_error".into(), (var - target_var).abs());
-    }
+        _ => None,
+    };
 
     let total = cost::price(&arch, &outcome.counts, &outcome.work)?;
     let cost = CostSummary {
@@ -431,6 +454,7 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
         cost,
         diverged_at_epoch: outcome.diverged_at,
         range_health: range_records(&outcome.range),
+        chain,
     })
 }
 
@@ -453,6 +477,44 @@ fn range_records(health: &RangeHealth) -> Vec<RangeRecord> {
             nan: c.nan,
         })
         .collect()
+}
+
+/// The chain's moments per coordinate beside the target's `N(m, T Sigma)`.
+fn chain_moments(target: &GaussianTarget, chain: &Array2<f64>, temperature: f64) -> ChainMoments {
+    let mut mom = metrics::Moments::new(chain.ncols());
+    for row in chain.rows() {
+        mom.push(row);
+    }
+    ChainMoments {
+        samples: mom.count(),
+        sample_mean: mom.mean().to_vec(),
+        target_mean: target.mean.to_vec(),
+        sample_var: mom.variance().to_vec(),
+        target_var: target.variance().mapv(|v| temperature * v).to_vec(),
+    }
+}
+
+/// The scalar figures of a chain: the means over coordinates of its moments and the target's
+/// (`sample_mean`, `sample_var`, `target_mean`, `target_var`: for the toy's identical
+/// coordinates, the pooled estimates), and the mean absolute errors per coordinate
+/// `mean_error` = mean |`mean_i` - `m_i`| and `var_error` = mean |`var_i` - `target_var_i`|.
+fn chain_metrics(c: &ChainMoments, metrics: &mut BTreeMap<String, f64>) {
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let mean_abs_diff = |a: &[f64], b: &[f64]| {
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len() as f64
+    };
+    metrics.insert("sample_mean".into(), mean(&c.sample_mean));
+    metrics.insert("sample_var".into(), mean(&c.sample_var));
+    metrics.insert("target_mean".into(), mean(&c.target_mean));
+    metrics.insert("target_var".into(), mean(&c.target_var));
+    metrics.insert(
+        "mean_error".into(),
+        mean_abs_diff(&c.sample_mean, &c.target_mean),
+    );
+    metrics.insert(
+        "var_error".into(),
+        mean_abs_diff(&c.sample_var, &c.target_var),
+    );
 }
 
 /// Run one configuration given by paths (the `lpsim run` entry point).

@@ -195,7 +195,7 @@ fn toy(algo: Algo, lr: f64) -> (f64, f64, f64) {
         ("decay", 0.0),
         ("epochs", 24.0),
         ("epoch_len", 1000.0),
-        ("burn_in", 0.1),
+        ("burn_in", 2400.0),
         ("thin", 10.0),
     ] {
         h.set(k, v).expect("hyper");
@@ -203,7 +203,7 @@ fn toy(algo: Algo, lr: f64) -> (f64, f64, f64) {
     let dim = 256;
     let out = train(
         algo,
-        &ModelShape::Gaussian { dim },
+        &ModelShape::standard_gaussian(dim),
         None,
         &arch,
         &h,

@@ -243,7 +243,7 @@ fn stochastic_ops_count_random_bits_and_conversions() {
     }
     let out = train(
         Algo::LpSgldVc,
-        &ModelShape::Gaussian { dim: 4 },
+        &ModelShape::standard_gaussian(4),
         None,
         &a,
         &h,
@@ -386,8 +386,8 @@ fn gathered_batches_are_reblocked_only_where_blocks_span_rows() {
             l2: 0.0,
         };
         let h = Hyper::new(Algo::LpSgd);
-        let g =
-            lpsim::algo::sgld::example_graph(Algo::LpSgd, &model, &arch(name), &h).expect("graph");
+        let g = lpsim::algo::sgld::example_graph(Algo::LpSgd, &model, None, &arch(name), &h)
+            .expect("graph");
         g.inner()
             .node_weights()
             .any(|n| n.out.name == "x.blocks" && n.op == Op::Quantize)

@@ -215,7 +215,7 @@ fn step_graph_tensors_carry_their_roles() {
         classes: 2,
     };
     let hyper = Hyper::new(Algo::LpSgldF);
-    let g = lpsim::algo::step_graph(Algo::LpSgldF, &model, &arch, &hyper).expect("graph");
+    let g = lpsim::algo::step_graph(Algo::LpSgldF, &model, None, &arch, &hyper).expect("graph");
     let want = |name: &str| match name {
         "idx" | "x_all" | "y_all" | "x" | "y" | "x@mac.a" => Role::Data,
         "w0" | "w1" | "qw0" | "qw1" | "w0.next" | "w1.next" => Role::Weights,

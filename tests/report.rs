@@ -65,6 +65,7 @@ fn report(diverge: bool) -> RunReport {
             breakdown: map(&[("mac", 2000.0), ("dram", 1000.0)]),
         },
         diverged_at_epoch: diverge.then_some(3),
+        chain: None,
         range_health: vec![
             range("weights", "bf16", 1000, 0, Some(25), 0),
             // 12.5 % saturated: warned.

@@ -208,7 +208,7 @@ fn a_sweep_resumes_and_repeats_byte_for_byte() {
         format!(
             r#"{{"name": "tiny", "workloads": ["{root}/workloads/iris-logistic.json"],
                 "algos": ["sgd", "lp-sgld-vc"], "archs": ["{root}/arch/bfp8.json", "{root}/arch/int8.json"],
-                "seeds": [0, 1], "set": {{"epochs": [2]}}}}"#
+                "seeds": [0, 1], "set": {{"epochs": [11]}}}}"#
         ),
     )
     .unwrap();
@@ -271,7 +271,7 @@ fn graph_prints_a_workload_step_with_each_edge_format() {
     // Weights per output unit, the data and activations per example.
     for f in [
         "w0 [65, 10] bfp:wl=8,size=col",
-        "x_all [64, 65] bfp:wl=8,size=row",
+        "x_all [1437, 65] bfp:wl=8,size=row",
     ] {
         assert!(dot.contains(f), "edges show formats ({f}): {dot}");
     }

@@ -130,6 +130,7 @@ fn synthetic(spec: &RunSpec) -> Result<RunReport, String> {
         metrics,
         diverged_at_epoch: diverged.then_some(2),
         range_health: Vec::new(),
+        chain: None,
     })
 }
 

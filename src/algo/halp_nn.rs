@@ -56,7 +56,7 @@ use crate::algo::model::{fp32, fp32_as, param_shapes, Builder};
 use crate::algo::sgld::{data_format, init_params, picked_rows, Run};
 use crate::algo::svrg::{code_rounding, recentre};
 use crate::algo::svrg_nn::{full_precision, gradient_graph, take, Setup};
-use crate::algo::{loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, TrainOutcome};
+use crate::algo::{loss, AlgoError, EpochStats, Hyper, ModelShape, TrainOutcome};
 use crate::arch::Architecture;
 use crate::format::{FixedFormat, Format};
 use crate::graph::{execute, fits_within, Graph, Op, Role, StepResult};
@@ -430,7 +430,8 @@ pub(crate) fn train(
     let fp = full_precision(arch);
     let full = gradient_graph(model, &fp, s.batches.n, (fp32(), rn), Some(arch))?;
     let mut centre = init_params(model, fp32(), rn, seed);
-    let mut run = Run::new(Algo::Halp, hyper, s.epochs);
+    let mut run = Run::new();
+    run.range.merge(&s.batches.data_health(s.data));
     let c = s.batches.n as f64 / s.batch as f64;
     for epoch in 1..=s.epochs {
         let mut res = execute(
@@ -505,7 +506,7 @@ mod tests {
         f.extend(weights(centre));
         let mut res = execute(&full, &fp, &feeds(f), 0, 0).unwrap();
         let w = widths(model).unwrap();
-        let codes = offset_codes(arch, &Hyper::new(Algo::Halp)).unwrap();
+        let codes = offset_codes(arch, &Hyper::new(crate::algo::Algo::Halp)).unwrap();
         let mut c = centre_pass(&mut res, w.len() - 1, 3.0 * codes.levels);
         let gt: Vec<_> = (0..w.len() - 1)
             .map(|l| {

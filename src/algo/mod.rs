@@ -5,14 +5,18 @@
 //!   `csgld` variants, and `qsgld` — one step graph per mini-batch, any [`ModelShape`];
 //! - [`svrg`]: `svrg`, `lp-svrg`, `halp`, and `lp-sgd` on a `delta` grid — linear models;
 //!   [`svrg_nn`]: `svrg`, `lp-svrg` and `halp` on MLPs, HALP's bit-centred layers in [`halp_nn`];
-//! - [`vc`]: the variance-corrected quantizer; [`qsgld`]: QSGLD's schedule and quantized step.
+//! - [`vc`]: the variance-corrected quantizer; [`qsgld`]: QSGLD's schedule and quantized step;
+//! - [`gaussian`]: a Gaussian target's gradient subgraph; [`samples`]: which samples are kept.
 //!
 //! "Full precision" (`sgd`, `sgld`, `svrg`, the master copy of `lp-sgld-f`) means `fp32` storage;
 //! the matmuls still run on the architecture's MAC. Entry point: [`train`].
 
+mod epochs;
+pub mod gaussian;
 pub mod halp_nn;
 pub mod model;
 pub mod qsgld;
+pub mod samples;
 pub mod sgld;
 pub mod svrg;
 pub mod svrg_nn;
@@ -22,7 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use ndarray::Array2;
+use ndarray::{Array1, Array2};
 use thiserror::Error;
 
 use crate::arch::Architecture;
@@ -154,14 +158,19 @@ impl Hyper {
     /// LP-SGLD uses 245), `batch` (128, LP-SGLD; 1 for the SVRG family, HALP's per-example
     /// steps; 100 for QSGLD, its Fashion-MNIST code), `epoch_len` (steps per epoch; 0 = one pass,
     /// `N / batch`, or `2 N / batch` for the SVRG family = HALP's T; 1000 for the Gaussian toy).
-    /// Samplers: `temperature` (1e-3, LP-SGLD `--temperature`), `decay` (1 = LP-SGLD's `decay`
-    /// schedule, 0 = constant), `samples` (50 last epochs kept, `num_savemodel`), `burn_in`
-    /// (fraction of the run before the Gaussian toy's chain is kept: 0.1, chosen), `thin` (10,
-    /// chosen). Cyclical: `cycles` (7) and `save_per_cycle` (5), LP-SGLD `train_bfp_cyclic.sh`.
-    /// QSGLD ([UNKNOWN] in the paper; chosen): `eta` 1000, `base` 2, `kappa` 1, `rho` 0.5,
-    /// `nearest` 0 (floor, the reference's non-debug path). LP grids: `delta` (0 = the
-    /// architecture's weight format; HALP's 8-bit LP-SGD/LP-SVRG use 0.7), `bits` (0 = the
-    /// weight format's bits, at most 24), `mu` (3, HALP Fig. 1).
+    /// Samplers: `temperature` (1e-3, LP-SGLD `--temperature`; not QSGLD, whose noise is its
+    /// quantization), `decay` (1 = LP-SGLD's `decay` schedule, 0 = constant). Which samples are
+    /// kept ([`samples::SampleSchedule`]): `burn_in` (0) epochs, or steps for the Gaussian target,
+    /// are discarded; then every `thin`-th (1) is kept, at most the last `samples` (0 = no limit;
+    /// LP-SGLD's `num_savemodel` = 50 last epochs is `burn_in` = epochs - 50); the workload's
+    /// `train.burn_in` and `train.thin` set the first two. Cyclical: `cycles` (7) and
+    /// `save_per_cycle` (5), LP-SGLD `train_bfp_cyclic.sh`. QSGLD, from the authors' NeurIPS
+    /// 2023 code (`config_quantization.yaml`, [`qsgld`]): `eta` 524288, `base` 2, `kappa` 2,
+    /// `rho` 0.2 (`warmp_up_period`); `switch` 0 = the paper's `sigmoid(x)`, 1 = the code's
+    /// default `(tanh(x) + 1) / 2`; `nearest` 0 (floor, the reference's non-debug path; 1 = its
+    /// debug path's nearest). LP grids: `delta` (0 = the architecture's weight format; HALP's
+    /// 8-bit LP-SGD/LP-SVRG use 0.7), `bits` (0 = the weight format's bits, at most 24), `mu` (3,
+    /// HALP Fig. 1).
     pub fn defaults(algo: Algo) -> Vec<(&'static str, f64, &'static str)> {
         let mut d: Vec<(&'static str, f64, &'static str)> = vec![
             ("epochs", 20.0, "chosen for CPU runs (LP-SGLD: 245)"),
@@ -190,16 +199,22 @@ impl Hyper {
         ));
         if algo.is_sampler() && algo != Algo::Qsgld {
             d.push(("temperature", 1e-3, "LP-SGLD --temperature"));
-            d.push(("samples", 50.0, "LP-SGLD num_savemodel"));
+        }
+        if algo.is_sampler() {
             d.push((
                 "burn_in",
-                0.1,
-                "chosen: fraction of the run before the chain is kept",
+                0.0,
+                "workload train.burn_in: epochs (Gaussian target: steps) before samples are kept",
             ));
             d.push((
                 "thin",
-                10.0,
-                "chosen: keep every thin-th step of the toy's chain",
+                1.0,
+                "workload train.thin: keep every thin-th sample after burn_in",
+            ));
+            d.push((
+                "samples",
+                0.0,
+                "0 = all kept; else the last ones (LP-SGLD num_savemodel 50 = burn_in epochs - 50)",
             ));
         }
         if !svrg {
@@ -210,14 +225,24 @@ impl Hyper {
             d.push(("save_per_cycle", 5.0, "LP-SGLD 35 samples / 7 cycles"));
         }
         if algo == Algo::Qsgld {
-            d.push(("eta", 1000.0, "UNKNOWN in the paper; chosen"));
-            d.push(("base", 2.0, "UNKNOWN; chosen"));
-            d.push(("kappa", 1.0, "UNKNOWN; chosen"));
-            d.push(("rho", 0.5, "UNKNOWN; chosen"));
+            let config = "authors' config_quantization.yaml (NeurIPS 2023 code)";
+            d.push(("eta", 524_288.0, config));
+            d.push(("base", 2.0, config));
+            d.push(("kappa", 2.0, config));
+            d.push((
+                "rho",
+                0.2,
+                "authors' config_quantization.yaml warmp_up_period",
+            ));
+            d.push((
+                "switch",
+                0.0,
+                "0 = sigmoid(x) (paper; code's test path), 1 = (tanh(x)+1)/2 (code's default)",
+            ));
             d.push((
                 "nearest",
                 0.0,
-                "0 = floor (reference non-debug path), 1 = nearest",
+                "0 = floor (reference non-debug path), 1 = nearest (debug path)",
             ));
         }
         if matches!(algo, Algo::LpSgd | Algo::LpSvrg | Algo::Halp) {
@@ -278,6 +303,18 @@ impl Hyper {
             .collect()
     }
 
+    /// A switch: `name` must be 0 (off) or 1 (on); a name the algorithm does not have is off.
+    pub(crate) fn flag(&self, name: &str) -> Result<bool, AlgoError> {
+        match self.get(name) {
+            0.0 => Ok(false),
+            1.0 => Ok(true),
+            v => Err(AlgoError::BadHyper {
+                name: name.to_string(),
+                reason: format!("{v}: must be 0 or 1"),
+            }),
+        }
+    }
+
     /// A whole number >= `min`.
     pub(crate) fn count(&self, name: &str, min: u64) -> Result<u64, AlgoError> {
         let v = self.get(name);
@@ -319,12 +356,30 @@ pub enum ModelShape {
         /// Classes.
         classes: usize,
     },
-    /// The Gaussian toy of ALGORITHMS.md 1.5: `U = |theta|^2 / 2` in `dim` independent
-    /// coordinates, noisy gradient `theta + 0.1 xi`; target `N(0, T)`.
+    /// A Gaussian target `N(mean, Sigma)` (ALGORITHMS.md 1.5, generalized): potential
+    /// `U = (theta - mean)^T P (theta - mean) / 2` with the precision `P = Sigma^-1`, noisy
+    /// gradient `P (theta - mean) + 0.1 xi`; a chain at temperature `T` samples
+    /// `N(mean, T Sigma)`. `N(0, I)` ([`ModelShape::standard_gaussian`]) is LP-SGLD's toy with
+    /// its gradient `theta + 0.1 xi`.
     Gaussian {
-        /// Coordinates (independent chains).
+        /// Coordinates.
         dim: usize,
+        /// The target's mean (`dim`).
+        mean: Array1<f64>,
+        /// The target's precision `Sigma^-1` (`dim x dim`, symmetric positive definite).
+        precision: Array2<f64>,
     },
+}
+
+impl ModelShape {
+    /// The standard normal target `N(0, I)` in `dim` coordinates (LP-SGLD's Gaussian toy).
+    pub fn standard_gaussian(dim: usize) -> Self {
+        ModelShape::Gaussian {
+            dim,
+            mean: Array1::zeros(dim),
+            precision: Array2::eye(dim),
+        }
+    }
 }
 
 pub use crate::workload::Targets;
@@ -367,7 +422,7 @@ pub struct TrainOutcome {
     pub samples: Vec<Vec<Array2<f64>>>,
     /// The epoch whose loss became NaN or infinite (the run stopped there).
     pub diverged_at: Option<usize>,
-    /// The Gaussian toy's chain after burn-in, thinned: `kept steps x dim`.
+    /// A Gaussian target's chain, the kept steps ([`samples`]): `kept steps x dim`.
     pub chain: Option<Array2<f64>>,
     /// Actions of the whole run.
     pub counts: ActionCounts,
@@ -421,31 +476,56 @@ pub enum AlgoError {
     Exec(#[from] ExecError),
 }
 
-/// The step graph `algo` runs for `model` on `arch` (the first step's; the SVRG family's inner
-/// step), for inspection and export.
+/// The step graph `algo` runs first for `model` on `arch` (the SVRG family's inner step), for
+/// inspection and export: built by the same code as the run's, with `data`'s size `N` when a
+/// data set is given (without one, the mini-batch driver draws a data set of one batch).
 pub fn step_graph(
     algo: Algo,
     model: &ModelShape,
+    data: Option<&TrainData>,
     arch: &Architecture,
     hyper: &Hyper,
 ) -> Result<crate::graph::Graph, AlgoError> {
+    // Without data only a Gaussian target can be checked (the graph then stands for one batch).
+    if data.is_some() || matches!(model, ModelShape::Gaussian { .. }) {
+        check_data(model, data)?;
+    }
     if algo.is_svrg_family(hyper) {
         svrg::example_graph(algo, model, arch, hyper)
     } else {
-        sgld::example_graph(algo, model, arch, hyper)
+        sgld::example_graph(algo, model, data, arch, hyper)
     }
 }
 
 /// Check that `data` fit `model`.
 fn check_data(model: &ModelShape, data: Option<&TrainData>) -> Result<(), AlgoError> {
+    if let ModelShape::Gaussian {
+        dim,
+        mean,
+        precision,
+    } = model
+    {
+        if mean.len() != *dim || precision.dim() != (*dim, *dim) {
+            return Err(AlgoError::Data(format!(
+                "a Gaussian target in {dim} coordinates needs a mean of {dim} and a {dim} x \
+                 {dim} precision, got {} and {:?}",
+                mean.len(),
+                precision.dim()
+            )));
+        }
+        if data.is_some() {
+            return Err(AlgoError::Data(
+                "a Gaussian target is sampled without training data".into(),
+            ));
+        }
+        return Ok(());
+    }
     let Some(data) = data else {
-        return match model {
-            ModelShape::Gaussian { .. } => Ok(()),
-            _ => Err(AlgoError::Data("this model needs training data".into())),
-        };
+        return Err(AlgoError::Data("this model needs training data".into()));
     };
     let d = match model {
         ModelShape::Linear { d } | ModelShape::Logistic { d, .. } | ModelShape::Mlp { d, .. } => *d,
+        // Checked above.
         ModelShape::Gaussian { .. } => return Ok(()),
     };
     let classes = match model {

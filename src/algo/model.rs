@@ -191,16 +191,11 @@ impl<'a> Builder<'a> {
     ) -> Result<(NodeIndex, Vec<NodeIndex>), AlgoError> {
         let (gf, gr, gradient) = self.grad();
         let rw = self.arch.formats.rounding.weights;
-        if let ModelShape::Gaussian { .. } = model {
-            // U = theta^2 / 2, noisy gradient theta + 0.1 xi (ALGORITHMS.md 1.5), rounded by Q_G.
-            let g = self.op(
-                Op::GaussianNoise { std: 0.1 },
-                "grad0",
-                gf,
-                gr,
-                gradient,
-                &[weights[0]],
-            )?;
+        if let ModelShape::Gaussian {
+            mean, precision, ..
+        } = model
+        {
+            let g = crate::algo::gaussian::gradient(self, weights[0], mean, precision)?;
             return Ok((weights[0], vec![g]));
         }
         let (x, y) = match (x, y) {
@@ -286,7 +281,7 @@ pub fn param_shapes(model: &ModelShape) -> Vec<[usize; 2]> {
             dims.push(*classes);
             dims.windows(2).map(|w| [w[0], w[1]]).collect()
         }
-        ModelShape::Gaussian { dim } => vec![[1, *dim]],
+        ModelShape::Gaussian { dim, .. } => vec![[1, *dim]],
     }
 }
 
@@ -311,11 +306,17 @@ pub fn predict(model: &ModelShape, params: &[Array2<f64>], x: ArrayView2<f64>) -
 }
 
 /// The training objective in `f64`: mean squared error / 2 (linear), mean cross-entropy plus
-/// `l2/2 ||W||^2` (logistic), mean cross-entropy (MLP), `mean(theta^2) / 2` (Gaussian toy).
+/// `l2/2 ||W||^2` (logistic), mean cross-entropy (MLP), the potential per coordinate `U / dim`
+/// (Gaussian target; `mean(theta^2) / 2` for the toy).
 pub fn loss(model: &ModelShape, params: &[Array2<f64>], x: ArrayView2<f64>, y: &Targets) -> f64 {
     let p = predict(model, params, x);
     match (model, y) {
-        (ModelShape::Gaussian { .. }, _) => p.mapv(|v| v * v / 2.0).mean().unwrap_or(0.0),
+        (
+            ModelShape::Gaussian {
+                mean, precision, ..
+            },
+            _,
+        ) => crate::algo::gaussian::potential_per_coordinate(mean, precision, p.row(0)),
         (_, Targets::Values(t)) => {
             let n = t.len().max(1) as f64;
             p.column(0)

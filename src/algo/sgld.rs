@@ -4,32 +4,35 @@
 //! Per parameter tensor `p` with weight gradient `g = Q_G(grad of the mean loss)` (the weight
 //! gradient matmul's output rounding) and `d = g + l2 p` (weight decay in `fp32`, after gradient
 //! quantization, as `bnn/optim.py`), with `lr` the scheduled step size and `N` the training-set
-//! size (1 for the Gaussian toy):
+//! size (1 for a Gaussian target):
 //! - `sgd`: `p <- p - lr d` in `fp32`; `lp-sgd`: the same rounded to the weight format;
 //! - `sgld`: `p <- p - lr d + sqrt(2 lr T / N) xi` in `fp32`;
 //! - `lp-sgld-f`: the same on an `fp32` master copy `m`, the gradient taken at `Q_W(m)`;
 //! - `lp-sgld-naive`: `p <- Q_W(p - lr d + sqrt(2 lr T / N) xi)`;
 //! - `lp-sgld-vc`: `p <- Q^vc(p - lr d, v = 2 lr T / N)` (`mu` in `fp32`, not quantized);
-//! - `qsgld`: `h = lr d`, `p <- p - floor(Q_p (h + r)) / Q_p` in `fp32`.
+//! - `qsgld`: `h = -lr d`, `p <- p + floor(Q_p (h + r)) / Q_p` in `fp32` (the authors' `QtSGD`,
+//!   [`crate::algo::qsgld`]).
 //!
 //! Mini-batches are drawn uniformly with replacement from the counter-based stream (chosen; the
 //! reference code shuffles per epoch). Schedules, evaluated every step with `t = step / total`:
 //! `decay` (factor 1 up to t = 0.5, linear to 0.01 at t = 0.9, then 0.01) and the cyclical
-//! `0.5 (cos(pi (k mod c) / c) + 1)`, `c = floor(total / cycles)`.
+//! `0.5 (cos(pi (k mod c) / c) + 1)`, `c = floor(total / cycles)`. The samplers keep the
+//! parameters of the epochs [`crate::algo::samples`] picks (a Gaussian target: the chain's
+//! steps). Every step's graph, and the one `lpsim graph` prints, comes from one `Setup`.
 
 use std::collections::BTreeMap;
 
 use ndarray::{Array2, ArrayD, Axis};
 use petgraph::graph::NodeIndex;
 
+pub(crate) use crate::algo::epochs::Run;
 use crate::algo::model::{fp32, param_shapes, Builder};
-use crate::algo::qsgld::Schedule;
+use crate::algo::qsgld::{Schedule, Switch};
+use crate::algo::samples::SampleSchedule;
 use crate::algo::{
     loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, Targets, TrainData, TrainOutcome,
 };
 use crate::arch::Architecture;
-use crate::arith::ActionCounts;
-use crate::cost::Work;
 use crate::format::{range_events, Format, Quantizer};
 use crate::graph::exec::stream_id;
 use crate::graph::{execute, Graph, Op, RangeHealth, Role};
@@ -62,7 +65,8 @@ impl Update {
 /// The step-size factor at `step` of `total` (decay or cyclical schedule).
 pub(crate) fn lr_factor(algo: Algo, hyper: &Hyper, step: u64, total: u64) -> f64 {
     if algo.is_cyclic() {
-        let c = (total / hyper.get("cycles").max(1.0) as u64).max(1);
+        // `cycles` is checked (a whole number >= 1) when the run is set up.
+        let c = cycle_len(hyper, total).unwrap_or(1);
         return 0.5 * ((std::f64::consts::PI * (step % c) as f64 / c as f64).cos() + 1.0);
     }
     if hyper.get("decay") == 0.0 {
@@ -234,101 +238,6 @@ pub(crate) fn init_params(
         .collect()
 }
 
-/// Per-epoch bookkeeping shared by the drivers: counts, samples, divergence.
-pub(crate) struct Run<'a> {
-    algo: Algo,
-    hyper: &'a Hyper,
-    epochs: usize,
-    pub counts: ActionCounts,
-    pub work: Work,
-    /// Range events of the whole run.
-    pub range: RangeHealth,
-    epoch_counts: ActionCounts,
-    epoch_work: Work,
-    samples: Vec<Vec<Array2<f64>>>,
-    pub diverged_at: Option<usize>,
-}
-
-impl<'a> Run<'a> {
-    pub fn new(algo: Algo, hyper: &'a Hyper, epochs: usize) -> Self {
-        Run {
-            algo,
-            hyper,
-            epochs,
-            counts: ActionCounts::new(),
-            work: Work::default(),
-            range: RangeHealth::default(),
-            epoch_counts: ActionCounts::new(),
-            epoch_work: Work::default(),
-            samples: Vec::new(),
-            diverged_at: None,
-        }
-    }
-
-    /// Add one step's actions and range events.
-    pub fn add(&mut self, counts: &ActionCounts, work: Work, range: &RangeHealth) {
-        self.range.merge(range);
-        self.epoch_counts.merge(counts);
-        self.epoch_work.gemms.extend(work.gemms);
-        self.epoch_work.vector_ops += work.vector_ops;
-    }
-
-    /// Close epoch `epoch` (1-based) with parameters `params`: report it, keep a sample, and
-    /// say whether the run diverged.
-    pub fn end_epoch(
-        &mut self,
-        epoch: usize,
-        params: &[Array2<f64>],
-        train_loss: f64,
-        on_epoch: &mut dyn FnMut(EpochStats),
-    ) -> bool {
-        let counts = std::mem::take(&mut self.epoch_counts);
-        let work = std::mem::take(&mut self.epoch_work);
-        self.counts.merge(&counts);
-        self.work.gemms.extend(work.gemms.iter().copied());
-        self.work.vector_ops += work.vector_ops;
-        if self.algo.is_sampler() && self.keep_sample(epoch) {
-            self.samples.push(params.to_vec());
-        }
-        on_epoch(EpochStats {
-            epoch,
-            train_loss,
-            counts,
-            work,
-            params: params.to_vec(),
-        });
-        if !train_loss.is_finite() || params.iter().any(|p| p.iter().any(|v| !v.is_finite())) {
-            self.diverged_at = Some(epoch);
-        }
-        self.diverged_at.is_some()
-    }
-
-    /// Whether the parameters after `epoch` are a sample: the last `samples` epochs, or (cyclical)
-    /// the last `save_per_cycle` epochs of each cycle.
-    fn keep_sample(&self, epoch: usize) -> bool {
-        if self.algo.is_cyclic() {
-            let per = (self.epochs / self.hyper.get("cycles").max(1.0) as usize).max(1);
-            let save = self.hyper.get("save_per_cycle") as usize;
-            (epoch - 1) % per + save >= per
-        } else {
-            epoch + (self.hyper.get("samples") as usize) > self.epochs
-        }
-    }
-
-    /// The outcome with the final parameters.
-    pub fn finish(self, params: Vec<Array2<f64>>, chain: Option<Array2<f64>>) -> TrainOutcome {
-        TrainOutcome {
-            params,
-            samples: self.samples,
-            diverged_at: self.diverged_at,
-            chain,
-            counts: self.counts,
-            work: self.work,
-            range: self.range,
-        }
-    }
-}
-
 /// Constants of one step graph.
 struct StepConsts {
     lr: f64,
@@ -489,9 +398,10 @@ fn step_graph(
                 b.op(vc, &next, sf, sr, Role::Weights, &[mu])?;
             }
             Update::Qsgld => {
+                // The authors' QtSGD: h = -lr g, p <- p + floor(Q_p (h + r)) / Q_p.
                 let (q, cc, nearest) = c.qsgld;
                 let h = b.f32op(
-                    Op::Scale { c: c.lr },
+                    Op::Scale { c: -c.lr },
                     &format!("step{l}"),
                     Role::Updates,
                     &[d],
@@ -502,7 +412,7 @@ fn step_graph(
                     Role::Updates,
                     &[h],
                 )?;
-                b.f32op(Op::Sub, &next, Role::Weights, &[p, hq])?;
+                b.f32op(Op::Add, &next, Role::Weights, &[p, hq])?;
             }
         }
         outputs.push(next);
@@ -511,33 +421,177 @@ fn step_graph(
     Ok(b.b.build(&names)?)
 }
 
-/// The step graph of `algo` at step 0 with the default schedule (for `lpsim graph`).
+/// The length in steps of one cycle of the cyclical step size: `floor(total / cycles)`.
+fn cycle_len(hyper: &Hyper, total: u64) -> Result<u64, AlgoError> {
+    Ok((total / hyper.count("cycles", 1)?).max(1))
+}
+
+/// Everything a run of the mini-batch driver fixes before its first step: its length, the shape
+/// of its data, its schedules. [`train`] and [`example_graph`] both build their step graphs with
+/// [`Setup::graph`], so the graph `lpsim graph` prints is the run's first step, constants
+/// included.
+struct Setup<'a> {
+    algo: Algo,
+    model: &'a ModelShape,
+    arch: &'a Architecture,
+    hyper: &'a Hyper,
+    epochs: usize,
+    batch: usize,
+    epoch_len: u64,
+    total: u64,
+    /// Training examples `N` in the noise variance `2 lr T / N` (1 for the Gaussian target).
+    n_data: usize,
+    io: Option<BatchShape>,
+    schedule: Schedule,
+    nearest: bool,
+    /// Which samples a sampler keeps (`None` for the other algorithms): epochs, or steps of
+    /// the Gaussian target's chain.
+    samples: Option<SampleSchedule>,
+}
+
+impl<'a> Setup<'a> {
+    /// The setup of `algo` on `model`; `data` is the training set (`None` for the Gaussian
+    /// target, or for a graph drawn without a data set: then the data tensor has one batch of
+    /// rows and `N` = `batch`).
+    fn new(
+        algo: Algo,
+        model: &'a ModelShape,
+        data: Option<&TrainData>,
+        arch: &'a Architecture,
+        hyper: &'a Hyper,
+    ) -> Result<Self, AlgoError> {
+        if matches!(model, ModelShape::Gaussian { .. }) && !algo.is_sampler() {
+            return Err(AlgoError::Unsupported(format!(
+                "`{algo}` does not sample: a Gaussian target needs a sampler (sgld, lp-sgld-f, \
+                 lp-sgld-naive, lp-sgld-vc, the csgld variants or qsgld)"
+            )));
+        }
+        let epochs = hyper.count("epochs", 1)? as usize;
+        let batch = hyper.count("batch", 1)? as usize;
+        let shapes = param_shapes(model);
+        let io = match model {
+            ModelShape::Gaussian { .. } => None,
+            _ => Some(BatchShape {
+                rows: batch,
+                n: data.map_or(batch, |d| d.x_train.nrows()),
+                d: shapes[0][0],
+                t: shapes[shapes.len() - 1][1],
+                data: data_format(arch),
+            }),
+        };
+        let n_data = io.map_or(1, |io| io.n);
+        let epoch_len = match hyper.count("epoch_len", 0)? {
+            0 if io.is_none() => 1000,
+            0 => n_data.div_ceil(batch) as u64,
+            e => e,
+        };
+        let switch = if hyper.flag("switch")? {
+            Switch::Tanh
+        } else {
+            Switch::Sigmoid
+        };
+        let schedule = Schedule {
+            eta: hyper.get("eta"),
+            base: hyper.get("base"),
+            kappa: hyper.get("kappa"),
+            rho: hyper.get("rho"),
+            switch,
+            total_epochs: epochs as f64,
+            batches_per_epoch: epoch_len as f64,
+        };
+        if Update::of(algo) == Update::Qsgld && !(schedule.eta > 0.0 && schedule.base > 1.0) {
+            return Err(AlgoError::BadHyper {
+                name: "eta, base".into(),
+                reason: format!(
+                    "{}, {}: need eta > 0 and base > 1",
+                    schedule.eta, schedule.base
+                ),
+            });
+        }
+        hyper.flag("decay")?;
+        let mut setup = Setup {
+            algo,
+            model,
+            arch,
+            hyper,
+            epochs,
+            batch,
+            epoch_len,
+            total: epochs as u64 * epoch_len,
+            n_data,
+            io,
+            schedule,
+            nearest: hyper.flag("nearest")?,
+            samples: None,
+        };
+        setup.samples = setup.sample_schedule()?;
+        Ok(setup)
+    }
+
+    /// The constants of step `step`: the scheduled step size, the noise variance
+    /// `2 lr T / N`, QSGLD's `Q_p` and `lr s(t_e)`.
+    fn consts(&self, step: u64) -> StepConsts {
+        let lr = self.hyper.get("lr") * lr_factor(self.algo, self.hyper, step, self.total);
+        let t_e = self.schedule.epoch_time(step);
+        StepConsts {
+            lr,
+            noise_var: 2.0 * lr * self.hyper.get("temperature") / self.n_data as f64,
+            qsgld: (
+                self.schedule.resolution(t_e),
+                lr * self.schedule.switch(t_e),
+                self.nearest,
+            ),
+        }
+    }
+
+    /// The step graph of step `step`.
+    fn graph(&self, step: u64) -> Result<Graph, AlgoError> {
+        step_graph(
+            self.algo,
+            self.model,
+            self.arch,
+            self.io,
+            &self.consts(step),
+        )
+    }
+
+    /// The sample schedule of [`Setup::samples`], checked.
+    fn sample_schedule(&self) -> Result<Option<SampleSchedule>, AlgoError> {
+        if !self.algo.is_sampler() {
+            return Ok(None);
+        }
+        let h = self.hyper;
+        let (units, unit_len) = match self.io {
+            None => (self.total, 1),
+            Some(_) => (self.epochs as u64, self.epoch_len),
+        };
+        let cycle = if self.algo.is_cyclic() {
+            Some((cycle_len(h, self.total)?, h.count("save_per_cycle", 1)?))
+        } else {
+            None
+        };
+        SampleSchedule::new(
+            units,
+            unit_len,
+            h.count("burn_in", 0)?,
+            h.count("thin", 1)?,
+            h.count("samples", 0)?,
+            cycle,
+        )
+        .map(Some)
+    }
+}
+
+/// The step graph of `algo`'s first step on `model` (for `lpsim graph`), built as [`train`]
+/// builds it: with `data`, its `N` and size; without, a data set of one batch.
 pub fn example_graph(
     algo: Algo,
     model: &ModelShape,
+    data: Option<&TrainData>,
     arch: &Architecture,
     hyper: &Hyper,
 ) -> Result<Graph, AlgoError> {
-    let batch = hyper.count("batch", 1)? as usize;
-    let shapes = param_shapes(model);
-    // Without a data set the data tensor is drawn with as many rows as a batch.
-    let io = match model {
-        ModelShape::Gaussian { .. } => None,
-        _ => Some(BatchShape {
-            rows: batch,
-            n: batch,
-            d: shapes[0][0],
-            t: shapes[shapes.len() - 1][1],
-            data: data_format(arch),
-        }),
-    };
-    let lr = hyper.get("lr");
-    let consts = StepConsts {
-        lr,
-        noise_var: 2.0 * lr * hyper.get("temperature"),
-        qsgld: (hyper.get("eta"), 0.0, hyper.get("nearest") != 0.0),
-    };
-    step_graph(algo, model, arch, io, &consts)
+    Setup::new(algo, model, data, arch, hyper)?.graph(0)
 }
 
 /// Run the mini-batch driver (see the module docs).
@@ -550,68 +604,31 @@ pub(crate) fn train(
     seed: u64,
     on_epoch: &mut dyn FnMut(EpochStats),
 ) -> Result<TrainOutcome, AlgoError> {
-    let update = Update::of(algo);
-    let epochs = hyper.count("epochs", 1)? as usize;
-    let batch = hyper.count("batch", 1)? as usize;
+    let setup = Setup::new(algo, model, data, arch, hyper)?;
     let batches = data
-        .map(|d| Batches::new(d, model, batch, seed, data_format(arch)))
+        .map(|d| Batches::new(d, model, setup.batch, seed, data_format(arch)))
         .transpose()?;
-    let n_data = batches.as_ref().map_or(1, |b| b.n);
-    let epoch_len = match hyper.count("epoch_len", 0)? {
-        0 if batches.is_none() => 1000,
-        0 => n_data.div_ceil(batch) as u64,
-        e => e,
-    };
-    let total = epochs as u64 * epoch_len;
-    let (sf, sr) = storage(update, algo, arch);
+    let (sf, sr) = storage(Update::of(algo), algo, arch);
     let mut params = init_params(model, sf, sr, seed);
-    let shapes = param_shapes(model);
-    let io = batches.as_ref().map(|b| BatchShape {
-        rows: batch,
-        n: b.n,
-        d: shapes[0][0],
-        t: b.all().1.ncols(),
-        data: b.format,
-    });
-    let schedule = Schedule {
-        eta: hyper.get("eta"),
-        base: hyper.get("base"),
-        kappa: hyper.get("kappa"),
-        rho: hyper.get("rho"),
-        total_epochs: epochs as f64,
-        batches_per_epoch: epoch_len as f64,
-    };
-    if update == Update::Qsgld && !(schedule.eta > 0.0 && schedule.base > 1.0) {
-        return Err(AlgoError::BadHyper {
-            name: "eta, base".into(),
-            reason: format!(
-                "{}, {}: need eta > 0 and base > 1",
-                schedule.eta, schedule.base
-            ),
-        });
+    let mut run = Run::new();
+    // The Gaussian target keeps steps of its chain; the others keep epochs' parameters.
+    let mut chain_steps = Vec::new();
+    match (&setup.samples, &setup.io) {
+        (Some(s), None) => chain_steps = s.kept(),
+        (Some(s), Some(_)) => run.kept = s.kept(),
+        (None, _) => {}
     }
-    let temperature = hyper.get("temperature");
-    let burn = (hyper.get("burn_in").clamp(0.0, 1.0) * total as f64) as u64;
-    let thin = hyper.get("thin").max(1.0) as u64;
     let mut chain: Vec<f64> = Vec::new();
-    let mut run = Run::new(algo, hyper, epochs);
     if let (Some(b), Some(d)) = (&batches, data) {
         run.range.merge(&b.data_health(d));
     }
-    let mut feeds = BTreeMap::new();
-    for step in 0..total {
-        let lr = hyper.get("lr") * lr_factor(algo, hyper, step, total);
-        let t_e = schedule.epoch_time(step);
-        let consts = StepConsts {
-            lr,
-            noise_var: 2.0 * lr * temperature / n_data as f64,
-            qsgld: (
-                schedule.resolution(t_e),
-                lr * schedule.switch(t_e),
-                hyper.get("nearest") != 0.0,
-            ),
-        };
-        let graph = step_graph(algo, model, arch, io, &consts)?;
+    let mut next_kept = 0;
+    let mut feeds: BTreeMap<String, _> = crate::algo::gaussian::feeds(model)
+        .into_iter()
+        .map(|(name, v)| (name.to_string(), v))
+        .collect();
+    for step in 0..setup.total {
+        let graph = setup.graph(step)?;
         if let Some(b) = &batches {
             b.feed(&b.indices(step), &mut feeds);
         }
@@ -627,15 +644,24 @@ pub(crate) fn train(
             *p = v.into_dimensionality().expect("parameters are matrices");
         }
         run.add(&res.counts, res.work, &res.range);
-        if matches!(model, ModelShape::Gaussian { .. }) && step >= burn && (step - burn) % thin == 0
-        {
+        if chain_steps.get(next_kept) == Some(&(step + 1)) {
             chain.extend(params[0].iter());
+            next_kept += 1;
         }
-        if (step + 1) % epoch_len == 0 {
-            let epoch = ((step + 1) / epoch_len) as usize;
+        if (step + 1) % setup.epoch_len == 0 {
+            let epoch = ((step + 1) / setup.epoch_len) as usize;
             let l = match data {
                 Some(d) => loss(model, &params, d.x_train.view(), &d.y_train),
-                None => params[0].mapv(|v| v * v / 2.0).mean().unwrap_or(0.0),
+                None => match model {
+                    ModelShape::Gaussian {
+                        mean, precision, ..
+                    } => crate::algo::gaussian::potential_per_coordinate(
+                        mean,
+                        precision,
+                        params[0].row(0),
+                    ),
+                    _ => f64::NAN,
+                },
             };
             if run.end_epoch(epoch, &params, l, on_epoch) {
                 break;
@@ -643,7 +669,7 @@ pub(crate) fn train(
         }
     }
     let chain = match model {
-        ModelShape::Gaussian { dim } => {
+        ModelShape::Gaussian { dim, .. } => {
             Some(Array2::from_shape_vec((chain.len() / dim, *dim), chain).expect("whole rows"))
         }
         _ => None,

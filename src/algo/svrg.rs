@@ -291,7 +291,7 @@ pub(crate) fn train(
     let mut centre = Array2::<f64>::zeros((shape[0], shape[1]));
     let full = full_graph(model, arch, (n, shape, t, batches.format))?;
     let (xall, yall) = batches.all();
-    let mut run = Run::new(algo, hyper, epochs);
+    let mut run = Run::new();
     run.range.merge(&batches.data_health(data));
     let mut feeds = BTreeMap::new();
     let f32v = |a: &Array2<f64>| a.mapv(|v| f64::from(v as f32));

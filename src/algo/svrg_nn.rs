@@ -314,17 +314,14 @@ pub(crate) fn train(
         halp_nn::train(model, arch, hyper, seed, setup, on_epoch)
     } else {
         let store = storage(algo, arch, hyper)?;
-        train_svrg(algo, model, arch, hyper, seed, store, setup, on_epoch)
+        train_svrg(model, arch, seed, store, setup, on_epoch)
     }
 }
 
 /// `svrg` and `lp-svrg`.
-#[allow(clippy::too_many_arguments)]
 fn train_svrg(
-    algo: Algo,
     model: &ModelShape,
     arch: &Architecture,
-    hyper: &Hyper,
     seed: u64,
     store: Store,
     s: Setup,
@@ -337,7 +334,8 @@ fn train_svrg(
     let step = svrg_step_graph(model, arch, s.batch, store, s.lr)?;
     let layers = param_shapes(model).len();
     let mut w = init_params(model, store.0, store.1, seed);
-    let mut run = Run::new(algo, hyper, s.epochs);
+    let mut run = Run::new();
+    run.range.merge(&s.batches.data_health(s.data));
     let mut feeds = BTreeMap::new();
     for epoch in 1..=s.epochs {
         let mut res = execute(&full, &fp, &s.full_feeds(&w), seed, (epoch as u64) << 40)?;
@@ -576,7 +574,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_gaussian_toy_is_refused_for_the_whole_family() {
-        let toy = ModelShape::Gaussian { dim: 2 };
+        let toy = ModelShape::standard_gaussian(2);
         for algo in [Algo::Svrg, Algo::LpSvrg, Algo::Halp] {
             let h = Hyper::new(algo);
             let r = crate::algo::train(algo, &toy, None, &arch("fp32"), &h, 0, &mut |_| {});
@@ -586,7 +584,7 @@ pub(crate) mod tests {
                 }
                 other => panic!("{algo}: {:?}", other.map(|o| o.params)),
             }
-            let g = crate::algo::step_graph(algo, &toy, &arch("fp32"), &h);
+            let g = crate::algo::step_graph(algo, &toy, None, &arch("fp32"), &h);
             assert!(matches!(g, Err(AlgoError::Unsupported(_))), "{algo}");
         }
         let mut h = Hyper::new(Algo::LpSgd);

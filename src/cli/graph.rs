@@ -1,7 +1,10 @@
-//! `lpsim graph`: print an algorithm's step graph as Graphviz DOT (default) or JSON.
+//! `lpsim graph`: print an algorithm's first step graph as Graphviz DOT (default) or JSON.
 //!
-//! The model is given by flags for now (`--model logistic --features 64 --classes 10`); a
-//! `--workload` option will map a workload's model onto them once the workload layer lands.
+//! With `--workload` the graph is the one `lpsim run` executes first (the same code builds it:
+//! the workload's model, data size `N`, hyperparameters and pinned formats, so the noise std
+//! `sqrt(2 lr T / N)` and QSGLD's `Q_p` and compensation are the run's). Without it the model is
+//! given by flags (`--model logistic --features 64 --classes 10`) and the data set is taken to
+//! be one batch (`N` = `batch`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -45,7 +48,7 @@ pub struct Args {
     /// L2 regularization of logistic regression.
     #[arg(long, default_value_t = 0.0)]
     l2: f64,
-    /// Coordinates of the Gaussian toy.
+    /// Coordinates of the Gaussian toy `N(0, I)` (a workload gives any other target).
     #[arg(long, default_value_t = 1)]
     dim: usize,
     /// Overrides `name=value` of a hyperparameter, or `arch.<json path>=value` with --workload
@@ -80,7 +83,7 @@ fn model(a: &Args) -> anyhow::Result<ModelShape> {
                 })?,
             classes: a.classes,
         },
-        "gaussian" => ModelShape::Gaussian { dim: a.dim },
+        "gaussian" => ModelShape::standard_gaussian(a.dim),
         m => bail!("--model `{m}`: allowed: linear, logistic, mlp, gaussian"),
     })
 }
@@ -96,7 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 seed: 0,
                 set: crate::cli::run::parse_set(&args.set)?,
             })?;
-            step_graph(p.algo, &p.shape, &p.arch, &p.hyper)?
+            step_graph(p.algo, &p.shape, p.data.as_ref(), &p.arch, &p.hyper)?
         }
         None => standalone(&args)?,
     };
@@ -125,5 +128,5 @@ fn standalone(args: &Args) -> anyhow::Result<crate::graph::Graph> {
             .with_context(|| format!("--set `{kv}`: the value must be a number"))?;
         hyper.set(k.trim(), v)?;
     }
-    Ok(step_graph(algo, &model(args)?, &arch, &hyper)?)
+    Ok(step_graph(algo, &model(args)?, None, &arch, &hyper)?)
 }

@@ -12,7 +12,8 @@ pub(crate) use io::{create_dir, has_marker, replace_own_file, MARKER as MARKER_L
 pub use io::{write_atomically, ReportError};
 pub use pareto::pareto_front;
 pub use run::{
-    error_metric, CostSummary, EpochRecord, RangeRecord, RunConfig, RunReport, SATURATION_WARNING,
+    error_metric, ChainMoments, CostSummary, EpochRecord, RangeRecord, RunConfig, RunReport,
+    SATURATION_WARNING,
 };
 pub(crate) use write::{cell, human, slug, to_json_pretty, write_svg};
 pub use write::{run_dir, write_run, REPORTS_ROOT, RUN_JSON, RUN_MD, RUN_PLOTS};

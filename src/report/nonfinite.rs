@@ -2,7 +2,8 @@
 //! no such numbers and `serde_json` would write `null` and then refuse to read it back, so these
 //! write finite values as numbers and the others as the strings `"NaN"`, `"inf"`, `"-inf"`, and
 //! read both. Use with `#[serde(with = "nonfinite")]` on an `f64` and
-//! `#[serde(with = "nonfinite::map")]` on a `BTreeMap<String, f64>`.
+//! `#[serde(with = "nonfinite::map")]` on a `BTreeMap<String, f64>`, `nonfinite::vec` on a
+//! `Vec<f64>`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -89,5 +90,21 @@ pub mod map {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
         let m = BTreeMap::<String, F>::deserialize(d)?;
         Ok(m.into_iter().map(|(k, v)| (k, v.0)).collect())
+    }
+}
+
+/// The same encoding for every element of a `Vec<f64>` (per-coordinate moments).
+pub mod vec {
+    use super::*;
+
+    /// Serialize the vector with each element encoded as in [`super::serialize`].
+    pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|x| F(*x)))
+    }
+
+    /// Deserialize a vector written by [`serialize`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        let v = Vec::<F>::deserialize(d)?;
+        Ok(v.into_iter().map(|f| f.0).collect())
     }
 }

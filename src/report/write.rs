@@ -274,6 +274,26 @@ fn run_markdown(r: &RunReport, plots: &[&str]) -> String {
             );
         }
     }
+    if let Some(ch) = &r.chain {
+        let _ = writeln!(
+            w,
+            "\n## Chain per coordinate\n\n{} samples kept.\n\n\
+             | coordinate | sample mean | target mean | sample variance | target variance |\n\
+             |---|---|---|---|---|",
+            ch.samples
+        );
+        for i in 0..ch.sample_mean.len() {
+            let at = |v: &[f64]| v.get(i).map_or(String::new(), |x| human(*x));
+            let _ = writeln!(
+                w,
+                "| {i} | {} | {} | {} | {} |",
+                at(&ch.sample_mean),
+                at(&ch.target_mean),
+                at(&ch.sample_var),
+                at(&ch.target_var)
+            );
+        }
+    }
     let k = &r.cost;
     let _ = writeln!(
         w,
