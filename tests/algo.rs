@@ -2,10 +2,14 @@
 //! HALP paper's Figure 1 settings, QSGLD's quantization error, determinism.
 
 use lpsim::algo::vc::{vc_quantize, VcStreams};
-use lpsim::algo::{train, Algo, Hyper, ModelShape, Targets, TrainData};
+use lpsim::algo::{
+    loss, param_shapes, predict, step_graph, train, Algo, Hyper, ModelShape, Targets, TrainData,
+};
 use lpsim::arch::Architecture;
 use lpsim::format::Format;
+use lpsim::graph::execute;
 use lpsim::round::RandomStream;
+use lpsim::workload::{MlpSpec, Model, ModelSpec};
 use ndarray::{Array1, Array2};
 
 /// `arch/fp32.json` with fields of `formats` replaced (`"rounding.weights"` names a nested one).
@@ -324,6 +328,7 @@ fn same_seed_is_bit_identical_on_1_and_4_threads() {
         d: 8,
         hidden: vec![16],
         classes: 3,
+        l2: 0.0,
     };
     let run = |threads: usize, algo: Algo| {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -366,4 +371,102 @@ fn sampler_keeps_samples_and_learns() {
     .expect("train");
     assert_eq!(out.samples.len(), 5);
     assert!(losses[29] < 0.5 * losses[0].max((3f64).ln()), "{losses:?}");
+}
+
+/// An MLP `8 -> 6 -> 5 -> 3` as the algorithms see it and as the workload's reference model,
+/// with the same random parameters (biases non-zero), the flat vector in the layout's order.
+fn mlp_pair(l2: f64) -> (ModelShape, Model, Vec<Array2<f64>>, Array1<f64>) {
+    let shape = ModelShape::Mlp {
+        d: 8,
+        hidden: vec![6, 5],
+        classes: 3,
+        l2,
+    };
+    let reference = ModelSpec::Mlp(MlpSpec {
+        hidden: vec![6, 5],
+        l2,
+    })
+    .build(8, Some(3))
+    .expect("mlp");
+    let s = RandomStream::new(9, 4);
+    let mut k = 0u64;
+    let params: Vec<Array2<f64>> = param_shapes(&shape)
+        .iter()
+        .map(|&[r, c]| {
+            Array2::from_shape_fn((r, c), |_| {
+                k += 1;
+                // Values of fp32, so the fp32 step graph sees exactly these parameters.
+                f64::from((0.5 * s.normal_f64(k)) as f32)
+            })
+        })
+        .collect();
+    let flat: Vec<f64> = params.iter().flat_map(|p| p.iter().copied()).collect();
+    assert_eq!(flat.len(), reference.n_params(), "same parameter count");
+    (shape, reference, params, Array1::from(flat))
+}
+
+#[test]
+fn mlp_loss_and_predictions_equal_the_workload_reference_model() {
+    let data = digits_like();
+    for l2 in [0.0, 0.05] {
+        let (shape, reference, params, flat) = mlp_pair(l2);
+        let x = data.x_train.view();
+        let p = predict(&shape, &params, x);
+        let q = reference.predict(flat.view(), x);
+        let worst = (&p - &q).mapv(f64::abs).fold(0.0f64, |a, &b| a.max(b));
+        assert!(worst < 1e-12, "l2 = {l2}: predictions differ by {worst}");
+        let (a, b) = (
+            loss(&shape, &params, x, &data.y_train),
+            reference.loss(flat.view(), x, &data.y_train),
+        );
+        assert!(
+            (a - b).abs() < 1e-12 * b.abs(),
+            "l2 = {l2}: loss {a} vs {b}"
+        );
+    }
+}
+
+#[test]
+fn mlp_step_graph_gradients_match_the_reference_gradient_on_fp32() {
+    let data = digits_like();
+    let n = data.x_train.nrows();
+    let x = data.x_train.mapv(|v| f64::from(v as f32));
+    let labels = match &data.y_train {
+        Targets::Classes(c) => c.clone(),
+        Targets::Values(_) => unreachable!("digits_like has classes"),
+    };
+    let (shape, reference, params, flat) = mlp_pair(0.05);
+    let arch = Architecture::load(std::path::Path::new("arch/fp32.json")).expect("arch");
+    let mut h = Hyper::new(Algo::Sgd);
+    h.set("batch", n as f64).expect("batch");
+    let graph = step_graph(Algo::Sgd, &shape, &arch, &h).expect("graph");
+    let mut feeds = std::collections::BTreeMap::new();
+    feeds.insert("x_all".to_string(), x.clone().into_dyn());
+    let onehot = Array2::from_shape_fn((n, 3), |(i, k)| f64::from(u8::from(labels[i] == k)));
+    feeds.insert("y_all".to_string(), onehot.into_dyn());
+    let idx = Array2::from_shape_fn((n, 1), |(i, _)| i as f64);
+    feeds.insert("idx".to_string(), idx.into_dyn());
+    for (l, p) in params.iter().enumerate() {
+        feeds.insert(format!("w{l}"), p.clone().into_dyn());
+    }
+    let res = execute(&graph, &arch, &feeds, 0, 0).expect("step");
+    // `d{l}` is the gradient of the mean loss plus l2 times the tensor: the reference gradient.
+    let (_, g) = reference.loss_and_grad(flat.view(), x.view(), &data.y_train);
+    let mut offset = 0;
+    for (l, p) in params.iter().enumerate() {
+        let d = &res.values[&format!("d{l}")];
+        assert_eq!(d.shape(), &p.shape()[..], "tensor {l}");
+        let want = g.slice(ndarray::s![offset..offset + p.len()]);
+        offset += p.len();
+        let scale = want.iter().fold(0.0f64, |a, &b| a.max(b.abs()));
+        assert!(scale > 1e-3, "tensor {l} has a non-trivial gradient");
+        for (a, b) in d.iter().zip(want.iter()) {
+            // fp32 roundings of activations, errors and gradients: a few ulps of the scale.
+            assert!(
+                (a - b).abs() <= 1e-5 * scale,
+                "tensor {l}: {a} vs {b} (scale {scale})"
+            );
+        }
+    }
+    assert_eq!(offset, g.len());
 }

@@ -303,3 +303,39 @@ fn gather_picks_rows_checks_shapes_and_indices_and_reads_only_its_rows() {
     let e = execute(&g, &a, &feeds, 0, 0).expect_err("index");
     assert!(e.to_string().contains("index 4"), "{e}");
 }
+
+#[test]
+fn bias_add_adds_the_row_to_every_row_and_counts_like_add() {
+    let a = arch("fp32");
+    let mut b = GraphBuilder::new(a.formats.mac);
+    let x = b.add(Op::Input, t("x", &[2, 3], "fp32"), &[]).expect("x");
+    let bias = b.add(Op::Param, t("b", &[1, 3], "fp32"), &[]).expect("b");
+    b.add(Op::BiasAdd, t("z", &[2, 3], "bf16"), &[x, bias])
+        .expect("z");
+    let g = b.build(&["z"]).expect("graph");
+    let mut feeds = BTreeMap::new();
+    let xv = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]];
+    feeds.insert("x".to_string(), xv.clone().into_dyn());
+    // 3 + 2^-9 and 6 + 2^-9 are not bf16 values: each sum is rounded once, to nearest-even.
+    let bv = array![[0.5, -2.0, 1.0 / 512.0]];
+    feeds.insert("b".to_string(), bv.into_dyn());
+    let res = execute(&g, &a, &feeds, 0, 0).expect("step");
+    let want = array![[1.5, 0.0, 3.0], [4.5, 3.0, 6.0]].into_dyn();
+    assert_eq!(res.values["z"], want);
+    assert_eq!(res.counts.add.get("fp32"), Some(&6));
+    assert_eq!(res.counts.quantize.get("bf16/rne"), Some(&6));
+    assert_eq!(res.work.vector_ops, 6);
+    // The bias must be one row as wide as the input.
+    for shape in [[2, 3], [1, 2]] {
+        let mut b = GraphBuilder::new(a.formats.mac);
+        let x = b.add(Op::Input, t("x", &[2, 3], "fp32"), &[]).expect("x");
+        let bias = b.add(Op::Param, t("b", &shape, "fp32"), &[]).expect("b");
+        b.add(Op::BiasAdd, t("z", &[2, 3], "fp32"), &[x, bias])
+            .expect("z");
+        let e = b.build(&["z"]).expect_err("bias shape");
+        assert!(
+            matches!(&e, GraphError::Shape { node, .. } if node == "z"),
+            "{e}"
+        );
+    }
+}

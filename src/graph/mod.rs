@@ -105,6 +105,9 @@ pub enum Op {
     Gather,
     /// `x + y` elementwise.
     Add,
+    /// `x + b` with the row `b` (`[1, n]`) added to every row of `x` (`[m, n]`): a layer's
+    /// bias on the vector unit, counted as `m n` adds like [`Op::Add`].
+    BiasAdd,
     /// `x - y` elementwise.
     Sub,
     /// `x * y` elementwise.
@@ -165,6 +168,7 @@ impl Op {
             Op::MatMul { .. } => "matmul",
             Op::Gather => "gather",
             Op::Add => "add",
+            Op::BiasAdd => "bias_add",
             Op::Sub => "sub",
             Op::Mul => "mul",
             Op::Scale { .. } => "scale",
@@ -188,6 +192,7 @@ impl Op {
             Op::MatMul { .. }
             | Op::Gather
             | Op::Add
+            | Op::BiasAdd
             | Op::Sub
             | Op::Mul
             | Op::Axpy { .. }
@@ -514,6 +519,16 @@ impl GraphBuilder {
                 same(ins[0], out)?;
                 if out.shape.len() != 2 {
                     return Err(shape_err(format!("needs a matrix, got {:?}", out.shape)));
+                }
+            }
+            Op::BiasAdd => {
+                let (x, b) = (&ins[0].shape, &ins[1].shape);
+                if x.len() != 2 || *b != [1, x[1]] || out.shape != *x {
+                    return Err(shape_err(format!(
+                        "input {x:?} must be a matrix [m, n], the bias {b:?} [1, n] and the \
+                         output [m, n], got {:?}",
+                        out.shape
+                    )));
                 }
             }
             Op::SumRows => {
