@@ -64,7 +64,7 @@ fn building_rejects_bad_shapes_formats_cycles_and_names() {
         matches!(&e, GraphError::Cycle(n) if n == "p" || n == "q"),
         "{e}"
     );
-    // Duplicate names, missing operands, unknown outputs, a VC quantizer onto a float.
+    // Duplicate names, missing operands, unknown outputs, a VC quantizer onto E8M0 (no zero).
     let mut b = GraphBuilder::new(mac);
     b.add(Op::Input, t("x", &[2], "fp32"), &[]).expect("x");
     let e = b
@@ -79,13 +79,28 @@ fn building_rejects_bad_shapes_formats_cycles_and_names() {
     );
     let mut b = GraphBuilder::new(mac);
     let x = b.add(Op::Input, t("x", &[2], "fp32"), &[]).expect("x");
-    b.add(Op::VcQuantize { v: 1e-3 }, t("v", &[2], "bf16"), &[x])
+    b.add(Op::VcQuantize { v: 1e-3 }, t("v", &[2], "e8m0fnu"), &[x])
         .expect("v");
-    let e = b.clone().build(&["v"]).expect_err("vc onto a float");
+    let e = b.clone().build(&["v"]).expect_err("vc onto e8m0fnu");
     assert!(
         matches!(&e, GraphError::Format { node, .. } if node == "v"),
         "{e}"
     );
+    assert!(e.to_string().contains("needs a format with a zero"), "{e}");
+    // Floats with a zero, MX and QPyTorch's float are accepted.
+    for f in [
+        "bf16",
+        "e4m3fn",
+        "float:e=3,m=4,sub=off",
+        "mxfp4",
+        "qtorch:e=5,m=2",
+    ] {
+        let mut b = GraphBuilder::new(mac);
+        let x = b.add(Op::Input, t("x", &[2], "fp32"), &[]).expect("x");
+        b.add(Op::VcQuantize { v: 1e-3 }, t("v", &[2], f), &[x])
+            .expect("v");
+        b.build(&["v"]).expect(f);
+    }
     let mut b = GraphBuilder::new(mac);
     b.add(Op::Input, t("x", &[2], "fp32"), &[]).expect("x");
     assert_eq!(
@@ -186,6 +201,36 @@ fn stochastic_ops_count_random_bits_and_conversions() {
     assert_eq!(c.quantize.get("fixed:wl=8,fl=6/rna"), Some(&4));
     // Gradient noise: 4 x 128; gradient rounding (rne on int8 gradients): 0; VC: 4 x 192.
     assert_eq!(c.random_bits, 4 * 128 + 4 * 192);
+}
+
+#[test]
+fn vc_onto_a_float_counts_each_case() {
+    // v = 4e-3 on e4m3fn: mu = +-0.3 (step 2^-5) covers |mu| + 4 sqrt(v) with Delta = 2^-4,
+    // Delta^2 / 4 < v: Case A (rna + 128 + 64 bits); mu = +-3 (step 2^-2, Delta^2 / 4 = 0.0156
+    // > v): Case B (32-bit sr + 64 bits).
+    let a = arch("fp32");
+    let mut b = GraphBuilder::new(a.formats.mac);
+    let x = b.add(Op::Input, t("x", &[4], "fp32"), &[]).expect("x");
+    b.add(Op::VcQuantize { v: 4e-3 }, t("w", &[4], "e4m3fn"), &[x])
+        .expect("w");
+    let g = b.build(&["w"]).expect("graph");
+    let mut feeds = BTreeMap::new();
+    let mu = vec![0.3, 3.0, -0.3, -3.0];
+    feeds.insert(
+        "x".to_string(),
+        ArrayD::from_shape_vec(IxDyn(&[4]), mu.clone()).expect("x"),
+    );
+    let r = execute(&g, &a, &feeds, 3, 0).expect("run");
+    let c = &r.counts;
+    assert_eq!(c.quantize.get("e4m3fn/rna"), Some(&2));
+    assert_eq!(c.quantize.get("e4m3fn/sr"), Some(&2));
+    assert_eq!(c.random_bits, 2 * (128 + 64) + 2 * (32 + 64));
+    // Values of e4m3fn near mu: Case A within a few Delta, Case B on a neighbour of q.
+    let e4m3: Format = "e4m3fn".parse().expect("format");
+    for (&w, &m) in r.values["w"].iter().zip(&mu) {
+        assert_eq!(e4m3.quantize_scalar(w, Rounding::NearestEven, 0), Some(w));
+        assert!((w - m).abs() <= 0.5, "{w} from {m}");
+    }
 }
 
 #[test]

@@ -24,7 +24,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::arith::MacConfig;
-use crate::format::{BlockKind, Format};
+use crate::format::{Element, Format};
 use crate::round::Rounding;
 
 pub use exec::{execute, ExecError, StepResult};
@@ -142,7 +142,8 @@ pub enum Op {
         std: f64,
     },
     /// LP-SGLD's variance-corrected quantizer `Q^vc(mu, v)` onto the output format's grid
-    /// (ALGORITHMS.md 1.2; [`crate::algo::vc`]). The output format is fixed point or bfp.
+    /// (ALGORITHMS.md 1.2; [`crate::algo::vc`]): fixed point, bfp, MX, any float with a zero
+    /// (not E8M0) and QPyTorch's float.
     VcQuantize {
         /// The target variance `v` (`2 lr T / N` in LP-SGLD).
         v: f64,
@@ -542,14 +543,19 @@ impl GraphBuilder {
             }
             Op::VcQuantize { v } => {
                 same(ins[0], out)?;
-                let ok = match out.format {
-                    Format::Fixed(_) => true,
-                    Format::Block(b) => b.kind() == BlockKind::Bfp,
-                    _ => false,
+                // Its draws need a zero on the grid (the uniform region around it).
+                let zero = match out.format {
+                    Format::Float(f) => f.has_zero(),
+                    Format::Block(b) => match b.element() {
+                        Element::Float(f) => f.has_zero(),
+                        Element::Fixed(_) => true,
+                    },
+                    Format::Fixed(_) | Format::QTorch(_) => true,
                 };
-                if !ok {
+                if !zero {
                     return Err(format_err(format!(
-                        "the output format `{}` must be fixed point or bfp",
+                        "the variance-corrected quantizer needs a format with a zero; `{}` has \
+                         none (only powers of two)",
                         out.format
                     )));
                 }
