@@ -172,11 +172,10 @@ fn sr_variance(r: f64, d: f64) -> f64 {
     (1.0 - p) * r * r + p * (d - r.abs()).powi(2)
 }
 
-/// Case A's categorical offset: the three-point distribution on `{q - a, q, q + b}` (`a`, `b`
-/// the grid's gaps below and above `q`) with mean `q + r` and variance `v0`, drawn with one
-/// uniform `u` (the step toward `r` first, as the reference's `u < p1`, `u < p1 + p2`), or `None`
-/// when no such distribution exists (a probability would be negative; see the module docs).
-fn three_point(r: f64, a: f64, b: f64, v0: f64, u: f64) -> Option<f64> {
+/// The probabilities `(p+, p-)` of the three-point distribution on `{q - a, q, q + b}` (`a`, `b`
+/// the grid's gaps below and above `q`) with mean `q + r` and variance `v0`, or `None` when they
+/// are not probabilities (no such distribution on these points; see the module docs).
+fn three_point_probs(r: f64, a: f64, b: f64, v0: f64) -> Option<(f64, f64)> {
     // p+ = (v0 + r^2 + r a) / (b (a + b)), p- = (v0 + r^2 - r b) / (a (a + b)), written with
     // |r| so that a = b = Delta gives the reference's p1 and p2 bit for bit.
     let m = r.abs();
@@ -191,10 +190,14 @@ fn three_point(r: f64, a: f64, b: f64, v0: f64, u: f64) -> Option<f64> {
             (v0 + r * r - m * b) / (a * (a + b)),
         )
     };
-    if !(up >= 0.0 && down >= 0.0 && up + down <= 1.0) {
-        return None;
-    }
-    // The step toward r first.
+    (up >= 0.0 && down >= 0.0 && up + down <= 1.0).then_some((up, down))
+}
+
+/// Case A's categorical offset from [`three_point_probs`], drawn with one uniform `u` (the step
+/// toward `r` first, as the reference's `u < p1`, `u < p1 + p2`), or `None` when no such
+/// distribution exists.
+fn three_point(r: f64, a: f64, b: f64, v0: f64, u: f64) -> Option<f64> {
+    let (up, down) = three_point_probs(r, a, b, v0)?;
     let (first, p_first, second, p_second) = if r < 0.0 {
         (-a, down, b, up)
     } else {
@@ -444,5 +447,43 @@ fn block_float(
             let k = base + i as u64;
             *o = finish(&g_out, plan, m, v, k, s, tally, |t| convert(t * up) * down);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::three_point_probs;
+
+    /// Mean and variance of the offset: `b p+ - a p-` and `b^2 p+ + a^2 p- - mean^2`.
+    fn moments(a: f64, b: f64, (up, down): (f64, f64)) -> (f64, f64) {
+        let mean = b * up - a * down;
+        (mean, b * b * up + a * a * down - mean * mean)
+    }
+
+    #[test]
+    fn three_point_probabilities_hold_where_the_module_docs_say() {
+        let d = 0.125;
+        let v0 = d * d / 4.0;
+        for i in 0..=64 {
+            let t = f64::from(i) / 64.0;
+            // Uniform grid, nearest rounding: r in [-d/2, d/2], v0 = d^2/4 (the reference).
+            let r = (t - 0.5) * d;
+            let p = three_point_probs(r, d, d, v0).expect("uniform grid");
+            let (mean, var) = moments(d, d, p);
+            assert!((mean - r).abs() < 1e-15 && (var - v0).abs() < 1e-15, "r = {r}");
+            // The edge of the uniform region: gaps d inward, 2d outward, x up to the edge.
+            let r = -t * d / 2.0;
+            for (a, b, r) in [(d, 2.0 * d, r), (2.0 * d, d, -r)] {
+                let p = three_point_probs(r, a, b, v0).expect("edge");
+                assert!(p.0 + p.1 <= 0.5 + 1e-15);
+                let (mean, var) = moments(a, b, p);
+                assert!((mean - r).abs() < 1e-15 && (var - v0).abs() < 1e-15, "r = {r}");
+            }
+        }
+        // Past the edge the outward gap's rounding variance exceeds v0: no distribution.
+        assert!(three_point_probs(0.5 * d, d, 2.0 * d, v0).is_none());
+        assert!(three_point_probs(0.1 * d, d, 2.0 * d, v0).is_some());
+        // On a grid whose gaps are 2d, a point halfway needs variance d^2 > v0.
+        assert!(three_point_probs(d, 2.0 * d, 2.0 * d, v0).is_none());
     }
 }
