@@ -470,14 +470,20 @@ mod tests {
             let r = (t - 0.5) * d;
             let p = three_point_probs(r, d, d, v0).expect("uniform grid");
             let (mean, var) = moments(d, d, p);
-            assert!((mean - r).abs() < 1e-15 && (var - v0).abs() < 1e-15, "r = {r}");
+            assert!(
+                (mean - r).abs() < 1e-15 && (var - v0).abs() < 1e-15,
+                "r = {r}"
+            );
             // The edge of the uniform region: gaps d inward, 2d outward, x up to the edge.
             let r = -t * d / 2.0;
             for (a, b, r) in [(d, 2.0 * d, r), (2.0 * d, d, -r)] {
                 let p = three_point_probs(r, a, b, v0).expect("edge");
                 assert!(p.0 + p.1 <= 0.5 + 1e-15);
                 let (mean, var) = moments(a, b, p);
-                assert!((mean - r).abs() < 1e-15 && (var - v0).abs() < 1e-15, "r = {r}");
+                assert!(
+                    (mean - r).abs() < 1e-15 && (var - v0).abs() < 1e-15,
+                    "r = {r}"
+                );
             }
         }
         // Past the edge the outward gap's rounding variance exceeds v0: no distribution.
