@@ -71,24 +71,22 @@ impl RunFailure for RunError {
 }
 
 /// The model shape the algorithms train, and whether a constant feature must be appended to the
-/// inputs (the algorithms' models have no bias terms).
+/// inputs (the algorithms' linear and logistic models have no bias term; an MLP has its own in
+/// every layer).
 fn model_shape(
     spec: &ModelSpec,
     d: usize,
     classes: Option<usize>,
 ) -> Result<(ModelShape, bool), RunError> {
-    // The algorithms' linear and MLP models carry no L2 term: refuse one rather than drop it.
-    let l2 = match spec {
-        ModelSpec::Linear(s) => s.l2,
-        ModelSpec::Mlp(s) => s.l2,
-        _ => 0.0,
-    };
-    if l2 != 0.0 {
-        return Err(RunError::Algo(AlgoError::Unsupported(format!(
-            "model.l2 = {l2}: the algorithms' {} model has no L2 term; set it to 0 \
-             (logistic regression has one)",
-            spec.kind()
-        ))));
+    // The algorithms' linear model carries no L2 term: refuse one rather than drop it.
+    if let ModelSpec::Linear(s) = spec {
+        if s.l2 != 0.0 {
+            return Err(RunError::Algo(AlgoError::Unsupported(format!(
+                "model.l2 = {}: the algorithms' linear model has no L2 term; set it to 0 \
+                 (logistic regression and the MLP have one)",
+                s.l2
+            ))));
+        }
     }
     Ok(match spec {
         ModelSpec::Linear(s) => (
@@ -107,11 +105,12 @@ fn model_shape(
         ),
         ModelSpec::Mlp(s) => (
             ModelShape::Mlp {
-                d: d + 1,
+                d,
                 hidden: s.hidden.clone(),
                 classes: classes.unwrap_or(2),
+                l2: s.l2,
             },
-            true,
+            false,
         ),
         ModelSpec::Gaussian => {
             return Err(RunError::Algo(AlgoError::Unsupported(

@@ -2,10 +2,14 @@
 //! HALP paper's Figure 1 settings, QSGLD's quantization error, determinism.
 
 use lpsim::algo::vc::{vc_quantize, VcStreams};
-use lpsim::algo::{train, Algo, Hyper, ModelShape, Targets, TrainData};
+use lpsim::algo::{
+    loss, param_shapes, predict, step_graph, train, Algo, Hyper, ModelShape, Targets, TrainData,
+};
 use lpsim::arch::Architecture;
 use lpsim::format::Format;
+use lpsim::graph::execute;
 use lpsim::round::RandomStream;
+use lpsim::workload::{MlpSpec, Model, ModelSpec};
 use ndarray::{Array1, Array2};
 
 /// `arch/fp32.json` with fields of `formats` replaced (`"rounding.weights"` names a nested one).
@@ -180,7 +184,8 @@ fn vc_col_blocks_use_each_columns_grid() {
     }
 }
 
-/// Gaussian toy: returns (mean, var, standard error of var) over independent coordinates.
+/// Gaussian toy on 8-bit fixed point (weights and gradients wl=8, fl=3, stochastic rounding):
+/// returns (mean, var, standard error of var) over independent coordinates.
 fn toy(algo: Algo, lr: f64) -> (f64, f64, f64) {
     let arch = arch_with(&[
         ("weights", "fixed:wl=8,fl=3"),
@@ -188,12 +193,18 @@ fn toy(algo: Algo, lr: f64) -> (f64, f64, f64) {
         ("rounding.weights", "sr"),
         ("rounding.gradients", "sr"),
     ]);
+    toy_on(&arch, algo, lr, 24)
+}
+
+/// The Gaussian toy on `arch`: 256 independent coordinates, `epochs` x 1000 steps at `lr`, the
+/// chain kept after 10% burn-in, every 10th step.
+fn toy_on(arch: &Architecture, algo: Algo, lr: f64, epochs: usize) -> (f64, f64, f64) {
     let mut h = Hyper::new(algo);
     for (k, v) in [
         ("lr", lr),
         ("temperature", 1.0),
         ("decay", 0.0),
-        ("epochs", 24.0),
+        ("epochs", epochs as f64),
         ("epoch_len", 1000.0),
         ("burn_in", 2400.0),
         ("thin", 10.0),
@@ -205,7 +216,7 @@ fn toy(algo: Algo, lr: f64) -> (f64, f64, f64) {
         algo,
         &ModelShape::standard_gaussian(dim),
         None,
-        &arch,
+        arch,
         &h,
         11,
         &mut |_| {},
@@ -252,6 +263,29 @@ fn gaussian_toy_sgld_f_vc_recover_n01_naive_is_too_wide() {
         m.abs() < 0.1 && (v - 1.0).abs() < 4.0 * se + 0.02,
         "vc case B: {m}, {v}"
     );
+}
+
+#[test]
+fn gaussian_toy_on_float_weights_vc_recovers_n01() {
+    // Float weights, fp32 gradients (as the toy workload pins them), stochastic rounding for
+    // the naive sampler's Q_W; 12 000 steps. e4m3fn at lr = 2e-3: v = 4e-3 is about the
+    // rounding variance d^2/4 = 3.9e-3 of [1, 2) (d = 1/8); measured: VC 1.00, naive 1.43.
+    let e4m3 = arch_with(&[("weights", "e4m3fn"), ("rounding.weights", "sr")]);
+    let (m, v, se) = toy_on(&e4m3, Algo::LpSgldVc, 2e-3, 12);
+    assert!(m.abs() < 0.05, "e4m3fn: mean {m}");
+    assert!((v - 1.0).abs() < 0.05, "e4m3fn: var {v} (se {se})");
+    let (_, wide, se) = toy_on(&e4m3, Algo::LpSgldNaive, 2e-3, 12);
+    assert!(
+        wide > 1.25 && wide - 1.0 > 5.0 * se,
+        "e4m3fn naive var {wide} (se {se})"
+    );
+    // bf16 (d = 2^-7 in [1, 2)): its rounding variance matters only at lr ~ d^2 = 6e-5, where
+    // a chain relaxes over ~1/lr = 1.6e4 steps: too slow to show naive SGLD too wide in a test
+    // (measured at lr = 2e-3: naive 0.999, VC 0.997). This checks VC on bf16 end to end.
+    let bf16 = arch_with(&[("weights", "bf16"), ("rounding.weights", "sr")]);
+    let (m, v, se) = toy_on(&bf16, Algo::LpSgldVc, 2e-3, 12);
+    assert!(m.abs() < 0.05, "bf16: mean {m}");
+    assert!((v - 1.0).abs() < 0.05, "bf16: var {v} (se {se})");
 }
 
 /// make_regression-like data (100 features, 10 informative with coefficients 100 U(0,1),
@@ -371,6 +405,7 @@ fn same_seed_is_bit_identical_on_1_and_4_threads() {
         d: 8,
         hidden: vec![16],
         classes: 3,
+        l2: 0.0,
     };
     let run = |threads: usize, algo: Algo| {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -413,4 +448,102 @@ fn sampler_keeps_samples_and_learns() {
     .expect("train");
     assert_eq!(out.samples.len(), 5);
     assert!(losses[29] < 0.5 * losses[0].max((3f64).ln()), "{losses:?}");
+}
+
+/// An MLP `8 -> 6 -> 5 -> 3` as the algorithms see it and as the workload's reference model,
+/// with the same random parameters (biases non-zero), the flat vector in the layout's order.
+fn mlp_pair(l2: f64) -> (ModelShape, Model, Vec<Array2<f64>>, Array1<f64>) {
+    let shape = ModelShape::Mlp {
+        d: 8,
+        hidden: vec![6, 5],
+        classes: 3,
+        l2,
+    };
+    let reference = ModelSpec::Mlp(MlpSpec {
+        hidden: vec![6, 5],
+        l2,
+    })
+    .build(8, Some(3))
+    .expect("mlp");
+    let s = RandomStream::new(9, 4);
+    let mut k = 0u64;
+    let params: Vec<Array2<f64>> = param_shapes(&shape)
+        .iter()
+        .map(|&[r, c]| {
+            Array2::from_shape_fn((r, c), |_| {
+                k += 1;
+                // Values of fp32, so the fp32 step graph sees exactly these parameters.
+                f64::from((0.5 * s.normal_f64(k)) as f32)
+            })
+        })
+        .collect();
+    let flat: Vec<f64> = params.iter().flat_map(|p| p.iter().copied()).collect();
+    assert_eq!(flat.len(), reference.n_params(), "same parameter count");
+    (shape, reference, params, Array1::from(flat))
+}
+
+#[test]
+fn mlp_loss_and_predictions_equal_the_workload_reference_model() {
+    let data = digits_like();
+    for l2 in [0.0, 0.05] {
+        let (shape, reference, params, flat) = mlp_pair(l2);
+        let x = data.x_train.view();
+        let p = predict(&shape, &params, x);
+        let q = reference.predict(flat.view(), x);
+        let worst = (&p - &q).mapv(f64::abs).fold(0.0f64, |a, &b| a.max(b));
+        assert!(worst < 1e-12, "l2 = {l2}: predictions differ by {worst}");
+        let (a, b) = (
+            loss(&shape, &params, x, &data.y_train),
+            reference.loss(flat.view(), x, &data.y_train),
+        );
+        assert!(
+            (a - b).abs() < 1e-12 * b.abs(),
+            "l2 = {l2}: loss {a} vs {b}"
+        );
+    }
+}
+
+#[test]
+fn mlp_step_graph_gradients_match_the_reference_gradient_on_fp32() {
+    let data = digits_like();
+    let n = data.x_train.nrows();
+    let x = data.x_train.mapv(|v| f64::from(v as f32));
+    let labels = match &data.y_train {
+        Targets::Classes(c) => c.clone(),
+        Targets::Values(_) => unreachable!("digits_like has classes"),
+    };
+    let (shape, reference, params, flat) = mlp_pair(0.05);
+    let arch = Architecture::load(std::path::Path::new("arch/fp32.json")).expect("arch");
+    let mut h = Hyper::new(Algo::Sgd);
+    h.set("batch", n as f64).expect("batch");
+    let graph = step_graph(Algo::Sgd, &shape, None, &arch, &h).expect("graph");
+    let mut feeds = std::collections::BTreeMap::new();
+    feeds.insert("x_all".to_string(), x.clone().into_dyn());
+    let onehot = Array2::from_shape_fn((n, 3), |(i, k)| f64::from(u8::from(labels[i] == k)));
+    feeds.insert("y_all".to_string(), onehot.into_dyn());
+    let idx = Array2::from_shape_fn((n, 1), |(i, _)| i as f64);
+    feeds.insert("idx".to_string(), idx.into_dyn());
+    for (l, p) in params.iter().enumerate() {
+        feeds.insert(format!("w{l}"), p.clone().into_dyn());
+    }
+    let res = execute(&graph, &arch, &feeds, 0, 0).expect("step");
+    // `d{l}` is the gradient of the mean loss plus l2 times the tensor: the reference gradient.
+    let (_, g) = reference.loss_and_grad(flat.view(), x.view(), &data.y_train);
+    let mut offset = 0;
+    for (l, p) in params.iter().enumerate() {
+        let d = &res.values[&format!("d{l}")];
+        assert_eq!(d.shape(), p.shape(), "tensor {l}");
+        let want = g.slice(ndarray::s![offset..offset + p.len()]);
+        offset += p.len();
+        let scale = want.iter().fold(0.0f64, |a, &b| a.max(b.abs()));
+        assert!(scale > 1e-3, "tensor {l} has a non-trivial gradient");
+        for (a, b) in d.iter().zip(want.iter()) {
+            // fp32 roundings of activations, errors and gradients: a few ulps of the scale.
+            assert!(
+                (a - b).abs() <= 1e-5 * scale,
+                "tensor {l}: {a} vs {b} (scale {scale})"
+            );
+        }
+    }
+    assert_eq!(offset, g.len());
 }

@@ -71,7 +71,7 @@ fn building_rejects_bad_shapes_formats_cycles_and_names() {
         matches!(&e, GraphError::Cycle(n) if n == "p" || n == "q"),
         "{e}"
     );
-    // Duplicate names, missing operands, unknown outputs, a VC quantizer onto a float.
+    // Duplicate names, missing operands, unknown outputs, a VC quantizer onto E8M0 (no zero).
     let mut b = GraphBuilder::new(mac);
     b.add(Op::Input, t("x", &[2], "fp32"), &[]).expect("x");
     let e = b
@@ -86,13 +86,28 @@ fn building_rejects_bad_shapes_formats_cycles_and_names() {
     );
     let mut b = GraphBuilder::new(mac);
     let x = b.add(Op::Input, t("x", &[2], "fp32"), &[]).expect("x");
-    b.add(Op::VcQuantize { v: 1e-3 }, t("v", &[2], "bf16"), &[x])
+    b.add(Op::VcQuantize { v: 1e-3 }, t("v", &[2], "e8m0fnu"), &[x])
         .expect("v");
-    let e = b.clone().build(&["v"]).expect_err("vc onto a float");
+    let e = b.clone().build(&["v"]).expect_err("vc onto e8m0fnu");
     assert!(
         matches!(&e, GraphError::Format { node, .. } if node == "v"),
         "{e}"
     );
+    assert!(e.to_string().contains("needs a format with a zero"), "{e}");
+    // Floats with a zero, MX and QPyTorch's float are accepted.
+    for f in [
+        "bf16",
+        "e4m3fn",
+        "float:e=3,m=4,sub=off",
+        "mxfp4",
+        "qtorch:e=5,m=2",
+    ] {
+        let mut b = GraphBuilder::new(mac);
+        let x = b.add(Op::Input, t("x", &[2], "fp32"), &[]).expect("x");
+        b.add(Op::VcQuantize { v: 1e-3 }, t("v", &[2], f), &[x])
+            .expect("v");
+        b.build(&["v"]).expect(f);
+    }
     let mut b = GraphBuilder::new(mac);
     b.add(Op::Input, t("x", &[2], "fp32"), &[]).expect("x");
     assert_eq!(
@@ -259,6 +274,36 @@ fn stochastic_ops_count_random_bits_and_conversions() {
 }
 
 #[test]
+fn vc_onto_a_float_counts_each_case() {
+    // v = 4e-3 on e4m3fn: mu = +-0.3 (step 2^-5) covers |mu| + 4 sqrt(v) with Delta = 2^-4,
+    // Delta^2 / 4 < v: Case A (rna + 128 + 64 bits); mu = +-3 (step 2^-2, Delta^2 / 4 = 0.0156
+    // > v): Case B (32-bit sr + 64 bits).
+    let a = arch("fp32");
+    let mut b = GraphBuilder::new(a.formats.mac);
+    let x = b.add(Op::Input, t("x", &[4], "fp32"), &[]).expect("x");
+    b.add(Op::VcQuantize { v: 4e-3 }, t("w", &[4], "e4m3fn"), &[x])
+        .expect("w");
+    let g = b.build(&["w"]).expect("graph");
+    let mut feeds = BTreeMap::new();
+    let mu = vec![0.3, 3.0, -0.3, -3.0];
+    feeds.insert(
+        "x".to_string(),
+        ArrayD::from_shape_vec(IxDyn(&[4]), mu.clone()).expect("x"),
+    );
+    let r = execute(&g, &a, &feeds, 3, 0).expect("run");
+    let c = &r.counts;
+    assert_eq!(c.quantize.get("e4m3fn/rna"), Some(&2));
+    assert_eq!(c.quantize.get("e4m3fn/sr"), Some(&2));
+    assert_eq!(c.random_bits, 2 * (128 + 64) + 2 * (32 + 64));
+    // Values of e4m3fn near mu: Case A within a few Delta, Case B on a neighbour of q.
+    let e4m3: Format = "e4m3fn".parse().expect("format");
+    for (&w, &m) in r.values["w"].iter().zip(&mu) {
+        assert_eq!(e4m3.quantize_scalar(w, Rounding::NearestEven, 0), Some(w));
+        assert!((w - m).abs() <= 0.5, "{w} from {m}");
+    }
+}
+
+#[test]
 fn executor_checks_feeds() {
     let mac = arch("fp32").formats.mac;
     let mut b = GraphBuilder::new(mac);
@@ -396,4 +441,40 @@ fn gathered_batches_are_reblocked_only_where_blocks_span_rows() {
     assert!(!reblocks("bfp8-32", 64));
     assert!(!reblocks("bfp8", 65));
     assert!(!reblocks("int8", 65));
+}
+
+#[test]
+fn bias_add_adds_the_row_to_every_row_and_counts_like_add() {
+    let a = arch("fp32");
+    let mut b = GraphBuilder::new(a.formats.mac);
+    let x = b.add(Op::Input, t("x", &[2, 3], "fp32"), &[]).expect("x");
+    let bias = b.add(Op::Param, t("b", &[1, 3], "fp32"), &[]).expect("b");
+    b.add(Op::BiasAdd, t("z", &[2, 3], "bf16"), &[x, bias])
+        .expect("z");
+    let g = b.build(&["z"]).expect("graph");
+    let mut feeds = BTreeMap::new();
+    let xv = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]];
+    feeds.insert("x".to_string(), xv.clone().into_dyn());
+    // 3 + 2^-9 and 6 + 2^-9 are not bf16 values: each sum is rounded once, to nearest-even.
+    let bv = array![[0.5, -2.0, 1.0 / 512.0]];
+    feeds.insert("b".to_string(), bv.into_dyn());
+    let res = execute(&g, &a, &feeds, 0, 0).expect("step");
+    let want = array![[1.5, 0.0, 3.0], [4.5, 3.0, 6.0]].into_dyn();
+    assert_eq!(res.values["z"], want);
+    assert_eq!(res.counts.add.get("fp32"), Some(&6));
+    assert_eq!(res.counts.quantize.get("bf16/rne"), Some(&6));
+    assert_eq!(res.work.vector_ops, 6);
+    // The bias must be one row as wide as the input.
+    for shape in [[2, 3], [1, 2]] {
+        let mut b = GraphBuilder::new(a.formats.mac);
+        let x = b.add(Op::Input, t("x", &[2, 3], "fp32"), &[]).expect("x");
+        let bias = b.add(Op::Param, t("b", &shape, "fp32"), &[]).expect("b");
+        b.add(Op::BiasAdd, t("z", &[2, 3], "fp32"), &[x, bias])
+            .expect("z");
+        let e = b.build(&["z"]).expect_err("bias shape");
+        assert!(
+            matches!(&e, GraphError::Shape { node, .. } if node == "z"),
+            "{e}"
+        );
+    }
 }

@@ -213,14 +213,15 @@ fn step_graph_tensors_carry_their_roles() {
         d: 4,
         hidden: vec![3],
         classes: 2,
+        l2: 0.0,
     };
     let hyper = Hyper::new(Algo::LpSgldF);
     let g = lpsim::algo::step_graph(Algo::LpSgldF, &model, None, &arch, &hyper).expect("graph");
     let want = |name: &str| match name {
         "idx" | "x_all" | "y_all" | "x" | "y" | "x@mac.a" => Role::Data,
-        "w0" | "w1" | "qw0" | "qw1" | "w0.next" | "w1.next" => Role::Weights,
-        "z0" | "h0" | "z1" => Role::Activations,
-        "mu0" | "mu1" => Role::Updates,
+        n if n.starts_with('w') || n.starts_with("qw") => Role::Weights,
+        "z0" | "zb0" | "h0" | "z1" | "zb1" => Role::Activations,
+        n if n.starts_with("mu") => Role::Updates,
         _ => Role::Gradients,
     };
     let mut gradients = Vec::new();
@@ -242,7 +243,9 @@ fn step_graph_tensors_carry_their_roles() {
             "err2@mac.b",
             "gh1",
             "grad0",
-            "grad1"
+            "grad1",
+            "gradb0",
+            "gradb1",
         ]
     );
 }

@@ -329,7 +329,8 @@ impl Hyper {
 }
 
 /// The model a run trains, as the algorithms see it (the workload layer maps its specs here).
-/// Models have no bias terms (append a constant feature to get one).
+/// Linear and logistic models have no bias term (append a constant feature to get one); every
+/// MLP layer has its own (see [`param_shapes`]).
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelShape {
     /// Linear regression `y = x w`, loss `mean (x w - y)^2 / 2`.
@@ -347,7 +348,9 @@ pub enum ModelShape {
         /// L2 regularization.
         l2: f64,
     },
-    /// A ReLU MLP, mean cross-entropy.
+    /// A ReLU MLP with a bias in every layer, mean cross-entropy plus `l2/2 ||theta||^2` over
+    /// every weight and bias (`l2` is also the SGLD family's weight decay, on biases too, as the
+    /// workload's reference model and the LP-SGLD code's weight decay).
     Mlp {
         /// Features.
         d: usize,
@@ -355,6 +358,8 @@ pub enum ModelShape {
         hidden: Vec<usize>,
         /// Classes.
         classes: usize,
+        /// L2 regularization.
+        l2: f64,
     },
     /// A Gaussian target `N(mean, Sigma)` (ALGORITHMS.md 1.5, generalized): potential
     /// `U = (theta - mean)^T P (theta - mean) / 2` with the precision `P = Sigma^-1`, noisy

@@ -180,8 +180,12 @@ impl<'a> Builder<'a> {
     }
 
     /// The gradient subgraph of the mean loss of `model` on the batch `x` (`B x d`) with targets
-    /// `y` at `weights` (one node per parameter tensor): returns the model output node (logits,
-    /// predictions) and the gradient node of each weight, in the gradients format.
+    /// `y` at `weights` (one node per parameter tensor, in the order of [`param_shapes`]):
+    /// returns the model output node (logits, predictions) and the gradient node of each
+    /// parameter tensor, in the gradients format. An MLP layer is `z = a W + b`: the matmul
+    /// rounds `a W` to the activations format, the vector unit adds the bias row
+    /// ([`Op::BiasAdd`], rounded to the activations format again); the bias gradient is the
+    /// column sums of the layer's error ([`Op::SumRows`]).
     pub fn gradients(
         &mut self,
         model: &ModelShape,
@@ -204,26 +208,30 @@ impl<'a> Builder<'a> {
         };
         let ra = self.arch.formats.rounding.activations;
         let xq = self.mac_operand(x, true, ra)?;
-        let layers = weights.len();
+        let layers = dense_layers(model, weights);
+        let n = layers.len();
         let mut acts = vec![xq];
         let mut pre = Vec::new();
-        for (l, &w) in weights.iter().enumerate() {
-            let z = self.matmul(
+        for (l, &(w, bias)) in layers.iter().enumerate() {
+            let (af, ar, act) = self.act();
+            let mut z = self.matmul(
                 &format!("z{l}"),
                 (acts[l], false),
                 (w, false),
-                self.act(),
+                (af, ar, act),
                 rw,
             )?;
+            if let Some(bias) = bias {
+                z = self.op(Op::BiasAdd, &format!("zb{l}"), af, ar, act, &[z, bias])?;
+            }
             pre.push(z);
-            if l + 1 < layers {
-                let (af, ar, act) = self.act();
+            if l + 1 < n {
                 let h = self.op(Op::Relu, &format!("h{l}"), af, ar, act, &[z])?;
                 let hq = self.mac_operand(h, true, ar)?;
                 acts.push(hq);
             }
         }
-        let out = pre[layers - 1];
+        let out = pre[n - 1];
         let mut err = match model {
             ModelShape::Linear { .. } => {
                 let r = self.op(Op::Sub, "resid", gf, gr, gradient, &[out, y])?;
@@ -232,27 +240,34 @@ impl<'a> Builder<'a> {
             }
             _ => self.op(
                 Op::SoftmaxXentGrad,
-                &format!("err{layers}"),
+                &format!("err{n}"),
                 gf,
                 gr,
                 gradient,
                 &[out, y],
             )?,
         };
-        let mut grads = vec![out; layers];
-        for l in (0..layers).rev() {
-            grads[l] = self.matmul(
+        // One gradient per parameter tensor, in the order of `weights`.
+        let mut grads = Vec::with_capacity(weights.len());
+        for l in (0..n).rev() {
+            let (w, bias) = layers[l];
+            if bias.is_some() {
+                // The bias gradient is the column sums of the layer's error (the mean loss's
+                // `1 / B` is already in the error).
+                grads.push(self.op(Op::SumRows, &format!("gradb{l}"), gf, gr, gradient, &[err])?);
+            }
+            grads.push(self.matmul(
                 &format!("grad{l}"),
                 (acts[l], true),
                 (err, false),
                 (gf, gr, gradient),
                 gr,
-            )?;
+            )?);
             if l > 0 {
                 let gh = self.matmul(
                     &format!("gh{l}"),
                     (err, false),
-                    (weights[l], true),
+                    (w, true),
                     (gf, gr, gradient),
                     rw,
                 )?;
@@ -266,20 +281,57 @@ impl<'a> Builder<'a> {
                 )?;
             }
         }
+        grads.reverse();
         Ok((out, grads))
     }
 }
 
-/// Shapes of the parameter tensors of `model`.
+/// The dense layers of `model` as `(weight, bias)` pairs of the parameter tensors `params` (in
+/// the order of [`param_shapes`]): an MLP has a bias in every layer, linear and logistic
+/// regression none.
+fn dense_layers<T: Copy>(model: &ModelShape, params: &[T]) -> Vec<(T, Option<T>)> {
+    match model {
+        ModelShape::Mlp { .. } => params
+            .chunks(2)
+            .map(|p| (p[0], p.get(1).copied()))
+            .collect(),
+        _ => params.iter().map(|&w| (w, None)).collect(),
+    }
+}
+
+/// Whether parameter tensor `l` of `model` is a bias (the MLP's odd tensors), which starts at
+/// zero; weights start at He's `N(0, 2 / fan_in)` for an MLP.
+pub fn is_bias(model: &ModelShape, l: usize) -> bool {
+    matches!(model, ModelShape::Mlp { .. }) && l % 2 == 1
+}
+
+/// The name [`Builder::gradients`] gives the gradient of parameter tensor `l` of `model`:
+/// `grad{i}` for layer `i`'s weight, `gradb{i}` for its bias.
+pub fn grad_name(model: &ModelShape, l: usize) -> String {
+    match model {
+        ModelShape::Mlp { .. } if is_bias(model, l) => format!("gradb{}", l / 2),
+        ModelShape::Mlp { .. } => format!("grad{}", l / 2),
+        _ => format!("grad{l}"),
+    }
+}
+
+/// Shapes of the parameter tensors of `model` (tensor `l` is fed to a step graph as `w{l}`):
+/// one weight `in x out` for linear and logistic regression; for an MLP, layer `i`'s weight
+/// `in x out` (tensor `2 i`) then its bias `1 x out` (tensor `2 i + 1`), as the workload's
+/// reference model lays out `dense{i}.weight`, `dense{i}.bias`.
 pub fn param_shapes(model: &ModelShape) -> Vec<[usize; 2]> {
     match model {
         ModelShape::Linear { d } => vec![[*d, 1]],
         ModelShape::Logistic { d, classes, .. } => vec![[*d, *classes]],
-        ModelShape::Mlp { d, hidden, classes } => {
+        ModelShape::Mlp {
+            d, hidden, classes, ..
+        } => {
             let mut dims = vec![*d];
             dims.extend(hidden);
             dims.push(*classes);
-            dims.windows(2).map(|w| [w[0], w[1]]).collect()
+            dims.windows(2)
+                .flat_map(|w| [[w[0], w[1]], [1, w[1]]])
+                .collect()
         }
         ModelShape::Gaussian { dim, .. } => vec![[1, *dim]],
     }
@@ -291,10 +343,14 @@ pub fn predict(model: &ModelShape, params: &[Array2<f64>], x: ArrayView2<f64>) -
     if let ModelShape::Gaussian { .. } = model {
         return params[0].clone();
     }
+    let layers = dense_layers(model, &params.iter().collect::<Vec<_>>());
     let mut a = x.to_owned();
-    for (l, w) in params.iter().enumerate() {
-        a = a.dot(w);
-        if l + 1 < params.len() {
+    for (l, (w, bias)) in layers.iter().enumerate() {
+        a = a.dot(*w);
+        if let Some(b) = bias {
+            a += *b;
+        }
+        if l + 1 < layers.len() {
             a.mapv_inplace(|v| v.max(0.0));
         }
     }
@@ -306,8 +362,8 @@ pub fn predict(model: &ModelShape, params: &[Array2<f64>], x: ArrayView2<f64>) -
 }
 
 /// The training objective in `f64`: mean squared error / 2 (linear), mean cross-entropy plus
-/// `l2/2 ||W||^2` (logistic), mean cross-entropy (MLP), the potential per coordinate `U / dim`
-/// (Gaussian target; `mean(theta^2) / 2` for the toy).
+/// `l2/2 ||theta||^2` over every parameter tensor (logistic, MLP), `mean(theta^2) / 2`
+/// (Gaussian toy).
 pub fn loss(model: &ModelShape, params: &[Array2<f64>], x: ArrayView2<f64>, y: &Targets) -> f64 {
     let p = predict(model, params, x);
     match (model, y) {
@@ -335,7 +391,7 @@ pub fn loss(model: &ModelShape, params: &[Array2<f64>], x: ArrayView2<f64>, y: &
                 .sum::<f64>()
                 / n;
             let l2 = match model {
-                ModelShape::Logistic { l2, .. } => {
+                ModelShape::Logistic { l2, .. } | ModelShape::Mlp { l2, .. } => {
                     l2 / 2.0 * params.iter().map(|w| w.mapv(|v| v * v).sum()).sum::<f64>()
                 }
                 _ => 0.0,

@@ -26,7 +26,7 @@ use ndarray::{Array2, ArrayD, Axis};
 use petgraph::graph::NodeIndex;
 
 pub(crate) use crate::algo::epochs::Run;
-use crate::algo::model::{fp32, param_shapes, Builder};
+use crate::algo::model::{fp32, is_bias, param_shapes, Builder};
 use crate::algo::qsgld::{Schedule, Switch};
 use crate::algo::samples::SampleSchedule;
 use crate::algo::{
@@ -210,7 +210,8 @@ fn targets_matrix(y: &Targets, model: &ModelShape) -> Array2<f64> {
     }
 }
 
-/// Initial parameters: zeros, except MLP weights `N(0, 2 / fan_in)` (He), rounded to `format`.
+/// Initial parameters: zeros, except MLP weights `N(0, 2 / fan_in)` (He; biases zero), rounded
+/// to `format`. Layer `i`'s weight draws from the stream `init/w{i}`.
 pub(crate) fn init_params(
     model: &ModelShape,
     format: Format,
@@ -221,10 +222,10 @@ pub(crate) fn init_params(
         .iter()
         .enumerate()
         .map(|(l, &[r, c])| {
-            if !matches!(model, ModelShape::Mlp { .. }) {
+            if !matches!(model, ModelShape::Mlp { .. }) || is_bias(model, l) {
                 return Array2::zeros((r, c));
             }
-            let name = format!("init/w{l}");
+            let name = format!("init/w{}", l / 2);
             let s = RandomStream::new(seed, stream_id(&name, 0, 0));
             let std = (2.0 / r as f64).sqrt();
             let raw: Vec<f64> = (0..r * c).map(|i| std * s.normal_f64(i as u64)).collect();
@@ -359,7 +360,7 @@ fn step_graph(
     }
     let (out, grads) = b.gradients(model, x, y, &fwd)?;
     let l2 = match model {
-        ModelShape::Logistic { l2, .. } => *l2,
+        ModelShape::Logistic { l2, .. } | ModelShape::Mlp { l2, .. } => *l2,
         _ => 0.0,
     };
     let std = c.noise_var.sqrt();

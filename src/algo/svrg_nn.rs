@@ -33,7 +33,7 @@ use ndarray::{Array2, ArrayD};
 use petgraph::graph::NodeIndex;
 
 use crate::algo::halp_nn;
-use crate::algo::model::{fp32, param_shapes, Builder};
+use crate::algo::model::{fp32, grad_name, param_shapes, Builder};
 use crate::algo::sgld::{data_format, init_params, picked_rows, Batches, Run};
 use crate::algo::{loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, TrainData, TrainOutcome};
 use crate::arch::{Architecture, StoreRounding};
@@ -343,7 +343,7 @@ fn train_svrg(
         for l in 0..layers {
             feeds.insert(
                 format!("gt{l}"),
-                take(&mut res, &format!("grad{l}")).into_dyn(),
+                take(&mut res, &grad_name(model, l)).into_dyn(),
             );
         }
         let centre = w.clone();
@@ -356,7 +356,7 @@ fn train_svrg(
             let mut g0 = execute(&snapshot, arch, &feeds, seed, n)?;
             run.add(&g0.counts, std::mem::take(&mut g0.work), &g0.range);
             for (l, p) in w.iter().enumerate() {
-                let g = take(&mut g0, &format!("grad{l}"));
+                let g = take(&mut g0, &grad_name(model, l));
                 feeds.insert(format!("g0.{l}"), g.into_dyn());
                 feeds.insert(format!("w{l}"), p.clone().into_dyn());
             }
@@ -393,6 +393,7 @@ pub(crate) mod tests {
             d: 5,
             hidden: hidden.to_vec(),
             classes: 3,
+            l2: 0.0,
         }
     }
 

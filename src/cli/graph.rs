@@ -45,7 +45,7 @@ pub struct Args {
     /// Hidden widths of the MLP, comma separated.
     #[arg(long, default_value = "128")]
     hidden: String,
-    /// L2 regularization of logistic regression.
+    /// L2 regularization (weight decay) of logistic regression and the MLP.
     #[arg(long, default_value_t = 0.0)]
     l2: f64,
     /// Coordinates of the Gaussian toy `N(0, I)` (a workload gives any other target).
@@ -82,6 +82,7 @@ fn model(a: &Args) -> anyhow::Result<ModelShape> {
                     format!("--hidden `{}`: expected widths >= 1, e.g. 128,64", a.hidden)
                 })?,
             classes: a.classes,
+            l2: a.l2,
         },
         "gaussian" => ModelShape::standard_gaussian(a.dim),
         m => bail!("--model `{m}`: allowed: linear, logistic, mlp, gaussian"),

@@ -273,21 +273,32 @@ pub fn execute(
                 quantize_out = false;
                 data.select(Axis(0), &rows)
             }
-            Op::Add | Op::Sub | Op::Mul | Op::ReluGrad => {
-                let (x, y) = (arg(0), arg(1));
+            Op::Add | Op::BiasAdd | Op::Sub | Op::Mul | Op::ReluGrad => {
+                let x = arg(0);
+                // A bias row is added to every row: broadcast it to the input's shape.
+                let broadcast;
+                let y = if node.op == Op::BiasAdd {
+                    broadcast = arg(1)
+                        .broadcast(x.raw_dim())
+                        .expect("checked [1, n] against [m, n]")
+                        .to_owned();
+                    &broadcast
+                } else {
+                    arg(1)
+                };
                 let f: fn(f64, f64) -> f64 = match node.op {
-                    Op::Add => |a, b| a + b,
+                    Op::Add | Op::BiasAdd => |a, b| a + b,
                     Op::Sub => |a, b| a - b,
                     Op::Mul => |a, b| a * b,
                     _ => |g, z| if z > 0.0 { g } else { 0.0 },
                 };
                 match node.op {
-                    Op::Add | Op::Sub => counts.record_add(&vf, n),
+                    Op::Add | Op::BiasAdd | Op::Sub => counts.record_add(&vf, n),
                     Op::Mul => counts.record_mul(&vf, &vf, n),
                     _ => {}
                 }
                 let op = match node.op {
-                    Op::Add => Some(ElemOp::Add),
+                    Op::Add | Op::BiasAdd => Some(ElemOp::Add),
                     Op::Sub => Some(ElemOp::Sub),
                     Op::Mul => Some(ElemOp::Mul),
                     _ => None,

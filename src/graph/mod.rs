@@ -26,7 +26,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::arith::MacConfig;
-use crate::format::{BlockKind, Format};
+use crate::format::{Element, Format};
 use crate::round::Rounding;
 
 pub use exec::{execute, ExecError, StepResult};
@@ -161,6 +161,9 @@ pub enum Op {
     Gather,
     /// `x + y` elementwise.
     Add,
+    /// `x + b` with the row `b` (`[1, n]`) added to every row of `x` (`[m, n]`): a layer's
+    /// bias on the vector unit, counted as `m n` adds like [`Op::Add`].
+    BiasAdd,
     /// `x - y` elementwise.
     Sub,
     /// `x * y` elementwise.
@@ -195,7 +198,8 @@ pub enum Op {
         std: f64,
     },
     /// LP-SGLD's variance-corrected quantizer `Q^vc(mu, v)` onto the output format's grid
-    /// (ALGORITHMS.md 1.2; [`crate::algo::vc`]). The output format is fixed point or bfp.
+    /// (ALGORITHMS.md 1.2; [`crate::algo::vc`]): fixed point, bfp, MX, any float with a zero
+    /// (not E8M0) and QPyTorch's float.
     VcQuantize {
         /// The target variance `v` (`2 lr T / N` in LP-SGLD).
         v: f64,
@@ -221,6 +225,7 @@ impl Op {
             Op::MatMul { .. } => "matmul",
             Op::Gather => "gather",
             Op::Add => "add",
+            Op::BiasAdd => "bias_add",
             Op::Sub => "sub",
             Op::Mul => "mul",
             Op::Scale { .. } => "scale",
@@ -244,6 +249,7 @@ impl Op {
             Op::MatMul { .. }
             | Op::Gather
             | Op::Add
+            | Op::BiasAdd
             | Op::Sub
             | Op::Mul
             | Op::Axpy { .. }
@@ -572,6 +578,16 @@ impl GraphBuilder {
                     return Err(shape_err(format!("needs a matrix, got {:?}", out.shape)));
                 }
             }
+            Op::BiasAdd => {
+                let (x, b) = (&ins[0].shape, &ins[1].shape);
+                if x.len() != 2 || *b != [1, x[1]] || out.shape != *x {
+                    return Err(shape_err(format!(
+                        "input {x:?} must be a matrix [m, n], the bias {b:?} [1, n] and the \
+                         output [m, n], got {:?}",
+                        out.shape
+                    )));
+                }
+            }
             Op::SumRows => {
                 let s = &ins[0].shape;
                 if s.len() != 2 || out.shape != [1, s[1]] {
@@ -583,14 +599,19 @@ impl GraphBuilder {
             }
             Op::VcQuantize { v } => {
                 same(ins[0], out)?;
-                let ok = match out.format {
-                    Format::Fixed(_) => true,
-                    Format::Block(b) => b.kind() == BlockKind::Bfp,
-                    _ => false,
+                // Its draws need a zero on the grid (the uniform region around it).
+                let zero = match out.format {
+                    Format::Float(f) => f.has_zero(),
+                    Format::Block(b) => match b.element() {
+                        Element::Float(f) => f.has_zero(),
+                        Element::Fixed(_) => true,
+                    },
+                    Format::Fixed(_) | Format::QTorch(_) => true,
                 };
-                if !ok {
+                if !zero {
                     return Err(format_err(format!(
-                        "the output format `{}` must be fixed point or bfp",
+                        "the variance-corrected quantizer needs a format with a zero; `{}` has \
+                         none (only powers of two)",
                         out.format
                     )));
                 }
