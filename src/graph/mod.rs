@@ -310,11 +310,12 @@ fn operands(g: &DiGraph<Node, usize>, i: NodeIndex) -> Vec<NodeIndex> {
     e.into_iter().map(|(_, n)| n).collect()
 }
 
-/// Whether every value of `x` is exactly a value of the MAC input format `mac`: the formats are
-/// equal, or `mac` is `fp32` and `x` fits the `f32` carrier (fixed point and integers of up to
-/// 24 significant bits, narrow floats). This is the rule [`Op::MatMul`] operands obey.
+/// Whether every value of `x` is exactly a value of the MAC input format `mac`
+/// ([`Format::contains`]: e.g. `b`-bit integer codes in a `bfp` block of `b`-bit elements,
+/// narrow floats and integers of up to 24 significant bits in `fp32`). This is the rule
+/// [`Op::MatMul`] operands obey: the MAC reads them without a conversion.
 pub fn fits_within(x: &Format, mac: &Format) -> bool {
-    x == mac || (Some(*mac) == crate::format::alias("fp32") && x.fits_f32())
+    mac.contains(x)
 }
 
 /// Builds a [`Graph`]: add nodes, connect operand slots, then [`GraphBuilder::build`] checks
