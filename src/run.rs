@@ -342,7 +342,7 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
                     classification_metrics(&probs, labels, &mut m, "");
                 }
             }
-            let (energy_pj, cycles) = match cost::price(&arch, &s.counts, &s.work) {
+            let (energy_pj, cycles) = match cost::price_tally(&arch, &s.tally) {
                 Ok(c) => (c.energy_pj, c.total_cycles as f64),
                 Err(e) => {
                     pricing.get_or_insert(e);
@@ -397,7 +397,7 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
         metrics.insert("var_error".into(), (var - target_var).abs());
     }
 
-    let total = cost::price(&arch, &outcome.counts, &outcome.work)?;
+    let total = cost::price_tally(&arch, &outcome.tally)?;
     let cost = CostSummary {
         energy_pj: total.energy_pj,
         cycles: total.total_cycles as f64,
@@ -413,7 +413,13 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
             arch: arch.name.clone(),
             seed: spec.seed,
             set: spec.set.clone(),
-            hyper: hyper.values(),
+            hyper: {
+                // Values the algorithm derived from the problem replace the 0 that asked for
+                // them, so the report records every value as used.
+                let mut h = hyper.values();
+                h.extend(outcome.derived.clone());
+                h
+            },
             formats: formats_of(&arch),
         },
         epochs,

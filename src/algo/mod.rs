@@ -23,8 +23,7 @@ use ndarray::Array2;
 use thiserror::Error;
 
 use crate::arch::Architecture;
-use crate::arith::ActionCounts;
-use crate::cost::Work;
+use crate::cost::{Datapath, Tally};
 use crate::graph::{ExecError, GraphError};
 
 pub use model::{loss, param_shapes, predict};
@@ -124,6 +123,17 @@ impl Algo {
         )
     }
 
+    /// The datapath its steps run on: the full-precision unit for the full-precision algorithms
+    /// (`sgd`, `sgld`, `csgld`, `svrg`: full precision in storage and arithmetic, so that a
+    /// baseline is the real thing on every architecture), else the low-precision datapath. (The
+    /// SVRG family's full gradients run on the full-precision unit whatever the algorithm.)
+    pub fn datapath(self) -> Datapath {
+        match self {
+            Algo::Sgd | Algo::Sgld | Algo::Csgld | Algo::Svrg => Datapath::FullPrecision,
+            _ => Datapath::LowPrecision,
+        }
+    }
+
     /// Whether it runs in the SVRG driver (given its hyperparameters).
     fn is_svrg_family(self, hyper: &Hyper) -> bool {
         matches!(self, Algo::Svrg | Algo::LpSvrg | Algo::Halp)
@@ -158,7 +168,8 @@ impl Hyper {
     /// QSGLD ([UNKNOWN] in the paper; chosen): `eta` 1000, `base` 2, `kappa` 1, `rho` 0.5,
     /// `nearest` 0 (floor, the reference's non-debug path). LP grids: `delta` (0 = the
     /// architecture's weight format; HALP's 8-bit LP-SGD/LP-SVRG use 0.7), `bits` (0 = the
-    /// weight format's bits, at most 24), `mu` (3, HALP Fig. 1).
+    /// weight format's bits), `mu` (0 = the strong-convexity constant of the problem,
+    /// [`svrg::strong_convexity`]; HALP Fig. 1 picks 3 by hand).
     pub fn defaults(algo: Algo) -> Vec<(&'static str, f64, &'static str)> {
         let mut d: Vec<(&'static str, f64, &'static str)> = vec![
             ("epochs", 20.0, "chosen for CPU runs (LP-SGLD: 245)"),
@@ -218,13 +229,18 @@ impl Hyper {
             ));
         }
         if matches!(algo, Algo::LpSgd | Algo::LpSvrg | Algo::Halp) {
-            d.push(("bits", 0.0, "0 = the weight format's bits (at most 24)"));
+            d.push(("bits", 0.0, "0 = the weight format's bits"));
         }
         if matches!(algo, Algo::LpSgd | Algo::LpSvrg) {
             d.push(("delta", 0.0, "0 = arch weight format; HALP 8-bit: 0.7"));
         }
         if algo == Algo::Halp {
-            d.push(("mu", 3.0, "HALP Fig. 1"));
+            d.push((
+                "mu",
+                0.0,
+                "0 = from the problem: least squares lambda_min(X^T X / N), logistic l2 \
+                 (HALP Fig. 1 picks 3 by hand)",
+            ));
         }
         d
     }
@@ -346,10 +362,8 @@ pub struct EpochStats {
     pub epoch: usize,
     /// Training objective in `f64` at the epoch's end ([`loss`]).
     pub train_loss: f64,
-    /// Hardware actions of the epoch.
-    pub counts: ActionCounts,
-    /// Shape of the epoch's work.
-    pub work: Work,
+    /// Hardware actions and the shape of the epoch's work, per datapath.
+    pub tally: Tally,
     /// The parameters at the epoch's end (`f64` copies of their carriers), for metrics via
     /// [`predict`].
     pub params: Vec<Array2<f64>>,
@@ -366,10 +380,11 @@ pub struct TrainOutcome {
     pub diverged_at: Option<usize>,
     /// The Gaussian toy's chain after burn-in, thinned: `kept steps x dim`.
     pub chain: Option<Array2<f64>>,
-    /// Actions of the whole run.
-    pub counts: ActionCounts,
-    /// Work of the whole run.
-    pub work: Work,
+    /// Actions and work of the whole run, per datapath.
+    pub tally: Tally,
+    /// Hyperparameters the algorithm derived from the problem because they were left at 0
+    /// (HALP's `mu`), by name: the values used.
+    pub derived: BTreeMap<String, f64>,
 }
 
 /// A run that cannot be done.

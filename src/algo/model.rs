@@ -1,42 +1,104 @@
 //! Models: their step subgraphs (forward on the MAC datapath, backward, gradients) and their
 //! `f64` loss and predictions for metrics.
 //!
-//! Formats on the datapath (from the architecture): operands of a matmul are converted to the
-//! MAC's input formats when they are not already values of them (a visible `quantize` node, with
-//! the activations' rounding for the A side and the stored tensor's rounding for the B side);
-//! matmul outputs of the forward pass are activations (`formats.activations`), the backward
-//! pass's errors and weight gradients are gradients (`formats.gradients`): the weight gradient
-//! leaving its matmul is `Q_G(grad)`.
+//! Formats on the low-precision datapath (from the architecture): operands of a matmul are
+//! converted to the MAC's input formats when they are not already values of them (a visible
+//! `quantize` node, with the activations' rounding for the A side and the stored tensor's
+//! rounding for the B side); matmul outputs of the forward pass are activations
+//! (`formats.activations`), the backward pass's errors and weight gradients are gradients
+//! (`formats.gradients`): the weight gradient leaving its matmul is `Q_G(grad)`.
+//!
+//! On the full-precision unit ([`Builder::full_precision`]) every tensor, stored or computed, is
+//! in `full_precision.format` with `rne`, and the matmuls run on `full_precision.mac`: nothing is
+//! converted to a low-precision format.
 
 use ndarray::{Array2, ArrayView2};
 use petgraph::graph::NodeIndex;
 
 use crate::algo::{AlgoError, ModelShape, Targets};
 use crate::arch::Architecture;
+use crate::arith::MacConfig;
+use crate::cost::Datapath;
 use crate::format::{alias, Format};
 use crate::graph::{fits_within, GraphBuilder, Level, Op, TensorMeta};
 use crate::round::Rounding;
 
-/// `fp32`, the full-precision storage format.
+/// `fp32`, the default full-precision format.
 pub fn fp32() -> Format {
     alias("fp32").expect("fp32 is a built-in alias")
 }
 
-/// A step-graph builder with the architecture's formats at hand.
+/// The formats and rounding units a datapath gives each role.
+#[derive(Clone, Copy, Debug)]
+struct Roles {
+    mac: MacConfig,
+    activations: (Format, Rounding),
+    gradients: (Format, Rounding),
+    weight_rounding: Rounding,
+}
+
+/// A step-graph builder with the architecture's formats at hand, for one datapath.
 pub(crate) struct Builder<'a> {
     pub b: GraphBuilder,
     pub arch: &'a Architecture,
+    roles: Roles,
     /// Conversions to MAC formats already made, by (node, A side).
     converted: Vec<((NodeIndex, bool), NodeIndex)>,
 }
 
 impl<'a> Builder<'a> {
+    /// A graph on the low-precision datapath (the architecture's formats and MAC).
     pub fn new(arch: &'a Architecture) -> Self {
-        Builder {
-            b: GraphBuilder::new(arch.formats.mac),
+        let f = &arch.formats;
+        let r = &f.rounding;
+        Self::with(
             arch,
+            Datapath::LowPrecision,
+            Roles {
+                mac: f.mac,
+                activations: (f.activations, r.activations),
+                gradients: (f.gradients, r.gradients),
+                weight_rounding: r.weights,
+            },
+        )
+    }
+
+    /// A graph on the full-precision unit: every role in `full_precision.format`, `rne`.
+    pub fn full_precision(arch: &'a Architecture) -> Self {
+        let full = (arch.full_precision.format, Rounding::NearestEven);
+        Self::with(
+            arch,
+            Datapath::FullPrecision,
+            Roles {
+                mac: arch.full_precision.mac,
+                activations: full,
+                gradients: full,
+                weight_rounding: Rounding::NearestEven,
+            },
+        )
+    }
+
+    /// The builder for `datapath`.
+    pub fn on(datapath: Datapath, arch: &'a Architecture) -> Self {
+        match datapath {
+            Datapath::LowPrecision => Self::new(arch),
+            Datapath::FullPrecision => Self::full_precision(arch),
+        }
+    }
+
+    fn with(arch: &'a Architecture, datapath: Datapath, roles: Roles) -> Self {
+        Builder {
+            b: GraphBuilder::on(datapath, roles.mac),
+            arch,
+            roles,
             converted: Vec::new(),
         }
+    }
+
+    /// The full-precision format (`full_precision.format`): master copies, centres, cached
+    /// full-precision values and the vector unit's full-precision results.
+    pub fn full(&self) -> Format {
+        self.arch.full_precision.format
     }
 
     /// Add a node producing `name` in `format`/`rounding` (its shape follows from the op) at the
@@ -73,14 +135,16 @@ impl<'a> Builder<'a> {
         Ok(self.b.add(op, meta, inputs)?)
     }
 
-    /// An `fp32` vector-unit op (`rne`).
+    /// A full-precision vector-unit op (`full_precision.format`, `fp32` unless the architecture
+    /// says otherwise; `rne`).
     pub fn f32op(
         &mut self,
         op: Op,
         name: &str,
         inputs: &[NodeIndex],
     ) -> Result<NodeIndex, AlgoError> {
-        self.op(op, name, fp32(), Rounding::NearestEven, inputs)
+        let full = self.full();
+        self.op(op, name, full, Rounding::NearestEven, inputs)
     }
 
     /// A feed (`Input` or `Param`) at the outer level.
@@ -108,7 +172,7 @@ impl<'a> Builder<'a> {
         a_side: bool,
         rounding: Rounding,
     ) -> Result<NodeIndex, AlgoError> {
-        let mac = self.arch.formats.mac;
+        let mac = self.roles.mac;
         let target = if a_side { mac.a } else { mac.b };
         let m = self.b.meta(i);
         if fits_within(&m.format, &target) {
@@ -132,7 +196,7 @@ impl<'a> Builder<'a> {
         out: (Format, Rounding),
         b_rounding: Rounding,
     ) -> Result<NodeIndex, AlgoError> {
-        let ra = self.arch.formats.rounding.activations;
+        let ra = self.roles.activations.1;
         let aq = self.mac_operand(a.0, true, ra)?;
         let bq = self.mac_operand(b.0, false, b_rounding)?;
         self.op(
@@ -148,17 +212,11 @@ impl<'a> Builder<'a> {
     }
 
     fn act(&self) -> (Format, Rounding) {
-        (
-            self.arch.formats.activations,
-            self.arch.formats.rounding.activations,
-        )
+        self.roles.activations
     }
 
     fn grad(&self) -> (Format, Rounding) {
-        (
-            self.arch.formats.gradients,
-            self.arch.formats.rounding.gradients,
-        )
+        self.roles.gradients
     }
 
     /// The gradient subgraph of the mean loss of `model` on the batch `x` (`B x d`) with targets
@@ -172,7 +230,7 @@ impl<'a> Builder<'a> {
         weights: &[NodeIndex],
     ) -> Result<(NodeIndex, Vec<NodeIndex>), AlgoError> {
         let (gf, gr) = self.grad();
-        let rw = self.arch.formats.rounding.weights;
+        let rw = self.roles.weight_rounding;
         if let ModelShape::Gaussian { .. } = model {
             // U = theta^2 / 2, noisy gradient theta + 0.1 xi (ALGORITHMS.md 1.5), rounded by Q_G.
             let g = self.op(
@@ -188,7 +246,7 @@ impl<'a> Builder<'a> {
             (Some(x), Some(y)) => (x, y),
             _ => return Err(AlgoError::Data("this model needs training data".into())),
         };
-        let ra = self.arch.formats.rounding.activations;
+        let ra = self.roles.activations.1;
         let xq = self.mac_operand(x, true, ra)?;
         let layers = weights.len();
         let mut acts = vec![xq];

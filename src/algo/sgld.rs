@@ -27,11 +27,10 @@ use crate::algo::{
     loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, Targets, TrainData, TrainOutcome,
 };
 use crate::arch::Architecture;
-use crate::arith::ActionCounts;
-use crate::cost::Work;
+use crate::cost::Tally;
 use crate::format::{Format, Quantizer};
 use crate::graph::exec::stream_id;
-use crate::graph::{execute, Graph, Op};
+use crate::graph::{execute, Graph, Op, StepResult};
 use crate::round::{RandomStream, Rounding};
 
 /// How a step updates the weights.
@@ -186,10 +185,8 @@ pub(crate) struct Run<'a> {
     algo: Algo,
     hyper: &'a Hyper,
     epochs: usize,
-    pub counts: ActionCounts,
-    pub work: Work,
-    epoch_counts: ActionCounts,
-    epoch_work: Work,
+    pub tally: Tally,
+    epoch_tally: Tally,
     samples: Vec<Vec<Array2<f64>>>,
     pub diverged_at: Option<usize>,
 }
@@ -200,20 +197,17 @@ impl<'a> Run<'a> {
             algo,
             hyper,
             epochs,
-            counts: ActionCounts::new(),
-            work: Work::default(),
-            epoch_counts: ActionCounts::new(),
-            epoch_work: Work::default(),
+            tally: Tally::default(),
+            epoch_tally: Tally::default(),
             samples: Vec::new(),
             diverged_at: None,
         }
     }
 
-    /// Add one step's actions.
-    pub fn add(&mut self, counts: &ActionCounts, work: Work) {
-        self.epoch_counts.merge(counts);
-        self.epoch_work.gemms.extend(work.gemms);
-        self.epoch_work.vector_ops += work.vector_ops;
+    /// Add one step's actions, on the datapath that did them.
+    pub fn add(&mut self, step: &StepResult) {
+        self.epoch_tally
+            .add(step.datapath, &step.counts, &step.work);
     }
 
     /// Close epoch `epoch` (1-based) with parameters `params`: report it, keep a sample, and
@@ -225,19 +219,15 @@ impl<'a> Run<'a> {
         train_loss: f64,
         on_epoch: &mut dyn FnMut(EpochStats),
     ) -> bool {
-        let counts = std::mem::take(&mut self.epoch_counts);
-        let work = std::mem::take(&mut self.epoch_work);
-        self.counts.merge(&counts);
-        self.work.gemms.extend(work.gemms.iter().copied());
-        self.work.vector_ops += work.vector_ops;
+        let tally = std::mem::take(&mut self.epoch_tally);
+        self.tally.merge(&tally);
         if self.algo.is_sampler() && self.keep_sample(epoch) {
             self.samples.push(params.to_vec());
         }
         on_epoch(EpochStats {
             epoch,
             train_loss,
-            counts,
-            work,
+            tally,
             params: params.to_vec(),
         });
         if !train_loss.is_finite() || params.iter().any(|p| p.iter().any(|v| !v.is_finite())) {
@@ -265,8 +255,8 @@ impl<'a> Run<'a> {
             samples: self.samples,
             diverged_at: self.diverged_at,
             chain,
-            counts: self.counts,
-            work: self.work,
+            tally: self.tally,
+            derived: BTreeMap::new(),
         }
     }
 }
@@ -278,13 +268,15 @@ struct StepConsts {
     qsgld: (f64, f64, bool),
 }
 
-/// The storage format and rounding of the stepped parameters.
+/// The storage format and rounding of the stepped parameters: the weight format for the
+/// low-precision stores, else the full-precision format (the full-precision algorithms, the
+/// master copy of `lp-sgld-f`, QSGLD's iterate).
 fn storage(update: Update, algo: Algo, arch: &Architecture) -> (Format, Rounding) {
     match (update, algo) {
         (Update::Naive | Update::Vc, _) | (Update::Descent, Algo::LpSgd) => {
             (arch.formats.weights, arch.formats.rounding.weights)
         }
-        _ => (fp32(), Rounding::NearestEven),
+        _ => (arch.full_precision.format, Rounding::NearestEven),
     }
 }
 
@@ -313,7 +305,7 @@ fn step_graph(
     let update = Update::of(algo);
     let (sf, sr) = storage(update, algo, arch);
     let (wf, wr) = (arch.formats.weights, arch.formats.rounding.weights);
-    let mut b = Builder::new(arch);
+    let mut b = Builder::on(algo.datapath(), arch);
     let (x, y) = match batch {
         Some(io) => {
             // The training set stays in DRAM; each step gathers its mini-batch by index.
@@ -521,7 +513,7 @@ pub(crate) fn train(
                 .expect("the step graph outputs every parameter");
             *p = v.into_dimensionality().expect("parameters are matrices");
         }
-        run.add(&res.counts, res.work);
+        run.add(&res);
         if matches!(model, ModelShape::Gaussian { .. }) && step >= burn && (step - burn) % thin == 0
         {
             chain.extend(params[0].iter());

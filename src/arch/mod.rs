@@ -9,7 +9,7 @@ mod validate;
 pub use overrides::override_value;
 
 pub use schema::{
-    Architecture, Array, Compute, Dataflow, Formats, MemoryKind, MemoryLevel, Rng, RngKind,
+    Architecture, Array, Compute, Dataflow, Formats, FullPrecision, MemoryKind, MemoryLevel, Rng, RngKind,
     StoreRounding, Table, Technology, Vector, TABLES,
 };
 pub(crate) use validate::{suggestion, Node, Obj};

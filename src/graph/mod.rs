@@ -24,6 +24,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::arith::MacConfig;
+use crate::cost::Datapath;
 use crate::format::{BlockKind, Format};
 use crate::round::Rounding;
 
@@ -255,12 +256,14 @@ pub enum GraphError {
     UnknownOutput(String),
 }
 
-/// A checked step graph: nodes in a `DiGraph` whose edge weights are operand slots, the MAC
-/// configuration its matmuls run on, a topological order, and the names of its outputs.
+/// A checked step graph: nodes in a `DiGraph` whose edge weights are operand slots, the
+/// datapath it runs on and that datapath's MAC configuration, a topological order, and the
+/// names of its outputs.
 #[derive(Clone, Debug)]
 pub struct Graph {
     graph: DiGraph<Node, usize>,
     mac: MacConfig,
+    datapath: Datapath,
     order: Vec<NodeIndex>,
     outputs: Vec<String>,
 }
@@ -273,6 +276,10 @@ impl Graph {
     /// The MAC configuration the matmuls run on.
     pub fn mac(&self) -> &MacConfig {
         &self.mac
+    }
+    /// The unit the step runs on (its matmuls, vector operations and their pricing).
+    pub fn datapath(&self) -> Datapath {
+        self.datapath
     }
     /// Nodes in execution (topological) order.
     pub fn order(&self) -> &[NodeIndex] {
@@ -324,15 +331,22 @@ pub fn fits_within(x: &Format, mac: &Format) -> bool {
 pub struct GraphBuilder {
     graph: DiGraph<Node, usize>,
     mac: MacConfig,
+    datapath: Datapath,
     names: BTreeSet<String>,
 }
 
 impl GraphBuilder {
-    /// An empty graph whose matmuls will run on `mac`.
+    /// An empty graph for the low-precision datapath, whose matmuls will run on `mac`.
     pub fn new(mac: MacConfig) -> Self {
+        Self::on(Datapath::LowPrecision, mac)
+    }
+
+    /// An empty graph for `datapath`, whose matmuls will run on `mac` (that datapath's MAC).
+    pub fn on(datapath: Datapath, mac: MacConfig) -> Self {
         GraphBuilder {
             graph: DiGraph::new(),
             mac,
+            datapath,
             names: BTreeSet::new(),
         }
     }
@@ -384,6 +398,7 @@ impl GraphBuilder {
         Ok(Graph {
             graph: self.graph,
             mac: self.mac,
+            datapath: self.datapath,
             order,
             outputs: outputs.iter().map(|s| s.to_string()).collect(),
         })
