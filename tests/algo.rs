@@ -1,6 +1,8 @@
 //! Issue 5: the variance-corrected quantizer, the Gaussian toy of ALGORITHMS.md 5, HALP on the
 //! HALP paper's Figure 1 settings, QSGLD's quantization error, determinism.
 
+mod common;
+
 use lpsim::algo::vc::{vc_quantize, VcStreams};
 use lpsim::algo::{train, Algo, Hyper, ModelShape, Targets, TrainData};
 use lpsim::arch::Architecture;
@@ -230,22 +232,6 @@ fn regression() -> TrainData {
     }
 }
 
-/// `arch/int8.json` with per-tensor scaled 8-bit integers (`bfp:wl=8,size=tensor`) for every
-/// tensor and MAC input and an `fp32` accumulator: an integer machine whose tensors carry a
-/// scale, on which the HALP paper's 8-bit algorithms run.
-pub fn int8_tensor() -> Architecture {
-    let text = std::fs::read_to_string("arch/int8.json").expect("arch/int8.json");
-    let mut v: serde_json::Value = serde_json::from_str(&text).expect("json");
-    let t = "bfp:wl=8,size=tensor";
-    for key in ["weights", "activations", "gradients", "updates"] {
-        v["formats"][key] = t.into();
-    }
-    v["formats"]["mac"]["a"] = t.into();
-    v["formats"]["mac"]["b"] = t.into();
-    v["formats"]["mac"]["accumulator"] = "fp32".into();
-    Architecture::from_json_str("int8-tensor", &v.to_string()).expect("valid arch")
-}
-
 fn final_loss(algo: Algo, arch: &Architecture, set: &[(&str, f64)], data: &TrainData) -> f64 {
     let mut h = Hyper::new(algo);
     for (k, v) in set {
@@ -268,7 +254,7 @@ fn final_loss(algo: Algo, arch: &Architecture, set: &[(&str, f64)], data: &Train
 #[test]
 fn halp_goes_orders_of_magnitude_below_the_low_precision_floor() {
     let data = regression();
-    let int8 = int8_tensor();
+    let int8 = common::int8_tensor();
     let fp32 = Architecture::load(std::path::Path::new("arch/fp32.json")).expect("arch");
     let lp_sgd = final_loss(
         Algo::LpSgd,

@@ -374,8 +374,8 @@ pub fn strong_convexity(model: &ModelShape, x: &Array2<f64>) -> Result<f64, Algo
         ModelShape::Linear { .. } => {
             let n = x.nrows().max(1) as f64;
             let gram = x.t().dot(x) / n;
-            let eig = symmetric_eigenvalues(gram.view())
-                .map_err(|e| AlgoError::Data(e.to_string()))?;
+            let eig =
+                symmetric_eigenvalues(gram.view()).map_err(|e| AlgoError::Data(e.to_string()))?;
             let mu = eig.first().copied().unwrap_or(0.0);
             let top = eig.last().copied().unwrap_or(0.0);
             if mu > 1e-12 * top && mu > 0.0 {

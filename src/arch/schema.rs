@@ -393,16 +393,17 @@ fn array(n: Node<'_>) -> Result<Array, ArchError> {
 fn full_precision(n: Node<'_>, lp_array: &Array) -> Result<FullPrecision, ArchError> {
     let o = n.object(&["format", "mac", "array"])?;
     let default = FullPrecision::fp32(*lp_array);
-    let format: Format = o.opt("format", |n| {
-        let f: Format = n.parsed()?;
-        if !matches!(f, Format::Float(_)) || !f.fits_f32() {
-            return Err(n.bad_value(
-                "must be a float format whose values are f32 values (fp32 or narrower)",
-            ));
-        }
-        Ok(f)
-    })?
-    .unwrap_or(default.format);
+    let format: Format = o
+        .opt("format", |n| {
+            let f: Format = n.parsed()?;
+            if !matches!(f, Format::Float(_)) || !f.fits_f32() {
+                return Err(n.bad_value(
+                    "must be a float format whose values are f32 values (fp32 or narrower)",
+                ));
+            }
+            Ok(f)
+        })?
+        .unwrap_or(default.format);
     let mac = o.opt("mac", mac)?.unwrap_or(default.mac);
     for (role, input) in [("a", mac.a), ("b", mac.b)] {
         if !input.contains(&format) {

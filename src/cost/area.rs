@@ -59,7 +59,9 @@ pub fn area_mm2(arch: &Architecture) -> BTreeMap<String, f64> {
     if !fp.shares_array(f, &c.array) {
         out.insert(
             "full_precision".to_string(),
-            (fp.array.rows * fp.array.cols) as f64 * unit_area_um2(arch, "full_precision_mac") * um2,
+            (fp.array.rows * fp.array.cols) as f64
+                * unit_area_um2(arch, "full_precision_mac")
+                * um2,
         );
     }
     out.insert(

@@ -267,11 +267,7 @@ fn price_on(
         (_, 0) => return Err(CostError::NoRng(arch.name.clone())),
         (bits, rate) => bits.div_ceil(rate),
     };
-    let mapped: Vec<GemmCycles> = work
-        .gemms
-        .iter()
-        .map(|&g| gemm_cycles(array, g))
-        .collect();
+    let mapped: Vec<GemmCycles> = work.gemms.iter().map(|&g| gemm_cycles(array, g)).collect();
     let compute_cycles =
         mapped.iter().map(|m| m.cycles).sum::<u64>() + work.vector_ops.div_ceil(c.vector.lanes);
     let slowest = memory
@@ -297,10 +293,7 @@ fn price_on(
         energy_pj: breakdown.values().sum(),
         breakdown,
         by_action,
-        utilization: ratio(
-            macs as f64,
-            (total_cycles * array.rows * array.cols) as f64,
-        ),
+        utilization: ratio(macs as f64, (total_cycles * array.rows * array.cols) as f64),
         mapping_efficiency: ratio(
             mapped
                 .iter()

@@ -256,15 +256,16 @@ mod tests {
     fn jacobi_eigenvalues_match_known_spectra() {
         // 2 x 2: [[2, 1], [1, 2]] has eigenvalues 1 and 3.
         let e = symmetric_eigenvalues(array![[2.0, 1.0], [1.0, 2.0]].view()).expect("square");
-        assert!((e[0] - 1.0).abs() < 1e-14 && (e[1] - 3.0).abs() < 1e-14, "{e:?}");
+        assert!(
+            (e[0] - 1.0).abs() < 1e-14 && (e[1] - 3.0).abs() < 1e-14,
+            "{e:?}"
+        );
         // Q diag(d) Q^T with Q a product of Householder reflections: the spectrum is d.
         let n = 12;
         let d: Vec<f64> = (0..n).map(|i| 0.1 + (i * i) as f64).collect();
         let mut q = Array2::<f64>::eye(n);
         for r in 0..3 {
-            let v: Array1<f64> = (0..n)
-                .map(|i| ((i * 7 + r * 3) % 5) as f64 - 1.7)
-                .collect();
+            let v: Array1<f64> = (0..n).map(|i| ((i * 7 + r * 3) % 5) as f64 - 1.7).collect();
             let h = Array2::<f64>::eye(n)
                 - 2.0 / v.dot(&v)
                     * v.view()
@@ -272,7 +273,9 @@ mod tests {
                         .dot(&v.view().insert_axis(ndarray::Axis(0)));
             q = q.dot(&h);
         }
-        let a = q.dot(&Array2::from_diag(&Array1::from(d.clone()))).dot(&q.t());
+        let a = q
+            .dot(&Array2::from_diag(&Array1::from(d.clone())))
+            .dot(&q.t());
         let e = symmetric_eigenvalues(a.view()).expect("square");
         for (got, want) in e.iter().zip(&d) {
             assert!((got - want).abs() < 1e-10, "{got} vs {want}");
