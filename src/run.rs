@@ -19,7 +19,7 @@ use thiserror::Error;
 
 use crate::algo::{self, Algo, AlgoError, Hyper, ModelShape, TrainData};
 use crate::arch::{override_value, ArchError, Architecture};
-use crate::cost::{self, CostError};
+use crate::cost::{self, CostError, Datapath};
 use crate::report::{CostSummary, EpochRecord, RunConfig, RunReport};
 use crate::sweep::RunSpec;
 use crate::workload::{
@@ -210,29 +210,55 @@ fn classification_metrics(
     );
 }
 
-/// The formats and rounding units of the datapath, by role, for the report.
-fn formats_of(arch: &Architecture) -> BTreeMap<String, String> {
+/// The formats and rounding units the run used, by role, for the report: those of the datapath
+/// `algo` steps on (a full-precision baseline uses `full_precision.format` for every role and the
+/// full-precision MAC, whatever the architecture's low-precision formats), which one that is
+/// (`datapath`), and the full-precision unit (the SVRG family's full gradients).
+fn formats_of(arch: &Architecture, algo: Algo) -> BTreeMap<String, String> {
     let f = &arch.formats;
+    let fp = &arch.full_precision;
+    let rne = crate::round::Rounding::NearestEven;
+    let (roles, mac, datapath) = match algo.datapath() {
+        Datapath::FullPrecision => (
+            [(fp.format, rne); 4],
+            fp.mac,
+            "full-precision unit (full_precision)",
+        ),
+        Datapath::LowPrecision => (
+            [
+                (f.weights, f.rounding.weights),
+                (f.activations, f.rounding.activations),
+                (f.gradients, f.rounding.gradients),
+                (f.updates, f.rounding.updates),
+            ],
+            f.mac,
+            "low-precision MAC (formats.mac)",
+        ),
+    };
     let mut m = BTreeMap::new();
-    for (role, fmt, r) in [
-        ("weights", f.weights, f.rounding.weights),
-        ("activations", f.activations, f.rounding.activations),
-        ("gradients", f.gradients, f.rounding.gradients),
-        ("updates", f.updates, f.rounding.updates),
-    ] {
+    for (role, (fmt, r)) in ["weights", "activations", "gradients", "updates"]
+        .into_iter()
+        .zip(roles)
+    {
         m.insert(role.to_string(), fmt.to_string());
         m.insert(format!("rounding.{role}"), r.to_string());
     }
-    m.insert("mac.a".into(), f.mac.a.to_string());
-    m.insert("mac.b".into(), f.mac.b.to_string());
+    m.insert("mac.a".into(), mac.a.to_string());
+    m.insert("mac.b".into(), mac.b.to_string());
     m.insert(
         "mac.product".into(),
-        f.mac.product.map_or("exact".to_string(), |p| p.to_string()),
+        mac.product.map_or("exact".to_string(), |p| p.to_string()),
     );
-    m.insert("mac.fused".into(), f.mac.fused.to_string());
-    m.insert("mac.accumulator".into(), f.mac.acc.to_string());
-    m.insert("mac.acc_rounding".into(), f.mac.acc_rounding.to_string());
-    m.insert("mac.order".into(), f.mac.order.to_string());
+    m.insert("mac.fused".into(), mac.fused.to_string());
+    m.insert("mac.accumulator".into(), mac.acc.to_string());
+    m.insert("mac.acc_rounding".into(), mac.acc_rounding.to_string());
+    m.insert("mac.order".into(), mac.order.to_string());
+    m.insert("datapath".into(), datapath.to_string());
+    m.insert("full_precision".into(), fp.format.to_string());
+    m.insert(
+        "full_precision.mac".into(),
+        format!("{} x {} + {}", fp.mac.a, fp.mac.b, fp.mac.acc),
+    );
     m
 }
 
@@ -420,7 +446,7 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
                 h.extend(outcome.derived.clone());
                 h
             },
-            formats: formats_of(&arch),
+            formats: formats_of(&arch, algo),
         },
         epochs,
         metrics,

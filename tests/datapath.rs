@@ -383,7 +383,9 @@ fn mu_is_the_problem_strong_convexity() {
 fn impossible_combinations_are_refused_in_one_line() {
     let data = regression();
     let model = ModelShape::Linear { d: 20 };
-    let cases: [(Algo, Architecture, &[(&str, f64)], &str); 4] = [
+    /// An algorithm, where it runs, its hyperparameters, and what the error must say.
+    type Case<'a> = (Algo, Architecture, &'a [(&'a str, f64)], &'a str);
+    let cases: [Case; 4] = [
         (
             Algo::Halp,
             common::arch_with("arch/int8.json", &[("formats.weights", "fixed:wl=8,fl=0")]),

@@ -6,8 +6,11 @@
 //! - [`svrg`]: `svrg`, `lp-svrg`, `halp`, and `lp-sgd` on a `delta` grid — linear models;
 //! - [`vc`]: the variance-corrected quantizer; [`qsgld`]: QSGLD's schedule and quantized step.
 //!
-//! "Full precision" (`sgd`, `sgld`, `svrg`, the master copy of `lp-sgld-f`) means `fp32` storage;
-//! the matmuls still run on the architecture's MAC. Entry point: [`train`].
+//! "Full precision" means the architecture's full-precision unit (`full_precision`, fp32 by
+//! default): the baselines `sgd`, `sgld`, `csgld` and `svrg` run entirely on it, storage and
+//! arithmetic, so they are the same run on every architecture ([`Algo::datapath`]); the `lp-`
+//! variants run on the architecture's low-precision MAC (`lp-sgld-f` with a master copy in the
+//! full-precision format). Entry point: [`train`].
 
 pub mod model;
 pub mod qsgld;
@@ -31,20 +34,21 @@ pub use model::{loss, param_shapes, predict};
 /// An algorithm, by its command-line name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Algo {
-    /// Mini-batch SGD, `fp32` weights.
+    /// Mini-batch SGD in full precision (the full-precision unit).
     Sgd,
     /// SGD with weights stored in the architecture's weight format and rounding unit (or on a
     /// `delta` grid, HALP's LP-SGD, when `delta > 0`).
     LpSgd,
-    /// SGLD, `fp32` weights.
+    /// SGLD in full precision (the full-precision unit).
     Sgld,
-    /// SGLDLP-F: `fp32` accumulator, gradients at `Q_W(theta)` (ALGORITHMS.md 1.1.1).
+    /// SGLDLP-F: full-precision master copy, gradients at `Q_W(theta)` on the low-precision MAC
+    /// (ALGORITHMS.md 1.1.1).
     LpSgldF,
     /// Naive SGLDLP-L: `theta <- Q_W(theta - lr g + noise)` (1.1.2).
     LpSgldNaive,
     /// VC SGLDLP-L: `theta <- Q^vc(theta - lr g, 2 lr T / N)` (1.1.3).
     LpSgldVc,
-    /// cSGLD: SGLD with the cyclical step size (1.4).
+    /// cSGLD: SGLD with the cyclical step size (1.4), in full precision.
     Csgld,
     /// Cyclical SGLDLP-F.
     LpCsgldF,
@@ -54,11 +58,13 @@ pub enum Algo {
     LpCsgldVc,
     /// QSGLD (section 3).
     Qsgld,
-    /// SVRG, `fp32` weights.
+    /// SVRG in full precision (the full-precision unit).
     Svrg,
-    /// LP-SVRG: SVRG with weights on a fixed low-precision grid.
+    /// LP-SVRG: SVRG with the iterate in the weight format (or on a fixed `delta` grid of its
+    /// integer codes), full gradients on the full-precision unit.
     LpSvrg,
-    /// HALP: SVRG with bit centering (section 2.1).
+    /// HALP: SVRG with bit centering (section 2.1): the offset in the weight format's codes,
+    /// full gradients on the full-precision unit.
     Halp,
 }
 

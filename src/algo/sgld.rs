@@ -7,6 +7,9 @@
 //! size (1 for the Gaussian toy):
 //! - `sgd`: `p <- p - lr d` in `fp32`; `lp-sgd`: the same rounded to the weight format;
 //! - `sgld`: `p <- p - lr d + sqrt(2 lr T / N) xi` in `fp32`;
+//! - `sgd`, `sgld` and `csgld` build their whole step on the full-precision unit (`fp32` above
+//!   is `full_precision.format`, the matmuls `full_precision.mac`); the others on the
+//!   low-precision datapath, where `fp32` is the vector unit's full-precision result format;
 //! - `lp-sgld-f`: the same on an `fp32` master copy `m`, the gradient taken at `Q_W(m)`;
 //! - `lp-sgld-naive`: `p <- Q_W(p - lr d + sqrt(2 lr T / N) xi)`;
 //! - `lp-sgld-vc`: `p <- Q^vc(p - lr d, v = 2 lr T / N)` (`mu` in `fp32`, not quantized);

@@ -477,23 +477,20 @@ pub(crate) fn train(
     let lr = hyper.get("lr");
     let (repr, mut scale) = representation(algo, arch, hyper)?;
     let mut derived = BTreeMap::new();
-    let mu = if algo == Algo::Halp {
-        match hyper.get("mu") {
-            m if m < 0.0 => {
-                return Err(AlgoError::BadHyper {
-                    name: "mu".into(),
-                    reason: format!("{m}: must be > 0 (0 = from the problem)"),
-                })
-            }
-            m if m == 0.0 => {
-                let mu = strong_convexity(model, &data.x_train)?;
-                derived.insert("mu".to_string(), mu);
-                mu
-            }
-            m => m,
+    let mu = match hyper.get("mu") {
+        _ if algo != Algo::Halp => 0.0,
+        m if m < 0.0 => {
+            return Err(AlgoError::BadHyper {
+                name: "mu".into(),
+                reason: format!("{m}: must be > 0 (0 = from the problem)"),
+            })
         }
-    } else {
-        0.0
+        0.0 => {
+            let mu = strong_convexity(model, &data.x_train)?;
+            derived.insert("mu".to_string(), mu);
+            mu
+        }
+        m => m,
     };
     let mut codes = init_params(model, repr.code, repr.rounding, seed).remove(0);
     let mut centre = Array2::<f64>::zeros((shape[0], shape[1]));

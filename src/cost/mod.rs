@@ -83,6 +83,7 @@ impl Work {
 
 /// Which unit of the architecture does a piece of work.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Datapath {
     /// The low-precision datapath: `formats.mac` on `compute.array`, the vector unit computing
     /// in `compute.vector.format`.
