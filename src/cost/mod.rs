@@ -82,12 +82,11 @@ impl Work {
 }
 
 /// Which unit of the architecture does a piece of work.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Datapath {
     /// The low-precision datapath: `formats.mac` on `compute.array`, the vector unit computing
     /// in `compute.vector.format`.
-    #[default]
     LowPrecision,
     /// The full-precision unit: `full_precision.mac` on `full_precision.array`, the vector unit
     /// computing in `full_precision.format`.
