@@ -8,7 +8,7 @@
 //! (`formats.activations`), the backward pass's errors and weight gradients are gradients
 //! (`formats.gradients`): the weight gradient leaving its matmul is `Q_G(grad)`.
 //!
-//! On the full-precision unit ([`Builder::full_precision`]) every tensor, stored or computed, is
+//! On the full-precision unit (`Builder::full_precision`) every tensor, stored or computed, is
 //! in `full_precision.format` with `rne`, and the matmuls run on `full_precision.mac`: nothing is
 //! converted to a low-precision format.
 
