@@ -20,7 +20,7 @@ use thiserror::Error;
 
 use crate::algo::{self, Algo, AlgoError, Hyper, ModelShape, TrainData};
 use crate::arch::{override_value, ArchError, Architecture};
-use crate::cost::{self, CostError};
+use crate::cost::{self, CostError, Datapath};
 use crate::graph::RangeHealth;
 use crate::report::{ChainMoments, CostSummary, EpochRecord, RangeRecord, RunConfig, RunReport};
 use crate::sweep::{RunFailure, RunSpec};
@@ -234,30 +234,56 @@ fn classification_metrics(
     );
 }
 
-/// The formats and rounding units of the datapath, by role, for the report.
-fn formats_of(arch: &Architecture) -> BTreeMap<String, String> {
+/// The formats and rounding units the run used, by role, for the report: those of the datapath
+/// `algo` steps on (a full-precision baseline uses `full_precision.format` for every role and the
+/// full-precision MAC, whatever the architecture's low-precision formats), which one that is
+/// (`datapath`), and the full-precision unit (the SVRG family's full gradients).
+fn formats_of(arch: &Architecture, algo: Algo) -> BTreeMap<String, String> {
     let f = &arch.formats;
+    let fp = &arch.full_precision;
+    let rne = crate::round::Rounding::NearestEven;
+    let (roles, mac, datapath) = match algo.datapath() {
+        Datapath::FullPrecision => (
+            [(fp.format, rne); 5],
+            fp.mac,
+            "full-precision unit (full_precision)",
+        ),
+        Datapath::LowPrecision => (
+            [
+                (f.input, f.rounding.input),
+                (f.weights, f.rounding.weights),
+                (f.activations, f.rounding.activations),
+                (f.gradients, f.rounding.gradients),
+                (f.updates, f.rounding.updates),
+            ],
+            f.mac,
+            "low-precision MAC (formats.mac)",
+        ),
+    };
     let mut m = BTreeMap::new();
-    for (role, fmt, r) in [
-        ("input", f.input, f.rounding.input),
-        ("weights", f.weights, f.rounding.weights),
-        ("activations", f.activations, f.rounding.activations),
-        ("gradients", f.gradients, f.rounding.gradients),
-        ("updates", f.updates, f.rounding.updates),
-    ] {
+    for (role, (fmt, r)) in ["input", "weights", "activations", "gradients", "updates"]
+        .into_iter()
+        .zip(roles)
+    {
         m.insert(role.to_string(), fmt.to_string());
         m.insert(format!("rounding.{role}"), r.to_string());
     }
-    m.insert("mac.a".into(), f.mac.a.to_string());
-    m.insert("mac.b".into(), f.mac.b.to_string());
+    m.insert("mac.a".into(), mac.a.to_string());
+    m.insert("mac.b".into(), mac.b.to_string());
     m.insert(
         "mac.product".into(),
-        f.mac.product.map_or("exact".to_string(), |p| p.to_string()),
+        mac.product.map_or("exact".to_string(), |p| p.to_string()),
     );
-    m.insert("mac.fused".into(), f.mac.fused.to_string());
-    m.insert("mac.accumulator".into(), f.mac.acc.to_string());
-    m.insert("mac.acc_rounding".into(), f.mac.acc_rounding.to_string());
-    m.insert("mac.order".into(), f.mac.order.to_string());
+    m.insert("mac.fused".into(), mac.fused.to_string());
+    m.insert("mac.accumulator".into(), mac.acc.to_string());
+    m.insert("mac.acc_rounding".into(), mac.acc_rounding.to_string());
+    m.insert("mac.order".into(), mac.order.to_string());
+    m.insert("datapath".into(), datapath.to_string());
+    m.insert("full_precision".into(), fp.format.to_string());
+    m.insert(
+        "full_precision.mac".into(),
+        format!("{} x {} + {}", fp.mac.a, fp.mac.b, fp.mac.acc),
+    );
     m
 }
 
@@ -375,7 +401,7 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
                     classification_metrics(&probs, labels, &mut m, "");
                 }
             }
-            let (energy_pj, cycles) = match cost::price(&arch, &s.counts, &s.work) {
+            let (energy_pj, cycles) = match cost::price_tally(&arch, &s.tally) {
                 Ok(c) => (c.energy_pj, c.total_cycles as f64),
                 Err(e) => {
                     pricing.get_or_insert(e);
@@ -429,7 +455,7 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
         _ => None,
     };
 
-    let total = cost::price(&arch, &outcome.counts, &outcome.work)?;
+    let total = cost::price_tally(&arch, &outcome.tally)?;
     let cost = CostSummary {
         energy_pj: total.energy_pj,
         cycles: total.total_cycles as f64,
@@ -445,8 +471,14 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
             arch: arch.name.clone(),
             seed: spec.seed,
             set: spec.set.clone(),
-            hyper: hyper.values(),
-            formats: formats_of(&arch),
+            hyper: {
+                // Values the algorithm derived from the problem replace the 0 that asked for
+                // them, so the report records every value as used.
+                let mut h = hyper.values();
+                h.extend(outcome.derived.clone());
+                h
+            },
+            formats: formats_of(&arch, algo),
         },
         epochs,
         metrics,

@@ -170,3 +170,105 @@ fn input_format_defaults_is_read_and_is_checked() {
         "{err}"
     );
 }
+
+/// `arch/fp32.json` with the top-level `full_precision` section set to `section` (JSON).
+fn with_full_precision(section: &str) -> Result<Architecture, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("arch/fp32.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["full_precision"] = serde_json::from_str(section).unwrap();
+    Architecture::from_json_str("x.json", &v.to_string()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn full_precision_section_defaults_and_is_read() {
+    for file in ["arch/int8.json", "arch/bf16.json"] {
+        let a = load(file).unwrap();
+        let fp = a.full_precision;
+        assert_eq!(fp.format.to_string(), "fp32");
+        assert_eq!(fp.mac.a.to_string(), "fp32");
+        assert_eq!(fp.mac.b.to_string(), "fp32");
+        assert_eq!(fp.mac.acc.to_string(), "fp32");
+        assert!(fp.mac.fused);
+        assert_eq!(fp.mac.order, Order::Sequential);
+        assert_eq!(fp.array, a.compute.array);
+    }
+    let a = with_full_precision(
+        r#"{"format": "bf16",
+            "mac": {"a": "bf16", "b": "fp32", "fused": false, "product": "fp32",
+                    "accumulator": "fp32", "acc_rounding": "rtz", "order": "pairwise"},
+            "array": {"rows": 8, "cols": 16, "dataflow": "ws"}}"#,
+    )
+    .unwrap();
+    let fp = a.full_precision;
+    assert_eq!(fp.format.to_string(), "bf16");
+    assert_eq!(fp.mac.a.to_string(), "bf16");
+    assert!(!fp.mac.fused);
+    assert_eq!(
+        fp.mac.product.map(|p| p.to_string()).as_deref(),
+        Some("fp32")
+    );
+    assert_eq!(fp.mac.acc_rounding.to_string(), "rtz");
+    assert_eq!(fp.mac.order, Order::Pairwise);
+    assert_eq!(
+        (fp.array.rows, fp.array.cols, fp.array.dataflow),
+        (8, 16, Dataflow::Ws)
+    );
+    // Partial sections keep the other defaults.
+    let a = with_full_precision(r#"{"array": {"rows": 4, "cols": 4, "dataflow": "os"}}"#).unwrap();
+    assert_eq!(a.full_precision.format.to_string(), "fp32");
+    assert_eq!(a.full_precision.array.rows, 4);
+}
+
+#[test]
+fn full_precision_section_errors_name_the_path() {
+    let cases = [
+        (
+            r#"{"formt": "fp32"}"#,
+            "x.json: full_precision.formt: unknown field; did you mean `format`?; allowed: format, mac, array",
+        ),
+        (
+            r#"{"format": "bfp:wl=8,size=32"}"#,
+            "x.json: full_precision.format = \"bfp:wl=8,size=32\": must be a float format whose values are f32 values",
+        ),
+        (
+            r#"{"format": "fp64"}"#,
+            "x.json: full_precision.format = \"fp64\": must be a float format",
+        ),
+        (
+            r#"{"format": "fp32", "mac": {"a": "bf16", "b": "fp32", "fused": true, "accumulator": "fp32"}}"#,
+            "x.json: full_precision: mac.a = `bf16` does not hold every value of format `fp32`",
+        ),
+        (
+            r#"{"mac": {"a": "fp32", "b": "fp32", "fussed": true, "accumulator": "fp32"}}"#,
+            "x.json: full_precision.mac.fussed: unknown field; did you mean `fused`?",
+        ),
+        (
+            r#"{"array": {"rows": 0, "cols": 4, "dataflow": "os"}}"#,
+            "x.json: full_precision.array.rows = 0: must be at least 1",
+        ),
+        (r#""fp32""#, "x.json: full_precision: expected an object"),
+    ];
+    for (section, want) in cases {
+        let err = with_full_precision(section).expect_err(section);
+        assert!(
+            err.starts_with(want),
+            "{section}: got `{err}`, want `{want}`"
+        );
+    }
+    let err = with_full_precision(r#"{"formats": "fp32"}"#).unwrap_err();
+    assert!(err.contains("did you mean `format`?"), "{err}");
+    // A stochastic accumulator in the full-precision MAC needs the random source too.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("arch/fp32.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["compute"]["rng"] = serde_json::json!({"kind": "none"});
+    assert!(Architecture::from_json_str("x.json", &v.to_string()).is_ok());
+    v["full_precision"] = serde_json::json!({"mac": {"a": "fp32", "b": "fp32", "fused": true,
+        "accumulator": "fp32", "acc_rounding": "sr"}});
+    let err = Architecture::from_json_str("x.json", &v.to_string()).unwrap_err();
+    assert!(
+        err.to_string().contains("compute.rng.kind = \"none\""),
+        "{err}"
+    );
+}

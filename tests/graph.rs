@@ -146,7 +146,10 @@ fn one_sgd_step_counts_equal_the_hand_count() {
         &mut |_| {},
     )
     .expect("train");
-    let c = &out.counts;
+    // sgd is full precision: all of its work is on the full-precision unit.
+    assert_eq!(out.tally.low, lpsim::arith::ActionCounts::default());
+    assert_eq!(out.tally.low_work, lpsim::cost::Work::default());
+    let c = &out.tally.full;
     // Fused MACs: 2*3 + 3*2 in the array, 3 axpy on the vector unit.
     assert_eq!(c.fma.get("fp32 x fp32 + fp32"), Some(&15));
     assert_eq!(c.add.get("fp32"), Some(&2)); // resid
@@ -170,8 +173,8 @@ fn one_sgd_step_counts_equal_the_hand_count() {
         (sram.read_bits, sram.write_bits),
         (192 * 2 + 64 + 64 * 3 + 96, 192 + 64 + 64 * 3 + 96)
     );
-    assert_eq!(out.work.gemms.len(), 2);
-    assert_eq!(out.work.vector_ops, 2 + 2 + 3);
+    assert_eq!(out.tally.full_work.gemms.len(), 2);
+    assert_eq!(out.tally.full_work.vector_ops, 2 + 2 + 3);
     // And the value (both rows equal, so any mini-batch): w' = -lr x^T (x w - y) / 2 = lr x.
     let lr = h.get("lr");
     for (w, xi) in out.params[0].iter().zip([1.0, 2.0, 3.0]) {
@@ -223,12 +226,12 @@ fn the_features_are_stored_read_and_priced_in_the_input_format() {
         assert_eq!(*w, (lr * xi) as f32 as f64);
     }
     assert!(
-        out.counts.quantize.is_empty(),
+        out.tally.low.quantize.is_empty(),
         "e2m1fn values are fp32 MAC operands"
     );
     // DRAM reads as in the fp32 hand count (y 64, the index twice 64 each, w twice 96 each),
     // with x's 192 bits down to 24.
-    let dram = out.counts.mem.get("DRAM").expect("DRAM");
+    let dram = out.tally.low.mem.get("DRAM").expect("DRAM");
     assert_eq!(dram.read_bits, 24 + 64 + 64 * 2 + 96 * 2);
 }
 
@@ -267,7 +270,8 @@ fn stochastic_ops_count_random_bits_and_conversions() {
     )
     .expect("train");
     // d = 2^-6: d^2/4 = 6.1e-5 < v = 2e-2: Case A for all 4 elements.
-    let c = &out.counts;
+    let c = &out.tally.low;
+    assert_eq!(out.tally.full, lpsim::arith::ActionCounts::default());
     assert_eq!(c.quantize.get("fixed:wl=8,fl=6/rna"), Some(&4));
     // Gradient noise: 4 x 128; gradient rounding (rne on int8 gradients): 0; VC: 4 x 192.
     assert_eq!(c.random_bits, 4 * 128 + 4 * 192);

@@ -309,15 +309,17 @@ fn lpsim_graph_shows_the_runs_noise_and_qsgld_constants() {
     assert_eq!(q["q"].as_f64(), Some(262_144.0));
     assert_eq!(q["nearest"], false);
     let c = q["c"].as_f64().expect("c");
-    let want = 1e-3 / (1.0 + (-2.0f64 * 20.0 * 0.2).exp());
+    // halp-linreg runs 40 epochs: tau0 = 0.2 x 40 = 8.
+    let want = 1e-3 / (1.0 + (-2.0f64 * 40.0 * 0.2).exp());
     assert!((c - want).abs() < 1e-18, "{c} vs {want}");
     assert_eq!(op_of(&g, "step0")["Scale"]["c"].as_f64(), Some(-1e-3));
-    // The code's switch (tanh(x) + 1) / 2 at x = 8, and its debug path's nearest rounding.
+    // The code's switch (tanh(x) + 1) / 2 at x = kappa tau0 = 16, and its debug path's nearest
+    // rounding.
     let g = graph_json("qsgld", linreg, &["switch=1", "nearest=1"]);
     let q = &op_of(&g, "qstep0")["QsgldQuantize"];
     assert_eq!(q["nearest"], true);
     let c = q["c"].as_f64().expect("c");
-    let want = 1e-3 * 0.5 * (8.0f64.tanh() + 1.0);
+    let want = 1e-3 * 0.5 * (16.0f64.tanh() + 1.0);
     assert!((c - want).abs() < 1e-18, "{c} vs {want}");
 }
 

@@ -129,7 +129,7 @@ fn shipped_workloads_have_the_documented_shapes() {
     assert_eq!(
         halp.budget,
         Budget::Epochs {
-            epochs: 20,
+            epochs: 40,
             batch_size: 1,
             burn_in: 0,
             thin: 1
@@ -738,8 +738,8 @@ fn halp_linreg_budget_lets_f64_svrg_reach_the_optimum() {
     let gap0 = opt.gap(model.loss(p.view(), d.x_train.view(), &d.y_train));
     let rng = RandomStream::new(1, 2);
     let mut step = 0u64;
-    // SVRG outer iterations of T steps cover `epochs` passes over the data.
-    for _ in 0..epochs * n / t {
+    // The SVRG driver runs `epochs` outer iterations of T steps.
+    for _ in 0..epochs {
         let centre = p.clone();
         let (_, full) = model.loss_and_grad(centre.view(), d.x_train.view(), &d.y_train);
         for _ in 0..t {

@@ -3,20 +3,20 @@
 
 use ndarray::Array2;
 
+use std::collections::BTreeMap;
+
 use crate::algo::{EpochStats, TrainOutcome};
-use crate::arith::ActionCounts;
-use crate::cost::Work;
-use crate::graph::RangeHealth;
+use crate::cost::Tally;
+use crate::graph::{RangeHealth, StepResult};
 
 /// Per-epoch bookkeeping shared by the drivers: counts, samples, divergence.
 #[derive(Default)]
 pub(crate) struct Run {
-    pub counts: ActionCounts,
-    pub work: Work,
+    /// Actions and work of the whole run, per datapath.
+    pub tally: Tally,
     /// Range events of the whole run.
     pub range: RangeHealth,
-    epoch_counts: ActionCounts,
-    epoch_work: Work,
+    epoch_tally: Tally,
     samples: Vec<Vec<Array2<f64>>>,
     /// The epochs (1-based, ascending) whose parameters are kept as samples (a sampler's
     /// [`crate::algo::samples::SampleSchedule::kept`]; none for the other algorithms).
@@ -30,12 +30,11 @@ impl Run {
         Run::default()
     }
 
-    /// Add one step's actions and range events.
-    pub fn add(&mut self, counts: &ActionCounts, work: Work, range: &RangeHealth) {
-        self.range.merge(range);
-        self.epoch_counts.merge(counts);
-        self.epoch_work.gemms.extend(work.gemms);
-        self.epoch_work.vector_ops += work.vector_ops;
+    /// Add one step's actions (on the datapath that did them) and range events.
+    pub fn add(&mut self, step: &StepResult) {
+        self.range.merge(&step.range);
+        self.epoch_tally
+            .add(step.datapath, &step.counts, &step.work);
     }
 
     /// Close epoch `epoch` (1-based) with parameters `params`: report it, keep a sample, and
@@ -47,19 +46,15 @@ impl Run {
         train_loss: f64,
         on_epoch: &mut dyn FnMut(EpochStats),
     ) -> bool {
-        let counts = std::mem::take(&mut self.epoch_counts);
-        let work = std::mem::take(&mut self.epoch_work);
-        self.counts.merge(&counts);
-        self.work.gemms.extend(work.gemms.iter().copied());
-        self.work.vector_ops += work.vector_ops;
+        let tally = std::mem::take(&mut self.epoch_tally);
+        self.tally.merge(&tally);
         if self.keep_sample(epoch) {
             self.samples.push(params.to_vec());
         }
         on_epoch(EpochStats {
             epoch,
             train_loss,
-            counts,
-            work,
+            tally,
             params: params.to_vec(),
         });
         if !train_loss.is_finite() || params.iter().any(|p| p.iter().any(|v| !v.is_finite())) {
@@ -80,8 +75,8 @@ impl Run {
             samples: self.samples,
             diverged_at: self.diverged_at,
             chain,
-            counts: self.counts,
-            work: self.work,
+            tally: self.tally,
+            derived: BTreeMap::new(),
             range: self.range,
         }
     }

@@ -441,7 +441,7 @@ pub(crate) fn train(
             seed,
             (epoch as u64) << 40,
         )?;
-        run.add(&res.counts, std::mem::take(&mut res.work), &res.range);
+        run.add(&res);
         let Centre {
             mut feeds,
             cache,
@@ -468,10 +468,16 @@ pub(crate) fn train(
             for (l, kl) in k.iter_mut().enumerate() {
                 *kl = take(&mut res, &format!("k{l}.next"));
             }
-            run.add(&res.counts, res.work, &res.range);
+            run.add(&res);
         }
         for l in 0..layers {
-            centre[l] = recentre(arch, &centre[l], &k[l], deltas[l], seed, epoch, &mut run)?;
+            centre[l] = recentre(
+                arch,
+                (&centre[l], &k[l], codes.format),
+                deltas[l],
+                (seed, epoch),
+                &mut run,
+            )?;
         }
         let l = loss(model, &centre, s.data.x_train.view(), &s.data.y_train);
         if run.end_epoch(epoch, &centre, l, on_epoch) {

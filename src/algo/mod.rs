@@ -8,8 +8,11 @@
 //! - [`vc`]: the variance-corrected quantizer; [`qsgld`]: QSGLD's schedule and quantized step;
 //! - [`gaussian`]: a Gaussian target's gradient subgraph; [`samples`]: which samples are kept.
 //!
-//! "Full precision" (`sgd`, `sgld`, `svrg`, the master copy of `lp-sgld-f`) means `fp32` storage;
-//! the matmuls still run on the architecture's MAC. Entry point: [`train`].
+//! "Full precision" means the architecture's full-precision unit (`full_precision`, fp32 by
+//! default): the baselines `sgd`, `sgld`, `csgld` and `svrg` run entirely on it, storage and
+//! arithmetic, so they are the same run on every architecture ([`Algo::datapath`]); the `lp-`
+//! variants run on the architecture's low-precision MAC (`lp-sgld-f` with a master copy in the
+//! full-precision format). Entry point: [`train`].
 
 mod epochs;
 pub mod gaussian;
@@ -30,8 +33,7 @@ use ndarray::{Array1, Array2};
 use thiserror::Error;
 
 use crate::arch::Architecture;
-use crate::arith::ActionCounts;
-use crate::cost::Work;
+use crate::cost::{Datapath, Tally};
 use crate::graph::{ExecError, GraphError, RangeHealth};
 
 pub use model::{loss, param_shapes, predict};
@@ -39,20 +41,21 @@ pub use model::{loss, param_shapes, predict};
 /// An algorithm, by its command-line name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Algo {
-    /// Mini-batch SGD, `fp32` weights.
+    /// Mini-batch SGD in full precision (the full-precision unit).
     Sgd,
     /// SGD with weights stored in the architecture's weight format and rounding unit (or on a
     /// `delta` grid, HALP's LP-SGD, when `delta > 0`).
     LpSgd,
-    /// SGLD, `fp32` weights.
+    /// SGLD in full precision (the full-precision unit).
     Sgld,
-    /// SGLDLP-F: `fp32` accumulator, gradients at `Q_W(theta)` (ALGORITHMS.md 1.1.1).
+    /// SGLDLP-F: full-precision master copy, gradients at `Q_W(theta)` on the low-precision MAC
+    /// (ALGORITHMS.md 1.1.1).
     LpSgldF,
     /// Naive SGLDLP-L: `theta <- Q_W(theta - lr g + noise)` (1.1.2).
     LpSgldNaive,
     /// VC SGLDLP-L: `theta <- Q^vc(theta - lr g, 2 lr T / N)` (1.1.3).
     LpSgldVc,
-    /// cSGLD: SGLD with the cyclical step size (1.4).
+    /// cSGLD: SGLD with the cyclical step size (1.4), in full precision.
     Csgld,
     /// Cyclical SGLDLP-F.
     LpCsgldF,
@@ -62,11 +65,13 @@ pub enum Algo {
     LpCsgldVc,
     /// QSGLD (section 3).
     Qsgld,
-    /// SVRG, `fp32` weights.
+    /// SVRG in full precision (the full-precision unit).
     Svrg,
-    /// LP-SVRG: SVRG with weights on a fixed low-precision grid.
+    /// LP-SVRG: SVRG with the iterate in the weight format (or on a fixed `delta` grid of its
+    /// integer codes), full gradients on the full-precision unit.
     LpSvrg,
-    /// HALP: SVRG with bit centering (section 2.1).
+    /// HALP: SVRG with bit centering (section 2.1): the offset in the weight format's codes,
+    /// full gradients on the full-precision unit.
     Halp,
 }
 
@@ -131,6 +136,17 @@ impl Algo {
         )
     }
 
+    /// The datapath its steps run on: the full-precision unit for the full-precision algorithms
+    /// (`sgd`, `sgld`, `csgld`, `svrg`: full precision in storage and arithmetic, so that a
+    /// baseline is the real thing on every architecture), else the low-precision datapath. (The
+    /// SVRG family's full gradients run on the full-precision unit whatever the algorithm.)
+    pub fn datapath(self) -> Datapath {
+        match self {
+            Algo::Sgd | Algo::Sgld | Algo::Csgld | Algo::Svrg => Datapath::FullPrecision,
+            _ => Datapath::LowPrecision,
+        }
+    }
+
     /// Whether it runs in the SVRG driver (given its hyperparameters).
     fn is_svrg_family(self, hyper: &Hyper) -> bool {
         matches!(self, Algo::Svrg | Algo::LpSvrg | Algo::Halp)
@@ -169,8 +185,9 @@ impl Hyper {
     /// `rho` 0.2 (`warmp_up_period`); `switch` 0 = the paper's `sigmoid(x)`, 1 = the code's
     /// default `(tanh(x) + 1) / 2`; `nearest` 0 (floor, the reference's non-debug path; 1 = its
     /// debug path's nearest). LP grids: `delta` (0 = the architecture's weight format; HALP's
-    /// 8-bit LP-SGD/LP-SVRG use 0.7), `bits` (0 = the weight format's bits, at most 24), `mu` (3,
-    /// HALP Fig. 1).
+    /// 8-bit LP-SGD/LP-SVRG use 0.7), `bits` (0 = the weight format's bits), `mu` (0 = the
+    /// strong-convexity constant of the problem, [`svrg::strong_convexity`]; HALP Fig. 1 picks 3
+    /// by hand).
     pub fn defaults(algo: Algo) -> Vec<(&'static str, f64, &'static str)> {
         let mut d: Vec<(&'static str, f64, &'static str)> = vec![
             ("epochs", 20.0, "chosen for CPU runs (LP-SGLD: 245)"),
@@ -246,13 +263,18 @@ impl Hyper {
             ));
         }
         if matches!(algo, Algo::LpSgd | Algo::LpSvrg | Algo::Halp) {
-            d.push(("bits", 0.0, "0 = the weight format's bits (at most 24)"));
+            d.push(("bits", 0.0, "0 = the weight format's bits"));
         }
         if matches!(algo, Algo::LpSgd | Algo::LpSvrg) {
             d.push(("delta", 0.0, "0 = arch weight format; HALP 8-bit: 0.7"));
         }
         if algo == Algo::Halp {
-            d.push(("mu", 3.0, "HALP Fig. 1"));
+            d.push((
+                "mu",
+                0.0,
+                "0 = from the problem: least squares lambda_min(X^T X / N), logistic l2 \
+                 (HALP Fig. 1 picks 3 by hand)",
+            ));
         }
         d
     }
@@ -409,10 +431,8 @@ pub struct EpochStats {
     pub epoch: usize,
     /// Training objective in `f64` at the epoch's end ([`loss`]).
     pub train_loss: f64,
-    /// Hardware actions of the epoch.
-    pub counts: ActionCounts,
-    /// Shape of the epoch's work.
-    pub work: Work,
+    /// Hardware actions and the shape of the epoch's work, per datapath.
+    pub tally: Tally,
     /// The parameters at the epoch's end (`f64` copies of their carriers), for metrics via
     /// [`predict`].
     pub params: Vec<Array2<f64>>,
@@ -429,10 +449,11 @@ pub struct TrainOutcome {
     pub diverged_at: Option<usize>,
     /// A Gaussian target's chain, the kept steps ([`samples`]): `kept steps x dim`.
     pub chain: Option<Array2<f64>>,
-    /// Actions of the whole run.
-    pub counts: ActionCounts,
-    /// Work of the whole run.
-    pub work: Work,
+    /// Actions and work of the whole run, per datapath.
+    pub tally: Tally,
+    /// Hyperparameters the algorithm derived from the problem because they were left at 0
+    /// (HALP's `mu`), by name: the values used.
+    pub derived: BTreeMap<String, f64>,
     /// Range events of the whole run, per tensor role and format (the training data judged
     /// once, every step's roundings summed).
     pub range: RangeHealth,

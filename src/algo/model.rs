@@ -1,12 +1,16 @@
 //! Models: their step subgraphs (forward on the MAC datapath, backward, gradients) and their
 //! `f64` loss and predictions for metrics.
 //!
-//! Formats on the datapath (from the architecture): operands of a matmul are converted to the
-//! MAC's input formats when they are not already values of them (a visible `quantize` node, with
-//! the activations' rounding for the A side and the stored tensor's rounding for the B side);
-//! matmul outputs of the forward pass are activations (`formats.activations`), the backward
-//! pass's errors and weight gradients are gradients (`formats.gradients`): the weight gradient
-//! leaving its matmul is `Q_G(grad)`.
+//! Formats on the low-precision datapath (from the architecture): operands of a matmul are
+//! converted to the MAC's input formats when they are not already values of them (a visible
+//! `quantize` node, with the activations' rounding for the A side and the stored tensor's
+//! rounding for the B side); matmul outputs of the forward pass are activations
+//! (`formats.activations`), the backward pass's errors and weight gradients are gradients
+//! (`formats.gradients`): the weight gradient leaving its matmul is `Q_G(grad)`.
+//!
+//! On the full-precision unit (`Builder::full_precision`) every tensor, stored or computed, is
+//! in `full_precision.format` with `rne`, and the matmuls run on `full_precision.mac`: nothing is
+//! converted to a low-precision format.
 //!
 //! Every tensor gets a [`Role`] where it is built (the key of its range health): the forward
 //! values are activations, the backward values gradients, and a conversion to a MAC format
@@ -17,11 +21,13 @@ use petgraph::graph::NodeIndex;
 
 use crate::algo::{AlgoError, ModelShape, Targets};
 use crate::arch::Architecture;
+use crate::arith::MacConfig;
+use crate::cost::Datapath;
 use crate::format::{alias, Format};
 use crate::graph::{fits_within, GraphBuilder, Level, Op, Role, TensorMeta};
 use crate::round::Rounding;
 
-/// `fp32`, the full-precision storage format.
+/// `fp32`, the default full-precision format.
 pub fn fp32() -> Format {
     alias("fp32").expect("fp32 is a built-in alias")
 }
@@ -32,20 +38,78 @@ pub fn fp32_as(role: Role) -> (Format, Rounding, Role) {
 }
 
 /// A step-graph builder with the architecture's formats at hand.
+
+/// The formats and rounding units a datapath gives each role.
+#[derive(Clone, Copy, Debug)]
+struct Roles {
+    mac: MacConfig,
+    activations: (Format, Rounding),
+    gradients: (Format, Rounding),
+    weight_rounding: Rounding,
+}
+
+/// A step-graph builder with the architecture's formats at hand, for one datapath.
 pub(crate) struct Builder<'a> {
     pub b: GraphBuilder,
     pub arch: &'a Architecture,
+    roles: Roles,
     /// Conversions to MAC formats already made, by (node, A side).
     converted: Vec<((NodeIndex, bool), NodeIndex)>,
 }
 
 impl<'a> Builder<'a> {
+    /// A graph on the low-precision datapath (the architecture's formats and MAC).
     pub fn new(arch: &'a Architecture) -> Self {
-        Builder {
-            b: GraphBuilder::new(arch.formats.mac),
+        let f = &arch.formats;
+        let r = &f.rounding;
+        Self::with(
             arch,
+            Datapath::LowPrecision,
+            Roles {
+                mac: f.mac,
+                activations: (f.activations, r.activations),
+                gradients: (f.gradients, r.gradients),
+                weight_rounding: r.weights,
+            },
+        )
+    }
+
+    /// A graph on the full-precision unit: every role in `full_precision.format`, `rne`.
+    pub fn full_precision(arch: &'a Architecture) -> Self {
+        let full = (arch.full_precision.format, Rounding::NearestEven);
+        Self::with(
+            arch,
+            Datapath::FullPrecision,
+            Roles {
+                mac: arch.full_precision.mac,
+                activations: full,
+                gradients: full,
+                weight_rounding: Rounding::NearestEven,
+            },
+        )
+    }
+
+    /// The builder for `datapath`.
+    pub fn on(datapath: Datapath, arch: &'a Architecture) -> Self {
+        match datapath {
+            Datapath::LowPrecision => Self::new(arch),
+            Datapath::FullPrecision => Self::full_precision(arch),
+        }
+    }
+
+    fn with(arch: &'a Architecture, datapath: Datapath, roles: Roles) -> Self {
+        Builder {
+            b: GraphBuilder::on(datapath, roles.mac),
+            arch,
+            roles,
             converted: Vec::new(),
         }
+    }
+
+    /// The full-precision format (`full_precision.format`): master copies, centres, cached
+    /// full-precision values and the vector unit's full-precision results.
+    pub fn full(&self) -> Format {
+        self.arch.full_precision.format
     }
 
     /// Add a node producing `name` in `format`/`rounding` with `role` (its shape follows from
@@ -84,7 +148,8 @@ impl<'a> Builder<'a> {
         Ok(self.b.add(op, meta, inputs)?)
     }
 
-    /// An `fp32` vector-unit op (`rne`).
+    /// A full-precision vector-unit op (`full_precision.format`, `fp32` unless the architecture
+    /// says otherwise; `rne`).
     pub fn f32op(
         &mut self,
         op: Op,
@@ -92,7 +157,8 @@ impl<'a> Builder<'a> {
         role: Role,
         inputs: &[NodeIndex],
     ) -> Result<NodeIndex, AlgoError> {
-        self.op(op, name, fp32(), Rounding::NearestEven, role, inputs)
+        let full = self.full();
+        self.op(op, name, full, Rounding::NearestEven, role, inputs)
     }
 
     /// A feed (`Input` or `Param`) at the outer level.
@@ -121,7 +187,7 @@ impl<'a> Builder<'a> {
         a_side: bool,
         rounding: Rounding,
     ) -> Result<NodeIndex, AlgoError> {
-        let mac = self.arch.formats.mac;
+        let mac = self.roles.mac;
         let target = if a_side { mac.a } else { mac.b };
         let m = self.b.meta(i);
         if fits_within(&m.format, &target) {
@@ -147,7 +213,7 @@ impl<'a> Builder<'a> {
         out: (Format, Rounding, Role),
         b_rounding: Rounding,
     ) -> Result<NodeIndex, AlgoError> {
-        let ra = self.arch.formats.rounding.activations;
+        let ra = self.roles.activations.1;
         let aq = self.mac_operand(a.0, true, ra)?;
         let bq = self.mac_operand(b.0, false, b_rounding)?;
         self.op(
@@ -164,19 +230,13 @@ impl<'a> Builder<'a> {
     }
 
     fn act(&self) -> (Format, Rounding, Role) {
-        (
-            self.arch.formats.activations,
-            self.arch.formats.rounding.activations,
-            Role::Activations,
-        )
+        let (f, r) = self.roles.activations;
+        (f, r, Role::Activations)
     }
 
     fn grad(&self) -> (Format, Rounding, Role) {
-        (
-            self.arch.formats.gradients,
-            self.arch.formats.rounding.gradients,
-            Role::Gradients,
-        )
+        let (f, r) = self.roles.gradients;
+        (f, r, Role::Gradients)
     }
 
     /// The gradient subgraph of the mean loss of `model` on the batch `x` (`B x d`) with targets
@@ -194,7 +254,7 @@ impl<'a> Builder<'a> {
         weights: &[NodeIndex],
     ) -> Result<(NodeIndex, Vec<NodeIndex>), AlgoError> {
         let (gf, gr, gradient) = self.grad();
-        let rw = self.arch.formats.rounding.weights;
+        let rw = self.roles.weight_rounding;
         if let ModelShape::Gaussian {
             mean, precision, ..
         } = model
@@ -206,7 +266,7 @@ impl<'a> Builder<'a> {
             (Some(x), Some(y)) => (x, y),
             _ => return Err(AlgoError::Data("this model needs training data".into())),
         };
-        let ra = self.arch.formats.rounding.activations;
+        let ra = self.roles.activations.1;
         let xq = self.mac_operand(x, true, ra)?;
         let layers = dense_layers(model, weights);
         let n = layers.len();

@@ -7,6 +7,9 @@
 //! size (1 for a Gaussian target):
 //! - `sgd`: `p <- p - lr d` in `fp32`; `lp-sgd`: the same rounded to the weight format;
 //! - `sgld`: `p <- p - lr d + sqrt(2 lr T / N) xi` in `fp32`;
+//! - `sgd`, `sgld` and `csgld` build their whole step on the full-precision unit (`fp32` above
+//!   is `full_precision.format`, the matmuls `full_precision.mac`); the others on the
+//!   low-precision datapath, where `fp32` is the vector unit's full-precision result format;
 //! - `lp-sgld-f`: the same on an `fp32` master copy `m`, the gradient taken at `Q_W(m)`;
 //! - `lp-sgld-naive`: `p <- Q_W(p - lr d + sqrt(2 lr T / N) xi)`;
 //! - `lp-sgld-vc`: `p <- Q^vc(p - lr d, v = 2 lr T / N)` (`mu` in `fp32`, not quantized);
@@ -33,6 +36,7 @@ use crate::algo::{
     loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, Targets, TrainData, TrainOutcome,
 };
 use crate::arch::Architecture;
+use crate::cost::Datapath;
 use crate::format::{range_events, Format, Quantizer};
 use crate::graph::exec::stream_id;
 use crate::graph::{execute, Graph, Op, RangeHealth, Role};
@@ -82,12 +86,20 @@ pub(crate) fn lr_factor(algo: Algo, hyper: &Hyper, step: u64, total: u64) -> f64
     }
 }
 
-/// The format and rounding unit the training features are stored in: the architecture's
-/// `formats.input` (by default its activations' format) with `formats.rounding.input`. The one
-/// place the low-precision drivers take it from; a full-precision path passes `fp32` to
-/// [`Batches::new`] instead.
+/// The format and rounding unit the training features are stored in for work on `datapath`:
+/// on the low-precision datapath the architecture's `formats.input` (by default its
+/// activations' format) with `formats.rounding.input`; on the full-precision unit its format
+/// (`full_precision.format`) with `rne`. The one place the drivers take it from.
+pub(crate) fn data_format_on(datapath: Datapath, arch: &Architecture) -> (Format, Rounding) {
+    match datapath {
+        Datapath::LowPrecision => (arch.formats.input, arch.formats.rounding.input),
+        Datapath::FullPrecision => (arch.full_precision.format, Rounding::NearestEven),
+    }
+}
+
+/// [`data_format_on`] the low-precision datapath.
 pub(crate) fn data_format(arch: &Architecture) -> (Format, Rounding) {
-    (arch.formats.input, arch.formats.rounding.input)
+    data_format_on(Datapath::LowPrecision, arch)
 }
 
 /// Mini-batch sampling and the data as stored.
@@ -246,13 +258,15 @@ struct StepConsts {
     qsgld: (f64, f64, bool),
 }
 
-/// The storage format and rounding of the stepped parameters.
+/// The storage format and rounding of the stepped parameters: the weight format for the
+/// low-precision stores, else the full-precision format (the full-precision algorithms, the
+/// master copy of `lp-sgld-f`, QSGLD's iterate).
 fn storage(update: Update, algo: Algo, arch: &Architecture) -> (Format, Rounding) {
     match (update, algo) {
         (Update::Naive | Update::Vc, _) | (Update::Descent, Algo::LpSgd) => {
             (arch.formats.weights, arch.formats.rounding.weights)
         }
-        _ => (fp32(), Rounding::NearestEven),
+        _ => (arch.full_precision.format, Rounding::NearestEven),
     }
 }
 
@@ -296,7 +310,7 @@ fn step_graph(
     let update = Update::of(algo);
     let (sf, sr) = storage(update, algo, arch);
     let (wf, wr) = (arch.formats.weights, arch.formats.rounding.weights);
-    let mut b = Builder::new(arch);
+    let mut b = Builder::on(algo.datapath(), arch);
     let (x, y) = match batch {
         Some(io) => {
             // The training set stays in DRAM; each step gathers its mini-batch by index.
@@ -477,7 +491,7 @@ impl<'a> Setup<'a> {
                 n: data.map_or(batch, |d| d.x_train.nrows()),
                 d: shapes[0][0],
                 t: shapes[shapes.len() - 1][1],
-                data: data_format(arch),
+                data: data_format_on(algo.datapath(), arch),
             }),
         };
         let n_data = io.map_or(1, |io| io.n);
@@ -607,7 +621,10 @@ pub(crate) fn train(
 ) -> Result<TrainOutcome, AlgoError> {
     let setup = Setup::new(algo, model, data, arch, hyper)?;
     let batches = data
-        .map(|d| Batches::new(d, model, setup.batch, seed, data_format(arch)))
+        .map(|d| {
+            let format = data_format_on(algo.datapath(), arch);
+            Batches::new(d, model, setup.batch, seed, format)
+        })
         .transpose()?;
     let (sf, sr) = storage(Update::of(algo), algo, arch);
     let mut params = init_params(model, sf, sr, seed);
@@ -644,7 +661,7 @@ pub(crate) fn train(
                 .expect("the step graph outputs every parameter");
             *p = v.into_dimensionality().expect("parameters are matrices");
         }
-        run.add(&res.counts, res.work, &res.range);
+        run.add(&res);
         if chain_steps.get(next_kept) == Some(&(step + 1)) {
             chain.extend(params[0].iter());
             next_kept += 1;

@@ -1,41 +1,65 @@
 //! SVRG, LP-SVRG, HALP and HALP's LP-SGD (De Sa et al. 2018; ALGORITHMS.md 2.1) for linear
-//! models (`Linear`, `Logistic`; MLPs run in [`svrg_nn`]), whose gradients are `X^T phi'(X w)`
-//! with `phi'` the residual (`X w - y`) or the softmax error (`softmax(X w) - Y`), averaged over
-//! the batch.
+//! models (`Linear`, `Logistic`), whose gradients are `X^T phi'(X w)` with `phi'` the residual
+//! (`X w - y`) or the softmax error (`softmax(X w) - Y`), averaged over the batch.
 //!
-//! The low-precision variable is a tensor of `b`-bit integer codes `k` (format
-//! `fixed:wl=b,fl=0`, stochastic rounding, saturating) with a scale `delta`, so `w = delta k`
-//! (LP-SVRG, LP-SGD with `delta > 0`) or `w = w~ + delta k` (HALP's offset `z = delta k`).
-//! With `delta = 0` LP-SVRG keeps `w` in the architecture's weight format instead (`k = w`,
-//! scale 1); SVRG keeps `w` in `fp32`. The codes are B operands of the MAC (an `fp32` MAC holds
-//! integers of up to 24 bits exactly), so `x^T z = delta (x^T k)` is an integer dot product
-//! scaled on the vector unit, as the paper describes.
+//! Datapaths: `svrg` runs all its work on the full-precision unit (`full_precision`), so it is
+//! the full-precision baseline on every architecture. The others step a low-precision iterate
+//! on the architecture's low-precision datapath, and the variance-reduced ones (LP-SVRG, HALP)
+//! take their once-per-epoch full gradient on the full-precision unit, as the paper's outer loop.
 //!
-//! Per epoch (full precision, `fp32` on the MAC): the cached margins `a = X w~` and the full
-//! gradient `g~ = X^T phi'(a) / N` at the centre `w~` (the current iterate for SVRG and LP-SVRG);
-//! HALP re-scales `delta = ||g~|| / (mu (2^(b-1) - 1))` and re-centres `k = 0`. Then `T` inner
-//! steps on a mini-batch `i` with margins `m = a_i + delta x_i k` (HALP), `delta x_i k` or
-//! `x_i w`:
-//! `k <- Q(k - (lr / delta) (x_i^T (phi'(m) - phi'(a_i)) + g~ + l2 w))` (LP-SGD: no `- phi'(a_i)`
-//! and no `g~`). HALP ends the epoch with `w~ <- w~ + delta k` (in `fp32`, option I).
-//! The features `x` are fed as stored, in the architecture's input format
-//! ([`crate::algo::sgld::data_format`]).
+//! The low-precision iterate is `v` in a code format `C`, with `w = w~ + s v` (HALP: the
+//! bit-centred offset `z = s v` around the centre `w~`), `w = s v` (LP-SVRG and LP-SGD with a
+//! grid spacing `delta > 0`) or `w = v` (LP-SVRG with `delta = 0`: the weight format itself).
+//! `C` follows the architecture's weight format `W` ([`codes`]):
+//! - fixed point `fixed(wl, fl)`: `v = k 2^-fl` with `k` a `b`-bit integer (`b <= wl`, default
+//!   `wl`), `C = fixed(b, fl)`, and `s = delta 2^fl`, so `w = delta k` as in the paper;
+//! - a block format with integer elements (bfp, MXINT8): `v = k`, symmetric `b`-bit integers
+//!   (`b <= wl`; exact values of every block of `wl`-bit elements), `s = delta`;
+//! - a float format (or MX with float elements): `v` in `W` itself, as the authors' fp16 code
+//!   keeps its offset in fp16, scaled by `s = delta` so that the offset's range is that of `L`
+//!   below (the code has no `delta`: fp16's exponent scales; the scale here keeps the paper's
+//!   re-scaling on every format). A fixed grid (`delta > 0`) needs integer codes and is refused
+//!   on float weights.
+//!
+//! `C` must be held by the MAC's `b` input ([`crate::format::Format::contains`]): the codes are
+//! B operands read without a conversion, so `x^T z = s (x^T v)` is an integer (or `W`) dot
+//! product scaled on the vector unit; the data are A operands in the MAC's `a` format.
+//!
+//! Per epoch, on the full-precision unit: the cached margins `a = X w~` and the full gradient
+//! `g~ = X^T phi'(a) / N` at the centre `w~` (the current iterate for LP-SVRG); HALP re-scales
+//! `delta = ||g~ + l2 w~|| / (mu L)`, with `L` the codes' largest magnitude (`2^(b-1) - 1` for
+//! integers, see [`Codes::levels`] for floats) and `mu` the strong-convexity constant
+//! ([`strong_convexity`]), and re-centres `v = 0`. Then `T` inner steps on a mini-batch `i`, on
+//! the low-precision datapath: margins `m = a_i + s x_i v` (HALP), `s x_i v` or `x_i v`;
+//! `h = x_i^T (phi'(m) - phi'(a_i)) + g~ + l2 w` (LP-SGD: `x_i^T phi'(m) + l2 w`), the error
+//! difference entering the MAC in its `b` format with the gradients' rounding unit; the update
+//! `u = Q_U((lr / s) h)` in `formats.updates` with `rounding.updates` (the authors' code computes
+//! its update `move` in the low-precision format), then `v <- Q_C(v - u)` with stochastic
+//! rounding, saturating (`Q_(delta,b)`; the weights' rounding unit if it is stochastic, else
+//! `sr`). HALP ends the epoch with `w~ <- w~ + s v` on the full-precision unit (option I).
+//! SVRG: the same steps on the full-precision unit with `w` in `full_precision.format` and
+//! `w <- w - lr h`.
 
 use std::collections::BTreeMap;
 
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
 use petgraph::graph::NodeIndex;
 
-use crate::algo::model::{fp32, fp32_as, Builder};
-use crate::algo::sgld::{data_format, init_params, picked_rows, Batches, Run};
+use crate::algo::model::Builder;
+use crate::algo::sgld::{data_format_on, init_params, picked_rows, Batches, Run};
 use crate::algo::svrg_nn;
 use crate::algo::{loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, TrainData, TrainOutcome};
 use crate::arch::Architecture;
-use crate::format::{FixedFormat, Format};
-use crate::graph::{execute, fits_within, Graph, Op, Role};
+use crate::cost::Datapath;
+use crate::format::{Format, Quantizer};
+use crate::graph::{execute, fits_within, Graph, Op, Role, StepResult};
 use crate::round::Rounding;
 
-/// `phi'(m)` for targets `y` over a batch of `rows`, in `fp32`.
+mod scale;
+
+pub use scale::{codes, strong_convexity, Codes};
+
+/// `phi'(m)` for targets `y` over a batch of `rows`, in the full-precision format.
 fn phi(
     b: &mut Builder,
     model: &ModelShape,
@@ -60,37 +84,137 @@ fn phi(
     }
 }
 
-/// The full-gradient graph at the centre `wc` over all `n` examples: outputs `a` (margins) and
-/// `gt` (the data part of the full gradient).
+/// The full-gradient graph at the centre `wc` over all `n` examples, on the full-precision
+/// unit: outputs `a` (margins) and `gt` (the data part of the full gradient).
 fn full_graph(
     model: &ModelShape,
     arch: &Architecture,
     io: (usize, [usize; 2], usize, (Format, Rounding)),
 ) -> Result<Graph, AlgoError> {
     let (n, shape, t, data) = io;
-    let mut b = Builder::new(arch);
-    let x = b.feed(Op::Input, "x", &[n, shape[0]], data.0, data.1, Role::Data)?;
+    let mut b = Builder::full_precision(arch);
     let rn = Rounding::NearestEven;
-    let y = b.feed(Op::Input, "y", &[n, t], fp32(), rn, Role::Data)?;
-    let wc = b.feed(Op::Param, "wc", &shape, fp32(), rn, Role::Weights)?;
-    let a = b.matmul("a", (x, false), (wc, false), fp32_as(Role::Activations), rn)?;
+    let full = b.full();
+    let x = b.feed(Op::Input, "x", &[n, shape[0]], data.0, data.1, Role::Data)?;
+    let y = b.feed(Op::Input, "y", &[n, t], full, rn, Role::Data)?;
+    let wc = b.feed(Op::Param, "wc", &shape, full, rn, Role::Weights)?;
+    let a = b.matmul(
+        "a",
+        (x, false),
+        (wc, false),
+        (full, rn, Role::Activations),
+        rn,
+    )?;
     let e = phi(&mut b, model, a, y, "e", n)?;
-    b.matmul("gt", (x, true), (e, false), fp32_as(Role::Gradients), rn)?;
+    b.matmul("gt", (x, true), (e, false), (full, rn, Role::Gradients), rn)?;
     Ok(b.b.build(&["a", "gt"])?)
 }
 
-/// How the iterate is represented.
+/// How the iterate is represented and stepped.
 struct Repr {
+    datapath: Datapath,
+    /// The stepped values `v` and their rounding.
     code: Format,
     rounding: Rounding,
+    /// The update `u` before it is applied (low-precision datapath: `formats.updates`).
+    update: Option<(Format, Rounding)>,
     variance_reduced: bool,
     centred: bool,
-    /// Whether `w` is `scale x codes` (a delta grid), so margins are scaled on the vector unit.
+    /// `w = scale v` (or `w~ + scale v`): the margins are scaled on the vector unit.
     scaled: bool,
+    /// `ulp` and `levels` of the codes (1 and 0 when `v` is `w` itself).
+    ulp: f64,
+    levels: f64,
 }
 
-/// The inner-step graph (see the module docs); output `k.next`. `io`: batch rows, parameter
-/// shape, targets, and the features' stored format and rounding.
+/// The stochastic rounding of the codes: the weights' unit if it is stochastic, else `sr`.
+pub(crate) fn code_rounding(arch: &Architecture) -> Rounding {
+    match arch.formats.rounding.weights {
+        r @ Rounding::Stochastic { .. } => r,
+        _ => Rounding::Stochastic { bits: 32 },
+    }
+}
+
+/// The iterate's representation of `algo` on `arch` and its initial scale (see the module docs).
+fn representation(
+    algo: Algo,
+    arch: &Architecture,
+    hyper: &Hyper,
+) -> Result<(Repr, f64), AlgoError> {
+    let unsupported = |reason: String| AlgoError::Unsupported(format!("`{algo}`: {reason}"));
+    let delta = hyper.get("delta");
+    if delta < 0.0 {
+        return Err(AlgoError::BadHyper {
+            name: "delta".into(),
+            reason: format!("{delta}: must be >= 0 (0 = the weight format itself)"),
+        });
+    }
+    let bits = hyper.count("bits", 0)?;
+    let f = &arch.formats;
+    let low = |code: Format, rounding: Rounding, scaled: bool, codes: Option<Codes>| Repr {
+        datapath: Datapath::LowPrecision,
+        code,
+        rounding,
+        update: Some((f.updates, f.rounding.updates)),
+        variance_reduced: algo != Algo::LpSgd,
+        centred: algo == Algo::Halp,
+        scaled,
+        ulp: codes.map_or(1.0, |c| c.ulp),
+        levels: codes.map_or(0.0, |c| c.levels),
+    };
+    let (repr, scale) = if algo == Algo::Svrg {
+        let repr = Repr {
+            datapath: Datapath::FullPrecision,
+            code: arch.full_precision.format,
+            rounding: Rounding::NearestEven,
+            update: None,
+            variance_reduced: true,
+            centred: false,
+            scaled: false,
+            ulp: 1.0,
+            levels: 0.0,
+        };
+        (repr, 1.0)
+    } else if algo == Algo::Halp || delta > 0.0 {
+        let c = codes(f.weights, bits).map_err(unsupported)?;
+        if algo != Algo::Halp && !matches!(c.format, Format::Fixed(_)) {
+            return Err(unsupported(format!(
+                "delta = {delta} sets a fixed grid of integer codes, but the weight format `{}` \
+                 is a float format; use delta = 0 to keep the iterate in it",
+                f.weights
+            )));
+        }
+        let scale = if algo == Algo::Halp {
+            1.0
+        } else {
+            delta / c.ulp
+        };
+        (low(c.format, code_rounding(arch), true, Some(c)), scale)
+    } else {
+        if bits != 0 {
+            return Err(AlgoError::BadHyper {
+                name: "bits".into(),
+                reason: format!(
+                    "{bits}: applies to a delta grid (delta > 0); with delta = 0 the iterate is \
+                     in the weight format `{}`",
+                    f.weights
+                ),
+            });
+        }
+        (low(f.weights, f.rounding.weights, false, None), 1.0)
+    };
+    if repr.datapath == Datapath::LowPrecision && !fits_within(&repr.code, &f.mac.b) {
+        return Err(unsupported(format!(
+            "the iterate's values `{}` (from the weight format `{}`) are not values of the MAC's \
+             b input `{}`, which must read them as they are; give formats.weights a format the \
+             MAC reads",
+            repr.code, f.weights, f.mac.b
+        )));
+    }
+    Ok((repr, scale))
+}
+
+/// The inner-step graph (see the module docs); output `k.next`.
 fn inner_graph(
     model: &ModelShape,
     arch: &Architecture,
@@ -102,7 +226,8 @@ fn inner_graph(
 ) -> Result<Graph, AlgoError> {
     let (rows, shape, t, data) = io;
     let rn = Rounding::NearestEven;
-    let mut b = Builder::new(arch);
+    let mut b = Builder::on(r.datapath, arch);
+    let full = b.full();
     let x = b.feed(
         Op::Input,
         "x",
@@ -112,12 +237,12 @@ fn inner_graph(
         Role::Data,
     )?;
     let x = picked_rows(&mut b, x)?;
-    let y = b.feed(Op::Input, "y", &[rows, t], fp32(), rn, Role::Data)?;
+    let y = b.feed(Op::Input, "y", &[rows, t], full, rn, Role::Data)?;
     let k = b.feed(Op::Param, "k", &shape, r.code, r.rounding, Role::Weights)?;
     let cached = if r.variance_reduced {
         Some((
-            b.feed(Op::Input, "a", &[rows, t], fp32(), rn, Role::Activations)?,
-            b.feed(Op::Param, "gt", &shape, fp32(), rn, Role::Gradients)?,
+            b.feed(Op::Input, "a", &[rows, t], full, rn, Role::Activations)?,
+            b.feed(Op::Param, "gt", &shape, full, rn, Role::Gradients)?,
         ))
     } else {
         None
@@ -126,25 +251,29 @@ fn inner_graph(
         "m0",
         (x, false),
         (k, false),
-        fp32_as(Role::Activations),
+        (full, rn, Role::Activations),
         r.rounding,
     )?;
     if r.scaled {
         m = b.f32op(Op::Scale { c: scale }, "m1", Role::Activations, &[m])?;
     }
-    let centre = if r.centred {
-        let (a, _) = cached.expect("HALP is variance reduced");
-        m = b.f32op(Op::Add, "m", Role::Activations, &[a, m])?;
-        Some(b.feed(Op::Param, "wc", &shape, fp32(), rn, Role::Weights)?)
-    } else {
-        None
+    let centre = match (r.centred, cached) {
+        (true, Some((a, _))) => {
+            m = b.f32op(Op::Add, "m", Role::Activations, &[a, m])?;
+            Some(b.feed(Op::Param, "wc", &shape, full, rn, Role::Weights)?)
+        }
+        _ => None,
     };
     let mut e = phi(&mut b, model, m, y, "e1", rows)?;
     if let Some((a, _)) = cached {
         let e0 = phi(&mut b, model, a, y, "e0", rows)?;
         e = b.f32op(Op::Sub, "de", Role::Gradients, &[e, e0])?;
     }
-    let mut h = b.matmul("gd", (x, true), (e, false), fp32_as(Role::Gradients), rn)?;
+    let gr = match r.datapath {
+        Datapath::LowPrecision => arch.formats.rounding.gradients,
+        Datapath::FullPrecision => rn,
+    };
+    let mut h = b.matmul("gd", (x, true), (e, false), (full, rn, Role::Gradients), gr)?;
     if let Some((_, gt)) = cached {
         h = b.f32op(Op::Add, "h", Role::Gradients, &[h, gt])?;
     }
@@ -154,81 +283,48 @@ fn inner_graph(
             h = b.f32op(Op::Axpy { c: l2 }, "h.l2c", Role::Gradients, &[h, c])?;
         }
     }
-    b.op(
-        Op::Axpy { c: -lr / scale },
-        "k.next",
-        r.code,
-        r.rounding,
-        Role::Weights,
-        &[k, h],
-    )?;
+    match r.update {
+        Some((uf, ur)) => {
+            let u = b.op(
+                Op::Scale { c: lr / scale },
+                "u",
+                uf,
+                ur,
+                Role::Updates,
+                &[h],
+            )?;
+            b.op(
+                Op::Sub,
+                "k.next",
+                r.code,
+                r.rounding,
+                Role::Weights,
+                &[k, u],
+            )?;
+        }
+        None => {
+            b.op(
+                Op::Axpy { c: -lr / scale },
+                "k.next",
+                r.code,
+                r.rounding,
+                Role::Weights,
+                &[k, h],
+            )?;
+        }
+    }
     Ok(b.b.build(&["k.next"])?)
 }
 
-/// The stochastic rounding of the codes: the weights' unit if it is stochastic, else `sr`.
-pub(crate) fn code_rounding(arch: &Architecture) -> Rounding {
-    match arch.formats.rounding.weights {
-        r @ Rounding::Stochastic { .. } => r,
-        _ => Rounding::Stochastic { bits: 32 },
+/// The parameter shape, L2 constant and targets per example of a linear model.
+fn linear_shape(algo: Algo, model: &ModelShape) -> Result<([usize; 2], f64, usize), AlgoError> {
+    match model {
+        ModelShape::Linear { d } => Ok(([*d, 1], 0.0, 1)),
+        ModelShape::Logistic { d, classes, l2 } => Ok(([*d, *classes], *l2, *classes)),
+        _ => Err(AlgoError::Unsupported(format!(
+            "`{algo}` runs on linear models (linear, logistic) only"
+        ))),
     }
-}
-
-/// The iterate's representation of `algo`, the bits `b` and the initial scale (see the module
-/// docs).
-fn representation(
-    algo: Algo,
-    arch: &Architecture,
-    hyper: &Hyper,
-) -> Result<(Repr, u32, f64), AlgoError> {
-    let delta = hyper.get("delta");
-    let bits = match hyper.count("bits", 0)? {
-        0 => arch.formats.weights.bits().min(24),
-        b => b as u32,
-    };
-    let grid = algo == Algo::Halp || delta > 0.0;
-    let repr = if algo == Algo::Svrg {
-        Repr {
-            code: fp32(),
-            rounding: Rounding::NearestEven,
-            variance_reduced: true,
-            centred: false,
-            scaled: false,
-        }
-    } else if grid {
-        let code =
-            FixedFormat::new(bits, 0, true, true, false).map_err(|reason| AlgoError::BadHyper {
-                name: "bits".into(),
-                reason: format!("{bits}: {reason}"),
-            })?;
-        Repr {
-            code: Format::Fixed(code),
-            rounding: code_rounding(arch),
-            variance_reduced: algo != Algo::LpSgd,
-            centred: algo == Algo::Halp,
-            scaled: true,
-        }
-    } else {
-        Repr {
-            code: arch.formats.weights,
-            rounding: arch.formats.rounding.weights,
-            variance_reduced: true,
-            centred: false,
-            scaled: false,
-        }
-    };
-    if !fits_within(&repr.code, &arch.formats.mac.b) {
-        return Err(AlgoError::Unsupported(format!(
-            "`{algo}`: the iterate's format `{}` is not a value of the MAC's b format `{}`; \
-             use an architecture whose MAC takes it (e.g. an fp32 MAC) or fewer `bits`",
-            repr.code, arch.formats.mac.b
-        )));
-    }
-    let scale = if grid && algo != Algo::Halp {
-        delta
-    } else {
-        1.0
-    };
-    Ok((repr, bits, scale))
 }
 
 /// The inner-step graph of `algo` (for `lpsim graph`), at the initial scale (HALP: 1).
@@ -238,26 +334,52 @@ pub fn example_graph(
     arch: &Architecture,
     hyper: &Hyper,
 ) -> Result<Graph, AlgoError> {
-    let (shape, l2, t) = match model {
-        ModelShape::Linear { d } => ([*d, 1], 0.0, 1),
-        ModelShape::Logistic { d, classes, l2 } => ([*d, *classes], *l2, *classes),
+    match model {
         ModelShape::Mlp { .. } => return svrg_nn::example_graph(algo, model, arch, hyper),
         ModelShape::Gaussian { .. } => return Err(svrg_nn::no_training_set(algo)),
-    };
-    let (repr, _, scale) = representation(algo, arch, hyper)?;
+        _ => {}
+    }
+    let (shape, l2, t) = linear_shape(algo, model)?;
+    let (repr, scale) = representation(algo, arch, hyper)?;
     let batch = hyper.count("batch", 1)? as usize;
     inner_graph(
         model,
         arch,
         &repr,
-        (batch, shape, t, data_format(arch)),
+        (batch, shape, t, data_format_on(repr.datapath, arch)),
         scale,
         hyper.get("lr"),
         l2,
     )
 }
 
-/// Run the SVRG-family driver (see the module docs).
+/// `a` rounded to nearest-even in `format` (a conversion the driver makes between datapaths:
+/// the iterate of LP-SVRG as the centre of its full gradient).
+fn rounded(a: &Array2<f64>, format: Format) -> Array2<f64> {
+    let q = Quantizer::new(format, Rounding::NearestEven, 0, 0)
+        .expect("every format has round-to-nearest-even");
+    let src = a.as_standard_layout();
+    let mut out = Array2::<f64>::zeros(a.raw_dim());
+    q.quantize_f64(
+        src.as_slice().expect("standard layout"),
+        out.as_slice_mut().expect("fresh array"),
+        0,
+        a.ncols(),
+    );
+    out
+}
+
+/// A named output of an executed step as a matrix.
+fn take(res: &mut StepResult, name: &str) -> Array2<f64> {
+    res.values
+        .remove(name)
+        .expect("a graph output")
+        .into_dimensionality()
+        .expect("outputs are matrices")
+}
+
+/// Run the SVRG-family driver (see the module docs). HALP's `mu`, when derived from the problem,
+/// is returned in the outcome's `derived` hyperparameters.
 pub(crate) fn train(
     algo: Algo,
     model: &ModelShape,
@@ -267,18 +389,20 @@ pub(crate) fn train(
     seed: u64,
     on_epoch: &mut dyn FnMut(EpochStats),
 ) -> Result<TrainOutcome, AlgoError> {
-    let (shape, l2) = match model {
-        ModelShape::Linear { d } => ([*d, 1], 0.0),
-        ModelShape::Logistic { d, classes, l2 } => ([*d, *classes], *l2),
+    match model {
         ModelShape::Mlp { .. } => {
             return svrg_nn::train(algo, model, data, arch, hyper, seed, on_epoch)
         }
         ModelShape::Gaussian { .. } => return Err(svrg_nn::no_training_set(algo)),
-    };
+        _ => {}
+    }
+    let (shape, l2, _) = linear_shape(algo, model)?;
     let data = data.ok_or_else(|| AlgoError::Data("this model needs training data".into()))?;
     let epochs = hyper.count("epochs", 1)? as usize;
     let batch = hyper.count("batch", 1)? as usize;
-    let batches = Batches::new(data, model, batch, seed, data_format(arch))?;
+    let (repr, mut scale) = representation(algo, arch, hyper)?;
+    let stored = data_format_on(repr.datapath, arch);
+    let batches = Batches::new(data, model, batch, seed, stored)?;
     let n = batches.n;
     let t = batches.all().1.ncols();
     let epoch_len = match hyper.count("epoch_len", 0)? {
@@ -286,36 +410,44 @@ pub(crate) fn train(
         e => e,
     };
     let lr = hyper.get("lr");
-    let (repr, bits, mut scale) = representation(algo, arch, hyper)?;
+    let mut derived = BTreeMap::new();
+    let mu = match hyper.get("mu") {
+        _ if algo != Algo::Halp => 0.0,
+        m if m < 0.0 => {
+            return Err(AlgoError::BadHyper {
+                name: "mu".into(),
+                reason: format!("{m}: must be > 0 (0 = from the problem)"),
+            })
+        }
+        0.0 => {
+            let mu = strong_convexity(model, &data.x_train)?;
+            derived.insert("mu".to_string(), mu);
+            mu
+        }
+        m => m,
+    };
     let mut codes = init_params(model, repr.code, repr.rounding, seed).remove(0);
     let mut centre = Array2::<f64>::zeros((shape[0], shape[1]));
-    let full = full_graph(model, arch, (n, shape, t, batches.format))?;
+    let full = full_graph(model, arch, (n, shape, t, stored))?;
     let (xall, yall) = batches.all();
     let mut run = Run::new();
     run.range.merge(&batches.data_health(data));
     let mut feeds = BTreeMap::new();
-    let f32v = |a: &Array2<f64>| a.mapv(|v| f64::from(v as f32));
+    let to_full = |a: &Array2<f64>| rounded(a, arch.full_precision.format);
     for epoch in 1..=epochs {
         let mut cached = None;
         if repr.variance_reduced {
             let wc = if repr.centred {
                 centre.clone()
             } else {
-                f32v(&codes.mapv(|c| c * scale))
+                to_full(&codes.mapv(|c| c * scale))
             };
             let mut f = BTreeMap::new();
             f.insert("x".to_string(), xall.clone().into_dyn());
             f.insert("y".to_string(), yall.clone().into_dyn());
-            f.insert("wc".to_string(), wc.clone().into_dyn());
+            f.insert("wc".to_string(), wc.into_dyn());
             let mut res = execute(&full, arch, &f, seed, (epoch as u64) << 40)?;
-            run.add(&res.counts, std::mem::take(&mut res.work), &res.range);
-            let take = |res: &mut crate::graph::StepResult, k: &str| -> Array2<f64> {
-                res.values
-                    .remove(k)
-                    .expect("graph output")
-                    .into_dimensionality()
-                    .expect("matrix")
-            };
+            run.add(&res);
             let a = take(&mut res, "a");
             let gt = take(&mut res, "gt");
             if repr.centred {
@@ -325,14 +457,13 @@ pub(crate) fn train(
                     .map(|(g, c)| (g + l2 * c).powi(2))
                     .sum::<f64>()
                     .sqrt();
-                let levels = (2f64.powi(bits as i32 - 1) - 1.0).max(1.0);
-                scale = (norm / (hyper.get("mu") * levels)).max(f64::MIN_POSITIVE);
+                let delta = norm / (mu * repr.levels);
+                scale = (delta / repr.ulp).max(f64::MIN_POSITIVE);
                 codes.fill(0.0);
             }
             cached = Some((a, gt));
         }
-        let io = (batch, shape, t, batches.format);
-        let g = inner_graph(model, arch, &repr, io, scale, lr, l2)?;
+        let g = inner_graph(model, arch, &repr, (batch, shape, t, stored), scale, lr, l2)?;
         if let Some((_, gt)) = &cached {
             feeds.insert("gt".to_string(), gt.clone().into_dyn());
         }
@@ -344,20 +475,16 @@ pub(crate) fn train(
             let idx = batches.indices(step);
             batches.feed_rows(&idx, &mut feeds);
             if let Some((a, _)) = &cached {
-                feeds.insert("a".to_string(), a.select(ndarray::Axis(0), &idx).into_dyn());
+                feeds.insert("a".to_string(), a.select(Axis(0), &idx).into_dyn());
             }
             feeds.insert("k".to_string(), codes.clone().into_dyn());
             let mut res = execute(&g, arch, &feeds, seed, step)?;
-            codes = res
-                .values
-                .remove("k.next")
-                .expect("graph output")
-                .into_dimensionality()
-                .expect("matrix");
-            run.add(&res.counts, res.work, &res.range);
+            codes = take(&mut res, "k.next");
+            run.add(&res);
         }
         let w = if repr.centred {
-            centre = recentre(arch, &centre, &codes, scale, seed, epoch, &mut run)?;
+            let state = (&centre, &codes, repr.code);
+            centre = recentre(arch, state, scale, (seed, epoch), &mut run)?;
             codes.fill(0.0);
             centre.clone()
         } else {
@@ -374,35 +501,32 @@ pub(crate) fn train(
     } else {
         vec![codes.mapv(|c| c * scale)]
     };
-    Ok(run.finish(params, None))
+    let mut outcome = run.finish(params, None);
+    outcome.derived = derived;
+    Ok(outcome)
 }
 
-/// HALP's end of epoch: `w~ <- w~ + delta k` in `fp32` (a one-node graph, so it is counted).
+/// HALP's end of epoch: `w~ <- w~ + s v` on the full-precision unit (a one-node graph, so it is
+/// counted).
 pub(crate) fn recentre(
     arch: &Architecture,
-    centre: &Array2<f64>,
-    codes: &Array2<f64>,
+    (centre, codes, code): (&Array2<f64>, &Array2<f64>, Format),
     scale: f64,
-    seed: u64,
-    epoch: usize,
+    (seed, epoch): (u64, usize),
     run: &mut Run,
 ) -> Result<Array2<f64>, AlgoError> {
     let shape = [centre.nrows(), centre.ncols()];
     let rn = Rounding::NearestEven;
-    let mut b = Builder::new(arch);
-    let c = b.feed(Op::Param, "wc", &shape, fp32(), rn, Role::Weights)?;
-    let k = b.feed(Op::Param, "k", &shape, fp32(), rn, Role::Weights)?;
+    let mut b = Builder::full_precision(arch);
+    let full = b.full();
+    let c = b.feed(Op::Param, "wc", &shape, full, rn, Role::Weights)?;
+    let k = b.feed(Op::Param, "k", &shape, code, rn, Role::Weights)?;
     b.f32op(Op::Axpy { c: scale }, "wc.next", Role::Weights, &[c, k])?;
     let g = b.b.build(&["wc.next"])?;
     let mut f = BTreeMap::new();
     f.insert("wc".to_string(), centre.clone().into_dyn());
     f.insert("k".to_string(), codes.clone().into_dyn());
     let mut res = execute(&g, arch, &f, seed, ((epoch as u64) << 40) + 1)?;
-    run.add(&res.counts, res.work, &res.range);
-    Ok(res
-        .values
-        .remove("wc.next")
-        .expect("graph output")
-        .into_dimensionality()
-        .expect("matrix"))
+    run.add(&res);
+    Ok(take(&mut res, "wc.next"))
 }

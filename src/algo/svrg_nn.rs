@@ -339,7 +339,7 @@ fn train_svrg(
     let mut feeds = BTreeMap::new();
     for epoch in 1..=s.epochs {
         let mut res = execute(&full, &fp, &s.full_feeds(&w), seed, (epoch as u64) << 40)?;
-        run.add(&res.counts, std::mem::take(&mut res.work), &res.range);
+        run.add(&res);
         for l in 0..layers {
             feeds.insert(
                 format!("gt{l}"),
@@ -354,7 +354,7 @@ fn train_svrg(
                 feeds.insert(format!("w{l}"), p.clone().into_dyn());
             }
             let mut g0 = execute(&snapshot, arch, &feeds, seed, n)?;
-            run.add(&g0.counts, std::mem::take(&mut g0.work), &g0.range);
+            run.add(&g0);
             for (l, p) in w.iter().enumerate() {
                 let g = take(&mut g0, &grad_name(model, l));
                 feeds.insert(format!("g0.{l}"), g.into_dyn());
@@ -364,7 +364,7 @@ fn train_svrg(
             for (l, p) in w.iter_mut().enumerate() {
                 *p = take(&mut res, &format!("w{l}.next"));
             }
-            run.add(&res.counts, res.work, &res.range);
+            run.add(&res);
         }
         let l = loss(model, &w, s.data.x_train.view(), &s.data.y_train);
         if run.end_epoch(epoch, &w, l, on_epoch) {

@@ -9,8 +9,8 @@ mod validate;
 pub use overrides::override_value;
 
 pub use schema::{
-    Architecture, Array, Compute, Dataflow, Formats, MemoryKind, MemoryLevel, Rng, RngKind,
-    StoreRounding, Table, Technology, Vector, TABLES,
+    Architecture, Array, Compute, Dataflow, Formats, FullPrecision, MemoryKind, MemoryLevel, Rng,
+    RngKind, StoreRounding, Table, Technology, Vector, TABLES,
 };
 pub(crate) use validate::{suggestion, Node, Obj};
 

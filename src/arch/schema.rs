@@ -25,6 +25,8 @@ pub struct Architecture {
     pub formats: Formats,
     /// Systolic array, vector unit, random-number source.
     pub compute: Compute,
+    /// The unit that runs full-precision work (section `full_precision`, optional).
+    pub full_precision: FullPrecision,
     /// Memory levels from DRAM inwards (index 0 is the outermost).
     pub memory: Vec<MemoryLevel>,
     /// Energy per action: default table plus overrides (pJ).
@@ -75,6 +77,49 @@ pub struct StoreRounding {
     pub gradients: Rounding,
     /// Rounding of weight updates.
     pub updates: Rounding,
+}
+
+/// The full-precision unit: where the full-precision algorithms (`sgd`, `sgld`, `csgld`,
+/// `svrg`) run all their work and the SVRG family runs its once-per-epoch full gradients
+/// (HALP paper, section 2.1: the outer loop is full precision). Its work is priced apart from
+/// the low-precision datapath: its MACs by their own action keys, its compute as the cost
+/// component `full_precision`, its GEMMs' cycles by SCALE-Sim on its own array.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FullPrecision {
+    /// The format of full-precision tensors (storage and the vector unit's results); a float
+    /// that the MAC's `a` and `b` inputs hold. Default `fp32`.
+    pub format: Format,
+    /// Its MAC. Default: `fp32 x fp32 + fp32`, fused, `rne`, sequential.
+    pub mac: MacConfig,
+    /// Its systolic array. Default: the geometry and dataflow of `compute.array`.
+    pub array: Array,
+}
+
+impl FullPrecision {
+    /// The default unit: an `fp32` fused MAC on an array shaped like `array`.
+    pub fn fp32(array: Array) -> Self {
+        let fp32 = crate::format::alias("fp32").expect("fp32 is a built-in alias");
+        FullPrecision {
+            format: fp32,
+            mac: MacConfig::new(
+                fp32,
+                fp32,
+                None,
+                true,
+                fp32,
+                Rounding::NearestEven,
+                Order::Sequential,
+            )
+            .expect("an fp32 fused MAC is valid"),
+            array,
+        }
+    }
+
+    /// Whether the full-precision MAC is the low-precision array's own (then that array does
+    /// the full-precision work and no second array exists, see `cost::area`).
+    pub fn shares_array(&self, formats: &Formats, array: &Array) -> bool {
+        self.mac == formats.mac && self.array == *array
+    }
 }
 
 /// Dataflow of the systolic array (SCALE-Sim's names).
@@ -195,6 +240,7 @@ const TOP: &[&str] = &[
     "technology",
     "formats",
     "compute",
+    "full_precision",
     "memory",
     "energy",
     "area",
@@ -215,6 +261,9 @@ impl Architecture {
         })?;
         let formats = o.req("formats", "an object", formats)?;
         let compute = o.req("compute", "an object", compute)?;
+        let full_precision = o
+            .opt("full_precision", |n| full_precision(n, &compute.array))?
+            .unwrap_or_else(|| FullPrecision::fp32(compute.array));
         let memory = o.req("memory", "a list of levels, DRAM first", |n| {
             let levels = n.array(|l| level(l, technology.node_nm))?;
             if levels.is_empty() {
@@ -235,6 +284,7 @@ impl Architecture {
             technology,
             formats,
             compute,
+            full_precision,
             memory,
             energy,
             area,
@@ -260,6 +310,7 @@ impl Architecture {
             r.gradients,
             r.updates,
             self.formats.mac.acc_rounding,
+            self.full_precision.mac.acc_rounding,
         ]
         .iter()
         .any(|r| r.is_stochastic())
@@ -341,23 +392,56 @@ fn mac(n: Node<'_>) -> Result<MacConfig, ArchError> {
     mac.map_err(|e| n.err(e))
 }
 
+fn array(n: Node<'_>) -> Result<Array, ArchError> {
+    let a = n.object(&["rows", "cols", "dataflow"])?;
+    Ok(Array {
+        rows: a.req("rows", "a whole number >= 1", |n| n.uint(1))?,
+        cols: a.req("cols", "a whole number >= 1", |n| n.uint(1))?,
+        dataflow: a.req("dataflow", "os, ws or is", |n| {
+            Ok(match n.choice(&["os", "ws", "is"])? {
+                "os" => Dataflow::Os,
+                "ws" => Dataflow::Ws,
+                _ => Dataflow::Is,
+            })
+        })?,
+    })
+}
+
+/// The `full_precision` section: every field optional, defaults from [`FullPrecision::fp32`].
+fn full_precision(n: Node<'_>, lp_array: &Array) -> Result<FullPrecision, ArchError> {
+    let o = n.object(&["format", "mac", "array"])?;
+    let default = FullPrecision::fp32(*lp_array);
+    let format: Format = o
+        .opt("format", |n| {
+            let f: Format = n.parsed()?;
+            if !matches!(f, Format::Float(_)) || !f.fits_f32() {
+                return Err(n.bad_value(
+                    "must be a float format whose values are f32 values (fp32 or narrower)",
+                ));
+            }
+            Ok(f)
+        })?
+        .unwrap_or(default.format);
+    let mac = o.opt("mac", mac)?.unwrap_or(default.mac);
+    for (role, input) in [("a", mac.a), ("b", mac.b)] {
+        if !input.contains(&format) {
+            return Err(n.err(format!(
+                "mac.{role} = `{input}` does not hold every value of format `{format}`: \
+                 full-precision tensors enter the MAC without a conversion"
+            )));
+        }
+    }
+    Ok(FullPrecision {
+        format,
+        mac,
+        array: o.opt("array", array)?.unwrap_or(default.array),
+    })
+}
+
 fn compute(n: Node<'_>) -> Result<Compute, ArchError> {
     let o = n.object(&["array", "vector", "rng"])?;
     Ok(Compute {
-        array: o.req("array", "an object", |n| {
-            let a = n.object(&["rows", "cols", "dataflow"])?;
-            Ok(Array {
-                rows: a.req("rows", "a whole number >= 1", |n| n.uint(1))?,
-                cols: a.req("cols", "a whole number >= 1", |n| n.uint(1))?,
-                dataflow: a.req("dataflow", "os, ws or is", |n| {
-                    Ok(match n.choice(&["os", "ws", "is"])? {
-                        "os" => Dataflow::Os,
-                        "ws" => Dataflow::Ws,
-                        _ => Dataflow::Is,
-                    })
-                })?,
-            })
-        })?,
+        array: o.req("array", "an object", array)?,
         vector: o.req("vector", "an object", |n| {
             let v = n.object(&["lanes", "format"])?;
             Ok(Vector {

@@ -4,7 +4,9 @@
 //! Units counted: the `R x C` MACs of the array; one rounding unit per array column (outputs
 //! to the activations format) and one per vector lane (to the updates format); the vector lanes
 //! (multiplier + adder in the vector format); one LFSR flip-flop per random bit per cycle; SRAM
-//! and register levels by capacity (DRAM is off chip).
+//! and register levels by capacity (DRAM is off chip); the full-precision unit's array of MACs
+//! (`full_precision_mac`), unless it is the low-precision array itself (same MAC and array: an
+//! `fp32` architecture runs its full-precision work on its own array).
 
 use std::collections::BTreeMap;
 
@@ -21,6 +23,10 @@ pub fn unit_area_um2(arch: &Architecture, unit: &str) -> f64 {
     let v = &arch.compute.vector.format;
     let default = match unit {
         "mac" => t.mac(&f.mac.a, &f.mac.b, &f.mac.acc),
+        "full_precision_mac" => {
+            let m = &arch.full_precision.mac;
+            t.mac(&m.a, &m.b, &m.acc)
+        }
         "rounding_unit" => t.rounding_unit(&f.activations, f.rounding.activations),
         "vector_lane" => t.mac(v, v, v),
         "sram_bit" => SRAM_BIT_AREA_UM2,
@@ -30,8 +36,8 @@ pub fn unit_area_um2(arch: &Architecture, unit: &str) -> f64 {
     default * node_factor(arch.technology.node_nm, AREA_NODE_EXPONENT)
 }
 
-/// Area per component (`array`, `rounding`, `vector`, `rng`, and each on-chip memory level by
-/// name), mm².
+/// Area per component (`array`, `rounding`, `vector`, `rng`, `full_precision` when it has an
+/// array of its own, and each on-chip memory level by name), mm².
 pub fn area_mm2(arch: &Architecture) -> BTreeMap<String, f64> {
     let c = &arch.compute;
     let f = &arch.formats;
@@ -49,6 +55,15 @@ pub fn area_mm2(arch: &Architecture) -> BTreeMap<String, f64> {
         "array".to_string(),
         (c.array.rows * c.array.cols) as f64 * unit_area_um2(arch, "mac") * um2,
     );
+    let fp = &arch.full_precision;
+    if !fp.shares_array(f, &c.array) {
+        out.insert(
+            "full_precision".to_string(),
+            (fp.array.rows * fp.array.cols) as f64
+                * unit_area_um2(arch, "full_precision_mac")
+                * um2,
+        );
+    }
     out.insert(
         "rounding".to_string(),
         (c.array.cols as f64 * unit_area_um2(arch, "rounding_unit")

@@ -329,6 +329,7 @@ pub fn canonical_action(key: &str) -> Result<String, String> {
 /// The units an area override may name (µm² per unit).
 pub const AREA_UNITS: &[&str] = &[
     "mac",
+    "full_precision_mac",
     "rounding_unit",
     "rng_bit",
     "vector_lane",

@@ -4,7 +4,15 @@
 //! and area.
 //!
 //! Entry points: [`gemm_counts`] (the actions of one GEMM), [`price`] (counts + the work's shape
-//! -> [`CostReport`]) and [`price_gemm`] (both, for `lpsim cost --gemm`).
+//! -> [`CostReport`]), [`price_tally`] (a run's work on both datapaths) and [`price_gemm`] (one
+//! GEMM, for `lpsim cost --gemm`).
+//!
+//! A run's work is tallied per [`Datapath`]: the low-precision datapath (the architecture's MAC
+//! on `compute.array`) and the full-precision unit (`full_precision`). Their phases alternate
+//! (HALP's full gradient, then its inner loop) and do not overlap, so [`price_tally`] prices each
+//! on its own array and adds the cycles; the full-precision unit's compute and rounding energy is
+//! the cost component `full_precision`, its memory traffic and random bits go to the shared
+//! memory levels and random-number source.
 
 pub mod area;
 pub mod cycles;
@@ -20,7 +28,9 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use crate::arch::{suggestion, Architecture};
+use serde::Serialize;
+
+use crate::arch::{suggestion, Architecture, Array};
 use crate::arith::ActionCounts;
 use crate::cost::energy::{node_factor, Action, ENERGY_NODE_EXPONENT};
 
@@ -63,6 +73,57 @@ pub struct Work {
     pub vector_ops: u64,
 }
 
+impl Work {
+    /// Append `other`'s GEMMs and add its vector operations.
+    pub fn merge(&mut self, other: &Work) {
+        self.gemms.extend(other.gemms.iter().copied());
+        self.vector_ops += other.vector_ops;
+    }
+}
+
+/// Which unit of the architecture does a piece of work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Datapath {
+    /// The low-precision datapath: `formats.mac` on `compute.array`, the vector unit computing
+    /// in `compute.vector.format`.
+    LowPrecision,
+    /// The full-precision unit: `full_precision.mac` on `full_precision.array`, the vector unit
+    /// computing in `full_precision.format`.
+    FullPrecision,
+}
+
+/// The actions and the work's shape of a run (or an epoch), by [`Datapath`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Actions on the low-precision datapath.
+    pub low: ActionCounts,
+    /// Work on the low-precision datapath.
+    pub low_work: Work,
+    /// Actions on the full-precision unit.
+    pub full: ActionCounts,
+    /// Work on the full-precision unit.
+    pub full_work: Work,
+}
+
+impl Tally {
+    /// Add one step's actions and work done on `datapath`.
+    pub fn add(&mut self, datapath: Datapath, counts: &ActionCounts, work: &Work) {
+        let (c, w) = match datapath {
+            Datapath::LowPrecision => (&mut self.low, &mut self.low_work),
+            Datapath::FullPrecision => (&mut self.full, &mut self.full_work),
+        };
+        c.merge(counts);
+        w.merge(work);
+    }
+
+    /// Add everything in `other`.
+    pub fn merge(&mut self, other: &Tally) {
+        self.add(Datapath::LowPrecision, &other.low, &other.low_work);
+        self.add(Datapath::FullPrecision, &other.full, &other.full_work);
+    }
+}
+
 /// Energy of one action on `arch`, pJ: the override if the file gives one, else the default
 /// table scaled to the arch's node.
 pub fn action_pj(arch: &Architecture, action: &Action) -> f64 {
@@ -75,9 +136,72 @@ pub fn action_pj(arch: &Architecture, action: &Action) -> f64 {
         })
 }
 
-/// Price `counts` (from executing or from [`gemm_counts`]) of `work` on `arch`.
+/// Price `counts` (from executing or from [`gemm_counts`]) of `work` on `arch`'s low-precision
+/// datapath.
 pub fn price(
     arch: &Architecture,
+    counts: &ActionCounts,
+    work: &Work,
+) -> Result<CostReport, CostError> {
+    price_on(arch, &arch.compute.array, counts, work)
+}
+
+/// Price a run's [`Tally`] on `arch` (see the module docs): each datapath on its own array,
+/// cycles added, the full-precision unit's compute and rounding as the component
+/// `full_precision`. Utilization and mapping efficiency are the low-precision array's.
+pub fn price_tally(arch: &Architecture, tally: &Tally) -> Result<CostReport, CostError> {
+    let mut total = price(arch, &tally.low, &tally.low_work)?;
+    if tally.full == ActionCounts::default() && tally.full_work == Work::default() {
+        return Ok(total);
+    }
+    let full = price_on(
+        arch,
+        &arch.full_precision.array,
+        &tally.full,
+        &tally.full_work,
+    )?;
+    for (component, pj) in &full.breakdown {
+        let key = match component.as_str() {
+            "compute" | "rounding" => "full_precision",
+            other => other,
+        };
+        *total.breakdown.entry(key.to_string()).or_default() += pj;
+    }
+    for (kind, pj) in &full.by_action {
+        *total.by_action.entry(kind.clone()).or_default() += pj;
+    }
+    for level in &full.memory {
+        match total.memory.iter_mut().find(|l| l.name == level.name) {
+            Some(l) => {
+                l.read_bits += level.read_bits;
+                l.write_bits += level.write_bits;
+                l.cycles += level.cycles;
+                l.energy_pj += level.energy_pj;
+            }
+            None => total.memory.push(level.clone()),
+        }
+    }
+    total.gemms.extend(full.gemms.iter().copied());
+    total.macs += full.macs;
+    total.cycles += full.cycles;
+    total.stall_cycles += full.stall_cycles;
+    total.total_cycles += full.total_cycles;
+    total.rng_cycles += full.rng_cycles;
+    total.time_ns += full.time_ns;
+    total.energy_pj += full.energy_pj;
+    let a = &arch.compute.array;
+    let low_macs: u64 = tally.low_work.gemms.iter().map(Gemm::macs).sum();
+    total.utilization = ratio(
+        low_macs as f64,
+        (total.total_cycles * a.rows * a.cols) as f64,
+    );
+    Ok(total)
+}
+
+/// Price `counts` of `work` with its GEMMs on `array`.
+fn price_on(
+    arch: &Architecture,
+    array: &Array,
     counts: &ActionCounts,
     work: &Work,
 ) -> Result<CostReport, CostError> {
@@ -143,11 +267,7 @@ pub fn price(
         (_, 0) => return Err(CostError::NoRng(arch.name.clone())),
         (bits, rate) => bits.div_ceil(rate),
     };
-    let mapped: Vec<GemmCycles> = work
-        .gemms
-        .iter()
-        .map(|&g| gemm_cycles(&c.array, g))
-        .collect();
+    let mapped: Vec<GemmCycles> = work.gemms.iter().map(|&g| gemm_cycles(array, g)).collect();
     let compute_cycles =
         mapped.iter().map(|m| m.cycles).sum::<u64>() + work.vector_ops.div_ceil(c.vector.lanes);
     let slowest = memory
@@ -173,10 +293,7 @@ pub fn price(
         energy_pj: breakdown.values().sum(),
         breakdown,
         by_action,
-        utilization: ratio(
-            macs as f64,
-            (total_cycles * c.array.rows * c.array.cols) as f64,
-        ),
+        utilization: ratio(macs as f64, (total_cycles * array.rows * array.cols) as f64),
         mapping_efficiency: ratio(
             mapped
                 .iter()

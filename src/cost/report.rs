@@ -44,12 +44,13 @@ pub struct CostReport {
     pub time_ns: f64,
     /// Total energy, pJ.
     pub energy_pj: f64,
-    /// Energy per component (`compute`, `rounding`, `rng`, each memory level), pJ.
+    /// Energy per component (`compute`, `rounding`, `rng`, each memory level, and
+    /// `full_precision`: the full-precision unit's compute and rounding), pJ.
     pub breakdown: BTreeMap<String, f64>,
     /// Energy per action kind (`mul`, `add`, `fma`, `quantize`, `rng_bit`, `read`, `write`), pJ.
     pub by_action: BTreeMap<String, f64>,
-    /// `macs / (total_cycles x rows x cols)`: SCALE-Sim's overall utilization (equal to it when
-    /// nothing stalls), 0..=1.
+    /// `macs / (total_cycles x rows x cols)` of the low-precision array: SCALE-Sim's overall
+    /// utilization (equal to it when nothing stalls), 0..=1.
     pub utilization: f64,
     /// Mean fraction of PEs mapped per fold over all GEMMs' folds (SCALE-Sim's mapping
     /// efficiency), 0..=1.

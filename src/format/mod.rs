@@ -7,6 +7,7 @@
 //! format done once per slice.
 
 mod block;
+mod contains;
 pub(crate) mod exact;
 mod fixed;
 mod float;

@@ -7,7 +7,9 @@
 //!   output format, counted as a conversion unless the output format is the accumulator's.
 //! - every other op: computed in `f64`, rounded once to the output format ("the vector unit").
 //!   Counted: `output elements` vector operations; the arithmetic on the vector unit's format
-//!   (`add` for add/sub/noise/sum, `mul` for mul/scale, `fma` for axpy); a conversion
+//!   (`compute.vector.format` on the low-precision datapath, `full_precision.format` on the
+//!   full-precision unit, see [`Graph::datapath`])
+//!   by kind (`add` for add/sub/noise/sum, `mul` for mul/scale, `fma` for axpy); a conversion
 //!   `quantize[F/R]` of every output element unless the output is the vector format with `rne`
 //!   (the unit's own rounding); and the random bits drawn (stochastic rounding: as the rounding
 //!   unit says; Gaussian noise: 128 bits per draw, the four words of `normal_f64`; the VC
@@ -34,7 +36,7 @@ use thiserror::Error;
 
 use crate::arch::Architecture;
 use crate::arith::{elementwise, gemm, ActionCounts, ElemOp, MacError};
-use crate::cost::{Gemm, Work};
+use crate::cost::{Datapath, Gemm, Work};
 use crate::format::{bound_events, range_events, QuantizeError, Quantizer};
 use crate::graph::{Graph, Level, Op, RangeHealth, Role, TensorMeta};
 use crate::round::{RandomStream, Rounding};
@@ -55,6 +57,8 @@ pub struct StepResult {
     pub work: Work,
     /// Range events of the step's roundings, per tensor role and format.
     pub range: RangeHealth,
+    /// The unit that did the work (the graph's).
+    pub datapath: Datapath,
 }
 
 /// A step that cannot run.
@@ -190,7 +194,10 @@ pub fn execute(
     step: u64,
 ) -> Result<StepResult, ExecError> {
     let g = graph.inner();
-    let vf = arch.compute.vector.format;
+    let vf = match graph.datapath() {
+        Datapath::LowPrecision => arch.compute.vector.format,
+        Datapath::FullPrecision => arch.full_precision.format,
+    };
     let mut values: Vec<Option<ArrayD<f64>>> = vec![None; g.node_count()];
     let mut counts = ActionCounts::new();
     let mut work = Work::default();
@@ -426,6 +433,7 @@ pub fn execute(
         counts,
         work,
         range,
+        datapath: graph.datapath(),
     })
 }
 

@@ -54,8 +54,9 @@ struct JsonNode<'a> {
     inputs: Vec<usize>,
 }
 
-/// The graph as JSON: `{"mac": ..., "nodes": [{id, op, name, shape, format, rounding, level,
-/// role, inputs}], "outputs": [...]}`, nodes in execution order, `inputs` in operand order.
+/// The graph as JSON: `{"datapath": ..., "mac": ..., "nodes": [{id, op, name, shape, format,
+/// rounding, level, role, inputs}], "outputs": [...]}`, nodes in execution order, `inputs` in
+/// operand order.
 pub fn to_json(graph: &Graph) -> serde_json::Value {
     let nodes: Vec<JsonNode> = graph
         .order()
@@ -77,6 +78,7 @@ pub fn to_json(graph: &Graph) -> serde_json::Value {
         .collect();
     let mac = graph.mac();
     serde_json::json!({
+        "datapath": graph.datapath(),
         "mac": {
             "a": mac.a.to_string(),
             "b": mac.b.to_string(),

@@ -26,6 +26,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::arith::MacConfig;
+use crate::cost::Datapath;
 use crate::format::{Element, Format};
 use crate::round::Rounding;
 
@@ -317,12 +318,14 @@ pub enum GraphError {
     UnknownOutput(String),
 }
 
-/// A checked step graph: nodes in a `DiGraph` whose edge weights are operand slots, the MAC
-/// configuration its matmuls run on, a topological order, and the names of its outputs.
+/// A checked step graph: nodes in a `DiGraph` whose edge weights are operand slots, the
+/// datapath it runs on and that datapath's MAC configuration, a topological order, and the
+/// names of its outputs.
 #[derive(Clone, Debug)]
 pub struct Graph {
     graph: DiGraph<Node, usize>,
     mac: MacConfig,
+    datapath: Datapath,
     order: Vec<NodeIndex>,
     outputs: Vec<String>,
 }
@@ -335,6 +338,10 @@ impl Graph {
     /// The MAC configuration the matmuls run on.
     pub fn mac(&self) -> &MacConfig {
         &self.mac
+    }
+    /// The unit the step runs on (its matmuls, vector operations and their pricing).
+    pub fn datapath(&self) -> Datapath {
+        self.datapath
     }
     /// Nodes in execution (topological) order.
     pub fn order(&self) -> &[NodeIndex] {
@@ -372,11 +379,12 @@ fn operands(g: &DiGraph<Node, usize>, i: NodeIndex) -> Vec<NodeIndex> {
     e.into_iter().map(|(_, n)| n).collect()
 }
 
-/// Whether every value of `x` is exactly a value of the MAC input format `mac`: the formats are
-/// equal, or `mac` is `fp32` and `x` fits the `f32` carrier (fixed point and integers of up to
-/// 24 significant bits, narrow floats). This is the rule [`Op::MatMul`] operands obey.
+/// Whether every value of `x` is exactly a value of the MAC input format `mac`
+/// ([`Format::contains`]: e.g. `b`-bit integer codes in a `bfp` block of `b`-bit elements,
+/// narrow floats and integers of up to 24 significant bits in `fp32`). This is the rule
+/// [`Op::MatMul`] operands obey: the MAC reads them without a conversion.
 pub fn fits_within(x: &Format, mac: &Format) -> bool {
-    x == mac || (Some(*mac) == crate::format::alias("fp32") && x.fits_f32())
+    mac.contains(x)
 }
 
 /// Builds a [`Graph`]: add nodes, connect operand slots, then [`GraphBuilder::build`] checks
@@ -385,15 +393,22 @@ pub fn fits_within(x: &Format, mac: &Format) -> bool {
 pub struct GraphBuilder {
     graph: DiGraph<Node, usize>,
     mac: MacConfig,
+    datapath: Datapath,
     names: BTreeSet<String>,
 }
 
 impl GraphBuilder {
-    /// An empty graph whose matmuls will run on `mac`.
+    /// An empty graph for the low-precision datapath, whose matmuls will run on `mac`.
     pub fn new(mac: MacConfig) -> Self {
+        Self::on(Datapath::LowPrecision, mac)
+    }
+
+    /// An empty graph for `datapath`, whose matmuls will run on `mac` (that datapath's MAC).
+    pub fn on(datapath: Datapath, mac: MacConfig) -> Self {
         GraphBuilder {
             graph: DiGraph::new(),
             mac,
+            datapath,
             names: BTreeSet::new(),
         }
     }
@@ -445,6 +460,7 @@ impl GraphBuilder {
         Ok(Graph {
             graph: self.graph,
             mac: self.mac,
+            datapath: self.datapath,
             order,
             outputs: outputs.iter().map(|s| s.to_string()).collect(),
         })

@@ -475,6 +475,15 @@ fn markdown_head(name: &str, outcomes: &[RunOutcome]) -> String {
         count("failed"),
         count(super::SKIPPED_INCOMPATIBLE)
     );
+    let _ = writeln!(
+        md,
+        "Baseline rows (`sgd`, `sgld`, `csgld`, `svrg`) are full precision in storage and \
+         arithmetic: they run on the architecture's full-precision unit (`full_precision`, an \
+         fp32 MAC unless the file says otherwise), so a baseline is the same run on every \
+         architecture, priced on that unit. The `lp-` algorithms, `qsgld` and HALP run on the \
+         architecture's low-precision MAC; the full gradients of `lp-svrg` and `halp` run on the \
+         full-precision unit (energy component `full_precision`).\n"
+    );
     let diverged: Vec<String> = outcomes
         .iter()
         .filter_map(|o| {

@@ -138,3 +138,42 @@ pub fn svg_texts(svg: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Overrides (architecture JSON paths) that give `arch/int8.json` per-tensor scaled 8-bit
+/// integers (`bfp:wl=8,size=tensor`) for every tensor and MAC input, with an `fp32`
+/// accumulator: an integer machine whose tensors carry a scale, on which the HALP paper's 8-bit
+/// algorithms run (`fixed:wl=8,fl=6` without a scale cannot hold a residual of hundreds).
+pub const INT8_TENSOR: [(&str, &str); 8] = [
+    ("formats.weights", "bfp:wl=8,size=tensor"),
+    ("formats.activations", "bfp:wl=8,size=tensor"),
+    ("formats.gradients", "bfp:wl=8,size=tensor"),
+    ("formats.updates", "bfp:wl=8,size=tensor"),
+    ("formats.mac.a", "bfp:wl=8,size=tensor"),
+    ("formats.mac.b", "bfp:wl=8,size=tensor"),
+    ("formats.mac.accumulator", "fp32"),
+    // The features stay fp32, as in the `halp-linreg` workload, so the optimum is the exact one.
+    ("formats.input", "fp32"),
+];
+
+/// A shipped architecture file with `overrides` (JSON path, value as on the command line).
+pub fn arch_with(file: &str, overrides: &[(&str, &str)]) -> lpsim::arch::Architecture {
+    let map = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), lpsim::arch::override_value(v)))
+        .collect();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    lpsim::arch::Architecture::load_with_overrides(&path, &map).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `arch/int8.json` with [`INT8_TENSOR`].
+pub fn int8_tensor() -> lpsim::arch::Architecture {
+    arch_with("arch/int8.json", &INT8_TENSOR)
+}
+
+/// [`INT8_TENSOR`] as `lpsim run --set arch.<path>=<value>` arguments.
+pub fn int8_tensor_set() -> Vec<String> {
+    INT8_TENSOR
+        .iter()
+        .map(|(k, v)| format!("arch.{k}={v}"))
+        .collect()
+}
