@@ -37,8 +37,6 @@ pub fn fp32_as(role: Role) -> (Format, Rounding, Role) {
     (fp32(), Rounding::NearestEven, role)
 }
 
-/// A step-graph builder with the architecture's formats at hand.
-
 /// The formats and rounding units a datapath gives each role.
 #[derive(Clone, Copy, Debug)]
 struct Roles {
