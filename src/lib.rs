@@ -15,6 +15,7 @@ pub mod report;
 pub mod round;
 pub mod run;
 mod simd;
+mod suggest;
 pub mod sweep;
 pub mod workload;
 

@@ -26,6 +26,7 @@ use crate::arch::Architecture;
 use crate::arith::ActionCounts;
 use crate::cost::Work;
 use crate::graph::{ExecError, GraphError};
+use crate::suggest::suggestion;
 
 pub use model::{loss, param_shapes, predict};
 
@@ -91,6 +92,7 @@ impl FromStr for Algo {
             .map(|&(_, a)| a)
             .ok_or_else(|| AlgoError::UnknownAlgo {
                 name: s.to_string(),
+                hint: suggestion(s, ALGOS.iter().map(|(n, _)| *n)),
                 allowed: names(ALGOS.iter().map(|(n, _)| *n)),
             })
     }
@@ -250,6 +252,7 @@ impl Hyper {
             .ok_or_else(|| AlgoError::UnknownHyper {
                 algo: self.algo.to_string(),
                 name: name.to_string(),
+                hint: suggestion(name, self.values.keys()),
                 allowed: names(self.values.keys().copied()),
             })?;
         if !value.is_finite() {
@@ -376,20 +379,24 @@ pub struct TrainOutcome {
 #[derive(Debug, Error)]
 pub enum AlgoError {
     /// No such algorithm.
-    #[error("unknown algorithm `{name}`; allowed: {allowed}")]
+    #[error("unknown algorithm `{name}`{hint}; allowed: {allowed}")]
     UnknownAlgo {
         /// The name given.
         name: String,
+        /// A "did you mean" suggestion, or empty.
+        hint: String,
         /// The names allowed.
         allowed: String,
     },
     /// No such hyperparameter for this algorithm.
-    #[error("algorithm `{algo}` has no hyperparameter `{name}`; allowed: {allowed}")]
+    #[error("algorithm `{algo}` has no hyperparameter `{name}`{hint}; allowed: {allowed}")]
     UnknownHyper {
         /// The algorithm.
         algo: String,
         /// The name given.
         name: String,
+        /// A "did you mean" suggestion, or empty.
+        hint: String,
         /// The names allowed.
         allowed: String,
     },

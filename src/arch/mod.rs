@@ -12,7 +12,7 @@ pub use schema::{
     Architecture, Array, Compute, Dataflow, Formats, MemoryKind, MemoryLevel, Rng, RngKind,
     StoreRounding, Table, Technology, Vector, TABLES,
 };
-pub(crate) use validate::{suggestion, Node, Obj};
+pub(crate) use validate::{Node, Obj};
 
 use std::path::Path;
 

@@ -61,7 +61,13 @@ impl FromStr for Order {
                 let c = t
                     .strip_prefix("chunk=")
                     .or_else(|| t.strip_prefix("chunk:"))
-                    .ok_or_else(|| err(format!("unknown order; allowed: {}", Self::SPELLINGS)))?;
+                    .ok_or_else(|| {
+                        err(format!(
+                            "unknown order{}; allowed: {}",
+                            crate::suggest::suggestion(&t, ["sequential", "pairwise", "native"]),
+                            Self::SPELLINGS
+                        ))
+                    })?;
                 match c.parse::<usize>() {
                     Ok(c) if c >= 1 => Order::Chunk(c),
                     _ => return Err(err(format!("chunk = `{c}`: must be a whole number >= 1"))),

@@ -152,7 +152,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let acc_rounding: Rounding = args.acc_rounding.parse()?;
     let order: Order = args.order.parse()?;
     if !matches!(args.dist.as_str(), "normal" | "uniform") {
-        bail!("--dist `{}`: must be normal or uniform", args.dist);
+        bail!(
+            "--dist `{}`: must be normal or uniform{}",
+            args.dist,
+            crate::suggest::suggestion(&args.dist, ["normal", "uniform"])
+        );
     }
     if !args.scale.is_finite() {
         bail!("--scale {}: must be finite", args.scale);

@@ -81,7 +81,10 @@ fn model(a: &Args) -> anyhow::Result<ModelShape> {
             classes: a.classes,
         },
         "gaussian" => ModelShape::Gaussian { dim: a.dim },
-        m => bail!("--model `{m}`: allowed: linear, logistic, mlp, gaussian"),
+        m => bail!(
+            "--model `{m}`: allowed: linear, logistic, mlp, gaussian{}",
+            crate::suggest::suggestion(m, ["linear", "logistic", "mlp", "gaussian"])
+        ),
     })
 }
 

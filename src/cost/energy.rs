@@ -34,7 +34,8 @@
 //! `(node/45)^2` for area. Overrides and energies given in the file are taken as already at the
 //! file's node.
 
-use crate::arch::{suggestion, MemoryKind};
+use crate::arch::MemoryKind;
+use crate::suggest::suggestion;
 use crate::format::{Element, Format};
 use crate::round::Rounding;
 

@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use crate::arch::{suggestion, Architecture};
+use crate::arch::Architecture;
+use crate::suggest::suggestion;
 use crate::arith::ActionCounts;
 use crate::cost::energy::{node_factor, Action, ENERGY_NODE_EXPONENT};
 

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use thiserror::Error;
 
+use crate::suggest::suggestion;
 use crate::format::{
     BlockFormat, BlockKind, BlockSize, Element, FixedFormat, FloatFormat, Format, QTorchFloat,
     Special,
@@ -52,6 +53,9 @@ pub const ALIASES: &[&str] = &[
 ];
 
 const KINDS: &str = "an alias (see `lpsim formats`) or float:, fixed:, bfp:, mx:, qtorch:";
+
+/// The `kind` of a `kind:key=value,...` spec.
+const FORMAT_KINDS: [&str; 5] = ["float", "fixed", "bfp", "mx", "qtorch"];
 
 fn float(e: u32, m: u32, bias: Option<i32>, special: Special) -> FloatFormat {
     FloatFormat::new(e, m, bias, true, special, false, true, true)
@@ -128,7 +132,8 @@ impl<'a> Fields<'a> {
             let k = k.trim();
             if !allowed.contains(&k) {
                 return Err(f.err(format!(
-                    "unknown key `{k}`; allowed keys: {}",
+                    "unknown key `{k}`{}; allowed keys: {}",
+                    suggestion(k, allowed),
                     allowed.join(", ")
                 )));
             }
@@ -193,9 +198,12 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
         spec: spec.to_string(),
         reason,
     };
-    let (kind, body) = lower
-        .split_once(':')
-        .ok_or_else(|| err(format!("unknown format; expected {KINDS}")))?;
+    let (kind, body) = lower.split_once(':').ok_or_else(|| {
+        err(format!(
+            "unknown format{}; expected {KINDS}",
+            suggestion(&lower, ALIASES)
+        ))
+    })?;
     let wrap = |r: Result<Format, String>| r.map_err(&err);
     match kind.trim() {
         "float" => {
@@ -211,7 +219,8 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
                 "none" => Special::None,
                 other => {
                     return Err(f.err(format!(
-                        "special = `{other}`: must be ieee, fn, fnuz or none"
+                        "special = `{other}`: must be ieee, fn, fnuz or none{}",
+                        suggestion(other, ["ieee", "fn", "fnuz", "none"])
                     )))
                 }
             };
@@ -256,7 +265,8 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
                 }
                 _ => {
                     return Err(f.err(format!(
-                        "elem = `{name}`: must be e4m3fn, e5m2, e3m2fn, e2m3fn, e2m1fn or int8"
+                        "elem = `{name}`: must be e4m3fn, e5m2, e3m2fn, e2m3fn, e2m1fn or int8{}",
+                        suggestion(name, ["e4m3fn", "e5m2", "e3m2fn", "e2m3fn", "e2m1fn", "int8"])
                     )))
                 }
             };
@@ -269,7 +279,10 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
                     .map(Format::QTorch),
             )
         }
-        other => Err(err(format!("unknown kind `{other}`; expected {KINDS}"))),
+        other => Err(err(format!(
+            "unknown kind `{other}`{}; expected {KINDS}",
+            suggestion(other, FORMAT_KINDS)
+        ))),
     }
 }
 

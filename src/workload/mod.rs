@@ -353,7 +353,10 @@ fn kind_of<'a>(
             file: file.to_path_buf(),
             json_path: format!("{section}.kind"),
             value: kind.to_string(),
-            allowed: format!("must be one of {kinds}"),
+            allowed: format!(
+                "must be one of {kinds}{}",
+                crate::suggest::suggestion(kind.as_str().unwrap_or(""), kinds.split(", "))
+            ),
         }),
     }
 }
