@@ -44,8 +44,8 @@ pub enum RunError {
     /// Pricing the counts.
     #[error(transparent)]
     Cost(#[from] CostError),
-    /// The exact least-squares optimum of a regression workload.
-    #[error("least-squares optimum: {0}")]
+    /// The exact least-squares optimum of a regression workload (its message says so).
+    #[error(transparent)]
     Optimum(#[from] metrics::OptimumError),
     /// A `--set` that names nothing.
     #[error("--set {key}={value}: {reason}")]

@@ -84,3 +84,39 @@ fn names_get_a_did_you_mean() {
         assert_fails(&lpsim_in(None, args, "1\n"), &[hint]);
     }
 }
+
+/// Write `text` to `dir/name` and return the path as a string.
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// A workload around `data` (the JSON of its `data` section) with a logistic model.
+fn logistic_workload(dir: &Path, data: &str) -> String {
+    write(
+        dir,
+        "w.json",
+        &format!(
+            r#"{{"name": "w", "data": {data}, "model": {{"kind": "logistic"}},
+                "train": {{"epochs": 1, "batch_size": 4}}}}"#
+        ),
+    )
+}
+
+#[test]
+fn each_cause_is_printed_once() {
+    let d = scratch("cause-once");
+    let missing_data = logistic_workload(&d, r#"{"kind": "csv", "path": "nowhere.csv"}"#);
+    let missing_workload = d.join("absent.json").display().to_string();
+    for w in [&missing_data, &missing_workload] {
+        let out = lpsim(&["run", "--workload", w, "--algo", "sgd", "--arch", &arch("fp32.json")]);
+        assert_fails(&out, &["No such file or directory"]);
+        assert_eq!(
+            stderr(&out).matches("No such file or directory").count(),
+            1,
+            "{}",
+            stderr(&out)
+        );
+    }
+}

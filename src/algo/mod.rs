@@ -414,12 +414,25 @@ pub enum AlgoError {
     /// An algorithm/model/architecture combination that is not supported.
     #[error("{0}")]
     Unsupported(String),
-    /// A step graph that cannot be built.
+    /// A step graph that cannot be built (the cause is in the message, so not also a
+    /// `source`: a chain printer would show it twice).
     #[error("step graph: {0}")]
-    Graph(#[from] GraphError),
+    Graph(GraphError),
     /// A step graph that cannot run.
     #[error("step: {0}")]
-    Exec(#[from] ExecError),
+    Exec(ExecError),
+}
+
+impl From<GraphError> for AlgoError {
+    fn from(e: GraphError) -> Self {
+        AlgoError::Graph(e)
+    }
+}
+
+impl From<ExecError> for AlgoError {
+    fn from(e: ExecError) -> Self {
+        AlgoError::Exec(e)
+    }
 }
 
 /// The step graph `algo` runs for `model` on `arch` (the first step's; the SVRG family's inner

@@ -33,12 +33,12 @@ const STREAM_REG_NOISE: u64 = 0x0072_6567_5f6e; // "reg_n"
 #[derive(Debug, Error)]
 pub enum DataError {
     /// The file could not be opened or read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file as resolved.
         path: PathBuf,
-        /// The operating system's error.
-        source: io::Error,
+        /// The operating system's error (in the message, so not also a `source`).
+        error: io::Error,
     },
     /// A malformed line of a CSV file.
     #[error("{}:{line}: {reason}", path.display())]
@@ -734,9 +734,9 @@ fn parse_header(fields: &[&str], line: usize) -> Option<SkHeader> {
 
 /// Reads a CSV table as documented on [`CsvSpec`].
 fn read_csv(path: &Path, spec: &CsvSpec) -> Result<Table, DataError> {
-    let io_err = |source| DataError::Io {
+    let io_err = |error| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let csv_err = |line, reason| DataError::Csv {
         path: path.to_path_buf(),
@@ -913,9 +913,9 @@ fn read_npy_table(workload_file: &Path, spec: &NpySpec) -> Result<Table, DataErr
     let fpath = resolve_path(&spec.features, workload_file);
     let lpath = resolve_path(&spec.labels, workload_file);
     let read = |p: &Path| {
-        std::fs::read(p).map_err(|source| DataError::Io {
+        std::fs::read(p).map_err(|error| DataError::Io {
             path: p.to_path_buf(),
-            source,
+            error,
         })
     };
     let content = |p: &Path, reason: String| DataError::Content {

@@ -56,12 +56,12 @@ impl FieldError {
 #[derive(Debug, Error)]
 pub enum WorkloadError {
     /// The file could not be read.
-    #[error("{}: {source}", file.display())]
+    #[error("{}: {error}", file.display())]
     Io {
         /// The workload file.
         file: PathBuf,
-        /// The operating system's error.
-        source: std::io::Error,
+        /// The operating system's error (in the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// Not valid JSON.
     #[error("{}:{line}:{column}: {message}", file.display())]
@@ -213,9 +213,9 @@ impl Workload {
     /// Reads, parses and validates a workload file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, WorkloadError> {
         let file = path.as_ref();
-        let text = std::fs::read_to_string(file).map_err(|source| WorkloadError::Io {
+        let text = std::fs::read_to_string(file).map_err(|error| WorkloadError::Io {
             file: file.to_path_buf(),
-            source,
+            error,
         })?;
         Self::from_json_str(&text, file)
     }
