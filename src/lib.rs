@@ -14,6 +14,8 @@ pub mod graph;
 pub mod report;
 pub mod round;
 pub mod run;
+pub mod limits;
+pub mod npy;
 mod simd;
 mod suggest;
 pub mod sweep;

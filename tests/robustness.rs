@@ -120,3 +120,87 @@ fn each_cause_is_printed_once() {
         );
     }
 }
+
+/// A version-1 `.npy` file: `header` (the dict literal) padded to 64 bytes, then `data`.
+fn npy_bytes(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = header.to_string();
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend((h.len() as u16).to_le_bytes());
+    b.extend(h.as_bytes());
+    b.extend(data);
+    b
+}
+
+/// Every way a `.npy` file can lie about its size, through every command that reads one.
+#[test]
+fn malformed_npy_files_are_refused_before_allocating() {
+    let d = scratch("npy");
+    let mut huge_len = b"\x93NUMPY\x02\x00\xff\xff\xff\xff".to_vec();
+    huge_len.resize(20, b' ');
+    let files: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("len.npy", huge_len, "header length field says 4294967295 bytes but 8 follow"),
+        (
+            "huge.npy",
+            npy_bytes(
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000000,), }",
+                &[0; 16],
+            ),
+            "truncated: 16 bytes of data, the header promises 4000000000000000",
+        ),
+        (
+            "huge2d.npy",
+            npy_bytes(
+                "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000), }",
+                &[0; 16],
+            ),
+            "truncated: 16 bytes of data, the header promises 8000000000000",
+        ),
+        (
+            "overflow.npy",
+            npy_bytes(
+                "{'descr': '<f8', 'fortran_order': False, 'shape': (18446744073709551615, 3), }",
+                &[0; 16],
+            ),
+            "do not fit in 64 bits",
+        ),
+        (
+            "trunc.npy",
+            npy_bytes(
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 5), }",
+                &[0; 16],
+            ),
+            "truncated: 16 bytes of data, the header promises 40",
+        ),
+    ];
+    let good_labels = d.join("y.npy");
+    std::fs::write(
+        &good_labels,
+        npy_bytes("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", &[0; 16]),
+    )
+    .unwrap();
+    for (name, bytes, needle) in &files {
+        let p = d.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let p = p.display().to_string();
+        assert_fails(&lpsim(&["quantize", "-f", "bf16", "--input", &p]), &[name, needle]);
+        assert_fails(
+            &lpsim(&["gemm", "--a", &p, "--n", "2", "--acc", "fp32"]),
+            &[name, needle],
+        );
+        let w = logistic_workload(
+            &d,
+            &format!(
+                r#"{{"kind": "npy", "features": "{name}", "labels": "{}"}}"#,
+                good_labels.display()
+            ),
+        );
+        assert_fails(
+            &lpsim(&["run", "--workload", &w, "--algo", "sgd", "--arch", &arch("fp32.json")]),
+            &[name, needle],
+        );
+    }
+}

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use ndarray::{Array2, ArrayView2};
-use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use ndarray_npy::WriteNpyExt;
 use serde::Serialize;
 
 use crate::arith::{gemm, ActionCounts, ExactSum, MacConfig, Order};
 use crate::format::{Format, Quantizer};
+use crate::npy::{self, Dtype};
 use crate::report::write_atomically;
 use crate::round::{RandomStream, Rounding};
 
@@ -101,16 +102,18 @@ struct Report {
 }
 
 fn read_matrix(path: &Path) -> anyhow::Result<Array2<f64>> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    if let Ok(a) = Array2::<f32>::read_npy(&bytes[..]) {
-        return Ok(a.mapv(f64::from));
+    let a = npy::read(path)?;
+    match (a.dtype, &a.shape[..]) {
+        (Dtype::Float { .. }, &[rows, cols]) => {
+            Ok(Array2::from_shape_vec((rows, cols), a.values)?)
+        }
+        (dtype, shape) => bail!(
+            "{}: a {}-D {} array: expected a 2-D float32 or float64 .npy array",
+            path.display(),
+            shape.len(),
+            dtype.name()
+        ),
     }
-    Array2::<f64>::read_npy(&bytes[..]).with_context(|| {
-        format!(
-            "{}: not a 2-D float32 or float64 .npy array",
-            path.display()
-        )
-    })
 }
 
 fn random_matrix(rows: usize, cols: usize, seed: u64, stream: u64, args: &Args) -> Array2<f64> {

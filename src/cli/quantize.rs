@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use ndarray::{ArrayD, IxDyn};
-use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use ndarray_npy::WriteNpyExt;
 
 use crate::format::{Format, Quantizer};
+use crate::npy::{self, Dtype};
 use crate::report::write_atomically;
 use crate::round::Rounding;
 
@@ -54,33 +55,20 @@ fn is_npy(p: &Path) -> bool {
 }
 
 fn read_npy(path: &Path) -> anyhow::Result<Values> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    if let Ok(a) = ArrayD::<f32>::read_npy(&bytes[..]) {
-        let shape = a.shape().to_vec();
-        let data: Vec<f64> = a.iter().map(|&x| f64::from(x)).collect();
-        let n = data.len();
-        return Ok(Values {
-            data,
-            from_f32: vec![true; n],
-            shape,
-        });
-    }
-    match ArrayD::<f64>::read_npy(&bytes[..]) {
-        Ok(a) => {
-            let shape = a.shape().to_vec();
-            let data: Vec<f64> = a.iter().copied().collect();
-            let n = data.len();
-            Ok(Values {
-                data,
-                from_f32: vec![false; n],
-                shape,
-            })
-        }
-        Err(e) => bail!(
-            "{}: not a float32 or float64 .npy array: {e}",
-            path.display()
-        ),
-    }
+    let a = npy::read(path)?;
+    let Dtype::Float { bytes } = a.dtype else {
+        bail!(
+            "{}: dtype {}: expected a float32 or float64 .npy array",
+            path.display(),
+            a.dtype.name()
+        );
+    };
+    let n = a.values.len();
+    Ok(Values {
+        data: a.values,
+        from_f32: vec![bytes == 4; n],
+        shape: a.shape,
+    })
 }
 
 /// Parse one text line: a decimal number, or `0x` with 8 (f32) or 16 (f64) hex digits.

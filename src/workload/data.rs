@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 
 use flate2::bufread::GzDecoder;
 use ndarray::{Array1, Array2, ArrayView1, Axis};
-use ndarray_npy::{ReadNpyExt, ReadableElement};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::linalg::{self, LinalgError};
 use super::FieldError;
+use crate::npy::{self, Dtype, NpyError};
 use crate::round::RandomStream;
 
 /// Stream id of the train/test permutation (keyed by `split_seed`).
@@ -58,6 +58,9 @@ pub enum DataError {
         /// What is wrong and what was expected.
         reason: String,
     },
+    /// A `.npy` file that is malformed or too large (the error names the file).
+    #[error(transparent)]
+    Npy(#[from] NpyError),
     /// The data set is fine but the split asked for cannot be made.
     #[error("data: {0}")]
     Split(String),
@@ -899,51 +902,48 @@ fn class_bound(spec: &CsvSpec, header: &Option<SkHeader>) -> Result<Option<Class
     }
 }
 
-/// Reads a whole `.npy` file as `T`, converting to `f64`; `None` if the dtype is not `T`'s.
-fn try_npy<T: ReadableElement + Copy, D: ndarray::Dimension>(
-    bytes: &[u8],
-    to_f64: impl Fn(T) -> f64,
-) -> Option<ndarray::Array<f64, D>> {
-    ndarray::Array::<T, D>::read_npy(bytes)
-        .ok()
-        .map(|a| a.mapv(to_f64))
-}
-
 fn read_npy_table(workload_file: &Path, spec: &NpySpec) -> Result<Table, DataError> {
     let fpath = resolve_path(&spec.features, workload_file);
     let lpath = resolve_path(&spec.labels, workload_file);
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|error| DataError::Io {
-            path: p.to_path_buf(),
-            error,
-        })
-    };
     let content = |p: &Path, reason: String| DataError::Content {
         path: p.to_path_buf(),
         reason,
     };
-    let fbytes = read(&fpath)?;
-    let x: Array2<f64> = try_npy::<f64, _>(&fbytes, |v| v)
-        .or_else(|| try_npy::<f32, _>(&fbytes, f64::from))
-        .ok_or_else(|| content(&fpath, "not a 2-D float32 or float64 .npy array".into()))?;
+    let features = npy::read(&fpath)?;
+    let x: Array2<f64> = match (features.dtype, &features.shape[..]) {
+        (Dtype::Float { .. }, &[rows, cols]) => Array2::from_shape_vec((rows, cols), features.values)
+            .map_err(|e| content(&fpath, e.to_string()))?,
+        (dtype, shape) => {
+            return Err(content(
+                &fpath,
+                format!(
+                    "a {}-D {} array: expected a 2-D float32 or float64 .npy array",
+                    shape.len(),
+                    dtype.name()
+                ),
+            ))
+        }
+    };
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
         return Err(content(
             &fpath,
             format!("element {i} (row-major) is not finite"),
         ));
     }
-    let lbytes = read(&lpath)?;
-    let y: Array1<f64> = try_npy::<f64, _>(&lbytes, |v| v)
-        .or_else(|| try_npy::<f32, _>(&lbytes, f64::from))
-        .or_else(|| try_npy::<i64, _>(&lbytes, |v| v as f64))
-        .or_else(|| try_npy::<i32, _>(&lbytes, f64::from))
-        .or_else(|| try_npy::<i16, _>(&lbytes, f64::from))
-        .or_else(|| try_npy::<i8, _>(&lbytes, f64::from))
-        .or_else(|| try_npy::<u64, _>(&lbytes, |v| v as f64))
-        .or_else(|| try_npy::<u32, _>(&lbytes, f64::from))
-        .or_else(|| try_npy::<u16, _>(&lbytes, f64::from))
-        .or_else(|| try_npy::<u8, _>(&lbytes, f64::from))
-        .ok_or_else(|| content(&lpath, "not a 1-D integer or float .npy array".into()))?;
+    let labels = npy::read(&lpath)?;
+    let y: Array1<f64> = match (labels.dtype, &labels.shape[..]) {
+        (Dtype::Float { .. } | Dtype::Int { .. }, &[_]) => Array1::from(labels.values),
+        (dtype, shape) => {
+            return Err(content(
+                &lpath,
+                format!(
+                    "a {}-D {} array: expected a 1-D integer or float .npy array",
+                    shape.len(),
+                    dtype.name()
+                ),
+            ))
+        }
+    };
     if y.len() != x.nrows() {
         return Err(content(
             &lpath,
