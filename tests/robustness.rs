@@ -204,3 +204,129 @@ fn malformed_npy_files_are_refused_before_allocating() {
         );
     }
 }
+
+#[test]
+fn gemm_sizes_are_checked_before_allocating() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--m", "18446744073709551615", "--n", "18446744073709551615", "--k", "2"],
+            &["--m x --k (matrix A)", "do not fit in 64 bits"],
+        ),
+        (&["--m", "1000000000000", "--n", "2", "--k", "2"], &["would need", "TiB", "budget"]),
+        (&["--m", "2", "--n", "2", "--k", "10000000000"], &["would need", "GiB", "budget"]),
+        (&["--m", "100000", "--n", "100000", "--k", "100000"], &["would need", "budget"]),
+        (&["--m", "0", "--n", "2", "--k", "2"], &["--m", "at least 1"]),
+        (&["--m", "2", "--n", "0", "--k", "2"], &["--n", "at least 1"]),
+    ];
+    for (dims, needles) in cases {
+        let mut args = vec!["gemm", "--acc", "fp32"];
+        args.extend_from_slice(dims);
+        assert_fails(&lpsim(&args), needles);
+    }
+}
+
+#[test]
+fn gemm_product_format_must_hold_a_product() {
+    let base = ["gemm", "--acc", "fp32", "--m", "2", "--n", "2", "--k", "2", "--product"];
+    let mut args = base.to_vec();
+    args.push("e8m0fnu");
+    assert_fails(&lpsim(&args), &["product format `e8m0fnu`", "no zero"]);
+    let mut args = base.to_vec();
+    args.push("uint8");
+    assert_fails(&lpsim(&args), &["product format `uint8`", "unsigned"]);
+    // A signed product format is still fine.
+    let mut args = base.to_vec();
+    args.push("bf16");
+    assert!(lpsim(&args).status.success());
+}
+
+/// A 2-D float32 `.npy` of `rows x cols` values.
+fn npy_f32(path: &Path, rows: usize, cols: usize, values: &[f32]) {
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    std::fs::write(path, npy_bytes(&header, &data)).unwrap();
+}
+
+#[test]
+fn gemm_statistics_leave_out_non_finite_exact_sums() {
+    let d = scratch("gemm-nan");
+    let all_nan = d.join("nan.npy");
+    npy_f32(&all_nan, 2, 2, &[f32::NAN; 4]);
+    let p = all_nan.display().to_string();
+    let out = lpsim(&["gemm", "--a", &p, "--n", "2", "--acc", "fp32"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("correctly rounded outputs: 1.0000"), "{text}");
+    assert!(text.contains("correctly rounded outputs: n/a"), "{text}");
+    assert!(text.contains("4 of 4 outputs have a non-finite exact sum"), "{text}");
+    let out = lpsim(&["gemm", "--a", &p, "--n", "2", "--acc", "fp32", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["nonfinite_exact"], 4);
+    assert!(v["frac_correctly_rounded"].is_null(), "{v}");
+    assert!(v["max_abs_error"].is_null(), "{v}");
+    // One NaN in row 0 of A: row 0 of C is left out, row 1 is measured.
+    let half = d.join("half.npy");
+    npy_f32(&half, 2, 2, &[f32::NAN, 1.0, 2.0, 3.0]);
+    let p = half.display().to_string();
+    let out = lpsim(&["gemm", "--a", &p, "--n", "2", "--acc", "fp32", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["nonfinite_exact"], 2);
+    assert!(v["max_abs_error"].as_f64().unwrap().is_finite(), "{v}");
+    // An accumulator overflow is an infinite error, not a skipped output.
+    let (big, ones) = (d.join("big.npy"), d.join("ones.npy"));
+    npy_f32(&big, 1, 2, &[60000.0, 60000.0]);
+    npy_f32(&ones, 2, 1, &[1.0, 1.0]);
+    let (pa, pb) = (big.display().to_string(), ones.display().to_string());
+    let out = lpsim(&["gemm", "--a", &pa, "--b", &pb, "--acc", "fp16"]);
+    let text = stdout(&out);
+    assert!(text.contains("abs error: max inf, mean inf"), "{text}");
+    assert!(text.contains("correctly rounded outputs: 1.0000"), "{text}");
+    assert!(!text.contains("non-finite exact sum"), "{text}");
+}
+
+#[test]
+fn outputs_never_replace_a_users_file_or_an_input() {
+    let d = scratch("outputs");
+    let input = write(&d, "in.txt", "0.1\n3.5\n");
+    let user = write(&d, "user.txt", "my notes\n");
+    let user_npy = write(&d, "user.npy", "not lpsim's");
+    let q = |extra: &[&str]| {
+        let mut args = vec!["quantize", "-f", "bf16", "--input", &input];
+        args.extend_from_slice(extra);
+        lpsim(&args)
+    };
+    assert_fails(&q(&["--output", &user]), &["user.txt", "--force"]);
+    assert_eq!(std::fs::read_to_string(&user).unwrap(), "my notes\n");
+    assert_fails(&q(&["--output", &user_npy]), &["user.npy", "--force"]);
+    assert_eq!(std::fs::read_to_string(&user_npy).unwrap(), "not lpsim's");
+    // The input as the output, spelled differently: refused even with --force.
+    let same = d.join(".").join("in.txt").display().to_string();
+    for extra in [&["--output", &input][..], &["--output", &same, "--force"]] {
+        assert_fails(&q(extra), &["in.txt", "destroy the input"]);
+        assert_eq!(std::fs::read_to_string(&input).unwrap(), "0.1\n3.5\n");
+    }
+    // A CSV lpsim wrote is replaced; --force replaces anything else.
+    let ours = d.join("out.csv").display().to_string();
+    assert!(q(&["--output", &ours]).status.success());
+    assert!(q(&["--output", &ours]).status.success());
+    assert!(q(&["--output", &user, "--force"]).status.success());
+    assert!(std::fs::read_to_string(&user).unwrap().starts_with("input_hex,"));
+
+    // gemm --out: the same rules, checked before the work.
+    let a = d.join("a.npy");
+    npy_f32(&a, 2, 2, &[1.0, 2.0, 3.0, 4.0]);
+    let a = a.display().to_string();
+    let g = |out: &str, force: bool| {
+        let mut args = vec!["gemm", "--a", &a, "--n", "2", "--acc", "fp32", "--out", out];
+        if force {
+            args.push("--force");
+        }
+        lpsim(&args)
+    };
+    assert_fails(&g(&user_npy, false), &["user.npy", "--force"]);
+    assert_eq!(std::fs::read_to_string(&user_npy).unwrap(), "not lpsim's");
+    let before = std::fs::read(&a).unwrap();
+    assert_fails(&g(&a, true), &["a.npy", "destroy the input"]);
+    assert_eq!(std::fs::read(&a).unwrap(), before);
+    assert!(g(&user_npy, true).status.success());
+}
