@@ -330,3 +330,55 @@ fn outputs_never_replace_a_users_file_or_an_input() {
     assert_eq!(std::fs::read(&a).unwrap(), before);
     assert!(g(&user_npy, true).status.success());
 }
+
+/// `arch/fp32.json` with `edit` applied to its JSON, written to `dir/name`.
+fn edited_arch(dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(arch("fp32.json")).unwrap()).unwrap();
+    edit(&mut v);
+    write(dir, name, &v.to_string())
+}
+
+fn cost_json(arch_file: &str, gemm: &str) -> serde_json::Value {
+    let out = lpsim(&["cost", "--arch", arch_file, "--gemm", gemm, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+#[test]
+fn cost_figures_never_wrap() {
+    let d = scratch("cost");
+    let fp32 = arch("fp32.json");
+    for gemm in ["4000000000,4000000000,1", "1,1,18446744073709551615"] {
+        assert_fails(
+            &lpsim(&["cost", "--arch", &fp32, "--gemm", gemm]),
+            &["does not fit in 64 bits"],
+        );
+    }
+    // A huge array is refused at load; a large one costs more cycles than 32 rows, not fewer.
+    let huge = edited_arch(&d, "huge.json", |v| {
+        v["compute"]["array"]["rows"] = serde_json::json!(u64::MAX)
+    });
+    assert_fails(
+        &lpsim(&["cost", "--arch", &huge, "--gemm", "64,64,64"]),
+        &["compute.array.rows = 18446744073709551615", "at most 2^53"],
+    );
+    let large = edited_arch(&d, "large.json", |v| {
+        v["compute"]["array"]["rows"] = serde_json::json!(1u64 << 40)
+    });
+    let (big, small) = (cost_json(&large, "64,64,64"), cost_json(&fp32, "64,64,64"));
+    assert!(big["cycles"].as_u64().unwrap() > small["cycles"].as_u64().unwrap());
+    // A bandwidth whose cycles do not fit: an error naming the level, not a saturated stall.
+    let slow = edited_arch(&d, "slow.json", |v| {
+        v["memory"][0]["bandwidth_bits_per_cycle"] = serde_json::json!(1e-300)
+    });
+    assert_fails(
+        &lpsim(&["cost", "--arch", &slow, "--gemm", "64,64,64"]),
+        &["memory level `DRAM`", "does not fit in 64 bits"],
+    );
+    // Utilization stays a fraction for the largest GEMMs that can be priced.
+    for gemm in ["4000000,4000000,1000", "1,1,1000000000000"] {
+        let u = cost_json(&fp32, gemm)["utilization"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&u), "{gemm}: utilization {u}");
+    }
+}

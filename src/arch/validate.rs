@@ -8,6 +8,12 @@ use serde_json::{Map, Value};
 use crate::arch::ArchError;
 use crate::suggest::suggestion;
 
+/// The largest whole number an architecture field takes (array rows and columns, vector lanes,
+/// random bits per cycle, memory sizes): 2^53, the last integer exact in `f64`. The cycle model
+/// also computes with checked arithmetic, so a large but allowed size is an error at pricing
+/// time rather than a wrapped figure.
+pub(crate) const MAX_COUNT: u64 = 1 << 53;
+
 /// A JSON value with its location (file and path), for precise errors.
 #[derive(Clone, Copy)]
 pub(crate) struct Node<'a> {
@@ -161,7 +167,7 @@ impl<'a> Node<'a> {
             .ok_or_else(|| self.wrong_type("true or false"))
     }
 
-    /// This node as a whole number of at least `min`.
+    /// This node as a whole number of at least `min` and at most [`MAX_COUNT`].
     pub(crate) fn uint(&self, min: u64) -> Result<u64, ArchError> {
         let n = self
             .value
@@ -169,6 +175,12 @@ impl<'a> Node<'a> {
             .ok_or_else(|| self.wrong_type(&format!("a whole number >= {min}")))?;
         if n < min {
             return Err(self.bad_value(format!("must be at least {min}")));
+        }
+        if n > MAX_COUNT {
+            return Err(self.bad_value(format!(
+                "must be at most 2^53 = {MAX_COUNT} (counts are exact in the f64 arithmetic of \
+                 the area and energy model)"
+            )));
         }
         Ok(n)
     }

@@ -50,6 +50,10 @@ pub enum CostError {
         /// The levels it has.
         levels: String,
     },
+    /// A figure (cycles, counts, bits) that does not fit in 64 bits: the work is too large for
+    /// the architecture's model to price, or a bandwidth too small.
+    #[error("{0} does not fit in 64 bits")]
+    Overflow(String),
     /// Random bits are needed but the architecture has no random-number source.
     #[error("architecture `{0}` has no random-number source but the counts draw random bits")]
     NoRng(String),
@@ -128,12 +132,20 @@ pub fn price(
         let write = t.write_bits as f64 * level.write_pj_per_bit;
         charge(name, "read", read);
         charge(name, "write", write);
+        // Cycles in f64, refused (not saturated) when they exceed 64 bits.
+        let traffic = t.read_bits as f64 + t.write_bits as f64;
+        let cycles = (traffic / level.bandwidth_bits_per_cycle).ceil();
+        if !(cycles < 18_446_744_073_709_551_616.0) {
+            return Err(CostError::Overflow(format!(
+                "the cycles of memory level `{name}` ({traffic:e} bits at {:e} bits per cycle)",
+                level.bandwidth_bits_per_cycle
+            )));
+        }
         memory.push(LevelReport {
             name: name.clone(),
             read_bits: t.read_bits,
             write_bits: t.write_bits,
-            cycles: ((t.read_bits + t.write_bits) as f64 / level.bandwidth_bits_per_cycle).ceil()
-                as u64,
+            cycles: cycles as u64,
             energy_pj: read + write,
         });
     }
@@ -148,9 +160,14 @@ pub fn price(
         .gemms
         .iter()
         .map(|&g| gemm_cycles(&c.array, g))
-        .collect();
-    let compute_cycles =
-        mapped.iter().map(|m| m.cycles).sum::<u64>() + work.vector_ops.div_ceil(c.vector.lanes);
+        .collect::<Result<_, _>>()?;
+    let compute_cycles = total(
+        "the compute cycles",
+        mapped
+            .iter()
+            .map(|m| m.cycles)
+            .chain([work.vector_ops.div_ceil(c.vector.lanes)]),
+    )?;
     let slowest = memory
         .iter()
         .map(|l| l.cycles)
@@ -159,8 +176,14 @@ pub fn price(
         .unwrap_or(0);
     let stall_cycles = slowest.saturating_sub(compute_cycles);
     let total_cycles = compute_cycles + stall_cycles;
-    let macs: u64 = work.gemms.iter().map(Gemm::macs).sum();
-    let folds: u64 = mapped.iter().map(|m| m.folds).sum();
+    let macs = total(
+        "the multiply-accumulates",
+        work.gemms
+            .iter()
+            .map(Gemm::macs)
+            .collect::<Result<Vec<_>, _>>()?,
+    )?;
+    let folds = total("the folds", mapped.iter().map(|m| m.folds))?;
     let area_breakdown = area::area_mm2(arch);
     Ok(CostReport {
         arch: arch.name.clone(),
@@ -176,7 +199,7 @@ pub fn price(
         by_action,
         utilization: ratio(
             macs as f64,
-            (total_cycles * c.array.rows * c.array.cols) as f64,
+            total_cycles as f64 * c.array.rows as f64 * c.array.cols as f64,
         ),
         mapping_efficiency: ratio(
             mapped
@@ -189,6 +212,14 @@ pub fn price(
         area_mm2: area_breakdown.values().sum(),
         area_breakdown,
     })
+}
+
+/// The sum of `terms`, or [`CostError::Overflow`] naming `what`.
+fn total(what: &str, terms: impl IntoIterator<Item = u64>) -> Result<u64, CostError> {
+    terms
+        .into_iter()
+        .try_fold(0u64, u64::checked_add)
+        .ok_or_else(|| CostError::Overflow(what.to_string()))
 }
 
 /// `a / b`, 0 when `b` is 0.
@@ -204,7 +235,7 @@ fn ratio(a: f64, b: f64) -> f64 {
 pub fn price_gemm(arch: &Architecture, g: Gemm) -> Result<CostReport, CostError> {
     price(
         arch,
-        &gemm_counts(arch, g),
+        &gemm_counts(arch, g)?,
         &Work {
             gemms: vec![g],
             vector_ops: 0,
