@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn overflow_is_an_error() {
         let a = Array {
-            rows: 1 << 62,
+            rows: 1 << 63,
             cols: 32,
             dataflow: Dataflow::Ws,
         };
