@@ -382,3 +382,28 @@ fn cost_figures_never_wrap() {
         assert!((0.0..=1.0).contains(&u), "{gemm}: utilization {u}");
     }
 }
+
+#[test]
+fn hyperparameters_out_of_range_are_refused() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("sgld", "lr=-0.1", "must be greater than 0"),
+        ("sgld", "lr=0", "must be greater than 0"),
+        ("sgld", "temperature=-1", "must be at least 0"),
+        ("halp", "mu=-3", "must be greater than 0"),
+        ("lp-sgd", "delta=-0.7", "must be at least 0"),
+        ("sgld", "batch=1.5", "whole number"),
+    ];
+    let wl = root().join("workloads/iris-logistic.json").display().to_string();
+    let fp32 = arch("fp32.json");
+    for (algo, set, why) in cases {
+        let name = set.split('=').next().unwrap();
+        let needle = format!("hyperparameter `{name}`");
+        for cmd in ["graph", "run"] {
+            let mut args = vec![cmd, "--algo", algo, "--set", set, "--arch", &fp32];
+            if cmd == "run" {
+                args.extend(["--workload", &wl, "--out", "/nonexistent/never-written"]);
+            }
+            assert_fails(&lpsim(&args), &[&needle, why]);
+        }
+    }
+}

@@ -133,6 +133,76 @@ impl Algo {
     }
 }
 
+/// The values a hyperparameter may take (see [`range`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Range {
+    /// A number greater than 0 (step sizes, scales).
+    Positive,
+    /// A number of at least 0 (temperatures, grid spacings where 0 means "off").
+    NonNegative,
+    /// A number greater than the bound (QSGLD's `base > 1`).
+    Above(f64),
+    /// A fraction in `[0, 1]` (`inclusive`) or `[0, 1)`.
+    Fraction {
+        /// Whether 1 itself is allowed.
+        inclusive: bool,
+    },
+    /// A whole number in `min..=max` (counts; `0..=1` for switches).
+    Whole {
+        /// Smallest value.
+        min: u64,
+        /// Largest value.
+        max: u64,
+    },
+}
+
+/// The largest count a hyperparameter takes: 2^53, the last whole number exact in `f64`.
+const MAX_WHOLE: u64 = 1 << 53;
+
+/// The range of hyperparameter `name`, one table for every algorithm (the defaults are in
+/// [`Hyper::defaults`]); `None` for a name with no range beyond being finite.
+pub fn range(name: &str) -> Option<Range> {
+    let whole = |min, max| Range::Whole { min, max };
+    Some(match name {
+        "lr" | "eta" | "mu" => Range::Positive,
+        "temperature" | "delta" | "kappa" => Range::NonNegative,
+        "base" => Range::Above(1.0),
+        "burn_in" => Range::Fraction { inclusive: false },
+        "rho" => Range::Fraction { inclusive: true },
+        "epochs" | "batch" | "thin" | "cycles" => whole(1, MAX_WHOLE),
+        "epoch_len" | "samples" | "save_per_cycle" => whole(0, MAX_WHOLE),
+        "decay" | "nearest" => whole(0, 1),
+        "bits" => whole(0, 64),
+        _ => return None,
+    })
+}
+
+impl Range {
+    /// `None` if `v` is in the range, else what is allowed.
+    fn refuse(self, v: f64) -> Option<String> {
+        let (ok, allowed) = match self {
+            Range::Positive => (v > 0.0, "must be greater than 0".to_string()),
+            Range::NonNegative => (v >= 0.0, "must be at least 0".to_string()),
+            Range::Above(b) => (v > b, format!("must be greater than {b}")),
+            Range::Fraction { inclusive: true } => {
+                ((0.0..=1.0).contains(&v), "must be in [0, 1]".to_string())
+            }
+            Range::Fraction { inclusive: false } => {
+                ((0.0..1.0).contains(&v), "must be in [0, 1)".to_string())
+            }
+            Range::Whole { min, max } => (
+                v.fract() == 0.0 && v >= min as f64 && v <= max as f64,
+                if max == 1 {
+                    format!("must be {min} or 1")
+                } else {
+                    format!("must be a whole number in {min}..={max}")
+                },
+            ),
+        };
+        (!ok).then_some(allowed)
+    }
+}
+
 fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
     it.collect::<Vec<_>>().join(", ")
 }
@@ -242,7 +312,8 @@ impl Hyper {
         }
     }
 
-    /// Override one hyperparameter (must be one of the algorithm's, and finite).
+    /// Override one hyperparameter: it must be one of the algorithm's, finite, and in its
+    /// [`range`].
     pub fn set(&mut self, name: &str, value: f64) -> Result<&mut Self, AlgoError> {
         let key = self
             .values
@@ -259,6 +330,12 @@ impl Hyper {
             return Err(AlgoError::BadHyper {
                 name: name.to_string(),
                 reason: format!("{value} is not finite"),
+            });
+        }
+        if let Some(allowed) = range(name).and_then(|r| r.refuse(value)) {
+            return Err(AlgoError::BadHyper {
+                name: name.to_string(),
+                reason: format!("{value}: {allowed}"),
             });
         }
         self.values.insert(key, value);
@@ -517,5 +594,51 @@ pub fn train(
         svrg::train(algo, model, data, arch, hyper, seed, on_epoch)
     } else {
         sgld::train(algo, model, data, arch, hyper, seed, on_epoch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_is_in_its_range() {
+        for &(name, algo) in ALGOS {
+            for (h, v, _) in Hyper::defaults(algo) {
+                let refused = range(h).and_then(|r| r.refuse(v));
+                assert_eq!(refused, None, "{name}: default {h} = {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        let cases: &[(Algo, &str, f64)] = &[
+            (Algo::Sgld, "lr", -0.1),
+            (Algo::Sgld, "lr", 0.0),
+            (Algo::Sgld, "temperature", -1.0),
+            (Algo::Halp, "mu", -3.0),
+            (Algo::Halp, "mu", 0.0),
+            (Algo::LpSgd, "delta", -0.7),
+            (Algo::Sgld, "batch", 0.0),
+            (Algo::Sgld, "batch", 2.5),
+            (Algo::Sgld, "epochs", 1e300),
+            (Algo::Sgld, "burn_in", 1.0),
+            (Algo::Qsgld, "base", 1.0),
+            (Algo::Qsgld, "nearest", 2.0),
+            (Algo::Halp, "bits", 65.0),
+        ];
+        for &(algo, name, v) in cases {
+            let e = Hyper::new(algo).set(name, v).map(|_| ()).unwrap_err();
+            assert!(
+                matches!(&e, AlgoError::BadHyper { name: n, .. } if n == name),
+                "{algo} {name} = {v}: {e}"
+            );
+        }
+        // The edges that are allowed.
+        let mut h = Hyper::new(Algo::Sgld);
+        h.set("temperature", 0.0).unwrap();
+        h.set("burn_in", 0.0).unwrap();
+        Hyper::new(Algo::LpSgd).set("delta", 0.0).unwrap();
     }
 }
