@@ -14,6 +14,7 @@ pub mod graph;
 pub mod report;
 pub mod round;
 pub mod run;
+pub mod json;
 pub mod limits;
 pub mod npy;
 mod simd;

@@ -407,3 +407,75 @@ fn hyperparameters_out_of_range_are_refused() {
         }
     }
 }
+
+#[test]
+fn thread_counts_are_bounded() {
+    let wl = root().join("workloads/iris-logistic.json").display().to_string();
+    for n in ["0", "100000", "18446744073709551615"] {
+        let out = lpsim(&["run", "--workload", &wl, "--algo", "sgd", "--threads", n]);
+        assert_fails(&out, &["--threads", "per core"]);
+    }
+    let out = lpsim(&["sweep", "nowhere.json", "--jobs", "100000"]);
+    assert_fails(&out, &["--jobs", "per core"]);
+}
+
+/// A sweep spec over the shipped iris workload with `extra` top-level fields.
+fn sweep_spec(dir: &Path, extra: &str) -> String {
+    let wl = root().join("workloads/iris-logistic.json");
+    write(
+        dir,
+        "sweep.json",
+        &format!(
+            r#"{{"name": "s", "workloads": ["{}"], "archs": ["{}"] {extra}}}"#,
+            wl.display(),
+            arch("fp32.json")
+        ),
+    )
+}
+
+#[test]
+fn sweep_specs_are_checked_when_loaded() {
+    let d = scratch("sweep-spec");
+    let spec = sweep_spec(&d, r#", "algos": ["sgd"], "out": """#);
+    let out = lpsim_in(Some(&d), &["sweep", &spec], "");
+    assert_fails(&out, &["out = \"\"", "must name a directory"]);
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "only the spec is there");
+    let spec = sweep_spec(&d, r#", "algos": ["sgd", "lp-sgdl"]"#);
+    let out = lpsim_in(Some(&d), &["sweep", &spec], "");
+    assert_fails(&out, &["algos[1] = \"lp-sgdl\"", "did you mean `lp-sgd`?"]);
+    assert_fails(&lpsim(&["sweep", &spec, "--out", ""]), &["--out"]);
+    assert_fails(
+        &lpsim(&["run", "--workload", "w.json", "--algo", "sgd", "--out", ""]),
+        &["--out"],
+    );
+}
+
+#[test]
+fn duplicate_json_keys_are_refused() {
+    let d = scratch("dup-keys");
+    let fp32 = std::fs::read_to_string(arch("fp32.json")).unwrap();
+    // The array's `rows` written twice.
+    let dup = fp32.replacen("\"rows\"", "\"rows\": 8, \"rows\"", 1);
+    assert_ne!(dup, fp32);
+    let a = write(&d, "dup-arch.json", &dup);
+    assert_fails(
+        &lpsim(&["cost", "--arch", &a, "--gemm", "4,4,4"]),
+        &["dup-arch.json", "duplicate key `rows` in compute.array"],
+    );
+    let w = write(
+        &d,
+        "dup-w.json",
+        r#"{"name": "w", "data": {"kind": "gaussian", "dimension": 1},
+            "model": {"kind": "gaussian"}, "train": {"steps": 10},
+            "hyper": {"lr": 0.1, "lr": -5}}"#,
+    );
+    assert_fails(
+        &lpsim(&["run", "--workload", &w, "--algo", "sgld", "--arch", &arch("fp32.json")]),
+        &["dup-w.json:3:", "duplicate key `lr` in hyper"],
+    );
+    let spec = sweep_spec(&d, r#", "algos": ["sgd"], "algos": ["sgld"]"#);
+    assert_fails(
+        &lpsim(&["sweep", &spec]),
+        &["sweep.json", "duplicate key `algos` in the top level"],
+    );
+}

@@ -223,7 +223,7 @@ impl Workload {
     /// Parses and validates workload JSON; `file` names it in errors and anchors data paths.
     pub fn from_json_str(text: &str, file: &Path) -> Result<Self, WorkloadError> {
         let file_buf = file.to_path_buf();
-        let value: Value = serde_json::from_str(text).map_err(|e| {
+        let value: Value = crate::json::parse_strict(text).map_err(|e| {
             let mut message = e.to_string();
             // serde_json appends " at line L column C"; the error puts them in front instead.
             if let Some(at) = message.rfind(" at line ") {
