@@ -12,7 +12,10 @@ use serde_json::{Map, Number, Value};
 /// line 5 column 13`); every other error is `serde_json`'s own, with its line and column.
 pub fn parse_strict(text: &str) -> Result<Value, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = Strict { path: String::new() }.deserialize(&mut de)?;
+    let value = Strict {
+        path: String::new(),
+    }
+    .deserialize(&mut de)?;
     de.end()?;
     Ok(value)
 }
@@ -95,9 +98,7 @@ impl<'de> Visitor<'de> for Strict {
                 } else {
                     self.path.clone()
                 };
-                return Err(de::Error::custom(format!(
-                    "duplicate key `{key}` in {at}"
-                )));
+                return Err(de::Error::custom(format!("duplicate key `{key}` in {at}")));
             }
             let value = map.next_value_seed(self.child(&key))?;
             object.insert(key, value);
@@ -121,7 +122,10 @@ mod tests {
         assert!(e.to_string().contains("duplicate key `z` in x.y[0]"), "{e}");
         assert_eq!(e.line(), 3, "the line of the second `z`");
         let e = parse_strict(r#"{"a": 1, "a": 1}"#).unwrap_err();
-        assert!(e.to_string().contains("duplicate key `a` in the top level"), "{e}");
+        assert!(
+            e.to_string().contains("duplicate key `a` in the top level"),
+            "{e}"
+        );
         assert!(parse_strict("{} x").is_err());
     }
 }

@@ -133,7 +133,11 @@ mod tests {
         assert_eq!(check_array("x", &[1000, 1000], 8), Ok(1_000_000));
         let e = check_array("--m x --k (matrix A)", &[1 << 20, 1 << 20], 8).unwrap_err();
         assert!(matches!(e, SizeError::TooLarge { needed, .. } if needed == 8 << 40));
-        assert!(e.to_string().contains("--m x --k (matrix A) would need 8.0 TiB"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("--m x --k (matrix A) would need 8.0 TiB"),
+            "{e}"
+        );
         assert_eq!(Bytes(1023).to_string(), "1023 bytes");
         assert_eq!(Bytes(3 << 29).to_string(), "1.5 GiB");
     }

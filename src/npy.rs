@@ -225,7 +225,10 @@ fn decode(c: &[u8], dtype: Dtype, little: bool) -> f64 {
         Dtype::Float { bytes: 4 } => f64::from(f32::from_bits(word as u32)),
         Dtype::Float { .. } => f64::from_bits(word),
         Dtype::Int { signed: false, .. } => word as f64,
-        Dtype::Int { bytes, signed: true } => {
+        Dtype::Int {
+            bytes,
+            signed: true,
+        } => {
             let shift = 64 - 8 * bytes as u32;
             ((word << shift) as i64 >> shift) as f64
         }
@@ -405,9 +408,9 @@ impl Lexer<'_> {
                 self.i += 1;
             }
             let digits = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
-            let d: usize = digits.parse().map_err(|_| {
-                format!("shape: expected a whole number at character {start}")
-            })?;
+            let d: usize = digits
+                .parse()
+                .map_err(|_| format!("shape: expected a whole number at character {start}"))?;
             dims.push(d);
             if !self.eat(b',') {
                 self.expect(b')')?;
@@ -472,7 +475,10 @@ mod tests {
         ))
         .ok()
         .unwrap();
-        assert_eq!((i.dtype.name(), i.values), ("int16".to_string(), vec![-7.0, 300.0]));
+        assert_eq!(
+            (i.dtype.name(), i.values),
+            ("int16".to_string(), vec![-7.0, 300.0])
+        );
     }
 
     #[test]
@@ -502,8 +508,13 @@ mod tests {
             "{'descr': '<f4', 'fortran_order': False, 'shape': (10,), }",
             &[0; 16],
         );
-        assert!(reason(parse(&trunc)).contains("truncated: 16 bytes of data, the header promises 40"));
-        let obj = file("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", &[0; 8]);
+        assert!(
+            reason(parse(&trunc)).contains("truncated: 16 bytes of data, the header promises 40")
+        );
+        let obj = file(
+            "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }",
+            &[0; 8],
+        );
         assert!(reason(parse(&obj)).contains("dtype '|O' is not supported"));
         assert!(reason(parse(b"hello")).contains("not a .npy file"));
     }

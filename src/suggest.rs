@@ -15,7 +15,10 @@ pub(crate) fn nearest<S: AsRef<str>>(
         .into_iter()
         .map(|a| {
             let a = a.as_ref();
-            (strsim::levenshtein(&given, &a.to_ascii_lowercase()), a.to_string())
+            (
+                strsim::levenshtein(&given, &a.to_ascii_lowercase()),
+                a.to_string(),
+            )
         })
         .min()
         .filter(|(d, a)| *d >= 1 && *d <= (a.len() / 2).max(2))
@@ -23,7 +26,10 @@ pub(crate) fn nearest<S: AsRef<str>>(
 }
 
 /// `"; did you mean `x`?"` for the nearest allowed name (see [`nearest`]), or nothing.
-pub(crate) fn suggestion<S: AsRef<str>>(given: &str, allowed: impl IntoIterator<Item = S>) -> String {
+pub(crate) fn suggestion<S: AsRef<str>>(
+    given: &str,
+    allowed: impl IntoIterator<Item = S>,
+) -> String {
     nearest(given, allowed)
         .map(|a| format!("; did you mean `{a}`?"))
         .unwrap_or_default()
@@ -35,9 +41,18 @@ mod tests {
 
     #[test]
     fn nearest_names() {
-        assert_eq!(nearest("colls", ["rows", "cols", "dataflow"]), Some("cols".into()));
-        assert_eq!(nearest("e4m3", ["e5m2", "e4m3fn", "bf16"]), Some("e4m3fn".into()));
-        assert_eq!(nearest("LP-SGLD", ["lp-sgld-f", "sgld"]), Some("lp-sgld-f".into()));
+        assert_eq!(
+            nearest("colls", ["rows", "cols", "dataflow"]),
+            Some("cols".into())
+        );
+        assert_eq!(
+            nearest("e4m3", ["e5m2", "e4m3fn", "bf16"]),
+            Some("e4m3fn".into())
+        );
+        assert_eq!(
+            nearest("LP-SGLD", ["lp-sgld-f", "sgld"]),
+            Some("lp-sgld-f".into())
+        );
         assert_eq!(nearest("zzzzzzzz", ["rows", "cols"]), None);
         // An exact match is not a typo: nothing to suggest.
         assert_eq!(nearest("rows", ["rows"]), None);

@@ -70,15 +70,36 @@ fn arch(name: &str) -> String {
 fn names_get_a_did_you_mean() {
     let cases: &[(&[&str], &str)] = &[
         (&["quantize", "--format", "e4m3"], "did you mean `e4m3fn`?"),
-        (&["quantize", "-f", "bf16", "-r", "rnee"], "did you mean `rne`?"),
-        (&["quantize", "-f", "float:e=4,mm=3"], "did you mean `m`?"),
-        (&["quantize", "-f", "flaot:e=4,m=3"], "did you mean `float`?"),
         (
-            &["gemm", "--acc", "fp32", "--m", "2", "--n", "2", "--k", "2", "--order", "seqential"],
+            &["quantize", "-f", "bf16", "-r", "rnee"],
+            "did you mean `rne`?",
+        ),
+        (&["quantize", "-f", "float:e=4,mm=3"], "did you mean `m`?"),
+        (
+            &["quantize", "-f", "flaot:e=4,m=3"],
+            "did you mean `float`?",
+        ),
+        (
+            &[
+                "gemm",
+                "--acc",
+                "fp32",
+                "--m",
+                "2",
+                "--n",
+                "2",
+                "--k",
+                "2",
+                "--order",
+                "seqential",
+            ],
             "did you mean `sequential`?",
         ),
         (&["graph", "--algo", "lp-sgdl"], "did you mean `lp-sgd`?"),
-        (&["graph", "--algo", "sgld", "--set", "temprature=1"], "did you mean `temperature`?"),
+        (
+            &["graph", "--algo", "sgld", "--set", "temprature=1"],
+            "did you mean `temperature`?",
+        ),
     ];
     for (args, hint) in cases {
         assert_fails(&lpsim_in(None, args, "1\n"), &[hint]);
@@ -110,7 +131,15 @@ fn each_cause_is_printed_once() {
     let missing_data = logistic_workload(&d, r#"{"kind": "csv", "path": "nowhere.csv"}"#);
     let missing_workload = d.join("absent.json").display().to_string();
     for w in [&missing_data, &missing_workload] {
-        let out = lpsim(&["run", "--workload", w, "--algo", "sgd", "--arch", &arch("fp32.json")]);
+        let out = lpsim(&[
+            "run",
+            "--workload",
+            w,
+            "--algo",
+            "sgd",
+            "--arch",
+            &arch("fp32.json"),
+        ]);
         assert_fails(&out, &["No such file or directory"]);
         assert_eq!(
             stderr(&out).matches("No such file or directory").count(),
@@ -141,7 +170,8 @@ fn malformed_npy_files_are_refused_before_allocating() {
     let d = scratch("npy");
     let mut huge_len = b"\x93NUMPY\x02\x00\xff\xff\xff\xff".to_vec();
     huge_len.resize(20, b' ');
-    let files: Vec<(&str, Vec<u8>, &str)> = vec![
+    let files: Vec<(&str, Vec<u8>, &str)> =
+        vec![
         ("len.npy", huge_len, "header length field says 4294967295 bytes but 8 follow"),
         (
             "huge.npy",
@@ -179,14 +209,20 @@ fn malformed_npy_files_are_refused_before_allocating() {
     let good_labels = d.join("y.npy");
     std::fs::write(
         &good_labels,
-        npy_bytes("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", &[0; 16]),
+        npy_bytes(
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }",
+            &[0; 16],
+        ),
     )
     .unwrap();
     for (name, bytes, needle) in &files {
         let p = d.join(name);
         std::fs::write(&p, bytes).unwrap();
         let p = p.display().to_string();
-        assert_fails(&lpsim(&["quantize", "-f", "bf16", "--input", &p]), &[name, needle]);
+        assert_fails(
+            &lpsim(&["quantize", "-f", "bf16", "--input", &p]),
+            &[name, needle],
+        );
         assert_fails(
             &lpsim(&["gemm", "--a", &p, "--n", "2", "--acc", "fp32"]),
             &[name, needle],
@@ -199,7 +235,15 @@ fn malformed_npy_files_are_refused_before_allocating() {
             ),
         );
         assert_fails(
-            &lpsim(&["run", "--workload", &w, "--algo", "sgd", "--arch", &arch("fp32.json")]),
+            &lpsim(&[
+                "run",
+                "--workload",
+                &w,
+                "--algo",
+                "sgd",
+                "--arch",
+                &arch("fp32.json"),
+            ]),
             &[name, needle],
         );
     }
@@ -209,14 +253,36 @@ fn malformed_npy_files_are_refused_before_allocating() {
 fn gemm_sizes_are_checked_before_allocating() {
     let cases: &[(&[&str], &[&str])] = &[
         (
-            &["--m", "18446744073709551615", "--n", "18446744073709551615", "--k", "2"],
+            &[
+                "--m",
+                "18446744073709551615",
+                "--n",
+                "18446744073709551615",
+                "--k",
+                "2",
+            ],
             &["--m x --k (matrix A)", "do not fit in 64 bits"],
         ),
-        (&["--m", "1000000000000", "--n", "2", "--k", "2"], &["would need", "TiB", "budget"]),
-        (&["--m", "2", "--n", "2", "--k", "10000000000"], &["would need", "GiB", "budget"]),
-        (&["--m", "100000", "--n", "100000", "--k", "100000"], &["would need", "budget"]),
-        (&["--m", "0", "--n", "2", "--k", "2"], &["--m", "at least 1"]),
-        (&["--m", "2", "--n", "0", "--k", "2"], &["--n", "at least 1"]),
+        (
+            &["--m", "1000000000000", "--n", "2", "--k", "2"],
+            &["would need", "TiB", "budget"],
+        ),
+        (
+            &["--m", "2", "--n", "2", "--k", "10000000000"],
+            &["would need", "GiB", "budget"],
+        ),
+        (
+            &["--m", "100000", "--n", "100000", "--k", "100000"],
+            &["would need", "budget"],
+        ),
+        (
+            &["--m", "0", "--n", "2", "--k", "2"],
+            &["--m", "at least 1"],
+        ),
+        (
+            &["--m", "2", "--n", "0", "--k", "2"],
+            &["--n", "at least 1"],
+        ),
     ];
     for (dims, needles) in cases {
         let mut args = vec!["gemm", "--acc", "fp32"];
@@ -227,7 +293,18 @@ fn gemm_sizes_are_checked_before_allocating() {
 
 #[test]
 fn gemm_product_format_must_hold_a_product() {
-    let base = ["gemm", "--acc", "fp32", "--m", "2", "--n", "2", "--k", "2", "--product"];
+    let base = [
+        "gemm",
+        "--acc",
+        "fp32",
+        "--m",
+        "2",
+        "--n",
+        "2",
+        "--k",
+        "2",
+        "--product",
+    ];
     let mut args = base.to_vec();
     args.push("e8m0fnu");
     assert_fails(&lpsim(&args), &["product format `e8m0fnu`", "no zero"]);
@@ -256,9 +333,15 @@ fn gemm_statistics_leave_out_non_finite_exact_sums() {
     let out = lpsim(&["gemm", "--a", &p, "--n", "2", "--acc", "fp32"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(!text.contains("correctly rounded outputs: 1.0000"), "{text}");
+    assert!(
+        !text.contains("correctly rounded outputs: 1.0000"),
+        "{text}"
+    );
     assert!(text.contains("correctly rounded outputs: n/a"), "{text}");
-    assert!(text.contains("4 of 4 outputs have a non-finite exact sum"), "{text}");
+    assert!(
+        text.contains("4 of 4 outputs have a non-finite exact sum"),
+        "{text}"
+    );
     let out = lpsim(&["gemm", "--a", &p, "--n", "2", "--acc", "fp32", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["nonfinite_exact"], 4);
@@ -310,7 +393,9 @@ fn outputs_never_replace_a_users_file_or_an_input() {
     assert!(q(&["--output", &ours]).status.success());
     assert!(q(&["--output", &ours]).status.success());
     assert!(q(&["--output", &user, "--force"]).status.success());
-    assert!(std::fs::read_to_string(&user).unwrap().starts_with("input_hex,"));
+    assert!(std::fs::read_to_string(&user)
+        .unwrap()
+        .starts_with("input_hex,"));
 
     // gemm --out: the same rules, checked before the work.
     let a = d.join("a.npy");
@@ -393,7 +478,10 @@ fn hyperparameters_out_of_range_are_refused() {
         ("lp-sgd", "delta=-0.7", "must be at least 0"),
         ("sgld", "batch=1.5", "whole number"),
     ];
-    let wl = root().join("workloads/iris-logistic.json").display().to_string();
+    let wl = root()
+        .join("workloads/iris-logistic.json")
+        .display()
+        .to_string();
     let fp32 = arch("fp32.json");
     for (algo, set, why) in cases {
         let name = set.split('=').next().unwrap();
@@ -410,7 +498,10 @@ fn hyperparameters_out_of_range_are_refused() {
 
 #[test]
 fn thread_counts_are_bounded() {
-    let wl = root().join("workloads/iris-logistic.json").display().to_string();
+    let wl = root()
+        .join("workloads/iris-logistic.json")
+        .display()
+        .to_string();
     for n in ["0", "100000", "18446744073709551615"] {
         let out = lpsim(&["run", "--workload", &wl, "--algo", "sgd", "--threads", n]);
         assert_fails(&out, &["--threads", "per core"]);
@@ -439,7 +530,11 @@ fn sweep_specs_are_checked_when_loaded() {
     let spec = sweep_spec(&d, r#", "algos": ["sgd"], "out": """#);
     let out = lpsim_in(Some(&d), &["sweep", &spec], "");
     assert_fails(&out, &["out = \"\"", "must name a directory"]);
-    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "only the spec is there");
+    assert_eq!(
+        std::fs::read_dir(&d).unwrap().count(),
+        1,
+        "only the spec is there"
+    );
     let spec = sweep_spec(&d, r#", "algos": ["sgd", "lp-sgdl"]"#);
     let out = lpsim_in(Some(&d), &["sweep", &spec], "");
     assert_fails(&out, &["algos[1] = \"lp-sgdl\"", "did you mean `lp-sgd`?"]);
@@ -470,7 +565,15 @@ fn duplicate_json_keys_are_refused() {
             "hyper": {"lr": 0.1, "lr": -5}}"#,
     );
     assert_fails(
-        &lpsim(&["run", "--workload", &w, "--algo", "sgld", "--arch", &arch("fp32.json")]),
+        &lpsim(&[
+            "run",
+            "--workload",
+            &w,
+            "--algo",
+            "sgld",
+            "--arch",
+            &arch("fp32.json"),
+        ]),
         &["dup-w.json:3:", "duplicate key `lr` in hyper"],
     );
     let spec = sweep_spec(&d, r#", "algos": ["sgd"], "algos": ["sgld"]"#);
@@ -478,4 +581,108 @@ fn duplicate_json_keys_are_refused() {
         &lpsim(&["sweep", &spec]),
         &["sweep.json", "duplicate key `algos` in the top level"],
     );
+}
+
+#[test]
+fn impossible_sizes_are_refused_before_allocating() {
+    let d = scratch("sizes");
+    let fp32 = arch("fp32.json");
+    let iris = root().join("workloads/data/iris.csv").display().to_string();
+    let cases: Vec<(String, &str, Vec<&str>)> = vec![
+        (
+            r#"{"name": "g", "data": {"kind": "gaussian", "dimension": 100000},
+                "model": {"kind": "gaussian"}, "train": {"steps": 10}}"#
+                .into(),
+            "sgld",
+            vec![
+                "data.dimension = 100000",
+                "100000 x 100000 covariance",
+                "would need",
+            ],
+        ),
+        (
+            r#"{"name": "r", "data": {"kind": "regression", "samples": 1000000000000,
+                "features": 10}, "model": {"kind": "linear"},
+                "train": {"epochs": 1, "batch_size": 4}}"#
+                .into(),
+            "sgd",
+            vec!["data.samples = 1000000000000", "would need"],
+        ),
+        (
+            r#"{"name": "r", "data": {"kind": "regression", "samples": 100,
+                "features": 1000000000000, "informative": 1}, "model": {"kind": "linear"},
+                "train": {"epochs": 1, "batch_size": 4}}"#
+                .into(),
+            "sgd",
+            vec!["data.features = 1000000000000", "would need"],
+        ),
+        (
+            format!(
+                r#"{{"name": "m", "data": {{"kind": "csv", "path": "{iris}"}},
+                    "model": {{"kind": "mlp", "hidden": [1000000000, 1000000000]}},
+                    "train": {{"epochs": 1, "batch_size": 4}}}}"#
+            ),
+            "sgd",
+            vec!["the model's 1000000008000000000 parameters", "would need"],
+        ),
+        (
+            format!(
+                r#"{{"name": "m", "data": {{"kind": "csv", "path": "{iris}"}},
+                    "model": {{"kind": "mlp", "hidden": [18446744073709551615, 2]}},
+                    "train": {{"epochs": 1, "batch_size": 4}}}}"#
+            ),
+            "sgd",
+            vec!["parameter matrix", "do not fit in 64 bits"],
+        ),
+    ];
+    for (i, (json, algo, needles)) in cases.iter().enumerate() {
+        let w = write(&d, &format!("w{i}.json"), json);
+        let out = lpsim(&["run", "--workload", &w, "--algo", algo, "--arch", &fp32]);
+        assert_fails(&out, needles);
+    }
+    let wl = root()
+        .join("workloads/iris-logistic.json")
+        .display()
+        .to_string();
+    let out = lpsim(&[
+        "run",
+        "--workload",
+        &wl,
+        "--algo",
+        "sgld",
+        "--arch",
+        &fp32,
+        "--set",
+        "batch=1000000000000",
+    ]);
+    assert_fails(&out, &["batch = 1000000000000", "would need"]);
+    let out = lpsim(&[
+        "graph",
+        "--algo",
+        "sgd",
+        "--arch",
+        &fp32,
+        "--model",
+        "mlp",
+        "--hidden",
+        "1000000000,10",
+    ]);
+    assert_fails(&out, &["parameters", "would need"]);
+}
+
+#[test]
+fn graph_model_flags_are_checked() {
+    let fp32 = arch("fp32.json");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--l2", "nan"], "l2 = NaN"),
+        (&["--l2=-1"], "l2 = -1"),
+        (&["--features", "0"], "0 input features"),
+        (&["--classes", "1"], "1 classes"),
+        (&["--model", "gaussian", "--dim", "0"], "0 coordinates"),
+    ];
+    for (flags, needle) in cases {
+        let mut args = vec!["graph", "--algo", "sgld", "--arch", &fp32];
+        args.extend_from_slice(flags);
+        assert_fails(&lpsim(&args), &[needle]);
+    }
 }

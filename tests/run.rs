@@ -110,7 +110,10 @@ fn one_thread_and_two_give_the_same_report() {
     ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("invalid value '0' for '--threads") && err.contains("1..="), "{err}");
+    assert!(
+        err.contains("invalid value '0' for '--threads") && err.contains("1..="),
+        "{err}"
+    );
 }
 
 #[test]

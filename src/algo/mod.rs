@@ -26,6 +26,7 @@ use crate::arch::Architecture;
 use crate::arith::ActionCounts;
 use crate::cost::Work;
 use crate::graph::{ExecError, GraphError};
+use crate::limits::{self, SizeError};
 use crate::suggest::suggestion;
 
 pub use model::{loss, param_shapes, predict};
@@ -404,6 +405,84 @@ pub enum ModelShape {
     },
 }
 
+impl ModelShape {
+    /// Checks the shape itself: at least one feature (coordinate), at least two classes, hidden
+    /// widths of at least 1, a finite `l2 >= 0`.
+    pub fn check(&self) -> Result<(), AlgoError> {
+        let bad = |what: String| Err(AlgoError::Model(what));
+        match self {
+            ModelShape::Linear { d }
+            | ModelShape::Logistic { d, .. }
+            | ModelShape::Mlp { d, .. }
+                if *d < 1 =>
+            {
+                bad(format!("{d} input features: must be at least 1"))
+            }
+            ModelShape::Logistic { classes, .. } | ModelShape::Mlp { classes, .. }
+                if *classes < 2 =>
+            {
+                bad(format!("{classes} classes: must be at least 2"))
+            }
+            ModelShape::Logistic { l2, .. } if !(l2.is_finite() && *l2 >= 0.0) => {
+                bad(format!("l2 = {l2}: must be finite and >= 0"))
+            }
+            ModelShape::Mlp { hidden, .. } if hidden.iter().any(|&h| h < 1) => {
+                bad(format!("hidden widths {hidden:?}: each must be at least 1"))
+            }
+            ModelShape::Gaussian { dim } if *dim < 1 => {
+                bad(format!("{dim} coordinates: must be at least 1"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Bytes per number the algorithms hold per parameter or activation: the `f64` carrier of the
+/// value, its gradient, its rounded copy and the update or noise (a lower bound of what a step
+/// allocates, enough to refuse the impossible before allocating).
+const BYTES_PER_VALUE: u128 = 4 * 8;
+
+/// Refuses a run whose model, mini-batch or kept chain cannot fit in memory, before anything
+/// is allocated: the parameters (checked element counts of [`param_shapes`]), a batch of
+/// `batch` examples times every layer's width, and the Gaussian toy's chain of
+/// `epochs x epoch_len` steps (after burn-in, thinned) times its coordinates.
+fn check_memory(model: &ModelShape, hyper: &Hyper) -> Result<(), AlgoError> {
+    let shapes = param_shapes(model);
+    let mut params = 0u128;
+    for s in &shapes {
+        params += limits::elements(format!("a {} x {} parameter matrix", s[0], s[1]), s)? as u128;
+    }
+    limits::check_bytes(
+        format!("the model's {params} parameters (layers {shapes:?})"),
+        params * BYTES_PER_VALUE,
+    )?;
+    match model {
+        ModelShape::Gaussian { dim } => {
+            let epoch_len = match hyper.count("epoch_len", 0)? {
+                0 => 1000,
+                e => e,
+            };
+            let steps = u128::from(hyper.count("epochs", 1)?) * u128::from(epoch_len);
+            let kept = (steps as f64 * (1.0 - hyper.get("burn_in").clamp(0.0, 1.0))
+                / hyper.get("thin").max(1.0)) as u128;
+            limits::check_bytes(
+                format!("the chain of {kept} kept steps x {dim} coordinates (epochs, epoch_len)"),
+                kept * *dim as u128 * 8,
+            )?;
+        }
+        _ => {
+            let batch = u128::from(hyper.count("batch", 1)?);
+            let width: u128 =
+                shapes[0][0] as u128 + shapes.iter().map(|s| s[1] as u128).sum::<u128>();
+            limits::check_bytes(
+                format!("hyperparameter batch = {batch}: a batch of {batch} examples x {width} activations"),
+                batch * width * BYTES_PER_VALUE,
+            )?;
+        }
+    }
+    Ok(())
+}
+
 pub use crate::workload::Targets;
 
 /// A data set split.
@@ -488,6 +567,12 @@ pub enum AlgoError {
     /// Data that do not fit the model.
     #[error("data: {0}")]
     Data(String),
+    /// A model shape that cannot be built (a zero width, one class, a non-finite `l2`).
+    #[error("model: {0}")]
+    Model(String),
+    /// A model, batch or chain too large for memory (checked before allocating).
+    #[error(transparent)]
+    Size(#[from] SizeError),
     /// An algorithm/model/architecture combination that is not supported.
     #[error("{0}")]
     Unsupported(String),
@@ -520,6 +605,8 @@ pub fn step_graph(
     arch: &Architecture,
     hyper: &Hyper,
 ) -> Result<crate::graph::Graph, AlgoError> {
+    model.check()?;
+    check_memory(model, hyper)?;
     if algo.is_svrg_family(hyper) {
         svrg::example_graph(algo, model, arch, hyper)
     } else {
@@ -589,6 +676,8 @@ pub fn train(
     seed: u64,
     on_epoch: &mut dyn FnMut(EpochStats),
 ) -> Result<TrainOutcome, AlgoError> {
+    model.check()?;
+    check_memory(model, hyper)?;
     check_data(model, data)?;
     if algo.is_svrg_family(hyper) {
         svrg::train(algo, model, data, arch, hyper, seed, on_epoch)

@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-
 use crate::arch::Architecture;
 use crate::cost::{price_gemm, CostReport, Gemm};
 

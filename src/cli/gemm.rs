@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::arith::{gemm, ActionCounts, ExactSum, MacConfig, Order};
 use crate::format::{Format, Quantizer};
-use crate::npy::{self, Dtype};
 use crate::limits;
+use crate::npy::{self, Dtype};
 use crate::report::{check_output, write_output};
 use crate::round::{RandomStream, Rounding};
 
@@ -136,9 +136,7 @@ struct Report {
 fn read_matrix(path: &Path) -> anyhow::Result<Array2<f64>> {
     let a = npy::read(path)?;
     match (a.dtype, &a.shape[..]) {
-        (Dtype::Float { .. }, &[rows, cols]) => {
-            Ok(Array2::from_shape_vec((rows, cols), a.values)?)
-        }
+        (Dtype::Float { .. }, &[rows, cols]) => Ok(Array2::from_shape_vec((rows, cols), a.values)?),
         (dtype, shape) => bail!(
             "{}: a {}-D {} array: expected a 2-D float32 or float64 .npy array",
             path.display(),
@@ -234,7 +232,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (m, k, n) = (a_raw.nrows(), a_raw.ncols(), b_raw.ncols());
     check_size(m, n, k)?;
     if m == 0 || k == 0 || n == 0 {
-        bail!("A is {m}x{k} and B is {}x{n}: every dimension must be at least 1", b_raw.nrows());
+        bail!(
+            "A is {m}x{k} and B is {}x{n}: every dimension must be at least 1",
+            b_raw.nrows()
+        );
     }
     for (name, given, actual) in [("m", args.m, m), ("k", args.k, k), ("n", args.n, n)] {
         if given.is_some_and(|g| g != actual) {
@@ -262,14 +263,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         out.path,
     );
     if let Some(p) = &args.out {
-        write_output(p, &inputs, args.force, |_| false, |w| {
-            if acc.fits_f32() {
-                out.c.mapv(|v| v as f32).write_npy(w)?;
-            } else {
-                out.c.write_npy(w)?;
-            }
-            Ok::<(), anyhow::Error>(())
-        })?;
+        write_output(
+            p,
+            &inputs,
+            args.force,
+            |_| false,
+            |w| {
+                if acc.fits_f32() {
+                    out.c.mapv(|v| v as f32).write_npy(w)?;
+                } else {
+                    out.c.write_npy(w)?;
+                }
+                Ok::<(), anyhow::Error>(())
+            },
+        )?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -414,7 +421,10 @@ fn print_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         )?;
     }
     if r.frac_correctly_rounded.is_nan() {
-        writeln!(out, "correctly rounded outputs: n/a (no output has a finite exact sum)")?;
+        writeln!(
+            out,
+            "correctly rounded outputs: n/a (no output has a finite exact sum)"
+        )?;
     } else {
         writeln!(
             out,

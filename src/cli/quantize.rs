@@ -151,16 +151,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let inputs: Vec<&Path> = args.input.iter().map(PathBuf::as_path).collect();
     match &args.output {
-        Some(p) if is_npy(p) => write_output(p, &inputs, args.force, |_| false, |w| {
-            let shape = IxDyn(&values.shape);
-            if carrier_f32 {
-                let a = ArrayD::from_shape_vec(shape, out.iter().map(|&v| v as f32).collect())?;
-                a.write_npy(w)?;
-            } else {
-                ArrayD::from_shape_vec(shape, out.clone())?.write_npy(w)?;
-            }
-            Ok(())
-        }),
+        Some(p) if is_npy(p) => write_output(
+            p,
+            &inputs,
+            args.force,
+            |_| false,
+            |w| {
+                let shape = IxDyn(&values.shape);
+                if carrier_f32 {
+                    let a = ArrayD::from_shape_vec(shape, out.iter().map(|&v| v as f32).collect())?;
+                    a.write_npy(w)?;
+                } else {
+                    ArrayD::from_shape_vec(shape, out.clone())?.write_npy(w)?;
+                }
+                Ok(())
+            },
+        ),
         Some(p) => write_output(p, &inputs, args.force, is_our_csv, |w| {
             write_csv(w, &format, &values, &out, row_len)
         }),

@@ -50,9 +50,9 @@ impl Gemm {
 /// `a + b`, `a x b`, ... on counts, `None` on overflow: the figures of the cost model are
 /// computed with checked arithmetic so that a huge size is an error, never a wrapped number.
 pub(crate) fn checked(terms: &[u64], op: fn(u64, u64) -> Option<u64>) -> Option<u64> {
-    terms.split_first().and_then(|(first, rest)| {
-        rest.iter().try_fold(*first, |acc, &t| op(acc, t))
-    })
+    terms
+        .split_first()
+        .and_then(|(first, rest)| rest.iter().try_fold(*first, |acc, &t| op(acc, t)))
 }
 
 /// The mapping of one GEMM on the array and its compute cycles.

@@ -35,9 +35,9 @@
 //! file's node.
 
 use crate::arch::MemoryKind;
-use crate::suggest::suggestion;
 use crate::format::{Element, Format};
 use crate::round::Rounding;
+use crate::suggest::suggestion;
 
 /// Exponent of the energy node-scaling rule `E(node) = E(45) * (node/45)^k`.
 pub const ENERGY_NODE_EXPONENT: f64 = 1.0;

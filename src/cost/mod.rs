@@ -21,9 +21,9 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use crate::arch::Architecture;
-use crate::suggest::suggestion;
 use crate::arith::ActionCounts;
 use crate::cost::energy::{node_factor, Action, ENERGY_NODE_EXPONENT};
+use crate::suggest::suggestion;
 
 /// Counts that cannot be priced on an architecture.
 #[derive(Debug, Error, PartialEq, Eq)]

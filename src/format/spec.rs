@@ -8,11 +8,11 @@ use std::sync::OnceLock;
 
 use thiserror::Error;
 
-use crate::suggest::suggestion;
 use crate::format::{
     BlockFormat, BlockKind, BlockSize, Element, FixedFormat, FloatFormat, Format, QTorchFloat,
     Special,
 };
+use crate::suggest::suggestion;
 
 /// A malformed format spec.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
@@ -258,18 +258,19 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
         "mx" => {
             let f = Fields::parse(spec, body, &["elem", "size"])?;
             let name = f.map.get("elem").copied().unwrap_or("e4m3fn");
-            let element = match alias(name) {
-                Some(Format::Float(x)) if x.bits() <= 8 && x.signed() => Element::Float(x),
-                _ if name == "int8" => {
-                    Element::Fixed(FixedFormat::new(8, 6, true, true, true).map_err(&err)?)
-                }
-                _ => {
-                    return Err(f.err(format!(
+            let element =
+                match alias(name) {
+                    Some(Format::Float(x)) if x.bits() <= 8 && x.signed() => Element::Float(x),
+                    _ if name == "int8" => {
+                        Element::Fixed(FixedFormat::new(8, 6, true, true, true).map_err(&err)?)
+                    }
+                    _ => {
+                        return Err(f.err(format!(
                         "elem = `{name}`: must be e4m3fn, e5m2, e3m2fn, e2m3fn, e2m1fn or int8{}",
                         suggestion(name, ["e4m3fn", "e5m2", "e3m2fn", "e2m3fn", "e2m1fn", "int8"])
                     )))
-                }
-            };
+                    }
+                };
             wrap(BlockFormat::mx(element, f.size()?).map(Format::Block))
         }
         "qtorch" => {

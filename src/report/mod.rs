@@ -8,8 +8,8 @@ pub(crate) mod plot;
 mod run;
 mod write;
 
-pub(crate) use io::{create_dir, has_marker, replace_own_file, MARKER as MARKER_LINE};
 pub use io::{check_output, write_atomically, write_output, ReportError};
+pub(crate) use io::{create_dir, has_marker, replace_own_file, MARKER as MARKER_LINE};
 pub use pareto::pareto_front;
 pub use run::{error_metric, CostSummary, EpochRecord, RunConfig, RunReport};
 pub(crate) use write::{cell, human, slug, to_json_pretty, write_svg};

@@ -16,6 +16,7 @@ use thiserror::Error;
 
 use super::linalg::{self, LinalgError};
 use super::FieldError;
+use crate::limits;
 use crate::npy::{self, Dtype, NpyError};
 use crate::round::RandomStream;
 
@@ -300,6 +301,21 @@ impl DataSpec {
                 if !(s.noise >= 0.0 && s.noise.is_finite()) {
                     return Err(FieldError::new("noise", s.noise, "must be finite and >= 0"));
                 }
+                // X, its train/test copies and the algorithms' carrier copy: 4 f64 per entry.
+                limits::check_array(
+                    format!("a {} x {} design matrix", s.samples, s.features),
+                    &[s.samples, s.features],
+                    32,
+                )
+                .map_err(|e| {
+                    // Name the larger of the two: the one to reduce.
+                    let (field, v) = if s.features > s.samples {
+                        ("features", s.features)
+                    } else {
+                        ("samples", s.samples)
+                    };
+                    FieldError::new(field, v, e.to_string())
+                })?;
                 check_split(s.test_fraction)
             }
             DataSpec::Gaussian(s) => s.target().map(|_| ()),
@@ -378,6 +394,9 @@ impl GaussianSpec {
         if d < 1 {
             return Err(FieldError::new("dimension", d, "must be at least 1"));
         }
+        // The dense covariance, its Cholesky factor and the precision: 3 d x d matrices.
+        limits::check_array(format!("a dense {d} x {d} covariance"), &[d, d], 24)
+            .map_err(|e| FieldError::new("dimension", d, e.to_string()))?;
         let mean = match &self.mean {
             None => Array1::zeros(d),
             Some(m) if m.len() == d && m.iter().all(|v| v.is_finite()) => Array1::from(m.clone()),
@@ -911,8 +930,10 @@ fn read_npy_table(workload_file: &Path, spec: &NpySpec) -> Result<Table, DataErr
     };
     let features = npy::read(&fpath)?;
     let x: Array2<f64> = match (features.dtype, &features.shape[..]) {
-        (Dtype::Float { .. }, &[rows, cols]) => Array2::from_shape_vec((rows, cols), features.values)
-            .map_err(|e| content(&fpath, e.to_string()))?,
+        (Dtype::Float { .. }, &[rows, cols]) => {
+            Array2::from_shape_vec((rows, cols), features.values)
+                .map_err(|e| content(&fpath, e.to_string()))?
+        }
         (dtype, shape) => {
             return Err(content(
                 &fpath,
