@@ -686,3 +686,63 @@ fn graph_model_flags_are_checked() {
         assert_fails(&lpsim(&args), &[needle]);
     }
 }
+
+/// The data set of a CSV classification workload on `csv` (written to `dir/name`), or the
+/// error message.
+fn load_csv(dir: &Path, name: &str, csv: &[u8]) -> Result<lpsim::workload::Dataset, String> {
+    let path = dir.join(name);
+    std::fs::write(&path, csv).unwrap();
+    let json = format!(
+        r#"{{"name": "t", "data": {{"kind": "csv", "path": "{}", "test_fraction": 0}},
+            "model": {{"kind": "logistic"}}, "train": {{"epochs": 1, "batch_size": 2}}}}"#,
+        path.display()
+    );
+    let w = lpsim::workload::Workload::from_json_str(&json, &dir.join("w.json"))
+        .map_err(|e| e.to_string())?;
+    match w.load_data().map_err(|e| e.to_string())? {
+        lpsim::workload::Problem::Supervised(d) => Ok(d),
+        lpsim::workload::Problem::Sampling(_) => Err("not a data set".into()),
+    }
+}
+
+#[test]
+fn csv_byte_order_mark_quoting_and_line_numbers() {
+    let d = scratch("csv");
+    let plain = load_csv(&d, "plain.csv", b"0.5,1.5,0\n-1,2,1\n2.5,0,1\n").unwrap();
+    assert_eq!(plain.x_train.nrows(), 3);
+    // A UTF-8 byte-order mark, CRLF line ends, quoted fields and no final newline: same data.
+    let bom = load_csv(
+        &d,
+        "bom.csv",
+        b"\xef\xbb\xbf0.5,1.5,0\r\n\"-1\", 2 ,1\r\n2.5,\"0\",\"1\"",
+    )
+    .unwrap();
+    assert_eq!(bom, plain);
+    // A scikit-learn header behind a BOM is still read as the header.
+    let header = load_csv(
+        &d,
+        "hdr.csv",
+        b"\xef\xbb\xbf3,2,a,b\n0.5,1.5,0\n-1,2,1\n2.5,0,1\n",
+    )
+    .unwrap();
+    assert_eq!(header.x_train, plain.x_train);
+    // Lines are counted as written: blank lines count, a last line without a newline too.
+    let e = load_csv(&d, "gap.csv", b"1,2,0\n\n   \n1,2,1\n1,x,0").unwrap_err();
+    assert!(
+        e.contains("gap.csv:5:") && e.contains("field 2 (`x`)"),
+        "{e}"
+    );
+    let e = load_csv(&d, "count.csv", b"1,2,0\n\n1,2\n").unwrap_err();
+    assert!(e.contains("count.csv:3:") && e.contains("found 2"), "{e}");
+    let e = load_csv(&d, "utf8.csv", b"1,2,0\n1,\xff,1\n").unwrap_err();
+    assert!(
+        e.contains("utf8.csv:2:") && e.contains("not valid UTF-8"),
+        "{e}"
+    );
+    // A label-only table has no features: refused, not trained.
+    let e = load_csv(&d, "labels.csv", b"0\n1\n0\n1\n").unwrap_err();
+    assert!(
+        e.contains("labels.csv:1:") && e.contains("at least one feature"),
+        "{e}"
+    );
+}

@@ -772,6 +772,20 @@ fn read_csv(path: &Path, spec: &CsvSpec) -> Result<Table, DataError> {
     } else {
         Box::new(raw)
     };
+    // The `csv` crate: RFC 4180 quoting, a UTF-8 byte-order mark skipped, empty lines skipped;
+    // field counts are checked here (flexible) so that the message can say against what. A
+    // record's own position is where the previous one ended (before any blank lines), so a
+    // record's line is taken as the reader's line after it minus one; the appended newline
+    // makes that hold for a last line without one too. (A record spanning lines through a
+    // quoted newline is named by its last line.)
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(io::Read::chain(input, &b"\n"[..]));
+    let mut record = csv::StringRecord::new();
+    let line_of_record =
+        |r: &csv::Reader<_>| (r.position().line() as usize).saturating_sub(1).max(1);
 
     let mut header: Option<SkHeader> = None;
     let mut seen_first = false;
@@ -783,14 +797,31 @@ fn read_csv(path: &Path, spec: &CsvSpec) -> Result<Table, DataError> {
     let mut values: Vec<f64> = Vec::new();
     let mut rows = 0usize;
 
-    for (index, line) in input.lines().enumerate() {
-        let lineno = index + 1;
-        let line = line.map_err(|e| csv_err(lineno, format!("cannot read: {e}")))?;
-        let text = line.trim();
-        if text.is_empty() {
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let (line, reason) = match e.kind() {
+                    csv::ErrorKind::Utf8 { err, .. } => (
+                        line_of_record(&reader),
+                        format!("field {} is not valid UTF-8", err.field() + 1),
+                    ),
+                    csv::ErrorKind::Io(io) => (
+                        reader.position().line() as usize,
+                        format!("cannot read: {io}"),
+                    ),
+                    _ => (reader.position().line() as usize, e.to_string()),
+                };
+                return Err(csv_err(line, reason));
+            }
+        }
+        let lineno = line_of_record(&reader);
+        // A line of spaces is one empty field after trimming: blank, skipped.
+        if record.len() == 1 && record[0].is_empty() {
             continue;
         }
-        let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+        let fields: Vec<&str> = record.iter().collect();
         if !seen_first {
             seen_first = true;
             let is_header = match spec.header {
@@ -810,6 +841,15 @@ fn read_csv(path: &Path, spec: &CsvSpec) -> Result<Table, DataError> {
                     Some(h) => h.features + 1,
                     None => fields.len(),
                 };
+                if n < 2 {
+                    return Err(csv_err(
+                        lineno,
+                        format!(
+                            "rows of {n} field(s): need at least one feature and the label \
+                             (comma-separated)"
+                        ),
+                    ));
+                }
                 let label = if spec.label_column < 0 {
                     n as i64 + spec.label_column
                 } else {
