@@ -746,3 +746,32 @@ fn csv_byte_order_mark_quoting_and_line_numbers() {
         "{e}"
     );
 }
+
+#[test]
+fn bench_sizes_and_threads_are_checked() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["bench", "quantize", "--size", "1000000000000"],
+            &["--size", "would need"],
+        ),
+        (
+            &["bench", "gemm", "--size", "10000000"],
+            &["--size", "would need"],
+        ),
+        (
+            &["bench", "gemm", "--size", "18446744073709551615"],
+            &["do not fit in 64 bits"],
+        ),
+        (
+            &["bench", "quantize", "--threads", "100000"],
+            &["--threads", "per core"],
+        ),
+        (
+            &["bench", "gemm", "--threads", "0"],
+            &["--threads", "per core"],
+        ),
+    ];
+    for (args, needles) in cases {
+        assert_fails(&lpsim(args), needles);
+    }
+}
