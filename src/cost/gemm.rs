@@ -4,15 +4,14 @@
 use crate::arch::{Architecture, Dataflow};
 use crate::arith::ActionCounts;
 use crate::cost::cycles::{ceil_div, checked, Gemm};
-use crate::cost::CostError;
+use crate::cost::{CostError, TWO_POW_64};
 use crate::format::Format;
 
 /// Bits occupied by `count` values of `f` (block formats include their shared scale, with
 /// row-wise blocks as long as `row`); `None` when that exceeds 64 bits.
 fn bits(f: &Format, count: u64, row: u64) -> Option<u64> {
     let b = (count as f64 * f.storage_bits(row as usize)).ceil();
-    // 2^64 as f64; anything at or above it does not fit.
-    (b < 18_446_744_073_709_551_616.0).then_some(b as u64)
+    (b < TWO_POW_64).then_some(b as u64)
 }
 
 /// Word accesses of the array to its innermost memory level, as SCALE-Sim counts them

@@ -59,6 +59,9 @@ pub enum CostError {
     NoRng(String),
 }
 
+/// 2^64 as `f64`: a figure computed in `f64` at or above it does not fit a `u64` count.
+pub(crate) const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
+
 /// The shape of the work the counts came from, for the cycle model.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Work {
@@ -135,7 +138,7 @@ pub fn price(
         // Cycles in f64, refused (not saturated) when they exceed 64 bits.
         let traffic = t.read_bits as f64 + t.write_bits as f64;
         let cycles = (traffic / level.bandwidth_bits_per_cycle).ceil();
-        if !(cycles < 18_446_744_073_709_551_616.0) {
+        if cycles >= TWO_POW_64 {
             return Err(CostError::Overflow(format!(
                 "the cycles of memory level `{name}` ({traffic:e} bits at {:e} bits per cycle)",
                 level.bandwidth_bits_per_cycle
