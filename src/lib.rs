@@ -11,10 +11,14 @@ pub mod cli;
 pub mod cost;
 pub mod format;
 pub mod graph;
+pub mod json;
+pub mod limits;
+pub mod npy;
 pub mod report;
 pub mod round;
 pub mod run;
 mod simd;
+mod suggest;
 pub mod sweep;
 pub mod workload;
 

@@ -47,8 +47,8 @@ pub enum RunError {
     /// Pricing the counts.
     #[error(transparent)]
     Cost(#[from] CostError),
-    /// The exact least-squares optimum of a regression workload.
-    #[error("least-squares optimum: {0}")]
+    /// The exact least-squares optimum of a regression workload (its message says so).
+    #[error(transparent)]
     Optimum(#[from] metrics::OptimumError),
     /// A `--set` that names nothing.
     #[error("--set {key}={value}: {reason}")]
@@ -129,10 +129,14 @@ fn with_bias(x: &Array2<f64>, bias: bool) -> Array2<f64> {
 }
 
 /// Every hyperparameter name any algorithm has.
-fn known_anywhere(name: &str) -> bool {
-    algo::ALGOS
+fn all_hyper_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = algo::ALGOS
         .iter()
-        .any(|&(_, a)| Hyper::defaults(a).iter().any(|(n, _, _)| *n == name))
+        .flat_map(|&(_, a)| Hyper::defaults(a).into_iter().map(|(n, _, _)| n))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 fn has(algo: Algo, name: &str) -> bool {
@@ -190,12 +194,15 @@ fn resolve_hyper(
         };
         if scoped || has(algo, name) {
             h.set(name, v)?;
-        } else if !known_anywhere(name) {
+        } else if !all_hyper_names().contains(&name) {
             return Err(RunError::Workload(WorkloadError::Invalid {
                 file: wl.file.clone(),
                 json_path: format!("hyper.{name}"),
                 value: v.to_string(),
-                allowed: "no algorithm has this hyperparameter (see `lpsim run --help`)".into(),
+                allowed: format!(
+                    "no algorithm has this hyperparameter{} (see `lpsim run --help`)",
+                    crate::suggest::suggestion(name, all_hyper_names())
+                ),
             }));
         }
     }

@@ -68,7 +68,7 @@ fn broken_files_give_their_specific_error() {
         ("out_of_range", "compute.array.rows = 0: must be at least 1"),
         (
             "bad_format",
-            "formats.weights = \"bf17\": format `bf17`: unknown format; expected an alias",
+            "formats.weights = \"bf17\": format `bf17`: unknown format; did you mean `bf16`?; expected an alias",
         ),
         (
             "bad_rounding",

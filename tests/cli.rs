@@ -135,7 +135,7 @@ fn unreadable_and_missing_files() {
     let bad = d.join("bad.npy");
     std::fs::write(&bad, b"not an npy file").unwrap();
     let out = lpsim(&["quantize", "-f", "bf16", "-i", bad.to_str().unwrap()], "");
-    assert_fails(&out, &["bad.npy", "float32 or float64"]);
+    assert_fails(&out, &["bad.npy", "not a .npy file"]);
     let ints = d.join("ints.npy");
     let mut buf = Vec::new();
     Array1::from(vec![1i32, 2]).write_npy(&mut buf).unwrap();
@@ -144,7 +144,7 @@ fn unreadable_and_missing_files() {
         &["quantize", "-f", "bf16", "-i", ints.to_str().unwrap()],
         "",
     );
-    assert_fails(&out, &["ints.npy"]);
+    assert_fails(&out, &["ints.npy", "dtype int32", "float32 or float64"]);
     // An output in a directory that does not exist.
     let out = lpsim(
         &[

@@ -112,7 +112,11 @@ fn one_thread_and_two_give_the_same_report() {
         "0",
     ]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--threads = 0"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("invalid value '0' for '--threads") && err.contains("1..="),
+        "{err}"
+    );
 }
 
 /// The HALP paper's claim on its Fig. 1 problem, priced: 8-bit HALP on an integer machine

@@ -43,7 +43,7 @@ fn spec_in(dir: &Path) -> SweepSpec {
         r#"{{
   "name": "toy",
   "workloads": ["{d}/workloads/toy-class.json", "{d}/workloads/toy-regress.json"],
-  "algos": ["sgd", "lp-sgld-vc", "wild"],
+  "algos": ["sgd", "lp-sgld-vc", "halp"],
   "archs": ["{d}/arch/*.json"],
   "seeds": [0, 1],
   "set": {{"lr": [0.05, 0.1]}}
@@ -52,7 +52,7 @@ fn spec_in(dir: &Path) -> SweepSpec {
     SweepSpec::from_json_str("toy.json", &text).unwrap()
 }
 
-/// The synthetic runner: a fake but deterministic report from the spec's fields. The `wild`
+/// The synthetic runner: a fake but deterministic report from the spec's fields. The `halp`
 /// algorithm diverges on e4m3fn.
 fn synthetic(spec: &RunSpec) -> Result<RunReport, String> {
     let arch = spec.arch_name();
@@ -72,7 +72,7 @@ fn synthetic(spec: &RunSpec) -> Result<RunReport, String> {
         _ => 3.0,
     };
     let seed = spec.seed as f64;
-    let diverged = spec.algo == "wild" && arch == "e4m3fn";
+    let diverged = spec.algo == "halp" && arch == "e4m3fn";
     let classify = spec.workload_name() == "toy-class";
     let quality = 1.0 - 1.0 / bits - 0.01 * seed - lr * 0.1 + 0.003 * algo_k;
     let epochs: Vec<EpochRecord> = (1..=if diverged { 2 } else { 3 })
@@ -425,18 +425,18 @@ fn diverged_and_failed_runs_are_reported() {
     assert_eq!(
         diverged,
         2 * 2 * 2,
-        "wild on e4m3fn: 2 workloads x 2 lr x 2 seeds"
+        "halp on e4m3fn: 2 workloads x 2 lr x 2 seeds"
     );
     assert_eq!(summary.failed, 2 * 2);
     let csv = read(out.join("results.csv"));
-    let wild = csv
+    let halp = csv
         .lines()
-        .find(|l| l.starts_with("toy-class,wild,e4m3fn,0,"))
+        .find(|l| l.starts_with("toy-class,halp,e4m3fn,0,"))
         .unwrap();
-    assert!(wild.contains(",diverged,2,,8,"), "{wild}");
+    assert!(halp.contains(",diverged,2,,8,"), "{halp}");
     assert!(
-        wild.contains(",NaN,"),
-        "the NaN loss is written as NaN: {wild}"
+        halp.contains(",NaN,"),
+        "the NaN loss is written as NaN: {halp}"
     );
     assert!(csv.contains(",failed,,panicked: synthetic panic,"));
 
@@ -452,7 +452,7 @@ fn diverged_and_failed_runs_are_reported() {
         md.contains("72 runs: 60 ok, 8 diverged, 4 failed, 0 skipped as incompatible."),
         "{md}"
     );
-    assert!(md.contains("- toy-class wild e4m3fn seed 0 lr=0.05 — diverged at epoch 2"));
+    assert!(md.contains("- toy-class halp e4m3fn seed 0 lr=0.05 — diverged at epoch 2"));
     assert!(md.contains("- toy-class sgd fp32 seed 1 lr=0.05 — panicked: synthetic panic"));
     // The failed runs are retried by the next sweep, the diverged ones are kept.
     let rerun = sweep(&spec, &out, 2, &synthetic);
@@ -580,7 +580,7 @@ fn report_tables_and_plots() {
     for label in [
         "sgd",
         "lp-sgld-vc",
-        "wild",
+        "halp",
         "Pareto front",
         "sgd/bf16 lr=0.05",
     ] {

@@ -35,6 +35,8 @@ use thiserror::Error;
 use crate::arch::Architecture;
 use crate::cost::{Datapath, Tally};
 use crate::graph::{ExecError, GraphError, RangeHealth};
+use crate::limits::{self, SizeError};
+use crate::suggest::suggestion;
 
 pub use model::{loss, param_shapes, predict};
 
@@ -103,6 +105,7 @@ impl FromStr for Algo {
             .map(|&(_, a)| a)
             .ok_or_else(|| AlgoError::UnknownAlgo {
                 name: s.to_string(),
+                hint: suggestion(s, ALGOS.iter().map(|(n, _)| *n)),
                 allowed: names(ALGOS.iter().map(|(n, _)| *n)),
             })
     }
@@ -151,6 +154,77 @@ impl Algo {
     fn is_svrg_family(self, hyper: &Hyper) -> bool {
         matches!(self, Algo::Svrg | Algo::LpSvrg | Algo::Halp)
             || (self == Algo::LpSgd && hyper.get("delta") > 0.0)
+    }
+}
+
+/// The values a hyperparameter may take (see [`range`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Range {
+    /// A number greater than 0 (step sizes, scales).
+    Positive,
+    /// A number of at least 0 (temperatures, grid spacings where 0 means "off").
+    NonNegative,
+    /// A number greater than the bound (QSGLD's `base > 1`).
+    Above(f64),
+    /// A fraction in `[0, 1]` (`inclusive`) or `[0, 1)`.
+    Fraction {
+        /// Whether 1 itself is allowed.
+        inclusive: bool,
+    },
+    /// A whole number in `min..=max` (counts; `0..=1` for switches).
+    Whole {
+        /// Smallest value.
+        min: u64,
+        /// Largest value.
+        max: u64,
+    },
+}
+
+/// The largest count a hyperparameter takes: 2^53, the last whole number exact in `f64`.
+const MAX_WHOLE: u64 = 1 << 53;
+
+/// The range of hyperparameter `name`, one table for every algorithm (the defaults are in
+/// [`Hyper::defaults`]); `None` for a name with no range beyond being finite.
+pub fn range(name: &str) -> Option<Range> {
+    let whole = |min, max| Range::Whole { min, max };
+    Some(match name {
+        "lr" | "eta" => Range::Positive,
+        // HALP's mu: 0 = derived from the problem.
+        "temperature" | "delta" | "kappa" | "mu" => Range::NonNegative,
+        "base" => Range::Above(1.0),
+        "rho" => Range::Fraction { inclusive: true },
+        "epochs" | "batch" | "thin" | "cycles" => whole(1, MAX_WHOLE),
+        // Burn-in counts epochs (steps for a Gaussian target), like `samples`.
+        "epoch_len" | "samples" | "save_per_cycle" | "burn_in" => whole(0, MAX_WHOLE),
+        "decay" | "nearest" | "switch" => whole(0, 1),
+        "bits" => whole(0, 64),
+        _ => return None,
+    })
+}
+
+impl Range {
+    /// `None` if `v` is in the range, else what is allowed.
+    fn refuse(self, v: f64) -> Option<String> {
+        let (ok, allowed) = match self {
+            Range::Positive => (v > 0.0, "must be greater than 0".to_string()),
+            Range::NonNegative => (v >= 0.0, "must be at least 0".to_string()),
+            Range::Above(b) => (v > b, format!("must be greater than {b}")),
+            Range::Fraction { inclusive: true } => {
+                ((0.0..=1.0).contains(&v), "must be in [0, 1]".to_string())
+            }
+            Range::Fraction { inclusive: false } => {
+                ((0.0..1.0).contains(&v), "must be in [0, 1)".to_string())
+            }
+            Range::Whole { min, max } => (
+                v.fract() == 0.0 && v >= min as f64 && v <= max as f64,
+                if max == 1 {
+                    format!("must be {min} or 1")
+                } else {
+                    format!("must be a whole number in {min}..={max}")
+                },
+            ),
+        };
+        (!ok).then_some(allowed)
     }
 }
 
@@ -290,7 +364,8 @@ impl Hyper {
         }
     }
 
-    /// Override one hyperparameter (must be one of the algorithm's, and finite).
+    /// Override one hyperparameter: it must be one of the algorithm's, finite, and in its
+    /// [`range`].
     pub fn set(&mut self, name: &str, value: f64) -> Result<&mut Self, AlgoError> {
         let key = self
             .values
@@ -300,12 +375,19 @@ impl Hyper {
             .ok_or_else(|| AlgoError::UnknownHyper {
                 algo: self.algo.to_string(),
                 name: name.to_string(),
+                hint: suggestion(name, self.values.keys()),
                 allowed: names(self.values.keys().copied()),
             })?;
         if !value.is_finite() {
             return Err(AlgoError::BadHyper {
                 name: name.to_string(),
                 reason: format!("{value} is not finite"),
+            });
+        }
+        if let Some(allowed) = range(name).and_then(|r| r.refuse(value)) {
+            return Err(AlgoError::BadHyper {
+                name: name.to_string(),
+                reason: format!("{value}: {allowed}"),
             });
         }
         self.values.insert(key, value);
@@ -407,6 +489,84 @@ impl ModelShape {
             precision: Array2::eye(dim),
         }
     }
+
+    /// Checks the shape itself: at least one feature (coordinate), at least two classes, hidden
+    /// widths of at least 1, a finite `l2 >= 0`.
+    pub fn check(&self) -> Result<(), AlgoError> {
+        let bad = |what: String| Err(AlgoError::Model(what));
+        match self {
+            ModelShape::Linear { d }
+            | ModelShape::Logistic { d, .. }
+            | ModelShape::Mlp { d, .. }
+                if *d < 1 =>
+            {
+                bad(format!("{d} input features: must be at least 1"))
+            }
+            ModelShape::Logistic { classes, .. } | ModelShape::Mlp { classes, .. }
+                if *classes < 2 =>
+            {
+                bad(format!("{classes} classes: must be at least 2"))
+            }
+            ModelShape::Logistic { l2, .. } | ModelShape::Mlp { l2, .. }
+                if !(l2.is_finite() && *l2 >= 0.0) =>
+            {
+                bad(format!("l2 = {l2}: must be finite and >= 0"))
+            }
+            ModelShape::Mlp { hidden, .. } if hidden.iter().any(|&h| h < 1) => {
+                bad(format!("hidden widths {hidden:?}: each must be at least 1"))
+            }
+            ModelShape::Gaussian { dim, .. } if *dim < 1 => {
+                bad(format!("{dim} coordinates: must be at least 1"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Bytes per number the algorithms hold per parameter or activation: the `f64` carrier of the
+/// value, its gradient, its rounded copy and the update or noise (a lower bound of what a step
+/// allocates, enough to refuse the impossible before allocating).
+const BYTES_PER_VALUE: u128 = 4 * 8;
+
+/// Refuses a run whose model, mini-batch or kept chain cannot fit in memory, before anything
+/// is allocated: the parameters (checked element counts of [`param_shapes`]), a batch of
+/// `batch` examples times every layer's width, and the Gaussian toy's chain of
+/// `epochs x epoch_len` steps (after burn-in, thinned) times its coordinates.
+fn check_memory(model: &ModelShape, hyper: &Hyper) -> Result<(), AlgoError> {
+    let shapes = param_shapes(model);
+    let mut params = 0u128;
+    for s in &shapes {
+        params += limits::elements(format!("a {} x {} parameter matrix", s[0], s[1]), s)? as u128;
+    }
+    limits::check_bytes(
+        format!("the model's {params} parameters (layers {shapes:?})"),
+        params * BYTES_PER_VALUE,
+    )?;
+    match model {
+        ModelShape::Gaussian { dim, .. } => {
+            let epoch_len = match hyper.count("epoch_len", 0)? {
+                0 => 1000,
+                e => e,
+            };
+            let steps = u128::from(hyper.count("epochs", 1)?) * u128::from(epoch_len);
+            let kept = (steps as f64 * (1.0 - hyper.get("burn_in").clamp(0.0, 1.0))
+                / hyper.get("thin").max(1.0)) as u128;
+            limits::check_bytes(
+                format!("the chain of {kept} kept steps x {dim} coordinates (epochs, epoch_len)"),
+                kept * *dim as u128 * 8,
+            )?;
+        }
+        _ => {
+            let batch = u128::from(hyper.count("batch", 1)?);
+            let width: u128 =
+                shapes[0][0] as u128 + shapes.iter().map(|s| s[1] as u128).sum::<u128>();
+            limits::check_bytes(
+                format!("hyperparameter batch = {batch}: a batch of {batch} examples x {width} activations"),
+                batch * width * BYTES_PER_VALUE,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 pub use crate::workload::Targets;
@@ -463,20 +623,24 @@ pub struct TrainOutcome {
 #[derive(Debug, Error)]
 pub enum AlgoError {
     /// No such algorithm.
-    #[error("unknown algorithm `{name}`; allowed: {allowed}")]
+    #[error("unknown algorithm `{name}`{hint}; allowed: {allowed}")]
     UnknownAlgo {
         /// The name given.
         name: String,
+        /// A "did you mean" suggestion, or empty.
+        hint: String,
         /// The names allowed.
         allowed: String,
     },
     /// No such hyperparameter for this algorithm.
-    #[error("algorithm `{algo}` has no hyperparameter `{name}`; allowed: {allowed}")]
+    #[error("algorithm `{algo}` has no hyperparameter `{name}`{hint}; allowed: {allowed}")]
     UnknownHyper {
         /// The algorithm.
         algo: String,
         /// The name given.
         name: String,
+        /// A "did you mean" suggestion, or empty.
+        hint: String,
         /// The names allowed.
         allowed: String,
     },
@@ -491,15 +655,34 @@ pub enum AlgoError {
     /// Data that do not fit the model.
     #[error("data: {0}")]
     Data(String),
+    /// A model shape that cannot be built (a zero width, one class, a non-finite `l2`).
+    #[error("model: {0}")]
+    Model(String),
+    /// A model, batch or chain too large for memory (checked before allocating).
+    #[error(transparent)]
+    Size(#[from] SizeError),
     /// An algorithm/model/architecture combination that is not supported.
     #[error("{0}")]
     Unsupported(String),
-    /// A step graph that cannot be built.
+    /// A step graph that cannot be built (the cause is in the message, so not also a
+    /// `source`: a chain printer would show it twice).
     #[error("step graph: {0}")]
-    Graph(#[from] GraphError),
+    Graph(GraphError),
     /// A step graph that cannot run.
     #[error("step: {0}")]
-    Exec(#[from] ExecError),
+    Exec(ExecError),
+}
+
+impl From<GraphError> for AlgoError {
+    fn from(e: GraphError) -> Self {
+        AlgoError::Graph(e)
+    }
+}
+
+impl From<ExecError> for AlgoError {
+    fn from(e: ExecError) -> Self {
+        AlgoError::Exec(e)
+    }
 }
 
 /// The step graph `algo` runs first for `model` on `arch` (the SVRG family's inner step), for
@@ -516,6 +699,8 @@ pub fn step_graph(
     if data.is_some() || matches!(model, ModelShape::Gaussian { .. }) {
         check_data(model, data)?;
     }
+    model.check()?;
+    check_memory(model, hyper)?;
     if algo.is_svrg_family(hyper) {
         svrg::example_graph(algo, model, arch, hyper)
     } else {
@@ -604,10 +789,58 @@ pub fn train(
     seed: u64,
     on_epoch: &mut dyn FnMut(EpochStats),
 ) -> Result<TrainOutcome, AlgoError> {
+    model.check()?;
+    check_memory(model, hyper)?;
     check_data(model, data)?;
     if algo.is_svrg_family(hyper) {
         svrg::train(algo, model, data, arch, hyper, seed, on_epoch)
     } else {
         sgld::train(algo, model, data, arch, hyper, seed, on_epoch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_is_in_its_range() {
+        for &(name, algo) in ALGOS {
+            for (h, v, _) in Hyper::defaults(algo) {
+                let refused = range(h).and_then(|r| r.refuse(v));
+                assert_eq!(refused, None, "{name}: default {h} = {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        let cases: &[(Algo, &str, f64)] = &[
+            (Algo::Sgld, "lr", -0.1),
+            (Algo::Sgld, "lr", 0.0),
+            (Algo::Sgld, "temperature", -1.0),
+            (Algo::Halp, "mu", -3.0),
+            (Algo::Halp, "mu", 0.0),
+            (Algo::LpSgd, "delta", -0.7),
+            (Algo::Sgld, "batch", 0.0),
+            (Algo::Sgld, "batch", 2.5),
+            (Algo::Sgld, "epochs", 1e300),
+            (Algo::Sgld, "burn_in", 1.0),
+            (Algo::Qsgld, "base", 1.0),
+            (Algo::Qsgld, "nearest", 2.0),
+            (Algo::Halp, "bits", 65.0),
+        ];
+        for &(algo, name, v) in cases {
+            let e = Hyper::new(algo).set(name, v).map(|_| ()).unwrap_err();
+            assert!(
+                matches!(&e, AlgoError::BadHyper { name: n, .. } if n == name),
+                "{algo} {name} = {v}: {e}"
+            );
+        }
+        // The edges that are allowed.
+        let mut h = Hyper::new(Algo::Sgld);
+        h.set("temperature", 0.0).unwrap();
+        h.set("burn_in", 0.0).unwrap();
+        Hyper::new(Algo::LpSgd).set("delta", 0.0).unwrap();
     }
 }

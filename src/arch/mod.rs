@@ -12,7 +12,7 @@ pub use schema::{
     Architecture, Array, Compute, Dataflow, Formats, FullPrecision, MemoryKind, MemoryLevel, Rng,
     RngKind, StoreRounding, Table, Technology, Vector, TABLES,
 };
-pub(crate) use validate::{suggestion, Node, Obj};
+pub(crate) use validate::{Node, Obj};
 
 use std::path::Path;
 
@@ -61,7 +61,7 @@ impl Architecture {
     /// Validate an architecture given as JSON text; `file` names it in errors.
     pub fn from_json_str(file: &str, text: &str) -> Result<Self, ArchError> {
         let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|error| ArchError::Json {
+            crate::json::parse_strict(text).map_err(|error| ArchError::Json {
                 file: file.to_string(),
                 error,
             })?;

@@ -52,7 +52,7 @@ fn set_path(root: &mut Value, path: &str, value: Value) -> Result<(), String> {
 /// An override value written on the command line: JSON where it parses as JSON (numbers,
 /// booleans, objects), else the text itself as a string (format and rounding specs).
 pub fn override_value(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+    crate::json::parse_strict(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
 impl Architecture {
@@ -66,7 +66,7 @@ impl Architecture {
             file: file.clone(),
             error,
         })?;
-        let mut value: Value = serde_json::from_str(&text).map_err(|error| ArchError::Json {
+        let mut value = crate::json::parse_strict(&text).map_err(|error| ArchError::Json {
             file: file.clone(),
             error,
         })?;

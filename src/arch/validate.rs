@@ -6,6 +6,13 @@ use std::str::FromStr;
 use serde_json::{Map, Value};
 
 use crate::arch::ArchError;
+use crate::suggest::suggestion;
+
+/// The largest whole number an architecture field takes (array rows and columns, vector lanes,
+/// random bits per cycle, memory sizes): 2^53, the last integer exact in `f64`. The cycle model
+/// also computes with checked arithmetic, so a large but allowed size is an error at pricing
+/// time rather than a wrapped figure.
+pub(crate) const MAX_COUNT: u64 = 1 << 53;
 
 /// A JSON value with its location (file and path), for precise errors.
 #[derive(Clone, Copy)]
@@ -31,39 +38,6 @@ fn type_name(v: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
-}
-
-/// Levenshtein distance between two short strings (for "did you mean" suggestions).
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// The allowed name nearest to `given`, if it is close enough to be a plausible typo.
-pub(crate) fn nearest<'s>(given: &str, allowed: &[&'s str]) -> Option<&'s str> {
-    allowed
-        .iter()
-        .map(|a| (edit_distance(given, a), *a))
-        .min()
-        .filter(|&(d, a)| d <= (a.len() / 2).max(2))
-        .map(|(_, a)| a)
-}
-
-/// `"; did you mean `x`?"` or nothing.
-pub(crate) fn suggestion(given: &str, allowed: &[&str]) -> String {
-    nearest(given, allowed)
-        .map(|a| format!("; did you mean `{a}`?"))
-        .unwrap_or_default()
 }
 
 impl<'a> Node<'a> {
@@ -193,7 +167,7 @@ impl<'a> Node<'a> {
             .ok_or_else(|| self.wrong_type("true or false"))
     }
 
-    /// This node as a whole number of at least `min`.
+    /// This node as a whole number of at least `min` and at most [`MAX_COUNT`].
     pub(crate) fn uint(&self, min: u64) -> Result<u64, ArchError> {
         let n = self
             .value
@@ -201,6 +175,12 @@ impl<'a> Node<'a> {
             .ok_or_else(|| self.wrong_type(&format!("a whole number >= {min}")))?;
         if n < min {
             return Err(self.bad_value(format!("must be at least {min}")));
+        }
+        if n > MAX_COUNT {
+            return Err(self.bad_value(format!(
+                "must be at most 2^53 = {MAX_COUNT} (counts are exact in the f64 arithmetic of \
+                 the area and energy model)"
+            )));
         }
         Ok(n)
     }
@@ -291,21 +271,5 @@ impl<'a> Obj<'a> {
     /// The keys present, in order.
     pub(crate) fn keys(&self) -> impl Iterator<Item = &'a String> {
         self.map.keys()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn distance_and_nearest() {
-        assert_eq!(edit_distance("rows", "rowz"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(
-            nearest("colls", &["rows", "cols", "dataflow"]),
-            Some("cols")
-        );
-        assert_eq!(nearest("zzzzzzzz", &["rows", "cols"]), None);
     }
 }

@@ -61,7 +61,13 @@ impl FromStr for Order {
                 let c = t
                     .strip_prefix("chunk=")
                     .or_else(|| t.strip_prefix("chunk:"))
-                    .ok_or_else(|| err(format!("unknown order; allowed: {}", Self::SPELLINGS)))?;
+                    .ok_or_else(|| {
+                        err(format!(
+                            "unknown order{}; allowed: {}",
+                            crate::suggest::suggestion(&t, ["sequential", "pairwise", "native"]),
+                            Self::SPELLINGS
+                        ))
+                    })?;
                 match c.parse::<usize>() {
                     Ok(c) if c >= 1 => Order::Chunk(c),
                     _ => return Err(err(format!("chunk = `{c}`: must be a whole number >= 1"))),
@@ -237,6 +243,16 @@ impl Adder {
     }
 }
 
+/// Whether values of `f` can be negative (a product format must hold what the inputs make).
+fn can_be_negative(f: &Format) -> bool {
+    match f {
+        Format::Float(x) => x.signed(),
+        Format::Fixed(x) => x.signed(),
+        // Block elements (bfp, MX) and QPyTorch floats are signed.
+        Format::Block(_) | Format::QTorch(_) => true,
+    }
+}
+
 /// A MAC configuration (see the module docs for the exact semantics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MacConfig {
@@ -281,8 +297,9 @@ impl MacConfig {
     }
 
     /// Check the configuration: inputs fit `f32` (so products are exact in `f64`), product and
-    /// accumulator are scalar float or fixed formats, the accumulator has a zero, and a fused
-    /// MAC has no product format.
+    /// accumulator are scalar float or fixed formats, the product format has a zero and a sign
+    /// when an input has one (`e8m0fnu`, a scale format, can hold no product), the accumulator
+    /// has a zero, and a fused MAC has no product format.
     pub fn validate(&self) -> Result<(), MacError> {
         for (role, f) in [("a", self.a), ("b", self.b)] {
             if !f.fits_f32() {
@@ -297,11 +314,21 @@ impl MacConfig {
             if self.fused {
                 return Err(MacError::FusedWithProduct(p.to_string()));
             }
-            if !matches!(p, Format::Float(_) | Format::Fixed(_)) {
+            let reason = match p {
+                Format::Float(f) if !f.has_zero() => Some("cannot hold a product of 0 (no zero)"),
+                Format::Float(_) | Format::Fixed(_) => None,
+                _ => Some("must be a float or fixed format"),
+            };
+            let negative_inputs = [self.a, self.b].iter().any(can_be_negative);
+            let reason = reason.or_else(|| {
+                (negative_inputs && !can_be_negative(&p))
+                    .then_some("is unsigned but the inputs are signed: products can be negative")
+            });
+            if let Some(reason) = reason {
                 return Err(MacError::Format {
                     role: "product",
                     format: p.to_string(),
-                    reason: "must be a float or fixed format",
+                    reason,
                 });
             }
         }

@@ -1,5 +1,6 @@
 //! `lpsim bench`: the emulator's speed against native arithmetic, measured in one run.
 
+use crate::limits;
 use std::io::Write;
 
 use anyhow::Context;
@@ -20,8 +21,8 @@ enum What {
         /// Print JSON rows (`name`, `elements_per_s`, `ratio_to_native`).
         #[arg(long)]
         json: bool,
-        /// Worker threads (default 1).
-        #[arg(long, default_value_t = 1)]
+        /// Worker threads (default 1; at most 8 per core).
+        #[arg(long, default_value_t = 1, value_parser = super::threads)]
         threads: usize,
         /// Elements per array (default 2^24).
         #[arg(long, default_value_t = 1 << 24)]
@@ -36,8 +37,8 @@ enum What {
         /// Print JSON rows (`name`, `gflops`, `ratio_to_native`).
         #[arg(long)]
         json: bool,
-        /// Worker threads (default: all cores).
-        #[arg(long)]
+        /// Worker threads (default: all cores; at most 8 per core).
+        #[arg(long, value_parser = super::threads)]
         threads: Option<usize>,
         /// M = N = K (default 512).
         #[arg(long, default_value_t = 512)]
@@ -77,7 +78,6 @@ fn print_rows<T: serde::Serialize>(
 }
 
 fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
-    anyhow::ensure!(threads != Some(0), "--threads = 0: must be at least 1");
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads.unwrap_or(0))
         .build()
@@ -94,6 +94,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             reps,
         } => {
             anyhow::ensure!(size >= 1, "--size = 0: must be at least 1");
+            // The input, the output and the native copy: 3 f32 arrays.
+            limits::check_array("--size (3 arrays of f32)", &[size, 3], 4)?;
             let rows = pool(Some(threads))?.install(|| bench_quantize(size, reps))?;
             print_rows(&rows, json, "elements/s", |r| {
                 (&r.name, r.elements_per_s, r.ratio_to_native)
@@ -106,6 +108,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             reps,
         } => {
             anyhow::ensure!(size >= 1, "--size = 0: must be at least 1");
+            // A, B and C of size x size, with their f32 inputs and quantized copies.
+            limits::check_array("--size x --size (A, B and C)", &[size, size, 6], 8)?;
             let rows = pool(threads)?.install(|| bench_gemm(size, reps.max(1)))?;
             print_rows(&rows, json, "GFLOP/s", |r| {
                 (&r.name, r.gflops, r.ratio_to_native)

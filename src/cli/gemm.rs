@@ -6,12 +6,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use ndarray::{Array2, ArrayView2};
-use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use ndarray_npy::WriteNpyExt;
 use serde::Serialize;
 
 use crate::arith::{gemm, ActionCounts, ExactSum, MacConfig, Order};
 use crate::format::{Format, Quantizer};
-use crate::report::write_atomically;
+use crate::limits;
+use crate::npy::{self, Dtype};
+use crate::report::{check_output, write_output};
 use crate::round::{RandomStream, Rounding};
 
 /// Arguments of `lpsim gemm`.
@@ -21,14 +23,14 @@ use crate::round::{RandomStream, Rounding};
 --b-format bf16 --acc fp16 --order chunk=32 --json"
 )]
 pub struct Args {
-    /// Rows of A and C (taken from --a when given).
-    #[arg(long)]
+    /// Rows of A and C (taken from --a when given), >= 1.
+    #[arg(long, value_parser = dimension)]
     m: Option<usize>,
-    /// Columns of B and C (taken from --b when given).
-    #[arg(long)]
+    /// Columns of B and C (taken from --b when given), >= 1.
+    #[arg(long, value_parser = dimension)]
     n: Option<usize>,
-    /// Columns of A, rows of B (taken from --a when given).
-    #[arg(long)]
+    /// Columns of A, rows of B (taken from --a when given), >= 1.
+    #[arg(long, value_parser = dimension)]
     k: Option<usize>,
     /// Format of A (inputs are rounded to it with rne).
     #[arg(long, default_value = "fp32")]
@@ -67,11 +69,37 @@ pub struct Args {
     #[arg(long)]
     b: Option<PathBuf>,
     /// Write C (the accumulator's carrier values: float32 when the format fits, else float64).
+    /// An existing file is replaced only with --force, and never when it is --a or --b.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    force: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// A matrix dimension: a whole number >= 1.
+fn dimension(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(d) if d >= 1 => Ok(d),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(e) => Err(format!("must be a whole number >= 1 ({e})")),
+    }
+}
+
+/// Refuse a GEMM whose matrices do not fit: the element counts of A (`m x k`), B (`k x n`)
+/// and C (`m x n`) as checked products, and their bytes (A and B as `f64` inputs, a transposed
+/// copy and `f32` quantized copies: 24 bytes an element; C and its `f32` copy: 16) against the
+/// memory budget, before anything is allocated.
+fn check_size(m: usize, n: usize, k: usize) -> anyhow::Result<()> {
+    let a = limits::elements("--m x --k (matrix A)", &[m, k])?;
+    let b = limits::elements("--k x --n (matrix B)", &[k, n])?;
+    let c = limits::elements("--m x --n (matrix C)", &[m, n])?;
+    let bytes = 24 * (a as u128 + b as u128) + 16 * c as u128;
+    limits::check_bytes(format!("gemm {m}x{k}x{n} (A, B and C)"), bytes)?;
+    Ok(())
 }
 
 /// What `lpsim gemm` reports.
@@ -92,8 +120,13 @@ struct Report {
     mean_abs_error: f64,
     max_rel_error: f64,
     mean_rel_error: f64,
-    /// Outputs equal to the exact sum rounded once to the accumulator (rne for stochastic).
+    /// Outputs equal to the exact sum rounded once to the accumulator (rne for stochastic),
+    /// among the outputs with a finite exact sum.
     frac_correctly_rounded: f64,
+    /// Outputs whose exact sum is not finite (an input is infinite or NaN, possibly after
+    /// rounding to its format): they have no error to measure and are left out of the error
+    /// statistics and the fraction above, which are NaN (`null` in JSON) when no output is left.
+    nonfinite_exact: usize,
     overflows: u64,
     saturations: u64,
     wraps: u64,
@@ -101,16 +134,16 @@ struct Report {
 }
 
 fn read_matrix(path: &Path) -> anyhow::Result<Array2<f64>> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    if let Ok(a) = Array2::<f32>::read_npy(&bytes[..]) {
-        return Ok(a.mapv(f64::from));
+    let a = npy::read(path)?;
+    match (a.dtype, &a.shape[..]) {
+        (Dtype::Float { .. }, &[rows, cols]) => Ok(Array2::from_shape_vec((rows, cols), a.values)?),
+        (dtype, shape) => bail!(
+            "{}: a {}-D {} array: expected a 2-D float32 or float64 .npy array",
+            path.display(),
+            shape.len(),
+            dtype.name()
+        ),
     }
-    Array2::<f64>::read_npy(&bytes[..]).with_context(|| {
-        format!(
-            "{}: not a 2-D float32 or float64 .npy array",
-            path.display()
-        )
-    })
 }
 
 fn random_matrix(rows: usize, cols: usize, seed: u64, stream: u64, args: &Args) -> Array2<f64> {
@@ -152,7 +185,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let acc_rounding: Rounding = args.acc_rounding.parse()?;
     let order: Order = args.order.parse()?;
     if !matches!(args.dist.as_str(), "normal" | "uniform") {
-        bail!("--dist `{}`: must be normal or uniform", args.dist);
+        bail!(
+            "--dist `{}`: must be normal or uniform{}",
+            args.dist,
+            crate::suggest::suggestion(&args.dist, ["normal", "uniform"])
+        );
     }
     if !args.scale.is_finite() {
         bail!("--scale {}: must be finite", args.scale);
@@ -167,12 +204,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         order,
     )?;
 
+    let inputs: Vec<&Path> = args.a.iter().chain(&args.b).map(PathBuf::as_path).collect();
+    if let Some(out) = &args.out {
+        // Refuse a protected output before the work, not after it.
+        check_output(out, &inputs, args.force, |_| false)?;
+    }
     let a_raw = match &args.a {
         Some(p) => read_matrix(p)?,
         None => {
             let (Some(m), Some(k)) = (args.m, args.k) else {
                 bail!("give --m and --k, or --a A.npy");
             };
+            check_size(m, args.n.unwrap_or(1), k)?;
             random_matrix(m, k, args.seed, 1, &args)
         }
     };
@@ -182,10 +225,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let (Some(k), Some(n)) = (args.k.or(Some(a_raw.ncols())), args.n) else {
                 bail!("give --n, or --b B.npy");
             };
+            check_size(a_raw.nrows(), n, k)?;
             random_matrix(k, n, args.seed, 2, &args)
         }
     };
     let (m, k, n) = (a_raw.nrows(), a_raw.ncols(), b_raw.ncols());
+    check_size(m, n, k)?;
+    if m == 0 || k == 0 || n == 0 {
+        bail!(
+            "A is {m}x{k} and B is {}x{n}: every dimension must be at least 1",
+            b_raw.nrows()
+        );
+    }
     for (name, given, actual) in [("m", args.m, m), ("k", args.k, k), ("n", args.n, n)] {
         if given.is_some_and(|g| g != actual) {
             bail!(
@@ -212,14 +263,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         out.path,
     );
     if let Some(p) = &args.out {
-        write_atomically(p, |w| {
-            if acc.fits_f32() {
-                out.c.mapv(|v| v as f32).write_npy(w)?;
-            } else {
-                out.c.write_npy(w)?;
-            }
-            Ok::<(), anyhow::Error>(())
-        })?;
+        write_output(
+            p,
+            &inputs,
+            args.force,
+            |_| false,
+            |w| {
+                if acc.fits_f32() {
+                    out.c.mapv(|v| v as f32).write_npy(w)?;
+                } else {
+                    out.c.write_npy(w)?;
+                }
+                Ok::<(), anyhow::Error>(())
+            },
+        )?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -247,6 +304,7 @@ fn compare(
     };
     let (mut max_abs, mut sum_abs, mut max_rel, mut sum_rel, mut nrel, mut equal) =
         (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0usize, 0usize);
+    let mut nonfinite_exact = 0usize;
     for i in 0..m {
         for j in 0..n {
             let mut s = ExactSum::new();
@@ -254,6 +312,10 @@ fn compare(
                 s.add(f64::from(a[[i, kk]]) * f64::from(b[[kk, j]]));
             }
             let exact = s.round_to_odd();
+            if !exact.is_finite() {
+                nonfinite_exact += 1;
+                continue;
+            }
             let rounded = cfg
                 .acc
                 .quantize_scalar(exact, reference_rounding, 0)
@@ -262,7 +324,12 @@ fn compare(
             if got == rounded || (got.is_nan() && rounded.is_nan()) {
                 equal += 1;
             }
-            let err = (got - exact).abs();
+            // An output that overflowed to infinity or NaN is infinitely far from a finite sum.
+            let err = if got.is_finite() {
+                (got - exact).abs()
+            } else {
+                f64::INFINITY
+            };
             max_abs = max_abs.max(err);
             sum_abs += err;
             if exact != 0.0 {
@@ -273,7 +340,16 @@ fn compare(
             }
         }
     }
-    let outputs = (m * n).max(1) as f64;
+    let compared = m * n - nonfinite_exact;
+    // Statistics over no outputs are NaN, not 0 (nothing was measured).
+    let mean = |sum: f64, count: usize| {
+        if count == 0 {
+            f64::NAN
+        } else {
+            sum / count as f64
+        }
+    };
+    let max = |v: f64| if compared == 0 { f64::NAN } else { v };
     Report {
         m,
         n,
@@ -286,11 +362,12 @@ fn compare(
         acc_rounding: cfg.acc_rounding.to_string(),
         order: args.order.clone(),
         kernel: format!("{path:?}"),
-        max_abs_error: max_abs,
-        mean_abs_error: sum_abs / outputs,
-        max_rel_error: max_rel,
-        mean_rel_error: sum_rel / nrel.max(1) as f64,
-        frac_correctly_rounded: equal as f64 / outputs,
+        max_abs_error: max(max_abs),
+        mean_abs_error: mean(sum_abs, compared),
+        max_rel_error: if nrel == 0 { f64::NAN } else { max_rel },
+        mean_rel_error: mean(sum_rel, nrel),
+        frac_correctly_rounded: mean(equal as f64, compared),
+        nonfinite_exact,
         overflows: counts.overflows,
         saturations: counts.saturations,
         wraps: counts.wraps,
@@ -314,21 +391,47 @@ fn print_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         r.order,
         r.kernel
     )?;
+    // A statistic over no outputs is NaN: "n/a" in the text.
+    let stat = |v: f64| {
+        if v.is_nan() {
+            "n/a".to_string()
+        } else {
+            format!("{v:e}")
+        }
+    };
     writeln!(
         out,
-        "abs error: max {:e}, mean {:e}",
-        r.max_abs_error, r.mean_abs_error
+        "abs error: max {}, mean {}",
+        stat(r.max_abs_error),
+        stat(r.mean_abs_error)
     )?;
     writeln!(
         out,
-        "rel error: max {:e}, mean {:e}",
-        r.max_rel_error, r.mean_rel_error
+        "rel error: max {}, mean {}",
+        stat(r.max_rel_error),
+        stat(r.mean_rel_error)
     )?;
-    writeln!(
-        out,
-        "correctly rounded outputs: {:.4}",
-        r.frac_correctly_rounded
-    )?;
+    if r.nonfinite_exact > 0 {
+        writeln!(
+            out,
+            "{} of {} outputs have a non-finite exact sum (an infinite or NaN input): \
+             left out of the statistics",
+            r.nonfinite_exact,
+            r.m * r.n
+        )?;
+    }
+    if r.frac_correctly_rounded.is_nan() {
+        writeln!(
+            out,
+            "correctly rounded outputs: n/a (no output has a finite exact sum)"
+        )?;
+    } else {
+        writeln!(
+            out,
+            "correctly rounded outputs: {:.4}",
+            r.frac_correctly_rounded
+        )?;
+    }
     writeln!(
         out,
         "accumulator overflows {}, saturations {}, wraps {}",

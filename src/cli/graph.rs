@@ -85,7 +85,10 @@ fn model(a: &Args) -> anyhow::Result<ModelShape> {
             l2: a.l2,
         },
         "gaussian" => ModelShape::standard_gaussian(a.dim),
-        m => bail!("--model `{m}`: allowed: linear, logistic, mlp, gaussian"),
+        m => bail!(
+            "--model `{m}`: allowed: linear, logistic, mlp, gaussian{}",
+            crate::suggest::suggestion(m, ["linear", "logistic", "mlp", "gaussian"])
+        ),
     })
 }
 

@@ -39,6 +39,41 @@ enum Command {
     Sweep(sweep::Args),
 }
 
+/// Worker threads allowed per core: more only adds switching (and at 100000 threads the pool
+/// takes minutes to start), so a larger count is refused.
+const THREADS_PER_CORE: usize = 8;
+
+/// A thread count from the command line: a whole number in `min..=8 x cores`.
+fn thread_count(s: &str, min: usize) -> Result<usize, String> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let max = THREADS_PER_CORE * cores;
+    match s.trim().parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "must be a whole number in {min}..={max} ({THREADS_PER_CORE} per core, {cores} cores)"
+        )),
+    }
+}
+
+/// `--threads`: 1 ..= 8 per core.
+pub(crate) fn threads(s: &str) -> Result<usize, String> {
+    thread_count(s, 1)
+}
+
+/// `--jobs`: 0 (one per core) ..= 8 per core.
+pub(crate) fn jobs(s: &str) -> Result<usize, String> {
+    thread_count(s, 0)
+}
+
+/// An output directory given on the command line: not empty (that would write into the current
+/// directory).
+pub(crate) fn out_dir(s: &str) -> Result<std::path::PathBuf, String> {
+    if s.trim().is_empty() {
+        return Err("must name a directory (it is empty)".into());
+    }
+    Ok(s.into())
+}
+
 /// Parse `std::env::args` and run the chosen subcommand.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use ndarray::{ArrayD, IxDyn};
-use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use ndarray_npy::WriteNpyExt;
 
 use crate::format::{Format, Quantizer};
-use crate::report::write_atomically;
+use crate::npy::{self, Dtype};
+use crate::report::write_output;
 use crate::round::Rounding;
 
 /// Arguments of `lpsim quantize`.
@@ -35,9 +36,24 @@ pub struct Args {
     #[arg(long, short)]
     input: Option<PathBuf>,
     /// Output file: `.npy` writes the quantized carrier values, anything else CSV; standard
-    /// output when absent. An existing file is replaced atomically.
+    /// output when absent. An existing file is replaced (atomically) only if it is a CSV lpsim
+    /// wrote or with --force; never the input.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Replace an existing output file that lpsim cannot tell it wrote (any `.npy`).
+    #[arg(long)]
+    force: bool,
+}
+
+/// The header line of the CSV output (scalar formats).
+const CSV_HEADER: &str = "input_hex,code_hex,output_hex,output";
+/// The header line of the CSV output for block formats.
+const CSV_HEADER_BLOCK: &str = "input_hex,code_hex,output_hex,output,block,scale_code_hex";
+
+/// Whether an existing file is a CSV `lpsim quantize` wrote: its first line is one of ours.
+fn is_our_csv(bytes: &[u8]) -> bool {
+    let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    first == CSV_HEADER.as_bytes() || first == CSV_HEADER_BLOCK.as_bytes()
 }
 
 /// Input values with the width they came in.
@@ -54,33 +70,20 @@ fn is_npy(p: &Path) -> bool {
 }
 
 fn read_npy(path: &Path) -> anyhow::Result<Values> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    if let Ok(a) = ArrayD::<f32>::read_npy(&bytes[..]) {
-        let shape = a.shape().to_vec();
-        let data: Vec<f64> = a.iter().map(|&x| f64::from(x)).collect();
-        let n = data.len();
-        return Ok(Values {
-            data,
-            from_f32: vec![true; n],
-            shape,
-        });
-    }
-    match ArrayD::<f64>::read_npy(&bytes[..]) {
-        Ok(a) => {
-            let shape = a.shape().to_vec();
-            let data: Vec<f64> = a.iter().copied().collect();
-            let n = data.len();
-            Ok(Values {
-                data,
-                from_f32: vec![false; n],
-                shape,
-            })
-        }
-        Err(e) => bail!(
-            "{}: not a float32 or float64 .npy array: {e}",
-            path.display()
-        ),
-    }
+    let a = npy::read(path)?;
+    let Dtype::Float { bytes } = a.dtype else {
+        bail!(
+            "{}: dtype {}: expected a float32 or float64 .npy array",
+            path.display(),
+            a.dtype.name()
+        );
+    };
+    let n = a.values.len();
+    Ok(Values {
+        data: a.values,
+        from_f32: vec![bytes == 4; n],
+        shape: a.shape,
+    })
 }
 
 /// Parse one text line: a decimal number, or `0x` with 8 (f32) or 16 (f64) hex digits.
@@ -146,18 +149,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     q.par_quantize_f64(&values.data, &mut out, row_len);
     let carrier_f32 = format.fits_f32();
 
+    let inputs: Vec<&Path> = args.input.iter().map(PathBuf::as_path).collect();
     match &args.output {
-        Some(p) if is_npy(p) => write_atomically(p, |w| {
-            let shape = IxDyn(&values.shape);
-            if carrier_f32 {
-                let a = ArrayD::from_shape_vec(shape, out.iter().map(|&v| v as f32).collect())?;
-                a.write_npy(w)?;
-            } else {
-                ArrayD::from_shape_vec(shape, out.clone())?.write_npy(w)?;
-            }
-            Ok(())
+        Some(p) if is_npy(p) => write_output(
+            p,
+            &inputs,
+            args.force,
+            |_| false,
+            |w| {
+                let shape = IxDyn(&values.shape);
+                if carrier_f32 {
+                    let a = ArrayD::from_shape_vec(shape, out.iter().map(|&v| v as f32).collect())?;
+                    a.write_npy(w)?;
+                } else {
+                    ArrayD::from_shape_vec(shape, out.clone())?.write_npy(w)?;
+                }
+                Ok(())
+            },
+        ),
+        Some(p) => write_output(p, &inputs, args.force, is_our_csv, |w| {
+            write_csv(w, &format, &values, &out, row_len)
         }),
-        Some(p) => write_atomically(p, |w| write_csv(w, &format, &values, &out, row_len)),
         None => {
             let mut w = BufWriter::new(std::io::stdout().lock());
             write_csv(&mut w, &format, &values, &out, row_len)?;
@@ -192,12 +204,9 @@ fn write_csv(
         _ => None,
     };
     if block.is_some() {
-        writeln!(
-            w,
-            "input_hex,code_hex,output_hex,output,block,scale_code_hex"
-        )?;
+        writeln!(w, "{CSV_HEADER_BLOCK}")?;
     } else {
-        writeln!(w, "input_hex,code_hex,output_hex,output")?;
+        writeln!(w, "{CSV_HEADER}")?;
     }
     for (i, (&x, &v)) in values.data.iter().zip(out).enumerate() {
         let input_hex = if values.from_f32[i] {

@@ -36,11 +36,11 @@ pub struct Args {
     /// Seed of every random draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Worker threads (default: all cores); the results do not depend on it.
-    #[arg(long)]
+    /// Worker threads (default: all cores; at most 8 per core); the results do not depend on it.
+    #[arg(long, value_parser = super::threads)]
     threads: Option<usize>,
     /// Output directory (default reports/<workload>-<algo>-<arch>/).
-    #[arg(long)]
+    #[arg(long, value_parser = super::out_dir)]
     out: Option<PathBuf>,
     /// Also print the report as JSON on standard output.
     #[arg(long)]
@@ -66,7 +66,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The run executes on a worker of the pool, so its many small parallel kernels split
     // their work among the workers instead of each being handed over from this thread and
     // waited for (measured: a HALP run spent most of its time in that hand-over).
-    anyhow::ensure!(args.threads != Some(0), "--threads = 0: must be at least 1");
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads.unwrap_or(0))
         .build()

@@ -23,10 +23,10 @@ pub struct Args {
     /// The sweep spec (JSON).
     pub spec: PathBuf,
     /// Output directory; default: the spec's `out`, else `reports/<name>`.
-    #[arg(long)]
+    #[arg(long, value_parser = super::out_dir)]
     pub out: Option<PathBuf>,
-    /// Runs in parallel; 0 = one per core.
-    #[arg(long, short, default_value_t = 0)]
+    /// Runs in parallel; 0 = one per core; at most 8 per core.
+    #[arg(long, short, default_value_t = 0, value_parser = super::jobs)]
     pub jobs: usize,
 }
 

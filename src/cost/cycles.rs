@@ -16,6 +16,7 @@
 use serde::Serialize;
 
 use crate::arch::{Array, Dataflow};
+use crate::cost::CostError;
 
 /// A GEMM shape: `C (M x N) = A (M x K) x B (K x N)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -29,10 +30,29 @@ pub struct Gemm {
 }
 
 impl Gemm {
-    /// Multiply-accumulates: `M N K`.
-    pub fn macs(&self) -> u64 {
-        self.m * self.n * self.k
+    /// Multiply-accumulates: `M N K`, or [`CostError::Overflow`] when that exceeds 64 bits.
+    pub fn macs(&self) -> Result<u64, CostError> {
+        self.m
+            .checked_mul(self.n)
+            .and_then(|mn| mn.checked_mul(self.k))
+            .ok_or_else(|| self.overflow("M N K multiply-accumulates"))
     }
+
+    /// The error for a figure of this GEMM that does not fit in 64 bits.
+    pub(crate) fn overflow(&self, what: &str) -> CostError {
+        CostError::Overflow(format!(
+            "{what} of GEMM {}x{}x{} (M,N,K)",
+            self.m, self.n, self.k
+        ))
+    }
+}
+
+/// `a + b`, `a x b`, ... on counts, `None` on overflow: the figures of the cost model are
+/// computed with checked arithmetic so that a huge size is an error, never a wrapped number.
+pub(crate) fn checked(terms: &[u64], op: fn(u64, u64) -> Option<u64>) -> Option<u64> {
+    terms
+        .split_first()
+        .and_then(|(first, rest)| rest.iter().try_fold(*first, |acc, &t| op(acc, t)))
 }
 
 /// The mapping of one GEMM on the array and its compute cycles.
@@ -54,30 +74,37 @@ pub(crate) fn ceil_div(a: u64, b: u64) -> u64 {
 }
 
 /// SCALE-Sim's compute cycles for `gemm` on `array` (see the module docs). A GEMM with a zero
-/// dimension takes no cycles.
-pub fn gemm_cycles(array: &Array, gemm: Gemm) -> GemmCycles {
+/// dimension takes no cycles; one whose cycles do not fit in 64 bits is
+/// [`CostError::Overflow`].
+pub fn gemm_cycles(array: &Array, gemm: Gemm) -> Result<GemmCycles, CostError> {
     let (r, c) = (array.rows, array.cols);
     let Gemm { m, n, k } = gemm;
-    let (sr, sc, t, per_fold) = match array.dataflow {
-        Dataflow::Os => (m, n, k, k + r + c - 2),
-        Dataflow::Ws => (k, n, m, 2 * r + c + m - 2),
-        Dataflow::Is => (k, m, n, 2 * r + c + n - 2),
+    let add = |terms: &[u64]| checked(terms, u64::checked_add);
+    let (sr, sc, t, fill) = match array.dataflow {
+        Dataflow::Os => (m, n, k, add(&[k, r, c])),
+        Dataflow::Ws => (k, n, m, add(&[r, r, c, m])),
+        Dataflow::Is => (k, m, n, add(&[r, r, c, n])),
     };
-    let folds = ceil_div(sr, r) * ceil_div(sc, c);
+    let overflow = || gemm.overflow(&format!("the cycles on a {r}x{c} array"));
+    // Every term is >= 1 for rows, cols >= 1, so the sum is >= 2.
+    let per_fold = fill.ok_or_else(overflow)?.saturating_sub(2);
+    let folds = ceil_div(sr, r)
+        .checked_mul(ceil_div(sc, c))
+        .ok_or_else(overflow)?;
     if folds == 0 || t == 0 {
-        return GemmCycles {
+        return Ok(GemmCycles {
             folds: 0,
             per_fold,
             cycles: 0,
             mapping_efficiency: 0.0,
-        };
+        });
     }
-    GemmCycles {
+    Ok(GemmCycles {
         folds,
         per_fold,
-        cycles: folds * per_fold - 1,
-        mapping_efficiency: (sr * sc) as f64 / (folds * r * c) as f64,
-    }
+        cycles: folds.checked_mul(per_fold).ok_or_else(overflow)? - 1,
+        mapping_efficiency: (sr as f64 * sc as f64) / (folds as f64 * r as f64 * c as f64),
+    })
 }
 
 #[cfg(test)]
@@ -100,8 +127,27 @@ mod tests {
                     cols: 32,
                     dataflow: df,
                 };
-                assert_eq!(gemm_cycles(&a, Gemm { m, n, k }).cycles, w);
+                assert_eq!(gemm_cycles(&a, Gemm { m, n, k }).unwrap().cycles, w);
             }
         }
+    }
+
+    #[test]
+    fn overflow_is_an_error() {
+        let a = Array {
+            rows: 1 << 63,
+            cols: 32,
+            dataflow: Dataflow::Ws,
+        };
+        assert!(matches!(
+            gemm_cycles(&a, Gemm { m: 1, n: 1, k: 1 }),
+            Err(CostError::Overflow(_))
+        ));
+        let g = Gemm {
+            m: 1 << 32,
+            n: 1 << 32,
+            k: 1,
+        };
+        assert!(g.macs().is_err());
     }
 }

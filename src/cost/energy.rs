@@ -34,9 +34,10 @@
 //! `(node/45)^2` for area. Overrides and energies given in the file are taken as already at the
 //! file's node.
 
-use crate::arch::{suggestion, MemoryKind};
+use crate::arch::MemoryKind;
 use crate::format::{Element, Format};
 use crate::round::Rounding;
+use crate::suggest::suggestion;
 
 /// Exponent of the energy node-scaling rule `E(node) = E(45) * (node/45)^k`.
 pub const ENERGY_NODE_EXPONENT: f64 = 1.0;

@@ -3,36 +3,46 @@
 
 use crate::arch::{Architecture, Dataflow};
 use crate::arith::ActionCounts;
-use crate::cost::cycles::{ceil_div, Gemm};
+use crate::cost::cycles::{ceil_div, checked, Gemm};
+use crate::cost::{CostError, TWO_POW_64};
 use crate::format::Format;
 
-/// Bits of `count` element accesses of a `[rows, cols]` tensor in `f` (block formats include
-/// their shared scales, amortized over the tensor's elements).
-fn bits(f: &Format, count: u64, [rows, cols]: [u64; 2]) -> u64 {
-    (count as f64 * f.storage_bits((rows * cols) as usize, cols as usize)).ceil() as u64
+/// Bits occupied by `count` element accesses of a `[rows, cols]` tensor in `f` (block formats
+/// include their shared scales, amortized over the tensor's elements); `None` when that exceeds
+/// 64 bits.
+fn bits(f: &Format, count: u64, [rows, cols]: [u64; 2]) -> Option<u64> {
+    let len = rows.checked_mul(cols)? as usize;
+    let b = (count as f64 * f.storage_bits(len, cols as usize)).ceil();
+    (b < TWO_POW_64).then_some(b as u64)
 }
 
 /// Word accesses of the array to its innermost memory level, as SCALE-Sim counts them
-/// (COSTMODEL.md section D): `(A reads, B reads, C writes)`.
-pub fn sram_accesses(arch: &Architecture, g: Gemm) -> (u64, u64, u64) {
+/// (COSTMODEL.md section D): `(A reads, B reads, C writes)`; [`CostError::Overflow`] when one
+/// exceeds 64 bits.
+pub fn sram_accesses(arch: &Architecture, g: Gemm) -> Result<(u64, u64, u64), CostError> {
     let a = &arch.compute.array;
     let Gemm { m, n, k } = g;
-    match a.dataflow {
+    let mul = |terms: &[u64]| checked(terms, u64::checked_mul);
+    let counts = match a.dataflow {
         Dataflow::Os => (
-            m * k * ceil_div(n, a.cols),
-            k * n * ceil_div(m, a.rows),
-            m * n,
+            mul(&[m, k, ceil_div(n, a.cols)]),
+            mul(&[k, n, ceil_div(m, a.rows)]),
+            mul(&[m, n]),
         ),
         Dataflow::Ws => (
-            m * k * ceil_div(n, a.cols),
-            k * n,
-            m * n * ceil_div(k, a.rows),
+            mul(&[m, k, ceil_div(n, a.cols)]),
+            mul(&[k, n]),
+            mul(&[m, n, ceil_div(k, a.rows)]),
         ),
         Dataflow::Is => (
-            m * k,
-            k * n * ceil_div(m, a.cols),
-            m * n * ceil_div(k, a.rows),
+            mul(&[m, k]),
+            mul(&[k, n, ceil_div(m, a.cols)]),
+            mul(&[m, n, ceil_div(k, a.rows)]),
         ),
+    };
+    match counts {
+        (Some(a), Some(b), Some(c)) => Ok((a, b, c)),
+        _ => Err(g.overflow("the memory accesses")),
     }
 }
 
@@ -47,10 +57,49 @@ pub fn sram_accesses(arch: &Architecture, g: Gemm) -> (u64, u64, u64) {
 ///   with A and B once and drains C once; the innermost serves the array with SCALE-Sim's
 ///   per-dataflow access counts ([`sram_accesses`]), C's extra writes being partial sums in the
 ///   accumulator format. Sizes are in each tensor's format bits.
-pub fn gemm_counts(arch: &Architecture, g: Gemm) -> ActionCounts {
+///
+/// Every count is computed with checked arithmetic: a GEMM whose counts (or the random bits
+/// they draw, or a level's total traffic) exceed 64 bits is [`CostError::Overflow`].
+pub fn gemm_counts(arch: &Architecture, g: Gemm) -> Result<ActionCounts, CostError> {
     let f = &arch.formats;
     let mac = &f.mac;
-    let macs = g.macs();
+    let overflow = || g.overflow("the memory traffic in bits");
+    let fits = |v: Option<u64>| v.ok_or_else(overflow);
+    let add = |terms: &[u64]| fits(checked(terms, u64::checked_add));
+    let macs = g.macs()?;
+    let outputs = fits(g.m.checked_mul(g.n))?;
+    // The random bits every conversion draws, all of them together, must fit too.
+    let mut random_bits = 0u64;
+    let mut draw = |rounding: crate::round::Rounding, n: u64| {
+        let b = n.checked_mul(u64::from(rounding.random_bits()));
+        random_bits = add(&[random_bits, b.ok_or_else(|| g.overflow("the random bits"))?])?;
+        Ok::<(), CostError>(())
+    };
+    if mac.product.is_some() && !mac.fused {
+        draw(mac.acc_rounding, macs)?;
+    }
+    if mac.acc != f.activations {
+        draw(f.rounding.activations, outputs)?;
+    }
+    let (a_shape, b_shape, c_shape) = ([g.m, g.k], [g.k, g.n], [g.m, g.n]);
+    let a_bits = fits(bits(&f.activations, fits(g.m.checked_mul(g.k))?, a_shape))?;
+    let b_bits = fits(bits(&f.weights, fits(g.k.checked_mul(g.n))?, b_shape))?;
+    let c_bits = fits(bits(&f.activations, outputs, c_shape))?;
+    let ab_bits = add(&[a_bits, b_bits])?;
+    let (a_reads, b_reads, c_writes) = sram_accesses(arch, g)?;
+    let inner_reads = add(&[
+        fits(bits(&f.activations, a_reads, a_shape))?,
+        fits(bits(&f.weights, b_reads, b_shape))?,
+    ])?;
+    let inner_writes = add(&[
+        c_bits,
+        fits(bits(&mac.acc, c_writes.saturating_sub(outputs), c_shape))?,
+    ])?;
+    // A middle level's totals, and the innermost level's: its own traffic plus fill and drain.
+    add(&[ab_bits, c_bits])?;
+    add(&[inner_reads, c_bits])?;
+    add(&[inner_writes, ab_bits])?;
+
     let mut c = ActionCounts::new();
     if mac.fused {
         c.record_fma(&mac.a, &mac.b, &mac.acc, macs);
@@ -61,34 +110,22 @@ pub fn gemm_counts(arch: &Architecture, g: Gemm) -> ActionCounts {
         }
         c.record_add(&mac.acc, macs);
     }
-    let outputs = g.m * g.n;
     if mac.acc != f.activations {
         c.record_quantize(&f.activations, f.rounding.activations, outputs);
     }
-    let (a_shape, b_shape, c_shape) = ([g.m, g.k], [g.k, g.n], [g.m, g.n]);
-    let a_bits = bits(&f.activations, g.m * g.k, a_shape);
-    let b_bits = bits(&f.weights, g.k * g.n, b_shape);
-    let c_bits = bits(&f.activations, outputs, c_shape);
     let last = arch.memory.len() - 1;
     for (i, level) in arch.memory.iter().enumerate() {
         if i < last {
-            c.record_read(&level.name, a_bits + b_bits);
+            c.record_read(&level.name, ab_bits);
             c.record_write(&level.name, c_bits);
         }
         if i > 0 {
-            c.record_write(&level.name, a_bits + b_bits);
+            c.record_write(&level.name, ab_bits);
             c.record_read(&level.name, c_bits);
         }
     }
-    let (a_reads, b_reads, c_writes) = sram_accesses(arch, g);
     let inner = &arch.innermost().name;
-    c.record_read(
-        inner,
-        bits(&f.activations, a_reads, a_shape) + bits(&f.weights, b_reads, b_shape),
-    );
-    c.record_write(
-        inner,
-        c_bits + bits(&mac.acc, c_writes.saturating_sub(outputs), c_shape),
-    );
-    c
+    c.record_read(inner, inner_reads);
+    c.record_write(inner, inner_writes);
+    Ok(c)
 }

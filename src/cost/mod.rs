@@ -30,9 +30,10 @@ use thiserror::Error;
 
 use serde::Serialize;
 
-use crate::arch::{suggestion, Architecture, Array};
+use crate::arch::{Architecture, Array};
 use crate::arith::ActionCounts;
 use crate::cost::energy::{node_factor, Action, ENERGY_NODE_EXPONENT};
+use crate::suggest::suggestion;
 
 /// Counts that cannot be priced on an architecture.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -59,10 +60,17 @@ pub enum CostError {
         /// The levels it has.
         levels: String,
     },
+    /// A figure (cycles, counts, bits) that does not fit in 64 bits: the work is too large for
+    /// the architecture's model to price, or a bandwidth too small.
+    #[error("{0} does not fit in 64 bits")]
+    Overflow(String),
     /// Random bits are needed but the architecture has no random-number source.
     #[error("architecture `{0}` has no random-number source but the counts draw random bits")]
     NoRng(String),
 }
+
+/// 2^64 as `f64`: a figure computed in `f64` at or above it does not fit a `u64` count.
+pub(crate) const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 
 /// The shape of the work the counts came from, for the cycle model.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -190,10 +198,18 @@ pub fn price_tally(arch: &Architecture, tally: &Tally) -> Result<CostReport, Cos
     total.time_ns += full.time_ns;
     total.energy_pj += full.energy_pj;
     let a = &arch.compute.array;
-    let low_macs: u64 = tally.low_work.gemms.iter().map(Gemm::macs).sum();
+    let low_macs = total_of(
+        "the multiply-accumulates",
+        tally
+            .low_work
+            .gemms
+            .iter()
+            .map(Gemm::macs)
+            .collect::<Result<Vec<_>, _>>()?,
+    )?;
     total.utilization = ratio(
         low_macs as f64,
-        (total.total_cycles * a.rows * a.cols) as f64,
+        total.total_cycles as f64 * a.rows as f64 * a.cols as f64,
     );
     Ok(total)
 }
@@ -251,12 +267,20 @@ fn price_on(
         let write = t.write_bits as f64 * level.write_pj_per_bit;
         charge(name, "read", read);
         charge(name, "write", write);
+        // Cycles in f64, refused (not saturated) when they exceed 64 bits.
+        let traffic = t.read_bits as f64 + t.write_bits as f64;
+        let cycles = (traffic / level.bandwidth_bits_per_cycle).ceil();
+        if cycles >= TWO_POW_64 {
+            return Err(CostError::Overflow(format!(
+                "the cycles of memory level `{name}` ({traffic:e} bits at {:e} bits per cycle)",
+                level.bandwidth_bits_per_cycle
+            )));
+        }
         memory.push(LevelReport {
             name: name.clone(),
             read_bits: t.read_bits,
             write_bits: t.write_bits,
-            cycles: ((t.read_bits + t.write_bits) as f64 / level.bandwidth_bits_per_cycle).ceil()
-                as u64,
+            cycles: cycles as u64,
             energy_pj: read + write,
         });
     }
@@ -267,9 +291,18 @@ fn price_on(
         (_, 0) => return Err(CostError::NoRng(arch.name.clone())),
         (bits, rate) => bits.div_ceil(rate),
     };
-    let mapped: Vec<GemmCycles> = work.gemms.iter().map(|&g| gemm_cycles(array, g)).collect();
-    let compute_cycles =
-        mapped.iter().map(|m| m.cycles).sum::<u64>() + work.vector_ops.div_ceil(c.vector.lanes);
+    let mapped: Vec<GemmCycles> = work
+        .gemms
+        .iter()
+        .map(|&g| gemm_cycles(array, g))
+        .collect::<Result<_, _>>()?;
+    let compute_cycles = total_of(
+        "the compute cycles",
+        mapped
+            .iter()
+            .map(|m| m.cycles)
+            .chain([work.vector_ops.div_ceil(c.vector.lanes)]),
+    )?;
     let slowest = memory
         .iter()
         .map(|l| l.cycles)
@@ -278,8 +311,14 @@ fn price_on(
         .unwrap_or(0);
     let stall_cycles = slowest.saturating_sub(compute_cycles);
     let total_cycles = compute_cycles + stall_cycles;
-    let macs: u64 = work.gemms.iter().map(Gemm::macs).sum();
-    let folds: u64 = mapped.iter().map(|m| m.folds).sum();
+    let macs = total_of(
+        "the multiply-accumulates",
+        work.gemms
+            .iter()
+            .map(Gemm::macs)
+            .collect::<Result<Vec<_>, _>>()?,
+    )?;
+    let folds = total_of("the folds", mapped.iter().map(|m| m.folds))?;
     let area_breakdown = area::area_mm2(arch);
     Ok(CostReport {
         arch: arch.name.clone(),
@@ -293,7 +332,10 @@ fn price_on(
         energy_pj: breakdown.values().sum(),
         breakdown,
         by_action,
-        utilization: ratio(macs as f64, (total_cycles * array.rows * array.cols) as f64),
+        utilization: ratio(
+            macs as f64,
+            total_cycles as f64 * array.rows as f64 * array.cols as f64,
+        ),
         mapping_efficiency: ratio(
             mapped
                 .iter()
@@ -305,6 +347,14 @@ fn price_on(
         area_mm2: area_breakdown.values().sum(),
         area_breakdown,
     })
+}
+
+/// The sum of `terms`, or [`CostError::Overflow`] naming `what`.
+fn total_of(what: &str, terms: impl IntoIterator<Item = u64>) -> Result<u64, CostError> {
+    terms
+        .into_iter()
+        .try_fold(0u64, u64::checked_add)
+        .ok_or_else(|| CostError::Overflow(what.to_string()))
 }
 
 /// `a / b`, 0 when `b` is 0.
@@ -320,7 +370,7 @@ fn ratio(a: f64, b: f64) -> f64 {
 pub fn price_gemm(arch: &Architecture, g: Gemm) -> Result<CostReport, CostError> {
     price(
         arch,
-        &gemm_counts(arch, g),
+        &gemm_counts(arch, g)?,
         &Work {
             gemms: vec![g],
             vector_ops: 0,

@@ -12,6 +12,7 @@ use crate::format::{
     BlockFormat, BlockKind, BlockSize, Element, FixedFormat, FloatFormat, Format, QTorchFloat,
     Special,
 };
+use crate::suggest::suggestion;
 
 /// A malformed format spec.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
@@ -52,6 +53,9 @@ pub const ALIASES: &[&str] = &[
 ];
 
 const KINDS: &str = "an alias (see `lpsim formats`) or float:, fixed:, bfp:, mx:, qtorch:";
+
+/// The `kind` of a `kind:key=value,...` spec.
+const FORMAT_KINDS: [&str; 5] = ["float", "fixed", "bfp", "mx", "qtorch"];
 
 fn float(e: u32, m: u32, bias: Option<i32>, special: Special) -> FloatFormat {
     FloatFormat::new(e, m, bias, true, special, false, true, true)
@@ -128,7 +132,8 @@ impl<'a> Fields<'a> {
             let k = k.trim();
             if !allowed.contains(&k) {
                 return Err(f.err(format!(
-                    "unknown key `{k}`; allowed keys: {}",
+                    "unknown key `{k}`{}; allowed keys: {}",
+                    suggestion(k, allowed),
                     allowed.join(", ")
                 )));
             }
@@ -194,9 +199,12 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
         spec: spec.to_string(),
         reason,
     };
-    let (kind, body) = lower
-        .split_once(':')
-        .ok_or_else(|| err(format!("unknown format; expected {KINDS}")))?;
+    let (kind, body) = lower.split_once(':').ok_or_else(|| {
+        err(format!(
+            "unknown format{}; expected {KINDS}",
+            suggestion(&lower, ALIASES)
+        ))
+    })?;
     let wrap = |r: Result<Format, String>| r.map_err(&err);
     match kind.trim() {
         "float" => {
@@ -212,7 +220,8 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
                 "none" => Special::None,
                 other => {
                     return Err(f.err(format!(
-                        "special = `{other}`: must be ieee, fn, fnuz or none"
+                        "special = `{other}`: must be ieee, fn, fnuz or none{}",
+                        suggestion(other, ["ieee", "fn", "fnuz", "none"])
                     )))
                 }
             };
@@ -250,17 +259,19 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
         "mx" => {
             let f = Fields::parse(spec, body, &["elem", "size"])?;
             let name = f.map.get("elem").copied().unwrap_or("e4m3fn");
-            let element = match alias(name) {
-                Some(Format::Float(x)) if x.bits() <= 8 && x.signed() => Element::Float(x),
-                _ if name == "int8" => {
-                    Element::Fixed(FixedFormat::new(8, 6, true, true, true).map_err(&err)?)
-                }
-                _ => {
-                    return Err(f.err(format!(
-                        "elem = `{name}`: must be e4m3fn, e5m2, e3m2fn, e2m3fn, e2m1fn or int8"
+            let element =
+                match alias(name) {
+                    Some(Format::Float(x)) if x.bits() <= 8 && x.signed() => Element::Float(x),
+                    _ if name == "int8" => {
+                        Element::Fixed(FixedFormat::new(8, 6, true, true, true).map_err(&err)?)
+                    }
+                    _ => {
+                        return Err(f.err(format!(
+                        "elem = `{name}`: must be e4m3fn, e5m2, e3m2fn, e2m3fn, e2m1fn or int8{}",
+                        suggestion(name, ["e4m3fn", "e5m2", "e3m2fn", "e2m3fn", "e2m1fn", "int8"])
                     )))
-                }
-            };
+                    }
+                };
             wrap(BlockFormat::mx(element, f.size()?).map(Format::Block))
         }
         "qtorch" => {
@@ -270,7 +281,10 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
                     .map(Format::QTorch),
             )
         }
-        other => Err(err(format!("unknown kind `{other}`; expected {KINDS}"))),
+        other => Err(err(format!(
+            "unknown kind `{other}`{}; expected {KINDS}",
+            suggestion(other, FORMAT_KINDS)
+        ))),
     }
 }
 

@@ -31,6 +31,28 @@ pub enum ReportError {
         /// The file left untouched.
         path: PathBuf,
     },
+    /// A user-named output file exists and lpsim cannot tell that it wrote it.
+    #[error(
+        "{}: exists and is not a file lpsim wrote; pass --force to replace it, or choose another \
+         name",
+        path.display()
+    )]
+    Exists {
+        /// The file left untouched.
+        path: PathBuf,
+    },
+    /// An output file that is also an input of the same command.
+    #[error(
+        "{}: is also the input {}; writing the output there would destroy the input",
+        path.display(),
+        input.display()
+    )]
+    OverwritesInput {
+        /// The output asked for.
+        path: PathBuf,
+        /// The input it names (as given).
+        input: PathBuf,
+    },
     /// A plot could not be drawn.
     #[error("{}: cannot draw the plot: {detail}", path.display())]
     Plot {
@@ -101,6 +123,62 @@ pub fn write_atomically<E: From<ReportError>>(
         let _ = std::fs::remove_file(&tmp);
         E::from(ReportError::io(path, "write", e))
     })
+}
+
+/// Whether a user-named output file `path` (`lpsim quantize --output`, `lpsim gemm --out`)
+/// may be written: it must not be the same file as any of `inputs` (compared by canonical
+/// path, so `./x` and `x` or a symbolic link are caught, even with `force`), and an existing
+/// file there must be one `is_ours` recognizes as lpsim's unless `force` is given
+/// ([`ReportError::Exists`]).
+pub fn check_output(
+    path: &Path,
+    inputs: &[&Path],
+    force: bool,
+    is_ours: impl Fn(&[u8]) -> bool,
+) -> Result<(), ReportError> {
+    if let Some(input) = inputs.iter().find(|i| same_file(path, i)) {
+        return Err(ReportError::OverwritesInput {
+            path: path.to_path_buf(),
+            input: input.to_path_buf(),
+        });
+    }
+    if force {
+        return Ok(());
+    }
+    check_ours(path, is_ours).map_err(|e| match e {
+        ReportError::NotOurs { path } => ReportError::Exists { path },
+        e => e,
+    })
+}
+
+/// Write a user-named output file atomically with `write` after [`check_output`].
+pub fn write_output<E: From<ReportError>>(
+    path: &Path,
+    inputs: &[&Path],
+    force: bool,
+    is_ours: impl Fn(&[u8]) -> bool,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), E>,
+) -> Result<(), E> {
+    check_output(path, inputs, force, is_ours)?;
+    write_atomically(path, write)
+}
+
+/// Whether `a` and `b` name the same file: their canonical paths are equal (a path that does
+/// not exist yet is its canonical parent directory plus its name).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let canonical = |p: &Path| {
+        p.canonicalize().ok().or_else(|| {
+            let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+            Some(
+                parent
+                    .unwrap_or(Path::new("."))
+                    .canonicalize()
+                    .ok()?
+                    .join(p.file_name()?),
+            )
+        })
+    };
+    matches!((canonical(a), canonical(b)), (Some(x), Some(y)) if x == y)
 }
 
 /// Replace `path` with `bytes` atomically, unless a file is there that `is_ours` (given the

@@ -8,8 +8,8 @@ pub(crate) mod plot;
 mod run;
 mod write;
 
+pub use io::{check_output, write_atomically, write_output, ReportError};
 pub(crate) use io::{create_dir, has_marker, replace_own_file, MARKER as MARKER_LINE};
-pub use io::{write_atomically, ReportError};
 pub use pareto::pareto_front;
 pub use run::{
     error_metric, ChainMoments, CostSummary, EpochRecord, RangeRecord, RunConfig, RunReport,

@@ -78,6 +78,28 @@ impl Rounding {
     pub const SPELLINGS: &'static str =
         "rne|nearest, rna, rtz, up, down, odd, sr|stochastic, sr:bits=N (N in 1..=32)";
 
+    /// Every name a mode is spelled with (the `sr:bits=N` form aside), for suggestions.
+    const NAMES: [&'static str; 18] = [
+        "rne",
+        "nearest",
+        "nearest-even",
+        "rna",
+        "nearest-away",
+        "rtz",
+        "zero",
+        "toward-zero",
+        "up",
+        "rup",
+        "ceil",
+        "down",
+        "rdn",
+        "floor",
+        "odd",
+        "rto",
+        "sr",
+        "stochastic",
+    ];
+
     /// Whether the mode draws random bits.
     pub fn is_stochastic(self) -> bool {
         matches!(self, Rounding::Stochastic { .. })
@@ -159,7 +181,13 @@ impl FromStr for Rounding {
                 let rest = s
                     .strip_prefix("sr:")
                     .or_else(|| s.strip_prefix("stochastic:"))
-                    .ok_or_else(|| err(format!("unknown mode; allowed: {}", Self::SPELLINGS)))?;
+                    .ok_or_else(|| {
+                        err(format!(
+                            "unknown mode{}; allowed: {}",
+                            crate::suggest::suggestion(&s, Self::NAMES),
+                            Self::SPELLINGS
+                        ))
+                    })?;
                 let value = rest
                     .strip_prefix("bits=")
                     .ok_or_else(|| err(format!("expected `bits=N` after `sr:`, found `{rest}`")))?;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::SweepError;
+use crate::algo::Algo;
 use crate::arch::{ArchError, Node, Obj};
 
 /// A sweep: one or more grids of workloads x algorithms x architectures x `set` values x seeds.
@@ -78,14 +79,20 @@ impl SweepSpec {
     /// path (`spec.json: set.lr[1]: expected a string, number or boolean, found null`).
     pub fn from_json_str(file: &str, text: &str) -> Result<Self, SweepError> {
         let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|error| SweepError::Json {
+            crate::json::parse_strict(text).map_err(|error| SweepError::Json {
                 file: file.to_string(),
                 error,
             })?;
         let root = Node::root(file, &value);
         let obj = root.object(&TOP_KEYS)?;
         let name = obj.req("name", "the sweep's name", |n| n.str().map(str::to_string))?;
-        let out = obj.opt("out", |n| n.str().map(PathBuf::from))?;
+        let out = obj.opt("out", |n| match n.str()? {
+            s if s.trim().is_empty() => Err(n.bad_value(
+                "must name a directory (omit `out` for reports/<name>; \"\" would write into \
+                 the current directory)",
+            )),
+            s => Ok(PathBuf::from(s)),
+        })?;
         let grids = match obj.opt("grids", |n| {
             let grids = n.array(|g| Grid::parse(g.object(&GRID_KEYS)?))?;
             non_empty(n, grids)
@@ -153,7 +160,12 @@ impl Grid {
         };
         let workloads = obj.req("workloads", "workload files or globs", files)?;
         let algos = obj.req("algos", "algorithm names", |n| {
-            let v = n.array(|a| a.str().map(str::to_string))?;
+            let v = n.array(|a| {
+                let name = a.str()?;
+                // Checked now, so a typo fails the spec rather than every run of it.
+                name.parse::<Algo>().map_err(|e| a.bad_value(e))?;
+                Ok(name.to_string())
+            })?;
             non_empty(n, v)
         })?;
         let archs = obj.req("archs", "architecture files or globs", files)?;

@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 
 use flate2::bufread::GzDecoder;
 use ndarray::{Array1, Array2, ArrayView1, Axis};
-use ndarray_npy::{ReadNpyExt, ReadableElement};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::linalg::{self, LinalgError};
 use super::FieldError;
+use crate::limits;
+use crate::npy::{self, Dtype, NpyError};
 use crate::round::RandomStream;
 
 /// Stream id of the train/test permutation (keyed by `split_seed`).
@@ -33,12 +34,12 @@ const STREAM_REG_NOISE: u64 = 0x0072_6567_5f6e; // "reg_n"
 #[derive(Debug, Error)]
 pub enum DataError {
     /// The file could not be opened or read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file as resolved.
         path: PathBuf,
-        /// The operating system's error.
-        source: io::Error,
+        /// The operating system's error (in the message, so not also a `source`).
+        error: io::Error,
     },
     /// A malformed line of a CSV file.
     #[error("{}:{line}: {reason}", path.display())]
@@ -58,6 +59,9 @@ pub enum DataError {
         /// What is wrong and what was expected.
         reason: String,
     },
+    /// A `.npy` file that is malformed or too large (the error names the file).
+    #[error(transparent)]
+    Npy(#[from] NpyError),
     /// The data set is fine but the split asked for cannot be made.
     #[error("data: {0}")]
     Split(String),
@@ -297,6 +301,21 @@ impl DataSpec {
                 if !(s.noise >= 0.0 && s.noise.is_finite()) {
                     return Err(FieldError::new("noise", s.noise, "must be finite and >= 0"));
                 }
+                // X, its train/test copies and the algorithms' carrier copy: 4 f64 per entry.
+                limits::check_array(
+                    format!("a {} x {} design matrix", s.samples, s.features),
+                    &[s.samples, s.features],
+                    32,
+                )
+                .map_err(|e| {
+                    // Name the larger of the two: the one to reduce.
+                    let (field, v) = if s.features > s.samples {
+                        ("features", s.features)
+                    } else {
+                        ("samples", s.samples)
+                    };
+                    FieldError::new(field, v, e.to_string())
+                })?;
                 check_split(s.test_fraction)
             }
             DataSpec::Gaussian(s) => s.target().map(|_| ()),
@@ -375,6 +394,9 @@ impl GaussianSpec {
         if d < 1 {
             return Err(FieldError::new("dimension", d, "must be at least 1"));
         }
+        // The dense covariance, its Cholesky factor and the precision: 3 d x d matrices.
+        limits::check_array(format!("a dense {d} x {d} covariance"), &[d, d], 24)
+            .map_err(|e| FieldError::new("dimension", d, e.to_string()))?;
         let mean = match &self.mean {
             None => Array1::zeros(d),
             Some(m) if m.len() == d && m.iter().all(|v| v.is_finite()) => Array1::from(m.clone()),
@@ -734,9 +756,9 @@ fn parse_header(fields: &[&str], line: usize) -> Option<SkHeader> {
 
 /// Reads a CSV table as documented on [`CsvSpec`].
 fn read_csv(path: &Path, spec: &CsvSpec) -> Result<Table, DataError> {
-    let io_err = |source| DataError::Io {
+    let io_err = |error| DataError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let csv_err = |line, reason| DataError::Csv {
         path: path.to_path_buf(),
@@ -750,6 +772,20 @@ fn read_csv(path: &Path, spec: &CsvSpec) -> Result<Table, DataError> {
     } else {
         Box::new(raw)
     };
+    // The `csv` crate: RFC 4180 quoting, a UTF-8 byte-order mark skipped, empty lines skipped;
+    // field counts are checked here (flexible) so that the message can say against what. A
+    // record's own position is where the previous one ended (before any blank lines), so a
+    // record's line is taken as the reader's line after it minus one; the appended newline
+    // makes that hold for a last line without one too. (A record spanning lines through a
+    // quoted newline is named by its last line.)
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(io::Read::chain(input, &b"\n"[..]));
+    let mut record = csv::StringRecord::new();
+    let line_of_record =
+        |r: &csv::Reader<_>| (r.position().line() as usize).saturating_sub(1).max(1);
 
     let mut header: Option<SkHeader> = None;
     let mut seen_first = false;
@@ -761,14 +797,31 @@ fn read_csv(path: &Path, spec: &CsvSpec) -> Result<Table, DataError> {
     let mut values: Vec<f64> = Vec::new();
     let mut rows = 0usize;
 
-    for (index, line) in input.lines().enumerate() {
-        let lineno = index + 1;
-        let line = line.map_err(|e| csv_err(lineno, format!("cannot read: {e}")))?;
-        let text = line.trim();
-        if text.is_empty() {
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let (line, reason) = match e.kind() {
+                    csv::ErrorKind::Utf8 { err, .. } => (
+                        line_of_record(&reader),
+                        format!("field {} is not valid UTF-8", err.field() + 1),
+                    ),
+                    csv::ErrorKind::Io(io) => (
+                        reader.position().line() as usize,
+                        format!("cannot read: {io}"),
+                    ),
+                    _ => (reader.position().line() as usize, e.to_string()),
+                };
+                return Err(csv_err(line, reason));
+            }
+        }
+        let lineno = line_of_record(&reader);
+        // A line of spaces is one empty field after trimming: blank, skipped.
+        if record.len() == 1 && record[0].is_empty() {
             continue;
         }
-        let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+        let fields: Vec<&str> = record.iter().collect();
         if !seen_first {
             seen_first = true;
             let is_header = match spec.header {
@@ -788,6 +841,15 @@ fn read_csv(path: &Path, spec: &CsvSpec) -> Result<Table, DataError> {
                     Some(h) => h.features + 1,
                     None => fields.len(),
                 };
+                if n < 2 {
+                    return Err(csv_err(
+                        lineno,
+                        format!(
+                            "rows of {n} field(s): need at least one feature and the label \
+                             (comma-separated)"
+                        ),
+                    ));
+                }
                 let label = if spec.label_column < 0 {
                     n as i64 + spec.label_column
                 } else {
@@ -899,51 +961,50 @@ fn class_bound(spec: &CsvSpec, header: &Option<SkHeader>) -> Result<Option<Class
     }
 }
 
-/// Reads a whole `.npy` file as `T`, converting to `f64`; `None` if the dtype is not `T`'s.
-fn try_npy<T: ReadableElement + Copy, D: ndarray::Dimension>(
-    bytes: &[u8],
-    to_f64: impl Fn(T) -> f64,
-) -> Option<ndarray::Array<f64, D>> {
-    ndarray::Array::<T, D>::read_npy(bytes)
-        .ok()
-        .map(|a| a.mapv(to_f64))
-}
-
 fn read_npy_table(workload_file: &Path, spec: &NpySpec) -> Result<Table, DataError> {
     let fpath = resolve_path(&spec.features, workload_file);
     let lpath = resolve_path(&spec.labels, workload_file);
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|source| DataError::Io {
-            path: p.to_path_buf(),
-            source,
-        })
-    };
     let content = |p: &Path, reason: String| DataError::Content {
         path: p.to_path_buf(),
         reason,
     };
-    let fbytes = read(&fpath)?;
-    let x: Array2<f64> = try_npy::<f64, _>(&fbytes, |v| v)
-        .or_else(|| try_npy::<f32, _>(&fbytes, f64::from))
-        .ok_or_else(|| content(&fpath, "not a 2-D float32 or float64 .npy array".into()))?;
+    let features = npy::read(&fpath)?;
+    let x: Array2<f64> = match (features.dtype, &features.shape[..]) {
+        (Dtype::Float { .. }, &[rows, cols]) => {
+            Array2::from_shape_vec((rows, cols), features.values)
+                .map_err(|e| content(&fpath, e.to_string()))?
+        }
+        (dtype, shape) => {
+            return Err(content(
+                &fpath,
+                format!(
+                    "a {}-D {} array: expected a 2-D float32 or float64 .npy array",
+                    shape.len(),
+                    dtype.name()
+                ),
+            ))
+        }
+    };
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
         return Err(content(
             &fpath,
             format!("element {i} (row-major) is not finite"),
         ));
     }
-    let lbytes = read(&lpath)?;
-    let y: Array1<f64> = try_npy::<f64, _>(&lbytes, |v| v)
-        .or_else(|| try_npy::<f32, _>(&lbytes, f64::from))
-        .or_else(|| try_npy::<i64, _>(&lbytes, |v| v as f64))
-        .or_else(|| try_npy::<i32, _>(&lbytes, f64::from))
-        .or_else(|| try_npy::<i16, _>(&lbytes, f64::from))
-        .or_else(|| try_npy::<i8, _>(&lbytes, f64::from))
-        .or_else(|| try_npy::<u64, _>(&lbytes, |v| v as f64))
-        .or_else(|| try_npy::<u32, _>(&lbytes, f64::from))
-        .or_else(|| try_npy::<u16, _>(&lbytes, f64::from))
-        .or_else(|| try_npy::<u8, _>(&lbytes, f64::from))
-        .ok_or_else(|| content(&lpath, "not a 1-D integer or float .npy array".into()))?;
+    let labels = npy::read(&lpath)?;
+    let y: Array1<f64> = match (labels.dtype, &labels.shape[..]) {
+        (Dtype::Float { .. } | Dtype::Int { .. }, &[_]) => Array1::from(labels.values),
+        (dtype, shape) => {
+            return Err(content(
+                &lpath,
+                format!(
+                    "a {}-D {} array: expected a 1-D integer or float .npy array",
+                    shape.len(),
+                    dtype.name()
+                ),
+            ))
+        }
+    };
     if y.len() != x.nrows() {
         return Err(content(
             &lpath,

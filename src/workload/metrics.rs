@@ -188,9 +188,15 @@ pub enum OptimumError {
     /// The model is not linear regression.
     #[error("the least-squares optimum needs a linear model, not {0}")]
     NotLinear(&'static str),
-    /// The factorization failed.
+    /// The factorization failed (the cause is in the message, so not also a `source`).
     #[error("least-squares optimum: {0}")]
-    Linalg(#[from] LinalgError),
+    Linalg(LinalgError),
+}
+
+impl From<LinalgError> for OptimumError {
+    fn from(e: LinalgError) -> Self {
+        OptimumError::Linalg(e)
+    }
 }
 
 /// The exact minimizer of a linear model's objective and its value, in `f64`.

@@ -56,12 +56,12 @@ impl FieldError {
 #[derive(Debug, Error)]
 pub enum WorkloadError {
     /// The file could not be read.
-    #[error("{}: {source}", file.display())]
+    #[error("{}: {error}", file.display())]
     Io {
         /// The workload file.
         file: PathBuf,
-        /// The operating system's error.
-        source: std::io::Error,
+        /// The operating system's error (in the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// Not valid JSON.
     #[error("{}:{line}:{column}: {message}", file.display())]
@@ -213,9 +213,9 @@ impl Workload {
     /// Reads, parses and validates a workload file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, WorkloadError> {
         let file = path.as_ref();
-        let text = std::fs::read_to_string(file).map_err(|source| WorkloadError::Io {
+        let text = std::fs::read_to_string(file).map_err(|error| WorkloadError::Io {
             file: file.to_path_buf(),
-            source,
+            error,
         })?;
         Self::from_json_str(&text, file)
     }
@@ -223,7 +223,7 @@ impl Workload {
     /// Parses and validates workload JSON; `file` names it in errors and anchors data paths.
     pub fn from_json_str(text: &str, file: &Path) -> Result<Self, WorkloadError> {
         let file_buf = file.to_path_buf();
-        let value: Value = serde_json::from_str(text).map_err(|e| {
+        let value: Value = crate::json::parse_strict(text).map_err(|e| {
             let mut message = e.to_string();
             // serde_json appends " at line L column C"; the error puts them in front instead.
             if let Some(at) = message.rfind(" at line ") {
@@ -353,7 +353,10 @@ fn kind_of<'a>(
             file: file.to_path_buf(),
             json_path: format!("{section}.kind"),
             value: kind.to_string(),
-            allowed: format!("must be one of {kinds}"),
+            allowed: format!(
+                "must be one of {kinds}{}",
+                crate::suggest::suggestion(kind.as_str().unwrap_or(""), kinds.split(", "))
+            ),
         }),
     }
 }
