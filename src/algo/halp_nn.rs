@@ -5,27 +5,33 @@
 //! driver's set-up are [`super::svrg_nn`]'s.
 //!
 //! Every weight matrix is a full-precision centre `W~_l` plus an offset `Z_l = delta_l K_l`,
-//! with codes `K_l` ([`offset_codes`]) and the layer's own scale
-//! `delta_l = ||g~_l|| / (mu levels)`, re-scaled and re-centred (`K_l = 0`) every epoch and
-//! folded back (`W~_l <- W~_l + delta_l K_l` in `fp32`, option I) at its end. The epoch's
-//! full-precision pass (the full gradient `g~`) also caches, per training example, the centre's pre-activations `z~_l`, activations `a~_l`
-//! and the backward pass's gradients with respect to them (`g~z_l`, `g~h_l`), all in `fp32`,
-//! and the centre's copy `Wc_l` in the MAC's B format (the authors' `weight_lp`). The inner
+//! with codes `K_l` ([`offset_codes`]) and its own scale `delta_l = ||g~_l|| / (mu levels)`;
+//! every bias row likewise a centre `b~_l` plus `delta_b,l kb_l` with
+//! `delta_b,l = ||g~_b,l|| / (mu levels)` (the authors' `bias_delta`). Scales are re-set and
+//! offsets re-centred (`K_l = 0`, `kb_l = 0`) every epoch and folded back
+//! (`W~_l <- W~_l + delta_l K_l`, `b~_l <- b~_l + delta_b,l kb_l` in `fp32`, option I) at its
+//! end. The epoch's full-precision pass (the full gradient `g~`) also caches, per training
+//! example, the centre's pre-activations `z~_l` (after the bias), activations `a~_l` and the
+//! backward pass's gradients with respect to them (`g~z_l`, `g~h_l`), all in `fp32`, and the
+//! centre's copy `Wc_l` in the MAC's B format (the authors' `weight_lp`). The inner
 //! step computes the gradient *difference* `grad f_i(w~ + z) - grad f_i(w~)` with bit-centred
 //! layers, so every matmul multiplies an offset (or an offset's gradient) on the
 //! architecture's MAC: with `s_l = z~_l + dz_l` the pre-activation at `w` and `c = N / B` (the
 //! cache holds gradients of the mean over `N`, the step's are over the batch's `B` rows),
-//! - linear, forward: `dz_l = da_l Wc_l + delta_l (a_l K_l)` (`a_0 = x`, `da_0 = 0`);
+//! - linear, forward: `dz_l = da_l Wc_l + delta_l (a_l K_l) + delta_b,l kb_l` (`a_0 = x`,
+//!   `da_0 = 0`; the bias offset added to every row on the vector unit, [`Op::BiasAdd`]);
 //! - ReLU, forward: `a_{l+1} = relu(s_l)` in `fp32`, `da_{l+1} = a_{l+1} - a~_{l+1}`;
 //! - cross-entropy: `dg_L = softmaxgrad(s_L) - softmaxgrad(z~_L)`;
-//! - linear, backward: `dW_l = a_l^T dg_l + c da_l^T g~z_l` and
+//! - linear, backward: `dW_l = a_l^T dg_l + c da_l^T g~z_l`, `db_l = sum_rows(dg_l)` (the
+//!   authors' `grad_output.sum(0)`, [`Op::SumRows`]) and
 //!   `dgh_{l-1} = dg_l Wc_l^T + delta_l ((c g~z_l + dg_l) K_l^T)`;
 //! - ReLU, backward: `dg_{l-1} = dgh_{l-1} [s > 0] + c (g~h_{l-1} [s > 0] - g~z_{l-1})`;
-//! - update: `K_l <- Q(K_l - (lr / delta_l) (dW_l + g~_l))`, stochastic rounding onto the
-//!   codes (the authors' `delta -= lr g_delta + lr g~`).
+//! - update: `K_l <- Q(K_l - (lr / delta_l) (dW_l + g~_l))` and
+//!   `kb_l <- Q(kb_l - (lr / delta_b,l) (db_l + g~_b,l))`, stochastic rounding onto the codes
+//!   (the authors' `delta -= lr g_delta + lr g~`).
 //!
 //! Offsets of activations (`da`, `dz`) are stored in the architecture's activation format, of
-//! gradients (`dg`, `dgh`, `dW`) in its gradient format (the authors keep both in fp16);
+//! gradients (`dg`, `dgh`, `dW`, `db`) in its gradient format (the authors keep both in fp16);
 //! sums with the centre run on the vector unit in `fp32`. At `K = 0` every difference is
 //! exactly zero, so the first step's direction is exactly `g~`.
 //!
@@ -44,8 +50,8 @@
 //!   centre;
 //! - the ReLU masks are `z > 0` on both sides (the executor's `relu_grad`; the authors'
 //!   bit-centred ReLU uses `>= 0` on both, PyTorch's full-precision ReLU `> 0`);
-//! - `delta_l` per weight matrix from its own part of `g~` (the paper's single `delta` is for a
-//!   vector; the authors' fp16 offsets scale per element by their exponent);
+//! - `delta` per weight matrix and per bias row from its own part of `g~` (the paper's single
+//!   `delta` is for a vector; the authors' fp16 offsets scale per element by their exponent);
 //! - the full pass, the batches, momentum and weight decay as in [`super::svrg_nn`].
 
 use std::collections::BTreeMap;
