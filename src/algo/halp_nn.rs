@@ -620,6 +620,26 @@ mod tests {
     }
 
     #[test]
+    fn widths_take_a_weight_and_a_bias_per_layer_and_refuse_other_models() {
+        assert_eq!(widths(&mlp(&[6, 4])).unwrap(), vec![5, 6, 4, 3]);
+        assert_eq!(widths(&mlp(&[])).unwrap(), vec![5, 3]);
+        let logistic = ModelShape::Logistic {
+            d: 5,
+            classes: 3,
+            l2: 0.0,
+        };
+        match widths(&logistic) {
+            Err(AlgoError::Unsupported(m)) => {
+                assert!(
+                    m.contains("a weight matrix and a bias row per layer"),
+                    "{m}"
+                )
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn halp_bit_centred_difference_is_zero_at_the_centre_on_any_datapath() {
         let model = mlp(&[6, 4]);
         for name in ["fp32", "bf16", "fp8", "int8", "bfp8", "mxfp8"] {
