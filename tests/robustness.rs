@@ -474,7 +474,7 @@ fn hyperparameters_out_of_range_are_refused() {
         ("sgld", "lr=-0.1", "must be greater than 0"),
         ("sgld", "lr=0", "must be greater than 0"),
         ("sgld", "temperature=-1", "must be at least 0"),
-        ("halp", "mu=-3", "must be greater than 0"),
+        ("halp", "mu=-3", "must be at least 0"),
         ("lp-sgd", "delta=-0.7", "must be at least 0"),
         ("sgld", "batch=1.5", "whole number"),
     ];
@@ -623,7 +623,7 @@ fn impossible_sizes_are_refused_before_allocating() {
                     "train": {{"epochs": 1, "batch_size": 4}}}}"#
             ),
             "sgd",
-            vec!["the model's 1000000008000000000 parameters", "would need"],
+            vec!["the model's 1000000009000000003 parameters", "would need"],
         ),
         (
             format!(

@@ -820,12 +820,11 @@ mod tests {
             (Algo::Sgld, "lr", 0.0),
             (Algo::Sgld, "temperature", -1.0),
             (Algo::Halp, "mu", -3.0),
-            (Algo::Halp, "mu", 0.0),
             (Algo::LpSgd, "delta", -0.7),
             (Algo::Sgld, "batch", 0.0),
             (Algo::Sgld, "batch", 2.5),
             (Algo::Sgld, "epochs", 1e300),
-            (Algo::Sgld, "burn_in", 1.0),
+            (Algo::Sgld, "burn_in", 0.5),
             (Algo::Qsgld, "base", 1.0),
             (Algo::Qsgld, "nearest", 2.0),
             (Algo::Halp, "bits", 65.0),
@@ -842,5 +841,7 @@ mod tests {
         h.set("temperature", 0.0).unwrap();
         h.set("burn_in", 0.0).unwrap();
         Hyper::new(Algo::LpSgd).set("delta", 0.0).unwrap();
+        // HALP's mu = 0 asks for the problem's strong-convexity constant.
+        Hyper::new(Algo::Halp).set("mu", 0.0).unwrap();
     }
 }

@@ -33,7 +33,7 @@ use ndarray::{Array2, ArrayD};
 use petgraph::graph::NodeIndex;
 
 use crate::algo::halp_nn;
-use crate::algo::model::{fp32, grad_name, param_shapes, Builder};
+use crate::algo::model::{fp32, grad_name, is_bias, param_shapes, Builder};
 use crate::algo::sgld::{data_format, init_params, picked_rows, Batches, Run};
 use crate::algo::{loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, TrainData, TrainOutcome};
 use crate::arch::{Architecture, StoreRounding};
@@ -122,7 +122,8 @@ fn gradient_part<'a>(
 }
 
 /// The gradient graph of `model` on `rows` examples (outputs: the gradients), plus for HALP the
-/// centre's copy `wc{l}` in the MAC's B format of `lp` (the run's architecture).
+/// centre's copy `wc{i}` of layer `i`'s weight in the MAC's B format of `lp` (the run's
+/// architecture; biases are added on the vector unit and need no MAC copy).
 pub(crate) fn gradient_graph(
     model: &ModelShape,
     arch: &Architecture,
@@ -134,8 +135,9 @@ pub(crate) fn gradient_graph(
     let mut outputs: Vec<String> = g.iter().map(|&i| b.b.meta(i).name.clone()).collect();
     if let Some(lp) = lp {
         let (mb, rw) = (lp.formats.mac.b, lp.formats.rounding.weights);
-        for (l, &p) in w.iter().enumerate() {
-            let name = format!("wc{l}");
+        let weights = w.iter().enumerate().filter(|&(l, _)| !is_bias(model, l));
+        for (i, (_, &p)) in weights.enumerate() {
+            let name = format!("wc{i}");
             b.op(Op::Quantize, &name, mb, rw, Role::Weights, &[p])?;
             outputs.push(name);
         }
@@ -407,34 +409,59 @@ pub(crate) mod tests {
         (x, y)
     }
 
-    /// The gradient of the mean cross-entropy of a ReLU MLP, in `f64` (an independent
-    /// backpropagation).
+    /// The gradient of the mean cross-entropy of a ReLU MLP with parameters `p` (weight then
+    /// bias of every layer, as [`param_shapes`]), in `f64` (an independent backpropagation):
+    /// the gradients in the same order.
     pub(crate) fn reference(
-        w: &[Array2<f64>],
+        p: &[Array2<f64>],
         x: &Array2<f64>,
         y: &Array2<f64>,
     ) -> Vec<Array2<f64>> {
+        let layers = p.len() / 2;
         let mut acts = vec![x.clone()];
         let mut pre = Vec::new();
-        for (l, wl) in w.iter().enumerate() {
-            let z = acts[l].dot(wl);
-            if l + 1 < w.len() {
+        for l in 0..layers {
+            let z = acts[l].dot(&p[2 * l]) + &p[2 * l + 1];
+            if l + 1 < layers {
                 acts.push(z.mapv(|v| v.max(0.0)));
             }
             pre.push(z);
         }
-        let mut e = pre[w.len() - 1].clone();
+        let mut e = pre[layers - 1].clone();
         softmax_rows(&mut e);
         e = (e - y) / x.nrows() as f64;
-        let mut grads = vec![Array2::zeros((0, 0)); w.len()];
-        for l in (0..w.len()).rev() {
-            grads[l] = acts[l].t().dot(&e);
+        let mut grads = vec![Array2::zeros((0, 0)); p.len()];
+        for l in (0..layers).rev() {
+            grads[2 * l] = acts[l].t().dot(&e);
+            grads[2 * l + 1] = e.sum_axis(Axis(0)).insert_axis(Axis(0));
             if l > 0 {
-                e = e.dot(&w[l].t());
+                e = e.dot(&p[2 * l].t());
                 e.zip_mut_with(&pre[l - 1], |g, &z| *g = if z > 0.0 { *g } else { 0.0 });
             }
         }
         grads
+    }
+
+    /// `init_params` of `model` in `format` with every bias set to multiples of `1/32` in
+    /// `[-1/8, 1/8]` (exact in every shipped weight format), so that tests exercise the bias
+    /// rather than its zero start.
+    pub(crate) fn params_with_biases(
+        model: &ModelShape,
+        store: Store,
+        seed: u64,
+    ) -> Vec<Array2<f64>> {
+        let s = RandomStream::new(seed, 77);
+        let mut p = init_params(model, store.0, store.1, seed);
+        for (l, t) in p.iter_mut().enumerate() {
+            if is_bias(model, l) {
+                *t = Array2::from_shape_fn(t.dim(), |(_, j)| {
+                    let u = s.uniform_f64((l * 100 + j) as u64);
+                    ((u * 9.0).floor() - 4.0) / 32.0
+                });
+            }
+        }
+        assert!(p.iter().any(|t| t.iter().any(|&v| v != 0.0)));
+        p
     }
 
     pub(crate) fn max_abs(a: &Array2<f64>) -> f64 {
@@ -463,13 +490,13 @@ pub(crate) mod tests {
             let arch = arch(name);
             let fp = full_precision(&arch);
             let store = (arch.formats.weights, arch.formats.rounding.weights);
-            let w = init_params(&model, store.0, store.1, 1);
+            let w = params_with_biases(&model, store, 1);
             let full = gradient_graph(&model, &fp, 12, (fp32(), RN), None).unwrap();
             let mut f = vec![("x".into(), x.clone()), ("y".into(), y.clone())];
             f.extend(weights(&w));
             let mut res = execute(&full, &fp, &feeds(f), 0, 0).unwrap();
-            let gt: Vec<_> = (0..2)
-                .map(|l| take(&mut res, &format!("grad{l}")))
+            let gt: Vec<_> = (0..4)
+                .map(|l| take(&mut res, &grad_name(&model, l)))
                 .collect();
             // The full gradient is the mean over all 12 examples, to fp32 accuracy.
             for (g, r) in gt.iter().zip(reference(&w, &x, &y)) {
@@ -484,7 +511,7 @@ pub(crate) mod tests {
             f.extend(weights(&w));
             let mut g0 = execute(&snap, &arch, &feeds(f.clone()), 0, 5).unwrap();
             for (l, g) in gt.iter().enumerate() {
-                f.push((format!("g0.{l}"), take(&mut g0, &format!("grad{l}"))));
+                f.push((format!("g0.{l}"), take(&mut g0, &grad_name(&model, l))));
                 f.push((format!("gt{l}"), g.clone()));
             }
             let step = svrg_step_graph(&model, &arch, 4, store, lr).unwrap();
@@ -493,8 +520,10 @@ pub(crate) mod tests {
                 assert_eq!(&take(&mut res, &format!("vr{l}")), g, "{name}: layer {l}");
             }
             if name == "fp32" {
-                let expect = (&w[0] - &(lr * &gt[0])).mapv(|v| f64::from(v as f32));
-                assert_eq!(take(&mut res, "w0.next"), expect);
+                for (l, g) in gt.iter().enumerate() {
+                    let expect = (&w[l] - &(lr * g)).mapv(|v| f64::from(v as f32));
+                    assert_eq!(take(&mut res, &format!("w{l}.next")), expect, "layer {l}");
+                }
             }
         }
     }
@@ -507,7 +536,7 @@ pub(crate) mod tests {
         let (xb, yb) = (x.select(Axis(0), &idx), y.select(Axis(0), &idx));
         let arch = arch("fp32");
         let store = (fp32(), RN);
-        let centre = init_params(&model, fp32(), RN, 1);
+        let centre = params_with_biases(&model, store, 1);
         let s = RandomStream::new(9, 9);
         let w: Vec<Array2<f64>> = centre
             .iter()
@@ -528,13 +557,13 @@ pub(crate) mod tests {
         let mut f = vec![("x".into(), xb.clone()), ("y".into(), yb.clone())];
         f.extend(weights(&w));
         for (l, g) in gt.iter().enumerate() {
-            f.push((format!("g0.{l}"), take(&mut g0, &format!("grad{l}"))));
+            f.push((format!("g0.{l}"), take(&mut g0, &grad_name(&model, l))));
             f.push((format!("gt{l}"), g.mapv(|v| f64::from(v as f32))));
         }
         let step = svrg_step_graph(&model, &arch, 4, store, 0.1).unwrap();
         let mut res = execute(&step, &arch, &feeds(f), 0, 1).unwrap();
         let (gw, gc) = (reference(&w, &xb, &yb), reference(&centre, &xb, &yb));
-        for l in 0..2 {
+        for l in 0..4 {
             let expect = &(&gw[l] - &gc[l]) + &gt[l];
             let got = take(&mut res, &format!("vr{l}"));
             assert!(
