@@ -1,4 +1,4 @@
-//! Issue 5: the variance-corrected quantizer, the Gaussian toy of ALGORITHMS.md 5, HALP on the
+//! Issue 5: the variance-corrected quantizer, the Gaussian toy of docs/algorithms.md, HALP on the
 //! HALP paper's Figure 1 settings, QSGLD's quantization error, determinism.
 
 mod common;

@@ -1,6 +1,6 @@
 //! End-to-end tests of `lpsim run`, `lpsim sweep` and `lpsim graph` on the shipped workloads,
 //! shrunk with `--set` so each run takes a fraction of a second: the files they write, the
-//! figures of ALGORITHMS.md section 5 in miniature, divergence reported rather than crashing,
+//! figures of docs/algorithms.md in miniature, divergence reported rather than crashing,
 //! resumable and byte-identical sweeps, and the shipped quickstart spec.
 mod common;
 

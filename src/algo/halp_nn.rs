@@ -1,5 +1,5 @@
 //! HALP on neural networks ([`ModelShape::Mlp`]) with bit-centred layers (De Sa et al. 2018,
-//! ALGORITHMS.md 2), following the authors' code (`HazyResearch/halp`:
+//! docs/algorithms.md), following the authors' code (`HazyResearch/halp`:
 //! `halp/optim/bit_center_svrg.py`, `bit_center_sgd.py`, `halp/layers/bit_center_layer.py`,
 //! `linear_layer.py`, `relu_layer.py`, `cross_entropy.py`); the epoch's full pass and the
 //! driver's set-up are [`super::svrg_nn`]'s.

@@ -1,5 +1,5 @@
-//! The learning algorithms (ALGORITHMS.md): each builds step graphs ([`crate::graph`]) and runs
-//! them from an outer loop in Rust (DESIGN.md decision 7).
+//! The learning algorithms (docs/algorithms.md): each builds step graphs ([`crate::graph`]) and runs
+//! them from an outer loop in Rust (see ARCHITECTURE.md).
 //!
 //! - [`sgld`]: `sgd`, `lp-sgd`, `sgld`, `lp-sgld-f`, `lp-sgld-naive`, `lp-sgld-vc`, their cyclical
 //!   `csgld` variants, and `qsgld` — one step graph per mini-batch, any [`ModelShape`];
@@ -51,7 +51,7 @@ pub enum Algo {
     /// SGLD in full precision (the full-precision unit).
     Sgld,
     /// SGLDLP-F: full-precision master copy, gradients at `Q_W(theta)` on the low-precision MAC
-    /// (ALGORITHMS.md 1.1.1).
+    /// (docs/algorithms.md).
     LpSgldF,
     /// Naive SGLDLP-L: `theta <- Q_W(theta - lr g + noise)` (1.1.2).
     LpSgldNaive,
@@ -465,7 +465,7 @@ pub enum ModelShape {
         /// L2 regularization.
         l2: f64,
     },
-    /// A Gaussian target `N(mean, Sigma)` (ALGORITHMS.md 1.5, generalized): potential
+    /// A Gaussian target `N(mean, Sigma)` (docs/algorithms.md, generalized): potential
     /// `U = (theta - mean)^T P (theta - mean) / 2` with the precision `P = Sigma^-1`, noisy
     /// gradient `P (theta - mean) + 0.1 xi`; a chain at temperature `T` samples
     /// `N(mean, T Sigma)`. `N(0, I)` ([`ModelShape::standard_gaussian`]) is LP-SGLD's toy with

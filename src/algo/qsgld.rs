@@ -1,5 +1,5 @@
 //! QSGLD: SGLD through quantization with increasing resolution (Seok and Cho, arXiv 2305.18864;
-//! ALGORITHMS.md 3), as the authors' NeurIPS 2023 submission code computes it
+//! docs/algorithms.md), as the authors' NeurIPS 2023 submission code computes it
 //! (`nips2023-no5546/Stochastic-Gradient-Langevin-Dynamics-Based-on-Quantized-Optimization`:
 //! `nips_quant.py`, classes `Quantization` and `Q_process`; the optimizer `QtSGD` in
 //! `torch_learning.py`; the constants in `config_quantization.yaml`).

@@ -5,7 +5,7 @@
 //!
 //! The rule (workloads/README.md, `train`), for units `1..=units`:
 //! 1. the candidates are the units after the first `burn_in`;
-//! 2. cyclical step sizes (cSGLD, ALGORITHMS.md 1.4) keep only the candidates that end inside
+//! 2. cyclical step sizes (cSGLD, docs/algorithms.md) keep only the candidates that end inside
 //!    their cycle's *sampling window*: the last `save_per_cycle` units of the cycle (LP-SGLD
 //!    saves the last 5 of each 35-epoch cycle), but at most its second half, where the cosine
 //!    step size is below half its peak. A cycle shorter than `2 save_per_cycle` units therefore

@@ -1,5 +1,5 @@
 //! The mini-batch driver of `sgd`, `lp-sgd`, `sgld`, `lp-sgld-{f,naive,vc}`, the `csgld` variants
-//! and `qsgld` (ALGORITHMS.md 1.1, 1.3, 1.4, 3.2): one step graph per mini-batch.
+//! and `qsgld` (docs/algorithms.md): one step graph per mini-batch.
 //!
 //! Per parameter tensor `p` with weight gradient `g = Q_G(grad of the mean loss)` (the weight
 //! gradient matmul's output rounding) and `d = g + l2 p` (weight decay in `fp32`, after gradient

@@ -1,4 +1,4 @@
-//! SVRG, LP-SVRG, HALP and HALP's LP-SGD (De Sa et al. 2018; ALGORITHMS.md 2.1) for linear
+//! SVRG, LP-SVRG, HALP and HALP's LP-SGD (De Sa et al. 2018; docs/algorithms.md) for linear
 //! models (`Linear`, `Logistic`), whose gradients are `X^T phi'(X w)` with `phi'` the residual
 //! (`X w - y`) or the softmax error (`softmax(X w) - Y`), averaged over the batch.
 //!

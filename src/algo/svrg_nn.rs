@@ -1,5 +1,5 @@
 //! The SVRG family on neural networks ([`ModelShape::Mlp`]): `svrg`, `lp-svrg` and `halp`
-//! (De Sa et al. 2018, ALGORITHMS.md 2; the authors' `HazyResearch/halp`), dispatched from
+//! (De Sa et al. 2018, docs/algorithms.md; the authors' `HazyResearch/halp`), dispatched from
 //! [`super::svrg`]; HALP's bit-centred layers are in [`super::halp_nn`].
 //!
 //! Every epoch starts with a full-precision pass over the whole training set at the snapshot

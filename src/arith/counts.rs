@@ -1,6 +1,6 @@
 //! `ActionCounts`: what a kernel or a graph step did, in hardware actions, before pricing.
 //!
-//! Counting is separate from pricing (DESIGN.md decision 6): the counts of one run can be priced
+//! Counting is separate from pricing (see ARCHITECTURE.md): the counts of one run can be priced
 //! on many architectures. Keys are canonical format and rounding specs, so the cost model can
 //! parse them back to widths:
 //! - `mul["A x B"]`: multiplies with input formats A and B;

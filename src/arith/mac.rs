@@ -1,5 +1,5 @@
 //! A MAC (multiply-accumulate) configuration: input formats, product format or exact, fused or
-//! not, accumulator format and rounding unit, and the accumulation order (DESIGN.md decision 5).
+//! not, accumulator format and rounding unit, and the accumulation order (see ARCHITECTURE.md).
 //!
 //! Semantics, for one output `c = sum_k a_k b_k` (every kernel in `arith` follows them exactly,
 //! for every size, whatever the threads or blocking):

@@ -1,4 +1,4 @@
-//! Emulated arithmetic units and the kernels built on them (DESIGN.md decision 5), and the
+//! Emulated arithmetic units and the kernels built on them (see ARCHITECTURE.md), and the
 //! action counts every kernel reports for the cost model (decision 6).
 //!
 //! - [`MacConfig`]: what a MAC unit is (input, product and accumulator formats, fused or not,

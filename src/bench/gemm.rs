@@ -1,5 +1,5 @@
 //! `lpsim bench gemm`: the emulated GEMMs' speed against the native `f32` GEMM they emulate,
-//! measured in one run (DESIGN.md decision 9). Speed is measured, never asserted in tests.
+//! measured in one run (see ARCHITECTURE.md). Speed is measured, never asserted in tests.
 
 use ndarray::Array2;
 use serde::Serialize;

@@ -1,5 +1,5 @@
 //! The emulator's own speed, measured against the native operation in the same run
-//! (DESIGN.md decision 9). Speed is reported, never asserted in tests.
+//! (see ARCHITECTURE.md). Speed is reported, never asserted in tests.
 
 mod gemm;
 mod quantize;

@@ -1,5 +1,5 @@
 //! Compute cycles of a GEMM on a systolic array: SCALE-Sim v3.0.0's closed form
-//! (`compute/systolic_compute_{os,ws,is}.py`, COSTMODEL.md section D).
+//! (`compute/systolic_compute_{os,ws,is}.py`, docs/cost-model.md).
 //!
 //! For an `R x C` array and a GEMM `(M, N, K)` (A is `M x K`, B is `K x N`):
 //!

@@ -14,7 +14,7 @@
 //! - SRAM bit area: 0.346 µm² 6T cell at 45 nm (Intel 45 nm) at 50 % array efficiency,
 //!   0.69 µm²/bit (declared estimate).
 //!
-//! Bit-width rules (COSTMODEL.md B.4; each rule goes exactly through the two table points it is
+//! Bit-width rules (docs/cost-model.md; each rule goes exactly through the two table points it is
 //! anchored on, and the table points themselves are returned as tabulated):
 //! - integer adder: affine in width, `E(w) = a w + c` (through 8 and 32 bits);
 //! - integer multiplier `wa x wb`: quadratic, `E = a wa wb + c` (through 8x8 and 32x32);

@@ -17,7 +17,7 @@ fn bits(f: &Format, count: u64, [rows, cols]: [u64; 2]) -> Option<u64> {
 }
 
 /// Word accesses of the array to its innermost memory level, as SCALE-Sim counts them
-/// (COSTMODEL.md section D): `(A reads, B reads, C writes)`; [`CostError::Overflow`] when one
+/// (docs/cost-model.md): `(A reads, B reads, C writes)`; [`CostError::Overflow`] when one
 /// exceeds 64 bits.
 pub fn sram_accesses(arch: &Architecture, g: Gemm) -> Result<(u64, u64, u64), CostError> {
     let a = &arch.compute.array;

@@ -1,4 +1,4 @@
-//! Number formats: the rules that say which values exist (DESIGN.md decisions 1 and 2).
+//! Number formats: the rules that say which values exist (see ARCHITECTURE.md).
 //!
 //! A [`Format`] is data, chosen at run time from a spec string. Values live in a carrier (`f32`
 //! where the format fits, else `f64`); quantizing is a pure function carrier -> carrier, and every
@@ -33,7 +33,7 @@ pub use twoterm::two_sum;
 
 use crate::round::Rounding;
 
-/// A number format (DESIGN.md decision 2: formats are data, not types).
+/// A number format: formats are data, not types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
     /// Binary floating point with configurable exponent, mantissa, bias and special values.

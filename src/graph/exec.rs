@@ -1,5 +1,5 @@
 //! The executor: runs a checked [`Graph`] in topological order on `f64` carriers and counts the
-//! hardware actions of the step (DESIGN.md decision 6).
+//! hardware actions of the step (see ARCHITECTURE.md).
 //!
 //! Per node:
 //! - [`Op::MatMul`]: `arith::gemm` with the graph's MAC configuration (its actions as counted by

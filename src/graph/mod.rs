@@ -1,4 +1,4 @@
-//! The dataflow IR (DESIGN.md decision 7): one step of an algorithm is a `petgraph` graph whose
+//! The dataflow IR (see ARCHITECTURE.md): one step of an algorithm is a `petgraph` graph whose
 //! nodes are ops and whose edges carry named tensors with a shape, a number format, a rounding
 //! unit, the memory level where they live and their [`Role`] (the key of their range health,
 //! [`RangeHealth`]).
@@ -199,14 +199,14 @@ pub enum Op {
         std: f64,
     },
     /// LP-SGLD's variance-corrected quantizer `Q^vc(mu, v)` onto the output format's grid
-    /// (ALGORITHMS.md 1.2; [`crate::algo::vc`]): fixed point, bfp, MX, any float with a zero
+    /// (docs/algorithms.md; [`crate::algo::vc`]): fixed point, bfp, MX, any float with a zero
     /// (not E8M0) and QPyTorch's float.
     VcQuantize {
         /// The target variance `v` (`2 lr T / N` in LP-SGLD).
         v: f64,
     },
     /// QSGLD's quantized step `floor(Q_p (h + r)) / Q_p` with `r = c h / ||h||_2`
-    /// (ALGORITHMS.md 3.2; [`crate::algo::qsgld`]).
+    /// (docs/algorithms.md; [`crate::algo::qsgld`]).
     QsgldQuantize {
         /// The resolution `Q_p`.
         q: f64,

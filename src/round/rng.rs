@@ -1,7 +1,7 @@
 //! Counter-based random bits for stochastic rounding.
 //!
 //! The bits for element `i` of stream `s` under seed `k` are a pure function of `(k, s, i)`
-//! (DESIGN.md decision 4), so results are bit-identical whatever the thread count or chunking.
+//! (see ARCHITECTURE.md), so results are bit-identical whatever the thread count or chunking.
 //! The generator is two rounds of a 32-bit bijective integer hash with the key injected between
 //! rounds; it works on 32-bit lanes so slice kernels vectorize. It is a statistical generator
 //! for simulation, not a cryptographic one: `tests/rng.rs` checks its uniformity and

@@ -3,7 +3,7 @@
 //! deterministic train/test split with training-set standardization.
 //!
 //! Every random draw comes from [`RandomStream`] keyed by the spec's seed, so a data set is a pure
-//! function of its JSON (DESIGN.md decision 4).
+//! function of its JSON (see ARCHITECTURE.md).
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -204,7 +204,7 @@ pub struct RegressionSpec {
 }
 
 /// `data` of kind `gaussian`: a target density `N(mean, covariance)` for the samplers; there are
-/// no examples. The LP-SGLD paper's toy is `N(0, 1)` in one dimension (ALGORITHMS.md 1.5).
+/// no examples. The LP-SGLD paper's toy is `N(0, 1)` in one dimension (docs/algorithms.md).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GaussianSpec {

@@ -3,7 +3,7 @@
 //! formats (`arch_overrides`) and optional algorithm hyperparameters (`hyper`).
 //!
 //! [`Workload::load`] parses and validates a file; every error names the file, the JSON path and
-//! what is allowed (DESIGN.md decision 8). [`Workload::load_data`] then reads or generates the
+//! what is allowed (see ARCHITECTURE.md). [`Workload::load_data`] then reads or generates the
 //! data ([`data`]), [`ModelSpec::build`] binds the model to it ([`model`]), and [`metrics`]
 //! scores the predictions.
 

@@ -1,4 +1,4 @@
-//! LP-SGLD's variance-corrected quantizer `Q^vc(mu, v, Delta)` (ALGORITHMS.md 1.2; Zhang, Wilson
+//! LP-SGLD's variance-corrected quantizer `Q^vc(mu, v, Delta)` (docs/algorithms.md; Zhang, Wilson
 //! and De Sa, ICML 2022; `gaussian/gaussian.py::Q_vc` and `bnn/optim.py::Q_vc`), per element:
 //!
 //! With `v0 = Delta^2 / 4`:
