@@ -148,3 +148,22 @@ fn the_gaussian_toy_is_incompatible_with_the_svrg_family() {
         );
     }
 }
+
+/// `svrg` is a full-precision baseline on an MLP too: it runs entirely on the architecture's
+/// full-precision unit, so on bf16, bfp8 and int8 it is the same run as on fp32 (same losses,
+/// same energy), and its work is priced as the `full_precision` component.
+#[test]
+fn svrg_on_an_mlp_is_the_same_full_precision_run_on_every_architecture() {
+    let short = [("epochs", "1"), ("epoch_len", "4")];
+    let reference = run("digits-mlp.json", "svrg", "arch/fp32.json", 0, &short);
+    for arch in ["arch/bf16.json", "arch/bfp8.json", "arch/int8.json"] {
+        let r = run("digits-mlp.json", "svrg", arch, 0, &short);
+        assert_eq!(r.metrics, reference.metrics, "{arch}");
+        assert_eq!(r.cost.energy_pj, reference.cost.energy_pj, "{arch}");
+        assert!(r.cost.breakdown["full_precision"] > 0.0, "{arch}");
+        assert_eq!(
+            r.config.formats["datapath"],
+            "full-precision unit (full_precision)"
+        );
+    }
+}

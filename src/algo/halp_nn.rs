@@ -61,7 +61,7 @@ use ndarray::{Array2, ArrayD, Axis};
 use crate::algo::model::{fp32, fp32_as, grad_name, param_shapes, Builder};
 use crate::algo::sgld::{data_format, init_params, picked_rows, Run};
 use crate::algo::svrg::{code_rounding, recentre};
-use crate::algo::svrg_nn::{full_precision, gradient_graph, take, Setup};
+use crate::algo::svrg_nn::{gradient_graph, take, Setup, FULL};
 use crate::algo::{loss, AlgoError, EpochStats, Hyper, ModelShape, TrainOutcome};
 use crate::arch::Architecture;
 use crate::format::{FixedFormat, Format};
@@ -69,7 +69,7 @@ use crate::graph::{execute, fits_within, Graph, Op, Role, StepResult};
 use crate::round::Rounding;
 
 /// Whether every value of `format` is exact as the MAC's B operand, so codes can be multiplied
-/// without a conversion. A stand-in for the architecture's own exactness rule.
+/// without a conversion (`fits_within`: exact value-set inclusion, `format::contains`).
 fn exact_on_mac(format: &Format, arch: &Architecture) -> bool {
     fits_within(format, &arch.formats.mac.b)
 }
@@ -497,16 +497,16 @@ pub(crate) fn train(
     let rn = Rounding::NearestEven;
     let widths = widths(model)?;
     let codes = offset_codes(arch, hyper)?;
-    let fp = full_precision(arch);
-    let full = gradient_graph(model, &fp, s.batches.n, (fp32(), rn), Some(arch))?;
-    let mut centre = init_params(model, fp32(), rn, seed);
+    let full_store = (arch.full_precision.format, rn);
+    let full = gradient_graph(model, (arch, FULL), s.batches.n, full_store, Some(arch))?;
+    let mut centre = init_params(model, full_store.0, rn, seed);
     let mut run = Run::new();
     run.range.merge(&s.batches.data_health(s.data));
     let c = s.batches.n as f64 / s.batch as f64;
     for epoch in 1..=s.epochs {
         let mut res = execute(
             &full,
-            &fp,
+            arch,
             &s.full_feeds(&centre),
             seed,
             (epoch as u64) << 40,
@@ -588,11 +588,10 @@ mod tests {
     ) -> (StepResult, Vec<f64>, Vec<Array2<f64>>) {
         let (x, y) = data(12);
         let idx = [1, 4, 4, 9, 11];
-        let fp = full_precision(arch);
-        let full = gradient_graph(model, &fp, 12, (fp32(), RN), Some(arch)).unwrap();
+        let full = gradient_graph(model, (arch, FULL), 12, (fp32(), RN), Some(arch)).unwrap();
         let mut f = vec![("x".into(), x.clone()), ("y".into(), y.clone())];
         f.extend(weights(centre));
-        let mut res = execute(&full, &fp, &feeds(f), 0, 0).unwrap();
+        let mut res = execute(&full, arch, &feeds(f), 0, 0).unwrap();
         let w = widths(model).unwrap();
         let codes = offset_codes(arch, &Hyper::new(crate::algo::Algo::Halp)).unwrap();
         let mut c = centre_pass(&mut res, model, 3.0 * codes.levels);

@@ -34,9 +34,10 @@ use petgraph::graph::NodeIndex;
 
 use crate::algo::halp_nn;
 use crate::algo::model::{fp32, grad_name, is_bias, param_shapes, Builder};
-use crate::algo::sgld::{data_format, init_params, picked_rows, Batches, Run};
+use crate::algo::sgld::{data_format_on, init_params, picked_rows, Batches, Run};
 use crate::algo::{loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, TrainData, TrainOutcome};
-use crate::arch::{Architecture, StoreRounding};
+use crate::arch::Architecture;
+use crate::cost::Datapath;
 use crate::format::Format;
 use crate::graph::{execute, Graph, Level, Op, Role, StepResult, TensorMeta};
 use crate::round::Rounding;
@@ -54,36 +55,9 @@ pub(crate) fn no_training_set(algo: Algo) -> AlgoError {
     })
 }
 
-/// The datapath of the full-precision passes (the full gradient, HALP's centre caches): `arch`
-/// with an `fp32` MAC (exact products, `fp32` accumulator) and `fp32` tensors, all rounded to
-/// nearest even; the vector unit and memories are the architecture's.
-///
-/// A stand-in for the architecture's own full-precision path: everything full precision in this
-/// module runs on the architecture this returns.
-pub(crate) fn full_precision(arch: &Architecture) -> Architecture {
-    let mut fp = arch.clone();
-    let rn = Rounding::NearestEven;
-    let f = &mut fp.formats;
-    f.input = fp32();
-    f.weights = fp32();
-    f.activations = fp32();
-    f.gradients = fp32();
-    f.updates = fp32();
-    f.rounding = StoreRounding {
-        input: rn,
-        weights: rn,
-        activations: rn,
-        gradients: rn,
-        updates: rn,
-    };
-    f.mac.a = fp32();
-    f.mac.b = fp32();
-    f.mac.product = None;
-    f.mac.fused = true;
-    f.mac.acc = fp32();
-    f.mac.acc_rounding = rn;
-    fp
-}
+/// The full-precision unit, where the full passes (the epoch's full gradient, HALP's centre
+/// caches) run.
+pub(crate) const FULL: Datapath = Datapath::FullPrecision;
 
 /// A feed's format and rounding.
 pub(crate) type Store = (Format, Rounding);
@@ -92,16 +66,16 @@ pub(crate) type Store = (Format, Rounding);
 /// `y` and `w{l}` stored as `store`): the weight nodes and their gradients.
 fn gradient_part<'a>(
     model: &ModelShape,
-    arch: &'a Architecture,
+    (arch, datapath): (&'a Architecture, Datapath),
     rows: usize,
     store: Store,
 ) -> Result<(Builder<'a>, Vec<NodeIndex>, Vec<NodeIndex>), AlgoError> {
     let shapes = param_shapes(model);
     let rn = Rounding::NearestEven;
-    let mut b = Builder::new(arch);
+    let mut b = Builder::on(datapath, arch);
     let (d, t) = (shapes[0][0], shapes[shapes.len() - 1][1]);
     // The features as stored: in the input format of the datapath the graph runs on.
-    let (df, dr) = data_format(arch);
+    let (df, dr) = data_format_on(datapath, arch);
     let x = b.feed(Op::Input, "x", &[rows, d], df, dr, Role::Data)?;
     // Rows picked from the stored set re-block where blocks span rows (as the mini-batch driver).
     let x = picked_rows(&mut b, x)?;
@@ -126,7 +100,7 @@ fn gradient_part<'a>(
 /// architecture; biases are added on the vector unit and need no MAC copy).
 pub(crate) fn gradient_graph(
     model: &ModelShape,
-    arch: &Architecture,
+    arch: (&Architecture, Datapath),
     rows: usize,
     store: Store,
     lp: Option<&Architecture>,
@@ -151,7 +125,7 @@ pub(crate) fn gradient_graph(
 /// `w{l}.next = w - lr vr`, rounded into `store`.
 fn svrg_step_graph(
     model: &ModelShape,
-    arch: &Architecture,
+    arch: (&Architecture, Datapath),
     rows: usize,
     store: Store,
     lr: f64,
@@ -200,7 +174,7 @@ fn svrg_step_graph(
 /// otherwise have no effect.
 fn storage(algo: Algo, arch: &Architecture, hyper: &Hyper) -> Result<Store, AlgoError> {
     match algo {
-        Algo::Svrg => Ok((fp32(), Rounding::NearestEven)),
+        Algo::Svrg => Ok((arch.full_precision.format, Rounding::NearestEven)),
         Algo::LpSvrg if hyper.get("delta") == 0.0 && hyper.get("bits") != 0.0 => {
             Err(AlgoError::BadHyper {
                 name: "bits".into(),
@@ -235,7 +209,13 @@ pub(crate) fn example_graph(
     }
     let batch = hyper.count("batch", 1)? as usize;
     let store = storage(algo, arch, hyper)?;
-    svrg_step_graph(model, arch, batch, store, hyper.get("lr"))
+    svrg_step_graph(
+        model,
+        (arch, algo.datapath()),
+        batch,
+        store,
+        hyper.get("lr"),
+    )
 }
 
 /// Take tensor `name` of a step as a matrix.
@@ -269,11 +249,11 @@ impl<'a> Setup<'a> {
         data: Option<&'a TrainData>,
         hyper: &Hyper,
         seed: u64,
-        arch: &Architecture,
+        (arch, datapath): (&Architecture, Datapath),
     ) -> Result<Self, AlgoError> {
         let data = data.ok_or_else(|| AlgoError::Data("this model needs training data".into()))?;
         let batch = hyper.count("batch", 1)? as usize;
-        let batches = Batches::new(data, model, batch, seed, data_format(arch))?;
+        let batches = Batches::new(data, model, batch, seed, data_format_on(datapath, arch))?;
         let epoch_len = match hyper.count("epoch_len", 0)? {
             0 => (2 * batches.n).div_ceil(batch) as u64,
             e => e,
@@ -311,17 +291,18 @@ pub(crate) fn train(
     seed: u64,
     on_epoch: &mut dyn FnMut(EpochStats),
 ) -> Result<TrainOutcome, AlgoError> {
-    let setup = Setup::new(model, data, hyper, seed, arch)?;
+    let setup = Setup::new(model, data, hyper, seed, (arch, algo.datapath()))?;
     if algo == Algo::Halp {
         halp_nn::train(model, arch, hyper, seed, setup, on_epoch)
     } else {
         let store = storage(algo, arch, hyper)?;
-        train_svrg(model, arch, seed, store, setup, on_epoch)
+        train_svrg(algo, model, arch, seed, store, setup, on_epoch)
     }
 }
 
 /// `svrg` and `lp-svrg`.
 fn train_svrg(
+    algo: Algo,
     model: &ModelShape,
     arch: &Architecture,
     seed: u64,
@@ -330,17 +311,18 @@ fn train_svrg(
     on_epoch: &mut dyn FnMut(EpochStats),
 ) -> Result<TrainOutcome, AlgoError> {
     let rn = Rounding::NearestEven;
-    let fp = full_precision(arch);
-    let full = gradient_graph(model, &fp, s.batches.n, (fp32(), rn), None)?;
-    let snapshot = gradient_graph(model, arch, s.batch, store, None)?;
-    let step = svrg_step_graph(model, arch, s.batch, store, s.lr)?;
+    let full_store = (arch.full_precision.format, rn);
+    let full = gradient_graph(model, (arch, FULL), s.batches.n, full_store, None)?;
+    let on = (arch, algo.datapath());
+    let snapshot = gradient_graph(model, on, s.batch, store, None)?;
+    let step = svrg_step_graph(model, on, s.batch, store, s.lr)?;
     let layers = param_shapes(model).len();
     let mut w = init_params(model, store.0, store.1, seed);
     let mut run = Run::new();
     run.range.merge(&s.batches.data_health(s.data));
     let mut feeds = BTreeMap::new();
     for epoch in 1..=s.epochs {
-        let mut res = execute(&full, &fp, &s.full_feeds(&w), seed, (epoch as u64) << 40)?;
+        let mut res = execute(&full, arch, &s.full_feeds(&w), seed, (epoch as u64) << 40)?;
         run.add(&res);
         for l in 0..layers {
             feeds.insert(
@@ -488,13 +470,12 @@ pub(crate) mod tests {
         // bfp8 rounds every tensor stochastically: the two batch gradients still cancel.
         for name in ["fp32", "bf16", "bfp8"] {
             let arch = arch(name);
-            let fp = full_precision(&arch);
             let store = (arch.formats.weights, arch.formats.rounding.weights);
             let w = params_with_biases(&model, store, 1);
-            let full = gradient_graph(&model, &fp, 12, (fp32(), RN), None).unwrap();
+            let full = gradient_graph(&model, (&arch, FULL), 12, (fp32(), RN), None).unwrap();
             let mut f = vec![("x".into(), x.clone()), ("y".into(), y.clone())];
             f.extend(weights(&w));
-            let mut res = execute(&full, &fp, &feeds(f), 0, 0).unwrap();
+            let mut res = execute(&full, &arch, &feeds(f), 0, 0).unwrap();
             let gt: Vec<_> = (0..4)
                 .map(|l| take(&mut res, &grad_name(&model, l)))
                 .collect();
@@ -506,7 +487,8 @@ pub(crate) mod tests {
                 );
             }
             let batch = vec![("x".into(), xb.clone()), ("y".into(), yb.clone())];
-            let snap = gradient_graph(&model, &arch, 4, store, None).unwrap();
+            let snap =
+                gradient_graph(&model, (&arch, Datapath::LowPrecision), 4, store, None).unwrap();
             let mut f = batch.clone();
             f.extend(weights(&w));
             let mut g0 = execute(&snap, &arch, &feeds(f.clone()), 0, 5).unwrap();
@@ -514,7 +496,8 @@ pub(crate) mod tests {
                 f.push((format!("g0.{l}"), take(&mut g0, &grad_name(&model, l))));
                 f.push((format!("gt{l}"), g.clone()));
             }
-            let step = svrg_step_graph(&model, &arch, 4, store, lr).unwrap();
+            let step =
+                svrg_step_graph(&model, (&arch, Datapath::LowPrecision), 4, store, lr).unwrap();
             let mut res = execute(&step, &arch, &feeds(f), 0, 5).unwrap();
             for (l, g) in gt.iter().enumerate() {
                 assert_eq!(&take(&mut res, &format!("vr{l}")), g, "{name}: layer {l}");
@@ -552,7 +535,7 @@ pub(crate) mod tests {
         let gt = reference(&centre, &x, &y);
         let mut f = vec![("x".into(), xb.clone()), ("y".into(), yb.clone())];
         f.extend(weights(&centre));
-        let snap = gradient_graph(&model, &arch, 4, store, None).unwrap();
+        let snap = gradient_graph(&model, (&arch, Datapath::LowPrecision), 4, store, None).unwrap();
         let mut g0 = execute(&snap, &arch, &feeds(f.clone()), 0, 1).unwrap();
         let mut f = vec![("x".into(), xb.clone()), ("y".into(), yb.clone())];
         f.extend(weights(&w));
@@ -560,7 +543,7 @@ pub(crate) mod tests {
             f.push((format!("g0.{l}"), take(&mut g0, &grad_name(&model, l))));
             f.push((format!("gt{l}"), g.mapv(|v| f64::from(v as f32))));
         }
-        let step = svrg_step_graph(&model, &arch, 4, store, 0.1).unwrap();
+        let step = svrg_step_graph(&model, (&arch, Datapath::LowPrecision), 4, store, 0.1).unwrap();
         let mut res = execute(&step, &arch, &feeds(f), 0, 1).unwrap();
         let (gw, gc) = (reference(&w, &xb, &yb), reference(&centre, &xb, &yb));
         for l in 0..4 {
