@@ -74,9 +74,15 @@ pub fn area_mm2(arch: &Architecture) -> BTreeMap<String, f64> {
         "vector".to_string(),
         c.vector.lanes as f64 * unit_area_um2(arch, "vector_lane") * um2,
     );
+    // An architecture without a random source (`kind: none`) has no LFSR, whatever
+    // `bits_per_cycle` says.
+    let rng_bits = match c.rng.kind {
+        crate::arch::RngKind::Lfsr => c.rng.bits_per_cycle as f64,
+        crate::arch::RngKind::None => 0.0,
+    };
     out.insert(
         "rng".to_string(),
-        c.rng.bits_per_cycle as f64 * unit_area_um2(arch, "rng_bit") * um2,
+        rng_bits * unit_area_um2(arch, "rng_bit") * um2,
     );
     for level in &arch.memory {
         let per_bit = match level.kind {
