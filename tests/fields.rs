@@ -242,3 +242,65 @@ fn every_workload_field_takes_effect_or_is_refused() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The fields of the generated data kinds: a `regression` workload (`halp-linreg`) under `sgd`
+/// and a `gaussian` target (`gaussian-toy`) under `sgld`, each field changed on its own.
+#[test]
+fn every_generated_data_field_takes_effect_or_is_refused() {
+    let dir = common::scratch("fields", "generated");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let short = |algo: &str| {
+        let mut set = BTreeMap::new();
+        set.insert("epochs".to_string(), "2".to_string());
+        set.insert("epoch_len".to_string(), "50".to_string());
+        if algo == "sgld" {
+            set.insert("burn_in".to_string(), "50".to_string());
+        }
+        set
+    };
+    let run = |name: &str, w: &Value, algo: &str| -> Result<Value, String> {
+        let file = dir.join(format!("{name}.json"));
+        std::fs::write(&file, w.to_string()).unwrap();
+        let arch = root.join("arch/fp32.json");
+        lpsim::run::run_paths(&file, algo, &arch, 0, short(algo))
+            .map(|r| serde_json::to_value(r).unwrap())
+            .map_err(|e| e.to_string())
+    };
+    let load = |f: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(root.join(f)).unwrap()).unwrap()
+    };
+    let regression = load("workloads/halp-linreg.json");
+    let gaussian = load("workloads/gaussian-toy.json");
+    let cases: Vec<(&Value, &str, &str, Value)> = vec![
+        (&regression, "sgd", "/data/samples", json!(500)),
+        (&regression, "sgd", "/data/features", json!(50)),
+        (&regression, "sgd", "/data/informative", json!(5)),
+        (&regression, "sgd", "/data/noise", json!(2.0)),
+        (&regression, "sgd", "/data/bias", json!(1.0)),
+        (&regression, "sgd", "/data/seed", json!(1)),
+        (&regression, "sgd", "/data/test_fraction", json!(0.2)),
+        (&regression, "sgd", "/data/standardize", json!(true)),
+        (&regression, "sgd", "/model/bias", json!(true)),
+        (&regression, "sgd", "/model/l2", json!(0.1)),
+        (&gaussian, "sgld", "/data/dimension", json!(4)),
+        (&gaussian, "sgld", "/data/mean", json!(vec![1.0; 32])),
+        (&gaussian, "sgld", "/data/covariance", json!(2.0)),
+        (&gaussian, "sgld", "/train/thin", json!(5)),
+    ];
+    let mut problems = Vec::new();
+    for (i, (base, algo, path, new)) in cases.into_iter().enumerate() {
+        let field = path.trim_start_matches('/').replace('/', ".");
+        let reference = run(&format!("base-{i}"), base, algo).expect("the base runs");
+        match run(&format!("case-{i}"), &with_field(base, path, new), algo) {
+            Ok(r) if r == reference => problems.push(format!("{field}: no effect")),
+            Ok(_) => {}
+            Err(e) => {
+                let key = field.rsplit('.').next().unwrap_or(&field);
+                if !e.contains(key) {
+                    problems.push(format!("{field}: refused without naming it: {e}"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
