@@ -3,11 +3,11 @@
 
 mod common;
 
-use lpsim::algo::vc::{vc_quantize, VcStreams};
 use lpsim::algo::{
     loss, param_shapes, predict, step_graph, train, Algo, Hyper, ModelShape, Targets, TrainData,
 };
 use lpsim::arch::Architecture;
+use lpsim::arith::vc::{vc_quantize, VcStreams};
 use lpsim::format::Format;
 use lpsim::graph::execute;
 use lpsim::round::RandomStream;
@@ -376,7 +376,7 @@ fn qsgld_error_variance_is_one_over_12_q_squared() {
     let h: Vec<f64> = (0..n).map(|i| 0.01 * s.normal_f64(i as u64)).collect();
     for (q, nearest) in [(1e4, false), (1e4, true), (3e3, false)] {
         let mut out = vec![0.0; n];
-        lpsim::algo::qsgld::quantize_step(&h, &mut out, q, 0.0, nearest);
+        lpsim::arith::quantize_step(&h, &mut out, q, 0.0, nearest);
         let err: Vec<f64> = out.iter().zip(&h).map(|(a, b)| a - b).collect();
         let (m, v) = mean_var(&err);
         let target = 1.0 / (12.0 * q * q);

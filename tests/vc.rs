@@ -3,7 +3,7 @@
 //! value) against `mu` and `v` with tolerances from the sample's own standard errors; every
 //! draw a value of the format; signed zero, overflow and saturation as the format converts.
 
-use lpsim::algo::vc::{vc_quantize, VcStreams, VcTally};
+use lpsim::arith::vc::{vc_quantize, VcStreams, VcTally};
 use lpsim::format::Format;
 use lpsim::round::Rounding;
 

@@ -23,7 +23,6 @@ pub mod samples;
 pub mod sgld;
 pub mod svrg;
 pub mod svrg_nn;
-pub mod vc;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -14,7 +14,7 @@
 //! - `lp-sgld-naive`: `p <- Q_W(p - lr d + sqrt(2 lr T / N) xi)`;
 //! - `lp-sgld-vc`: `p <- Q^vc(p - lr d, v = 2 lr T / N)` (`mu` in `fp32`, not quantized);
 //! - `qsgld`: `h = -lr d`, `p <- p + floor(Q_p (h + r)) / Q_p` in `fp32` (the authors' `QtSGD`,
-//!   [`crate::algo::qsgld`]).
+//!   [`crate::arith::quantize_step`]).
 //!
 //! Mini-batches are drawn uniformly with replacement from the counter-based stream (chosen; the
 //! reference code shuffles per epoch). Schedules, evaluated every step with `t = step / total`:

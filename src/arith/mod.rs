@@ -13,6 +13,8 @@ mod exact_sum;
 mod fast;
 mod gemm;
 mod mac;
+mod qstep;
+pub mod vc;
 
 pub use counts::{ActionCounts, Traffic};
 pub use elementwise::{elementwise, ElemOp};
@@ -20,6 +22,7 @@ pub use exact_sum::ExactSum;
 pub use fast::native_f32_gemm;
 pub use gemm::{dot, gemm, gemm_general, gemv, GemmOutput, KernelPath};
 pub use mac::{AccFormat, AddEvent, Adder, EventTally, MacConfig, MacError, Order};
+pub use qstep::quantize_step;
 
 /// Multiply-adds (or elements) below which a kernel does not split its work among threads:
 /// handing a task to another thread and waiting for it costs more than a few microseconds of

@@ -13,7 +13,7 @@
 //!   `quantize[F/R]` of every output element unless the output is the vector format with `rne`
 //!   (the unit's own rounding); and the random bits drawn (stochastic rounding: as the rounding
 //!   unit says; Gaussian noise: 128 bits per draw, the four words of `normal_f64`; the VC
-//!   quantizer: see [`crate::algo::vc`]).
+//!   quantizer: see [`crate::arith::vc`]).
 //! - memory traffic: every operand read and the output written, `len x storage_bits` of its
 //!   format, at its tensor's level (`Outer` = `arch.memory[0]`, `Inner` = the innermost level).
 //!   `Input`/`Param` nodes only name tensors: they move nothing themselves.
@@ -39,12 +39,7 @@ use crate::arith::{elementwise, gemm, ActionCounts, ElemOp, MacError};
 use crate::cost::{Datapath, Gemm, Work};
 use crate::format::{bound_events, range_events, QuantizeError, Quantizer};
 use crate::graph::{Graph, Level, Op, RangeHealth, Role, TensorMeta};
-use crate::round::{RandomStream, Rounding};
-
-/// Random bits behind one `RandomStream::normal_f64` draw (four 32-bit words).
-pub const NORMAL_BITS: u64 = 128;
-/// Random bits behind one `RandomStream::uniform_f64` draw (two 32-bit words).
-pub const UNIFORM_BITS: u64 = 64;
+use crate::round::{RandomStream, Rounding, NORMAL_BITS};
 
 /// What one executed step produced.
 #[derive(Clone, Debug)]
@@ -365,9 +360,9 @@ pub fn execute(
             Op::VcQuantize { v } => {
                 let mu = arg(0).as_standard_layout();
                 let mut res = ArrayD::<f64>::zeros(IxDyn(&out.shape));
-                let streams = crate::algo::vc::VcStreams::new(seed, stream(1));
+                let streams = crate::arith::vc::VcStreams::new(seed, stream(1));
                 let row = out.shape.last().copied().unwrap_or(1);
-                let tally = crate::algo::vc::vc_quantize(
+                let tally = crate::arith::vc::vc_quantize(
                     &out.format,
                     mu.as_slice().expect("standard layout"),
                     res.as_slice_mut().expect("fresh array"),
@@ -386,7 +381,7 @@ pub fn execute(
             Op::QsgldQuantize { q, c, nearest } => {
                 let h = arg(0).as_standard_layout();
                 let mut res = ArrayD::<f64>::zeros(IxDyn(&out.shape));
-                crate::algo::qsgld::quantize_step(
+                crate::arith::quantize_step(
                     h.as_slice().expect("standard layout"),
                     res.as_slice_mut().expect("fresh array"),
                     q,

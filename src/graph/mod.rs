@@ -199,14 +199,14 @@ pub enum Op {
         std: f64,
     },
     /// LP-SGLD's variance-corrected quantizer `Q^vc(mu, v)` onto the output format's grid
-    /// (docs/algorithms.md; [`crate::algo::vc`]): fixed point, bfp, MX, any float with a zero
+    /// (docs/algorithms.md; [`crate::arith::vc`]): fixed point, bfp, MX, any float with a zero
     /// (not E8M0) and QPyTorch's float.
     VcQuantize {
         /// The target variance `v` (`2 lr T / N` in LP-SGLD).
         v: f64,
     },
     /// QSGLD's quantized step `floor(Q_p (h + r)) / Q_p` with `r = c h / ||h||_2`
-    /// (docs/algorithms.md; [`crate::algo::qsgld`]).
+    /// (docs/algorithms.md; [`crate::arith::quantize_step`]).
     QsgldQuantize {
         /// The resolution `Q_p`.
         q: f64,

@@ -114,8 +114,7 @@ mod float;
 use crate::arith::ActionCounts;
 use crate::format::exact::pow2;
 use crate::format::{BlockFormat, Element, FixedFormat, Format};
-use crate::graph::exec::{NORMAL_BITS, UNIFORM_BITS};
-use crate::round::{RandomStream, Rounding};
+use crate::round::{RandomStream, Rounding, NORMAL_BITS, UNIFORM_BITS};
 use float::{FloatGrid, Plan};
 
 /// The three random streams of the quantizer.
