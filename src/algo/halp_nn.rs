@@ -58,7 +58,7 @@ use std::collections::BTreeMap;
 
 use ndarray::{Array2, ArrayD, Axis};
 
-use crate::algo::model::{fp32, fp32_as, grad_name, param_shapes, Builder};
+use crate::algo::model::{grad_name, param_shapes, Builder};
 use crate::algo::sgld::{data_format, init_params, picked_rows, Run};
 use crate::algo::svrg::{code_rounding, recentre};
 use crate::algo::svrg_nn::{gradient_graph, take, Setup, FULL};
@@ -195,8 +195,10 @@ fn halp_graph(
     let rw = f.rounding.weights;
     let layers = widths.len() - 1;
     let mut b = Builder::new(arch);
+    // Cached centre values and the vector unit's exact intermediates: the full-precision format.
+    let fpf = b.full();
     let input = |b: &mut Builder, name: String, cols: usize, role: Role| {
-        b.feed(Op::Input, &name, &[rows, cols], fp32(), rn, role)
+        b.feed(Op::Input, &name, &[rows, cols], fpf, rn, role)
     };
     let (df, dr) = data_format(arch);
     let x = b.feed(Op::Input, "x", &[rows, widths[0]], df, dr, Role::Data)?;
@@ -224,7 +226,7 @@ fn halp_graph(
             Op::Param,
             &tensor_name("gt", p),
             &s,
-            fp32(),
+            fpf,
             rn,
             Role::Gradients,
         )?);
@@ -249,7 +251,7 @@ fn halp_graph(
             &format!("m{l}"),
             (a[l], false),
             (kk[2 * l], false),
-            fp32_as(Role::Activations),
+            (fpf, rn, Role::Activations),
             cr,
         )?;
         let dzw = match da[l] {
@@ -258,7 +260,7 @@ fn halp_graph(
                     &format!("p{l}"),
                     (d, false),
                     (wc[l], false),
-                    fp32_as(Role::Activations),
+                    (fpf, rn, Role::Activations),
                     rw,
                 )?;
                 b.f32op(
@@ -326,14 +328,14 @@ fn halp_graph(
                     &format!("dwa{l}"),
                     (a[l], true),
                     (dg, false),
-                    fp32_as(Role::Gradients),
+                    (fpf, rn, Role::Gradients),
                     gr,
                 )?;
                 let v = b.matmul(
                     &format!("dwb{l}"),
                     (d, true),
                     (centre, false),
-                    fp32_as(Role::Gradients),
+                    (fpf, rn, Role::Gradients),
                     gr,
                 )?;
                 b.op(
@@ -382,14 +384,14 @@ fn halp_graph(
             &format!("q{l}"),
             (dg, false),
             (wc[l], true),
-            fp32_as(Role::Gradients),
+            (fpf, rn, Role::Gradients),
             rw,
         )?;
         let r = b.matmul(
             &format!("r{l}"),
             (full, false),
             (kk[2 * l], true),
-            fp32_as(Role::Gradients),
+            (fpf, rn, Role::Gradients),
             cr,
         )?;
         let j = l - 1;
@@ -560,6 +562,7 @@ pub(crate) fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algo::model::fp32;
     use crate::algo::svrg_nn::tests::{
         arch, data, feeds, max_abs, mlp, params_with_biases, reference, weights, RN,
     };

@@ -32,11 +32,6 @@ pub fn fp32() -> Format {
     alias("fp32").expect("fp32 is a built-in alias")
 }
 
-/// `fp32` with `rne` for a full-precision output of `role` (a [`Builder::matmul`] output).
-pub fn fp32_as(role: Role) -> (Format, Rounding, Role) {
-    (fp32(), Rounding::NearestEven, role)
-}
-
 /// The formats and rounding units a datapath gives each role.
 #[derive(Clone, Copy, Debug)]
 struct Roles {
