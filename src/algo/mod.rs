@@ -14,6 +14,7 @@
 //! variants run on the architecture's low-precision MAC (`lp-sgld-f` with a master copy in the
 //! full-precision format). Entry point: [`train`].
 
+mod batches;
 mod epochs;
 pub mod gaussian;
 pub mod halp_nn;
