@@ -239,7 +239,7 @@ fn hash_is_stable_and_follows_file_contents() {
     assert!(err.to_string().contains("nope.json: cannot read"), "{err}");
 }
 
-const GOLDEN_HASH: &str = "32813e05c5336f99";
+const GOLDEN_HASH: &str = "b66ff2878f79a77d";
 
 #[test]
 fn spec_errors_name_the_file_and_the_json_path() {
@@ -273,10 +273,22 @@ fn spec_errors_name_the_file_and_the_json_path() {
         ),
         (
             format!(
-                r#"{{"name":"t","workloads":["{d}/*/x.json"],"algos":["sgd"],"archs":["{w}"]}}"#
+                r#"{{"name":"t","workloads":["{d}/arch/[.json"],"algos":["sgd"],"archs":["{w}"]}}"#
             ),
             "bad.json: workloads[0] = ",
-            "only the file name may contain * or ?",
+            "invalid range pattern",
+        ),
+        (
+            format!(
+                r#"{{"name":"t","workloads":["{w}"],"algos":["sgd"],"archs":["{w}"],
+                    "seeds":[0,1,2,3,4,5,6,7,8,9],
+                    "set":{{"a":[1,2,3,4,5,6,7,8,9,10],"b":[1,2,3,4,5,6,7,8,9,10],
+                            "c":[1,2,3,4,5,6,7,8,9,10],"d":[1,2,3,4,5,6,7,8,9,10],
+                            "e":[1,2,3,4,5,6,7,8,9,10],"f":[1,2,3,4,5,6,7,8,9,10,11]}}}}"#
+            ),
+            "bad.json: the grid lists 1 workloads x 1 algorithms x 1 architectures x 1100000 \
+             `set` combinations x 10 seeds: more than the 10000000 runs",
+            "split it into several sweeps",
         ),
         (
             format!(
@@ -629,6 +641,7 @@ fn sweep_command_summarizes_and_fails_when_a_run_failed() {
         spec: spec_path,
         out: None,
         jobs: 1,
+        dry_run: false,
     };
     let summary = sweep_command(&args, &synthetic).unwrap();
     assert_eq!(summary.outcomes.len(), 2);
@@ -657,6 +670,66 @@ fn sweep_command_summarizes_and_fails_when_a_run_failed() {
 }
 
 #[test]
+fn globs_match_at_any_depth_but_never_hidden_files() {
+    let (dir, _) = setup("globs");
+    let deep = dir.join("arch/more/deeper");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("fp8.json"), "{}").unwrap();
+    std::fs::write(dir.join("arch/.hidden.json"), "{}").unwrap();
+    let d = dir.display();
+    let w = format!("{d}/workloads/toy-class.json");
+    let text = |archs: &str| {
+        format!(r#"{{"name":"t","workloads":["{w}"],"algos":["sgd"],"archs":["{archs}"]}}"#)
+    };
+    let archs = |pattern: &str| -> Vec<String> {
+        let spec = SweepSpec::from_json_str("g.json", &text(pattern)).unwrap();
+        let root = dir.join("arch");
+        spec.grids[0]
+            .archs
+            .iter()
+            .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+            .collect()
+    };
+    assert_eq!(
+        archs(&format!("{d}/arch/*.json")),
+        ["bf16.json", "e4m3fn.json", "fp32.json"]
+    );
+    assert_eq!(
+        archs(&format!("{d}/arch/**/*.json")),
+        ["bf16.json", "e4m3fn.json", "fp32.json", "more/deeper/fp8.json"]
+    );
+    assert_eq!(archs(&format!("{d}/arch/[be]*.json")), ["bf16.json", "e4m3fn.json"]);
+}
+
+#[test]
+fn a_million_runs_are_planned_and_repeats_dropped_in_order() {
+    let (dir, _) = setup("million");
+    let d = dir.display();
+    let seeds: Vec<String> = (0..1000).map(|s| s.to_string()).collect();
+    let lrs: Vec<String> = (0..167).map(|i| format!("\"{i}\"")).collect();
+    // Two grids of 2 x 3 x 167 x 1000 = 1,002,000 runs each: the second repeats the first.
+    let grid = format!(
+        r#"{{"workloads":["{d}/workloads/*.json"],"algos":["sgd"],"archs":["{d}/arch/*.json"],
+            "seeds":[{}],"set":{{"lr":[{}]}}}}"#,
+        seeds.join(","),
+        lrs.join(",")
+    );
+    let text = format!(r#"{{"name":"big","grids":[{grid},{grid}]}}"#);
+    let spec = SweepSpec::from_json_str("big.json", &text).unwrap();
+    let plan = lpsim::sweep::plan_sweep(&spec, &dir.join("out")).unwrap();
+    assert_eq!(plan.runs.len(), 1_002_000);
+    assert!(plan.stored.is_empty());
+    assert!(!dir.join("out").exists(), "planning writes nothing");
+    let first = &plan.runs[0].0;
+    assert_eq!((first.seed, first.set["lr"].as_str()), (0, "0"));
+    let last = &plan.runs[1_001_999].0;
+    assert_eq!((last.seed, last.set["lr"].as_str()), (999, "166"));
+    assert!(last.workload_path.ends_with("toy-regress.json"));
+    let hashes: std::collections::HashSet<&String> = plan.runs.iter().map(|r| &r.1).collect();
+    assert_eq!(hashes.len(), 1_002_000, "every run has its own hash");
+}
+
+#[test]
 fn grids_concatenate_in_order_and_run_each_configuration_once() {
     let (dir, _) = setup("grids");
     let d = dir.display();
@@ -681,4 +754,26 @@ fn grids_concatenate_in_order_and_run_each_configuration_once() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("bad.json"), "{err}");
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_writes_nothing() {
+    let dir = common::scratch("sweep", "dry-run");
+    let out = dir.join("out");
+    let spec = SweepSpec::load(Path::new("workloads/quickstart.json")).unwrap();
+    let n = spec.runs().len();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_lpsim"))
+        .args(["sweep", "workloads/quickstart.json", "--dry-run", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!(
+            "{n} runs planned: 0 already done (their results are reused), {n} to run; nothing run"
+        )),
+        "{stdout}"
+    );
+    assert!(!out.exists());
 }

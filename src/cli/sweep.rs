@@ -10,7 +10,7 @@ use anyhow::bail;
 
 use crate::report::{slug, RunReport, REPORTS_ROOT};
 use crate::sweep::{
-    run_sweep, ProgressMode, RunFailure, RunSpec, SweepSpec, SweepSummary, RESULTS_CSV,
+    plan_line, plan_sweep, run_sweep, ProgressMode, RunFailure, RunSpec, SweepSpec, SweepSummary, RESULTS_CSV,
 };
 
 /// Arguments of `lpsim sweep`.
@@ -28,6 +28,10 @@ pub struct Args {
     /// Runs in parallel; 0 = one per core; at most 8 per core.
     #[arg(long, short, default_value_t = 0, value_parser = super::jobs)]
     pub jobs: usize,
+    /// Plan only: print how many runs the spec lists, how many are already stored in the
+    /// output directory and how many would run, then stop without running or writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Run `lpsim sweep` with `runner` producing each run's report: load the spec, run the sweep
@@ -43,8 +47,26 @@ pub fn sweep_command<E: RunFailure>(
         .clone()
         .or_else(|| spec.out.clone())
         .unwrap_or_else(|| Path::new(REPORTS_ROOT).join(slug(&spec.name)));
-    let summary = run_sweep(&spec, &out, args.jobs, runner, ProgressMode::Auto)?;
     let mut stdout = std::io::stdout().lock();
+    if args.dry_run {
+        let plan = plan_sweep(&spec, &out)?;
+        let reused = plan.stored.len();
+        writeln!(
+            stdout,
+            "{}; nothing run (--dry-run), results would go to {}",
+            plan_line(plan.runs.len(), reused),
+            out.display()
+        )?;
+        return Ok(SweepSummary {
+            ran: 0,
+            reused,
+            failed: 0,
+            incompatible: 0,
+            outcomes: Vec::new(),
+            files: Vec::new(),
+        });
+    }
+    let summary = run_sweep(&spec, &out, args.jobs, runner, ProgressMode::Auto)?;
     writeln!(
         stdout,
         "{} runs: {} ran, {} reused, {} failed, {} skipped as incompatible; results in {}",

@@ -55,6 +55,7 @@ mod progress;
 mod results;
 mod spec;
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -67,7 +68,7 @@ use thiserror::Error;
 use crate::arch::ArchError;
 use crate::report::{create_dir, to_json_pretty, write_atomically, ReportError, RunReport};
 
-pub use progress::ProgressMode;
+pub use progress::{plan_line, ProgressMode};
 pub use results::{RESULTS_CSV, RESULTS_JSON, SWEEP_MD};
 pub use spec::{Grid, RunSpec, SweepSpec};
 
@@ -218,18 +219,17 @@ pub fn run_sweep<E: RunFailure>(
     runner: &(dyn Fn(&RunSpec) -> Result<RunReport, E> + Sync),
     progress: ProgressMode,
 ) -> Result<SweepSummary, SweepError> {
-    let planned = spec.hashed_runs()?;
+    let SweepPlan {
+        runs: planned,
+        stored,
+    } = plan_sweep(spec, out)?;
     let runs_dir = out.join(RUNS_DIR);
     create_dir(&runs_dir)?;
-
-    let mut outcomes: Vec<Option<RunOutcome>> = planned
-        .iter()
-        .map(|(spec, hash)| load_stored(&runs_dir, spec, hash))
-        .collect();
-    let reused = outcomes.iter().flatten().count();
+    let reused = stored.len();
     let pending: Vec<usize> = (0..planned.len())
-        .filter(|&i| outcomes[i].is_none())
+        .filter(|i| !stored.contains_key(i))
         .collect();
+    let mut done = stored;
 
     let shown = Progress::start(progress, planned.len(), reused);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -249,9 +249,11 @@ pub fn run_sweep<E: RunFailure>(
     shown.finish();
     for f in finished {
         let (i, outcome) = f?;
-        outcomes[i] = Some(outcome);
+        done.insert(i, outcome);
     }
-    let outcomes: Vec<RunOutcome> = outcomes.into_iter().flatten().collect();
+    let outcomes: Vec<RunOutcome> = (0..planned.len())
+        .filter_map(|i| done.remove(&i))
+        .collect();
     let files = results::write_results(out, &spec.name, &outcomes)?;
     let failed = outcomes.iter().filter(|o| o.failed()).count();
     let incompatible = outcomes.iter().filter(|o| o.incompatible).count();
@@ -263,6 +265,34 @@ pub fn run_sweep<E: RunFailure>(
         outcomes,
         files,
     })
+}
+
+/// A sweep's runs before any of them runs: what `lpsim sweep --dry-run` prints.
+#[derive(Clone, Debug)]
+pub struct SweepPlan {
+    /// Every run in grid order, with its hash.
+    pub runs: Vec<(RunSpec, String)>,
+    /// The runs an earlier sweep into the same directory finished, by their index in `runs`.
+    pub stored: HashMap<usize, RunOutcome>,
+}
+
+/// Plan the sweep `spec` into `out` without running or writing anything: expand the grid, hash
+/// every run, and find the runs already stored in `out/runs/`. Linear in the number of runs:
+/// each file is digested once and the stored runs are listed once, so only runs that are
+/// stored are read.
+pub fn plan_sweep(spec: &SweepSpec, out: &Path) -> Result<SweepPlan, SweepError> {
+    let runs = spec.hashed_runs()?;
+    let runs_dir = out.join(RUNS_DIR);
+    let present: HashSet<std::ffi::OsString> = std::fs::read_dir(&runs_dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
+        .unwrap_or_default();
+    let stored = runs
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, hash))| present.contains(stored_path(Path::new(""), hash).as_os_str()))
+        .filter_map(|(i, (spec, hash))| Some((i, load_stored(&runs_dir, spec, hash)?)))
+        .collect();
+    Ok(SweepPlan { runs, stored })
 }
 
 /// The stored outcome of `spec` if `runs/<hash>.json` exists, parses and is this run.

@@ -37,6 +37,14 @@ impl ProgressMode {
     }
 }
 
+/// The line a sweep starts with: how many runs it plans and how many an earlier sweep finished.
+pub fn plan_line(total: usize, reused: usize) -> String {
+    format!(
+        "{total} runs planned: {reused} already done (their results are reused), {} to run",
+        total - reused
+    )
+}
+
 /// The progress display of one sweep, shared by the worker threads.
 pub(crate) struct Progress {
     mode: ProgressMode,
@@ -59,8 +67,8 @@ impl Progress {
             bar.set_position(reused as u64);
             bar
         });
-        if reused > 0 && mode == ProgressMode::Lines {
-            eprintln!("{reused} of {total} runs already done, reusing their results");
+        if mode == ProgressMode::Lines {
+            eprintln!("{}", plan_line(total, reused));
         }
         Progress {
             mode,

@@ -1,6 +1,7 @@
 //! The sweep spec (`SPEC.json`), its grid of [`RunSpec`]s and their content hashes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,7 @@ pub struct SweepSpec {
 }
 
 /// One grid of a sweep: every combination of its lists.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Grid {
     /// Workload files, globs already expanded (each pattern's matches sorted by name).
     pub workloads: Vec<PathBuf>,
@@ -38,7 +39,7 @@ pub struct Grid {
 
 /// One run of a sweep: what `lpsim run` would be given. Its [`hash`](RunSpec::hash) names the
 /// stored result.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RunSpec {
     /// Workload file.
     pub workload_path: PathBuf,
@@ -109,21 +110,46 @@ impl SweepSpec {
             }
             None => vec![Grid::parse(obj)?],
         };
+        let mut total: u64 = 0;
+        for (i, g) in grids.iter().enumerate() {
+            match g.run_count().and_then(|n| total.checked_add(n)) {
+                Some(t) if t <= MAX_RUNS => total = t,
+                _ => {
+                    let at = if value.get("grids").is_some() {
+                        format!("grids[{i}]")
+                    } else {
+                        "the grid".to_string()
+                    };
+                    return Err(SweepError::Invalid {
+                        file: file.to_string(),
+                        detail: format!(
+                            "{at} lists {} workloads x {} algorithms x {} architectures x {} \
+                             `set` combinations x {} seeds: more than the {MAX_RUNS} runs one \
+                             sweep may plan; split it into several sweeps",
+                            g.workloads.len(),
+                            g.algos.len(),
+                            g.archs.len(),
+                            g.set_combinations()
+                                .map_or_else(|| "over 2^64".to_string(), |c| c.to_string()),
+                            g.seeds.len(),
+                        ),
+                    });
+                }
+            }
+        }
+        // Measured: a planned run (its spec, hash and bookkeeping) takes about 1 KiB.
+        crate::limits::check_bytes(format!("planning {total} runs"), u128::from(total) << 10)
+            .map_err(|e| SweepError::Invalid {
+                file: file.to_string(),
+                detail: e.to_string(),
+            })?;
         Ok(SweepSpec { name, grids, out })
     }
 
     /// Every run of every grid, in order, each configuration once (the first grid that lists
-    /// it decides its place).
+    /// it decides its place). Linear in the number of runs (a hash set drops repeats).
     pub fn runs(&self) -> Vec<RunSpec> {
-        let mut runs = Vec::new();
-        for g in &self.grids {
-            for r in g.runs() {
-                if !runs.contains(&r) {
-                    runs.push(r);
-                }
-            }
-        }
-        runs
+        dedup(self.grids.iter().flat_map(Grid::runs).collect())
     }
 
     /// Every workload and architecture file the sweep reads.
@@ -132,24 +158,29 @@ impl SweepSpec {
             .iter()
             .flat_map(|g| g.workloads.iter().chain(&g.archs))
     }
-    /// The grid with each run's hash, reading every workload and architecture file once.
+    /// The grid with each run's hash, reading and digesting every workload and architecture
+    /// file once.
     pub(crate) fn hashed_runs(&self) -> Result<Vec<(RunSpec, String)>, SweepError> {
-        let mut contents: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+        let mut digests: HashMap<PathBuf, FileDigest> = HashMap::new();
         for p in self.files() {
-            if !contents.contains_key(p) {
-                contents.insert(p.clone(), read(p)?);
+            if !digests.contains_key(p) {
+                digests.insert(p.clone(), FileDigest::of(&read(p)?));
             }
         }
         Ok(self
             .runs()
             .into_iter()
             .map(|r| {
-                let h = r.hash_with(&contents[&r.workload_path], &contents[&r.arch_path]);
+                let h = r.hash_with(digests[&r.workload_path], digests[&r.arch_path]);
                 (r, h)
             })
             .collect())
     }
 }
+
+/// The most runs one sweep plans: ten million (each planned run takes a few hundred bytes, and
+/// a grid that size is a mistake more often than a plan).
+pub const MAX_RUNS: u64 = 10_000_000;
 
 impl Grid {
     /// One grid from its JSON object (the spec's top level or an entry of `grids`).
@@ -198,6 +229,21 @@ impl Grid {
         })
     }
 
+    /// The number of `set` combinations: the product of the value lists' lengths, `None` past
+    /// 2^64.
+    fn set_combinations(&self) -> Option<u64> {
+        self.set
+            .values()
+            .try_fold(1u64, |n, v| n.checked_mul(v.len() as u64))
+    }
+
+    /// The number of runs of this grid, `None` past 2^64.
+    pub fn run_count(&self) -> Option<u64> {
+        [self.workloads.len(), self.algos.len(), self.archs.len(), self.seeds.len()]
+            .into_iter()
+            .try_fold(self.set_combinations()?, |n, k| n.checked_mul(k as u64))
+    }
+
     /// The grid in its fixed order: workloads (outermost), algorithms, architectures, `set`
     /// combinations (keys in sorted order, the last key varying fastest, values in the order
     /// given), seeds (innermost, so the seeds of one configuration are neighbours).
@@ -238,7 +284,7 @@ impl Grid {
 }
 
 /// `items` without repeated entries, or an error at `n` when there are none.
-fn non_empty<T: PartialEq>(n: Node<'_>, items: Vec<T>) -> Result<Vec<T>, ArchError> {
+fn non_empty<T: Eq + Hash>(n: Node<'_>, items: Vec<T>) -> Result<Vec<T>, ArchError> {
     if items.is_empty() {
         Err(n.err("must list at least one entry"))
     } else {
@@ -246,15 +292,16 @@ fn non_empty<T: PartialEq>(n: Node<'_>, items: Vec<T>) -> Result<Vec<T>, ArchErr
     }
 }
 
-/// `v` without repeated entries, first occurrences kept in order.
-fn dedup<T: PartialEq>(v: Vec<T>) -> Vec<T> {
-    let mut out = Vec::with_capacity(v.len());
-    for x in v {
-        if !out.contains(&x) {
-            out.push(x);
-        }
-    }
-    out
+/// `v` without repeated entries, first occurrences kept in order (linear: a hash set of what
+/// was seen).
+fn dedup<T: Eq + Hash>(v: Vec<T>) -> Vec<T> {
+    let mut seen = HashSet::with_capacity(v.len());
+    let first: Vec<bool> = v.iter().map(|x| seen.insert(x)).collect();
+    drop(seen);
+    v.into_iter()
+        .zip(first)
+        .filter_map(|(x, first)| first.then_some(x))
+        .collect()
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, SweepError> {
@@ -264,77 +311,36 @@ fn read(path: &Path) -> Result<Vec<u8>, SweepError> {
     })
 }
 
-/// A path, or a pattern whose last component has `*` (any characters) and `?` (one
-/// character): the matching files, sorted by name. A plain path is returned as is (a missing
-/// file is reported when the sweep reads it).
+/// A path, or a glob pattern (the `glob` crate: `*`, `?`, `[abc]`, `**` for any depth): the
+/// matching files, sorted by path; a leading `.` in a name is matched only literally, as in a
+/// shell. A plain path is returned as is (a missing file is reported when the sweep reads it).
 fn expand_pattern(node: Node<'_>, pattern: &str) -> Result<Vec<PathBuf>, ArchError> {
-    let path = Path::new(pattern);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let dir = path.parent().unwrap_or(Path::new(""));
-    if dir.to_string_lossy().contains(['*', '?']) {
-        return Err(node.bad_value("only the file name may contain * or ?"));
+    if !pattern.contains(['*', '?', '[']) {
+        return Ok(vec![PathBuf::from(pattern)]);
     }
-    if !name.contains(['*', '?']) {
-        return Ok(vec![path.to_path_buf()]);
-    }
-    let read_from = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
     };
-    let entries = std::fs::read_dir(read_from)
-        .map_err(|e| node.bad_value(format!("cannot list {}: {e}", read_from.display())))?;
-    let mut names: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| glob_match(name.as_bytes(), n.as_bytes()))
-        .collect();
-    names.sort();
-    if names.is_empty() {
-        return Err(node.bad_value("matches no file"));
-    }
-    Ok(names.into_iter().map(|n| dir.join(n)).collect())
-}
-
-/// Whether `name` matches `pattern` (`*` any run of characters, `?` one character). A leading
-/// `.` is matched only literally, as in a shell.
-pub(crate) fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
-    if name.first() == Some(&b'.') && pattern.first() != Some(&b'.') {
-        return false;
-    }
-    // Iterative matching with backtracking to the last `*`.
-    let (mut p, mut n) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pattern.get(p) {
-            Some(b'*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == b'?' || c == name[n] => {
-                p += 1;
-                n += 1;
-            }
-            _ => match star {
-                Some((sp, sn)) => {
-                    p = sp + 1;
-                    n = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
+    let paths = glob::glob_with(pattern, options).map_err(|e| node.bad_value(e.to_string()))?;
+    let mut files = Vec::new();
+    for p in paths {
+        let p = p.map_err(|e| node.bad_value(format!("cannot list {}", e.path().display())))?;
+        if p.is_file() {
+            files.push(p);
         }
     }
-    pattern[p..].iter().all(|&c| c == b'*')
+    files.sort();
+    if files.is_empty() {
+        return Err(node.bad_value("matches no file"));
+    }
+    Ok(files)
 }
 
 /// Version of the hash recipe; bump it when the recipe or the meaning of a stored run changes.
 /// The hash also covers lpsim's own version, so runs stored by another release are run again.
-const HASH_VERSION: u32 = 1;
+const HASH_VERSION: u32 = 2;
 
 impl RunSpec {
     /// The workload's short name: its file name without the extension.
@@ -364,15 +370,18 @@ impl RunSpec {
 
     /// The run's identity, 16 hex digits: FNV-1a (64 bits) over a canonical JSON text of the
     /// spec (paths as given, algorithm, seed, `set`, lpsim's version) followed by the
-    /// length-prefixed *contents* of the workload and architecture files, so editing either
+    /// length and FNV-1a digest of the workload and architecture files' *contents*, so editing either
     /// file, or upgrading lpsim, gives the runs new hashes and the sweep runs them again. Reads
     /// both files.
     pub fn hash(&self) -> Result<String, SweepError> {
-        Ok(self.hash_with(&read(&self.workload_path)?, &read(&self.arch_path)?))
+        Ok(self.hash_with(
+            FileDigest::of(&read(&self.workload_path)?),
+            FileDigest::of(&read(&self.arch_path)?),
+        ))
     }
 
-    /// [`RunSpec::hash`] given the two files' contents.
-    fn hash_with(&self, workload: &[u8], arch: &[u8]) -> String {
+    /// [`RunSpec::hash`] given the two files' digests.
+    fn hash_with(&self, workload: FileDigest, arch: FileDigest) -> String {
         let canonical = serde_json::json!({
             "version": HASH_VERSION,
             "lpsim": env!("CARGO_PKG_VERSION"),
@@ -386,10 +395,29 @@ impl RunSpec {
         let mut h = Fnv::new();
         h.write(canonical.as_bytes());
         for part in [workload, arch] {
-            h.write(&(part.len() as u64).to_le_bytes());
-            h.write(part);
+            h.write(&part.len.to_le_bytes());
+            h.write(&part.fnv.to_le_bytes());
         }
         format!("{:016x}", h.0)
+    }
+}
+
+/// A file's length and FNV-1a digest: what a run's hash takes of a file's contents, computed
+/// once per file however many runs read it.
+#[derive(Clone, Copy, Debug)]
+struct FileDigest {
+    len: u64,
+    fnv: u64,
+}
+
+impl FileDigest {
+    fn of(bytes: &[u8]) -> Self {
+        let mut h = Fnv::new();
+        h.write(bytes);
+        FileDigest {
+            len: bytes.len() as u64,
+            fnv: h.0,
+        }
     }
 }
 
@@ -418,17 +446,6 @@ impl Fnv {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob_match(b"*.json", b"fp32.json"));
-        assert!(!glob_match(b"*.json", b"fp32.json.bak"));
-        assert!(glob_match(b"fp?.json", b"fp8.json"));
-        assert!(glob_match(b"*8*", b"bfp8.json"));
-        assert!(!glob_match(b"*.json", b".hidden.json"));
-        assert!(glob_match(b"a*b*c", b"aXXbYYbc"));
-        assert!(!glob_match(b"a*b*c", b"aXXbYYb"));
-    }
 
     #[test]
     fn fnv_reference() {
