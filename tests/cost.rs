@@ -178,6 +178,72 @@ fn unknown_level_is_an_error() {
     );
 }
 
+fn cost_cli(args: &[&str]) -> std::process::Output {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::process::Command::new(env!("CARGO_BIN_EXE_lpsim"))
+        .args(["cost", "--arch"])
+        .arg(root.join("arch/int8.json"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn cost_cli_json(args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = cost_cli(&all);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn cli_cost_prices_several_gemms_and_set_overrides() {
+    let (a, b) = ("64,784,128", "64,128,10");
+    let both = cost_cli_json(&["--gemm", a, "--gemm", b]);
+    let one = |g: &str| cost_cli_json(&["--gemm", g])["total"].clone();
+    let (ra, rb) = (one(a), one(b));
+    assert_eq!(both["gemms"][0]["report"], ra);
+    assert_eq!(both["gemms"][1]["report"], rb);
+    assert_eq!(both["gemms"][1]["k"], 10);
+    let t = &both["total"];
+    // Energy and compute cycles add; so do the MACs.
+    let e = |v: &serde_json::Value| v["energy_pj"].as_f64().unwrap();
+    assert!((e(t) - e(&ra) - e(&rb)).abs() <= 1e-9 * e(t), "{t}");
+    for key in ["cycles", "macs"] {
+        assert_eq!(
+            t[key].as_u64().unwrap(),
+            ra[key].as_u64().unwrap() + rb[key].as_u64().unwrap(),
+            "{key}"
+        );
+    }
+    // The text output lists each GEMM, then the total.
+    let text = String::from_utf8_lossy(&cost_cli(&["--gemm", a, "--gemm", b]).stdout).to_string();
+    assert!(text.contains("  1                  64,784,128"), "{text}");
+    assert!(text.contains("total of 2 GEMMs:\narch          int8"), "{text}");
+
+    // --set changes the architecture as `lpsim run --set arch.` does; a bigger array is
+    // faster on this GEMM, and an `arch.` prefix is the same override.
+    let rows = |set: &str| cost_cli_json(&["--gemm", a, "--set", set])["total"]["cycles"].clone();
+    let base = ra["cycles"].as_u64().unwrap();
+    assert!(rows("compute.array.rows=64").as_u64().unwrap() < base);
+    assert_eq!(rows("compute.array.rows=64"), rows("arch.compute.array.rows=64"));
+    let fp8 = cost_cli_json(&["--gemm", a, "--set", "formats.mac.a=e4m3fn"]);
+    assert_ne!(fp8["total"]["energy_pj"], ra["energy_pj"]);
+
+    for (set, needle) in [
+        ("compute.array.rowz=64", "compute.array.rowz: unknown field; did you mean `rows`?"),
+        ("compute.array.rows=0", "compute.array.rows = 0: must be at least 1"),
+        ("rows", "`rows`: expected PATH=VALUE"),
+    ] {
+        let out = cost_cli(&["--gemm", a, "--set", set]);
+        assert_eq!(out.status.code(), Some(2), "{set}");
+        let msg = String::from_utf8_lossy(&out.stderr);
+        assert!(msg.contains(needle), "{set}: {msg}");
+    }
+    let twice = cost_cli(&["--gemm", a, "--set", "compute.array.rows=8", "--set", "arch.compute.array.rows=9"]);
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("--set compute.array.rows is given twice"));
+}
+
 #[test]
 fn cli_cost_json() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -188,7 +254,9 @@ fn cli_cost_json() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(all["gemms"][0]["report"], all["total"]);
+    let v = &all["total"];
     assert_eq!(v["cycles"], 503);
     assert_eq!(v["stall_cycles"], 0);
     for key in ["energy_pj", "utilization", "area_mm2"] {

@@ -427,7 +427,8 @@ fn edited_arch(dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)
 fn cost_json(arch_file: &str, gemm: &str) -> serde_json::Value {
     let out = lpsim(&["cost", "--arch", arch_file, "--gemm", gemm, "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_str(&stdout(&out)).unwrap()
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    v["total"].clone()
 }
 
 #[test]
@@ -466,6 +467,43 @@ fn cost_figures_never_wrap() {
         let u = cost_json(&fp32, gemm)["utilization"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&u), "{gemm}: utilization {u}");
     }
+    // Two GEMMs whose counts each fit but whose sum does not: refused, not wrapped.
+    let g = "1,1,200000000000000000";
+    cost_json(&fp32, g);
+    assert_fails(
+        &lpsim(&["cost", "--arch", &fp32, "--gemm", g, "--gemm", g]),
+        &["a count of the actions (their sum over the work) does not fit in 64 bits"],
+    );
+}
+
+#[test]
+fn an_architecture_with_100000_memory_levels_is_priced() {
+    // It took 26 s (a linear search of the levels per level); a map makes it linear.
+    let d = scratch("levels");
+    let many = edited_arch(&d, "many.json", |v| {
+        let dram = v["memory"][0].clone();
+        let mut levels = vec![dram];
+        for i in 0..100_000 {
+            levels.push(serde_json::json!({"name": format!("L{i}"), "kind": "sram",
+                "size_bytes": 1 << 20, "bandwidth_bits_per_cycle": 1024}));
+        }
+        v["memory"] = serde_json::Value::Array(levels);
+    });
+    let r = cost_json(&many, "64,64,64");
+    // The GEMM's traffic passes through every level; the innermost carries the most.
+    let levels = r["memory"].as_array().unwrap();
+    assert_eq!(levels.len(), 100_001);
+    let named = |name: &str| levels.iter().find(|l| l["name"] == name).unwrap();
+    assert_eq!(named("L99999")["read_bits"], 655360);
+    assert_eq!(named("L0")["read_bits"], 393216);
+    let dup = edited_arch(&d, "dup.json", |v| {
+        let l = v["memory"][1].clone();
+        v["memory"].as_array_mut().unwrap().push(l);
+    });
+    assert_fails(
+        &lpsim(&["cost", "--arch", &dup, "--gemm", "1,1,1"]),
+        &["memory: level name `SRAM` is used twice"],
+    );
 }
 
 #[test]

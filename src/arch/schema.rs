@@ -269,10 +269,9 @@ impl Architecture {
             if levels.is_empty() {
                 return Err(n.err("must list at least one level"));
             }
-            for (i, l) in levels.iter().enumerate() {
-                if levels[..i].iter().any(|p| p.name == l.name) {
-                    return Err(n.err(format!("level name `{}` is used twice", l.name)));
-                }
+            let mut seen = std::collections::HashSet::new();
+            if let Some(l) = levels.iter().find(|l| !seen.insert(l.name.as_str())) {
+                return Err(n.err(format!("level name `{}` is used twice", l.name)));
             }
             Ok(levels)
         })?;

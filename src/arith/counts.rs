@@ -85,7 +85,9 @@ impl ActionCounts {
         self.mem.entry(level.to_string()).or_default().write_bits += bits;
     }
 
-    /// Add every count of `other` to `self`.
+    /// Add every count of `other` to `self`. A count that would pass 2^64 - 1 stays there
+    /// ([`ActionCounts::saturated`]), and pricing refuses it, rather than wrapping to a small
+    /// number.
     pub fn merge(&mut self, other: &ActionCounts) {
         for (dst, src) in [
             (&mut self.mul, &other.mul),
@@ -94,17 +96,33 @@ impl ActionCounts {
             (&mut self.quantize, &other.quantize),
         ] {
             for (k, v) in src {
-                *dst.entry(k.clone()).or_default() += v;
+                let n = dst.entry(k.clone()).or_default();
+                *n = n.saturating_add(*v);
             }
         }
-        self.random_bits += other.random_bits;
-        self.overflows += other.overflows;
-        self.saturations += other.saturations;
-        self.wraps += other.wraps;
+        for (dst, src) in [
+            (&mut self.random_bits, other.random_bits),
+            (&mut self.overflows, other.overflows),
+            (&mut self.saturations, other.saturations),
+            (&mut self.wraps, other.wraps),
+        ] {
+            *dst = dst.saturating_add(src);
+        }
         for (k, t) in &other.mem {
             let e = self.mem.entry(k.clone()).or_default();
-            e.read_bits += t.read_bits;
-            e.write_bits += t.write_bits;
+            e.read_bits = e.read_bits.saturating_add(t.read_bits);
+            e.write_bits = e.write_bits.saturating_add(t.write_bits);
         }
+    }
+
+    /// Whether a count reached 2^64 - 1 when merging, so that it no longer counts exactly.
+    pub fn saturated(&self) -> bool {
+        let maps = [&self.mul, &self.add, &self.fma, &self.quantize];
+        maps.iter().flat_map(|m| m.values()).any(|&n| n == u64::MAX)
+            || [self.random_bits, self.overflows, self.saturations, self.wraps].contains(&u64::MAX)
+            || self
+                .mem
+                .values()
+                .any(|t| t.read_bits == u64::MAX || t.write_bits == u64::MAX)
     }
 }

@@ -24,13 +24,13 @@ pub use cycles::{gemm_cycles, Gemm, GemmCycles};
 pub use gemm::{gemm_counts, sram_accesses};
 pub use report::{CostReport, LevelReport};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use thiserror::Error;
 
 use serde::Serialize;
 
-use crate::arch::{Architecture, Array};
+use crate::arch::{Architecture, Array, MemoryLevel};
 use crate::arith::ActionCounts;
 use crate::cost::energy::{node_factor, Action, ENERGY_NODE_EXPONENT};
 use crate::suggest::suggestion;
@@ -82,10 +82,11 @@ pub struct Work {
 }
 
 impl Work {
-    /// Append `other`'s GEMMs and add its vector operations.
+    /// Append `other`'s GEMMs and add its vector operations (stopping at 2^64 - 1, which
+    /// pricing refuses, as for [`ActionCounts::merge`]).
     pub fn merge(&mut self, other: &Work) {
         self.gemms.extend(other.gemms.iter().copied());
-        self.vector_ops += other.vector_ops;
+        self.vector_ops = self.vector_ops.saturating_add(other.vector_ops);
     }
 }
 
@@ -178,8 +179,14 @@ pub fn price_tally(arch: &Architecture, tally: &Tally) -> Result<CostReport, Cos
     for (kind, pj) in &full.by_action {
         *total.by_action.entry(kind.clone()).or_default() += pj;
     }
+    let index: HashMap<String, usize> = total
+        .memory
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.name.clone(), i))
+        .collect();
     for level in &full.memory {
-        match total.memory.iter_mut().find(|l| l.name == level.name) {
+        match index.get(&level.name).map(|&i| &mut total.memory[i]) {
             Some(l) => {
                 l.read_bits += level.read_bits;
                 l.write_bits += level.write_bits;
@@ -221,6 +228,9 @@ fn price_on(
     counts: &ActionCounts,
     work: &Work,
 ) -> Result<CostReport, CostError> {
+    if counts.saturated() || work.vector_ops == u64::MAX {
+        return Err(CostError::Overflow("a count of the actions (their sum over the work)".into()));
+    }
     let mut breakdown: BTreeMap<String, f64> = BTreeMap::new();
     let mut by_action: BTreeMap<String, f64> = BTreeMap::new();
     let mut charge = |component: &str, kind: &str, pj: f64| {
@@ -248,13 +258,12 @@ fn price_on(
         counts.random_bits as f64 * action_pj(arch, &Action::RngBit),
     );
 
+    // A map, not a scan per level: an architecture may list very many levels.
+    let levels: HashMap<&str, &MemoryLevel> =
+        arch.memory.iter().map(|l| (l.name.as_str(), l)).collect();
     let mut memory = Vec::new();
     for (name, t) in &counts.mem {
-        let level = arch
-            .memory
-            .iter()
-            .find(|l| &l.name == name)
-            .ok_or_else(|| {
+        let level = *levels.get(name.as_str()).ok_or_else(|| {
                 let names: Vec<&str> = arch.memory.iter().map(|l| l.name.as_str()).collect();
                 CostError::UnknownLevel {
                     arch: arch.name.clone(),
@@ -368,11 +377,21 @@ fn ratio(a: f64, b: f64) -> f64 {
 
 /// Price one GEMM on `arch` (`lpsim cost --gemm M,N,K`).
 pub fn price_gemm(arch: &Architecture, g: Gemm) -> Result<CostReport, CostError> {
+    price_gemms(arch, &[g])
+}
+
+/// Price several GEMMs run one after another on `arch` (`lpsim cost --gemm A --gemm B`): their
+/// actions added, their cycles added (each GEMM folds onto the array on its own).
+pub fn price_gemms(arch: &Architecture, gemms: &[Gemm]) -> Result<CostReport, CostError> {
+    let mut counts = ActionCounts::default();
+    for &g in gemms {
+        counts.merge(&gemm_counts(arch, g)?);
+    }
     price(
         arch,
-        &gemm_counts(arch, g)?,
+        &counts,
         &Work {
-            gemms: vec![g],
+            gemms: gemms.to_vec(),
             vector_ops: 0,
         },
     )
