@@ -358,6 +358,30 @@ pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
 
 /// Run one configuration and report it.
 pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
+    run_one_with(spec, &mut |_| {})
+}
+
+/// Where a run is after an epoch, for a progress display (`lpsim run`).
+#[derive(Clone, Copy, Debug)]
+pub struct Progress<'a> {
+    /// 1-based epoch just finished.
+    pub epoch: usize,
+    /// Epochs planned.
+    pub epochs: usize,
+    /// Steps taken so far.
+    pub steps: u64,
+    /// Steps planned.
+    pub steps_total: u64,
+    /// The epoch's record: its metrics (`train_loss` first among them), energy and cycles
+    /// so far.
+    pub record: &'a EpochRecord,
+}
+
+/// [`run_one`], calling `on_epoch` after every epoch with the run's progress.
+pub fn run_one_with(
+    spec: &RunSpec,
+    on_epoch: &mut dyn FnMut(Progress<'_>),
+) -> Result<RunReport, RunError> {
     let Prepared {
         workload: wl,
         arch,
@@ -415,12 +439,20 @@ pub fn run_one(spec: &RunSpec) -> Result<RunReport, RunError> {
                     (f64::NAN, f64::NAN)
                 }
             };
-            epochs.push(EpochRecord {
+            let record = EpochRecord {
                 epoch: s.epoch,
                 metrics: m,
                 energy_pj,
                 cycles,
+            };
+            on_epoch(Progress {
+                epoch: s.epoch,
+                epochs: s.epochs,
+                steps: s.steps,
+                steps_total: s.steps_total,
+                record: &record,
             });
+            epochs.push(record);
         },
     )?;
     if let Some(e) = pricing {
@@ -555,7 +587,7 @@ fn chain_metrics(c: &ChainMoments, metrics: &mut BTreeMap<String, f64>) {
     );
 }
 
-/// Run one configuration given by paths (the `lpsim run` entry point).
+/// Run one configuration given by paths.
 pub fn run_paths(
     workload: &Path,
     algo: &str,

@@ -478,3 +478,51 @@ fn col_blocks_in_csv() {
         assert_eq!(r[5], format!("{:02x}", 127 + 2 * j), "element {k}: scale");
     }
 }
+
+#[test]
+fn run_prints_a_line_per_epoch_when_piped_and_nothing_with_quiet() {
+    let d = scratch("run-progress");
+    let out_dir = d.join("r");
+    let args = |quiet: bool| {
+        let mut a = vec![
+            "run",
+            "--workload",
+            "workloads/iris-logistic.json",
+            "--algo",
+            "lp-sgd",
+            "--arch",
+            "arch/int8.json",
+            "--set",
+            "epochs=3",
+        ];
+        a.extend(["--out", out_dir.to_str().unwrap()]);
+        if quiet {
+            a.push("--quiet");
+        }
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |quiet: bool| {
+        let a = args(quiet);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        let o = lpsim(&refs, "");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let err = run(false);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("epoch ")).collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    // 120 training examples in batches of 16: 8 steps an epoch.
+    for (i, l) in lines.iter().enumerate() {
+        let e = i + 1;
+        assert!(l.starts_with(&format!("epoch {e}/3: train_loss ")), "{l}");
+        assert!(l.contains(", test_accuracy "), "{l}");
+        assert!(l.contains(&format!("[step {}/24, ", 8 * e)), "{l}");
+    }
+    assert!(
+        err.starts_with("iris-logistic lp-sgd int8 seed 0 epochs=3: running\n"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&out_dir).unwrap();
+    let quiet = run(true);
+    assert!(!quiet.contains("epoch 1/3"), "{quiet}");
+}

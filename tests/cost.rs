@@ -192,7 +192,11 @@ fn cost_cli_json(args: &[&str]) -> serde_json::Value {
     let mut all = args.to_vec();
     all.push("--json");
     let out = cost_cli(&all);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -219,20 +223,32 @@ fn cli_cost_prices_several_gemms_and_set_overrides() {
     // The text output lists each GEMM, then the total.
     let text = String::from_utf8_lossy(&cost_cli(&["--gemm", a, "--gemm", b]).stdout).to_string();
     assert!(text.contains("  1                  64,784,128"), "{text}");
-    assert!(text.contains("total of 2 GEMMs:\narch          int8"), "{text}");
+    assert!(
+        text.contains("total of 2 GEMMs:\narch          int8"),
+        "{text}"
+    );
 
     // --set changes the architecture as `lpsim run --set arch.` does; a bigger array is
     // faster on this GEMM, and an `arch.` prefix is the same override.
     let rows = |set: &str| cost_cli_json(&["--gemm", a, "--set", set])["total"]["cycles"].clone();
     let base = ra["cycles"].as_u64().unwrap();
     assert!(rows("compute.array.rows=64").as_u64().unwrap() < base);
-    assert_eq!(rows("compute.array.rows=64"), rows("arch.compute.array.rows=64"));
+    assert_eq!(
+        rows("compute.array.rows=64"),
+        rows("arch.compute.array.rows=64")
+    );
     let fp8 = cost_cli_json(&["--gemm", a, "--set", "formats.mac.a=e4m3fn"]);
     assert_ne!(fp8["total"]["energy_pj"], ra["energy_pj"]);
 
     for (set, needle) in [
-        ("compute.array.rowz=64", "compute.array.rowz: unknown field; did you mean `rows`?"),
-        ("compute.array.rows=0", "compute.array.rows = 0: must be at least 1"),
+        (
+            "compute.array.rowz=64",
+            "compute.array.rowz: unknown field; did you mean `rows`?",
+        ),
+        (
+            "compute.array.rows=0",
+            "compute.array.rows = 0: must be at least 1",
+        ),
         ("rows", "`rows`: expected PATH=VALUE"),
     ] {
         let out = cost_cli(&["--gemm", a, "--set", set]);
@@ -240,8 +256,17 @@ fn cli_cost_prices_several_gemms_and_set_overrides() {
         let msg = String::from_utf8_lossy(&out.stderr);
         assert!(msg.contains(needle), "{set}: {msg}");
     }
-    let twice = cost_cli(&["--gemm", a, "--set", "compute.array.rows=8", "--set", "arch.compute.array.rows=9"]);
-    assert!(String::from_utf8_lossy(&twice.stderr).contains("--set compute.array.rows is given twice"));
+    let twice = cost_cli(&[
+        "--gemm",
+        a,
+        "--set",
+        "compute.array.rows=8",
+        "--set",
+        "arch.compute.array.rows=9",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&twice.stderr).contains("--set compute.array.rows is given twice")
+    );
 }
 
 #[test]

@@ -696,9 +696,17 @@ fn globs_match_at_any_depth_but_never_hidden_files() {
     );
     assert_eq!(
         archs(&format!("{d}/arch/**/*.json")),
-        ["bf16.json", "e4m3fn.json", "fp32.json", "more/deeper/fp8.json"]
+        [
+            "bf16.json",
+            "e4m3fn.json",
+            "fp32.json",
+            "more/deeper/fp8.json"
+        ]
     );
-    assert_eq!(archs(&format!("{d}/arch/[be]*.json")), ["bf16.json", "e4m3fn.json"]);
+    assert_eq!(
+        archs(&format!("{d}/arch/[be]*.json")),
+        ["bf16.json", "e4m3fn.json"]
+    );
 }
 
 #[test]

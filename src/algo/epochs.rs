@@ -22,12 +22,17 @@ pub(crate) struct Run {
     /// [`crate::algo::samples::SampleSchedule::kept`]; none for the other algorithms).
     pub kept: Vec<u64>,
     pub diverged_at: Option<usize>,
+    /// Epochs planned, and steps per epoch: what [`EpochStats`] reports as progress.
+    plan: (usize, u64),
 }
 
 impl Run {
-    /// No steps yet, no samples to keep.
-    pub fn new() -> Self {
-        Run::default()
+    /// No steps yet, no samples to keep; `epochs` of `epoch_len` steps each are planned.
+    pub fn new(epochs: usize, epoch_len: u64) -> Self {
+        Run {
+            plan: (epochs, epoch_len),
+            ..Run::default()
+        }
     }
 
     /// Add one step's actions (on the datapath that did them) and range events.
@@ -51,8 +56,12 @@ impl Run {
         if self.keep_sample(epoch) {
             self.samples.push(params.to_vec());
         }
+        let (epochs, epoch_len) = self.plan;
         on_epoch(EpochStats {
             epoch,
+            epochs,
+            steps: (epoch as u64).saturating_mul(epoch_len),
+            steps_total: (epochs as u64).saturating_mul(epoch_len),
             train_loss,
             tally,
             params: params.to_vec(),

@@ -502,7 +502,7 @@ pub(crate) fn train(
     let full_store = (arch.full_precision.format, rn);
     let full = gradient_graph(model, (arch, FULL), s.batches.n, full_store, Some(arch))?;
     let mut centre = init_params(model, full_store.0, rn, seed);
-    let mut run = Run::new();
+    let mut run = Run::new(s.epochs, s.epoch_len);
     run.range.merge(&s.batches.data_health(s.data));
     let c = s.batches.n as f64 / s.batch as f64;
     for epoch in 1..=s.epochs {

@@ -320,6 +320,12 @@ pub struct TrainData {
 pub struct EpochStats {
     /// 1-based epoch.
     pub epoch: usize,
+    /// Epochs planned (the run may stop early when it diverges).
+    pub epochs: usize,
+    /// Steps taken so far (the inner loop's steps: mini-batches, SVRG's inner iterations).
+    pub steps: u64,
+    /// Steps planned.
+    pub steps_total: u64,
     /// Training objective in `f64` at the epoch's end ([`loss`]).
     pub train_loss: f64,
     /// Hardware actions and the shape of the epoch's work, per datapath.

@@ -476,7 +476,7 @@ pub(crate) fn train(
         .transpose()?;
     let (sf, sr) = storage(Update::of(algo), algo, arch);
     let mut params = init_params(model, sf, sr, seed);
-    let mut run = Run::new();
+    let mut run = Run::new((setup.total / setup.epoch_len) as usize, setup.epoch_len);
     // The Gaussian target keeps steps of its chain; the others keep epochs' parameters.
     let mut chain_steps = Vec::new();
     match (&setup.samples, &setup.io) {

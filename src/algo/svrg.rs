@@ -430,7 +430,7 @@ pub(crate) fn train(
     let mut centre = Array2::<f64>::zeros((shape[0], shape[1]));
     let full = full_graph(model, arch, (n, shape, t, stored))?;
     let (xall, yall) = batches.all();
-    let mut run = Run::new();
+    let mut run = Run::new(epochs, epoch_len);
     run.range.merge(&batches.data_health(data));
     let mut feeds = BTreeMap::new();
     let to_full = |a: &Array2<f64>| rounded(a, arch.full_precision.format);

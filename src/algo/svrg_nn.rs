@@ -318,7 +318,7 @@ fn train_svrg(
     let step = svrg_step_graph(model, on, s.batch, store, s.lr)?;
     let layers = param_shapes(model).len();
     let mut w = init_params(model, store.0, store.1, seed);
-    let mut run = Run::new();
+    let mut run = Run::new(s.epochs, s.epoch_len);
     run.range.merge(&s.batches.data_health(s.data));
     let mut feeds = BTreeMap::new();
     for epoch in 1..=s.epochs {

@@ -119,7 +119,13 @@ impl ActionCounts {
     pub fn saturated(&self) -> bool {
         let maps = [&self.mul, &self.add, &self.fma, &self.quantize];
         maps.iter().flat_map(|m| m.values()).any(|&n| n == u64::MAX)
-            || [self.random_bits, self.overflows, self.saturations, self.wraps].contains(&u64::MAX)
+            || [
+                self.random_bits,
+                self.overflows,
+                self.saturations,
+                self.wraps,
+            ]
+            .contains(&u64::MAX)
             || self
                 .mem
                 .values()

@@ -12,11 +12,13 @@ use crate::cost::{price_gemm, price_gemms, CostReport, Gemm};
 
 /// Arguments of `lpsim cost`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Several --gemm run one after another: each is priced on its own and \
+#[command(
+    after_help = "Several --gemm run one after another: each is priced on its own and \
 the total adds their actions and cycles.\n\
 Examples:\n  lpsim cost --arch arch/bf16.json --gemm 128,256,512 --json\n  \
 lpsim cost --arch arch/int8.json --gemm 64,784,128 --gemm 64,128,10 \
---set compute.array.rows=64 --set formats.weights=e4m3fn")]
+--set compute.array.rows=64 --set formats.weights=e4m3fn"
+)]
 pub struct Args {
     /// Architecture description (JSON, see arch/README.md).
     #[arg(long)]
@@ -82,7 +84,10 @@ struct Output {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut overrides = BTreeMap::new();
     for (path, value) in &args.set {
-        if overrides.insert(path.clone(), override_value(value)).is_some() {
+        if overrides
+            .insert(path.clone(), override_value(value))
+            .is_some()
+        {
             bail!("--set {path} is given twice");
         }
     }

@@ -7,6 +7,7 @@ mod gemm;
 mod graph;
 mod quantize;
 pub(crate) mod run;
+mod run_progress;
 pub mod sweep;
 
 use clap::{Parser, Subcommand};

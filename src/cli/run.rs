@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::run_progress::RunProgress;
 use crate::report::{run_dir, write_run, REPORTS_ROOT};
-use crate::run::run_paths;
+use crate::run::run_one_with;
+use crate::sweep::{ProgressMode, RunSpec};
 
 /// Arguments of `lpsim run`.
 #[derive(clap::Args, Debug)]
@@ -45,6 +47,9 @@ pub struct Args {
     /// Also print the report as JSON on standard output.
     #[arg(long)]
     json: bool,
+    /// No progress on standard error (by default: a bar on a terminal, else a line per epoch).
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// `key=value` pairs of `--set`.
@@ -70,8 +75,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .num_threads(args.threads.unwrap_or(0))
         .build()
         .context("cannot start the thread pool")?;
-    let report =
-        pool.install(|| run_paths(&args.workload, &args.algo, &args.arch, args.seed, set))?;
+    let spec = RunSpec {
+        workload_path: args.workload.clone(),
+        algo: args.algo.clone(),
+        arch_path: args.arch.clone(),
+        seed: args.seed,
+        set,
+    };
+    let mode = if args.quiet {
+        ProgressMode::Quiet
+    } else {
+        ProgressMode::Auto
+    };
+    let shown = RunProgress::start(mode, &spec.label());
+    let result = pool.install(|| run_one_with(&spec, &mut |p| shown.epoch(p)));
+    shown.finish();
+    let report = result?;
     let dir = args.out.unwrap_or_else(|| {
         run_dir(
             Path::new(REPORTS_ROOT),

@@ -10,7 +10,8 @@ use anyhow::bail;
 
 use crate::report::{slug, RunReport, REPORTS_ROOT};
 use crate::sweep::{
-    plan_line, plan_sweep, run_sweep, ProgressMode, RunFailure, RunSpec, SweepSpec, SweepSummary, RESULTS_CSV,
+    plan_line, plan_sweep, run_sweep, ProgressMode, RunFailure, RunSpec, SweepSpec, SweepSummary,
+    RESULTS_CSV,
 };
 
 /// Arguments of `lpsim sweep`.

@@ -229,7 +229,9 @@ fn price_on(
     work: &Work,
 ) -> Result<CostReport, CostError> {
     if counts.saturated() || work.vector_ops == u64::MAX {
-        return Err(CostError::Overflow("a count of the actions (their sum over the work)".into()));
+        return Err(CostError::Overflow(
+            "a count of the actions (their sum over the work)".into(),
+        ));
     }
     let mut breakdown: BTreeMap<String, f64> = BTreeMap::new();
     let mut by_action: BTreeMap<String, f64> = BTreeMap::new();
@@ -264,14 +266,14 @@ fn price_on(
     let mut memory = Vec::new();
     for (name, t) in &counts.mem {
         let level = *levels.get(name.as_str()).ok_or_else(|| {
-                let names: Vec<&str> = arch.memory.iter().map(|l| l.name.as_str()).collect();
-                CostError::UnknownLevel {
-                    arch: arch.name.clone(),
-                    level: name.clone(),
-                    hint: suggestion(name, &names),
-                    levels: names.join(", "),
-                }
-            })?;
+            let names: Vec<&str> = arch.memory.iter().map(|l| l.name.as_str()).collect();
+            CostError::UnknownLevel {
+                arch: arch.name.clone(),
+                level: name.clone(),
+                hint: suggestion(name, &names),
+                levels: names.join(", "),
+            }
+        })?;
         let read = t.read_bits as f64 * level.read_pj_per_bit;
         let write = t.write_bits as f64 * level.write_pj_per_bit;
         charge(name, "read", read);

@@ -251,9 +251,7 @@ pub fn run_sweep<E: RunFailure>(
         let (i, outcome) = f?;
         done.insert(i, outcome);
     }
-    let outcomes: Vec<RunOutcome> = (0..planned.len())
-        .filter_map(|i| done.remove(&i))
-        .collect();
+    let outcomes: Vec<RunOutcome> = (0..planned.len()).filter_map(|i| done.remove(&i)).collect();
     let files = results::write_results(out, &spec.name, &outcomes)?;
     let failed = outcomes.iter().filter(|o| o.failed()).count();
     let incompatible = outcomes.iter().filter(|o| o.incompatible).count();
@@ -284,7 +282,11 @@ pub fn plan_sweep(spec: &SweepSpec, out: &Path) -> Result<SweepPlan, SweepError>
     let runs = spec.hashed_runs()?;
     let runs_dir = out.join(RUNS_DIR);
     let present: HashSet<std::ffi::OsString> = std::fs::read_dir(&runs_dir)
-        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect()
+        })
         .unwrap_or_default();
     let stored = runs
         .iter()

@@ -23,7 +23,7 @@ pub enum ProgressMode {
 
 impl ProgressMode {
     /// `Auto` decided for this process; the other modes as they are.
-    fn resolve(self) -> Self {
+    pub fn resolve(self) -> Self {
         match self {
             ProgressMode::Auto => {
                 if std::io::stderr().is_terminal() && std::env::var_os("CI").is_none() {

@@ -239,9 +239,14 @@ impl Grid {
 
     /// The number of runs of this grid, `None` past 2^64.
     pub fn run_count(&self) -> Option<u64> {
-        [self.workloads.len(), self.algos.len(), self.archs.len(), self.seeds.len()]
-            .into_iter()
-            .try_fold(self.set_combinations()?, |n, k| n.checked_mul(k as u64))
+        [
+            self.workloads.len(),
+            self.algos.len(),
+            self.archs.len(),
+            self.seeds.len(),
+        ]
+        .into_iter()
+        .try_fold(self.set_combinations()?, |n, k| n.checked_mul(k as u64))
     }
 
     /// The grid in its fixed order: workloads (outermost), algorithms, architectures, `set`
