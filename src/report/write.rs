@@ -1,6 +1,6 @@
 //! The files of one run: `report.json` (everything, pretty, keys in a stable order),
-//! `report.md` (for people: warnings first, then configuration, metrics, range health, cost and
-//! curves) and SVG plots of the per-epoch curves. `lpsim run` writes them into
+//! `report.md` (for people: warnings first, then the primary metric and the cost at a glance,
+//! configuration, metrics, range health, cost and curves) and SVG plots of the per-epoch curves. `lpsim run` writes them into
 //! [`run_dir`]; only these files are replaced, anything else in the directory is left alone.
 
 use std::collections::{BTreeMap, BTreeSet};

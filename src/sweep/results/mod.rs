@@ -108,6 +108,10 @@ fn results_json<'a>(name: &'a str, outcomes: &'a [RunOutcome]) -> ResultsJson<'a
     }
 }
 
+/// A function that finds a named figure in a run's metrics ([`primary_metric`],
+/// [`error_metric`]).
+type MetricPicker = fn(&BTreeMap<String, f64>) -> Option<(&'static str, f64)>;
+
 /// The runs of one configuration (workload, algorithm, architecture, `set` values) over seeds.
 struct Group<'a> {
     /// 1-based, in grid order within the workload: the configuration's number in the report's
@@ -155,10 +159,7 @@ impl Group<'_> {
     }
 
     /// The name a picker finds in the good runs, and its mean over the runs that have it.
-    fn mean_of(
-        &self,
-        pick: fn(&BTreeMap<String, f64>) -> Option<(&'static str, f64)>,
-    ) -> Option<(&'static str, f64)> {
+    fn mean_of(&self, pick: MetricPicker) -> Option<(&'static str, f64)> {
         let name = self.good().find_map(|r| pick(&r.metrics))?.0;
         let (mean, _) =
             self.stats(|r| pick(&r.metrics).filter(|(n, _)| *n == name).map(|(_, v)| v))?;
