@@ -109,17 +109,17 @@ fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
     })
 }
 
-/// About five round ticks (steps of 1, 2 or 5 times a power of ten) inside `range`, each with
-/// its step (for its label's precision).
+/// Four to ten round ticks inside `range` (the largest step of 1, 2 or 5 times a power of ten
+/// that fits four times in the span), each with its step (for its label's precision).
 fn linear_ticks(range: &Range<f64>) -> Vec<(f64, f64)> {
     let span = range.end - range.start;
-    let raw = span / 5.0;
+    let raw = span / 4.0;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
+    let step = [5.0, 2.0, 1.0]
         .iter()
         .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
+        .find(|s| *s <= raw)
+        .unwrap_or(mag);
     let first = (range.start / step).ceil() as i64;
     let last = (range.end / step).floor() as i64;
     (first..=last)
@@ -227,6 +227,9 @@ mod tests {
             for s in [Scale::Log, Scale::Linear] {
                 let a = s.axis(data.iter().copied());
                 assert!(a.ticks.len() >= 2, "{s:?} {data:?}: {:?}", a.ticks);
+                if s == Scale::Linear {
+                    assert!((4..=10).contains(&a.ticks.len()), "{data:?}: {:?}", a.ticks);
+                }
                 let mut labels: Vec<&String> = a.ticks.iter().map(|t| &t.1).collect();
                 labels.dedup();
                 assert_eq!(labels.len(), a.ticks.len(), "distinct labels {:?}", a.ticks);
