@@ -525,6 +525,7 @@ pub fn run_one_with(
         diverged_at_epoch: outcome.diverged_at,
         range_health: range_records(&outcome.range),
         chain,
+        classes: dataset.and_then(|ds| ds.n_classes),
     })
 }
 

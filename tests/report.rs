@@ -66,6 +66,7 @@ fn report(diverge: bool) -> RunReport {
         },
         diverged_at_epoch: diverge.then_some(3),
         chain: None,
+        classes: Some(10),
         range_health: vec![
             range("weights", "bf16", 1000, 0, Some(25), 0),
             // 12.5 % saturated: warned.
@@ -171,6 +172,53 @@ fn writes_json_markdown_and_plots() {
     assert!(
         !dir.join("gap.svg").exists(),
         "no optimality gap, no gap plot"
+    );
+}
+
+#[test]
+fn run_report_puts_the_primary_metric_first_then_the_cost() {
+    let dir = scratch("glance");
+    write_run(&dir, &report(false)).unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    // A one-line result before the configuration: the primary metric, then the cost.
+    assert!(
+        md.contains(
+            "## Result\n\n| test_accuracy | energy (pJ) | cycles | time (s) | area (mm²) |\n\
+             |---|---|---|---|---|\n| 0.9000 | 3000 | 150.0 | 1.500e-7 | 0.2500 |\n"
+        ),
+        "{md}"
+    );
+    assert!(md.find("## Result") < md.find("## Configuration"));
+    // Final metrics: the primary one first, then the others by name.
+    assert!(
+        md.contains(
+            "| metric | value |\n|---|---|\n| test_accuracy | 0.9000 |\n| ece | 0.02000 |\n\
+             | test_nll | 0.3000 |\n| train_loss | 0.3300 |\n"
+        ),
+        "{md}"
+    );
+    // Per epoch: the primary metric, the cost, then the rest.
+    assert!(
+        md.contains(
+            "| epoch | test_accuracy | energy (pJ) | cycles | train_loss |\n|---|---|---|---|---|\n\
+             | 1 | 0.7000 | 1000 | 50.00 | 1.000 |\n"
+        ),
+        "{md}"
+    );
+    assert!(!md.contains("At chance level"), "{md}");
+
+    // A classifier of 10 classes at 12 % accuracy is at chance, and says so.
+    let mut r = report(false);
+    r.metrics.insert("test_accuracy".into(), 0.12);
+    assert_eq!(r.verdict(), lpsim::report::Verdict::AtChance);
+    write_run(&dir, &r).unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains(
+            "**At chance level**: test_accuracy 0.1200 with 10 classes (chance 0.1000; a run \
+             counts as learning above 0.1900, a tenth of the way from chance to 1)."
+        ),
+        "{md}"
     );
 }
 

@@ -131,6 +131,7 @@ fn synthetic(spec: &RunSpec) -> Result<RunReport, String> {
         diverged_at_epoch: diverged.then_some(2),
         range_health: Vec::new(),
         chain: None,
+        classes: classify.then_some(10),
     })
 }
 
@@ -340,7 +341,8 @@ fn resume_after_an_interrupted_sweep_loses_no_finished_run() {
         total + 1,
         "a row for every run, failed ones too"
     );
-    assert_eq!(csv.matches(",failed,,interrupted,").count(), total - k);
+    assert_eq!(csv.matches(",failed,").count(), total - k);
+    assert_eq!(csv.matches(",interrupted,").count(), total - k);
 
     // The rerun runs exactly the runs that had not finished.
     let again = Mutex::new(Vec::new());
@@ -405,17 +407,21 @@ fn the_same_sweep_twice_gives_byte_identical_results() {
     assert_eq!(rerun.reused, spec.runs().len());
     assert_eq!(read(a.join("results.csv")), csv);
 
-    // Columns: swept fields, status, every metric, every cost figure and breakdown entry.
+    // Columns: what identifies the run, how it ended, the primary metrics, the cost, the other
+    // metrics, then the details.
     let header = csv.lines().next().unwrap();
     assert_eq!(
         header,
-        "workload,algo,arch,seed,set.lr,workload_path,arch_path,hash,status,diverged_at_epoch,\
-         error,weight_bits,ece,optimality_gap,test_accuracy,test_nll,train_loss,energy_pj,cycles,\
-         stall_cycles,time_s,area_mm2,energy_pj.mac,energy_pj.sram"
+        "workload,algo,arch,seed,set.lr,status,at_chance,test_accuracy,optimality_gap,energy_pj,\
+         cycles,stall_cycles,time_s,area_mm2,ece,test_nll,train_loss,energy_pj.mac,\
+         energy_pj.sram,weight_bits,diverged_at_epoch,error,hash,workload_path,arch_path"
     );
     let row = csv.lines().nth(1).unwrap();
-    assert!(row.starts_with("toy-class,sgd,bf16,0,0.05,"), "{row}");
-    assert!(row.contains(",ok,,,16,0.01,,0.9355,0.0645,"), "{row}");
+    assert!(
+        row.starts_with("toy-class,sgd,bf16,0,0.05,ok,false,0.9355,,7680,192,1,"),
+        "{row}"
+    );
+    assert!(row.contains(",0.01,0.0645,"), "ece, test_nll: {row}");
 }
 
 #[test]
@@ -445,12 +451,17 @@ fn diverged_and_failed_runs_are_reported() {
         .lines()
         .find(|l| l.starts_with("toy-class,halp,e4m3fn,0,"))
         .unwrap();
-    assert!(halp.contains(",diverged,2,,8,"), "{halp}");
+    assert!(halp.contains(",diverged,,"), "{halp}");
+    assert!(
+        halp.contains(",8,2,"),
+        "weight_bits, diverged_at_epoch: {halp}"
+    );
     assert!(
         halp.contains(",NaN,"),
         "the NaN loss is written as NaN: {halp}"
     );
-    assert!(csv.contains(",failed,,panicked: synthetic panic,"));
+    assert!(csv.contains(",panicked: synthetic panic,"));
+    assert!(csv.contains("toy-class,sgd,fp32,1,0.05,failed,,"));
 
     let json: serde_json::Value = serde_json::from_str(&read(out.join("results.json"))).unwrap();
     let runs = json["runs"].as_array().unwrap();
@@ -511,7 +522,8 @@ fn incompatible_runs_are_skipped_apart_from_failures() {
         .find(|l| l.starts_with("toy-class,lp-sgld-vc,e4m3fn,0,"))
         .unwrap();
     assert!(
-        row.contains(",skipped: incompatible,,lp-sgld-vc needs a grid this toy lacks,"),
+        row.starts_with("toy-class,lp-sgld-vc,e4m3fn,0,0.05,skipped: incompatible,,")
+            && row.contains(",lp-sgld-vc needs a grid this toy lacks,"),
         "{row}"
     );
     let md = read(out.join("report.md"));
@@ -553,6 +565,21 @@ fn a_real_incompatible_combination_is_skipped_not_failed() {
     assert!(err.incompatible(), "{err}");
 }
 
+/// The filled data markers (radius 4) of a plot, as (cx, cy), leaving out the legend's (in the
+/// panel right of x = 900).
+fn plot_markers(svg: &str) -> Vec<(i64, i64)> {
+    let attr = |c: &str, name: &str| -> Option<i64> {
+        let at = c.find(&format!(" {name}=\""))? + name.len() + 3;
+        c[at..at + c[at..].find('"')?].parse().ok()
+    };
+    svg.split("<circle")
+        .skip(1)
+        .filter(|c| c.contains(" r=\"4\"") && c.contains("stroke=\"none\""))
+        .filter_map(|c| Some((attr(c, "cx")?, attr(c, "cy")?)))
+        .filter(|p| p.0 < 900)
+        .collect()
+}
+
 #[test]
 fn report_tables_and_plots() {
     let (dir, spec) = setup("plots");
@@ -579,12 +606,31 @@ fn report_tables_and_plots() {
     let md = read(out.join("report.md"));
     assert!(md.contains("## toy-class\n"));
     assert!(md.contains("## toy-regress\n"));
-    // Seeds aggregated: mean ± std over two seeds.
-    assert!(md.contains("| sgd | bf16 | lr=0.05 | 2/2 |"), "{md}");
-    assert!(md.contains(" ± "));
+    // Numbered configurations: identity, the primary metric, the cost, the other metrics.
+    assert!(
+        md.contains(
+            "| # | algorithm | architecture | set | test_accuracy | energy (pJ) | cycles | \
+             area (mm²) | ece | test_nll | train_loss | ok runs | diverged | not learning |"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "| # | algorithm | architecture | set | optimality_gap | energy (pJ) | cycles | \
+             area (mm²) | train_loss | ok runs | diverged | not learning |"
+        ),
+        "{md}"
+    );
+    // Seeds aggregated: mean ± std over two seeds; the first configuration is number 1.
+    assert!(
+        md.contains("| 1 | sgd | bf16 | lr=0.05 | 0.9305 ± 0.007071 | 7680 | 192.0 | 0.1600 |"),
+        "{md}"
+    );
     assert!(md.contains("Best test_error for the energy (the Pareto front"));
     assert!(md.contains("Best optimality_gap for the energy"));
     assert!(md.contains("![pareto-toy-class.svg](pareto-toy-class.svg)"));
+    // halp on e4m3fn diverged in every seed: set apart, with its number (3 x 2 lr per algo).
+    assert!(md.contains("- 15 halp/e4m3fn lr=0.05 — diverged"), "{md}");
 
     let pareto = read(out.join("pareto-toy-class.svg"));
     assert!(pareto.starts_with("<svg") && pareto.trim_end().ends_with("</svg>"));
@@ -594,20 +640,135 @@ fn report_tables_and_plots() {
         "lp-sgld-vc",
         "halp",
         "Pareto front",
-        "sgd/bf16 lr=0.05",
+        "1  sgd/bf16 lr=0.05  [front]",
+        "2  sgd/bf16 lr=0.1",
+        "Not learning (not drawn):",
+        "15  halp/e4m3fn lr=0.05: diverged",
+        "1",
+        "18",
     ] {
         assert!(
             texts.iter().any(|t| t == label),
             "pareto plot lacks {label}: {texts:?}"
         );
     }
+    // 18 configurations, two diverged: 16 points, each numbered; no number for the diverged.
+    assert_eq!(plot_markers(&pareto).len(), 16);
+    assert!(!texts.iter().any(|t| t == "15" || t == "16"), "{texts:?}");
+
+    // The bit-width plot: an x slot per architecture (by bits), and within it an x position per
+    // algorithm and lr, so no two configurations share an x.
     let bits = read(out.join("bits-toy-class.svg"));
-    assert!(bits.starts_with("<svg"));
-    assert!(common::svg_texts(&bits)
-        .iter()
-        .any(|t| t.contains("bits per weight")));
+    let texts = common::svg_texts(&bits);
+    for label in [
+        "e4m3fn (8)",
+        "bf16 (16)",
+        "fp32 (32)",
+        "architecture (bits per weight)",
+    ] {
+        assert!(
+            texts.iter().any(|t| t == label),
+            "bits plot lacks {label}: {texts:?}"
+        );
+    }
+    let markers = plot_markers(&bits);
+    assert_eq!(markers.len(), 16);
+    let xs: BTreeSet<i64> = markers.iter().map(|m| m.0).collect();
+    assert_eq!(
+        xs.len(),
+        markers.len(),
+        "two configurations share an x: {markers:?}"
+    );
     let regress = common::svg_texts(&read(out.join("pareto-toy-regress.svg")));
     assert!(regress.iter().any(|t| t.contains("optimality_gap")));
+}
+
+/// A classifier at chance level (accuracy 0.1 of 10 classes) and the cheapest of all is set
+/// apart: never on the Pareto front, not drawn, listed with its reason, `at_chance` in the CSV.
+#[test]
+fn chance_level_runs_are_never_on_the_pareto_front() {
+    let (dir, spec) = setup("chance");
+    let out = dir.join("out");
+    let chance = |s: &RunSpec| {
+        let mut r = synthetic(s)?;
+        if s.algo == "sgd" && s.arch_name() == "e4m3fn" && r.classes.is_some() {
+            r.metrics.insert("test_accuracy".into(), 0.1);
+            r.metrics.insert("test_nll".into(), 10f64.ln());
+        }
+        Ok(r)
+    };
+    sweep(&spec, &out, 2, &chance);
+    let md = read(out.join("report.md"));
+    let class = md.split("## toy-class").nth(1).unwrap();
+    let class = class.split("## toy-regress").next().unwrap();
+    let front = class
+        .split("Best test_error for the energy")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .nth(1)
+        .unwrap();
+    // sgd on e4m3fn is the cheapest configuration (number 3 and 4: two lr values).
+    assert!(!front.contains("sgd/e4m3fn"), "{front}");
+    assert!(
+        front.contains("| 1 | sgd/bf16 lr=0.05 |") || front.contains("lp-sgld-vc/e4m3fn"),
+        "{front}"
+    );
+    assert!(
+        class.contains(
+            "- 3 sgd/e4m3fn lr=0.05 — at chance: test_accuracy 0.1000 with 10 classes (chance \
+             0.1000, learning above 0.1900)"
+        ),
+        "{class}"
+    );
+    assert!(
+        class.contains("| 3 | sgd | e4m3fn | lr=0.05 | 0.1000 |"),
+        "{class}"
+    );
+    assert!(class.contains("| 2/2 | 0 | at chance |"), "{class}");
+    // On the same sweep without the chance runs, sgd on e4m3fn is on the front.
+    let clean = dir.join("clean");
+    sweep(&spec, &clean, 2, &synthetic);
+    let clean_md = read(clean.join("report.md"));
+    let clean_front = clean_md
+        .split("Best test_error for the energy")
+        .nth(1)
+        .unwrap();
+    assert!(clean_front
+        .split("\n\n")
+        .nth(1)
+        .unwrap()
+        .contains("| 3 | sgd/e4m3fn lr=0.05 |"));
+
+    let texts = common::svg_texts(&read(out.join("pareto-toy-class.svg")));
+    assert!(
+        texts
+            .iter()
+            .any(|t| t == "3  sgd/e4m3fn lr=0.05: at chance"),
+        "{texts:?}"
+    );
+    assert!(!texts.iter().any(|t| t == "3" || t == "4"), "{texts:?}");
+    assert!(!texts
+        .iter()
+        .any(|t| t.starts_with("3  sgd/e4m3fn lr=0.05  [front]")));
+
+    let csv = read(out.join("results.csv"));
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with("toy-class,sgd,e4m3fn,0,0.05,"))
+        .unwrap();
+    assert!(
+        row.starts_with("toy-class,sgd,e4m3fn,0,0.05,ok,true,0.1,"),
+        "{row}"
+    );
+    let regress = csv
+        .lines()
+        .find(|l| l.starts_with("toy-regress,sgd,e4m3fn,0,0.05,"))
+        .unwrap();
+    assert!(
+        regress.starts_with("toy-regress,sgd,e4m3fn,0,0.05,ok,,,"),
+        "not judged: {regress}"
+    );
 }
 
 #[test]

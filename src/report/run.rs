@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::nonfinite;
+use super::verdict::{primary_metric, Verdict};
 
 /// What was run: enough to run it again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -144,9 +145,24 @@ pub struct RunReport {
     /// workloads).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<ChainMoments>,
+    /// The number of classes of a classification workload (`None` for regression and sampling,
+    /// and in reports written before lpsim recorded it): sets the chance level of
+    /// [`RunReport::verdict`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
 }
 
 impl RunReport {
+    /// Whether the run learned: diverged (its own flag, or a non-finite primary metric), at
+    /// chance (a classifier within [`super::CHANCE_MARGIN`] of guessing) or learning.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::judge(
+            primary_metric(&self.metrics),
+            self.classes,
+            self.diverged_at_epoch.is_some(),
+        )
+    }
+
     /// One line per role and format that saturated more than [`SATURATION_WARNING`] of its
     /// values, e.g. `WARNING: activations saturated 12.3% of values (format fixed:wl=8,fl=6)`.
     pub fn range_warnings(&self) -> Vec<String> {
@@ -195,19 +211,4 @@ impl RunConfig {
             .and_then(|s| s.parse::<crate::Format>().ok())
             .map(|f| f.bits())
     }
-}
-
-/// The error a run is ranked by, lower is better, with its name: `test_error` = 1 -
-/// `test_accuracy` for classifiers, else `optimality_gap` for regression, else `variance_error` =
-/// `var_error`, the mean over coordinates of |`var_i` - `target_var_i`|, for samplers of a known
-/// Gaussian. `None` when none applies.
-/// The sweep's Pareto plot puts it against energy; a run's energy plot draws it per epoch.
-pub fn error_metric(metrics: &BTreeMap<String, f64>) -> Option<(&'static str, f64)> {
-    if let Some(a) = metrics.get("test_accuracy") {
-        return Some(("test_error", 1.0 - a));
-    }
-    if let Some(g) = metrics.get("optimality_gap") {
-        return Some(("optimality_gap", *g));
-    }
-    metrics.get("var_error").map(|&v| ("variance_error", v))
 }

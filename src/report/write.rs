@@ -1,15 +1,16 @@
 //! The files of one run: `report.json` (everything, pretty, keys in a stable order),
-//! `report.md` (for people: warnings first, then configuration, metrics, range health, cost and
-//! curves) and SVG plots of the per-epoch curves. `lpsim run` writes them into
+//! `report.md` (for people: warnings first, then the primary metric and the cost at a glance,
+//! configuration, metrics, range health, cost and curves) and SVG plots of the per-epoch curves. `lpsim run` writes them into
 //! [`run_dir`]; only these files are replaced, anything else in the directory is left alone.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::io::{create_dir, has_marker, remove_own_file, replace_own_file, ReportError, MARKER};
-use super::plot::{Chart, Series, Style};
-use super::run::{error_metric, RunReport};
+use super::plot::{Chart, Scale, Series, Style};
+use super::run::{EpochRecord, RunReport};
+use super::verdict::{error_metric, primary_metric, Verdict, CHANCE_MARGIN};
 
 /// Name of the JSON report of a run.
 pub const RUN_JSON: &str = "report.json";
@@ -126,7 +127,7 @@ fn run_charts(report: &RunReport) -> Vec<(&'static str, Chart)> {
             title: format!("{title}: {what}"),
             x_label: "epoch".into(),
             y_label: metric.into(),
-            log_y,
+            y_scale: if log_y { Scale::Log } else { Scale::Linear },
             series: vec![Series {
                 label: metric.into(),
                 points,
@@ -205,7 +206,26 @@ pub(crate) fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
-/// The Markdown report of one run; `plots` are the plot files written beside it.
+/// `metrics` with `primary` (when given) first, then the others in name order.
+fn primary_first<'m>(
+    metrics: &'m BTreeMap<String, f64>,
+    primary: Option<&'m str>,
+) -> impl Iterator<Item = (&'m str, f64)> {
+    let first = primary.and_then(|p| metrics.get_key_value(p));
+    first
+        .into_iter()
+        .chain(
+            metrics
+                .iter()
+                .filter(move |(k, _)| Some(k.as_str()) != primary),
+        )
+        .map(|(k, v)| (k.as_str(), *v))
+}
+
+/// The Markdown report of one run; `plots` are the plot files written beside it: the title,
+/// divergence, chance-level and range warnings, then a one-line result (the primary metric, then
+/// energy, cycles, time and area), the configuration, the final metrics (primary first), range
+/// health, the chain, the full cost and the per-epoch table (primary metric, cost, the rest).
 fn run_markdown(r: &RunReport, plots: &[&str]) -> String {
     let c = &r.config;
     let mut md = String::new();
@@ -223,9 +243,45 @@ fn run_markdown(r: &RunReport, plots: &[&str]) -> String {
             "**Diverged at epoch {e}**: the loss became NaN or infinite and the run stopped there.\n"
         );
     }
+    if r.verdict() == Verdict::AtChance {
+        if let (Some((name, v)), Some(c)) = (primary_metric(&r.metrics), r.classes) {
+            let _ = writeln!(
+                w,
+                "**At chance level**: {name} {} with {c} classes (chance {}; a run counts as \
+                 learning above {}, a tenth of the way from chance to 1).\n",
+                human(v),
+                human(1.0 / c as f64),
+                human(1.0 / c as f64 + CHANCE_MARGIN * (1.0 - 1.0 / c as f64))
+            );
+        }
+    }
     for line in r.range_warnings() {
         let _ = writeln!(w, "**{line}**\n");
     }
+    // At a glance: the primary metric, then the cost.
+    let primary = primary_metric(&r.metrics);
+    let k = &r.cost;
+    let _ = write!(w, "## Result\n\n|");
+    if let Some((name, _)) = primary {
+        let _ = write!(w, " {name} |");
+    }
+    let _ = writeln!(
+        w,
+        " energy (pJ) | cycles | time (s) | area (mm²) |\n|{}",
+        "---|".repeat(4 + usize::from(primary.is_some()))
+    );
+    let _ = write!(w, "|");
+    if let Some((_, v)) = primary {
+        let _ = write!(w, " {} |", human(v));
+    }
+    let _ = writeln!(
+        w,
+        " {} | {} | {} | {} |\n",
+        human(k.energy_pj),
+        human(k.cycles),
+        human(k.time_s),
+        human(k.area_mm2)
+    );
     let _ = writeln!(w, "## Configuration\n\n| field | value |\n|---|---|");
     let set: Vec<String> = c.set.iter().map(|(k, v)| format!("{k}={v}")).collect();
     for (k, v) in [
@@ -250,8 +306,8 @@ fn run_markdown(r: &RunReport, plots: &[&str]) -> String {
         }
     }
     let _ = writeln!(w, "\n## Final metrics\n\n| metric | value |\n|---|---|");
-    for (k, v) in &r.metrics {
-        let _ = writeln!(w, "| {} | {} |", cell(k), human(*v));
+    for (k, v) in primary_first(&r.metrics, primary.map(|p| p.0)) {
+        let _ = writeln!(w, "| {} | {} |", cell(k), human(v));
     }
     if !r.range_health.is_empty() {
         let _ = writeln!(
@@ -294,7 +350,6 @@ fn run_markdown(r: &RunReport, plots: &[&str]) -> String {
             );
         }
     }
-    let k = &r.cost;
     let _ = writeln!(
         w,
         "\n## Cost of the whole run\n\n| figure | value |\n|---|---|"
@@ -316,20 +371,39 @@ fn run_markdown(r: &RunReport, plots: &[&str]) -> String {
         }
     }
     if !r.epochs.is_empty() {
-        let names: BTreeSet<&String> = r.epochs.iter().flat_map(|e| e.metrics.keys()).collect();
+        // The primary metric, the cost, then the other metrics in name order.
+        let lead = primary
+            .map(|p| p.0)
+            .filter(|p| r.epochs.iter().any(|e| e.metrics.contains_key(*p)));
+        let names: BTreeSet<&str> = r
+            .epochs
+            .iter()
+            .flat_map(|e| e.metrics.keys())
+            .map(String::as_str)
+            .filter(|n| Some(*n) != lead)
+            .collect();
         let _ = write!(w, "\n## Per epoch\n\n| epoch |");
+        if let Some(p) = lead {
+            let _ = write!(w, " {p} |");
+        }
+        let _ = write!(w, " energy (pJ) | cycles |");
         for n in &names {
             let _ = write!(w, " {} |", cell(n));
         }
-        let _ = writeln!(w, " energy (pJ) | cycles |");
-        let _ = writeln!(w, "|{}", "---|".repeat(names.len() + 3));
+        let cols = names.len() + 3 + usize::from(lead.is_some());
+        let _ = writeln!(w, "\n|{}", "---|".repeat(cols));
+        let value =
+            |e: &EpochRecord, n: &str| e.metrics.get(n).map_or(String::new(), |v| human(*v));
         for e in &r.epochs {
             let _ = write!(w, "| {} |", e.epoch);
-            for n in &names {
-                let v = e.metrics.get(*n).map_or(String::new(), |v| human(*v));
-                let _ = write!(w, " {v} |");
+            if let Some(p) = lead {
+                let _ = write!(w, " {} |", value(e, p));
             }
-            let _ = writeln!(w, " {} | {} |", human(e.energy_pj), human(e.cycles));
+            let _ = write!(w, " {} | {} |", human(e.energy_pj), human(e.cycles));
+            for n in &names {
+                let _ = write!(w, " {} |", value(e, n));
+            }
+            let _ = writeln!(w);
         }
     }
     if !plots.is_empty() {

@@ -1,0 +1,211 @@
+//! `report.md` of a sweep: counts and the runs that diverged, failed or were skipped, then per
+//! workload a numbered table of configurations (identity, the primary metric, the cost, the other
+//! metrics), the Pareto front, the configurations that did not learn, and the plots.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use super::{front, Group, RunOutcome, RESULTS_CSV, RESULTS_JSON};
+use crate::report::{cell, human, Verdict, CHANCE_MARGIN};
+
+/// The head of the sweep's Markdown report: counts, then the diverged and failed runs, then the
+/// combinations skipped as incompatible (apart: they are not failures).
+pub(super) fn head(name: &str, outcomes: &[RunOutcome]) -> String {
+    let mut md = String::new();
+    let count = |s: &str| outcomes.iter().filter(|o| o.status() == s).count();
+    let _ = writeln!(md, "{}\n", crate::report::MARKER_LINE);
+    let _ = writeln!(md, "# Sweep {name}\n");
+    let _ = writeln!(
+        md,
+        "{} runs: {} ok, {} diverged, {} failed, {} skipped as incompatible. Every run is a row \
+         of `{RESULTS_CSV}`; full reports are in `{RESULTS_JSON}`.\n",
+        outcomes.len(),
+        count("ok"),
+        count("diverged"),
+        count("failed"),
+        count(crate::sweep::SKIPPED_INCOMPATIBLE)
+    );
+    let _ = writeln!(
+        md,
+        "Baseline rows (`sgd`, `sgld`, `csgld`, `svrg`) are full precision in storage and \
+         arithmetic: they run on the architecture's full-precision unit (`full_precision`, an \
+         fp32 MAC unless the file says otherwise), so a baseline is the same run on every \
+         architecture, priced on that unit. The `lp-` algorithms, `qsgld` and HALP run on the \
+         architecture's low-precision MAC; the full gradients of `lp-svrg` and `halp` run on the \
+         full-precision unit (energy component `full_precision`).\n"
+    );
+    let diverged: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| {
+            let r = o.result.as_ref().ok()?;
+            r.diverged_at_epoch
+                .map(|e| format!("- {} — diverged at epoch {e}", o.spec.label()))
+        })
+        .collect();
+    if !diverged.is_empty() {
+        let _ = writeln!(md, "## Diverged runs\n\n{}\n", diverged.join("\n"));
+    }
+    let errors = |incompatible: bool| -> Vec<String> {
+        outcomes
+            .iter()
+            .filter(|o| o.incompatible == incompatible)
+            .filter_map(|o| {
+                let e = o.result.as_ref().err()?;
+                Some(format!("- {} — {}", o.spec.label(), e.replace('\n', " ")))
+            })
+            .collect()
+    };
+    let failed = errors(false);
+    if !failed.is_empty() {
+        let _ = writeln!(md, "## Failed runs\n\n{}\n", failed.join("\n"));
+    }
+    let skipped = errors(true);
+    if !skipped.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Skipped: incompatible combinations\n\nThese algorithms cannot run on this model \
+             or architecture; the reason is given for each.\n\n{}\n",
+            skipped.join("\n")
+        );
+    }
+    let warnings: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.result.as_ref().ok().map(|r| (o, r.range_warnings())))
+        .flat_map(|(o, ws)| {
+            ws.into_iter()
+                .map(move |w| format!("- {} — {w}", o.spec.label()))
+        })
+        .collect();
+    if !warnings.is_empty() {
+        let _ = writeln!(
+            md,
+            "## Range warnings\n\nRuns in which a tensor role saturated more than {}% of its \
+             values (each run's `report.md` has its range-health table):\n\n{}\n",
+            100.0 * crate::report::SATURATION_WARNING,
+            warnings.join("\n")
+        );
+    }
+    md
+}
+
+/// `mean ± std` (just the mean for one value or when all values are equal), or empty.
+fn mean_pm(s: Option<(f64, f64)>, n: usize) -> String {
+    match s {
+        Some((m, sd)) if n <= 1 || sd == 0.0 => human(m),
+        Some((m, sd)) => format!("{} ± {}", human(m), human(sd)),
+        None => String::new(),
+    }
+}
+
+/// One workload's section: the numbered table of configurations (the number is the point's on
+/// the Pareto plot), the Pareto front, the configurations that did not learn, the plots.
+pub(super) fn workload(md: &mut String, workload: &str, gs: &[&Group], plots: &[String]) {
+    let primary = gs.iter().find_map(|g| g.primary()).map(|p| p.0);
+    let metrics: BTreeSet<&String> = gs
+        .iter()
+        .flat_map(|g| g.good().flat_map(|r| r.metrics.keys()))
+        .filter(|m| Some(m.as_str()) != primary)
+        .collect();
+    let _ = writeln!(md, "## {workload}\n");
+    let _ = write!(md, "| # | algorithm | architecture | set |");
+    if let Some(p) = primary {
+        let _ = write!(md, " {} |", cell(p));
+    }
+    let _ = write!(md, " energy (pJ) | cycles | area (mm²) |");
+    for m in &metrics {
+        let _ = write!(md, " {} |", cell(m));
+    }
+    let _ = writeln!(md, " ok runs | diverged | not learning |");
+    let cols = 4 + usize::from(primary.is_some()) + 3 + metrics.len() + 3;
+    let _ = writeln!(md, "|{}", "---|".repeat(cols));
+    for g in gs {
+        let n = g.good().count();
+        let set: Vec<String> = g.set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = write!(
+            md,
+            "| {} | {} | {} | {} |",
+            g.number,
+            cell(g.algo),
+            cell(&g.arch),
+            cell(&set.join(" "))
+        );
+        let metric = |m: &str| mean_pm(g.stats(|r| r.metrics.get(m).copied()), n);
+        if let Some(p) = primary {
+            let _ = write!(md, " {} |", metric(p));
+        }
+        let _ = write!(
+            md,
+            " {} | {} | {} |",
+            mean_pm(g.stats(|r| Some(r.cost.energy_pj)), n),
+            mean_pm(g.stats(|r| Some(r.cost.cycles)), n),
+            mean_pm(g.stats(|r| Some(r.cost.area_mm2)), n)
+        );
+        for m in &metrics {
+            let _ = write!(md, " {} |", metric(m));
+        }
+        let diverged = g.runs.iter().filter(|o| o.status() == "diverged").count();
+        let verdict = g.verdict().map_or("", Verdict::reason);
+        let _ = writeln!(md, " {n}/{} | {diverged} | {verdict} |", g.runs.len());
+    }
+    let front = front(gs);
+    if let (false, Some((err_name, _))) = (front.is_empty(), gs.iter().find_map(|g| g.error())) {
+        let _ = writeln!(
+            md,
+            "\nBest {err_name} for the energy (the Pareto front, cheapest first; means over \
+             seeds; only configurations that learned):\n\n\
+             | # | configuration | {err_name} | energy (pJ) |\n|---|---|---|---|"
+        );
+        for &i in &front {
+            let g = gs[i];
+            if let (Some(e), Some((_, err))) = (g.energy(), g.error()) {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} |",
+                    g.number,
+                    cell(&g.label()),
+                    human(err),
+                    human(e)
+                );
+            }
+        }
+    }
+    let apart: Vec<String> = gs
+        .iter()
+        .filter_map(|g| Some((g, g.verdict().filter(|v| *v != Verdict::Learning)?)))
+        .map(|(g, v)| format!("- {} {} — {}", g.number, g.label(), why(g, v)))
+        .collect();
+    if !apart.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nNot learning (left out of the plots and of the Pareto front):\n\n{}",
+            apart.join("\n")
+        );
+    }
+    let _ = writeln!(md);
+    for p in plots {
+        let _ = writeln!(md, "![{p}]({p})\n");
+        if p.starts_with("pareto-") {
+            let _ = writeln!(
+                md,
+                "Points are numbered as in the table's `#` column; the key beside the plot \
+                 names them.\n"
+            );
+        }
+    }
+}
+
+/// Why a configuration is set apart: `diverged`, or its mean accuracy against the chance level.
+fn why(g: &Group, v: Verdict) -> String {
+    match (v, g.primary(), g.classes()) {
+        (Verdict::AtChance, Some((name, value)), Some(c)) => {
+            let chance = 1.0 / c as f64;
+            format!(
+                "at chance: {name} {} with {c} classes (chance {}, learning above {})",
+                human(value),
+                human(chance),
+                human(chance + CHANCE_MARGIN * (1.0 - chance))
+            )
+        }
+        _ => v.reason().to_string(),
+    }
+}
