@@ -158,20 +158,6 @@ fn npy_accepts_or_refuses(dir: &Path, bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-/// A `.npy` file: magic, version 1.0, header padded to 64 bytes, then `data`.
-fn npy_bytes(header: &str, data: &[u8]) -> Vec<u8> {
-    let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut b = b"\x93NUMPY\x01\x00".to_vec();
-    b.extend((h.len() as u16).to_le_bytes());
-    b.extend(h.as_bytes());
-    b.extend(data);
-    b
-}
-
 fn scratch(name: &str) -> PathBuf {
     common::scratch("never-panics", name)
 }
@@ -269,7 +255,7 @@ proptest! {
             _ => format!("({})", dims.join(", ")),
         };
         let header = format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}");
-        let bytes = npy_bytes(&header, &data);
+        let bytes = common::npy_bytes(&header, &data);
         let dir = scratch("npy");
         let _ = npy_accepts_or_refuses(&dir, &bytes);
         // The same file cut short anywhere.
@@ -288,14 +274,14 @@ fn crashing_inputs_are_typed_errors() {
     let e = npy_accepts_or_refuses(&dir, &b).unwrap_err();
     assert!(e.contains("a.npy"), "{e}");
     // A header claiming 10^15 elements over 16 bytes of data.
-    let b = npy_bytes(
+    let b = common::npy_bytes(
         "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000000,), }",
         &[0; 16],
     );
     let e = npy_accepts_or_refuses(&dir, &b).unwrap_err();
     assert!(e.contains("a.npy"), "{e}");
     // A truncated file names what is missing, not the descriptor.
-    let b = npy_bytes(
+    let b = common::npy_bytes(
         "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }",
         &[0; 7],
     );

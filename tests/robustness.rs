@@ -150,20 +150,6 @@ fn each_cause_is_printed_once() {
     }
 }
 
-/// A version-1 `.npy` file: `header` (the dict literal) padded to 64 bytes, then `data`.
-fn npy_bytes(header: &str, data: &[u8]) -> Vec<u8> {
-    let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(' ');
-    }
-    h.push('\n');
-    let mut b = b"\x93NUMPY\x01\x00".to_vec();
-    b.extend((h.len() as u16).to_le_bytes());
-    b.extend(h.as_bytes());
-    b.extend(data);
-    b
-}
-
 /// Every way a `.npy` file can lie about its size, through every command that reads one.
 #[test]
 fn malformed_npy_files_are_refused_before_allocating() {
@@ -175,7 +161,7 @@ fn malformed_npy_files_are_refused_before_allocating() {
         ("len.npy", huge_len, "header length field says 4294967295 bytes but 8 follow"),
         (
             "huge.npy",
-            npy_bytes(
+            common::npy_bytes(
                 "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000000,), }",
                 &[0; 16],
             ),
@@ -183,7 +169,7 @@ fn malformed_npy_files_are_refused_before_allocating() {
         ),
         (
             "huge2d.npy",
-            npy_bytes(
+            common::npy_bytes(
                 "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000), }",
                 &[0; 16],
             ),
@@ -191,7 +177,7 @@ fn malformed_npy_files_are_refused_before_allocating() {
         ),
         (
             "overflow.npy",
-            npy_bytes(
+            common::npy_bytes(
                 "{'descr': '<f8', 'fortran_order': False, 'shape': (18446744073709551615, 3), }",
                 &[0; 16],
             ),
@@ -199,7 +185,7 @@ fn malformed_npy_files_are_refused_before_allocating() {
         ),
         (
             "trunc.npy",
-            npy_bytes(
+            common::npy_bytes(
                 "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 5), }",
                 &[0; 16],
             ),
@@ -209,7 +195,7 @@ fn malformed_npy_files_are_refused_before_allocating() {
     let good_labels = d.join("y.npy");
     std::fs::write(
         &good_labels,
-        npy_bytes(
+        common::npy_bytes(
             "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }",
             &[0; 16],
         ),
@@ -321,7 +307,7 @@ fn gemm_product_format_must_hold_a_product() {
 fn npy_f32(path: &Path, rows: usize, cols: usize, values: &[f32]) {
     let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    std::fs::write(path, npy_bytes(&header, &data)).unwrap();
+    std::fs::write(path, common::npy_bytes(&header, &data)).unwrap();
 }
 
 #[test]

@@ -177,3 +177,17 @@ pub fn int8_tensor_set() -> Vec<String> {
         .map(|(k, v)| format!("arch.{k}={v}"))
         .collect()
 }
+
+/// A version-1 `.npy` file: `header` (the dict literal) padded to 64 bytes, then `data`.
+pub fn npy_bytes(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = header.to_string();
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend((h.len() as u16).to_le_bytes());
+    b.extend(h.as_bytes());
+    b.extend(data);
+    b
+}
