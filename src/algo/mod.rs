@@ -17,6 +17,8 @@
 mod batches;
 mod epochs;
 pub mod gaussian;
+#[cfg(test)]
+mod gradcheck;
 pub mod halp_nn;
 pub mod hyper;
 pub mod model;
