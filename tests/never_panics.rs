@@ -317,6 +317,17 @@ fn crashing_inputs_are_typed_errors() {
         };
         assert!(e.contains(needle), "{e}");
     }
+    // Found by the fuzzer (workload_json, 10 s timeout): a Gaussian of dimension 430 without a
+    // covariance factorized and inverted the 430 x 430 identity when the workload loaded.
+    let text = r#"{"name": "g", "data": {"kind": "gaussian", "dimension": 1500},
+        "model": {"kind": "gaussian"}, "train": {"steps": 10}}"#;
+    let w = Workload::from_json_str(text, &dir.join("g.json")).unwrap();
+    match w.load_data().unwrap() {
+        lpsim::workload::Problem::Sampling(t) => {
+            assert_eq!(t.precision, ndarray::Array2::<f64>::eye(1500));
+        }
+        _ => panic!("a sampling problem"),
+    }
     // Duplicate keys, a product format that cannot hold a product, an unknown format name.
     assert!(
         Architecture::from_json_str("p.json", r#"{"name": "a", "name": "b"}"#)

@@ -409,7 +409,14 @@ impl GaussianSpec {
             }
         };
         let covariance = match &self.covariance {
-            None => Array2::eye(d),
+            // The identity is its own precision: no O(d^3) factorization for the default.
+            None => {
+                return Ok(GaussianTarget {
+                    mean,
+                    covariance: Array2::eye(d),
+                    precision: Array2::eye(d),
+                })
+            }
             Some(rows) => {
                 let shape_ok = rows.len() == d && rows.iter().all(|r| r.len() == d);
                 if !shape_ok {
