@@ -3,10 +3,12 @@
 use std::path::Path;
 
 use lpsim::arch::{Architecture, Array, Dataflow};
-use lpsim::arith::ActionCounts;
+use lpsim::arith::{gemm, ActionCounts, MacConfig};
 use lpsim::cost::energy::{Action, HOROWITZ45_ENERGY};
 use lpsim::cost::{gemm_counts, gemm_cycles, price, price_gemm, Gemm, Work};
+use lpsim::round::{RandomStream, Rounding};
 use lpsim::Format;
+use ndarray::Array2;
 
 fn arch(name: &str) -> Architecture {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -132,6 +134,164 @@ fn energy_is_linear_in_counts() {
     let r = price(&a, &c, &Work::default()).unwrap();
     assert!((r.energy_pj - 230.0).abs() < 1e-9);
     assert!((r.by_action["fma"] - 230.0).abs() < 1e-9);
+}
+
+/// A `rows x cols` matrix of values of `f`: a fixed pseudo-random sequence in [-1, 1), rounded
+/// to `f` (small, so that no accumulator of the grid below overflows).
+fn values(f: &Format, rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    Array2::from_shape_fn((rows, cols), |_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let u = (x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+        f.quantize_scalar(u, Rounding::NearestEven, 0)
+            .expect("scalar") as f32
+    })
+}
+
+/// One counting model (issue 13 item 5): for every accumulation order, fused or unfused, exact
+/// or rounded products, deterministic or stochastic accumulators and several formats, the
+/// counts `lpsim cost` prices for a GEMM it does not run are exactly the counts the emulated
+/// GEMM reports, plus the conversion of the outputs to the activations format (done after the
+/// MAC kernel, by the architecture) and the memory traffic (SCALE-Sim's; the emulator counts
+/// none). Compared as whole `ActionCounts`, random bits included.
+#[test]
+fn cost_counts_are_what_the_emulated_gemm_counts() {
+    let mut arch = arch("bf16");
+    let orders = [
+        "sequential",
+        "pairwise",
+        "chunk=1",
+        "chunk=3",
+        "chunk=8",
+        "native",
+    ];
+    // (fused, product format)
+    let units = [
+        (true, None),
+        (false, None),
+        (false, Some("bf16")),
+        (false, Some("e5m2")),
+    ];
+    let roundings = ["rne", "rtz", "sr", "sr:bits=8", "sr:bits=3"];
+    let accs = ["fp32", "fp16", "bf16", "fixed:wl=24,fl=12"];
+    let inputs = [("bf16", "bf16"), ("e4m3fn", "e5m2"), ("int8", "fp16")];
+    let shapes = [(1, 1, 1), (2, 3, 5), (3, 2, 16), (1, 4, 9)];
+    let mut compared = 0;
+    for order in orders {
+        for (fused, product) in units {
+            for rounding in roundings {
+                for acc in accs {
+                    for (a_f, b_f) in inputs {
+                        let cfg = MacConfig::new(
+                            f(a_f),
+                            f(b_f),
+                            product.map(f),
+                            fused,
+                            f(acc),
+                            rounding.parse().unwrap(),
+                            order.parse().unwrap(),
+                        )
+                        .unwrap();
+                        arch.formats.mac = cfg;
+                        for (m, n, k) in shapes {
+                            let a = values(&cfg.a, m, k, compared);
+                            let b = values(&cfg.b, k, n, compared + 1);
+                            let stream = RandomStream::new(compared, 0);
+                            let out = gemm(&cfg, a.view(), b.view(), stream).unwrap();
+                            let mut want = out.counts;
+                            assert_eq!((want.overflows, want.saturations, want.wraps), (0, 0, 0));
+                            let outputs = (m * n) as u64;
+                            let f = &arch.formats;
+                            if cfg.acc != f.activations {
+                                want.record_quantize(
+                                    &f.activations,
+                                    f.rounding.activations,
+                                    outputs,
+                                );
+                            }
+                            let g = Gemm {
+                                m: m as u64,
+                                n: n as u64,
+                                k: k as u64,
+                            };
+                            let mut got = gemm_counts(&arch, g).unwrap();
+                            assert!(!got.mem.is_empty());
+                            got.mem.clear();
+                            assert_eq!(got, want, "{cfg:?} {m}x{n}x{k}");
+                            compared += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 6 * 4 * 5 * 4 * 3 * 4);
+}
+
+/// The issue's example: a bf16 architecture with an `sr:bits=8` accumulator prices the
+/// 2,097,152 random bits (64^3 roundings of 8 bits) that `lpsim gemm` reports for the same MAC,
+/// at `rng_bit` each, and the random-number source (256 bits per cycle) sets the cycles.
+#[test]
+fn cli_cost_prices_the_random_bits_lpsim_gemm_counts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lpsim"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let bf16 = root.join("arch/bf16.json");
+    let cost = run(&[
+        "cost",
+        "--arch",
+        bf16.to_str().unwrap(),
+        "--gemm",
+        "64,64,64",
+        "--set",
+        "formats.mac.acc_rounding=sr:bits=8",
+        "--json",
+    ]);
+    let emulated = run(&[
+        "gemm",
+        "--m",
+        "64",
+        "--n",
+        "64",
+        "--k",
+        "64",
+        "--a-format",
+        "bf16",
+        "--b-format",
+        "bf16",
+        "--fused",
+        "--acc",
+        "fp32",
+        "--acc-rounding",
+        "sr:bits=8",
+        "--json",
+    ]);
+    let bits = 64 * 64 * 64 * 8;
+    assert_eq!(emulated["counts"]["random_bits"], bits);
+    assert_eq!(
+        emulated["counts"]["fma"]["bf16 x bf16 + fp32"],
+        64 * 64 * 64
+    );
+    let t = &cost["total"];
+    let rng = t["breakdown"]["rng"].as_f64().unwrap();
+    assert!(
+        (rng - bits as f64 * HOROWITZ45_ENERGY.reg_bit).abs() < 1e-9 * rng,
+        "{rng}"
+    );
+    assert_eq!(t["rng_cycles"], bits / 256);
+    assert_eq!(t["total_cycles"], bits / 256);
 }
 
 #[test]

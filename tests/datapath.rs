@@ -11,11 +11,17 @@ use std::path::Path;
 use lpsim::algo::svrg::{codes, strong_convexity};
 use lpsim::algo::{train, Algo, Hyper, ModelShape, Targets, TrainData, TrainOutcome};
 use lpsim::arch::Architecture;
-use lpsim::arith::ActionCounts;
+use lpsim::arith::{ActionCounts, ActionKey};
 use lpsim::cost::{price, price_tally, Work};
 use lpsim::format::Format;
-use lpsim::round::RandomStream;
+use lpsim::round::{RandomStream, Rounding};
 use ndarray::{Array1, Array2};
+
+/// The key of the fused multiply-adds `t x t + acc`.
+fn fma(t: &str, acc: &str) -> ActionKey {
+    let (t, acc) = (common::fmt(t), common::fmt(acc));
+    ActionKey::Fma { a: t, b: t, acc }
+}
 
 fn shipped() -> Vec<(String, Architecture)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("arch");
@@ -105,7 +111,7 @@ fn baselines_are_the_same_full_precision_run_on_every_architecture() {
         let reference = &runs[0];
         assert_eq!(reference.tally.low, ActionCounts::default(), "{algo}");
         assert_eq!(reference.tally.low_work, Work::default(), "{algo}");
-        assert!(reference.tally.full.fma.contains_key("fp32 x fp32 + fp32"));
+        assert!(reference.tally.full.get(&fma("fp32", "fp32")) > 0);
         let energy = |a: &Architecture, o: &TrainOutcome| {
             price_tally(a, &o.tally).expect("priced").energy_pj
         };
@@ -129,11 +135,15 @@ fn lp_variants_run_on_the_architecture_mac() {
     for algo in [Algo::LpSgd, Algo::LpSgldF, Algo::LpSgldNaive] {
         let o = fit(algo, &LOGISTIC, &data, &bf16, &set).expect("runs");
         assert_eq!(o.tally.full, ActionCounts::default(), "{algo}");
-        assert!(o.tally.low.fma.contains_key("bf16 x bf16 + fp32"), "{algo}");
+        assert!(o.tally.low.get(&fma("bf16", "fp32")) > 0, "{algo}");
     }
     // lp-sgld-f keeps an fp32 master copy and takes its gradient at Q_W(theta) in bf16.
     let f = fit(Algo::LpSgldF, &LOGISTIC, &data, &bf16, &set).expect("runs");
-    assert!(f.tally.low.quantize.contains_key("bf16/rne"));
+    let bf16_rne = ActionKey::Quantize {
+        f: common::fmt("bf16"),
+        r: Rounding::NearestEven,
+    };
+    assert!(f.tally.low.get(&bf16_rne) > 0);
     let bf: Format = "bf16".parse().expect("bf16");
     let off_grid = |v: f64| bf.quantize_scalar(v, lpsim::Rounding::NearestEven, 0) != Some(v);
     assert!(f.params[0].iter().any(|&v| off_grid(v)), "an fp32 master");
@@ -156,8 +166,8 @@ fn full_precision_format_and_mac_take_effect() {
     );
     let a = fit(Algo::Sgd, &LOGISTIC, &data, &fp32, &set).expect("runs");
     let b = fit(Algo::Sgd, &LOGISTIC, &data, &bf16, &set).expect("runs");
-    assert!(b.tally.full.fma.contains_key("bf16 x bf16 + fp32"));
-    assert!(!b.tally.full.fma.contains_key("fp32 x fp32 + fp32"));
+    assert!(b.tally.full.get(&fma("bf16", "fp32")) > 0);
+    assert_eq!(b.tally.full.get(&fma("fp32", "fp32")), 0);
     assert_ne!(a.params, b.params);
     let bf: Format = "bf16".parse().expect("bf16");
     for &v in b.params[0].iter() {
@@ -188,9 +198,9 @@ fn full_precision_work_is_priced_apart() {
     // The full gradients (1 x 200 x 20 twice per epoch) and the re-centring are full precision.
     assert_eq!(o.tally.full_work.gemms.len(), 4);
     assert_eq!(o.tally.low_work.gemms.len(), 2 * 100 * 2);
-    assert!(o.tally.full.fma.contains_key("fp32 x fp32 + fp32"));
+    assert!(o.tally.full.get(&fma("fp32", "fp32")) > 0);
     let t = "bfp:wl=8,size=tensor";
-    assert!(o.tally.low.fma.contains_key(&format!("{t} x {t} + fp32")));
+    assert!(o.tally.low.get(&fma(t, "fp32")) > 0);
     let total = price_tally(&int8, &o.tally).expect("priced");
     let low = price(&int8, &o.tally.low, &o.tally.low_work).expect("priced");
     let fp = total.breakdown["full_precision"];
@@ -224,7 +234,7 @@ fn full_precision_work_is_priced_apart() {
     );
     let priced = price_tally(&dear, &o.tally).expect("priced");
     assert_eq!(priced.breakdown["compute"], total.breakdown["compute"]);
-    let fmas = o.tally.full.fma["fp32 x fp32 + fp32"] as f64;
+    let fmas = o.tally.full.get(&fma("fp32", "fp32")) as f64;
     assert!(priced.breakdown["full_precision"] > fp + 90.0 * fmas);
 
     // Its own array sets its cycles; the low-precision array's cycles do not move.
@@ -279,19 +289,22 @@ fn updates_format_is_where_the_svrg_family_forms_its_update() {
     for algo in [Algo::Halp, Algo::LpSvrg] {
         let a = fit(algo, &model, &data, &with("fp32"), &set).expect("runs");
         let b = fit(algo, &model, &data, &with("fixed:wl=8,fl=2"), &set).expect("runs");
-        assert!(!a
-            .tally
-            .low
-            .quantize
-            .keys()
-            .any(|k| k.starts_with("fixed:wl=8,fl=2")));
-        assert!(
-            b.tally
-                .low
-                .quantize
-                .contains_key("fixed:wl=8,fl=2/sr:bits=8"),
+        let updates = common::fmt("fixed:wl=8,fl=2");
+        let to_updates = |c: &ActionCounts| -> Vec<Rounding> {
+            c.actions
+                .keys()
+                .filter_map(|k| match *k {
+                    ActionKey::Quantize { f, r } if f == updates => Some(r),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert!(to_updates(&a.tally.low).is_empty(), "{algo}");
+        assert_eq!(
+            to_updates(&b.tally.low),
+            [Rounding::Stochastic { bits: 8 }],
             "{algo}: {:?}",
-            b.tally.low.quantize
+            b.tally.low
         );
         assert_ne!(a.params, b.params, "{algo}");
     }

@@ -2,7 +2,7 @@
 //! products are exact in `f64`, each result must equal the format's single rounding of the exact
 //! value (with the same random word), for every mode; axpy is two such roundings. Also the
 //! action counts, determinism across thread counts, and the errors.
-use lpsim::arith::{elementwise, ElemOp};
+use lpsim::arith::{elementwise, ActionKey, ElemOp};
 use lpsim::{Format, RandomStream, Rounding};
 
 /// f32 values with exponents in [-12, 12] and both signs: sums and products are exact in f64.
@@ -98,8 +98,16 @@ fn counts_and_thread_independence() {
     let (b, cb) = run(4);
     assert!(a.iter().zip(&b).all(|(p, q)| same(*p, *q)));
     assert_eq!(ca, cb);
-    assert_eq!(ca.mul["e4m3fn x e4m3fn"], n as u64);
-    assert_eq!(ca.add["e4m3fn"], n as u64);
+    let e4m3fn: Format = "e4m3fn".parse().expect("e4m3fn");
+    let (mul, add) = (
+        ActionKey::Mul {
+            a: e4m3fn,
+            b: e4m3fn,
+        },
+        ActionKey::Add { f: e4m3fn },
+    );
+    assert_eq!(ca.get(&mul), n as u64);
+    assert_eq!(ca.get(&add), n as u64);
     assert_eq!(ca.random_bits, 2 * n as u64 * 8);
 }
 

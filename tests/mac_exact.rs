@@ -1,9 +1,12 @@
 //! The general MAC path against an exact reference written here: every sum is formed exactly
 //! as a big integer (values are multiples of 2^-1200) and rounded once, for sequential,
 //! pairwise and chunked orders, fused and unfused, float and fixed accumulators, with overflow,
-//! saturation, wrap-around, subnormal and cancellation cases.
+//! saturation, wrap-around, subnormal and cancellation cases; and the action counts the kernel
+//! reports (the counting model the cost model prices) against the roundings the reference does.
 
-use lpsim::arith::{gemm_general, MacConfig, Order};
+use std::cell::Cell;
+
+use lpsim::arith::{gemm_general, ActionKey, MacConfig, Order};
 use lpsim::format::{FixedFormat, FloatFormat, Format};
 use lpsim::round::{Discarded, RandomStream, Rounding};
 use ndarray::Array2;
@@ -108,14 +111,25 @@ fn ref_add(acc: &Format, r: Rounding, x: f64, y: f64, word: u32) -> f64 {
     }
 }
 
-/// The reference MAC sum of output `o`.
-fn ref_dot(cfg: &MacConfig, a: &[f32], b: &[f32], stream: &RandomStream, o: u64) -> f64 {
+/// The reference MAC sum of output `o`; `roundings` counts the roundings into the accumulator
+/// format it performs.
+fn ref_dot(
+    cfg: &MacConfig,
+    a: &[f32],
+    b: &[f32],
+    stream: &RandomStream,
+    o: u64,
+    roundings: &Cell<u64>,
+) -> f64 {
     let k = a.len();
     let word = |r: usize| stream.bits(MacConfig::random_index(o, k, r as u64));
     let p: Vec<f64> = (0..k)
         .map(|i| cfg.product(f64::from(a[i]), f64::from(b[i])))
         .collect();
-    let add = |x: f64, y: f64, r: usize| ref_add(&cfg.acc, cfg.acc_rounding, x, y, word(r));
+    let add = |x: f64, y: f64, r: usize| {
+        roundings.set(roundings.get() + 1);
+        ref_add(&cfg.acc, cfg.acc_rounding, x, y, word(r))
+    };
     match cfg.order {
         Order::Sequential => (0..k).fold(0.0, |acc, i| add(acc, p[i], i)),
         Order::Chunk(c) => {
@@ -132,6 +146,7 @@ fn ref_dot(cfg: &MacConfig, a: &[f32], b: &[f32], stream: &RandomStream, o: u64)
             }
             if k == 1 {
                 if p[0] == 0.0 {
+                    roundings.set(roundings.get() + 1);
                     return cfg.acc.quantize_scalar(p[0], cfg.acc_rounding, 0).unwrap();
                 }
                 return add(p[0], 0.0, 0);
@@ -181,11 +196,12 @@ fn check(cfg: &MacConfig, m: usize, k: usize, n: usize, erange: (i32, i32), seed
     let b = Array2::from_shape_fn((k, n), |_| g.value(&cfg.b, erange));
     let stream = RandomStream::new(seed, 7);
     let out = gemm_general(cfg, a.view(), b.view(), stream).unwrap();
+    let roundings = Cell::new(0);
     for i in 0..m {
         for j in 0..n {
             let ai: Vec<f32> = a.row(i).to_vec();
             let bj: Vec<f32> = b.column(j).to_vec();
-            let want = ref_dot(cfg, &ai, &bj, &stream, (i * n + j) as u64);
+            let want = ref_dot(cfg, &ai, &bj, &stream, (i * n + j) as u64, &roundings);
             let got = out.c[[i, j]];
             assert!(
                 want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()),
@@ -195,6 +211,41 @@ fn check(cfg: &MacConfig, m: usize, k: usize, n: usize, erange: (i32, i32), seed
             );
         }
     }
+    // The counting model (`MacConfig::counts`, what `lpsim cost` prices) against what this
+    // reference did: every product formed (and rounded to the product format), every rounding
+    // into the accumulator (an add, an fma or a single-product rounding), 2^b random bits each.
+    let c = &out.counts;
+    let products = (m * n * k) as u64;
+    let acc_rounding = |key: &ActionKey| match *key {
+        ActionKey::Add { f } => f == cfg.acc,
+        ActionKey::Fma { .. } => true,
+        ActionKey::Quantize { f, r } => f == cfg.acc && r == cfg.acc_rounding,
+        ActionKey::Mul { .. } => false,
+    };
+    let sum = |keep: &dyn Fn(&ActionKey) -> bool| -> u64 {
+        c.actions
+            .iter()
+            .filter(|(key, _)| keep(key))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    assert_ne!(
+        cfg.product,
+        Some(cfg.acc),
+        "a product rounding would count as the adder's"
+    );
+    assert_eq!(sum(&acc_rounding), roundings.get(), "{cfg:?} K={k}");
+    let formed = |key: &ActionKey| matches!(key, ActionKey::Mul { .. } | ActionKey::Fma { .. });
+    assert_eq!(sum(&formed), products, "{cfg:?} K={k}");
+    if let Some(p) = cfg.product {
+        let rounded = ActionKey::Quantize {
+            f: p,
+            r: Rounding::NearestEven,
+        };
+        assert_eq!(c.get(&rounded), products, "{cfg:?} K={k}");
+    }
+    let bits = u64::from(cfg.acc_rounding.random_bits());
+    assert_eq!(c.random_bits, roundings.get() * bits, "{cfg:?} K={k}");
 }
 
 fn f(s: &str) -> Format {

@@ -5,7 +5,6 @@
 //! [`MacConfig::random_index`]. `Order::Native` is not handled here (it is not order-exact).
 
 use crate::arith::mac::{Adder, EventTally, MacConfig, Order};
-use crate::arith::ActionCounts;
 use crate::round::RandomStream;
 
 /// One output of the general path: `sum_k a[k] b[k]` as the MAC computes it. `o` is the
@@ -67,62 +66,4 @@ pub(crate) fn dot_general(
             scratch[0]
         }
     }
-}
-
-/// Roundings into the accumulator format per output of `k` products.
-pub(crate) fn roundings_per_output(order: Order, k: usize) -> u64 {
-    let k64 = k as u64;
-    match order {
-        Order::Sequential => k64,
-        Order::Chunk(c) => k64 + k.div_ceil(c) as u64,
-        Order::Pairwise => k64.saturating_sub(1).max(u64::from(k > 0)),
-        Order::Native => 1,
-    }
-}
-
-/// The actions of `outputs` sums of `k` products each under `cfg` (see `ActionCounts` for the
-/// keys): multiplies `"A x B"` (or fused `"A x B + ACC"` for the product-consuming steps of
-/// sequential and chunked orders), adds in the accumulator format, product roundings
-/// `"P/rne"`, the random bits of stochastic accumulator rounding, and the range events.
-pub(crate) fn mac_counts(
-    cfg: &MacConfig,
-    outputs: u64,
-    k: usize,
-    tally: EventTally,
-) -> ActionCounts {
-    let mut c = ActionCounts::new();
-    let products = outputs * k as u64;
-    let roundings = outputs * roundings_per_output(cfg.order, k);
-    let fused_steps = match cfg.order {
-        Order::Sequential | Order::Chunk(_) if cfg.fused => products,
-        _ => 0,
-    };
-    if products > fused_steps {
-        c.record_mul(&cfg.a, &cfg.b, products - fused_steps);
-    }
-    if fused_steps > 0 {
-        c.record_fma(&cfg.a, &cfg.b, &cfg.acc, fused_steps);
-    }
-    if let Some(p) = cfg.product {
-        c.record_quantize(&p, crate::round::Rounding::NearestEven, products);
-    }
-    match cfg.order {
-        Order::Native => {
-            let fp32 = crate::format::alias("fp32").expect("fp32 is a built-in alias");
-            c.record_add(&fp32, products);
-            c.record_quantize(&cfg.acc, cfg.acc_rounding, outputs);
-        }
-        Order::Pairwise if k == 1 => c.record_quantize(&cfg.acc, cfg.acc_rounding, outputs),
-        _ => {
-            let adds = roundings - fused_steps;
-            if adds > 0 {
-                c.record_add(&cfg.acc, adds);
-            }
-            c.random_bits += roundings * u64::from(cfg.acc_rounding.random_bits());
-        }
-    }
-    c.overflows += tally.overflows;
-    c.saturations += tally.saturations;
-    c.wraps += tally.wraps;
-    c
 }

@@ -12,7 +12,7 @@
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use crate::arith::dot::{dot_general, mac_counts};
+use crate::arith::dot::dot_general;
 use crate::arith::fast;
 use crate::arith::mac::{EventTally, MacConfig, MacError};
 use crate::arith::ActionCounts;
@@ -59,6 +59,16 @@ fn check_shapes(a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> Result<(), MacError
     Ok(())
 }
 
+/// The actions of a kernel computing `outputs` sums of `k` products: the configuration's closed
+/// form ([`MacConfig::counts`], what the cost model prices) plus the range events it saw.
+fn kernel_counts(cfg: &MacConfig, outputs: usize, k: usize, tally: EventTally) -> ActionCounts {
+    let mut c = cfg.counts(outputs as u64, k as u64);
+    c.overflows += tally.overflows;
+    c.saturations += tally.saturations;
+    c.wraps += tally.wraps;
+    c
+}
+
 /// `C = A B` under `cfg`, by the fastest path proven equal to [`gemm_general`]. `stream` keys
 /// the random words of stochastic accumulator rounding.
 pub fn gemm(
@@ -70,7 +80,7 @@ pub fn gemm(
     cfg.validate()?;
     check_shapes(&a, &b)?;
     if let Some((c, path, tally)) = fast::try_gemm(cfg, &a, &b, &stream) {
-        let counts = mac_counts(cfg, (a.nrows() * b.ncols()) as u64, a.ncols(), tally);
+        let counts = kernel_counts(cfg, a.nrows() * b.ncols(), a.ncols(), tally);
         return Ok(GemmOutput { c, counts, path });
     }
     gemm_general(cfg, a, b, stream)
@@ -110,7 +120,7 @@ pub fn gemm_general(
             tally
         })
         .reduce(EventTally::default, EventTally::plus);
-    let counts = mac_counts(cfg, (m * n) as u64, k, tally);
+    let counts = kernel_counts(cfg, m * n, k, tally);
     Ok(GemmOutput {
         c,
         counts,

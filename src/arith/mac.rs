@@ -20,6 +20,7 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+use crate::arith::ActionCounts;
 use crate::format::{FixedFormat, FloatFormat, Format, RangeEvent};
 use crate::round::Rounding;
 
@@ -43,6 +44,19 @@ pub enum Order {
 impl Order {
     /// Every accepted spelling, for error messages and `--help`.
     pub const SPELLINGS: &'static str = "sequential, pairwise, chunk=C (C >= 1), native";
+
+    /// Roundings into the accumulator format in one sum of `k` products, as the kernels perform
+    /// them: sequential `k` (the first from `+0`); chunked `k + ceil(k / C)` (every product
+    /// into its chunk, every chunk into the total); pairwise `k - 1` adds, or the one rounding
+    /// of a single product; native `1` (the `f32` result rounded once). Stops at 2^64 - 1.
+    pub fn roundings(self, k: u64) -> u64 {
+        match self {
+            Order::Sequential => k,
+            Order::Chunk(c) => k.saturating_add(k.div_ceil(c as u64)),
+            Order::Pairwise => k.saturating_sub(1).max(u64::from(k > 0)),
+            Order::Native => 1,
+        }
+    }
 }
 
 impl FromStr for Order {
@@ -349,6 +363,57 @@ impl MacConfig {
             None => p,
             Some(f) => f.quantize_scalar(p, Rounding::NearestEven, 0).unwrap_or(p),
         }
+    }
+
+    /// The actions of `outputs` sums of `k` products each under this configuration: the one
+    /// counting model. The emulated kernels ([`crate::arith::gemm`], [`crate::arith::gemv`],
+    /// [`crate::arith::dot`]) report these counts plus the range events they saw, and the cost
+    /// model prices them for a GEMM it does not run (`cost::gemm_counts`), so the two agree by
+    /// construction:
+    /// - `outputs k` products. Fused, sequential or chunked: each product is added into a
+    ///   running sum by one `fma["A x B + ACC"]`; otherwise (unfused, or a pairwise tree that
+    ///   adds sums to sums, or native) `mul["A x B"]`;
+    /// - a product format: each product rounded, `quantize["P/rne"]` (no random bits);
+    /// - the accumulator's roundings, [`Order::roundings`] per output: those not done by an
+    ///   fma are `add["ACC"]`, and each draws the rounding unit's random bits. Two orders
+    ///   differ: native adds every product in `fp32` (`add["fp32"]`) and rounds each output
+    ///   once (`quantize["ACC/R"]`), and a pairwise sum of a single product is that one
+    ///   rounding (`quantize["ACC/R"]`, no add).
+    ///
+    /// Counts stop at 2^64 - 1 ([`ActionCounts::saturated`]), which pricing refuses.
+    pub fn counts(&self, outputs: u64, k: u64) -> ActionCounts {
+        let mut c = ActionCounts::new();
+        let products = outputs.saturating_mul(k);
+        let roundings = outputs.saturating_mul(self.order.roundings(k));
+        let fused_steps = match self.order {
+            Order::Sequential | Order::Chunk(_) if self.fused => products,
+            _ => 0,
+        };
+        if products > fused_steps {
+            c.record_mul(&self.a, &self.b, products - fused_steps);
+        }
+        if fused_steps > 0 {
+            c.record_fma(&self.a, &self.b, &self.acc, fused_steps);
+        }
+        if let Some(p) = self.product {
+            c.record_quantize(&p, Rounding::NearestEven, products);
+        }
+        match self.order {
+            Order::Native => {
+                let fp32 = crate::format::alias("fp32").expect("fp32 is a built-in alias");
+                c.record_add(&fp32, products);
+                c.record_quantize(&self.acc, self.acc_rounding, outputs);
+            }
+            Order::Pairwise if k == 1 => c.record_quantize(&self.acc, self.acc_rounding, outputs),
+            _ => {
+                let adds = roundings.saturating_sub(fused_steps);
+                if adds > 0 {
+                    c.record_add(&self.acc, adds);
+                }
+                c.record_random_bits(self.acc_rounding, roundings);
+            }
+        }
+        c
     }
 
     /// Roundings reserved per output for the random words: `S = 2 K + 1`.

@@ -16,7 +16,7 @@ mod mac;
 mod qstep;
 pub mod vc;
 
-pub use counts::{ActionCounts, Traffic};
+pub use counts::{ActionCounts, ActionKey, Traffic, KEY_KINDS};
 pub use elementwise::{elementwise, ElemOp};
 pub use exact_sum::ExactSum;
 pub use fast::native_f32_gemm;

@@ -35,6 +35,7 @@
 //! file's node.
 
 use crate::arch::MemoryKind;
+use crate::arith::ActionKey;
 use crate::format::{Element, Format};
 use crate::round::Rounding;
 use crate::suggest::suggestion;
@@ -234,74 +235,38 @@ pub fn default_memory_pj_per_bit(kind: MemoryKind, size_bytes: Option<u64>, node
 /// The action kinds an energy override may name, as `kind:key`.
 pub const ACTION_KINDS: &[&str] = &["mul", "add", "fma", "quantize", "rng_bit"];
 
-/// A priced action, parsed from an `ActionCounts` key or an override key.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// A priced action: a counted compute or rounding action ([`ActionKey`]), or one random bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// A multiply `a x b`.
-    Mul(Format, Format),
-    /// An addition rounded to a format.
-    Add(Format),
-    /// A fused multiply-add `a x b + c`.
-    Fma(Format, Format, Format),
-    /// A conversion to a format with a rounding unit.
-    Quantize(Format, Rounding),
+    /// A multiply, add, fused multiply-add or conversion, as `ActionCounts` keys it.
+    Key(ActionKey),
     /// One random bit from the random-number source.
     RngBit,
 }
 
-fn format(s: &str) -> Result<Format, String> {
-    s.trim().parse().map_err(|e| format!("{e}"))
-}
-
-fn pair(s: &str) -> Result<(Format, Format), String> {
-    let (a, b) = s
-        .split_once(" x ")
-        .ok_or_else(|| format!("`{s}` is not `A x B`"))?;
-    Ok((format(a)?, format(b)?))
-}
-
 impl Action {
-    /// Parse `kind` (`mul`, `add`, `fma`, `quantize`) and its `ActionCounts` key
-    /// (`A x B`, `F`, `A x B + C`, `F/R`).
+    /// Parse a user's energy-override key: `kind` (`mul`, `add`, `fma`, `quantize`, `rng_bit`)
+    /// and the key's text (`A x B`, `F`, `A x B + C`, `F/R`; empty for `rng_bit`).
     pub fn parse(kind: &str, key: &str) -> Result<Self, String> {
-        Ok(match kind {
-            "mul" => {
-                let (a, b) = pair(key)?;
-                Action::Mul(a, b)
-            }
-            "add" => Action::Add(format(key)?),
-            "fma" => {
-                let (ab, c) = key
-                    .rsplit_once(" + ")
-                    .ok_or_else(|| format!("`{key}` is not `A x B + C`"))?;
-                let (a, b) = pair(ab)?;
-                Action::Fma(a, b, format(c)?)
-            }
-            "quantize" => {
-                let (f, r) = key
-                    .rsplit_once('/')
-                    .ok_or_else(|| format!("`{key}` is not `F/R` (format/rounding)"))?;
-                Action::Quantize(format(f)?, r.trim().parse().map_err(|e| format!("{e}"))?)
-            }
-            "rng_bit" if key.is_empty() => Action::RngBit,
-            _ => {
-                return Err(format!(
-                    "unknown action kind `{kind}`{}; allowed: mul:A x B, add:F, fma:A x B + C, \
-                     quantize:F/R, rng_bit",
-                    suggestion(kind, ACTION_KINDS)
-                ))
-            }
-        })
+        match ActionKey::parse(kind, key) {
+            Some(parsed) => parsed.map(Action::Key),
+            None if kind == "rng_bit" && key.is_empty() => Ok(Action::RngBit),
+            None => Err(format!(
+                "unknown action kind `{kind}`{}; allowed: mul:A x B, add:F, fma:A x B + C, \
+                 quantize:F/R, rng_bit",
+                suggestion(kind, ACTION_KINDS)
+            )),
+        }
     }
 
     /// The default energy of one action at 45 nm, pJ (see the module docs for the rules).
     pub fn default_pj(&self) -> f64 {
         let t = &HOROWITZ45_ENERGY;
         match self {
-            Action::Mul(a, b) => t.multiplier(a, b),
-            Action::Add(f) => t.adder(f),
-            Action::Fma(a, b, c) => t.mac(a, b, c),
-            Action::Quantize(f, r) => t.rounding_unit(f, *r),
+            Action::Key(ActionKey::Mul { a, b }) => t.multiplier(a, b),
+            Action::Key(ActionKey::Add { f }) => t.adder(f),
+            Action::Key(ActionKey::Fma { a, b, acc }) => t.mac(a, b, acc),
+            Action::Key(ActionKey::Quantize { f, r }) => t.rounding_unit(f, *r),
             Action::RngBit => t.reg_bit,
         }
     }
@@ -312,10 +277,7 @@ impl std::fmt::Display for Action {
     /// `rng_bit`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Action::Mul(a, b) => write!(f, "mul:{a} x {b}"),
-            Action::Add(x) => write!(f, "add:{x}"),
-            Action::Fma(a, b, c) => write!(f, "fma:{a} x {b} + {c}"),
-            Action::Quantize(x, r) => write!(f, "quantize:{x}/{r}"),
+            Action::Key(k) => write!(f, "{}:{k}", k.kind()),
             Action::RngBit => f.write_str("rng_bit"),
         }
     }

@@ -48,8 +48,10 @@ pub fn sram_accesses(arch: &Architecture, g: Gemm) -> Result<(u64, u64, u64), Co
 
 /// The actions of `C = A B` with A (`M x K`, activations format) and B (`K x N`, weights
 /// format) on `arch`:
-/// - `M N K` MACs of `formats.mac`: `fma["a x b + acc"]` if fused, else `mul["a x b"]` and
-///   `add["acc"]` (plus a `quantize` of each product if `product` is a format);
+/// - the MACs: exactly what the emulated GEMM of `formats.mac` reports for this shape
+///   ([`MacConfig::counts`](crate::arith::MacConfig::counts), the one counting model): fused
+///   multiply-adds or multiplies and adds per the accumulation order, product roundings, and
+///   the accumulator's random bits;
 /// - `M N` conversions of the outputs to the activations format with its rounding unit (none if
 ///   the accumulator already is that format);
 /// - memory, level 0 being the outermost and the last the innermost: every level but the
@@ -58,28 +60,24 @@ pub fn sram_accesses(arch: &Architecture, g: Gemm) -> Result<(u64, u64, u64), Co
 ///   per-dataflow access counts ([`sram_accesses`]), C's extra writes being partial sums in the
 ///   accumulator format. Sizes are in each tensor's format bits.
 ///
-/// Every count is computed with checked arithmetic: a GEMM whose counts (or the random bits
-/// they draw, or a level's total traffic) exceed 64 bits is [`CostError::Overflow`].
+/// Every count is computed with checked (or saturating, then checked) arithmetic: a GEMM whose
+/// counts (or the random bits they draw, or a level's total traffic) exceed 64 bits is
+/// [`CostError::Overflow`].
 pub fn gemm_counts(arch: &Architecture, g: Gemm) -> Result<ActionCounts, CostError> {
     let f = &arch.formats;
-    let mac = &f.mac;
     let overflow = || g.overflow("the memory traffic in bits");
     let fits = |v: Option<u64>| v.ok_or_else(overflow);
     let add = |terms: &[u64]| fits(checked(terms, u64::checked_add));
-    let macs = g.macs()?;
+    g.macs()?;
     let outputs = fits(g.m.checked_mul(g.n))?;
-    // The random bits every conversion draws, all of them together, must fit too.
-    let mut random_bits = 0u64;
-    let mut draw = |rounding: crate::round::Rounding, n: u64| {
-        let b = n.checked_mul(u64::from(rounding.random_bits()));
-        random_bits = add(&[random_bits, b.ok_or_else(|| g.overflow("the random bits"))?])?;
-        Ok::<(), CostError>(())
-    };
-    if mac.product.is_some() && !mac.fused {
-        draw(mac.acc_rounding, macs)?;
+    let mut c = f.mac.counts(outputs, g.k);
+    if f.mac.acc != f.activations {
+        c.record_quantize(&f.activations, f.rounding.activations, outputs);
     }
-    if mac.acc != f.activations {
-        draw(f.rounding.activations, outputs)?;
+    if c.saturated() {
+        return Err(
+            g.overflow("the MAC actions (products, roundings, or the random bits they draw)")
+        );
     }
     let (a_shape, b_shape, c_shape) = ([g.m, g.k], [g.k, g.n], [g.m, g.n]);
     let a_bits = fits(bits(&f.activations, fits(g.m.checked_mul(g.k))?, a_shape))?;
@@ -93,26 +91,13 @@ pub fn gemm_counts(arch: &Architecture, g: Gemm) -> Result<ActionCounts, CostErr
     ])?;
     let inner_writes = add(&[
         c_bits,
-        fits(bits(&mac.acc, c_writes.saturating_sub(outputs), c_shape))?,
+        fits(bits(&f.mac.acc, c_writes.saturating_sub(outputs), c_shape))?,
     ])?;
     // A middle level's totals, and the innermost level's: its own traffic plus fill and drain.
     add(&[ab_bits, c_bits])?;
     add(&[inner_reads, c_bits])?;
     add(&[inner_writes, ab_bits])?;
 
-    let mut c = ActionCounts::new();
-    if mac.fused {
-        c.record_fma(&mac.a, &mac.b, &mac.acc, macs);
-    } else {
-        c.record_mul(&mac.a, &mac.b, macs);
-        if let Some(p) = mac.product {
-            c.record_quantize(&p, mac.acc_rounding, macs);
-        }
-        c.record_add(&mac.acc, macs);
-    }
-    if mac.acc != f.activations {
-        c.record_quantize(&f.activations, f.rounding.activations, outputs);
-    }
     let last = arch.memory.len() - 1;
     for (i, level) in arch.memory.iter().enumerate() {
         if i < last {

@@ -31,23 +31,13 @@ use thiserror::Error;
 use serde::Serialize;
 
 use crate::arch::{Architecture, Array, MemoryLevel};
-use crate::arith::ActionCounts;
+use crate::arith::{ActionCounts, ActionKey};
 use crate::cost::energy::{node_factor, Action, ENERGY_NODE_EXPONENT};
 use crate::suggest::suggestion;
 
 /// Counts that cannot be priced on an architecture.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum CostError {
-    /// An `ActionCounts` key that does not parse back to formats.
-    #[error("cannot price {kind}[\"{key}\"]: {reason}")]
-    BadKey {
-        /// `mul`, `add`, `fma` or `quantize`.
-        kind: String,
-        /// The key.
-        key: String,
-        /// What is wrong.
-        reason: String,
-    },
     /// Traffic at a memory level the architecture does not have.
     #[error("architecture `{arch}` has no memory level `{level}`{hint}; levels: {levels}")]
     UnknownLevel {
@@ -239,20 +229,16 @@ fn price_on(
         *breakdown.entry(component.to_string()).or_default() += pj;
         *by_action.entry(kind.to_string()).or_default() += pj;
     };
-    for (kind, map, component) in [
-        ("mul", &counts.mul, "compute"),
-        ("add", &counts.add, "compute"),
-        ("fma", &counts.fma, "compute"),
-        ("quantize", &counts.quantize, "rounding"),
-    ] {
-        for (key, &n) in map {
-            let action = Action::parse(kind, key).map_err(|reason| CostError::BadKey {
-                kind: kind.to_string(),
-                key: key.clone(),
-                reason,
-            })?;
-            charge(component, kind, n as f64 * action_pj(arch, &action));
-        }
+    for (key, &n) in &counts.actions {
+        let component = match key {
+            ActionKey::Quantize { .. } => "rounding",
+            _ => "compute",
+        };
+        charge(
+            component,
+            key.kind(),
+            n as f64 * action_pj(arch, &Action::Key(*key)),
+        );
     }
     charge(
         "rng",

@@ -18,7 +18,7 @@ use crate::format::{FixedFormat, FloatFormat};
 use crate::round::Rounding;
 
 /// How elements are grouped into blocks (of a row-major matrix; a vector is one row).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum BlockSize {
     /// Blocks of this many consecutive elements (the last one may be shorter).
     Elements(usize),
@@ -65,7 +65,7 @@ impl BlockPos {
 }
 
 /// The per-element format of a block format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Element {
     /// Floating-point elements (MXFP8/6/4); conversion saturates.
     Float(FloatFormat),
@@ -109,7 +109,7 @@ impl Element {
 }
 
 /// Which convention named the block format (for display and the scale's meaning).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum BlockKind {
     /// QPyTorch-style block floating point.
     Bfp,
@@ -118,7 +118,7 @@ pub enum BlockKind {
 }
 
 /// A block format: element format, block grouping and the largest element exponent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BlockFormat {
     kind: BlockKind,
     element: Element,

@@ -11,7 +11,7 @@ use crate::format::exact::{exponent, pow2, significand, split};
 use crate::round::Rounding;
 
 /// A fixed-point format. Build it with [`FixedFormat::new`], which validates it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FixedFormat {
     wl: u32,
     fl: i32,

@@ -10,7 +10,7 @@ use crate::format::exact::{exponent, pow2, split};
 use crate::round::Rounding;
 
 /// How a float format spends its top codes on special values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Special {
     /// IEEE 754: the all-ones exponent holds infinity (mantissa 0) and NaN (mantissa non-zero).
     Ieee,
@@ -36,7 +36,7 @@ impl Special {
 }
 
 /// A binary floating-point format. Build it with [`FloatFormat::new`], which validates it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FloatFormat {
     exp_bits: u32,
     man_bits: u32,

@@ -33,8 +33,9 @@ pub use twoterm::two_sum;
 
 use crate::round::Rounding;
 
-/// A number format: formats are data, not types.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A number format: formats are data, not types. Ordered by structure (not by spec text) so
+/// that formats can key the ordered maps of `arith::ActionCounts`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Format {
     /// Binary floating point with configurable exponent, mantissa, bias and special values.
     Float(FloatFormat),

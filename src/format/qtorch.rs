@@ -20,7 +20,7 @@ use crate::format::{FloatFormat, Special};
 use crate::round::Rounding;
 
 /// QPyTorch's float format `(exp, man)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct QTorchFloat {
     exp_bits: u32,
     man_bits: u32,

@@ -297,7 +297,8 @@ fn on_off(b: bool) -> &'static str {
 }
 
 /// Every alias with the format it names, built once: a format's canonical spec is written for
-/// every counted action (`arith::ActionCounts`), so the lookup must not rebuild the formats.
+/// every key of counts written as JSON and every priced action's override lookup, so the lookup
+/// must not rebuild the formats.
 fn alias_table() -> &'static [(&'static str, Format)] {
     static TABLE: OnceLock<Vec<(&'static str, Format)>> = OnceLock::new();
     TABLE.get_or_init(|| {

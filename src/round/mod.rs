@@ -21,7 +21,7 @@ use std::str::FromStr;
 use thiserror::Error;
 
 /// A rounding mode, chosen at run time from a spec string such as `rne` or `sr:bits=8`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rounding {
     /// Round to nearest, ties to even (IEEE 754 default).
     NearestEven,
