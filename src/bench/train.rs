@@ -80,6 +80,10 @@ pub struct TrainRow {
     pub arch: String,
     /// Worker threads of the pool.
     pub threads: usize,
+    /// The MLP's widths, e.g. `64-256-10`.
+    pub model: String,
+    /// Examples per step.
+    pub batch: usize,
     /// Median wall time of an emulated epoch, ms.
     pub ms_per_epoch: f64,
     /// Median wall time of a native `f32` epoch, ms.
@@ -345,8 +349,13 @@ pub fn bench_train(cfg: &TrainBench) -> Result<Vec<TrainRow>, TrainBenchError> {
                 epoch,
             });
         }
-        let mut ratios: Vec<f64> = epoch_s.iter().zip(&native_s).map(|(e, n)| e / n).collect();
         let ms = |v: &[f64]| v.iter().map(|s| s * 1e3).collect::<Vec<_>>();
+        let (epoch_ms, native_ms) = (ms(&epoch_s), ms(&native_s));
+        let mut ratios: Vec<f64> = epoch_ms
+            .iter()
+            .zip(&native_ms)
+            .map(|(e, n)| e / n)
+            .collect();
 
         let train = p.data.as_ref().expect("checked by native_data");
         let mut evals: Vec<f64> = (0..cfg.epochs.max(1))
@@ -365,11 +374,13 @@ pub fn bench_train(cfg: &TrainBench) -> Result<Vec<TrainRow>, TrainBenchError> {
             algo: p.algo.to_string(),
             arch: p.arch.name.clone(),
             threads,
-            ms_per_epoch: median(&mut ms(&epoch_s)),
-            native_ms_per_epoch: median(&mut ms(&native_s)),
+            model: format!("{d}-{}-{classes}", cfg.hidden),
+            batch: cfg.batch,
+            ms_per_epoch: median(&mut epoch_ms.clone()),
+            native_ms_per_epoch: median(&mut native_ms.clone()),
             times_native: median(&mut ratios),
-            epoch_ms: ms(&epoch_s),
-            native_epoch_ms: ms(&native_s),
+            epoch_ms,
+            native_epoch_ms: native_ms,
             steps_per_epoch: steps,
             loss_eval_ms: median(&mut evals) * 1e3,
             train_loss: last_loss,

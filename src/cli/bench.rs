@@ -52,8 +52,9 @@ enum What {
     /// MLP with one hidden layer of --hidden units, --batch examples per step) against a native
     /// f32 SGD epoch of the same MLP timed just before it in the same pool.
     Train {
-        /// Print JSON rows (`algo`, `arch`, `threads`, `ms_per_epoch`, `native_ms_per_epoch`,
-        /// `times_native`, `steps_per_epoch`, `loss_eval_ms`, `train_loss`).
+        /// Print JSON rows (`algo`, `arch`, `threads`, `model`, `batch`, `ms_per_epoch`,
+        /// `native_ms_per_epoch`, `times_native`, `epoch_ms`, `native_epoch_ms`,
+        /// `steps_per_epoch`, `loss_eval_ms`, `train_loss`).
         #[arg(long)]
         json: bool,
         /// Pool sizes, comma-separated, each timed in turn (default: 1 and all cores; at most
