@@ -17,14 +17,14 @@
 //! moments apart on the same pool: on a shared machine the speed drifts. ndarray's `f32` GEMM is
 //! single-threaded at these sizes, so the native epoch uses one thread whatever the pool.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::algo::{self, Algo, Hyper, ModelShape, Targets};
+use crate::algo::{self, Algo, AlgoError, Hyper, ModelShape, Targets};
 use crate::bench::median;
 use crate::round::RandomStream;
 use crate::run::{prepare, Prepared, RunError};
@@ -110,6 +110,9 @@ pub struct TrainRow {
 /// Why the bench cannot run.
 #[derive(Debug, Error)]
 pub enum TrainBenchError {
+    /// An algorithm name that names none.
+    #[error(transparent)]
+    Algo(#[from] AlgoError),
     /// Preparing or running a configuration.
     #[error("{algo} on {arch}: {cause}")]
     Run {
@@ -117,8 +120,8 @@ pub enum TrainBenchError {
         algo: String,
         /// Architecture file.
         arch: String,
-        /// The cause.
-        cause: RunError,
+        /// The cause (boxed: a run error is large).
+        cause: Box<RunError>,
     },
     /// The workload does not train an MLP classifier.
     #[error("workload {0}: bench train needs a classification workload with model.kind = mlp")]
@@ -248,11 +251,11 @@ pub fn native_data(p: &Prepared) -> Option<(Array2<f32>, Vec<usize>)> {
 /// Resolve one configuration: the workload's run with `epochs + 1` epochs of `batch`, samples
 /// kept from the first epoch (a sampler's burn-in must be below its epochs), and the model's
 /// hidden widths replaced by `[hidden]`; checked as the driver checks it.
-fn prepare_one(cfg: &TrainBench, algo: &str, arch: &PathBuf) -> Result<Prepared, TrainBenchError> {
+fn prepare_one(cfg: &TrainBench, algo: &str, arch: &Path) -> Result<Prepared, TrainBenchError> {
     let wrap = |cause| TrainBenchError::Run {
         algo: algo.to_string(),
         arch: arch.display().to_string(),
-        cause,
+        cause: Box::new(cause),
     };
     let parsed: Algo = algo.parse().map_err(|e| wrap(RunError::Algo(e)))?;
     let mut set = std::collections::BTreeMap::new();
@@ -267,7 +270,7 @@ fn prepare_one(cfg: &TrainBench, algo: &str, arch: &PathBuf) -> Result<Prepared,
     let mut p = prepare(&RunSpec {
         workload_path: cfg.workload.clone(),
         algo: algo.to_string(),
-        arch_path: arch.clone(),
+        arch_path: arch.to_path_buf(),
         seed: cfg.seed,
         set,
     })
@@ -285,9 +288,12 @@ fn prepare_one(cfg: &TrainBench, algo: &str, arch: &PathBuf) -> Result<Prepared,
 }
 
 /// Time every algorithm on every architecture on the current rayon pool (run it inside a pool
-/// of the wanted size), each beside a native epoch timed just before it. Every configuration is
-/// resolved before any is timed, so a bad name fails at once.
+/// of the wanted size), their epochs alternating with native ones (see the module docs). Every
+/// configuration is resolved before any is timed, so a bad name fails at once.
 pub fn bench_train(cfg: &TrainBench) -> Result<Vec<TrainRow>, TrainBenchError> {
+    for algo in &cfg.algos {
+        algo.parse::<Algo>()?;
+    }
     let mut runs = Vec::new();
     for algo in &cfg.algos {
         for arch in &cfg.archs {
@@ -340,7 +346,7 @@ pub fn bench_train(cfg: &TrainBench) -> Result<Vec<TrainRow>, TrainBenchError> {
         .map_err(|e| TrainBenchError::Run {
             algo: p.algo.to_string(),
             arch: p.arch.name.clone(),
-            cause: e.into(),
+            cause: Box::new(e.into()),
         })?;
         if let Some(epoch) = outcome.diverged_at {
             return Err(TrainBenchError::Diverged {
