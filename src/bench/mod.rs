@@ -3,9 +3,14 @@
 
 mod gemm;
 mod quantize;
+mod train;
 
 pub use gemm::{bench_gemm, GemmRow};
 pub use quantize::{bench_quantize, QUANTIZE_CASES};
+pub use train::{
+    bench_train, native_data, NativeMlp, TrainBench, TrainBenchError, TrainRow, TRAIN_ALGOS,
+    TRAIN_ARCHS,
+};
 
 use std::time::Instant;
 

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use crate::bench::{bench_gemm, bench_quantize};
+use crate::bench::{bench_gemm, bench_quantize, bench_train, TrainBench, TrainRow};
 
 /// Arguments of `lpsim bench`.
 #[derive(clap::Args, Debug)]
@@ -48,6 +48,73 @@ enum What {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
+    /// Milliseconds per training epoch of each algorithm on each architecture (the workload's
+    /// MLP with one hidden layer of --hidden units, --batch examples per step) against a native
+    /// f32 SGD epoch of the same MLP timed just before it in the same pool.
+    Train {
+        /// Print JSON rows (`algo`, `arch`, `threads`, `model`, `batch`, `ms_per_epoch`,
+        /// `native_ms_per_epoch`, `times_native`, `epoch_ms`, `native_epoch_ms`,
+        /// `steps_per_epoch`, `loss_eval_ms`, `train_loss`).
+        #[arg(long)]
+        json: bool,
+        /// Pool sizes, comma-separated, each timed in turn (default: 1 and all cores; at most
+        /// 8 per core).
+        #[arg(long, value_delimiter = ',', value_parser = super::threads)]
+        threads: Vec<usize>,
+        /// Timed epochs per run after one warm-up epoch; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        epochs: usize,
+        /// Algorithms, comma-separated (default: one per family, see `lpsim bench train --help`
+        /// and README).
+        #[arg(long, value_delimiter = ',', default_values_t = crate::bench::TRAIN_ALGOS.iter().map(|s| s.to_string()))]
+        algos: Vec<String>,
+        /// Architecture files, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = crate::bench::TRAIN_ARCHS.iter().map(|s| s.to_string()))]
+        archs: Vec<String>,
+        /// The workload: a classification data set with an MLP model.
+        #[arg(long, default_value = "workloads/digits-mlp.json")]
+        workload: std::path::PathBuf,
+        /// The MLP's one hidden width (replaces the workload's hidden widths).
+        #[arg(long, default_value_t = 256)]
+        hidden: usize,
+        /// Examples per step (replaces the workload's batch_size).
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Seed of the runs and of the native model.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+/// Print the training bench's rows as a table, or as JSON.
+fn print_train(rows: &[TrainRow], json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, rows)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<14} {:<8} {:>7} {:>10} {:>10} {:>9} {:>6} {:>10} {:>10}",
+        "algo", "arch", "threads", "ms/epoch", "native ms", "x native", "steps", "loss ms", "loss"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:<14} {:<8} {:>7} {:>10.3} {:>10.3} {:>9.2} {:>6} {:>10.3} {:>10.4}",
+            r.algo,
+            r.arch,
+            r.threads,
+            r.ms_per_epoch,
+            r.native_ms_per_epoch,
+            r.times_native,
+            r.steps_per_epoch,
+            r.loss_eval_ms,
+            r.train_loss
+        )?;
+    }
+    Ok(())
 }
 
 /// Print `(name, figure, ratio to native)` rows as a table, or the rows themselves as JSON.
@@ -114,6 +181,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             print_rows(&rows, json, "GFLOP/s", |r| {
                 (&r.name, r.gflops, r.ratio_to_native)
             })
+        }
+        What::Train {
+            json,
+            mut threads,
+            epochs,
+            algos,
+            archs,
+            workload,
+            hidden,
+            batch,
+            seed,
+        } => {
+            anyhow::ensure!(epochs >= 1, "--epochs = 0: must be at least 1");
+            anyhow::ensure!(hidden >= 1, "--hidden = 0: must be at least 1");
+            anyhow::ensure!(batch >= 1, "--batch = 0: must be at least 1");
+            if threads.is_empty() {
+                threads = vec![1, pool(None)?.current_num_threads()];
+                threads.dedup();
+            }
+            let cfg = TrainBench {
+                workload,
+                algos,
+                archs: archs.into_iter().map(Into::into).collect(),
+                epochs,
+                hidden,
+                batch,
+                seed,
+            };
+            let mut rows = Vec::new();
+            for t in threads {
+                rows.extend(pool(Some(t))?.install(|| bench_train(&cfg))?);
+            }
+            print_train(&rows, json)
         }
     }
 }
