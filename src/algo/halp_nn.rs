@@ -487,6 +487,24 @@ fn centre_pass(res: &mut StepResult, model: &ModelShape, bound: f64) -> Centre {
     }
 }
 
+/// HALP's `mu` on an MLP: the value given, else the objective's strong convexity from its L2
+/// term (`model.l2`, as for logistic regression). An MLP without an L2 term has no strong
+/// convexity to derive `mu` from (its loss is not convex), and `mu = 0` would make every scale
+/// `delta = ||g|| / (mu levels)` infinite: refused, asking for a value.
+fn mlp_mu(model: &ModelShape, given: f64) -> Result<f64, AlgoError> {
+    match (given, model) {
+        (m, _) if m > 0.0 => Ok(m),
+        (_, ModelShape::Mlp { l2, .. }) if *l2 > 0.0 => Ok(*l2),
+        _ => Err(AlgoError::BadHyper {
+            name: "mu".into(),
+            reason: "0 (from the problem): an MLP without an L2 term (model.l2 = 0) has no \
+                     strong convexity to derive it from; set mu (e.g. --set mu=3, the HALP \
+                     paper's hand-picked value) or model.l2"
+                .into(),
+        }),
+    }
+}
+
 /// Run `halp` with bit-centred layers on an MLP (see the module docs).
 pub(crate) fn train(
     model: &ModelShape,
@@ -499,6 +517,7 @@ pub(crate) fn train(
     let rn = Rounding::NearestEven;
     let widths = widths(model)?;
     let codes = offset_codes(arch, hyper)?;
+    let mu = mlp_mu(model, hyper.get("mu"))?;
     let full_store = (arch.full_precision.format, rn);
     let full = gradient_graph(model, (arch, FULL), s.batches.n, full_store, Some(arch))?;
     let mut centre = init_params(model, full_store.0, rn, seed);
@@ -518,7 +537,7 @@ pub(crate) fn train(
             mut feeds,
             cache,
             deltas,
-        } = centre_pass(&mut res, model, hyper.get("mu") * codes.levels);
+        } = centre_pass(&mut res, model, mu * codes.levels);
         let consts = HalpConsts {
             deltas: &deltas,
             lr: s.lr,
@@ -556,7 +575,11 @@ pub(crate) fn train(
             break;
         }
     }
-    Ok(run.finish(centre, None))
+    let mut outcome = run.finish(centre, None);
+    if hyper.get("mu") == 0.0 {
+        outcome.derived.insert("mu".to_string(), mu);
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]
@@ -567,6 +590,21 @@ mod tests {
         arch, data, feeds, max_abs, mlp, params_with_biases, reference, weights, RN,
     };
     use crate::round::RandomStream;
+
+    #[test]
+    fn mu_is_given_or_the_l2_term_else_refused() {
+        let with_l2 = ModelShape::Mlp {
+            d: 5,
+            hidden: vec![4],
+            classes: 3,
+            l2: 5e-4,
+        };
+        assert_eq!(mlp_mu(&with_l2, 3.0).unwrap(), 3.0);
+        assert_eq!(mlp_mu(&with_l2, 0.0).unwrap(), 5e-4);
+        let e = mlp_mu(&mlp(&[4]), 0.0).unwrap_err().to_string();
+        assert!(e.contains("mu") && e.contains("model.l2 = 0"), "{e}");
+        assert_eq!(mlp_mu(&mlp(&[4]), 0.25).unwrap(), 0.25);
+    }
 
     /// The step's gradient difference of parameter tensor `p`: `dw{i}` (weight), `db{i}` (bias).
     fn diff_name(p: usize) -> String {

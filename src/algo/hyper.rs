@@ -191,8 +191,8 @@ impl Hyper {
             d.push((
                 "mu",
                 0.0,
-                "0 = from the problem: least squares lambda_min(X^T X / N), logistic l2 \
-                 (HALP Fig. 1 picks 3 by hand)",
+                "0 = from the problem: least squares lambda_min(X^T X / N), logistic and MLP \
+                 l2 (an MLP with l2 = 0 needs a value; HALP Fig. 1 picks 3 by hand)",
             ));
         }
         d
