@@ -502,7 +502,10 @@ fn a_sweep_lists_range_figures_per_role_and_its_warnings() {
     let json = std::fs::read_to_string(out.join("results.json")).unwrap();
     assert!(json.contains("\"range_health\""));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(md.contains("## Range warnings"), "{md}");
+    // The warnings come after the results, with their count up front.
+    let (at, tables) = (md.find("## Range warnings"), md.find("| # |"));
+    assert!(at.is_some() && tables.is_some() && at > tables, "{md}");
+    assert!(md.contains("Range warnings (a tensor role saturated more than 1% of its values): 1, listed at the end"), "{md}");
     let warned: Vec<&str> = md.lines().filter(|l| l.contains("WARNING")).collect();
     assert_eq!(warned.len(), 1, "{md}");
     assert!(

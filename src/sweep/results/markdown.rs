@@ -1,6 +1,7 @@
 //! `report.md` of a sweep: counts and the runs that diverged, failed or were skipped, then per
 //! workload a numbered table of configurations (identity, the primary metric, the cost, the other
-//! metrics), the Pareto front, the configurations that did not learn, and the plots.
+//! metrics), the Pareto front, the configurations that did not learn, and the plots; last, every
+//! run's range warnings (a count of them up front).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -68,14 +69,34 @@ pub(super) fn head(name: &str, outcomes: &[RunOutcome]) -> String {
             skipped.join("\n")
         );
     }
-    let warnings: Vec<String> = outcomes
+    let warned = range_warnings(outcomes).len();
+    if warned > 0 {
+        let _ = writeln!(
+            md,
+            "Range warnings (a tensor role saturated more than {}% of its values): {warned}, \
+             listed at the end under [Range warnings](#range-warnings).\n",
+            100.0 * crate::report::SATURATION_WARNING
+        );
+    }
+    md
+}
+
+/// Every run's range warnings, one line each.
+fn range_warnings(outcomes: &[RunOutcome]) -> Vec<String> {
+    outcomes
         .iter()
         .filter_map(|o| o.result.as_ref().ok().map(|r| (o, r.range_warnings())))
         .flat_map(|(o, ws)| {
             ws.into_iter()
                 .map(move |w| format!("- {} — {w}", o.spec.label()))
         })
-        .collect();
+        .collect()
+}
+
+/// The tail of the sweep's Markdown report: the range warnings of every run, after the results
+/// (they can be many, and the tables come first).
+pub(super) fn tail(md: &mut String, outcomes: &[RunOutcome]) {
+    let warnings = range_warnings(outcomes);
     if !warnings.is_empty() {
         let _ = writeln!(
             md,
@@ -85,7 +106,6 @@ pub(super) fn head(name: &str, outcomes: &[RunOutcome]) -> String {
             warnings.join("\n")
         );
     }
-    md
 }
 
 /// `mean ± std` (just the mean for one value or when all values are equal), or empty.

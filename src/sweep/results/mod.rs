@@ -63,6 +63,7 @@ pub(crate) fn write_results(
         }
         markdown::workload(&mut md, &workload, &gs, &drawn);
     }
+    markdown::tail(&mut md, outcomes);
     let md_path = out.join(SWEEP_MD);
     replace_own_file(&md_path, md.as_bytes(), has_marker)?;
     files.push(md_path);
