@@ -103,11 +103,11 @@ impl FixedFormat {
 
     /// The smallest representable value.
     pub fn min_value(&self) -> f64 {
-        self.int_range().0 as f64 * self.step()
+        steps_f64(self.int_range().0) * self.step()
     }
     /// The largest representable value.
     pub fn max_value(&self) -> f64 {
-        self.int_range().1 as f64 * self.step()
+        steps_f64(self.int_range().1) * self.step()
     }
 
     /// Whether `f32` carries every value exactly.
@@ -176,7 +176,7 @@ impl FixedFormat {
     #[inline]
     pub fn quantize_event(&self, x: f64, rounding: Rounding, random: u32) -> (f64, RangeEvent) {
         let (n, event) = self.fit(self.round_int(x, rounding, random));
-        (n as f64 * self.step(), event)
+        (steps_f64(n) * self.step(), event)
     }
 
     /// Quantize one value: round `x` once to the grid under `rounding`, then saturate or wrap.
@@ -204,6 +204,23 @@ impl FixedFormat {
         } else {
             i128::from((code << shift) >> shift)
         };
-        n as f64 * self.step()
+        steps_f64(n) * self.step()
     }
+}
+
+/// `n as f64`, through `i64` when it fits: the same value (both casts round to nearest, ties to
+/// even), without the software `i128` conversion on the hot path. (The wide case is kept out of
+/// line: inlined, the compiler folds both branches back into the `i128` conversion.)
+#[inline]
+fn steps_f64(n: i128) -> f64 {
+    match i64::try_from(n) {
+        Ok(v) => v as f64,
+        Err(_) => wide_steps_f64(n),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn wide_steps_f64(n: i128) -> f64 {
+    n as f64
 }
