@@ -152,9 +152,10 @@ fn log_ticks(range: &Range<f64>) -> Vec<(f64, String)> {
         return one_two_five;
     }
     let all = within(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
-    if all.len() >= 2 {
+    if all.len() >= 3 {
         return all;
     }
+    // Within a factor of about 3, round linear steps (1.5e7, 2e7, 2.5e7, ...) place more labels.
     let raw = 10f64.powf(range.start)..10f64.powf(range.end);
     linear_ticks(&raw)
         .into_iter()
@@ -199,6 +200,19 @@ mod tests {
         // The old axis (whole decades) would have been 1e9..1e10; a factor 2.5 of data now
         // spans less than a factor 3.5 of axis.
         assert!(hi / lo < 3.5);
+    }
+
+    #[test]
+    fn a_log_axis_spanning_a_factor_of_three_gets_at_least_three_labels() {
+        // The quickstart's iris energies: 1.2e7 to 2.9e7 had only the labels 2e7 and 3e7.
+        let a = Scale::Log.axis([1.2e7, 1.9e7, 2.9e7].into_iter());
+        let labels: Vec<&str> = a.ticks.iter().map(|t| t.1.as_str()).collect();
+        let v: Vec<f64> = labels.iter().map(|l| l.parse().unwrap()).collect();
+        assert!((3..=10).contains(&v.len()), "{labels:?}");
+        assert!(
+            v.iter().any(|&x| x < 2e7),
+            "a label left of 2e7: {labels:?}"
+        );
     }
 
     #[test]
