@@ -523,7 +523,9 @@ fn mlp_step_graph_gradients_match_the_reference_gradient_on_fp32() {
     let arch = Architecture::load(std::path::Path::new("arch/fp32.json")).expect("arch");
     let mut h = Hyper::new(Algo::Sgd);
     h.set("batch", n as f64).expect("batch");
-    let graph = step_graph(Algo::Sgd, &shape, None, &arch, &h).expect("graph");
+    let graph = step_graph(Algo::Sgd, &shape, None, &arch, &h)
+        .expect("graph")
+        .graph;
     let mut feeds = std::collections::BTreeMap::new();
     feeds.insert("x_all".to_string(), x.clone().into_dyn());
     let onehot = Array2::from_shape_fn((n, 3), |(i, k)| f64::from(u8::from(labels[i] == k)));
@@ -533,6 +535,9 @@ fn mlp_step_graph_gradients_match_the_reference_gradient_on_fp32() {
     for (l, p) in params.iter().enumerate() {
         feeds.insert(format!("w{l}"), p.clone().into_dyn());
     }
+    // The step size is a per-step scalar of the graph, fed with the step's data.
+    let neg_lr = ndarray::arr1(&[-h.get("lr")]).into_dyn();
+    feeds.insert(lpsim::algo::sgld::NEG_LR.to_string(), neg_lr);
     let res = execute(&graph, &arch, &feeds, 0, 0).expect("step");
     // `d{l}` is the gradient of the mean loss plus l2 times the tensor: the reference gradient.
     let (_, g) = reference.loss_and_grad(flat.view(), x.view(), &data.y_train);

@@ -103,8 +103,12 @@ fn building_rejects_bad_shapes_formats_cycles_and_names() {
     );
     let mut b = GraphBuilder::new(mac);
     let x = b.add(Op::Input, t("x", &[2], "fp32"), &[]).expect("x");
-    b.add(Op::VcQuantize { v: 1e-3 }, t("v", &[2], "e8m0fnu"), &[x])
-        .expect("v");
+    b.add(
+        Op::VcQuantize { v: 1e-3.into() },
+        t("v", &[2], "e8m0fnu"),
+        &[x],
+    )
+    .expect("v");
     let e = b.clone().build(&["v"]).expect_err("vc onto e8m0fnu");
     assert!(
         matches!(&e, GraphError::Format { node, .. } if node == "v"),
@@ -121,7 +125,7 @@ fn building_rejects_bad_shapes_formats_cycles_and_names() {
     ] {
         let mut b = GraphBuilder::new(mac);
         let x = b.add(Op::Input, t("x", &[2], "fp32"), &[]).expect("x");
-        b.add(Op::VcQuantize { v: 1e-3 }, t("v", &[2], f), &[x])
+        b.add(Op::VcQuantize { v: 1e-3.into() }, t("v", &[2], f), &[x])
             .expect("v");
         b.build(&["v"]).expect(f);
     }
@@ -299,8 +303,12 @@ fn vc_onto_a_float_counts_each_case() {
     let a = arch("fp32");
     let mut b = GraphBuilder::new(a.formats.mac);
     let x = b.add(Op::Input, t("x", &[4], "fp32"), &[]).expect("x");
-    b.add(Op::VcQuantize { v: 4e-3 }, t("w", &[4], "e4m3fn"), &[x])
-        .expect("w");
+    b.add(
+        Op::VcQuantize { v: 4e-3.into() },
+        t("w", &[4], "e4m3fn"),
+        &[x],
+    )
+    .expect("w");
     let g = b.build(&["w"]).expect("graph");
     let mut feeds = BTreeMap::new();
     let mu = vec![0.3, 3.0, -0.3, -3.0];
@@ -451,7 +459,8 @@ fn gathered_batches_are_reblocked_only_where_blocks_span_rows() {
         let h = Hyper::new(Algo::LpSgd);
         let g = lpsim::algo::sgld::example_graph(Algo::LpSgd, &model, None, &arch(name), &h)
             .expect("graph");
-        g.inner()
+        g.graph
+            .inner()
             .node_weights()
             .any(|n| n.out.name == "x.blocks" && n.op == Op::Quantize)
     };
@@ -495,4 +504,39 @@ fn bias_add_adds_the_row_to_every_row_and_counts_like_add() {
             "{e}"
         );
     }
+}
+
+/// A per-step scalar is read from the step's feeds: the same result as the constant, an error
+/// naming it when missing or out of its op's range.
+#[test]
+fn per_step_scalars_are_fed_with_the_step() {
+    use lpsim::graph::{ExecError, Scalar};
+    let fp32 = arch("fp32");
+    let graph = |std: Scalar| {
+        let mut b = GraphBuilder::new(fp32.formats.mac);
+        let x = b.add(Op::Input, t("x", &[4], "fp32"), &[]).expect("x");
+        b.add(Op::GaussianNoise { std }, t("y", &[4], "fp32"), &[x])
+            .expect("noise");
+        b.build(&["y"]).expect("graph")
+    };
+    let x = ArrayD::from_shape_vec(IxDyn(&[4]), vec![1.0, -2.0, 0.5, 0.0]).expect("x");
+    let mut feeds = BTreeMap::from([("x".to_string(), x)]);
+    let constant = execute(&graph(Scalar::Const(0.25)), &fp32, &feeds, 3, 7).expect("const");
+    let fed = graph(Scalar::Input("noise_std"));
+    let missing = execute(&fed, &fp32, &feeds, 3, 7).unwrap_err();
+    assert_eq!(missing, ExecError::MissingFeed("noise_std".into()));
+    feeds.insert("noise_std".into(), ndarray::arr1(&[0.25]).into_dyn());
+    let r = execute(&fed, &fp32, &feeds, 3, 7).expect("fed");
+    assert_eq!(r.values["y"], constant.values["y"]);
+    assert_ne!(r.values["y"], feeds["x"], "noise was added");
+    for bad in [vec![-0.25], vec![f64::NAN], vec![0.1, 0.2]] {
+        feeds.insert("noise_std".into(), ndarray::arr1(&bad).into_dyn());
+        let e = execute(&fed, &fp32, &feeds, 3, 7).unwrap_err().to_string();
+        assert!(e.starts_with("node `y`: scalar `noise_std` = "), "{e}");
+        assert!(e.ends_with("a finite number >= 0"), "{e}");
+    }
+    assert_eq!(
+        fed.scalar_inputs().into_iter().collect::<Vec<_>>(),
+        ["noise_std"]
+    );
 }

@@ -216,7 +216,9 @@ fn step_graph_tensors_carry_their_roles() {
         l2: 0.0,
     };
     let hyper = Hyper::new(Algo::LpSgldF);
-    let g = lpsim::algo::step_graph(Algo::LpSgldF, &model, None, &arch, &hyper).expect("graph");
+    let g = lpsim::algo::step_graph(Algo::LpSgldF, &model, None, &arch, &hyper)
+        .expect("graph")
+        .graph;
     let want = |name: &str| match name {
         "idx" | "x_all" | "y_all" | "x" | "y" | "x@mac.a" => Role::Data,
         n if n.starts_with('w') || n.starts_with("qw") => Role::Weights,
@@ -299,7 +301,7 @@ fn the_executor_judges_outputs_by_role_and_the_accumulator() {
     let z = b
         .add(mm, t("z", &[1, 1], q, Role::Activations), &[x, w])
         .unwrap();
-    let tiny = Op::Scale { c: 1e-50 };
+    let tiny = Op::Scale { c: 1e-50.into() };
     b.add(tiny, t("s", &[1, 1], "fp32", Role::Gradients), &[z])
         .unwrap();
     let g = b.build(&["s"]).expect("graph");

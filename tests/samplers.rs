@@ -290,29 +290,37 @@ fn lpsim_graph_shows_the_runs_noise_and_qsgld_constants() {
     let n = p.data.as_ref().expect("data").x_train.nrows();
     assert_eq!(n, 1437);
     let (lr, t) = (p.hyper.get("lr"), p.hyper.get("temperature"));
+    // The graph is built once per run: the noise scale is a per-step scalar, shown with its
+    // value at the first step.
     let g = graph_json("sgld", w, &[]);
-    let std = op_of(&g, "w0.next")["GaussianNoise"]["std"]
-        .as_f64()
-        .expect("std");
+    assert_eq!(op_of(&g, "w0.next")["GaussianNoise"]["std"], "noise_std");
+    let std = g["scalars"]["noise_std"].as_f64().expect("std");
     assert_eq!(std, (2.0 * lr * t / n as f64).sqrt());
+    assert_eq!(g["scalars"]["neg_lr"].as_f64(), Some(-lr));
+    assert!(
+        g["scalars"].get("qsgld_q").is_none(),
+        "only the scalars the graph reads"
+    );
 
     // QSGLD's first step on halp-linreg: Q_p = eta / 2, c = lr s(0) with s = sigmoid(kappa tau0).
     let linreg = "workloads/halp-linreg.json";
     let g = graph_json("qsgld", linreg, &[]);
     let q = &op_of(&g, "qstep0")["QsgldQuantize"];
-    assert_eq!(q["q"].as_f64(), Some(262_144.0));
+    assert_eq!((&q["q"], &q["c"]), (&"qsgld_q".into(), &"qsgld_c".into()));
+    assert_eq!(g["scalars"]["qsgld_q"].as_f64(), Some(262_144.0));
     assert_eq!(q["nearest"], false);
-    let c = q["c"].as_f64().expect("c");
+    let c = g["scalars"]["qsgld_c"].as_f64().expect("c");
     // halp-linreg runs 40 epochs: tau0 = 0.2 x 40 = 8.
     let want = 1e-3 / (1.0 + (-2.0f64 * 40.0 * 0.2).exp());
     assert!((c - want).abs() < 1e-18, "{c} vs {want}");
-    assert_eq!(op_of(&g, "step0")["Scale"]["c"].as_f64(), Some(-1e-3));
+    assert_eq!(op_of(&g, "step0")["Scale"]["c"], "neg_lr");
+    assert_eq!(g["scalars"]["neg_lr"].as_f64(), Some(-1e-3));
     // The code's switch (tanh(x) + 1) / 2 at x = kappa tau0 = 16, and its debug path's nearest
     // rounding.
     let g = graph_json("qsgld", linreg, &["switch=1", "nearest=1"]);
     let q = &op_of(&g, "qstep0")["QsgldQuantize"];
     assert_eq!(q["nearest"], true);
-    let c = q["c"].as_f64().expect("c");
+    let c = g["scalars"]["qsgld_c"].as_f64().expect("c");
     let want = 1e-3 * 0.5 * (16.0f64.tanh() + 1.0);
     assert!((c - want).abs() < 1e-18, "{c} vs {want}");
 }
@@ -465,7 +473,7 @@ fn a_full_covariance_runs_through_the_mac_and_is_sampled() {
         ],
     );
     let g = lpsim::algo::step_graph(Algo::Sgld, &shape, None, &fp32(), &h).expect("graph");
-    let json = lpsim::graph::export::to_json(&g);
+    let json = lpsim::graph::export::to_json(&g.graph, &g.scalars);
     assert!(
         op_of(&json, "force").get("MatMul").is_some(),
         "{}",

@@ -84,7 +84,7 @@ pub(crate) fn gradient(
         }
     }
     b.op(
-        Op::GaussianNoise { std: 0.1 },
+        Op::GaussianNoise { std: 0.1.into() },
         "grad0",
         gf,
         gr,

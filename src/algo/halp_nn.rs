@@ -264,14 +264,18 @@ fn halp_graph(
                     rw,
                 )?;
                 b.f32op(
-                    Op::Axpy { c: k.deltas[2 * l] },
+                    Op::Axpy {
+                        c: k.deltas[2 * l].into(),
+                    },
                     &format!("dzw{l}"),
                     Role::Activations,
                     &[p, m],
                 )?
             }
             None => b.f32op(
-                Op::Scale { c: k.deltas[2 * l] },
+                Op::Scale {
+                    c: k.deltas[2 * l].into(),
+                },
                 &format!("dzw{l}"),
                 Role::Activations,
                 &[m],
@@ -281,7 +285,7 @@ fn halp_graph(
         // into the activation format once.
         let bz = b.f32op(
             Op::Scale {
-                c: k.deltas[2 * l + 1],
+                c: k.deltas[2 * l + 1].into(),
             },
             &format!("bz{l}"),
             Role::Weights,
@@ -339,7 +343,7 @@ fn halp_graph(
                     gr,
                 )?;
                 b.op(
-                    Op::Axpy { c: coef },
+                    Op::Axpy { c: coef.into() },
                     &format!("dw{l}"),
                     gf,
                     gr,
@@ -366,7 +370,7 @@ fn halp_graph(
             )?;
             let next = format!("{}.next", tensor_name("k", p));
             let step = Op::Axpy {
-                c: -k.lr / k.deltas[p],
+                c: (-k.lr / k.deltas[p]).into(),
             };
             b.op(step, &next, cf, cr, Role::Weights, &[kk[p], h])?;
             outputs.push(next);
@@ -375,7 +379,7 @@ fn halp_graph(
             break;
         }
         let full = b.f32op(
-            Op::Axpy { c: coef },
+            Op::Axpy { c: coef.into() },
             &format!("gz{l}"),
             Role::Gradients,
             &[dg, centre],
@@ -396,7 +400,9 @@ fn halp_graph(
         )?;
         let j = l - 1;
         let dgh = b.op(
-            Op::Axpy { c: k.deltas[2 * l] },
+            Op::Axpy {
+                c: k.deltas[2 * l].into(),
+            },
             &format!("dgh{j}"),
             gf,
             gr,
@@ -416,7 +422,7 @@ fn halp_graph(
         let v = b.f32op(Op::ReluGrad, &format!("v{j}"), Role::Gradients, &[ch, s[j]])?;
         let u = b.f32op(Op::Sub, &format!("u{j}"), Role::Gradients, &[v, cg])?;
         dg = b.op(
-            Op::Axpy { c: k.c },
+            Op::Axpy { c: k.c.into() },
             &format!("dg{j}"),
             gf,
             gr,

@@ -424,6 +424,16 @@ impl From<ExecError> for AlgoError {
     }
 }
 
+/// A step graph for inspection, with the values its per-step scalars (step size, noise scale,
+/// QSGLD's resolution; fed with each step's data, see `sgld::NEG_LR`) take at the first step.
+#[derive(Clone, Debug)]
+pub struct StepGraph {
+    /// The graph.
+    pub graph: crate::graph::Graph,
+    /// Each per-step scalar's name and value at the first step (empty when the graph has none).
+    pub scalars: Vec<(&'static str, f64)>,
+}
+
 /// The step graph `algo` runs first for `model` on `arch` (the SVRG family's inner step), for
 /// inspection and export: built by the same code as the run's, with `data`'s size `N` when a
 /// data set is given (without one, the mini-batch driver draws a data set of one batch).
@@ -433,7 +443,7 @@ pub fn step_graph(
     data: Option<&TrainData>,
     arch: &Architecture,
     hyper: &Hyper,
-) -> Result<crate::graph::Graph, AlgoError> {
+) -> Result<StepGraph, AlgoError> {
     // Without data only a Gaussian target can be checked (the graph then stands for one batch).
     if data.is_some() || matches!(model, ModelShape::Gaussian { .. }) {
         check_data(model, data)?;
@@ -441,7 +451,10 @@ pub fn step_graph(
     model.check()?;
     check_memory(model, hyper)?;
     if algo.is_svrg_family(hyper) {
-        svrg::example_graph(algo, model, arch, hyper)
+        Ok(StepGraph {
+            graph: svrg::example_graph(algo, model, arch, hyper)?,
+            scalars: Vec::new(),
+        })
     } else {
         sgld::example_graph(algo, model, data, arch, hyper)
     }

@@ -289,7 +289,16 @@ impl<'a> Builder<'a> {
             ModelShape::Linear { .. } => {
                 let r = self.op(Op::Sub, "resid", gf, gr, gradient, &[out, y])?;
                 let b = self.b.meta(x).shape[0].max(1) as f64;
-                self.op(Op::Scale { c: 1.0 / b }, "err1", gf, gr, gradient, &[r])?
+                self.op(
+                    Op::Scale {
+                        c: (1.0 / b).into(),
+                    },
+                    "err1",
+                    gf,
+                    gr,
+                    gradient,
+                    &[r],
+                )?
             }
             _ => self.op(
                 Op::SoftmaxXentGrad,

@@ -25,18 +25,20 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayD};
 
 pub(crate) use crate::algo::batches::{data_format, data_format_on, picked_rows, Batches};
 pub(crate) use crate::algo::epochs::Run;
 use crate::algo::model::{fp32, is_bias, param_shapes, Builder};
 use crate::algo::qsgld::{Schedule, Switch};
 use crate::algo::samples::SampleSchedule;
-use crate::algo::{loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, TrainData, TrainOutcome};
+use crate::algo::{
+    loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, StepGraph, TrainData, TrainOutcome,
+};
 use crate::arch::Architecture;
 use crate::format::{Format, Quantizer};
 use crate::graph::exec::stream_id;
-use crate::graph::{execute, Graph, Op, Role};
+use crate::graph::{execute, Graph, Op, Role, Scalar};
 use crate::round::{RandomStream, Rounding};
 
 /// How a step updates the weights.
@@ -112,12 +114,18 @@ pub(crate) fn init_params(
         .collect()
 }
 
-/// Constants of one step graph.
-struct StepConsts {
-    lr: f64,
-    noise_var: f64,
-    qsgld: (f64, f64, bool),
-}
+// The per-step scalars of the step graph, fed as one-element arrays with each step's data: the
+// graph is built once per run.
+/// Per-step scalar: `-lr`, the scheduled step size negated (the update's `Axpy` factor).
+pub const NEG_LR: &str = "neg_lr";
+/// Per-step scalar: the Langevin noise's standard deviation `sqrt(2 lr T / N)`.
+pub const NOISE_STD: &str = "noise_std";
+/// Per-step scalar: the Langevin noise's variance `2 lr T / N` (the VC quantizer's target).
+pub const NOISE_VAR: &str = "noise_var";
+/// Per-step scalar: QSGLD's resolution `Q_p`.
+pub const QSGLD_Q: &str = "qsgld_q";
+/// Per-step scalar: QSGLD's compensation coefficient `lr s(t_e)`.
+pub const QSGLD_C: &str = "qsgld_c";
 
 /// The storage format and rounding of the stepped parameters: the weight format for the
 /// low-precision stores, else the full-precision format (the full-precision algorithms, the
@@ -153,7 +161,7 @@ fn step_graph(
     model: &ModelShape,
     arch: &Architecture,
     batch: Option<BatchShape>,
-    c: &StepConsts,
+    nearest: bool,
 ) -> Result<Graph, AlgoError> {
     let update = Update::of(algo);
     let (sf, sr) = storage(update, algo, arch);
@@ -225,12 +233,11 @@ fn step_graph(
         ModelShape::Logistic { l2, .. } | ModelShape::Mlp { l2, .. } => *l2,
         _ => 0.0,
     };
-    let std = c.noise_var.sqrt();
     let mut outputs = vec![b.b.meta(out).name.clone()];
     for (l, (&p, &g)) in params.iter().zip(&grads).enumerate() {
         let d = if l2 > 0.0 {
             b.f32op(
-                Op::Axpy { c: l2 },
+                Op::Axpy { c: l2.into() },
                 &format!("d{l}"),
                 Role::Gradients,
                 &[g, p],
@@ -239,7 +246,9 @@ fn step_graph(
             g
         };
         let next = format!("w{l}.next");
-        let step = Op::Axpy { c: -c.lr };
+        let step = Op::Axpy {
+            c: Scalar::Input(NEG_LR),
+        };
         match update {
             Update::Descent => {
                 b.op(step, &next, sf, sr, Role::Weights, &[p, d])?;
@@ -247,7 +256,9 @@ fn step_graph(
             Update::Sgld | Update::SgldF | Update::Naive => {
                 let mu = b.f32op(step, &format!("mu{l}"), Role::Updates, &[p, d])?;
                 b.op(
-                    Op::GaussianNoise { std },
+                    Op::GaussianNoise {
+                        std: Scalar::Input(NOISE_STD),
+                    },
                     &next,
                     sf,
                     sr,
@@ -257,20 +268,27 @@ fn step_graph(
             }
             Update::Vc => {
                 let mu = b.f32op(step, &format!("mu{l}"), Role::Updates, &[p, d])?;
-                let vc = Op::VcQuantize { v: c.noise_var };
+                let vc = Op::VcQuantize {
+                    v: Scalar::Input(NOISE_VAR),
+                };
                 b.op(vc, &next, sf, sr, Role::Weights, &[mu])?;
             }
             Update::Qsgld => {
                 // The authors' QtSGD: h = -lr g, p <- p + floor(Q_p (h + r)) / Q_p.
-                let (q, cc, nearest) = c.qsgld;
                 let h = b.f32op(
-                    Op::Scale { c: -c.lr },
+                    Op::Scale {
+                        c: Scalar::Input(NEG_LR),
+                    },
                     &format!("step{l}"),
                     Role::Updates,
                     &[d],
                 )?;
                 let hq = b.f32op(
-                    Op::QsgldQuantize { q, c: cc, nearest },
+                    Op::QsgldQuantize {
+                        q: Scalar::Input(QSGLD_Q),
+                        c: Scalar::Input(QSGLD_C),
+                        nearest,
+                    },
                     &format!("qstep{l}"),
                     Role::Updates,
                     &[h],
@@ -391,31 +409,32 @@ impl<'a> Setup<'a> {
         Ok(setup)
     }
 
-    /// The constants of step `step`: the scheduled step size, the noise variance
-    /// `2 lr T / N`, QSGLD's `Q_p` and `lr s(t_e)`.
-    fn consts(&self, step: u64) -> StepConsts {
+    /// The per-step scalars of step `step` (see [`NEG_LR`]), fed as one-element arrays: the
+    /// scheduled step size, the noise variance `2 lr T / N` and its square root, QSGLD's `Q_p`
+    /// and `lr s(t_e)`.
+    fn scalars(&self, step: u64) -> [(&'static str, f64); 5] {
         let lr = self.hyper.get("lr") * lr_factor(self.algo, self.hyper, step, self.total);
         let t_e = self.schedule.epoch_time(step);
-        StepConsts {
-            lr,
-            noise_var: 2.0 * lr * self.hyper.get("temperature") / self.n_data as f64,
-            qsgld: (
-                self.schedule.resolution(t_e),
-                lr * self.schedule.switch(t_e),
-                self.nearest,
-            ),
+        let noise_var = 2.0 * lr * self.hyper.get("temperature") / self.n_data as f64;
+        [
+            (NEG_LR, -lr),
+            (NOISE_STD, noise_var.sqrt()),
+            (NOISE_VAR, noise_var),
+            (QSGLD_Q, self.schedule.resolution(t_e)),
+            (QSGLD_C, lr * self.schedule.switch(t_e)),
+        ]
+    }
+
+    /// Feed step `step`'s scalars.
+    fn feed_scalars(&self, step: u64, feeds: &mut BTreeMap<String, ArrayD<f64>>) {
+        for (name, v) in self.scalars(step) {
+            feeds.insert(name.to_string(), ndarray::arr1(&[v]).into_dyn());
         }
     }
 
-    /// The step graph of step `step`.
-    fn graph(&self, step: u64) -> Result<Graph, AlgoError> {
-        step_graph(
-            self.algo,
-            self.model,
-            self.arch,
-            self.io,
-            &self.consts(step),
-        )
+    /// The step graph, built once per run: every per-step value is a scalar input.
+    fn graph(&self) -> Result<Graph, AlgoError> {
+        step_graph(self.algo, self.model, self.arch, self.io, self.nearest)
     }
 
     /// The sample schedule of [`Setup::samples`], checked.
@@ -445,16 +464,27 @@ impl<'a> Setup<'a> {
     }
 }
 
-/// The step graph of `algo`'s first step on `model` (for `lpsim graph`), built as [`train`]
-/// builds it: with `data`, its `N` and size; without, a data set of one batch.
+/// The step graph of `algo` on `model` (for `lpsim graph`), built as [`train`] builds it: with
+/// `data`, its `N` and size; without, a data set of one batch. The per-step scalars are given
+/// at the first step.
 pub fn example_graph(
     algo: Algo,
     model: &ModelShape,
     data: Option<&TrainData>,
     arch: &Architecture,
     hyper: &Hyper,
-) -> Result<Graph, AlgoError> {
-    Setup::new(algo, model, data, arch, hyper)?.graph(0)
+) -> Result<StepGraph, AlgoError> {
+    let setup = Setup::new(algo, model, data, arch, hyper)?;
+    let graph = setup.graph()?;
+    let used = graph.scalar_inputs();
+    let scalars = setup.scalars(0);
+    Ok(StepGraph {
+        scalars: scalars
+            .into_iter()
+            .filter(|(n, _)| used.contains(n))
+            .collect(),
+        graph,
+    })
 }
 
 /// Run the mini-batch driver (see the module docs).
@@ -493,8 +523,9 @@ pub(crate) fn train(
         .into_iter()
         .map(|(name, v)| (name.to_string(), v))
         .collect();
+    let graph = setup.graph()?;
     for step in 0..setup.total {
-        let graph = setup.graph(step)?;
+        setup.feed_scalars(step, &mut feeds);
         if let Some(b) = &batches {
             b.feed(&b.indices(step), &mut feeds);
         }

@@ -73,7 +73,7 @@ fn phi(
             let r = b.f32op(Op::Sub, &format!("{name}.resid"), Role::Gradients, &[m, y])?;
             b.f32op(
                 Op::Scale {
-                    c: 1.0 / rows as f64,
+                    c: (1.0 / rows as f64).into(),
                 },
                 name,
                 Role::Gradients,
@@ -255,7 +255,7 @@ fn inner_graph(
         r.rounding,
     )?;
     if r.scaled {
-        m = b.f32op(Op::Scale { c: scale }, "m1", Role::Activations, &[m])?;
+        m = b.f32op(Op::Scale { c: scale.into() }, "m1", Role::Activations, &[m])?;
     }
     let centre = match (r.centred, cached) {
         (true, Some((a, _))) => {
@@ -278,15 +278,24 @@ fn inner_graph(
         h = b.f32op(Op::Add, "h", Role::Gradients, &[h, gt])?;
     }
     if l2 > 0.0 {
-        h = b.f32op(Op::Axpy { c: l2 * scale }, "h.l2", Role::Gradients, &[h, k])?;
+        h = b.f32op(
+            Op::Axpy {
+                c: (l2 * scale).into(),
+            },
+            "h.l2",
+            Role::Gradients,
+            &[h, k],
+        )?;
         if let Some(c) = centre {
-            h = b.f32op(Op::Axpy { c: l2 }, "h.l2c", Role::Gradients, &[h, c])?;
+            h = b.f32op(Op::Axpy { c: l2.into() }, "h.l2c", Role::Gradients, &[h, c])?;
         }
     }
     match r.update {
         Some((uf, ur)) => {
             let u = b.op(
-                Op::Scale { c: lr / scale },
+                Op::Scale {
+                    c: (lr / scale).into(),
+                },
                 "u",
                 uf,
                 ur,
@@ -304,7 +313,9 @@ fn inner_graph(
         }
         None => {
             b.op(
-                Op::Axpy { c: -lr / scale },
+                Op::Axpy {
+                    c: (-lr / scale).into(),
+                },
                 "k.next",
                 r.code,
                 r.rounding,
@@ -521,7 +532,12 @@ pub(crate) fn recentre(
     let full = b.full();
     let c = b.feed(Op::Param, "wc", &shape, full, rn, Role::Weights)?;
     let k = b.feed(Op::Param, "k", &shape, code, rn, Role::Weights)?;
-    b.f32op(Op::Axpy { c: scale }, "wc.next", Role::Weights, &[c, k])?;
+    b.f32op(
+        Op::Axpy { c: scale.into() },
+        "wc.next",
+        Role::Weights,
+        &[c, k],
+    )?;
     let g = b.b.build(&["wc.next"])?;
     let mut f = BTreeMap::new();
     f.insert("wc".to_string(), centre.clone().into_dyn());

@@ -156,7 +156,7 @@ fn svrg_step_graph(
         let v = b.f32op(Op::Add, &format!("vr{l}"), Role::Gradients, &[d, gt])?;
         let next = format!("w{l}.next");
         b.op(
-            Op::Axpy { c: -lr },
+            Op::Axpy { c: (-lr).into() },
             &next,
             store.0,
             store.1,

@@ -1,4 +1,5 @@
-//! `lpsim graph`: print an algorithm's first step graph as Graphviz DOT (default) or JSON.
+//! `lpsim graph`: print an algorithm's step graph as Graphviz DOT (default) or JSON (with the
+//! per-step scalars' values at the first step, `scalars`).
 //!
 //! With `--workload` the graph is the one `lpsim run` executes first (the same code builds it:
 //! the workload's model, data size `N`, hyperparameters and pinned formats, so the noise std
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use crate::algo::{step_graph, Algo, Hyper, ModelShape};
+use crate::algo::{step_graph, Algo, Hyper, ModelShape, StepGraph};
 use crate::arch::Architecture;
 use crate::graph::export::{to_dot, to_json};
 
@@ -109,16 +110,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &to_json(&graph))?;
+        serde_json::to_writer_pretty(&mut out, &to_json(&graph.graph, &graph.scalars))?;
         writeln!(out)?;
     } else {
-        write!(out, "{}", to_dot(&graph))?;
+        write!(out, "{}", to_dot(&graph.graph))?;
     }
     Ok(())
 }
 
 /// The step graph of a model given by the --model flags.
-fn standalone(args: &Args) -> anyhow::Result<crate::graph::Graph> {
+fn standalone(args: &Args) -> anyhow::Result<StepGraph> {
     let algo: Algo = args.algo.parse()?;
     let arch = Architecture::load(&args.arch)?;
     let mut hyper = Hyper::new(algo);

@@ -38,7 +38,7 @@ use crate::arch::Architecture;
 use crate::arith::{elementwise, gemm, ActionCounts, ElemOp, MacError};
 use crate::cost::{Datapath, Gemm, Work};
 use crate::format::{bound_events, range_events, QuantizeError, Quantizer};
-use crate::graph::{Graph, Level, Op, RangeHealth, Role, TensorMeta};
+use crate::graph::{Graph, Level, Op, RangeHealth, Role, Scalar, TensorMeta};
 use crate::round::{RandomStream, Rounding, NORMAL_BITS};
 
 /// What one executed step produced.
@@ -90,6 +90,18 @@ pub enum ExecError {
         /// Rows of the data.
         rows: usize,
     },
+    /// A per-step scalar fed with the wrong shape or out of its op's range.
+    #[error("node `{node}`: scalar `{name}` = {value}: {allowed}")]
+    Scalar {
+        /// The node.
+        node: String,
+        /// The feed's name.
+        name: &'static str,
+        /// What was fed.
+        value: String,
+        /// What the op takes.
+        allowed: &'static str,
+    },
     /// A rounding unit the output format does not support.
     #[error("node `{node}`: {error}")]
     Quantize {
@@ -126,6 +138,32 @@ fn level_name(arch: &Architecture, level: Level) -> &str {
 fn tensor_bits(t: &TensorMeta) -> u64 {
     let row = t.shape.last().copied().unwrap_or(1);
     (t.len() as f64 * t.format.storage_bits(t.len(), row)).ceil() as u64
+}
+
+/// The value of `s` for node `node`: a constant, or its one-element feed, finite and `ok`.
+fn scalar(
+    s: Scalar,
+    feeds: &BTreeMap<String, ArrayD<f64>>,
+    node: &str,
+    ok: impl Fn(f64) -> bool,
+    allowed: &'static str,
+) -> Result<f64, ExecError> {
+    let name = match s {
+        Scalar::Const(v) => return Ok(v),
+        Scalar::Input(name) => name,
+    };
+    let fed = feeds
+        .get(name)
+        .ok_or_else(|| ExecError::MissingFeed(name.to_string()))?;
+    match fed.as_slice_memory_order() {
+        Some(&[v]) if v.is_finite() && ok(v) => Ok(v),
+        _ => Err(ExecError::Scalar {
+            node: node.to_string(),
+            name,
+            value: format!("{fed}"),
+            allowed,
+        }),
+    }
 }
 
 /// Round `exact` once to `meta`'s format with its rounding unit.
@@ -340,12 +378,14 @@ pub fn execute(
                 ndarray::Zip::from(x).and(y).map_collect(|&a, &b| f(a, b))
             }
             Op::Axpy { c } => {
+                let c = scalar(c, feeds, name, |_| true, "a number")?;
                 counts.record_fma(&vf, &vf, &vf, n);
                 ndarray::Zip::from(arg(0))
                     .and(arg(1))
                     .map_collect(|&a, &b| a + c * b)
             }
             Op::Scale { c } => {
+                let c = scalar(c, feeds, name, |_| true, "a number")?;
                 counts.record_mul(&vf, &vf, n);
                 rounded = round_exact(ElemOp::Scale(c), arg(0), arg(0), out, seed, stream(0));
                 arg(0).mapv(|a| c * a)
@@ -377,6 +417,7 @@ pub fn execute(
             }
             Op::Quantize => arg(0).clone(),
             Op::GaussianNoise { std } => {
+                let std = scalar(std, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;
                 let normal = RandomStream::new(seed, stream(1));
                 counts.record_add(&vf, n);
                 counts.random_bits += n * NORMAL_BITS;
@@ -389,6 +430,7 @@ pub fn execute(
                 ArrayD::from_shape_vec(IxDyn(&out.shape), v).expect("same length")
             }
             Op::VcQuantize { v } => {
+                let v = scalar(v, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;
                 let mu = arg(0).as_standard_layout();
                 let mut res = ArrayD::<f64>::zeros(IxDyn(&out.shape));
                 let streams = crate::arith::vc::VcStreams::new(seed, stream(1));
@@ -410,6 +452,8 @@ pub fn execute(
                 continue;
             }
             Op::QsgldQuantize { q, c, nearest } => {
+                let q = scalar(q, feeds, name, |q| q > 0.0, "a finite number > 0")?;
+                let c = scalar(c, feeds, name, |_| true, "a number")?;
                 let h = arg(0).as_standard_layout();
                 let mut res = ArrayD::<f64>::zeros(IxDyn(&out.shape));
                 crate::arith::quantize_step(

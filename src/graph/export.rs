@@ -55,9 +55,10 @@ struct JsonNode<'a> {
 }
 
 /// The graph as JSON: `{"datapath": ..., "mac": ..., "nodes": [{id, op, name, shape, format,
-/// rounding, level, role, inputs}], "outputs": [...]}`, nodes in execution order, `inputs` in
-/// operand order.
-pub fn to_json(graph: &Graph) -> serde_json::Value {
+/// rounding, level, role, inputs}], "outputs": [...], "scalars": {...}}`, nodes in execution
+/// order, `inputs` in operand order; an op's per-step scalar shows as its name, and `scalars`
+/// gives each one's value at the step the graph is shown for (`values`).
+pub fn to_json(graph: &Graph, values: &[(&str, f64)]) -> serde_json::Value {
     let nodes: Vec<JsonNode> = graph
         .order()
         .iter()
@@ -88,5 +89,9 @@ pub fn to_json(graph: &Graph) -> serde_json::Value {
         },
         "nodes": nodes,
         "outputs": graph.outputs(),
+        "scalars": values
+            .iter()
+            .map(|&(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect::<serde_json::Map<_, _>>(),
     })
 }

@@ -140,6 +140,33 @@ impl TensorMeta {
     }
 }
 
+/// A number an op uses: fixed when the graph is built, or a per-step scalar the driver feeds
+/// with the step's data (a step size, a noise scale), so that one graph serves every step of a
+/// run. A per-step scalar is fed as a one-element array under its name.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    /// A constant.
+    Const(f64),
+    /// The feed of this name.
+    Input(&'static str),
+}
+
+impl From<f64> for Scalar {
+    fn from(v: f64) -> Self {
+        Scalar::Const(v)
+    }
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::Const(v) => write!(f, "{v}"),
+            Scalar::Input(name) => f.write_str(name),
+        }
+    }
+}
+
 /// An operation: a closed set chosen at run time. Operand order is the edge's slot number.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub enum Op {
@@ -171,13 +198,13 @@ pub enum Op {
     Mul,
     /// `c x`.
     Scale {
-        /// The constant.
-        c: f64,
+        /// The factor.
+        c: Scalar,
     },
     /// `x + c y` (the vector unit's fused update), computed in `f64` then rounded once.
     Axpy {
-        /// The constant.
-        c: f64,
+        /// The factor.
+        c: Scalar,
     },
     /// `max(x, 0)`.
     Relu,
@@ -196,22 +223,22 @@ pub enum Op {
     /// `x + std xi`, `xi ~ N(0, 1)` per element from the counter-based stream, rounded once.
     GaussianNoise {
         /// Standard deviation of the added noise.
-        std: f64,
+        std: Scalar,
     },
     /// LP-SGLD's variance-corrected quantizer `Q^vc(mu, v)` onto the output format's grid
     /// (docs/algorithms.md; [`crate::arith::vc`]): fixed point, bfp, MX, any float with a zero
     /// (not E8M0) and QPyTorch's float.
     VcQuantize {
         /// The target variance `v` (`2 lr T / N` in LP-SGLD).
-        v: f64,
+        v: Scalar,
     },
     /// QSGLD's quantized step `floor(Q_p (h + r)) / Q_p` with `r = c h / ||h||_2`
     /// (docs/algorithms.md; [`crate::arith::quantize_step`]).
     QsgldQuantize {
         /// The resolution `Q_p`.
-        q: f64,
+        q: Scalar,
         /// The compensation coefficient `c = lr s(t_e)`.
-        c: f64,
+        c: Scalar,
         /// Round to nearest (`floor(. + 0.5)`, the reference's debug path) instead of floor.
         nearest: bool,
     },
@@ -350,6 +377,24 @@ impl Graph {
     /// The names of the tensors the step returns (its new state and observables).
     pub fn outputs(&self) -> &[String] {
         &self.outputs
+    }
+    /// The names of the per-step scalars the graph's ops read ([`Scalar::Input`]), sorted.
+    pub fn scalar_inputs(&self) -> BTreeSet<&'static str> {
+        let mut names = BTreeSet::new();
+        for n in self.graph.node_weights() {
+            let scalars = match n.op {
+                Op::Scale { c } | Op::Axpy { c } => vec![c],
+                Op::GaussianNoise { std } => vec![std],
+                Op::VcQuantize { v } => vec![v],
+                Op::QsgldQuantize { q, c, .. } => vec![q, c],
+                _ => Vec::new(),
+            };
+            names.extend(scalars.into_iter().filter_map(|s| match s {
+                Scalar::Input(name) => Some(name),
+                Scalar::Const(_) => None,
+            }));
+        }
+        names
     }
     /// The node at `i`.
     pub fn node(&self, i: NodeIndex) -> &Node {
@@ -631,14 +676,19 @@ impl GraphBuilder {
                         out.format
                     )));
                 }
-                if !(v.is_finite() && v >= 0.0) {
-                    return Err(format_err(format!("v = {v}: must be finite and >= 0")));
+                // A per-step `v` is checked when it is fed.
+                if let Scalar::Const(v) = v {
+                    if !(v.is_finite() && v >= 0.0) {
+                        return Err(format_err(format!("v = {v}: must be finite and >= 0")));
+                    }
                 }
             }
             Op::QsgldQuantize { q, .. } => {
                 same(ins[0], out)?;
-                if !(q.is_finite() && q > 0.0) {
-                    return Err(format_err(format!("Q_p = {q}: must be finite and > 0")));
+                if let Scalar::Const(q) = q {
+                    if !(q.is_finite() && q > 0.0) {
+                        return Err(format_err(format!("Q_p = {q}: must be finite and > 0")));
+                    }
                 }
             }
             Op::Scale { .. } | Op::Relu | Op::Quantize | Op::GaussianNoise { .. } => {
