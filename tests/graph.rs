@@ -540,3 +540,22 @@ fn per_step_scalars_are_fed_with_the_step() {
         ["noise_std"]
     );
 }
+
+/// HALP's inner step on a linear model reads its code scale as per-epoch scalars: one graph
+/// serves the run, and `lpsim graph` gives their values at the first epoch (scale 1).
+#[test]
+fn halps_inner_step_takes_its_scale_as_scalars() {
+    let model = ModelShape::Linear { d: 5 };
+    let mut h = Hyper::new(Algo::Halp);
+    h.set("lr", 0.01).expect("lr");
+    let g = lpsim::algo::step_graph(Algo::Halp, &model, None, &arch("int8"), &h).expect("graph");
+    let scalars: BTreeMap<&str, f64> = g.scalars.iter().copied().collect();
+    assert_eq!(
+        scalars,
+        BTreeMap::from([("lr_over_scale", 0.01), ("scale", 1.0)])
+    );
+    assert_eq!(
+        g.graph.scalar_inputs().into_iter().collect::<Vec<_>>(),
+        ["lr_over_scale", "scale"]
+    );
+}

@@ -451,10 +451,7 @@ pub fn step_graph(
     model.check()?;
     check_memory(model, hyper)?;
     if algo.is_svrg_family(hyper) {
-        Ok(StepGraph {
-            graph: svrg::example_graph(algo, model, arch, hyper)?,
-            scalars: Vec::new(),
-        })
+        svrg::example_graph(algo, model, arch, hyper)
     } else {
         sgld::example_graph(algo, model, data, arch, hyper)
     }

@@ -48,11 +48,13 @@ use petgraph::graph::NodeIndex;
 use crate::algo::model::Builder;
 use crate::algo::sgld::{data_format_on, init_params, picked_rows, Batches, Run};
 use crate::algo::svrg_nn;
-use crate::algo::{loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, TrainData, TrainOutcome};
+use crate::algo::{
+    loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, StepGraph, TrainData, TrainOutcome,
+};
 use crate::arch::Architecture;
 use crate::cost::Datapath;
 use crate::format::{Format, Quantizer};
-use crate::graph::{execute, fits_within, Graph, Op, Role, StepResult};
+use crate::graph::{execute, fits_within, Graph, Op, Role, Scalar, StepResult};
 use crate::round::Rounding;
 
 mod scale;
@@ -214,14 +216,34 @@ fn representation(
     Ok((repr, scale))
 }
 
-/// The inner-step graph (see the module docs); output `k.next`.
+// The inner step's per-epoch scalars (the code scale `delta / ulp` changes when HALP re-centres),
+// fed with each step's data so that the graph is built once per run.
+/// Per-epoch scalar of the SVRG family's inner step: the codes' scale.
+pub const SCALE: &str = "scale";
+/// Per-epoch scalar: `l2` times the scale (the L2 term on the codes).
+pub const L2_SCALE: &str = "l2_scale";
+/// Per-epoch scalar: `lr` over the scale (the update in code units, rounded on its own).
+pub const LR_OVER_SCALE: &str = "lr_over_scale";
+/// Per-epoch scalar: `-lr` over the scale (the fused update in code units).
+pub const NEG_LR_OVER_SCALE: &str = "neg_lr_over_scale";
+
+/// The values of the inner step's scalars at code scale `scale`.
+fn inner_scalars(scale: f64, lr: f64, l2: f64) -> [(&'static str, f64); 4] {
+    [
+        (SCALE, scale),
+        (L2_SCALE, l2 * scale),
+        (LR_OVER_SCALE, lr / scale),
+        (NEG_LR_OVER_SCALE, -lr / scale),
+    ]
+}
+
+/// The inner-step graph (see the module docs); output `k.next`. The scale-dependent factors
+/// are per-step scalars ([`SCALE`] ...), so one graph serves the whole run.
 fn inner_graph(
     model: &ModelShape,
     arch: &Architecture,
     r: &Repr,
     io: (usize, [usize; 2], usize, (Format, Rounding)),
-    scale: f64,
-    lr: f64,
     l2: f64,
 ) -> Result<Graph, AlgoError> {
     let (rows, shape, t, data) = io;
@@ -255,7 +277,8 @@ fn inner_graph(
         r.rounding,
     )?;
     if r.scaled {
-        m = b.f32op(Op::Scale { c: scale.into() }, "m1", Role::Activations, &[m])?;
+        let c = Scalar::Input(SCALE);
+        m = b.f32op(Op::Scale { c }, "m1", Role::Activations, &[m])?;
     }
     let centre = match (r.centred, cached) {
         (true, Some((a, _))) => {
@@ -280,7 +303,7 @@ fn inner_graph(
     if l2 > 0.0 {
         h = b.f32op(
             Op::Axpy {
-                c: (l2 * scale).into(),
+                c: Scalar::Input(L2_SCALE),
             },
             "h.l2",
             Role::Gradients,
@@ -294,7 +317,7 @@ fn inner_graph(
         Some((uf, ur)) => {
             let u = b.op(
                 Op::Scale {
-                    c: (lr / scale).into(),
+                    c: Scalar::Input(LR_OVER_SCALE),
                 },
                 "u",
                 uf,
@@ -314,7 +337,7 @@ fn inner_graph(
         None => {
             b.op(
                 Op::Axpy {
-                    c: (-lr / scale).into(),
+                    c: Scalar::Input(NEG_LR_OVER_SCALE),
                 },
                 "k.next",
                 r.code,
@@ -338,30 +361,38 @@ fn linear_shape(algo: Algo, model: &ModelShape) -> Result<([usize; 2], f64, usiz
     }
 }
 
-/// The inner-step graph of `algo` (for `lpsim graph`), at the initial scale (HALP: 1).
+/// The inner-step graph of `algo` (for `lpsim graph`), its scalars at the initial scale
+/// (HALP: 1).
 pub fn example_graph(
     algo: Algo,
     model: &ModelShape,
     arch: &Architecture,
     hyper: &Hyper,
-) -> Result<Graph, AlgoError> {
+) -> Result<StepGraph, AlgoError> {
     match model {
-        ModelShape::Mlp { .. } => return svrg_nn::example_graph(algo, model, arch, hyper),
+        ModelShape::Mlp { .. } => {
+            return Ok(StepGraph {
+                graph: svrg_nn::example_graph(algo, model, arch, hyper)?,
+                scalars: Vec::new(),
+            })
+        }
         ModelShape::Gaussian { .. } => return Err(svrg_nn::no_training_set(algo)),
         _ => {}
     }
     let (shape, l2, t) = linear_shape(algo, model)?;
     let (repr, scale) = representation(algo, arch, hyper)?;
     let batch = hyper.count("batch", 1)? as usize;
-    inner_graph(
-        model,
-        arch,
-        &repr,
-        (batch, shape, t, data_format_on(repr.datapath, arch)),
-        scale,
-        hyper.get("lr"),
-        l2,
-    )
+    let io = (batch, shape, t, data_format_on(repr.datapath, arch));
+    let graph = inner_graph(model, arch, &repr, io, l2)?;
+    let used = graph.scalar_inputs();
+    let scalars = inner_scalars(scale, hyper.get("lr"), l2);
+    Ok(StepGraph {
+        scalars: scalars
+            .into_iter()
+            .filter(|(n, _)| used.contains(n))
+            .collect(),
+        graph,
+    })
 }
 
 /// `a` rounded to nearest-even in `format` (a conversion the driver makes between datapaths:
@@ -445,6 +476,7 @@ pub(crate) fn train(
     run.range.merge(&batches.data_health(data));
     let mut feeds = BTreeMap::new();
     let to_full = |a: &Array2<f64>| rounded(a, arch.full_precision.format);
+    let g = inner_graph(model, arch, &repr, (batch, shape, t, stored), l2)?;
     for epoch in 1..=epochs {
         let mut cached = None;
         if repr.variance_reduced {
@@ -474,7 +506,9 @@ pub(crate) fn train(
             }
             cached = Some((a, gt));
         }
-        let g = inner_graph(model, arch, &repr, (batch, shape, t, stored), scale, lr, l2)?;
+        for (name, v) in inner_scalars(scale, lr, l2) {
+            feeds.insert(name.to_string(), ndarray::arr1(&[v]).into_dyn());
+        }
         if let Some((_, gt)) = &cached {
             feeds.insert("gt".to_string(), gt.clone().into_dyn());
         }
