@@ -549,7 +549,7 @@ fn halps_inner_step_takes_its_scale_as_scalars() {
     let mut h = Hyper::new(Algo::Halp);
     h.set("lr", 0.01).expect("lr");
     let g = lpsim::algo::step_graph(Algo::Halp, &model, None, &arch("int8"), &h).expect("graph");
-    let scalars: BTreeMap<&str, f64> = g.scalars.iter().copied().collect();
+    let scalars: BTreeMap<&str, f64> = g.scalars.iter().map(|(n, v)| (n.as_str(), *v)).collect();
     assert_eq!(
         scalars,
         BTreeMap::from([("lr_over_scale", 0.01), ("scale", 1.0)])

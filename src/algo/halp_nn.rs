@@ -62,10 +62,10 @@ use crate::algo::model::{grad_name, param_shapes, Builder};
 use crate::algo::sgld::{data_format, init_params, picked_rows, Run};
 use crate::algo::svrg::{code_rounding, recentre};
 use crate::algo::svrg_nn::{gradient_graph, take, Setup, FULL};
-use crate::algo::{loss, AlgoError, EpochStats, Hyper, ModelShape, TrainOutcome};
+use crate::algo::{loss, AlgoError, EpochStats, Hyper, ModelShape, StepGraph, TrainOutcome};
 use crate::arch::Architecture;
 use crate::format::{FixedFormat, Format};
-use crate::graph::{execute, fits_within, Graph, Op, Role, StepResult};
+use crate::graph::{execute, fits_within, Graph, Op, Role, Scalar, StepResult};
 use crate::round::Rounding;
 
 /// Whether every value of `format` is exact as the MAC's B operand, so codes can be multiplied
@@ -166,12 +166,19 @@ fn tensor_name(prefix: &str, p: usize) -> String {
     }
 }
 
-/// Constants of HALP's inner step: the scale of every parameter tensor (in parameter order:
-/// layer `i`'s weight `2 i`, its bias `2 i + 1`), step size, and `c = N / B`.
-struct HalpConsts<'a> {
-    deltas: &'a [f64],
-    lr: f64,
-    c: f64,
+// The inner step's per-epoch scalars, fed as vectors over the parameter tensors (layer `i`'s
+// weight `2 i`, its bias `2 i + 1`) so that the graph is built once per run.
+/// Per-epoch vector feed of HALP on an MLP: each parameter tensor's scale `delta`.
+pub const DELTA: &str = "delta";
+/// Per-epoch vector feed: `-lr / delta` of each parameter tensor (the step in code units).
+pub const NEG_LR_OVER_DELTA: &str = "neg_lr_over_delta";
+
+/// Feed the scales `deltas` (one per parameter tensor) and the step size `lr` as the inner
+/// step's [`DELTA`] and [`NEG_LR_OVER_DELTA`].
+fn feed_deltas(deltas: &[f64], lr: f64, feeds: &mut BTreeMap<String, ArrayD<f64>>) {
+    let steps: Vec<f64> = deltas.iter().map(|d| -lr / d).collect();
+    feeds.insert(DELTA.into(), ndarray::arr1(deltas).into_dyn());
+    feeds.insert(NEG_LR_OVER_DELTA.into(), ndarray::arr1(&steps).into_dyn());
 }
 
 /// HALP's bit-centred inner step on an MLP of `widths` over `rows` examples (see the module
@@ -185,7 +192,7 @@ fn halp_graph(
     widths: &[usize],
     rows: usize,
     codes: &Codes,
-    k: &HalpConsts,
+    c: f64,
 ) -> Result<Graph, AlgoError> {
     let rn = Rounding::NearestEven;
     let f = &arch.formats;
@@ -265,7 +272,7 @@ fn halp_graph(
                 )?;
                 b.f32op(
                     Op::Axpy {
-                        c: k.deltas[2 * l].into(),
+                        c: Scalar::Element(DELTA, 2 * l),
                     },
                     &format!("dzw{l}"),
                     Role::Activations,
@@ -274,7 +281,7 @@ fn halp_graph(
             }
             None => b.f32op(
                 Op::Scale {
-                    c: k.deltas[2 * l].into(),
+                    c: Scalar::Element(DELTA, 2 * l),
                 },
                 &format!("dzw{l}"),
                 Role::Activations,
@@ -285,7 +292,7 @@ fn halp_graph(
         // into the activation format once.
         let bz = b.f32op(
             Op::Scale {
-                c: k.deltas[2 * l + 1].into(),
+                c: Scalar::Element(DELTA, 2 * l + 1),
             },
             &format!("bz{l}"),
             Role::Weights,
@@ -370,7 +377,7 @@ fn halp_graph(
             )?;
             let next = format!("{}.next", tensor_name("k", p));
             let step = Op::Axpy {
-                c: (-k.lr / k.deltas[p]).into(),
+                c: Scalar::Element(NEG_LR_OVER_DELTA, p),
             };
             b.op(step, &next, cf, cr, Role::Weights, &[kk[p], h])?;
             outputs.push(next);
@@ -401,7 +408,7 @@ fn halp_graph(
         let j = l - 1;
         let dgh = b.op(
             Op::Axpy {
-                c: k.deltas[2 * l].into(),
+                c: Scalar::Element(DELTA, 2 * l),
             },
             &format!("dgh{j}"),
             gf,
@@ -422,34 +429,40 @@ fn halp_graph(
         let v = b.f32op(Op::ReluGrad, &format!("v{j}"), Role::Gradients, &[ch, s[j]])?;
         let u = b.f32op(Op::Sub, &format!("u{j}"), Role::Gradients, &[v, cg])?;
         dg = b.op(
-            Op::Axpy { c: k.c.into() },
+            Op::Axpy { c: c.into() },
             &format!("dg{j}"),
             gf,
             gr,
             Role::Gradients,
             &[t, u],
         )?;
-        (centre, coef) = (cg, k.c);
+        (centre, coef) = (cg, c);
     }
     let names: Vec<&str> = outputs.iter().map(String::as_str).collect();
     Ok(b.b.build(&names)?)
 }
 
-/// HALP's inner-step graph on an MLP (for `lpsim graph`), at every `delta = 1` and `c = 1`.
+/// HALP's inner-step graph on an MLP (for `lpsim graph`), with `c = 1` and its scalars at every
+/// `delta = 1`.
 pub(crate) fn example_graph(
     model: &ModelShape,
     arch: &Architecture,
     hyper: &Hyper,
-) -> Result<Graph, AlgoError> {
+) -> Result<StepGraph, AlgoError> {
     let w = widths(model)?;
-    let deltas = vec![1.0; 2 * (w.len() - 1)];
-    let consts = HalpConsts {
-        deltas: &deltas,
-        lr: hyper.get("lr"),
-        c: 1.0,
-    };
     let batch = hyper.count("batch", 1)? as usize;
-    halp_graph(arch, &w, batch, &offset_codes(arch, hyper)?, &consts)
+    let graph = halp_graph(arch, &w, batch, &offset_codes(arch, hyper)?, 1.0)?;
+    let tensors = 2 * (w.len() - 1);
+    let lr = hyper.get("lr");
+    let scalars = (0..tensors)
+        .flat_map(|p| {
+            [
+                (format!("{DELTA}[{p}]"), 1.0),
+                (format!("{NEG_LR_OVER_DELTA}[{p}]"), -lr),
+            ]
+        })
+        .collect();
+    Ok(StepGraph { graph, scalars })
 }
 
 /// What HALP's full pass gives an epoch: the step's constant feeds (`gt{l}`, `wc{l}`), the
@@ -530,6 +543,7 @@ pub(crate) fn train(
     let mut run = Run::new(s.epochs, s.epoch_len);
     run.range.merge(&s.batches.data_health(s.data));
     let c = s.batches.n as f64 / s.batch as f64;
+    let graph = halp_graph(arch, &widths, s.batch, &codes, c)?;
     for epoch in 1..=s.epochs {
         let mut res = execute(
             &full,
@@ -544,12 +558,7 @@ pub(crate) fn train(
             cache,
             deltas,
         } = centre_pass(&mut res, model, mu * codes.levels);
-        let consts = HalpConsts {
-            deltas: &deltas,
-            lr: s.lr,
-            c,
-        };
-        let graph = halp_graph(arch, &widths, s.batch, &codes, &consts)?;
+        feed_deltas(&deltas, s.lr, &mut feeds);
         let mut k: Vec<Array2<f64>> = centre.iter().map(|w| Array2::zeros(w.dim())).collect();
         for t in 0..s.epoch_len {
             let n = (epoch as u64 - 1) * s.epoch_len + t;
@@ -650,12 +659,8 @@ mod tests {
                     .unwrap()
             })
             .collect();
-        let consts = HalpConsts {
-            deltas: &c.deltas,
-            lr: 0.1,
-            c: 12.0 / 5.0,
-        };
-        let g = halp_graph(arch, &w, 5, &codes, &consts).unwrap();
+        let g = halp_graph(arch, &w, 5, &codes, 12.0 / 5.0).unwrap();
+        feed_deltas(&c.deltas, 0.1, &mut c.feeds);
         c.feeds
             .insert("x".into(), x.select(Axis(0), &idx).into_dyn());
         c.feeds

@@ -430,8 +430,9 @@ impl From<ExecError> for AlgoError {
 pub struct StepGraph {
     /// The graph.
     pub graph: crate::graph::Graph,
-    /// Each per-step scalar's name and value at the first step (empty when the graph has none).
-    pub scalars: Vec<(&'static str, f64)>,
+    /// Each per-step scalar's name (`name[i]` for an element of a vector feed) and value at
+    /// the first step (empty when the graph has none).
+    pub scalars: Vec<(String, f64)>,
 }
 
 /// The step graph `algo` runs first for `model` on `arch` (the SVRG family's inner step), for

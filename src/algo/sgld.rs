@@ -482,6 +482,7 @@ pub fn example_graph(
         scalars: scalars
             .into_iter()
             .filter(|(n, _)| used.contains(n))
+            .map(|(n, v)| (n.to_string(), v))
             .collect(),
         graph,
     })

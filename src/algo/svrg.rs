@@ -370,12 +370,7 @@ pub fn example_graph(
     hyper: &Hyper,
 ) -> Result<StepGraph, AlgoError> {
     match model {
-        ModelShape::Mlp { .. } => {
-            return Ok(StepGraph {
-                graph: svrg_nn::example_graph(algo, model, arch, hyper)?,
-                scalars: Vec::new(),
-            })
-        }
+        ModelShape::Mlp { .. } => return svrg_nn::example_graph(algo, model, arch, hyper),
         ModelShape::Gaussian { .. } => return Err(svrg_nn::no_training_set(algo)),
         _ => {}
     }
@@ -390,6 +385,7 @@ pub fn example_graph(
         scalars: scalars
             .into_iter()
             .filter(|(n, _)| used.contains(n))
+            .map(|(n, v)| (n.to_string(), v))
             .collect(),
         graph,
     })

@@ -35,7 +35,9 @@ use petgraph::graph::NodeIndex;
 use crate::algo::halp_nn;
 use crate::algo::model::{fp32, grad_name, is_bias, param_shapes, Builder};
 use crate::algo::sgld::{data_format_on, init_params, picked_rows, Batches, Run};
-use crate::algo::{loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, TrainData, TrainOutcome};
+use crate::algo::{
+    loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, StepGraph, TrainData, TrainOutcome,
+};
 use crate::arch::Architecture;
 use crate::cost::Datapath;
 use crate::format::Format;
@@ -203,19 +205,17 @@ pub(crate) fn example_graph(
     model: &ModelShape,
     arch: &Architecture,
     hyper: &Hyper,
-) -> Result<Graph, AlgoError> {
+) -> Result<StepGraph, AlgoError> {
     if algo == Algo::Halp {
         return halp_nn::example_graph(model, arch, hyper);
     }
     let batch = hyper.count("batch", 1)? as usize;
     let store = storage(algo, arch, hyper)?;
-    svrg_step_graph(
-        model,
-        (arch, algo.datapath()),
-        batch,
-        store,
-        hyper.get("lr"),
-    )
+    let on = (arch, algo.datapath());
+    Ok(StepGraph {
+        graph: svrg_step_graph(model, on, batch, store, hyper.get("lr"))?,
+        scalars: Vec::new(),
+    })
 }
 
 /// Take tensor `name` of a step as a matrix.
@@ -566,7 +566,7 @@ pub(crate) mod tests {
                 assert!(g.is_ok(), "{algo} on {name}: {g:?}");
             }
         }
-        let unsupported = |r: Result<Graph, AlgoError>| match r {
+        let unsupported = |r: Result<StepGraph, AlgoError>| match r {
             Err(AlgoError::Unsupported(m)) => m,
             other => panic!("expected a refusal, got {other:?}"),
         };

@@ -140,7 +140,8 @@ fn tensor_bits(t: &TensorMeta) -> u64 {
     (t.len() as f64 * t.format.storage_bits(t.len(), row)).ceil() as u64
 }
 
-/// The value of `s` for node `node`: a constant, or its one-element feed, finite and `ok`.
+/// The value of `s` for node `node`: a constant, its one-element feed, or an element of its
+/// vector feed, finite and `ok`.
 fn scalar(
     s: Scalar,
     feeds: &BTreeMap<String, ArrayD<f64>>,
@@ -148,15 +149,21 @@ fn scalar(
     ok: impl Fn(f64) -> bool,
     allowed: &'static str,
 ) -> Result<f64, ExecError> {
-    let name = match s {
+    let (name, index) = match s {
         Scalar::Const(v) => return Ok(v),
-        Scalar::Input(name) => name,
+        Scalar::Input(name) => (name, None),
+        Scalar::Element(name, i) => (name, Some(i)),
     };
     let fed = feeds
         .get(name)
         .ok_or_else(|| ExecError::MissingFeed(name.to_string()))?;
-    match fed.as_slice_memory_order() {
-        Some(&[v]) if v.is_finite() && ok(v) => Ok(v),
+    let value = match (fed.as_slice_memory_order(), index) {
+        (Some(&[v]), None) => Some(v),
+        (Some(all), Some(i)) if fed.ndim() == 1 => all.get(i).copied(),
+        _ => None,
+    };
+    match value {
+        Some(v) if v.is_finite() && ok(v) => Ok(v),
         _ => Err(ExecError::Scalar {
             node: node.to_string(),
             name,

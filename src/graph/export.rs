@@ -58,7 +58,7 @@ struct JsonNode<'a> {
 /// rounding, level, role, inputs}], "outputs": [...], "scalars": {...}}`, nodes in execution
 /// order, `inputs` in operand order; an op's per-step scalar shows as its name, and `scalars`
 /// gives each one's value at the step the graph is shown for (`values`).
-pub fn to_json(graph: &Graph, values: &[(&str, f64)]) -> serde_json::Value {
+pub fn to_json(graph: &Graph, values: &[(String, f64)]) -> serde_json::Value {
     let nodes: Vec<JsonNode> = graph
         .order()
         .iter()
@@ -91,7 +91,7 @@ pub fn to_json(graph: &Graph, values: &[(&str, f64)]) -> serde_json::Value {
         "outputs": graph.outputs(),
         "scalars": values
             .iter()
-            .map(|&(k, v)| (k.to_string(), serde_json::json!(v)))
+            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
             .collect::<serde_json::Map<_, _>>(),
     })
 }

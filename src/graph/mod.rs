@@ -142,14 +142,17 @@ impl TensorMeta {
 
 /// A number an op uses: fixed when the graph is built, or a per-step scalar the driver feeds
 /// with the step's data (a step size, a noise scale), so that one graph serves every step of a
-/// run. A per-step scalar is fed as a one-element array under its name.
+/// run. A per-step scalar is fed as a one-element array under its name, or as one element of a
+/// vector feed (one scale per layer).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Scalar {
     /// A constant.
     Const(f64),
-    /// The feed of this name.
+    /// The one-element feed of this name.
     Input(&'static str),
+    /// Element `index` of the vector feed of this name.
+    Element(&'static str, usize),
 }
 
 impl From<f64> for Scalar {
@@ -163,6 +166,7 @@ impl std::fmt::Display for Scalar {
         match self {
             Scalar::Const(v) => write!(f, "{v}"),
             Scalar::Input(name) => f.write_str(name),
+            Scalar::Element(name, i) => write!(f, "{name}[{i}]"),
         }
     }
 }
@@ -390,7 +394,7 @@ impl Graph {
                 _ => Vec::new(),
             };
             names.extend(scalars.into_iter().filter_map(|s| match s {
-                Scalar::Input(name) => Some(name),
+                Scalar::Input(name) | Scalar::Element(name, _) => Some(name),
                 Scalar::Const(_) => None,
             }));
         }
