@@ -539,6 +539,16 @@ fn per_step_scalars_are_fed_with_the_step() {
         fed.scalar_inputs().into_iter().collect::<Vec<_>>(),
         ["noise_std"]
     );
+    // An element of a vector feed (one scale per tensor): in range, or an error naming it.
+    let element = graph(Scalar::Element("stds", 2));
+    feeds.insert("stds".into(), ndarray::arr1(&[9.0, 9.0, 0.25]).into_dyn());
+    let r = execute(&element, &fp32, &feeds, 3, 7).expect("element");
+    assert_eq!(r.values["y"], constant.values["y"]);
+    feeds.insert("stds".into(), ndarray::arr1(&[0.25, 0.25]).into_dyn());
+    let e = execute(&element, &fp32, &feeds, 3, 7)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("node `y`: scalar `stds` = "), "{e}");
 }
 
 /// HALP's inner step on a linear model reads its code scale as per-epoch scalars: one graph
