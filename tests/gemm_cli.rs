@@ -111,3 +111,29 @@ fn bad_operands_give_clear_errors() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn inputs_beyond_f32_are_refused_by_the_command() {
+    let o = lpsim(&[
+        "gemm",
+        "--m",
+        "2",
+        "--n",
+        "2",
+        "--k",
+        "2",
+        "--a-format",
+        "fp64",
+        "--b-format",
+        "fp64",
+        "--fused",
+        "--acc",
+        "fp64",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--a-format fp64: lpsim gemm takes formats whose values are f32 values"),
+        "{err}"
+    );
+}

@@ -389,3 +389,57 @@ fn int8_accumulator_is_exact_below_two_to_the_24_units() {
         assert_eq!(dot(&a, &b), want as f64 * unit);
     }
 }
+
+/// The fused fp64 multiply-add on f64 inputs (`gemm_f64`): on f32-valued inputs it is the
+/// general path's fused sequential fp64 MAC bit for bit (products exact, every add rounded
+/// once); on f64 inputs each step rounds `acc + a b` once (the product is not rounded first);
+/// any other MAC is refused.
+#[test]
+fn the_fused_fp64_multiply_add_takes_f64_inputs() {
+    use lpsim::arith::{gemm_f64, KernelPath};
+    let fp64 = f("fp64");
+    let cfg = MacConfig::new(
+        fp64,
+        fp64,
+        None,
+        true,
+        fp64,
+        Rounding::NearestEven,
+        Order::Sequential,
+    )
+    .unwrap();
+    assert!(cfg.is_f64_fma());
+    let mut g = Gen(RandomStream::new(5, 99), 0);
+    let a = Array2::from_shape_fn((3, 17), |_| g.value(&f("fp32"), (-30, 30)));
+    let b = Array2::from_shape_fn((17, 4), |_| g.value(&f("fp32"), (-30, 30)));
+    let general = gemm_general(&cfg, a.view(), b.view(), RandomStream::new(0, 0)).unwrap();
+    let (a64, b64) = (a.mapv(f64::from), b.mapv(f64::from));
+    let fma = gemm_f64(&cfg, a64.view(), b64.view()).unwrap();
+    assert_eq!(fma.path, KernelPath::F64Fma);
+    let bits = |c: &Array2<f64>| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&fma.c), bits(&general.c));
+    assert_eq!(fma.counts, general.counts);
+
+    // (1 + 2^-30)(1 - 2^-30) = 1 - 2^-60: a rounded product would be 1 and the sum 0.
+    let e = pow2(-30);
+    let a = ndarray::array![[1.0, 1.0 + e]];
+    let b = ndarray::array![[-1.0], [1.0 - e]];
+    let c = gemm_f64(&cfg, a.view(), b.view()).unwrap().c;
+    assert_eq!(c[[0, 0]], -pow2(-60));
+
+    // fp64 inputs with anything but the fused sequential rne fp64 accumulator are refused.
+    for (acc, order) in [("fp32", "sequential"), ("fp64", "pairwise")] {
+        let e = MacConfig::new(
+            fp64,
+            fp64,
+            None,
+            true,
+            f(acc),
+            Rounding::NearestEven,
+            order.parse().unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("fused fp64 FMA"), "{e}");
+    }
+}

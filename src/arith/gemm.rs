@@ -33,6 +33,8 @@ pub enum KernelPath {
     StochasticF32,
     /// `ndarray`'s `f32` GEMM, then one rounding (`Order::Native`).
     Native,
+    /// The hardware's fused `f64` multiply-add, sequential ([`gemm_f64`]).
+    F64Fma,
 }
 
 /// The result of a GEMM: `C` (accumulator values), the actions, and the path taken.
@@ -67,6 +69,61 @@ fn kernel_counts(cfg: &MacConfig, outputs: usize, k: usize, tally: EventTally) -
     c.saturations += tally.saturations;
     c.wraps += tally.wraps;
     c
+}
+
+/// `C = A B` on `f64` inputs under a MAC that is the fused `f64` multiply-add
+/// ([`MacConfig::is_f64_fma`]): every output `acc <- a_k.mul_add(b_k, acc)` for `k` in order
+/// from `acc = 0`, the sequential fused MAC of the general path, for inputs beyond `f32` (an
+/// all-`fp64` architecture). Any other configuration is refused: its products and sums need the
+/// `f32` inputs of [`gemm`].
+pub fn gemm_f64(
+    cfg: &MacConfig,
+    a: ArrayView2<f64>,
+    b: ArrayView2<f64>,
+) -> Result<GemmOutput, MacError> {
+    cfg.validate()?;
+    if !cfg.is_f64_fma() {
+        return Err(MacError::Shape(
+            "f64 inputs need the fused fp64 multiply-add (accumulator fp64, rne, sequential)"
+                .into(),
+        ));
+    }
+    if a.ncols() != b.nrows() {
+        return Err(MacError::Shape(format!(
+            "A is {}x{} but B is {}x{}",
+            a.nrows(),
+            a.ncols(),
+            b.nrows(),
+            b.ncols()
+        )));
+    }
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    let bt = b.t().as_standard_layout().into_owned();
+    let mut c = Array2::<f64>::zeros((m, n));
+    let mut tally = EventTally::default();
+    for (i, mut row) in c.axis_iter_mut(Axis(0)).enumerate() {
+        let ai = a.row(i);
+        for (j, out) in row.iter_mut().enumerate() {
+            let mut acc = 0.0f64;
+            let mut finite = true;
+            for (&x, &y) in ai.iter().zip(bt.row(j)) {
+                let next = x.mul_add(y, acc);
+                // An overflow: a finite accumulator and product whose sum is not finite.
+                if finite && !next.is_finite() && acc.is_finite() && x.is_finite() && y.is_finite()
+                {
+                    tally.overflows += 1;
+                }
+                finite = next.is_finite();
+                acc = next;
+            }
+            *out = acc;
+        }
+    }
+    Ok(GemmOutput {
+        c,
+        counts: kernel_counts(cfg, m * n, k, tally),
+        path: KernelPath::F64Fma,
+    })
 }
 
 /// `C = A B` under `cfg`, by the fastest path proven equal to [`gemm_general`]. `stream` keys

@@ -310,17 +310,32 @@ impl MacConfig {
         Ok(c)
     }
 
+    /// Whether the MAC is the hardware's fused `f64` multiply-add: fused, accumulator `fp64`
+    /// with `rne`, sequential order. Each step `acc <- round(acc + a b)` is then exactly
+    /// `a.mul_add(b, acc)` (IEEE 754 fusedMultiplyAdd), whatever the inputs, so inputs may be any
+    /// `f64` values ([`crate::arith::gemm_f64`]).
+    pub fn is_f64_fma(&self) -> bool {
+        let fp64 = crate::format::alias("fp64");
+        self.fused
+            && self.product.is_none()
+            && Some(self.acc) == fp64
+            && self.acc_rounding == Rounding::NearestEven
+            && self.order == Order::Sequential
+    }
+
     /// Check the configuration: inputs fit `f32` (so products are exact in `f64`), product and
     /// accumulator are scalar float or fixed formats, the product format has a zero and a sign
     /// when an input has one (`e8m0fnu`, a scale format, can hold no product), the accumulator
     /// has a zero, and a fused MAC has no product format.
     pub fn validate(&self) -> Result<(), MacError> {
         for (role, f) in [("a", self.a), ("b", self.b)] {
-            if !f.fits_f32() {
+            if !f.fits_f32() && !self.is_f64_fma() {
                 return Err(MacError::Format {
                     role,
                     format: f.to_string(),
-                    reason: "inputs must fit the f32 carrier (so products are exact in f64)",
+                    reason: "inputs must fit the f32 carrier (so products are exact in f64), \
+                             unless the MAC is a fused fp64 FMA (accumulator fp64, rne, \
+                             sequential)",
                 });
             }
         }

@@ -203,6 +203,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         acc_rounding,
         order,
     )?;
+    // The command's inputs live in f32 carriers; the fused fp64 multiply-add on f64 inputs
+    // runs inside step graphs only.
+    for (flag, f) in [("--a-format", a_format), ("--b-format", b_format)] {
+        if !f.fits_f32() {
+            bail!("{flag} {f}: lpsim gemm takes formats whose values are f32 values");
+        }
+    }
 
     let inputs: Vec<&Path> = args.a.iter().chain(&args.b).map(PathBuf::as_path).collect();
     if let Some(out) = &args.out {

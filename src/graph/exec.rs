@@ -35,7 +35,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis, Ix2, IxDyn};
 use thiserror::Error;
 
 use crate::arch::Architecture;
-use crate::arith::{elementwise, gemm, ActionCounts, ElemOp, MacError};
+use crate::arith::{elementwise, gemm, gemm_f64, ActionCounts, ElemOp, MacError};
 use crate::cost::{Datapath, Gemm, Work};
 use crate::format::{bound_events, range_events, QuantizeError, Quantizer};
 use crate::graph::{Graph, Level, Op, RangeHealth, Role, Scalar, TensorMeta};
@@ -138,6 +138,19 @@ fn level_name(arch: &Architecture, level: Level) -> &str {
 fn tensor_bits(t: &TensorMeta) -> u64 {
     let row = t.shape.last().copied().unwrap_or(1);
     (t.len() as f64 * t.format.storage_bits(t.len(), row)).ceil() as u64
+}
+
+/// A matrix operand as a 2-D view, transposed when `t`.
+fn matrix_view(x: &ArrayD<f64>, t: bool) -> ndarray::ArrayView2<'_, f64> {
+    let v = x
+        .view()
+        .into_dimensionality::<Ix2>()
+        .expect("checked matrix");
+    if t {
+        v.reversed_axes()
+    } else {
+        v
+    }
 }
 
 /// The value of `s` for node `node`: a constant, its one-element feed, or an element of its
@@ -304,22 +317,24 @@ pub fn execute(
                 transpose_a,
                 transpose_b,
             } => {
-                let as2 = |x: &ArrayD<f64>| {
-                    x.view()
-                        .into_dimensionality::<Ix2>()
-                        .expect("checked matrix")
-                        .mapv(|v| v as f32)
-                };
-                let (a, b) = (as2(arg(0)), as2(arg(1)));
-                let av = if transpose_a { a.t() } else { a.view() };
-                let bv = if transpose_b { b.t() } else { b.view() };
+                let (av, bv) = (
+                    matrix_view(arg(0), transpose_a),
+                    matrix_view(arg(1), transpose_b),
+                );
                 let (m, k, nn) = (av.nrows(), av.ncols(), bv.ncols());
-                let res = gemm(graph.mac(), av, bv, RandomStream::new(seed, stream(0))).map_err(
-                    |error| ExecError::Mac {
-                        node: name.clone(),
-                        error,
-                    },
-                )?;
+                let mac = graph.mac();
+                // Operands hold values of the MAC's input formats (checked when the graph was
+                // built): `f32` values, unless the MAC is the fused fp64 multiply-add.
+                let res = if mac.a.fits_f32() && mac.b.fits_f32() {
+                    let (a, b) = (av.mapv(|v| v as f32), bv.mapv(|v| v as f32));
+                    gemm(mac, a.view(), b.view(), RandomStream::new(seed, stream(0)))
+                } else {
+                    gemm_f64(mac, av, bv)
+                }
+                .map_err(|error| ExecError::Mac {
+                    node: name.clone(),
+                    error,
+                })?;
                 counts.merge(&res.counts);
                 let acc = graph.mac().acc;
                 let c = res.c.as_standard_layout();
