@@ -435,6 +435,20 @@ pub struct StepGraph {
     pub scalars: Vec<(String, f64)>,
 }
 
+impl StepGraph {
+    /// `graph` with the values of the per-step scalars it reads, taken from `values` (a driver's
+    /// scalars at the first step; those the graph does not read are left out).
+    pub(crate) fn new(graph: crate::graph::Graph, values: &[(&str, f64)]) -> Self {
+        let used = graph.scalar_inputs();
+        let scalars = values
+            .iter()
+            .filter(|(n, _)| used.contains(n))
+            .map(|&(n, v)| (n.to_string(), v))
+            .collect();
+        StepGraph { graph, scalars }
+    }
+}
+
 /// The step graph `algo` runs first for `model` on `arch` (the SVRG family's inner step), for
 /// inspection and export: built by the same code as the run's, with `data`'s size `N` when a
 /// data set is given (without one, the mini-batch driver draws a data set of one batch).

@@ -476,16 +476,7 @@ pub fn example_graph(
 ) -> Result<StepGraph, AlgoError> {
     let setup = Setup::new(algo, model, data, arch, hyper)?;
     let graph = setup.graph()?;
-    let used = graph.scalar_inputs();
-    let scalars = setup.scalars(0);
-    Ok(StepGraph {
-        scalars: scalars
-            .into_iter()
-            .filter(|(n, _)| used.contains(n))
-            .map(|(n, v)| (n.to_string(), v))
-            .collect(),
-        graph,
-    })
+    Ok(StepGraph::new(graph, &setup.scalars(0)))
 }
 
 /// Run the mini-batch driver (see the module docs).

@@ -379,16 +379,10 @@ pub fn example_graph(
     let batch = hyper.count("batch", 1)? as usize;
     let io = (batch, shape, t, data_format_on(repr.datapath, arch));
     let graph = inner_graph(model, arch, &repr, io, l2)?;
-    let used = graph.scalar_inputs();
-    let scalars = inner_scalars(scale, hyper.get("lr"), l2);
-    Ok(StepGraph {
-        scalars: scalars
-            .into_iter()
-            .filter(|(n, _)| used.contains(n))
-            .map(|(n, v)| (n.to_string(), v))
-            .collect(),
+    Ok(StepGraph::new(
         graph,
-    })
+        &inner_scalars(scale, hyper.get("lr"), l2),
+    ))
 }
 
 /// `a` rounded to nearest-even in `format` (a conversion the driver makes between datapaths:

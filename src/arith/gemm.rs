@@ -48,7 +48,7 @@ pub struct GemmOutput {
     pub path: KernelPath,
 }
 
-fn check_shapes(a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> Result<(), MacError> {
+fn check_shapes<T>(a: &ArrayView2<T>, b: &ArrayView2<T>) -> Result<(), MacError> {
     if a.ncols() != b.nrows() {
         return Err(MacError::Shape(format!(
             "A is {}x{} but B is {}x{}",
@@ -83,20 +83,14 @@ pub fn gemm_f64(
 ) -> Result<GemmOutput, MacError> {
     cfg.validate()?;
     if !cfg.is_f64_fma() {
-        return Err(MacError::Shape(
-            "f64 inputs need the fused fp64 multiply-add (accumulator fp64, rne, sequential)"
-                .into(),
-        ));
+        return Err(MacError::Format {
+            role: "accumulator",
+            format: cfg.acc.to_string(),
+            reason: "f64 inputs need the fused fp64 multiply-add (accumulator fp64, rne, \
+                     sequential)",
+        });
     }
-    if a.ncols() != b.nrows() {
-        return Err(MacError::Shape(format!(
-            "A is {}x{} but B is {}x{}",
-            a.nrows(),
-            a.ncols(),
-            b.nrows(),
-            b.ncols()
-        )));
-    }
+    check_shapes(&a, &b)?;
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
     let bt = b.t().as_standard_layout().into_owned();
     let mut c = Array2::<f64>::zeros((m, n));
@@ -105,15 +99,12 @@ pub fn gemm_f64(
         let ai = a.row(i);
         for (j, out) in row.iter_mut().enumerate() {
             let mut acc = 0.0f64;
-            let mut finite = true;
             for (&x, &y) in ai.iter().zip(bt.row(j)) {
                 let next = x.mul_add(y, acc);
-                // An overflow: a finite accumulator and product whose sum is not finite.
-                if finite && !next.is_finite() && acc.is_finite() && x.is_finite() && y.is_finite()
-                {
+                // An overflow: finite operands whose rounded sum is not finite.
+                if !next.is_finite() && acc.is_finite() && x.is_finite() && y.is_finite() {
                     tally.overflows += 1;
                 }
-                finite = next.is_finite();
                 acc = next;
             }
             *out = acc;

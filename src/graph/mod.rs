@@ -16,281 +16,25 @@
 pub mod exec;
 pub mod export;
 mod health;
+mod op;
+mod rounding;
+mod tensor;
 
 use std::collections::BTreeSet;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
-use serde::Serialize;
 use thiserror::Error;
 
 use crate::arith::MacConfig;
 use crate::cost::Datapath;
 use crate::format::{Element, Format};
-use crate::round::Rounding;
 
 pub use exec::{execute, ExecError, StepResult};
 pub use health::{RangeEntry, RangeHealth};
-
-/// Where a tensor lives: its reads and writes are counted at this memory level.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum Level {
-    /// The outermost level (`arch.memory[0]`, DRAM): parameters, optimizer state and data.
-    Outer,
-    /// The innermost level (the last of `arch.memory`): intermediates of a step.
-    Inner,
-}
-
-/// What a tensor is to the algorithm: the key under which its range health is reported
-/// ([`RangeHealth`]). Not recoverable from a name or a format (on bf16 hardware activations and
-/// gradients share one), so the step-graph builders set it. Full-precision (`fp32`)
-/// intermediates have the role of what they hold, and are told apart from the low-precision
-/// tensors of the same role by their format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Training data: features, targets and batch indices, and their conversions to the MAC.
-    Data,
-    /// Parameters: the stored weights (master copies, codes, centres) and their quantized copies.
-    Weights,
-    /// Forward values: pre-activations (logits, margins) and the values after a nonlinearity.
-    Activations,
-    /// Backward values: errors, weight gradients, weight-decayed gradients, cached full gradients.
-    Gradients,
-    /// A weight update before it is stored: `mu = w - lr d`, QSGLD's steps.
-    Updates,
-    /// A MAC accumulator's outputs, before they are rounded to the matmul's output format.
-    /// Never a tensor's role: the executor judges every matmul's accumulator values under it.
-    Accumulator,
-}
-
-impl Role {
-    /// The role's name in reports (`data`, `weights`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Data => "data",
-            Role::Weights => "weights",
-            Role::Activations => "activations",
-            Role::Gradients => "gradients",
-            Role::Updates => "updates",
-            Role::Accumulator => "accumulator",
-        }
-    }
-
-    /// Whether flushes to zero are judged for this role: not for the accumulator, whose exact
-    /// sums are not computed ([`crate::format::bound_events`]).
-    pub fn judges_flush(self) -> bool {
-        self != Role::Accumulator
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A tensor on an edge: name, shape, number format, the rounding unit that produced it, the
-/// memory level where it lives, and its role.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TensorMeta {
-    /// Unique name in its graph (also the key of feeds and results).
-    pub name: String,
-    /// Shape (row-major; matrices are `[rows, cols]`).
-    pub shape: Vec<usize>,
-    /// Number format of every element.
-    pub format: Format,
-    /// The rounding unit of the op's single output rounding.
-    pub rounding: Rounding,
-    /// Memory level.
-    pub level: Level,
-    /// What the tensor is (the key of its range health).
-    pub role: Role,
-}
-
-impl TensorMeta {
-    /// A tensor description.
-    pub fn new(
-        name: impl Into<String>,
-        shape: &[usize],
-        format: Format,
-        rounding: Rounding,
-        level: Level,
-        role: Role,
-    ) -> Self {
-        TensorMeta {
-            name: name.into(),
-            shape: shape.to_vec(),
-            format,
-            rounding,
-            level,
-            role,
-        }
-    }
-
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.shape.iter().product()
-    }
-
-    /// Whether the tensor has no elements.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// A number an op uses: fixed when the graph is built, or a per-step scalar the driver feeds
-/// with the step's data (a step size, a noise scale), so that one graph serves every step of a
-/// run. A per-step scalar is fed as a one-element array under its name, or as one element of a
-/// vector feed (one scale per layer).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum Scalar {
-    /// A constant.
-    Const(f64),
-    /// The one-element feed of this name.
-    Input(&'static str),
-    /// Element `index` of the vector feed of this name.
-    Element(&'static str, usize),
-}
-
-impl From<f64> for Scalar {
-    fn from(v: f64) -> Self {
-        Scalar::Const(v)
-    }
-}
-
-impl std::fmt::Display for Scalar {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Scalar::Const(v) => write!(f, "{v}"),
-            Scalar::Input(name) => f.write_str(name),
-            Scalar::Element(name, i) => write!(f, "{name}[{i}]"),
-        }
-    }
-}
-
-/// An operation: a closed set chosen at run time. Operand order is the edge's slot number.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub enum Op {
-    /// Per-step data supplied by the driver (a mini-batch, targets, cached values).
-    Input,
-    /// Persistent state supplied by the driver (weights, master copies, centres).
-    Param,
-    /// `op(A) op(B)` on the MAC array (`arith::gemm` with the architecture's MAC configuration),
-    /// the accumulator result then rounded to the output format. Operands must hold values of
-    /// the MAC's input formats (see [`fits_within`]).
-    MatMul {
-        /// Use `A^T`.
-        transpose_a: bool,
-        /// Use `B^T`.
-        transpose_b: bool,
-    },
-    /// Rows of a data matrix picked by an index column: operands `(data [N, d], idx [B, 1])`,
-    /// output `[B, d]` with row `r` = `data[idx[r]]` (a mini-batch). The values are copied, so
-    /// the output has the data's format; only the gathered rows are read.
-    Gather,
-    /// `x + y` elementwise.
-    Add,
-    /// `x + b` with the row `b` (`[1, n]`) added to every row of `x` (`[m, n]`): a layer's
-    /// bias on the vector unit, counted as `m n` adds like [`Op::Add`].
-    BiasAdd,
-    /// `x - y` elementwise.
-    Sub,
-    /// `x * y` elementwise.
-    Mul,
-    /// `c x`.
-    Scale {
-        /// The factor.
-        c: Scalar,
-    },
-    /// `x + c y` (the vector unit's fused update), computed in `f64` then rounded once.
-    Axpy {
-        /// The factor.
-        c: Scalar,
-    },
-    /// `max(x, 0)`.
-    Relu,
-    /// `g * [z > 0]` for operands `(g, z)`: the ReLU's backward pass.
-    ReluGrad,
-    /// Row-wise softmax of a matrix; `exp` is computed in `f64` (max subtracted), the result
-    /// rounded once to the output format.
-    Softmax,
-    /// `(softmax(z) - y) / B` for logits `z` and one-hot targets `y` (`B x C`): the gradient of
-    /// the mean cross-entropy with respect to the logits, computed in `f64`, rounded once.
-    SoftmaxXentGrad,
-    /// Column sums of a matrix: `[m, n] -> [1, n]`.
-    SumRows,
-    /// Round to the output format with the output rounding unit (a conversion).
-    Quantize,
-    /// `x + std xi`, `xi ~ N(0, 1)` per element from the counter-based stream, rounded once.
-    GaussianNoise {
-        /// Standard deviation of the added noise.
-        std: Scalar,
-    },
-    /// LP-SGLD's variance-corrected quantizer `Q^vc(mu, v)` onto the output format's grid
-    /// (docs/algorithms.md; [`crate::arith::vc`]): fixed point, bfp, MX, any float with a zero
-    /// (not E8M0) and QPyTorch's float.
-    VcQuantize {
-        /// The target variance `v` (`2 lr T / N` in LP-SGLD).
-        v: Scalar,
-    },
-    /// QSGLD's quantized step `floor(Q_p (h + r)) / Q_p` with `r = c h / ||h||_2`
-    /// (docs/algorithms.md; [`crate::arith::quantize_step`]).
-    QsgldQuantize {
-        /// The resolution `Q_p`.
-        q: Scalar,
-        /// The compensation coefficient `c = lr s(t_e)`.
-        c: Scalar,
-        /// Round to nearest (`floor(. + 0.5)`, the reference's debug path) instead of floor.
-        nearest: bool,
-    },
-}
-
-impl Op {
-    /// The op's name as shown in DOT and JSON.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Input => "input",
-            Op::Param => "param",
-            Op::MatMul { .. } => "matmul",
-            Op::Gather => "gather",
-            Op::Add => "add",
-            Op::BiasAdd => "bias_add",
-            Op::Sub => "sub",
-            Op::Mul => "mul",
-            Op::Scale { .. } => "scale",
-            Op::Axpy { .. } => "axpy",
-            Op::Relu => "relu",
-            Op::ReluGrad => "relu_grad",
-            Op::Softmax => "softmax",
-            Op::SoftmaxXentGrad => "softmax_xent_grad",
-            Op::SumRows => "sum_rows",
-            Op::Quantize => "quantize",
-            Op::GaussianNoise { .. } => "gaussian_noise",
-            Op::VcQuantize { .. } => "vc_quantize",
-            Op::QsgldQuantize { .. } => "qsgld_quantize",
-        }
-    }
-
-    /// Number of operands.
-    pub fn arity(&self) -> usize {
-        match self {
-            Op::Input | Op::Param => 0,
-            Op::MatMul { .. }
-            | Op::Gather
-            | Op::Add
-            | Op::BiasAdd
-            | Op::Sub
-            | Op::Mul
-            | Op::Axpy { .. }
-            | Op::ReluGrad
-            | Op::SoftmaxXentGrad => 2,
-            _ => 1,
-        }
-    }
-}
+pub use op::{Op, Scalar};
+pub use tensor::{Level, Role, TensorMeta};
 
 /// A node: an op and the tensor it produces.
 #[derive(Clone, Debug, PartialEq)]
@@ -386,14 +130,7 @@ impl Graph {
     pub fn scalar_inputs(&self) -> BTreeSet<&'static str> {
         let mut names = BTreeSet::new();
         for n in self.graph.node_weights() {
-            let scalars = match n.op {
-                Op::Scale { c } | Op::Axpy { c } => vec![c],
-                Op::GaussianNoise { std } => vec![std],
-                Op::VcQuantize { v } => vec![v],
-                Op::QsgldQuantize { q, c, .. } => vec![q, c],
-                _ => Vec::new(),
-            };
-            names.extend(scalars.into_iter().filter_map(|s| match s {
+            names.extend(n.op.scalars().into_iter().filter_map(|s| match s {
                 Scalar::Input(name) | Scalar::Element(name, _) => Some(name),
                 Scalar::Const(_) => None,
             }));

@@ -1,0 +1,141 @@
+//! How an op's exact result is rounded once to its output tensor's format: the vector unit's
+//! exact-sum kernels where the format has them, the vectorized `f32` kernels when every exact
+//! value is an `f32` value, else the `f64` reference quantizer.
+
+use ndarray::{ArrayD, IxDyn};
+
+use super::exec::ExecError;
+use super::TensorMeta;
+use crate::arith::{elementwise, ElemOp};
+use crate::format::Quantizer;
+use crate::round::RandomStream;
+
+/// Round `exact` once to `meta`'s format with its rounding unit.
+pub(super) fn round_to(
+    meta: &TensorMeta,
+    exact: &ArrayD<f64>,
+    seed: u64,
+    stream: u64,
+) -> Result<ArrayD<f64>, ExecError> {
+    let q = Quantizer::new(meta.format, meta.rounding, seed, stream).map_err(|error| {
+        ExecError::Quantize {
+            node: meta.name.clone(),
+            error,
+        }
+    })?;
+    let exact = exact.as_standard_layout();
+    let mut out = ArrayD::<f64>::zeros(IxDyn(&meta.shape));
+    let row = meta.shape.last().copied().unwrap_or(1);
+    let (src, dst) = (
+        exact.as_slice().expect("standard layout"),
+        out.as_slice_mut().expect("fresh array"),
+    );
+    if !round_f32(&q, src, dst, row) {
+        q.quantize_f64(src, dst, 0, row);
+    }
+    Ok(out)
+}
+
+/// [`round_to`] on the vectorized `f32` kernels when the format fits `f32` and every exact
+/// value is an `f32` value (a matmul's output from an `fp32` accumulator, say): the kernels
+/// are proven bit-identical to the `f64` reference on `f32` inputs, with the same random word
+/// per element. Returns whether it rounded (else nothing is written).
+pub(super) fn round_f32(q: &Quantizer, src: &[f64], dst: &mut [f64], row: usize) -> bool {
+    if !q.format().fits_f32() {
+        return false;
+    }
+    // NaN is left to the reference path (`NaN != NaN`), which fixes its bits.
+    let narrow: Option<Vec<f32>> = src
+        .iter()
+        .map(|&x| {
+            let f = x as f32;
+            (f64::from(f) == x).then_some(f)
+        })
+        .collect();
+    let Some(input) = narrow else {
+        return false;
+    };
+    let mut rounded = vec![0f32; input.len()];
+    if q.quantize_f32(&input, &mut rounded, 0, row).is_err() {
+        return false;
+    }
+    for (d, &v) in dst.iter_mut().zip(&rounded) {
+        *d = f64::from(v);
+    }
+    true
+}
+
+/// `op(x, y)` rounded once to `meta`'s format by [`elementwise`] (the random word of element `i`
+/// is the one [`round_to`] would draw), or `None` when the format has no such unit (block
+/// formats, QPyTorch's).
+pub(super) fn round_exact(
+    op: ElemOp,
+    x: &ArrayD<f64>,
+    y: &ArrayD<f64>,
+    meta: &TensorMeta,
+    seed: u64,
+    stream: u64,
+) -> Option<ArrayD<f64>> {
+    let (x, y) = (x.as_standard_layout(), y.as_standard_layout());
+    let mut out = ArrayD::<f64>::zeros(IxDyn(&meta.shape));
+    elementwise(
+        op,
+        x.as_slice()?,
+        y.as_slice()?,
+        out.as_slice_mut()?,
+        meta.format,
+        meta.rounding,
+        RandomStream::new(seed, stream),
+    )
+    .ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::parse;
+    use crate::round::Rounding;
+
+    /// The `f32` kernels take over only for `f32` values, and then give the reference's bits
+    /// (same random word per element) for every kind of format and rounding unit.
+    #[test]
+    fn f32_kernels_round_as_the_reference_on_f32_values() {
+        let s = RandomStream::new(5, 9);
+        let src: Vec<f64> = (0..640)
+            .map(|i| f64::from((s.normal_f64(i) * 3.0) as f32))
+            .collect();
+        let specs = [
+            "bf16",
+            "e4m3fn",
+            "e5m2",
+            "fp16",
+            "mxfp8",
+            "mxint8",
+            "bfp:wl=8,size=col",
+            "bfp:wl=8,size=tensor",
+            "bfp:wl=8,size=32",
+            "fixed:wl=8,fl=4",
+            "e2m1fn",
+        ];
+        for spec in specs {
+            for rounding in ["rne", "sr", "sr:bits=8", "rtz"] {
+                let q =
+                    Quantizer::new(parse(spec).unwrap(), rounding.parse().unwrap(), 3, 4).unwrap();
+                let (mut fast, mut reference) = (vec![0.0; 640], vec![0.0; 640]);
+                assert!(round_f32(&q, &src, &mut fast, 64), "{spec} {rounding}");
+                q.quantize_f64(&src, &mut reference, 0, 64);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&reference), "{spec} {rounding}");
+            }
+        }
+        // A value that is not an f32 value, a NaN, or a format wider than f32: the reference.
+        let q = Quantizer::new(parse("bf16").unwrap(), Rounding::NearestEven, 0, 0).unwrap();
+        let mut out = [7.0];
+        assert!(!round_f32(&q, &[0.1], &mut out, 1));
+        assert!(!round_f32(&q, &[f64::NAN], &mut out, 1));
+        assert_eq!(out, [7.0], "nothing written");
+        let wide = Quantizer::new(parse("fp64").unwrap(), Rounding::NearestEven, 0, 0).unwrap();
+        assert!(!round_f32(&wide, &[1.0], &mut out, 1));
+    }
+}
