@@ -5,19 +5,23 @@
 //! Every random draw comes from [`RandomStream`] keyed by the spec's seed, so a data set is a pure
 //! function of its JSON (see ARCHITECTURE.md).
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+mod csv;
+mod gaussian;
+mod npy_table;
+
+pub use gaussian::GaussianTarget;
+
+use std::io;
+
 use std::path::{Path, PathBuf};
 
-use flate2::bufread::GzDecoder;
-use ndarray::{Array1, Array2, ArrayView1, Axis};
+use ndarray::{Array1, Array2, Axis};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::linalg::{self, LinalgError};
 use super::FieldError;
 use crate::limits;
-use crate::npy::{self, Dtype, NpyError};
+use crate::npy::NpyError;
 use crate::round::RandomStream;
 
 /// Stream id of the train/test permutation (keyed by `split_seed`).
@@ -337,7 +341,7 @@ impl DataSpec {
     pub fn load(&self, workload_file: &Path) -> Result<Problem, DataError> {
         let (table, split) = match self {
             DataSpec::Csv(s) => (
-                read_csv(&resolve_path(&s.path, workload_file), s)?,
+                csv::read_csv(&resolve_path(&s.path, workload_file), s)?,
                 Split {
                     test_fraction: s.test_fraction,
                     seed: s.split_seed,
@@ -345,7 +349,7 @@ impl DataSpec {
                 },
             ),
             DataSpec::Npy(s) => (
-                read_npy_table(workload_file, s)?,
+                npy_table::read_npy_table(workload_file, s)?,
                 Split {
                     test_fraction: s.test_fraction,
                     seed: s.split_seed,
@@ -385,76 +389,6 @@ pub fn resolve_path(path: &Path, workload_file: &Path) -> PathBuf {
         .chain(std::iter::once(path.to_path_buf()))
         .find(|p| p.exists())
         .unwrap_or_else(|| path.to_path_buf())
-}
-
-impl GaussianSpec {
-    /// The target density, after checking the shapes, symmetry and positive definiteness.
-    pub fn target(&self) -> Result<GaussianTarget, FieldError> {
-        let d = self.dimension;
-        if d < 1 {
-            return Err(FieldError::new("dimension", d, "must be at least 1"));
-        }
-        // The dense covariance, its Cholesky factor and the precision: 3 d x d matrices.
-        limits::check_array(format!("a dense {d} x {d} covariance"), &[d, d], 24)
-            .map_err(|e| FieldError::new("dimension", d, e.to_string()))?;
-        let mean = match &self.mean {
-            None => Array1::zeros(d),
-            Some(m) if m.len() == d && m.iter().all(|v| v.is_finite()) => Array1::from(m.clone()),
-            Some(m) => {
-                return Err(FieldError::new(
-                    "mean",
-                    format!("{m:?}"),
-                    format!("must be {d} finite numbers (dimension)"),
-                ))
-            }
-        };
-        let covariance = match &self.covariance {
-            // The identity is its own precision: no O(d^3) factorization for the default.
-            None => {
-                return Ok(GaussianTarget {
-                    mean,
-                    covariance: Array2::eye(d),
-                    precision: Array2::eye(d),
-                })
-            }
-            Some(rows) => {
-                let shape_ok = rows.len() == d && rows.iter().all(|r| r.len() == d);
-                if !shape_ok {
-                    return Err(FieldError::new(
-                        "covariance",
-                        format!("{rows:?}"),
-                        format!("must be {d} rows of {d} numbers (dimension)"),
-                    ));
-                }
-                Array2::from_shape_fn((d, d), |(i, j)| rows[i][j])
-            }
-        };
-        for i in 0..d {
-            for j in 0..i {
-                let (a, b) = (covariance[[i, j]], covariance[[j, i]]);
-                if a != b {
-                    return Err(FieldError::new(
-                        format!("covariance[{i}][{j}]"),
-                        a,
-                        format!("must equal covariance[{j}][{i}] = {b} (symmetric)"),
-                    ));
-                }
-            }
-        }
-        GaussianTarget::new(mean, covariance).map_err(|e| {
-            let why = match e {
-                LinalgError::NotPositiveDefinite { pivot, value } => {
-                    format!(" (Cholesky pivot {pivot} is {value})")
-                }
-                _ => String::new(),
-            };
-            FieldError::new(
-                "covariance",
-                format!("{:?}", self.covariance.as_deref().unwrap_or_default()),
-                format!("must be positive definite{why}"),
-            )
-        })
-    }
 }
 
 /// Labels of a set of examples.
@@ -529,60 +463,6 @@ impl Dataset {
             self.x_train.select(Axis(0), rows),
             self.y_train.select(rows),
         )
-    }
-}
-
-/// The Gaussian target density `N(m, Σ)` of the sampling toy, with potential
-/// `U(θ) = ½ (θ − m)ᵀ Σ⁻¹ (θ − m)` so that `exp(−U)` is the density up to a constant.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GaussianTarget {
-    /// Mean `m`.
-    pub mean: Array1<f64>,
-    /// Covariance `Σ`.
-    pub covariance: Array2<f64>,
-    /// Precision `Σ⁻¹` (from the Cholesky factor of `Σ`).
-    pub precision: Array2<f64>,
-}
-
-impl GaussianTarget {
-    /// The target with this mean and covariance; fails if `Σ` is not positive definite.
-    pub fn new(mean: Array1<f64>, covariance: Array2<f64>) -> Result<Self, LinalgError> {
-        if mean.len() != covariance.nrows() {
-            return Err(LinalgError::Shape(format!(
-                "mean of length {} with a {} x {} covariance",
-                mean.len(),
-                covariance.nrows(),
-                covariance.ncols()
-            )));
-        }
-        let l = linalg::cholesky(covariance.view())?;
-        let precision = linalg::cholesky_inverse(l.view());
-        Ok(GaussianTarget {
-            mean,
-            covariance,
-            precision,
-        })
-    }
-
-    /// Dimension of θ.
-    pub fn dimension(&self) -> usize {
-        self.mean.len()
-    }
-
-    /// The potential `U(θ) = ½ (θ − m)ᵀ Σ⁻¹ (θ − m)`.
-    pub fn potential(&self, theta: ArrayView1<f64>) -> f64 {
-        let d = &theta - &self.mean;
-        0.5 * d.dot(&self.precision.dot(&d))
-    }
-
-    /// The exact gradient `∇U(θ) = Σ⁻¹ (θ − m)`; the toy's noisy gradient adds noise to it.
-    pub fn grad(&self, theta: ArrayView1<f64>) -> Array1<f64> {
-        self.precision.dot(&(&theta - &self.mean))
-    }
-
-    /// The marginal variances `diag(Σ)`, the targets of `sample_var`.
-    pub fn variance(&self) -> Array1<f64> {
-        self.covariance.diag().to_owned()
     }
 }
 
@@ -740,311 +620,4 @@ fn finish_classes(
         });
     }
     Ok((Targets::Classes(Array1::from(labels)), Some(n)))
-}
-
-/// The counts of a scikit-learn header line `n_samples,n_features,class names...`.
-struct SkHeader {
-    line: usize,
-    samples: usize,
-    features: usize,
-    classes: usize,
-}
-
-fn parse_header(fields: &[&str], line: usize) -> Option<SkHeader> {
-    let samples = fields.first()?.parse().ok()?;
-    let features = fields.get(1)?.parse().ok()?;
-    Some(SkHeader {
-        line,
-        samples,
-        features,
-        classes: fields.len().saturating_sub(2),
-    })
-}
-
-/// Reads a CSV table as documented on [`CsvSpec`].
-fn read_csv(path: &Path, spec: &CsvSpec) -> Result<Table, DataError> {
-    let io_err = |error| DataError::Io {
-        path: path.to_path_buf(),
-        error,
-    };
-    let csv_err = |line, reason| DataError::Csv {
-        path: path.to_path_buf(),
-        line,
-        reason,
-    };
-    let mut raw = BufReader::new(File::open(path).map_err(io_err)?);
-    let gzipped = raw.fill_buf().map_err(io_err)?.starts_with(&[0x1f, 0x8b]);
-    let input: Box<dyn BufRead> = if gzipped {
-        Box::new(BufReader::new(GzDecoder::new(raw)))
-    } else {
-        Box::new(raw)
-    };
-    // The `csv` crate: RFC 4180 quoting, a UTF-8 byte-order mark skipped, empty lines skipped;
-    // field counts are checked here (flexible) so that the message can say against what. A
-    // record's own position is where the previous one ended (before any blank lines), so a
-    // record's line is taken as the reader's line after it minus one; the appended newline
-    // makes that hold for a last line without one too. (A record spanning lines through a
-    // quoted newline is named by its last line.)
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(io::Read::chain(input, &b"\n"[..]));
-    let mut record = csv::StringRecord::new();
-    let line_of_record =
-        |r: &csv::Reader<_>| (r.position().line() as usize).saturating_sub(1).max(1);
-
-    let mut header: Option<SkHeader> = None;
-    let mut seen_first = false;
-    // (field count, line that fixed it, label column index)
-    let mut shape: Option<(usize, usize, usize)> = None;
-    let mut bound: Option<ClassBound> = None;
-    let mut features: Vec<f64> = Vec::new();
-    let mut classes: Vec<usize> = Vec::new();
-    let mut values: Vec<f64> = Vec::new();
-    let mut rows = 0usize;
-
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let (line, reason) = match e.kind() {
-                    csv::ErrorKind::Utf8 { err, .. } => (
-                        line_of_record(&reader),
-                        format!("field {} is not valid UTF-8", err.field() + 1),
-                    ),
-                    csv::ErrorKind::Io(io) => (
-                        reader.position().line() as usize,
-                        format!("cannot read: {io}"),
-                    ),
-                    _ => (reader.position().line() as usize, e.to_string()),
-                };
-                return Err(csv_err(line, reason));
-            }
-        }
-        let lineno = line_of_record(&reader);
-        // A line of spaces is one empty field after trimming: blank, skipped.
-        if record.len() == 1 && record[0].is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = record.iter().collect();
-        if !seen_first {
-            seen_first = true;
-            let is_header = match spec.header {
-                Header::Present => true,
-                Header::Absent => false,
-                Header::Auto => fields.iter().any(|f| f.parse::<f64>().is_err()),
-            };
-            if is_header {
-                header = parse_header(&fields, lineno);
-                continue;
-            }
-        }
-        let (ncols, first, label) = match shape {
-            Some(fixed) => fixed,
-            None => {
-                let n = match &header {
-                    Some(h) => h.features + 1,
-                    None => fields.len(),
-                };
-                if n < 2 {
-                    return Err(csv_err(
-                        lineno,
-                        format!(
-                            "rows of {n} field(s): need at least one feature and the label \
-                             (comma-separated)"
-                        ),
-                    ));
-                }
-                let label = if spec.label_column < 0 {
-                    n as i64 + spec.label_column
-                } else {
-                    spec.label_column
-                };
-                if label < 0 || label >= n as i64 {
-                    return Err(csv_err(
-                        lineno,
-                        format!(
-                            "label_column = {} is out of range for rows of {n} fields (allowed {}..={})",
-                            spec.label_column,
-                            -(n as i64),
-                            n as i64 - 1
-                        ),
-                    ));
-                }
-                bound = class_bound(spec, &header)
-                    .map_err(|r| csv_err(header.as_ref().map_or(lineno, |h| h.line), r))?;
-                shape = Some((n, lineno, label as usize));
-                (n, lineno, label as usize)
-            }
-        };
-        if fields.len() != ncols {
-            let why = match &header {
-                Some(h) => format!(
-                    "the header on line {} says {} features plus the label",
-                    h.line, h.features
-                ),
-                None => format!("as on line {first}"),
-            };
-            return Err(csv_err(
-                lineno,
-                format!(
-                    "expected {ncols} comma-separated fields ({why}), found {}",
-                    fields.len()
-                ),
-            ));
-        }
-        for (k, f) in fields.iter().enumerate() {
-            let v: f64 = match f.parse::<f64>() {
-                Ok(v) if v.is_finite() => v,
-                _ => {
-                    return Err(csv_err(
-                        lineno,
-                        format!("field {} (`{f}`) is not a finite number", k + 1),
-                    ))
-                }
-            };
-            if k != label {
-                features.push(v);
-            } else if spec.task == Task::Classification {
-                classes.push(class_index(v, f, bound.as_ref()).map_err(|r| csv_err(lineno, r))?);
-            } else {
-                values.push(v);
-            }
-        }
-        rows += 1;
-    }
-
-    let Some((ncols, _, _)) = shape else {
-        return Err(DataError::Content {
-            path: path.to_path_buf(),
-            reason: "no data rows".into(),
-        });
-    };
-    if let Some(h) = &header {
-        if h.samples != rows {
-            return Err(csv_err(
-                h.line,
-                format!(
-                    "the header says {} samples but the file has {rows} data rows",
-                    h.samples
-                ),
-            ));
-        }
-    }
-    let x =
-        Array2::from_shape_vec((rows, ncols - 1), features).map_err(|e| DataError::Content {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    let (y, n_classes) = match spec.task {
-        Task::Classification => finish_classes(classes, bound, path)?,
-        Task::Regression => (Targets::Values(Array1::from(values)), None),
-    };
-    Ok(Table { x, y, n_classes })
-}
-
-/// The class count given by the spec and/or a scikit-learn header; they must agree.
-fn class_bound(spec: &CsvSpec, header: &Option<SkHeader>) -> Result<Option<ClassBound>, String> {
-    if spec.task == Task::Regression {
-        return Ok(None);
-    }
-    let from_header = header.as_ref().filter(|h| h.classes > 0);
-    match (spec.n_classes, from_header) {
-        (Some(k), Some(h)) if k != h.classes => Err(format!(
-            "the header names {} classes but data.n_classes = {k}",
-            h.classes
-        )),
-        (Some(k), _) => Ok(Some(ClassBound {
-            n: k,
-            source: "data.n_classes".into(),
-        })),
-        (None, Some(h)) => Ok(Some(ClassBound {
-            n: h.classes,
-            source: format!("from the header on line {}", h.line),
-        })),
-        (None, None) => Ok(None),
-    }
-}
-
-fn read_npy_table(workload_file: &Path, spec: &NpySpec) -> Result<Table, DataError> {
-    let fpath = resolve_path(&spec.features, workload_file);
-    let lpath = resolve_path(&spec.labels, workload_file);
-    let content = |p: &Path, reason: String| DataError::Content {
-        path: p.to_path_buf(),
-        reason,
-    };
-    let features = npy::read(&fpath)?;
-    let x: Array2<f64> = match (features.dtype, &features.shape[..]) {
-        (Dtype::Float { .. }, &[rows, cols]) => {
-            Array2::from_shape_vec((rows, cols), features.values)
-                .map_err(|e| content(&fpath, e.to_string()))?
-        }
-        (dtype, shape) => {
-            return Err(content(
-                &fpath,
-                format!(
-                    "a {}-D {} array: expected a 2-D float32 or float64 .npy array",
-                    shape.len(),
-                    dtype.name()
-                ),
-            ))
-        }
-    };
-    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-        return Err(content(
-            &fpath,
-            format!("element {i} (row-major) is not finite"),
-        ));
-    }
-    let labels = npy::read(&lpath)?;
-    let y: Array1<f64> = match (labels.dtype, &labels.shape[..]) {
-        (Dtype::Float { .. } | Dtype::Int { .. }, &[_]) => Array1::from(labels.values),
-        (dtype, shape) => {
-            return Err(content(
-                &lpath,
-                format!(
-                    "a {}-D {} array: expected a 1-D integer or float .npy array",
-                    shape.len(),
-                    dtype.name()
-                ),
-            ))
-        }
-    };
-    if y.len() != x.nrows() {
-        return Err(content(
-            &lpath,
-            format!(
-                "{} labels for {} feature rows in {}",
-                y.len(),
-                x.nrows(),
-                fpath.display()
-            ),
-        ));
-    }
-    let (y, n_classes) = match spec.task {
-        Task::Classification => {
-            let bound = spec.n_classes.map(|n| ClassBound {
-                n,
-                source: "data.n_classes".into(),
-            });
-            let labels = y
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    class_index(v, &v.to_string(), bound.as_ref())
-                        .map_err(|r| content(&lpath, format!("element {i}: {r}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            finish_classes(labels, bound, &lpath)?
-        }
-        Task::Regression => {
-            if let Some(i) = y.iter().position(|v| !v.is_finite()) {
-                return Err(content(&lpath, format!("element {i} is not finite")));
-            }
-            (Targets::Values(y), None)
-        }
-    };
-    Ok(Table { x, y, n_classes })
 }
