@@ -8,9 +8,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use common::fmt;
 use lpsim::format::ALIASES;
@@ -19,16 +18,7 @@ use ndarray::{Array1, Array2, ArrayD};
 use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 
 fn lpsim(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lpsim"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run lpsim");
-    // The binary may exit (on a bad spec) before reading its input: a broken pipe is fine.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
+    common::lpsim_in(None, args, stdin)
 }
 
 /// A fresh scratch directory for one test.

@@ -5,29 +5,11 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-fn lpsim_in(dir: Option<&Path>, args: &[&str], stdin: &str) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lpsim"));
-    if let Some(d) = dir {
-        cmd.current_dir(d);
-    }
-    let mut child = cmd
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run lpsim");
-    // The binary may exit before reading its input: a broken pipe is fine.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
-}
+use std::process::Output;
 
 fn lpsim(args: &[&str]) -> Output {
-    lpsim_in(None, args, "")
+    common::lpsim_in(None, args, "")
 }
 
 fn stderr(out: &Output) -> String {
@@ -102,7 +84,7 @@ fn names_get_a_did_you_mean() {
         ),
     ];
     for (args, hint) in cases {
-        assert_fails(&lpsim_in(None, args, "1\n"), &[hint]);
+        assert_fails(&common::lpsim_in(None, args, "1\n"), &[hint]);
     }
 }
 
@@ -552,7 +534,7 @@ fn sweep_spec(dir: &Path, extra: &str) -> String {
 fn sweep_specs_are_checked_when_loaded() {
     let d = scratch("sweep-spec");
     let spec = sweep_spec(&d, r#", "algos": ["sgd"], "out": """#);
-    let out = lpsim_in(Some(&d), &["sweep", &spec], "");
+    let out = common::lpsim_in(Some(&d), &["sweep", &spec], "");
     assert_fails(&out, &["out = \"\"", "must name a directory"]);
     assert_eq!(
         std::fs::read_dir(&d).unwrap().count(),
@@ -560,7 +542,7 @@ fn sweep_specs_are_checked_when_loaded() {
         "only the spec is there"
     );
     let spec = sweep_spec(&d, r#", "algos": ["sgd", "lp-sgdl"]"#);
-    let out = lpsim_in(Some(&d), &["sweep", &spec], "");
+    let out = common::lpsim_in(Some(&d), &["sweep", &spec], "");
     assert_fails(&out, &["algos[1] = \"lp-sgdl\"", "did you mean `lp-sgd`?"]);
     assert_fails(&lpsim(&["sweep", &spec, "--out", ""]), &["--out"]);
     assert_fails(

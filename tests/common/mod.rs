@@ -191,3 +191,22 @@ pub fn npy_bytes(header: &str, data: &[u8]) -> Vec<u8> {
     b.extend(data);
     b
 }
+
+/// Run the `lpsim` binary with `args` in `dir` (default: the test's own, the crate root), `stdin` on its
+/// standard input.
+pub fn lpsim_in(dir: Option<&std::path::Path>, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lpsim"));
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    let mut child = cmd
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run lpsim");
+    // The binary may exit before reading its input: a broken pipe is fine.
+    let _ = std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
