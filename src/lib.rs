@@ -13,6 +13,7 @@ pub mod format;
 pub mod graph;
 pub mod json;
 pub mod limits;
+pub mod model;
 pub mod npy;
 pub mod report;
 pub mod round;

@@ -15,17 +15,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ndarray::{concatenate, Array1, Array2, Axis};
+use ndarray::{Array1, Array2};
 use thiserror::Error;
 
-use crate::algo::{self, Algo, AlgoError, Hyper, ModelShape, TrainData};
+use crate::algo::{self, Algo, AlgoError, Hyper, TrainData};
 use crate::arch::{override_value, ArchError, Architecture};
 use crate::cost::{self, CostError, Datapath};
 use crate::graph::RangeHealth;
+use crate::model::{Model, ModelKind};
 use crate::report::{ChainMoments, CostSummary, EpochRecord, RangeRecord, RunConfig, RunReport};
 use crate::sweep::{RunFailure, RunSpec};
 use crate::workload::{
-    metrics, Budget, DataError, GaussianTarget, ModelSpec, Problem, Targets, Workload,
+    linalg::LinalgError, metrics, Budget, DataError, GaussianTarget, Problem, Targets, Workload,
     WorkloadError,
 };
 
@@ -47,9 +48,9 @@ pub enum RunError {
     /// Pricing the counts.
     #[error(transparent)]
     Cost(#[from] CostError),
-    /// The exact least-squares optimum of a regression workload (its message says so).
-    #[error(transparent)]
-    Optimum(#[from] metrics::OptimumError),
+    /// The exact least-squares optimum of a regression workload (the cause is in the message).
+    #[error("least-squares optimum: {0}")]
+    Optimum(LinalgError),
     /// A `--set` that names nothing.
     #[error("--set {key}={value}: {reason}")]
     Set {
@@ -68,64 +69,6 @@ impl RunFailure for RunError {
     fn incompatible(&self) -> bool {
         matches!(self, RunError::Algo(AlgoError::Unsupported(_)))
     }
-}
-
-/// The model shape the algorithms train, and whether a constant feature must be appended to the
-/// inputs (the algorithms' linear and logistic models have no bias term; an MLP has its own in
-/// every layer).
-fn model_shape(
-    spec: &ModelSpec,
-    d: usize,
-    classes: Option<usize>,
-) -> Result<(ModelShape, bool), RunError> {
-    // The algorithms' linear model carries no L2 term: refuse one rather than drop it.
-    if let ModelSpec::Linear(s) = spec {
-        if s.l2 != 0.0 {
-            return Err(RunError::Algo(AlgoError::Unsupported(format!(
-                "model.l2 = {}: the algorithms' linear model has no L2 term; set it to 0 \
-                 (logistic regression and the MLP have one)",
-                s.l2
-            ))));
-        }
-    }
-    Ok(match spec {
-        ModelSpec::Linear(s) => (
-            ModelShape::Linear {
-                d: d + usize::from(s.bias),
-            },
-            s.bias,
-        ),
-        ModelSpec::Logistic(s) => (
-            ModelShape::Logistic {
-                d: d + usize::from(s.bias),
-                classes: classes.unwrap_or(2),
-                l2: s.l2,
-            },
-            s.bias,
-        ),
-        ModelSpec::Mlp(s) => (
-            ModelShape::Mlp {
-                d,
-                hidden: s.hidden.clone(),
-                classes: classes.unwrap_or(2),
-                l2: s.l2,
-            },
-            false,
-        ),
-        ModelSpec::Gaussian => {
-            return Err(RunError::Algo(AlgoError::Unsupported(
-                "model.kind = gaussian samples data.kind = gaussian, not a data set".into(),
-            )))
-        }
-    })
-}
-
-fn with_bias(x: &Array2<f64>, bias: bool) -> Array2<f64> {
-    if !bias {
-        return x.clone();
-    }
-    let ones = Array2::<f64>::ones((x.nrows(), 1));
-    concatenate(Axis(1), &[x.view(), ones.view()]).expect("same number of rows")
 }
 
 /// Every hyperparameter name any algorithm has.
@@ -305,8 +248,8 @@ pub struct Prepared {
     pub algo: Algo,
     /// Its hyperparameters, resolved.
     pub hyper: Hyper,
-    /// The model as the algorithm trains it.
-    pub shape: ModelShape,
+    /// The model the algorithm trains.
+    pub model: Model,
     problem: Problem,
     /// The data as the algorithm trains on them (`None` for a Gaussian target).
     pub data: Option<TrainData>,
@@ -325,23 +268,20 @@ pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
     let algo: Algo = spec.algo.parse()?;
     let hyper = resolve_hyper(algo, &wl, &spec.set)?;
     let problem = wl.load_data()?;
-    let (shape, data) = match &problem {
+    let (model, data) = match &problem {
         Problem::Supervised(ds) => {
-            let (shape, bias) = model_shape(&wl.model, ds.n_features(), ds.n_classes)?;
+            let model = Model::from_spec(&wl.model, ds.n_features(), ds.n_classes)
+                .map_err(AlgoError::from)?;
             let data = TrainData {
-                x_train: with_bias(&ds.x_train, bias),
+                x_train: model.inputs_of(&ds.x_train),
                 y_train: ds.y_train.clone(),
-                x_test: with_bias(&ds.x_test, bias),
+                x_test: model.inputs_of(&ds.x_test),
                 y_test: ds.y_test.clone(),
             };
-            (shape, Some(data))
+            (model, Some(data))
         }
         Problem::Sampling(t) => (
-            ModelShape::Gaussian {
-                dim: t.dimension(),
-                mean: t.mean.clone(),
-                precision: t.precision.clone(),
-            },
+            Model::gaussian(t.mean.clone(), t.precision.clone()).map_err(AlgoError::from)?,
             None,
         ),
     };
@@ -350,7 +290,7 @@ pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
         arch,
         algo,
         hyper,
-        shape,
+        model,
         problem,
         data,
     })
@@ -387,7 +327,7 @@ pub fn run_one_with(
         arch,
         algo,
         hyper,
-        shape,
+        model,
         problem,
         data,
     } = prepare(spec)?;
@@ -396,15 +336,17 @@ pub fn run_one_with(
         Problem::Supervised(_) => None,
     };
     // Regression is scored against the exact least-squares optimum (computed once, in f64).
-    let optimum = match &problem {
-        Problem::Supervised(ds) => match (&shape, &ds.y_train) {
-            (ModelShape::Linear { .. }, Targets::Values(y)) => {
-                let model = wl.build_model(ds)?;
-                Some(metrics::least_squares_optimum(&model, ds.x_train.view(), y.view())?.loss)
+    let optimum = match (&data, model.kind()) {
+        (Some(d), ModelKind::Linear) => match &d.y_train {
+            Targets::Values(y) => {
+                let w = metrics::least_squares_optimum(d.x_train.view(), y.view(), model.l2())
+                    .map_err(RunError::Optimum)?;
+                let w = w.insert_axis(ndarray::Axis(1)).into_dyn();
+                Some(model.loss(&[w], Some((d.x_train.view(), &d.y_train))))
             }
-            _ => None,
+            Targets::Classes(_) => None,
         },
-        Problem::Sampling(_) => None,
+        _ => None,
     };
 
     let mut epochs = Vec::new();
@@ -415,7 +357,7 @@ pub fn run_one_with(
     };
     let outcome = algo::train(
         algo,
-        &shape,
+        &model,
         data.as_ref(),
         &arch,
         &hyper,
@@ -428,7 +370,7 @@ pub fn run_one_with(
             }
             if let (Some(ds), Some(d)) = (dataset, data.as_ref()) {
                 if let Targets::Classes(labels) = &ds.y_test {
-                    let probs = algo::predict(&shape, &s.params, d.x_test.view());
+                    let probs = model.predict(&s.params, d.x_test.view());
                     classification_metrics(&probs, labels, &mut m, "");
                 }
             }
@@ -464,7 +406,7 @@ pub fn run_one_with(
         if let Targets::Classes(labels) = &ds.y_test {
             let mut avg = metrics::ModelAverage::default();
             for sample in &outcome.samples {
-                avg.add(algo::predict(&shape, sample, d.x_test.view()).view());
+                avg.add(model.predict(sample, d.x_test.view()).view());
             }
             if let Some(p) = avg.mean() {
                 // Samplers are scored by their Bayesian model average; the last iterate's

@@ -3,16 +3,14 @@
 
 mod common;
 
-use lpsim::algo::{
-    loss, param_shapes, predict, step_graph, train, Algo, Hyper, ModelShape, Targets, TrainData,
-};
+use lpsim::algo::{step_graph, train, Algo, Hyper, Targets, TrainData};
 use lpsim::arch::Architecture;
 use lpsim::arith::vc::{vc_quantize, VcStreams};
 use lpsim::format::Format;
 use lpsim::graph::execute;
+use lpsim::model::Model;
 use lpsim::round::RandomStream;
-use lpsim::workload::{MlpSpec, Model, ModelSpec};
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayD};
 
 /// `arch/fp32.json` with fields of `formats` replaced (`"rounding.weights"` names a nested one).
 fn arch_with(edits: &[(&str, &str)]) -> Architecture {
@@ -216,7 +214,7 @@ fn toy_on(arch: &Architecture, algo: Algo, lr: f64, epochs: usize) -> (f64, f64,
     let dim = 256;
     let out = train(
         algo,
-        &ModelShape::standard_gaussian(dim),
+        &Model::standard_gaussian(dim).expect("model"),
         None,
         arch,
         &h,
@@ -321,7 +319,7 @@ fn final_loss(algo: Algo, arch: &Architecture, set: &[(&str, f64)], data: &Train
     let mut last = f64::NAN;
     train(
         algo,
-        &ModelShape::Linear { d: 100 },
+        &Model::linear(100, 0.0).expect("model"),
         Some(data),
         arch,
         &h,
@@ -408,12 +406,7 @@ fn digits_like() -> TrainData {
 fn same_seed_is_bit_identical_on_1_and_4_threads() {
     let data = digits_like();
     let arch = Architecture::load(std::path::Path::new("arch/bfp8.json")).expect("arch");
-    let model = ModelShape::Mlp {
-        d: 8,
-        hidden: vec![16],
-        classes: 3,
-        l2: 0.0,
-    };
+    let model = Model::mlp(8, &[16], 3, 0.0).expect("model");
     let run = |threads: usize, algo: Algo| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -439,11 +432,7 @@ fn same_seed_is_bit_identical_on_1_and_4_threads() {
 fn sampler_keeps_samples_and_learns() {
     let data = digits_like();
     let arch = Architecture::load(std::path::Path::new("arch/fp32.json")).expect("arch");
-    let model = ModelShape::Logistic {
-        d: 8,
-        classes: 3,
-        l2: 1e-3,
-    };
+    let model = Model::logistic(8, 3, 1e-3).expect("model");
     let mut h = Hyper::new(Algo::Sgld);
     h.set("epochs", 30.0).expect("epochs");
     h.set("batch", 16.0).expect("batch");
@@ -457,57 +446,23 @@ fn sampler_keeps_samples_and_learns() {
     assert!(losses[29] < 0.5 * losses[0].max((3f64).ln()), "{losses:?}");
 }
 
-/// An MLP `8 -> 6 -> 5 -> 3` as the algorithms see it and as the workload's reference model,
-/// with the same random parameters (biases non-zero), the flat vector in the layout's order.
-fn mlp_pair(l2: f64) -> (ModelShape, Model, Vec<Array2<f64>>, Array1<f64>) {
-    let shape = ModelShape::Mlp {
-        d: 8,
-        hidden: vec![6, 5],
-        classes: 3,
-        l2,
-    };
-    let reference = ModelSpec::Mlp(MlpSpec {
-        hidden: vec![6, 5],
-        l2,
-    })
-    .build(8, Some(3))
-    .expect("mlp");
+/// An MLP `8 -> 6 -> 5 -> 3` with random parameters (biases non-zero, values of fp32).
+fn mlp_with_params(l2: f64) -> (Model, Vec<ArrayD<f64>>) {
+    let model = Model::mlp(8, &[6, 5], 3, l2).expect("mlp");
     let s = RandomStream::new(9, 4);
     let mut k = 0u64;
-    let params: Vec<Array2<f64>> = param_shapes(&shape)
+    let params = model
+        .param_shapes()
         .iter()
-        .map(|&[r, c]| {
-            Array2::from_shape_fn((r, c), |_| {
+        .map(|shape| {
+            ArrayD::from_shape_fn(shape.as_slice(), |_| {
                 k += 1;
                 // Values of fp32, so the fp32 step graph sees exactly these parameters.
                 f64::from((0.5 * s.normal_f64(k)) as f32)
             })
         })
         .collect();
-    let flat: Vec<f64> = params.iter().flat_map(|p| p.iter().copied()).collect();
-    assert_eq!(flat.len(), reference.n_params(), "same parameter count");
-    (shape, reference, params, Array1::from(flat))
-}
-
-#[test]
-fn mlp_loss_and_predictions_equal_the_workload_reference_model() {
-    let data = digits_like();
-    for l2 in [0.0, 0.05] {
-        let (shape, reference, params, flat) = mlp_pair(l2);
-        let x = data.x_train.view();
-        let p = predict(&shape, &params, x);
-        let q = reference.predict(flat.view(), x);
-        let worst = (&p - &q).mapv(f64::abs).fold(0.0f64, |a, &b| a.max(b));
-        assert!(worst < 1e-12, "l2 = {l2}: predictions differ by {worst}");
-        let (a, b) = (
-            loss(&shape, &params, x, &data.y_train),
-            reference.loss(flat.view(), x, &data.y_train),
-        );
-        assert!(
-            (a - b).abs() < 1e-12 * b.abs(),
-            "l2 = {l2}: loss {a} vs {b}"
-        );
-    }
+    (model, params)
 }
 
 #[test]
@@ -519,11 +474,11 @@ fn mlp_step_graph_gradients_match_the_reference_gradient_on_fp32() {
         Targets::Classes(c) => c.clone(),
         Targets::Values(_) => unreachable!("digits_like has classes"),
     };
-    let (shape, reference, params, flat) = mlp_pair(0.05);
+    let (model, params) = mlp_with_params(0.05);
     let arch = Architecture::load(std::path::Path::new("arch/fp32.json")).expect("arch");
     let mut h = Hyper::new(Algo::Sgd);
     h.set("batch", n as f64).expect("batch");
-    let graph = step_graph(Algo::Sgd, &shape, None, &arch, &h)
+    let graph = step_graph(Algo::Sgd, &model, None, &arch, &h)
         .expect("graph")
         .graph;
     let mut feeds = std::collections::BTreeMap::new();
@@ -533,20 +488,18 @@ fn mlp_step_graph_gradients_match_the_reference_gradient_on_fp32() {
     let idx = Array2::from_shape_fn((n, 1), |(i, _)| i as f64);
     feeds.insert("idx".to_string(), idx.into_dyn());
     for (l, p) in params.iter().enumerate() {
-        feeds.insert(format!("w{l}"), p.clone().into_dyn());
+        feeds.insert(format!("w{l}"), p.clone());
     }
     // The step size is a per-step scalar of the graph, fed with the step's data.
     let neg_lr = ndarray::arr1(&[-h.get("lr")]).into_dyn();
     feeds.insert(lpsim::algo::sgld::NEG_LR.to_string(), neg_lr);
     let res = execute(&graph, &arch, &feeds, 0, 0).expect("step");
-    // `d{l}` is the gradient of the mean loss plus l2 times the tensor: the reference gradient.
-    let (_, g) = reference.loss_and_grad(flat.view(), x.view(), &data.y_train);
-    let mut offset = 0;
+    // `d{l}` is the gradient of the mean loss plus l2 times the tensor: the oracle's gradient.
+    let (_, g) = model.loss_and_grad(&params, Some((x.view(), &data.y_train)));
     for (l, p) in params.iter().enumerate() {
         let d = &res.values[&format!("d{l}")];
         assert_eq!(d.shape(), p.shape(), "tensor {l}");
-        let want = g.slice(ndarray::s![offset..offset + p.len()]);
-        offset += p.len();
+        let want = &g[l];
         let scale = want.iter().fold(0.0f64, |a, &b| a.max(b.abs()));
         assert!(scale > 1e-3, "tensor {l} has a non-trivial gradient");
         for (a, b) in d.iter().zip(want.iter()) {
@@ -557,5 +510,5 @@ fn mlp_step_graph_gradients_match_the_reference_gradient_on_fp32() {
             );
         }
     }
-    assert_eq!(offset, g.len());
+    assert_eq!(params.len(), g.len());
 }

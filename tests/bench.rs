@@ -8,8 +8,8 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output};
 
-use lpsim::algo::{self, ModelShape};
 use lpsim::bench::{native_data, paired_seconds, NativeMlp, TRAIN_ALGOS};
+use lpsim::model::Model;
 use lpsim::run::prepare;
 use lpsim::sweep::RunSpec;
 use serde_json::Value;
@@ -86,19 +86,14 @@ fn native_epoch_trains_on_digits() {
     let (x, labels) = native_data(&p).expect("digits is a classification data set");
     assert_eq!((x.nrows(), x.ncols()), (1437, 64), "80% of the 1797 digits");
     let hidden = 32;
-    let shape = ModelShape::Mlp {
-        d: 64,
-        hidden: vec![hidden],
-        classes: 10,
-        l2: 0.0,
-    };
+    let model = Model::mlp(64, &[hidden], 10, 0.0).unwrap();
     let data = p.data.as_ref().unwrap();
     // The library's f64 reference scores the native parameters (an independent forward pass).
     let loss = |m: &NativeMlp| {
         let params = m.params_f64();
-        let shapes: Vec<[usize; 2]> = params.iter().map(|a| [a.nrows(), a.ncols()]).collect();
-        assert_eq!(shapes, algo::param_shapes(&shape), "the library's layout");
-        algo::loss(&shape, &params, data.x_train.view(), &data.y_train)
+        let shapes: Vec<Vec<usize>> = params.iter().map(|a| a.shape().to_vec()).collect();
+        assert_eq!(shapes, model.param_shapes(), "the library's layout");
+        model.loss(&params, Some((data.x_train.view(), &data.y_train)))
     };
     let mut m = NativeMlp::new(64, hidden, 10, 0);
     let mut losses = vec![loss(&m)];
@@ -124,7 +119,7 @@ fn native_epoch_trains_on_digits() {
             k + 1
         );
     }
-    let probs = algo::predict(&shape, &m.params_f64(), data.x_test.view());
+    let probs = model.predict(&m.params_f64(), data.x_test.view());
     let lpsim::algo::Targets::Classes(test) = &data.y_test else {
         panic!("classes")
     };

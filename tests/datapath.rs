@@ -9,11 +9,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use lpsim::algo::svrg::{codes, strong_convexity};
-use lpsim::algo::{train, Algo, Hyper, ModelShape, Targets, TrainData, TrainOutcome};
+use lpsim::algo::{train, Algo, Hyper, Targets, TrainData, TrainOutcome};
 use lpsim::arch::Architecture;
 use lpsim::arith::{ActionCounts, ActionKey};
 use lpsim::cost::{price, price_tally, Work};
 use lpsim::format::Format;
+use lpsim::model::Model;
 use lpsim::round::{RandomStream, Rounding};
 use ndarray::{Array1, Array2};
 
@@ -69,15 +70,13 @@ fn regression() -> TrainData {
     }
 }
 
-const LOGISTIC: ModelShape = ModelShape::Logistic {
-    d: 8,
-    classes: 3,
-    l2: 1e-2,
-};
+fn logistic() -> Model {
+    Model::logistic(8, 3, 1e-2).unwrap()
+}
 
 fn fit(
     algo: Algo,
-    model: &ModelShape,
+    model: &Model,
     data: &TrainData,
     arch: &Architecture,
     set: &[(&str, f64)],
@@ -106,7 +105,7 @@ fn baselines_are_the_same_full_precision_run_on_every_architecture() {
         };
         let runs: Vec<TrainOutcome> = archs
             .iter()
-            .map(|(name, a)| fit(algo, &LOGISTIC, &data, a, set).expect(name))
+            .map(|(name, a)| fit(algo, &logistic(), &data, a, set).expect(name))
             .collect();
         let reference = &runs[0];
         assert_eq!(reference.tally.low, ActionCounts::default(), "{algo}");
@@ -133,12 +132,12 @@ fn lp_variants_run_on_the_architecture_mac() {
     let bf16 = Architecture::load(Path::new("arch/bf16.json")).expect("arch");
     let set = [("epochs", 1.0), ("batch", 16.0), ("lr", 0.05)];
     for algo in [Algo::LpSgd, Algo::LpSgldF, Algo::LpSgldNaive] {
-        let o = fit(algo, &LOGISTIC, &data, &bf16, &set).expect("runs");
+        let o = fit(algo, &logistic(), &data, &bf16, &set).expect("runs");
         assert_eq!(o.tally.full, ActionCounts::default(), "{algo}");
         assert!(o.tally.low.get(&fma("bf16", "fp32")) > 0, "{algo}");
     }
     // lp-sgld-f keeps an fp32 master copy and takes its gradient at Q_W(theta) in bf16.
-    let f = fit(Algo::LpSgldF, &LOGISTIC, &data, &bf16, &set).expect("runs");
+    let f = fit(Algo::LpSgldF, &logistic(), &data, &bf16, &set).expect("runs");
     let bf16_rne = ActionKey::Quantize {
         f: common::fmt("bf16"),
         r: Rounding::NearestEven,
@@ -164,8 +163,8 @@ fn full_precision_format_and_mac_take_effect() {
             ("full_precision.mac.accumulator", "fp32"),
         ],
     );
-    let a = fit(Algo::Sgd, &LOGISTIC, &data, &fp32, &set).expect("runs");
-    let b = fit(Algo::Sgd, &LOGISTIC, &data, &bf16, &set).expect("runs");
+    let a = fit(Algo::Sgd, &logistic(), &data, &fp32, &set).expect("runs");
+    let b = fit(Algo::Sgd, &logistic(), &data, &bf16, &set).expect("runs");
     assert!(b.tally.full.get(&fma("bf16", "fp32")) > 0);
     assert_eq!(b.tally.full.get(&fma("fp32", "fp32")), 0);
     assert_ne!(a.params, b.params);
@@ -183,7 +182,7 @@ fn halp_tally(arch: &Architecture) -> TrainOutcome {
     let set = [("epochs", 2.0), ("lr", 2e-3), ("epoch_len", 100.0)];
     fit(
         Algo::Halp,
-        &ModelShape::Linear { d: 20 },
+        &Model::linear(20, 0.0).unwrap(),
         &regression(),
         arch,
         &set,
@@ -279,7 +278,7 @@ fn area_has_a_full_precision_array_unless_it_is_the_array() {
 #[test]
 fn updates_format_is_where_the_svrg_family_forms_its_update() {
     let data = regression();
-    let model = ModelShape::Linear { d: 20 };
+    let model = Model::linear(20, 0.0).unwrap();
     let set = [("epochs", 2.0), ("lr", 2e-3), ("epoch_len", 100.0)];
     let with = |updates: &str| {
         let mut o: Vec<(&str, &str)> = common::INT8_TENSOR.to_vec();
@@ -353,12 +352,12 @@ fn mu_is_the_problem_strong_convexity() {
         [0.0, 0.0, 3.0],
         [0.0, 0.0, 0.0]
     ];
-    let mu = strong_convexity(&ModelShape::Linear { d: 3 }, &x).expect("mu");
+    let mu = strong_convexity(&Model::linear(3, 0.0).unwrap(), &x).expect("mu");
     assert!((mu - 0.25).abs() < 1e-14, "{mu}");
     // A random design against inverse iteration on X^T X / N (independent of the Jacobi solver).
     let data = regression();
     let x = &data.x_train;
-    let mu = strong_convexity(&ModelShape::Linear { d: 20 }, x).expect("mu");
+    let mu = strong_convexity(&Model::linear(20, 0.0).unwrap(), x).expect("mu");
     let gram = x.t().dot(x) / x.nrows() as f64;
     let l = lpsim::workload::linalg::cholesky(gram.view()).expect("spd");
     let mut v = Array1::from_elem(20, 1.0);
@@ -373,18 +372,14 @@ fn mu_is_the_problem_strong_convexity() {
         "{mu} vs {rayleigh}"
     );
     // Logistic: l2 is the bound; without l2 the user must give mu.
-    assert_eq!(strong_convexity(&LOGISTIC, x).expect("mu"), 1e-2);
-    let no_l2 = ModelShape::Logistic {
-        d: 8,
-        classes: 3,
-        l2: 0.0,
-    };
+    assert_eq!(strong_convexity(&logistic(), x).expect("mu"), 1e-2);
+    let no_l2 = Model::logistic(8, 3, 0.0).unwrap();
     let e = fit(Algo::Halp, &no_l2, &classes(), &common::int8_tensor(), &[]).expect_err("mu");
     assert!(e.contains("set mu > 0"), "{e}");
     // The run records the value it derived, and the user's value wins.
     let o = fit(
         Algo::Halp,
-        &ModelShape::Linear { d: 20 },
+        &Model::linear(20, 0.0).unwrap(),
         &data,
         &common::int8_tensor(),
         &[("epochs", 1.0), ("epoch_len", 10.0)],
@@ -393,7 +388,7 @@ fn mu_is_the_problem_strong_convexity() {
     assert_eq!(o.derived, BTreeMap::from([("mu".to_string(), mu)]));
     let o = fit(
         Algo::Halp,
-        &ModelShape::Linear { d: 20 },
+        &Model::linear(20, 0.0).unwrap(),
         &data,
         &common::int8_tensor(),
         &[("epochs", 1.0), ("epoch_len", 10.0), ("mu", 3.0)],
@@ -405,7 +400,7 @@ fn mu_is_the_problem_strong_convexity() {
 #[test]
 fn impossible_combinations_are_refused_in_one_line() {
     let data = regression();
-    let model = ModelShape::Linear { d: 20 };
+    let model = Model::linear(20, 0.0).unwrap();
     /// An algorithm, where it runs, its hyperparameters, and what the error must say.
     type Case<'a> = (Algo, Architecture, &'a [(&'a str, f64)], &'a str);
     let cases: [Case; 4] = [

@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use lpsim::algo::{train, Algo, Hyper, ModelShape, Targets, TrainData};
+use lpsim::algo::{train, Algo, Hyper, Targets, TrainData};
 use lpsim::arch::Architecture;
 use lpsim::arith::{ActionCounts, ActionKey};
 use lpsim::format::Format;
 use lpsim::graph::{execute, GraphBuilder, GraphError, Level, Op, Role, TensorMeta};
+use lpsim::model::Model;
 use lpsim::round::Rounding;
 use ndarray::{array, ArrayD, IxDyn};
 
@@ -159,7 +160,7 @@ fn one_sgd_step_counts_equal_the_hand_count() {
     }
     let out = train(
         Algo::Sgd,
-        &ModelShape::Linear { d: 3 },
+        &Model::linear(3, 0.0).unwrap(),
         Some(&data),
         &a,
         &h,
@@ -230,7 +231,7 @@ fn the_features_are_stored_read_and_priced_in_the_input_format() {
     }
     let out = train(
         Algo::LpSgd,
-        &ModelShape::Linear { d: 3 },
+        &Model::linear(3, 0.0).unwrap(),
         Some(&data),
         &a,
         &h,
@@ -279,7 +280,7 @@ fn stochastic_ops_count_random_bits_and_conversions() {
     }
     let out = train(
         Algo::LpSgldVc,
-        &ModelShape::standard_gaussian(4),
+        &Model::standard_gaussian(4).unwrap(),
         None,
         &a,
         &h,
@@ -451,11 +452,7 @@ fn gather_picks_rows_checks_shapes_and_indices_and_reads_only_its_rows() {
 #[test]
 fn gathered_batches_are_reblocked_only_where_blocks_span_rows() {
     let reblocks = |name: &str, d: usize| {
-        let model = ModelShape::Logistic {
-            d,
-            classes: 3,
-            l2: 0.0,
-        };
+        let model = Model::logistic(d, 3, 0.0).unwrap();
         let h = Hyper::new(Algo::LpSgd);
         let g = lpsim::algo::sgld::example_graph(Algo::LpSgd, &model, None, &arch(name), &h)
             .expect("graph");
@@ -555,7 +552,7 @@ fn per_step_scalars_are_fed_with_the_step() {
 /// serves the run, and `lpsim graph` gives their values at the first epoch (scale 1).
 #[test]
 fn halps_inner_step_takes_its_scale_as_scalars() {
-    let model = ModelShape::Linear { d: 5 };
+    let model = Model::linear(5, 0.0).unwrap();
     let mut h = Hyper::new(Algo::Halp);
     h.set("lr", 0.01).expect("lr");
     let g = lpsim::algo::step_graph(Algo::Halp, &model, None, &arch("int8"), &h).expect("graph");

@@ -1,6 +1,6 @@
-//! The layers import only downward (ARCHITECTURE.md): round <- format <- arith <- graph <- algo
-//! <- run/sweep <- cli, with `workload`, `arch`, `cost` and `report` beside the chain, below
-//! `algo`. A file that names a module above its own layer (in code or in a doc link) fails here.
+//! The layers import only downward (ARCHITECTURE.md): round <- format <- arith <- graph <- model
+//! <- algo <- run/sweep <- cli, with `workload`, `arch`, `cost` and `report` beside the chain,
+//! below `model`. A file that names a module above its own layer (in code or in a doc link) fails here.
 
 use std::path::Path;
 
@@ -13,11 +13,12 @@ fn layer(module: &str) -> Option<u32> {
         "format" => 1,
         "arith" => 2,
         "graph" => 3,
-        // Beside the chain: they may use the chain below `algo`, and `algo` uses them.
+        // Beside the chain: they may use the chain below `model`, and `model` uses them.
         "workload" | "arch" | "cost" | "report" | "npy" => 3,
-        "algo" => 4,
-        "run" | "sweep" | "bench" => 5,
-        "cli" => 6,
+        "model" => 4,
+        "algo" => 5,
+        "run" | "sweep" | "bench" => 6,
+        "cli" => 7,
         _ => return None,
     })
 }

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lpsim::algo::{Algo, Hyper, ModelShape};
+use lpsim::algo::{Algo, Hyper};
 use lpsim::format::{bound_events, range_events, RangeCounts};
 use lpsim::graph::{GraphBuilder, Level, Op, Role, TensorMeta};
+use lpsim::model::Model;
 use lpsim::report::RunReport;
 use lpsim::{Quantizer, Rounding};
 
@@ -209,12 +210,7 @@ fn accumulator_values_at_the_bound_count_as_saturated() {
 #[test]
 fn step_graph_tensors_carry_their_roles() {
     let arch = lpsim::arch::Architecture::load(Path::new("arch/fp8.json")).expect("arch");
-    let model = ModelShape::Mlp {
-        d: 4,
-        hidden: vec![3],
-        classes: 2,
-        l2: 0.0,
-    };
+    let model = Model::mlp(4, &[3], 2, 0.0).unwrap();
     let hyper = Hyper::new(Algo::LpSgldF);
     let g = lpsim::algo::step_graph(Algo::LpSgldF, &model, None, &arch, &hyper)
         .expect("graph")

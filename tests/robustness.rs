@@ -638,7 +638,7 @@ fn impossible_sizes_are_refused_before_allocating() {
                     "train": {{"epochs": 1, "batch_size": 4}}}}"#
             ),
             "sgd",
-            vec!["parameter matrix", "do not fit in 64 bits"],
+            vec!["parameter tensor", "do not fit in 64 bits"],
         ),
     ];
     for (i, (json, algo, needles)) in cases.iter().enumerate() {

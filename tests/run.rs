@@ -302,7 +302,7 @@ fn the_quickstart_spec_names_only_shipped_files_and_algorithms() {
         assert!(r.workload_path.exists() && r.arch_path.exists(), "{r:?}");
         // Every combination is one the algorithm accepts (its step graph builds).
         let p = lpsim::run::prepare(r).unwrap_or_else(|e| panic!("{r:?}: {e}"));
-        lpsim::algo::step_graph(p.algo, &p.shape, None, &p.arch, &p.hyper)
+        lpsim::algo::step_graph(p.algo, &p.model, None, &p.arch, &p.hyper)
             .unwrap_or_else(|e| panic!("{r:?}: {e}"));
     }
 }
@@ -332,28 +332,51 @@ fn graph_prints_a_workload_step_with_each_edge_format() {
     assert!(dot.contains("vc_quantize"), "{dot}");
 }
 
+/// A linear model's `l2` takes effect in every algorithm (one model, one objective): HALP on
+/// halp-linreg with `l2 = 0.05` derives `mu` as the smallest eigenvalue of `X^T X / N` plus
+/// `l2` and reaches the ridge optimum, a higher objective than without the term.
 #[test]
-fn an_l2_term_the_algorithms_lack_is_refused_not_dropped() {
+fn a_linear_models_l2_takes_effect() {
     let dir = common::scratch("run", "l2");
     let root = env!("CARGO_MANIFEST_DIR");
     let text = std::fs::read_to_string(format!("{root}/workloads/halp-linreg.json")).unwrap();
-    let text = text.replace(r#""l2": 0.0"#, r#""l2": 0.001"#);
-    let w = dir.join("halp-linreg.json");
-    std::fs::write(&w, text).unwrap();
-    let o = lpsim(&[
-        "run",
-        "--workload",
-        w.to_str().unwrap(),
-        "--algo",
-        "sgd",
-        "--out",
-        dir.join("out").to_str().unwrap(),
-    ]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let ridge = dir.join("ridge.json");
+    std::fs::write(&ridge, text.replace(r#""l2": 0.0"#, r#""l2": 0.05"#)).unwrap();
+    let run = |w: &std::path::Path, name: &str| {
+        let out = dir.join(name);
+        let o = lpsim(&[
+            "run",
+            "--workload",
+            w.to_str().unwrap(),
+            "--algo",
+            "halp",
+            "--arch",
+            &format!("{root}/arch/int8.json"),
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
+                .unwrap();
+        let m = |k: &str| r["metrics"][k].as_f64().unwrap();
+        (
+            m("train_loss"),
+            m("optimality_gap"),
+            r["config"]["hyper"]["mu"].as_f64().unwrap(),
+        )
+    };
+    let (loss0, gap0, mu0) = run(
+        &std::path::Path::new(root).join("workloads/halp-linreg.json"),
+        "plain",
+    );
+    let (loss, gap, mu) = run(&ridge, "ridge");
+    assert!((mu - (mu0 + 0.05)).abs() < 1e-12, "mu {mu0} -> {mu}");
+    assert!(gap.abs() < 1e-6 && gap0.abs() < 1e-6, "gaps {gap0}, {gap}");
     assert!(
-        err.contains("model.l2 = 0.001") && err.contains("no L2 term"),
-        "{err}"
+        loss > loss0 + 1.0,
+        "the ridge term raises the objective: {loss0} -> {loss}"
     );
 }
 

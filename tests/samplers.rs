@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use lpsim::algo::qsgld::{Schedule, Switch};
-use lpsim::algo::{train, Algo, Hyper, ModelShape, Targets, TrainData};
+use lpsim::algo::{train, Algo, Hyper, Targets, TrainData};
 use lpsim::arch::Architecture;
+use lpsim::model::Model;
 use lpsim::report::{ChainMoments, RunReport};
 use lpsim::round::RandomStream;
 use ndarray::Array2;
@@ -69,7 +70,7 @@ fn qsgld_weight(y: f64, steps: f64) -> f64 {
     );
     let out = train(
         Algo::Qsgld,
-        &ModelShape::Linear { d: 1 },
+        &Model::linear(1, 0.0).unwrap(),
         Some(&constant_data(y)),
         &fp32(),
         &h,
@@ -193,11 +194,7 @@ fn kept_epochs(algo: Algo, set: &[(&str, f64)]) -> Vec<usize> {
         x_test: x,
         y_test: Targets::Classes(y.into()),
     };
-    let model = ModelShape::Logistic {
-        d: 3,
-        classes: 2,
-        l2: 0.0,
-    };
+    let model = Model::logistic(3, 2, 0.0).unwrap();
     let mut per_epoch = Vec::new();
     let out = train(
         algo,
@@ -456,11 +453,7 @@ fn a_full_covariance_runs_through_the_mac_and_is_sampled() {
     let (lr, steps, burn) = (0.05, 200_000.0, 2_000.0);
     // Sigma = [[2, 1], [1, 2]]: P = [[2, -1], [-1, 2]] / 3.
     let precision = ndarray::arr2(&[[2.0, -1.0], [-1.0, 2.0]]) / 3.0;
-    let shape = ModelShape::Gaussian {
-        dim: 2,
-        mean: ndarray::arr1(&[1.0, -1.0]),
-        precision: precision.clone(),
-    };
+    let shape = Model::gaussian(ndarray::arr1(&[1.0, -1.0]), precision.clone()).unwrap();
     let h = hyper(
         Algo::Sgld,
         &[

@@ -5,14 +5,25 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use lpsim::model::Model;
 use lpsim::workload::metrics::{self, ECE_BINS};
 use lpsim::workload::{
-    Budget, DataSpec, Dataset, LinearSpec, LogisticSpec, MlpSpec, ModelAverage, ModelSpec, Moments,
-    Problem, Targets, Workload, WorkloadError,
+    Budget, DataSpec, Dataset, ModelAverage, ModelSpec, Moments, Problem, Targets, Workload,
+    WorkloadError,
 };
 use lpsim::{Format, RandomStream, Rounding};
-use ndarray::{array, Array1, Array2, Axis};
+use ndarray::{array, Array1, Array2, ArrayD, Axis};
 use ndarray_npy::WriteNpyExt;
+
+/// The model a workload names for its loaded data set.
+fn model_of(w: &Workload, d: &Dataset) -> Model {
+    Model::from_spec(&w.model, d.n_features(), d.n_classes).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A linear model's one weight column as its parameter tensors.
+fn column(w: &Array1<f64>) -> Vec<ArrayD<f64>> {
+    vec![w.clone().insert_axis(Axis(1)).into_dyn()]
+}
 
 /// A workload file name inside the fixture directory (data paths resolve next to it).
 fn fixture_file() -> PathBuf {
@@ -90,9 +101,10 @@ fn every_shipped_workload_loads() {
             }
             match w.load_data().unwrap_or_else(|e| panic!("{e}")) {
                 Problem::Supervised(d) => {
-                    let model = w.build_model(&d).unwrap_or_else(|e| panic!("{e}"));
+                    let model = model_of(&w, &d);
                     let p = model.init_params(0);
-                    let loss = model.loss(p.view(), d.x_train.view(), &d.y_train);
+                    let x = model.inputs_of(&d.x_train);
+                    let loss = model.loss(&p, Some((x.view(), &d.y_train)));
                     assert!(loss.is_finite(), "{}: initial loss {loss}", w.name);
                 }
                 Problem::Sampling(t) => assert_eq!(t.dimension(), 32, "32 pooled chains"),
@@ -335,19 +347,19 @@ fn regression_generator_is_deterministic_and_follows_make_regression() {
     assert_ne!(a.x_train, c.x_train);
     // Noise-free targets are exactly X w with w zero beyond the informative features, so the
     // least-squares fit recovers w: five weights in [0, 100), seven zeros.
-    let model = ModelSpec::Linear(Default::default())
-        .build(a.n_features(), None)
+    let model = Model::from_spec(&ModelSpec::Linear(Default::default()), a.n_features(), None)
         .expect("linear");
     let y = values(&a.y_train);
-    let opt = metrics::least_squares_optimum(&model, a.x_train.view(), y.view()).expect("solves");
-    for (j, w) in opt.params.iter().enumerate() {
+    let opt = metrics::least_squares_optimum(a.x_train.view(), y.view(), 0.0).expect("solves");
+    for (j, w) in opt.iter().enumerate() {
         if j < 5 {
             assert!((0.0..100.0).contains(w), "w[{j}] = {w}");
         } else {
             assert!(w.abs() < 1e-9, "w[{j}] = {w}");
         }
     }
-    assert!(opt.loss < 1e-20, "noise-free optimum {}", opt.loss);
+    let loss = model.loss(&column(&opt), Some((a.x_train.view(), &a.y_train)));
+    assert!(loss < 1e-20, "noise-free optimum {loss}");
 }
 
 #[test]
@@ -360,90 +372,26 @@ fn least_squares_optimum_beats_every_perturbation() {
     )
     .expect("valid");
     let d = supervised(&w);
-    let model = w.build_model(&d).expect("linear");
+    let model = model_of(&w, &d);
+    assert!(model.bias_feature(), "the bias is a constant feature");
+    let x = model.inputs_of(&d.x_train);
     let y = values(&d.y_train);
-    let opt = metrics::least_squares_optimum(&model, d.x_train.view(), y.view()).expect("solves");
-    let (loss, grad) = model.loss_and_grad(opt.params.view(), d.x_train.view(), &d.y_train);
-    assert!((loss - opt.loss).abs() < 1e-9 * loss);
+    let opt = metrics::least_squares_optimum(x.view(), y.view(), model.l2()).expect("solves");
+    let data = Some((x.view(), &d.y_train));
+    let (loss, grad) = model.loss_and_grad(&column(&opt), data);
     assert!(
-        grad.iter().all(|g| g.abs() < 1e-8),
-        "gradient at the optimum {grad}"
+        grad[0].iter().all(|g| g.abs() < 1e-8),
+        "gradient at the optimum {grad:?}"
     );
-    assert_eq!(opt.gap(loss), loss - opt.loss);
     let rng = RandomStream::new(9, 0);
     for trial in 0..50u64 {
         let scale = 10f64.powi(-((trial % 5) as i32));
-        let p = Array1::from_shape_fn(opt.params.len(), |i| {
-            opt.params[i] + scale * rng.normal_f64(trial * 100 + i as u64)
+        let p = Array1::from_shape_fn(opt.len(), |i| {
+            opt[i] + scale * rng.normal_f64(trial * 100 + i as u64)
         });
-        let l = model.loss(p.view(), d.x_train.view(), &d.y_train);
-        assert!(l > opt.loss, "perturbed loss {l} <= optimum {}", opt.loss);
+        let l = model.loss(&column(&p), data);
+        assert!(l > loss, "perturbed loss {l} <= optimum {loss}");
     }
-}
-
-/// Central finite differences of the objective against the analytic gradient.
-fn check_gradient(spec: ModelSpec, n_inputs: usize, n_classes: Option<usize>) {
-    let model = spec.build(n_inputs, n_classes).expect("builds");
-    let rng = RandomStream::new(5, 1);
-    let n = 7;
-    let x = Array2::from_shape_fn((n, n_inputs), |(i, j)| {
-        rng.normal_f64((i * n_inputs + j) as u64)
-    });
-    let y = match n_classes {
-        Some(k) => Targets::Classes(Array1::from_shape_fn(n, |i| i % k)),
-        None => Targets::Values(Array1::from_shape_fn(n, |i| {
-            rng.normal_f64(1000 + i as u64)
-        })),
-    };
-    let mut p = model.init_params(3);
-    // Random non-zero parameters everywhere (biases too), away from ReLU kinks.
-    for (i, v) in p.iter_mut().enumerate() {
-        *v += 0.5 * rng.normal_f64(5000 + i as u64);
-    }
-    let (_, grad) = model.loss_and_grad(p.view(), x.view(), &y);
-    let h = 1e-6;
-    for i in 0..p.len() {
-        let mut plus = p.clone();
-        let mut minus = p.clone();
-        plus[i] += h;
-        minus[i] -= h;
-        let fd = (model.loss(plus.view(), x.view(), &y) - model.loss(minus.view(), x.view(), &y))
-            / (2.0 * h);
-        assert!(
-            (fd - grad[i]).abs() <= 1e-6 * (1.0 + fd.abs()),
-            "{}: parameter {i} ({}): analytic {} vs finite difference {fd}",
-            model
-                .layout()
-                .iter()
-                .rev()
-                .find(|t| t.offset <= i)
-                .map_or("?", |t| t.name.as_str()),
-            spec.kind(),
-            grad[i]
-        );
-    }
-}
-
-#[test]
-fn logistic_gradient_matches_finite_differences() {
-    let spec = |l2, bias| ModelSpec::Logistic(LogisticSpec { l2, bias });
-    check_gradient(spec(0.1, true), 4, Some(3));
-    check_gradient(spec(0.0, false), 3, Some(2));
-}
-
-#[test]
-fn mlp_gradient_matches_finite_differences() {
-    let hidden = vec![5, 4];
-    check_gradient(ModelSpec::Mlp(MlpSpec { hidden, l2: 0.05 }), 3, Some(3));
-}
-
-#[test]
-fn linear_gradient_matches_finite_differences() {
-    let spec = LinearSpec {
-        bias: true,
-        l2: 0.2,
-    };
-    check_gradient(ModelSpec::Linear(spec), 4, None);
 }
 
 #[test]
@@ -454,27 +402,25 @@ fn model_layout_and_probabilities() {
     )
     .expect("valid")
     .model;
-    let m = spec.build(2, Some(3)).expect("builds");
+    let m = Model::from_spec(&spec, 2, Some(3)).expect("builds");
     let names: Vec<_> = m
-        .layout()
-        .iter()
-        .map(|t| (t.name.as_str(), t.shape.clone(), t.offset))
+        .params()
+        .into_iter()
+        .map(|t| (t.name, t.shape, t.grad))
         .collect();
+    let s = |a: &str| a.to_string();
     assert_eq!(
         names,
         vec![
-            ("dense0.weight", vec![2, 6], 0),
-            ("dense0.bias", vec![6], 12),
-            ("dense1.weight", vec![6, 3], 18),
-            ("dense1.bias", vec![3], 36),
+            (s("dense0.weight"), vec![2, 6], s("grad0")),
+            (s("dense0.bias"), vec![1, 6], s("gradb0")),
+            (s("dense1.weight"), vec![6, 3], s("grad1")),
+            (s("dense1.bias"), vec![1, 3], s("gradb1")),
         ]
     );
     assert_eq!(m.n_params(), 39);
     assert_eq!(m.init_params(1), m.init_params(1), "deterministic init");
-    let probs = m.predict(
-        m.init_params(1).view(),
-        array![[1.0, -2.0], [0.5, 0.0]].view(),
-    );
+    let probs = m.predict(&m.init_params(1), array![[1.0, -2.0], [0.5, 0.0]].view());
     for row in probs.rows() {
         assert!((row.sum() - 1.0).abs() < 1e-12);
     }
@@ -674,7 +620,7 @@ fn data_spec_reports_its_task() {
 /// Plain `f64` minibatch SGD with the workload's `lr`, epochs and batch size, visiting the
 /// training set in a fresh random order each epoch; returns the test probabilities.
 fn reference_sgd(w: &Workload, d: &Dataset) -> Array2<f64> {
-    let model = w.build_model(d).expect("model fits");
+    let model = model_of(w, d);
     let Budget::Epochs {
         epochs, batch_size, ..
     } = w.budget
@@ -690,11 +636,14 @@ fn reference_sgd(w: &Workload, d: &Dataset) -> Array2<f64> {
         order.sort_by_key(|&a| rng.bits(a as u64));
         for rows in order.chunks(batch_size) {
             let (x, y) = d.batch(rows);
-            let (_, g) = model.loss_and_grad(p.view(), x.view(), &y);
-            p.scaled_add(-lr, &g);
+            let x = model.inputs_of(&x);
+            let (_, g) = model.loss_and_grad(&p, Some((x.view(), &y)));
+            for (p, g) in p.iter_mut().zip(&g) {
+                p.scaled_add(-lr, g);
+            }
         }
     }
-    model.predict(p.view(), d.x_test.view())
+    model.predict(&p, model.inputs_of(&d.x_test).view())
 }
 
 #[test]
@@ -722,9 +671,13 @@ fn halp_linreg_budget_lets_f64_svrg_reach_the_optimum() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
     let w = Workload::load(root.join("halp-linreg.json")).expect("loads");
     let d = supervised(&w);
-    let model = w.build_model(&d).expect("linear");
+    let model = model_of(&w, &d);
+    assert!(!model.bias_feature(), "HALP's w in R^d");
     let y = values(&d.y_train).clone();
-    let opt = metrics::least_squares_optimum(&model, d.x_train.view(), y.view()).expect("solves");
+    let opt = metrics::least_squares_optimum(d.x_train.view(), y.view(), 0.0).expect("solves");
+    let data = Some((d.x_train.view(), &d.y_train));
+    let opt_loss = model.loss(&column(&opt), data);
+    let loss = |p: &Array1<f64>| model.loss(&column(p), data);
     let (lr, t) = (w.hyper["lr"], w.hyper["epoch_len"] as usize);
     let Budget::Epochs { epochs, .. } = w.budget else {
         panic!("epochs");
@@ -734,14 +687,15 @@ fn halp_linreg_budget_lets_f64_svrg_reach_the_optimum() {
         let x = d.x_train.row(i);
         x.to_owned() * (x.dot(p) - y[i])
     };
-    let mut p = model.init_params(0);
-    let gap0 = opt.gap(model.loss(p.view(), d.x_train.view(), &d.y_train));
+    let mut p = Array1::<f64>::zeros(model.inputs());
+    let gap0 = loss(&p) - opt_loss;
     let rng = RandomStream::new(1, 2);
     let mut step = 0u64;
     // The SVRG driver runs `epochs` outer iterations of T steps.
     for _ in 0..epochs {
         let centre = p.clone();
-        let (_, full) = model.loss_and_grad(centre.view(), d.x_train.view(), &d.y_train);
+        let (_, full) = model.loss_and_grad(&column(&centre), data);
+        let full = full[0].index_axis(Axis(1), 0).to_owned();
         for _ in 0..t {
             let i = ((rng.uniform_f64(step) * n as f64) as usize).min(n - 1);
             step += 1;
@@ -749,10 +703,7 @@ fn halp_linreg_budget_lets_f64_svrg_reach_the_optimum() {
             p.scaled_add(-lr, &g);
         }
     }
-    let gap = opt.gap(model.loss(p.view(), d.x_train.view(), &d.y_train));
-    eprintln!(
-        "halp-linreg: f64 SVRG gap {gap0:e} -> {gap:e} (optimum loss {:e})",
-        opt.loss
-    );
+    let gap = loss(&p) - opt_loss;
+    eprintln!("halp-linreg: f64 SVRG gap {gap0:e} -> {gap:e} (optimum loss {opt_loss:e})");
     assert!(gap < 1e-6 * gap0, "gap {gap0} -> {gap}");
 }

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use ndarray::{Array2, ArrayD, Axis};
 use petgraph::graph::NodeIndex;
 
-use crate::algo::model::{fp32, Builder};
-use crate::algo::{AlgoError, ModelShape, Targets, TrainData};
+use crate::algo::{AlgoError, Targets, TrainData};
 use crate::arch::Architecture;
 use crate::cost::Datapath;
 use crate::format::{range_events, Format, Quantizer};
 use crate::graph::exec::stream_id;
 use crate::graph::{Op, RangeHealth, Role};
+use crate::model::{fp32, Builder, Model};
 use crate::round::{RandomStream, Rounding};
 
 /// The format and rounding unit the training features are stored in for work on `datapath`:
@@ -54,7 +54,7 @@ impl Batches {
     /// The conversion is done before training, off the accelerator, so it is not counted.
     pub fn new(
         data: &TrainData,
-        model: &ModelShape,
+        model: &Model,
         batch: usize,
         seed: u64,
         format: (Format, Rounding),
@@ -136,13 +136,10 @@ impl Batches {
 }
 
 /// One-hot class targets or a column of values, in `f64`.
-fn targets_matrix(y: &Targets, model: &ModelShape) -> Array2<f64> {
-    match (y, model) {
-        (
-            Targets::Classes(c),
-            ModelShape::Logistic { classes, .. } | ModelShape::Mlp { classes, .. },
-        ) => {
-            let mut m = Array2::zeros((c.len(), *classes));
+fn targets_matrix(y: &Targets, model: &Model) -> Array2<f64> {
+    match (y, model.classes()) {
+        (Targets::Classes(c), Some(classes)) => {
+            let mut m = Array2::zeros((c.len(), classes));
             for (i, &k) in c.iter().enumerate() {
                 m[[i, k]] = 1.0;
             }
@@ -163,5 +160,5 @@ pub(crate) fn picked_rows(b: &mut Builder, x: NodeIndex) -> Result<NodeIndex, Al
         return Ok(x);
     }
     let name = format!("{}.blocks", m.name);
-    b.op(Op::Quantize, &name, format, rounding, role, &[x])
+    Ok(b.op(Op::Quantize, &name, format, rounding, role, &[x])?)
 }

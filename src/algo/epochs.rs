@@ -1,7 +1,7 @@
 //! Per-epoch bookkeeping shared by the mini-batch and SVRG drivers: the actions and work of
 //! each epoch, the samples kept, divergence.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayD};
 
 use std::collections::BTreeMap;
 
@@ -17,7 +17,7 @@ pub(crate) struct Run {
     /// Range events of the whole run.
     pub range: RangeHealth,
     epoch_tally: Tally,
-    samples: Vec<Vec<Array2<f64>>>,
+    samples: Vec<Vec<ArrayD<f64>>>,
     /// The epochs (1-based, ascending) whose parameters are kept as samples (a sampler's
     /// [`crate::algo::samples::SampleSchedule::kept`]; none for the other algorithms).
     pub kept: Vec<u64>,
@@ -47,7 +47,7 @@ impl Run {
     pub fn end_epoch(
         &mut self,
         epoch: usize,
-        params: &[Array2<f64>],
+        params: &[ArrayD<f64>],
         train_loss: f64,
         on_epoch: &mut dyn FnMut(EpochStats),
     ) -> bool {
@@ -78,7 +78,7 @@ impl Run {
     }
 
     /// The outcome with the final parameters.
-    pub fn finish(self, params: Vec<Array2<f64>>, chain: Option<Array2<f64>>) -> TrainOutcome {
+    pub fn finish(self, params: Vec<ArrayD<f64>>, chain: Option<Array2<f64>>) -> TrainOutcome {
         TrainOutcome {
             params,
             samples: self.samples,
@@ -89,4 +89,20 @@ impl Run {
             range: self.range,
         }
     }
+}
+
+/// Parameter matrices as the tensors [`Run`] and the model's oracle take.
+pub(crate) fn tensors(params: &[Array2<f64>]) -> Vec<ArrayD<f64>> {
+    params.iter().map(|p| p.clone().into_dyn()).collect()
+}
+
+/// Parameter tensors as the matrices of the MLP drivers (whose tensors are all matrices).
+pub(crate) fn matrices(params: Vec<ArrayD<f64>>) -> Vec<Array2<f64>> {
+    params
+        .into_iter()
+        .map(|p| {
+            p.into_dimensionality()
+                .expect("an MLP's tensors are matrices")
+        })
+        .collect()
 }

@@ -1,4 +1,4 @@
-//! HALP on neural networks ([`ModelShape::Mlp`]) with bit-centred layers (De Sa et al. 2018,
+//! HALP on neural networks ([`ModelKind::Mlp`]) with bit-centred layers (De Sa et al. 2018,
 //! docs/algorithms.md), following the authors' code (`HazyResearch/halp`:
 //! `halp/optim/bit_center_svrg.py`, `bit_center_sgd.py`, `halp/layers/bit_center_layer.py`,
 //! `linear_layer.py`, `relu_layer.py`, `cross_entropy.py`); the epoch's full pass and the
@@ -58,14 +58,15 @@ use std::collections::BTreeMap;
 
 use ndarray::{Array2, ArrayD, Axis};
 
-use crate::algo::model::{grad_name, param_shapes, Builder};
+use crate::algo::epochs::{matrices, tensors};
 use crate::algo::sgld::{data_format, init_params, picked_rows, Run};
 use crate::algo::svrg::{code_rounding, recentre};
 use crate::algo::svrg_nn::{gradient_graph, take, Setup, FULL};
-use crate::algo::{loss, AlgoError, EpochStats, Hyper, ModelShape, StepGraph, TrainOutcome};
+use crate::algo::{AlgoError, EpochStats, Hyper, StepGraph, TrainOutcome};
 use crate::arch::Architecture;
 use crate::format::{FixedFormat, Format};
 use crate::graph::{execute, fits_within, Graph, Op, Role, Scalar, StepResult};
+use crate::model::{Builder, Model, ModelKind};
 use crate::round::Rounding;
 
 /// Whether every value of `format` is exact as the MAC's B operand, so codes can be multiplied
@@ -137,12 +138,14 @@ fn offset_codes(arch: &Architecture, hyper: &Hyper) -> Result<Codes, AlgoError> 
 /// The layer widths `[d, hidden.., classes]` of an MLP whose parameters are, per layer, a weight
 /// matrix `[in, out]` then a bias `[1, out]`, chained (HALP's bit-centred layers take exactly
 /// that).
-fn widths(model: &ModelShape) -> Result<Vec<usize>, AlgoError> {
-    let shapes = param_shapes(model);
-    let layers: Vec<&[[usize; 2]]> = shapes.chunks(2).collect();
-    let dense = matches!(model, ModelShape::Mlp { .. })
+fn widths(model: &Model) -> Result<Vec<usize>, AlgoError> {
+    let shapes = model.param_shapes();
+    let layers: Vec<&[Vec<usize>]> = shapes.chunks(2).collect();
+    let dense = model.kind() == ModelKind::Mlp
         && !layers.is_empty()
-        && layers.iter().all(|p| p.len() == 2 && p[1] == [1, p[0][1]])
+        && layers
+            .iter()
+            .all(|p| p.len() == 2 && p[0].len() == 2 && p[1] == [1, p[0][1]])
         && layers.windows(2).all(|p| p[0][0][1] == p[1][0][0]);
     if !dense {
         return Err(AlgoError::Unsupported(format!(
@@ -445,7 +448,7 @@ fn halp_graph(
 /// HALP's inner-step graph on an MLP (for `lpsim graph`), with `c = 1` and its scalars at every
 /// `delta = 1`.
 pub(crate) fn example_graph(
-    model: &ModelShape,
+    model: &Model,
     arch: &Architecture,
     hyper: &Hyper,
 ) -> Result<StepGraph, AlgoError> {
@@ -475,14 +478,14 @@ struct Centre {
 
 /// Take HALP's epoch constants from the full pass `res` of the MLP `model`: per parameter
 /// tensor `p` (weights and biases) `delta_p = ||g~_p|| / bound` with `bound = mu levels`.
-fn centre_pass(res: &mut StepResult, model: &ModelShape, bound: f64) -> Centre {
-    let params = param_shapes(model).len();
+fn centre_pass(res: &mut StepResult, model: &Model, bound: f64) -> Centre {
+    let params = model.param_shapes().len();
     let layers = params / 2;
     let mut feeds = BTreeMap::new();
     let mut cache = Vec::new();
     let mut deltas = Vec::new();
     for p in 0..params {
-        let gt = take(res, &grad_name(model, p));
+        let gt = take(res, &model.params()[p].grad);
         let norm = gt.iter().map(|v| v * v).sum::<f64>().sqrt();
         deltas.push((norm / bound).max(f64::MIN_POSITIVE));
         feeds.insert(tensor_name("gt", p), gt.into_dyn());
@@ -510,10 +513,10 @@ fn centre_pass(res: &mut StepResult, model: &ModelShape, bound: f64) -> Centre {
 /// term (`model.l2`, as for logistic regression). An MLP without an L2 term has no strong
 /// convexity to derive `mu` from (its loss is not convex), and `mu = 0` would make every scale
 /// `delta = ||g|| / (mu levels)` infinite: refused, asking for a value.
-fn mlp_mu(model: &ModelShape, given: f64) -> Result<f64, AlgoError> {
-    match (given, model) {
+fn mlp_mu(model: &Model, given: f64) -> Result<f64, AlgoError> {
+    match (given, model.l2()) {
         (m, _) if m > 0.0 => Ok(m),
-        (_, ModelShape::Mlp { l2, .. }) if *l2 > 0.0 => Ok(*l2),
+        (_, l2) if l2 > 0.0 => Ok(l2),
         _ => Err(AlgoError::BadHyper {
             name: "mu".into(),
             reason: "0 (from the problem): an MLP without an L2 term (model.l2 = 0) has no \
@@ -526,7 +529,7 @@ fn mlp_mu(model: &ModelShape, given: f64) -> Result<f64, AlgoError> {
 
 /// Run `halp` with bit-centred layers on an MLP (see the module docs).
 pub(crate) fn train(
-    model: &ModelShape,
+    model: &Model,
     arch: &Architecture,
     hyper: &Hyper,
     seed: u64,
@@ -539,7 +542,7 @@ pub(crate) fn train(
     let mu = mlp_mu(model, hyper.get("mu"))?;
     let full_store = (arch.full_precision.format, rn);
     let full = gradient_graph(model, (arch, FULL), s.batches.n, full_store, Some(arch))?;
-    let mut centre = init_params(model, full_store.0, rn, seed);
+    let mut centre = matrices(init_params(model, full_store.0, rn, seed));
     let mut run = Run::new(s.epochs, s.epoch_len);
     run.range.merge(&s.batches.data_health(s.data));
     let c = s.batches.n as f64 / s.batch as f64;
@@ -585,12 +588,15 @@ pub(crate) fn train(
                 &mut run,
             )?;
         }
-        let l = loss(model, &centre, s.data.x_train.view(), &s.data.y_train);
-        if run.end_epoch(epoch, &centre, l, on_epoch) {
+        let l = model.train_loss(
+            &tensors(&centre),
+            Some((s.data.x_train.view(), &s.data.y_train)),
+        );
+        if run.end_epoch(epoch, &tensors(&centre), l, on_epoch) {
             break;
         }
     }
-    let mut outcome = run.finish(centre, None);
+    let mut outcome = run.finish(tensors(&centre), None);
     if hyper.get("mu") == 0.0 {
         outcome.derived.insert("mu".to_string(), mu);
     }
@@ -600,20 +606,15 @@ pub(crate) fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::algo::model::fp32;
     use crate::algo::svrg_nn::tests::{
         arch, data, feeds, max_abs, mlp, params_with_biases, reference, weights, RN,
     };
+    use crate::model::fp32;
     use crate::round::RandomStream;
 
     #[test]
     fn mu_is_given_or_the_l2_term_else_refused() {
-        let with_l2 = ModelShape::Mlp {
-            d: 5,
-            hidden: vec![4],
-            classes: 3,
-            l2: 5e-4,
-        };
+        let with_l2 = Model::mlp(5, &[4], 3, 5e-4).unwrap();
         assert_eq!(mlp_mu(&with_l2, 3.0).unwrap(), 3.0);
         assert_eq!(mlp_mu(&with_l2, 0.0).unwrap(), 5e-4);
         let e = mlp_mu(&mlp(&[4]), 0.0).unwrap_err().to_string();
@@ -638,7 +639,7 @@ mod tests {
     /// codes `k` (zero if `None`): the step's tensors, the scales and the centre's gradient.
     fn halp_step(
         arch: &Architecture,
-        model: &ModelShape,
+        model: &Model,
         centre: &[Array2<f64>],
         k: Option<CodeFn>,
     ) -> (StepResult, Vec<f64>, Vec<Array2<f64>>) {
@@ -669,8 +670,8 @@ mod tests {
             c.feeds
                 .insert(name.clone(), rows.select(Axis(0), &idx).into_dyn());
         }
-        for (p, s) in param_shapes(model).iter().enumerate() {
-            let kp = k.map_or_else(|| Array2::zeros((s[0], s[1])), |k| k(p, s));
+        for (p, s) in model.param_shapes().iter().enumerate() {
+            let kp = k.map_or_else(|| Array2::zeros((s[0], s[1])), |k| k(p, &[s[0], s[1]]));
             c.feeds.insert(tensor_name("k", p), kp.into_dyn());
         }
         (execute(&g, arch, &c.feeds, 0, 3).unwrap(), c.deltas, gt)
@@ -680,11 +681,7 @@ mod tests {
     fn widths_take_a_weight_and_a_bias_per_layer_and_refuse_other_models() {
         assert_eq!(widths(&mlp(&[6, 4])).unwrap(), vec![5, 6, 4, 3]);
         assert_eq!(widths(&mlp(&[])).unwrap(), vec![5, 3]);
-        let logistic = ModelShape::Logistic {
-            d: 5,
-            classes: 3,
-            l2: 0.0,
-        };
+        let logistic = Model::logistic(5, 3, 0.0).unwrap();
         match widths(&logistic) {
             Err(AlgoError::Unsupported(m)) => {
                 assert!(

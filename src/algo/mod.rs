@@ -2,11 +2,12 @@
 //! them from an outer loop in Rust (see ARCHITECTURE.md).
 //!
 //! - [`sgld`]: `sgd`, `lp-sgd`, `sgld`, `lp-sgld-f`, `lp-sgld-naive`, `lp-sgld-vc`, their cyclical
-//!   `csgld` variants, and `qsgld` — one step graph per mini-batch, any [`ModelShape`];
+//!   `csgld` variants, and `qsgld` — one step graph per mini-batch, any [`Model`];
 //! - [`svrg`]: `svrg`, `lp-svrg`, `halp`, and `lp-sgd` on a `delta` grid — linear models;
 //!   [`svrg_nn`]: `svrg`, `lp-svrg` and `halp` on MLPs, HALP's bit-centred layers in [`halp_nn`];
 //! - [`vc`]: the variance-corrected quantizer; [`qsgld`]: QSGLD's schedule and quantized step;
-//! - [`gaussian`]: a Gaussian target's gradient subgraph; [`samples`]: which samples are kept.
+//! - [`samples`]: which samples are kept. The models' subgraphs and `f64` oracle are
+//!   [`crate::model`]'s.
 //!
 //! "Full precision" means the architecture's full-precision unit (`full_precision`, fp32 by
 //! default): the baselines `sgd`, `sgld`, `csgld` and `svrg` run entirely on it, storage and
@@ -16,12 +17,8 @@
 
 mod batches;
 mod epochs;
-pub mod gaussian;
-#[cfg(test)]
-mod gradcheck;
 pub mod halp_nn;
 pub mod hyper;
-pub mod model;
 pub mod qsgld;
 pub mod samples;
 pub mod sgld;
@@ -32,7 +29,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array2, ArrayD};
 use thiserror::Error;
 
 use crate::arch::Architecture;
@@ -41,8 +38,9 @@ use crate::graph::{ExecError, GraphError, RangeHealth};
 use crate::limits::{self, SizeError};
 use crate::suggest::suggestion;
 
+pub use crate::model::Model;
+use crate::model::{ModelError, ModelKind};
 pub use hyper::{range, Hyper, Range};
-pub use model::{loss, param_shapes, predict};
 
 /// An algorithm, by its command-line name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -165,139 +163,47 @@ pub(crate) fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
     it.collect::<Vec<_>>().join(", ")
 }
 
-/// The model a run trains, as the algorithms see it (the workload layer maps its specs here).
-/// Linear and logistic models have no bias term (append a constant feature to get one); every
-/// MLP layer has its own (see [`param_shapes`]).
-#[derive(Clone, Debug, PartialEq)]
-pub enum ModelShape {
-    /// Linear regression `y = x w`, loss `mean (x w - y)^2 / 2`.
-    Linear {
-        /// Features.
-        d: usize,
-    },
-    /// Multinomial logistic regression, mean cross-entropy plus `l2/2 ||W||^2` (`l2` is also
-    /// the SGLD family's weight decay).
-    Logistic {
-        /// Features.
-        d: usize,
-        /// Classes.
-        classes: usize,
-        /// L2 regularization.
-        l2: f64,
-    },
-    /// A ReLU MLP with a bias in every layer, mean cross-entropy plus `l2/2 ||theta||^2` over
-    /// every weight and bias (`l2` is also the SGLD family's weight decay, on biases too, as the
-    /// workload's reference model and the LP-SGLD code's weight decay).
-    Mlp {
-        /// Features.
-        d: usize,
-        /// Hidden widths.
-        hidden: Vec<usize>,
-        /// Classes.
-        classes: usize,
-        /// L2 regularization.
-        l2: f64,
-    },
-    /// A Gaussian target `N(mean, Sigma)` (docs/algorithms.md, generalized): potential
-    /// `U = (theta - mean)^T P (theta - mean) / 2` with the precision `P = Sigma^-1`, noisy
-    /// gradient `P (theta - mean) + 0.1 xi`; a chain at temperature `T` samples
-    /// `N(mean, T Sigma)`. `N(0, I)` ([`ModelShape::standard_gaussian`]) is LP-SGLD's toy with
-    /// its gradient `theta + 0.1 xi`.
-    Gaussian {
-        /// Coordinates.
-        dim: usize,
-        /// The target's mean (`dim`).
-        mean: Array1<f64>,
-        /// The target's precision `Sigma^-1` (`dim x dim`, symmetric positive definite).
-        precision: Array2<f64>,
-    },
-}
-
-impl ModelShape {
-    /// The standard normal target `N(0, I)` in `dim` coordinates (LP-SGLD's Gaussian toy).
-    pub fn standard_gaussian(dim: usize) -> Self {
-        ModelShape::Gaussian {
-            dim,
-            mean: Array1::zeros(dim),
-            precision: Array2::eye(dim),
-        }
-    }
-
-    /// Checks the shape itself: at least one feature (coordinate), at least two classes, hidden
-    /// widths of at least 1, a finite `l2 >= 0`.
-    pub fn check(&self) -> Result<(), AlgoError> {
-        let bad = |what: String| Err(AlgoError::Model(what));
-        match self {
-            ModelShape::Linear { d }
-            | ModelShape::Logistic { d, .. }
-            | ModelShape::Mlp { d, .. }
-                if *d < 1 =>
-            {
-                bad(format!("{d} input features: must be at least 1"))
-            }
-            ModelShape::Logistic { classes, .. } | ModelShape::Mlp { classes, .. }
-                if *classes < 2 =>
-            {
-                bad(format!("{classes} classes: must be at least 2"))
-            }
-            ModelShape::Logistic { l2, .. } | ModelShape::Mlp { l2, .. }
-                if !(l2.is_finite() && *l2 >= 0.0) =>
-            {
-                bad(format!("l2 = {l2}: must be finite and >= 0"))
-            }
-            ModelShape::Mlp { hidden, .. } if hidden.iter().any(|&h| h < 1) => {
-                bad(format!("hidden widths {hidden:?}: each must be at least 1"))
-            }
-            ModelShape::Gaussian { dim, .. } if *dim < 1 => {
-                bad(format!("{dim} coordinates: must be at least 1"))
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
 /// Bytes per number the algorithms hold per parameter or activation: the `f64` carrier of the
 /// value, its gradient, its rounded copy and the update or noise (a lower bound of what a step
 /// allocates, enough to refuse the impossible before allocating).
 const BYTES_PER_VALUE: u128 = 4 * 8;
 
 /// Refuses a run whose model, mini-batch or kept chain cannot fit in memory, before anything
-/// is allocated: the parameters (checked element counts of [`param_shapes`]), a batch of
+/// is allocated: the parameters (checked element counts of [`Model::param_shapes`]), a batch of
 /// `batch` examples times every layer's width, and the Gaussian toy's chain of
 /// `epochs x epoch_len` steps (after burn-in, thinned) times its coordinates.
-fn check_memory(model: &ModelShape, hyper: &Hyper) -> Result<(), AlgoError> {
-    let shapes = param_shapes(model);
+fn check_memory(model: &Model, hyper: &Hyper) -> Result<(), AlgoError> {
+    let shapes = model.param_shapes();
     let mut params = 0u128;
     for s in &shapes {
-        params += limits::elements(format!("a {} x {} parameter matrix", s[0], s[1]), s)? as u128;
+        params += limits::elements(format!("a {s:?} parameter tensor"), s)? as u128;
     }
     limits::check_bytes(
-        format!("the model's {params} parameters (layers {shapes:?})"),
+        format!("the model's {params} parameters (tensors {shapes:?})"),
         params * BYTES_PER_VALUE,
     )?;
-    match model {
-        ModelShape::Gaussian { dim, .. } => {
-            let epoch_len = match hyper.count("epoch_len", 0)? {
-                0 => 1000,
-                e => e,
-            };
-            let steps = u128::from(hyper.count("epochs", 1)?) * u128::from(epoch_len);
-            let kept = (steps as f64 * (1.0 - hyper.get("burn_in").clamp(0.0, 1.0))
-                / hyper.get("thin").max(1.0)) as u128;
-            limits::check_bytes(
-                format!("the chain of {kept} kept steps x {dim} coordinates (epochs, epoch_len)"),
-                kept * *dim as u128 * 8,
-            )?;
-        }
-        _ => {
-            let batch = u128::from(hyper.count("batch", 1)?);
-            let width: u128 =
-                shapes[0][0] as u128 + shapes.iter().map(|s| s[1] as u128).sum::<u128>();
-            limits::check_bytes(
-                format!("hyperparameter batch = {batch}: a batch of {batch} examples x {width} activations"),
-                batch * width * BYTES_PER_VALUE,
-            )?;
-        }
+    if model.kind() == ModelKind::Gaussian {
+        let dim = model.outputs();
+        let epoch_len = match hyper.count("epoch_len", 0)? {
+            0 => 1000,
+            e => e,
+        };
+        let steps = u128::from(hyper.count("epochs", 1)?) * u128::from(epoch_len);
+        let kept = (steps as f64 * (1.0 - hyper.get("burn_in").clamp(0.0, 1.0))
+            / hyper.get("thin").max(1.0)) as u128;
+        limits::check_bytes(
+            format!("the chain of {kept} kept steps x {dim} coordinates (epochs, epoch_len)"),
+            kept * dim as u128 * 8,
+        )?;
+    } else {
+        let batch = u128::from(hyper.count("batch", 1)?);
+        let width: u128 = model.widths().iter().map(|&w| w as u128).sum();
+        limits::check_bytes(
+            format!(
+                "hyperparameter batch = {batch}: a batch of {batch} examples x {width} activations"
+            ),
+            batch * width * BYTES_PER_VALUE,
+        )?;
     }
     Ok(())
 }
@@ -328,22 +234,22 @@ pub struct EpochStats {
     pub steps: u64,
     /// Steps planned.
     pub steps_total: u64,
-    /// Training objective in `f64` at the epoch's end ([`loss`]).
+    /// Training objective in `f64` at the epoch's end ([`Model::train_loss`]).
     pub train_loss: f64,
     /// Hardware actions and the shape of the epoch's work, per datapath.
     pub tally: Tally,
     /// The parameters at the epoch's end (`f64` copies of their carriers), for metrics via
-    /// [`predict`].
-    pub params: Vec<Array2<f64>>,
+    /// [`Model::predict`].
+    pub params: Vec<ArrayD<f64>>,
 }
 
 /// What a whole run produced.
 #[derive(Clone, Debug)]
 pub struct TrainOutcome {
     /// Final parameters.
-    pub params: Vec<Array2<f64>>,
+    pub params: Vec<ArrayD<f64>>,
     /// Samples kept for Bayesian model averaging (samplers; empty otherwise).
-    pub samples: Vec<Vec<Array2<f64>>>,
+    pub samples: Vec<Vec<ArrayD<f64>>>,
     /// The epoch whose loss became NaN or infinite (the run stopped there).
     pub diverged_at: Option<usize>,
     /// A Gaussian target's chain, the kept steps ([`samples`]): `kept steps x dim`.
@@ -412,6 +318,16 @@ pub enum AlgoError {
     Exec(ExecError),
 }
 
+impl From<ModelError> for AlgoError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Spec(m) | ModelError::Shape(m) => AlgoError::Model(m),
+            ModelError::Data(m) => AlgoError::Data(m),
+            ModelError::Graph(g) => AlgoError::Graph(g),
+        }
+    }
+}
+
 impl From<GraphError> for AlgoError {
     fn from(e: GraphError) -> Self {
         AlgoError::Graph(e)
@@ -454,16 +370,15 @@ impl StepGraph {
 /// data set is given (without one, the mini-batch driver draws a data set of one batch).
 pub fn step_graph(
     algo: Algo,
-    model: &ModelShape,
+    model: &Model,
     data: Option<&TrainData>,
     arch: &Architecture,
     hyper: &Hyper,
 ) -> Result<StepGraph, AlgoError> {
     // Without data only a Gaussian target can be checked (the graph then stands for one batch).
-    if data.is_some() || matches!(model, ModelShape::Gaussian { .. }) {
+    if data.is_some() || !model.needs_data() {
         check_data(model, data)?;
     }
-    model.check()?;
     check_memory(model, hyper)?;
     if algo.is_svrg_family(hyper) {
         svrg::example_graph(algo, model, arch, hyper)
@@ -473,21 +388,8 @@ pub fn step_graph(
 }
 
 /// Check that `data` fit `model`.
-fn check_data(model: &ModelShape, data: Option<&TrainData>) -> Result<(), AlgoError> {
-    if let ModelShape::Gaussian {
-        dim,
-        mean,
-        precision,
-    } = model
-    {
-        if mean.len() != *dim || precision.dim() != (*dim, *dim) {
-            return Err(AlgoError::Data(format!(
-                "a Gaussian target in {dim} coordinates needs a mean of {dim} and a {dim} x \
-                 {dim} precision, got {} and {:?}",
-                mean.len(),
-                precision.dim()
-            )));
-        }
+fn check_data(model: &Model, data: Option<&TrainData>) -> Result<(), AlgoError> {
+    if !model.needs_data() {
         if data.is_some() {
             return Err(AlgoError::Data(
                 "a Gaussian target is sampled without training data".into(),
@@ -498,15 +400,8 @@ fn check_data(model: &ModelShape, data: Option<&TrainData>) -> Result<(), AlgoEr
     let Some(data) = data else {
         return Err(AlgoError::Data("this model needs training data".into()));
     };
-    let d = match model {
-        ModelShape::Linear { d } | ModelShape::Logistic { d, .. } | ModelShape::Mlp { d, .. } => *d,
-        // Checked above.
-        ModelShape::Gaussian { .. } => return Ok(()),
-    };
-    let classes = match model {
-        ModelShape::Logistic { classes, .. } | ModelShape::Mlp { classes, .. } => Some(*classes),
-        _ => None,
-    };
+    let d = model.inputs();
+    let classes = model.classes();
     for (x, y, split) in [
         (&data.x_train, &data.y_train, "train"),
         (&data.x_test, &data.y_test, "test"),
@@ -546,14 +441,13 @@ fn check_data(model: &ModelShape, data: Option<&TrainData>) -> Result<(), AlgoEr
 /// epoch's statistics. `data` is `None` only for the Gaussian toy.
 pub fn train(
     algo: Algo,
-    model: &ModelShape,
+    model: &Model,
     data: Option<&TrainData>,
     arch: &Architecture,
     hyper: &Hyper,
     seed: u64,
     on_epoch: &mut dyn FnMut(EpochStats),
 ) -> Result<TrainOutcome, AlgoError> {
-    model.check()?;
     check_memory(model, hyper)?;
     check_data(model, data)?;
     if algo.is_svrg_family(hyper) {

@@ -25,21 +25,19 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::{Array2, ArrayD};
+use ndarray::{Array2, ArrayD, Axis};
 
 pub(crate) use crate::algo::batches::{data_format, data_format_on, picked_rows, Batches};
 pub(crate) use crate::algo::epochs::Run;
-use crate::algo::model::{fp32, is_bias, param_shapes, Builder};
 use crate::algo::qsgld::{Schedule, Switch};
 use crate::algo::samples::SampleSchedule;
-use crate::algo::{
-    loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, StepGraph, TrainData, TrainOutcome,
-};
+use crate::algo::{Algo, AlgoError, EpochStats, Hyper, StepGraph, TrainData, TrainOutcome};
 use crate::arch::Architecture;
 use crate::format::{Format, Quantizer};
 use crate::graph::exec::stream_id;
 use crate::graph::{execute, Graph, Op, Role, Scalar};
-use crate::round::{RandomStream, Rounding};
+use crate::model::{fp32, Builder, Init, Model, ModelKind};
+use crate::round::Rounding;
 
 /// How a step updates the weights.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -85,31 +83,30 @@ pub(crate) fn lr_factor(algo: Algo, hyper: &Hyper, step: u64, total: u64) -> f64
     }
 }
 
-/// Initial parameters: zeros, except MLP weights `N(0, 2 / fan_in)` (He; biases zero), rounded
-/// to `format`. Layer `i`'s weight draws from the stream `init/w{i}`.
+/// Initial parameters ([`Model::init_params`]: zeros, or He's `N(0, 2 / fan_in)` from the
+/// stream `init/w{i}`), rounded to `format` with `rounding` (stream `init/w{i}`, element 1).
 pub(crate) fn init_params(
-    model: &ModelShape,
+    model: &Model,
     format: Format,
     rounding: Rounding,
     seed: u64,
-) -> Vec<Array2<f64>> {
-    param_shapes(model)
-        .iter()
-        .enumerate()
-        .map(|(l, &[r, c])| {
-            if !matches!(model, ModelShape::Mlp { .. }) || is_bias(model, l) {
-                return Array2::zeros((r, c));
+) -> Vec<ArrayD<f64>> {
+    model
+        .init_params(seed)
+        .into_iter()
+        .zip(model.params())
+        .map(|(raw, spec)| {
+            if spec.init == Init::Zeros {
+                return raw;
             }
-            let name = format!("init/w{}", l / 2);
-            let s = RandomStream::new(seed, stream_id(&name, 0, 0));
-            let std = (2.0 / r as f64).sqrt();
-            let raw: Vec<f64> = (0..r * c).map(|i| std * s.normal_f64(i as u64)).collect();
-            let mut out = vec![0.0; raw.len()];
+            let row = raw.len_of(Axis(raw.ndim() - 1));
+            let mut out = raw.clone();
             // fp32 and the weight formats accept every rounding unit the architecture names.
-            if let Ok(q) = Quantizer::new(format, rounding, seed, stream_id(&name, 0, 1)) {
-                q.quantize_f64(&raw, &mut out, 0, c);
+            if let Ok(q) = Quantizer::new(format, rounding, seed, stream_id(&spec.stream, 0, 1)) {
+                let src = raw.as_slice().expect("a fresh array is contiguous");
+                q.quantize_f64(src, out.as_slice_mut().expect("contiguous"), 0, row);
             }
-            Array2::from_shape_vec((r, c), out).expect("r x c elements")
+            out
         })
         .collect()
 }
@@ -158,7 +155,7 @@ fn index_format() -> Format {
 /// The step graph of one mini-batch (`batch = None` for the Gaussian toy).
 fn step_graph(
     algo: Algo,
-    model: &ModelShape,
+    model: &Model,
     arch: &Architecture,
     batch: Option<BatchShape>,
     nearest: bool,
@@ -216,7 +213,7 @@ fn step_graph(
         }
         None => (None, None),
     };
-    let shapes = param_shapes(model);
+    let shapes = model.param_shapes();
     let mut params = Vec::new();
     let mut fwd = Vec::new();
     for (l, s) in shapes.iter().enumerate() {
@@ -228,11 +225,8 @@ fn step_graph(
             p
         });
     }
-    let (out, grads) = b.gradients(model, x, y, &fwd)?;
-    let l2 = match model {
-        ModelShape::Logistic { l2, .. } | ModelShape::Mlp { l2, .. } => *l2,
-        _ => 0.0,
-    };
+    let (out, grads) = model.gradients(&mut b, x, y, &fwd)?;
+    let l2 = model.l2();
     let mut outputs = vec![b.b.meta(out).name.clone()];
     for (l, (&p, &g)) in params.iter().zip(&grads).enumerate() {
         let d = if l2 > 0.0 {
@@ -313,7 +307,7 @@ fn cycle_len(hyper: &Hyper, total: u64) -> Result<u64, AlgoError> {
 /// included.
 struct Setup<'a> {
     algo: Algo,
-    model: &'a ModelShape,
+    model: &'a Model,
     arch: &'a Architecture,
     hyper: &'a Hyper,
     epochs: usize,
@@ -336,12 +330,12 @@ impl<'a> Setup<'a> {
     /// rows and `N` = `batch`).
     fn new(
         algo: Algo,
-        model: &'a ModelShape,
+        model: &'a Model,
         data: Option<&TrainData>,
         arch: &'a Architecture,
         hyper: &'a Hyper,
     ) -> Result<Self, AlgoError> {
-        if matches!(model, ModelShape::Gaussian { .. }) && !algo.is_sampler() {
+        if !model.needs_data() && !algo.is_sampler() {
             return Err(AlgoError::Unsupported(format!(
                 "`{algo}` does not sample: a Gaussian target needs a sampler (sgld, lp-sgld-f, \
                  lp-sgld-naive, lp-sgld-vc, the csgld variants or qsgld)"
@@ -349,17 +343,13 @@ impl<'a> Setup<'a> {
         }
         let epochs = hyper.count("epochs", 1)? as usize;
         let batch = hyper.count("batch", 1)? as usize;
-        let shapes = param_shapes(model);
-        let io = match model {
-            ModelShape::Gaussian { .. } => None,
-            _ => Some(BatchShape {
-                rows: batch,
-                n: data.map_or(batch, |d| d.x_train.nrows()),
-                d: shapes[0][0],
-                t: shapes[shapes.len() - 1][1],
-                data: data_format_on(algo.datapath(), arch),
-            }),
-        };
+        let io = model.needs_data().then(|| BatchShape {
+            rows: batch,
+            n: data.map_or(batch, |d| d.x_train.nrows()),
+            d: model.inputs(),
+            t: model.outputs(),
+            data: data_format_on(algo.datapath(), arch),
+        });
         let n_data = io.map_or(1, |io| io.n);
         let epoch_len = match hyper.count("epoch_len", 0)? {
             0 if io.is_none() => 1000,
@@ -469,7 +459,7 @@ impl<'a> Setup<'a> {
 /// at the first step.
 pub fn example_graph(
     algo: Algo,
-    model: &ModelShape,
+    model: &Model,
     data: Option<&TrainData>,
     arch: &Architecture,
     hyper: &Hyper,
@@ -482,7 +472,7 @@ pub fn example_graph(
 /// Run the mini-batch driver (see the module docs).
 pub(crate) fn train(
     algo: Algo,
-    model: &ModelShape,
+    model: &Model,
     data: Option<&TrainData>,
     arch: &Architecture,
     hyper: &Hyper,
@@ -511,7 +501,8 @@ pub(crate) fn train(
         run.range.merge(&b.data_health(d));
     }
     let mut next_kept = 0;
-    let mut feeds: BTreeMap<String, _> = crate::algo::gaussian::feeds(model)
+    let mut feeds: BTreeMap<String, _> = model
+        .feeds()
         .into_iter()
         .map(|(name, v)| (name.to_string(), v))
         .collect();
@@ -522,7 +513,7 @@ pub(crate) fn train(
             b.feed(&b.indices(step), &mut feeds);
         }
         for (l, p) in params.iter().enumerate() {
-            feeds.insert(format!("w{l}"), p.clone().into_dyn());
+            feeds.insert(format!("w{l}"), p.clone());
         }
         let mut res = execute(&graph, arch, &feeds, seed, step)?;
         for (l, p) in params.iter_mut().enumerate() {
@@ -530,7 +521,7 @@ pub(crate) fn train(
                 .values
                 .remove(&format!("w{l}.next"))
                 .expect("the step graph outputs every parameter");
-            *p = v.into_dimensionality().expect("parameters are matrices");
+            *p = v;
         }
         run.add(&res);
         if chain_steps.get(next_kept) == Some(&(step + 1)) {
@@ -539,29 +530,15 @@ pub(crate) fn train(
         }
         if (step + 1) % setup.epoch_len == 0 {
             let epoch = ((step + 1) / setup.epoch_len) as usize;
-            let l = match data {
-                Some(d) => loss(model, &params, d.x_train.view(), &d.y_train),
-                None => match model {
-                    ModelShape::Gaussian {
-                        mean, precision, ..
-                    } => crate::algo::gaussian::potential_per_coordinate(
-                        mean,
-                        precision,
-                        params[0].row(0),
-                    ),
-                    _ => f64::NAN,
-                },
-            };
+            let l = model.train_loss(&params, data.map(|d| (d.x_train.view(), &d.y_train)));
             if run.end_epoch(epoch, &params, l, on_epoch) {
                 break;
             }
         }
     }
-    let chain = match model {
-        ModelShape::Gaussian { dim, .. } => {
-            Some(Array2::from_shape_vec((chain.len() / dim, *dim), chain).expect("whole rows"))
-        }
-        _ => None,
-    };
+    let chain = (model.kind() == ModelKind::Gaussian).then(|| {
+        let dim = model.outputs();
+        Array2::from_shape_vec((chain.len() / dim, dim), chain).expect("whole rows")
+    });
     Ok(run.finish(params, chain))
 }

@@ -45,16 +45,15 @@ use std::collections::BTreeMap;
 use ndarray::{Array2, Axis};
 use petgraph::graph::NodeIndex;
 
-use crate::algo::model::Builder;
+use crate::algo::epochs::tensors;
 use crate::algo::sgld::{data_format_on, init_params, picked_rows, Batches, Run};
 use crate::algo::svrg_nn;
-use crate::algo::{
-    loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, StepGraph, TrainData, TrainOutcome,
-};
+use crate::algo::{Algo, AlgoError, EpochStats, Hyper, StepGraph, TrainData, TrainOutcome};
 use crate::arch::Architecture;
 use crate::cost::Datapath;
 use crate::format::{Format, Quantizer};
 use crate::graph::{execute, fits_within, Graph, Op, Role, Scalar, StepResult};
+use crate::model::{Builder, Model, ModelKind};
 use crate::round::Rounding;
 
 mod scale;
@@ -64,32 +63,28 @@ pub use scale::{codes, strong_convexity, Codes};
 /// `phi'(m)` for targets `y` over a batch of `rows`, in the full-precision format.
 fn phi(
     b: &mut Builder,
-    model: &ModelShape,
+    model: &Model,
     m: NodeIndex,
     y: NodeIndex,
     name: &str,
     rows: usize,
 ) -> Result<NodeIndex, AlgoError> {
-    match model {
-        ModelShape::Linear { .. } => {
+    match model.kind() {
+        ModelKind::Linear => {
             let r = b.f32op(Op::Sub, &format!("{name}.resid"), Role::Gradients, &[m, y])?;
-            b.f32op(
-                Op::Scale {
-                    c: (1.0 / rows as f64).into(),
-                },
-                name,
-                Role::Gradients,
-                &[r],
-            )
+            let scale = Op::Scale {
+                c: (1.0 / rows as f64).into(),
+            };
+            Ok(b.f32op(scale, name, Role::Gradients, &[r])?)
         }
-        _ => b.f32op(Op::SoftmaxXentGrad, name, Role::Gradients, &[m, y]),
+        _ => Ok(b.f32op(Op::SoftmaxXentGrad, name, Role::Gradients, &[m, y])?),
     }
 }
 
 /// The full-gradient graph at the centre `wc` over all `n` examples, on the full-precision
 /// unit: outputs `a` (margins) and `gt` (the data part of the full gradient).
 fn full_graph(
-    model: &ModelShape,
+    model: &Model,
     arch: &Architecture,
     io: (usize, [usize; 2], usize, (Format, Rounding)),
 ) -> Result<Graph, AlgoError> {
@@ -240,7 +235,7 @@ fn inner_scalars(scale: f64, lr: f64, l2: f64) -> [(&'static str, f64); 4] {
 /// The inner-step graph (see the module docs); output `k.next`. The scale-dependent factors
 /// are per-step scalars ([`SCALE`] ...), so one graph serves the whole run.
 fn inner_graph(
-    model: &ModelShape,
+    model: &Model,
     arch: &Architecture,
     r: &Repr,
     io: (usize, [usize; 2], usize, (Format, Rounding)),
@@ -351,10 +346,12 @@ fn inner_graph(
 }
 
 /// The parameter shape, L2 constant and targets per example of a linear model.
-fn linear_shape(algo: Algo, model: &ModelShape) -> Result<([usize; 2], f64, usize), AlgoError> {
-    match model {
-        ModelShape::Linear { d } => Ok(([*d, 1], 0.0, 1)),
-        ModelShape::Logistic { d, classes, l2 } => Ok(([*d, *classes], *l2, *classes)),
+fn linear_shape(algo: Algo, model: &Model) -> Result<([usize; 2], f64, usize), AlgoError> {
+    match model.kind() {
+        ModelKind::Linear | ModelKind::Logistic => {
+            let (d, t) = (model.inputs(), model.outputs());
+            Ok(([d, t], model.l2(), t))
+        }
         _ => Err(AlgoError::Unsupported(format!(
             "`{algo}` runs on linear models (linear, logistic) only"
         ))),
@@ -365,13 +362,13 @@ fn linear_shape(algo: Algo, model: &ModelShape) -> Result<([usize; 2], f64, usiz
 /// (HALP: 1).
 pub fn example_graph(
     algo: Algo,
-    model: &ModelShape,
+    model: &Model,
     arch: &Architecture,
     hyper: &Hyper,
 ) -> Result<StepGraph, AlgoError> {
-    match model {
-        ModelShape::Mlp { .. } => return svrg_nn::example_graph(algo, model, arch, hyper),
-        ModelShape::Gaussian { .. } => return Err(svrg_nn::no_training_set(algo)),
+    match model.kind() {
+        ModelKind::Mlp => return svrg_nn::example_graph(algo, model, arch, hyper),
+        ModelKind::Gaussian => return Err(svrg_nn::no_training_set(algo)),
         _ => {}
     }
     let (shape, l2, t) = linear_shape(algo, model)?;
@@ -414,18 +411,16 @@ fn take(res: &mut StepResult, name: &str) -> Array2<f64> {
 /// is returned in the outcome's `derived` hyperparameters.
 pub(crate) fn train(
     algo: Algo,
-    model: &ModelShape,
+    model: &Model,
     data: Option<&TrainData>,
     arch: &Architecture,
     hyper: &Hyper,
     seed: u64,
     on_epoch: &mut dyn FnMut(EpochStats),
 ) -> Result<TrainOutcome, AlgoError> {
-    match model {
-        ModelShape::Mlp { .. } => {
-            return svrg_nn::train(algo, model, data, arch, hyper, seed, on_epoch)
-        }
-        ModelShape::Gaussian { .. } => return Err(svrg_nn::no_training_set(algo)),
+    match model.kind() {
+        ModelKind::Mlp => return svrg_nn::train(algo, model, data, arch, hyper, seed, on_epoch),
+        ModelKind::Gaussian => return Err(svrg_nn::no_training_set(algo)),
         _ => {}
     }
     let (shape, l2, _) = linear_shape(algo, model)?;
@@ -458,7 +453,10 @@ pub(crate) fn train(
         }
         m => m,
     };
-    let mut codes = init_params(model, repr.code, repr.rounding, seed).remove(0);
+    let mut codes: Array2<f64> = init_params(model, repr.code, repr.rounding, seed)
+        .remove(0)
+        .into_dimensionality()
+        .expect("a linear model's weight is a matrix");
     let mut centre = Array2::<f64>::zeros((shape[0], shape[1]));
     let full = full_graph(model, arch, (n, shape, t, stored))?;
     let (xall, yall) = batches.all();
@@ -525,8 +523,8 @@ pub(crate) fn train(
         } else {
             codes.mapv(|c| c * scale)
         };
-        let params = vec![w];
-        let l = loss(model, &params, data.x_train.view(), &data.y_train);
+        let params = tensors(&[w]);
+        let l = model.train_loss(&params, Some((data.x_train.view(), &data.y_train)));
         if run.end_epoch(epoch, &params, l, on_epoch) {
             break;
         }
@@ -536,7 +534,7 @@ pub(crate) fn train(
     } else {
         vec![codes.mapv(|c| c * scale)]
     };
-    let mut outcome = run.finish(params, None);
+    let mut outcome = run.finish(tensors(&params), None);
     outcome.derived = derived;
     Ok(outcome)
 }

@@ -1,4 +1,4 @@
-//! The SVRG family on neural networks ([`ModelShape::Mlp`]): `svrg`, `lp-svrg` and `halp`
+//! The SVRG family on neural networks ([`ModelKind::Mlp`]): `svrg`, `lp-svrg` and `halp`
 //! (De Sa et al. 2018, docs/algorithms.md; the authors' `HazyResearch/halp`), dispatched from
 //! [`super::svrg`]; HALP's bit-centred layers are in [`super::halp_nn`].
 //!
@@ -32,16 +32,15 @@ use std::collections::BTreeMap;
 use ndarray::{Array2, ArrayD};
 use petgraph::graph::NodeIndex;
 
+use crate::algo::epochs::{matrices, tensors};
 use crate::algo::halp_nn;
-use crate::algo::model::{fp32, grad_name, is_bias, param_shapes, Builder};
 use crate::algo::sgld::{data_format_on, init_params, picked_rows, Batches, Run};
-use crate::algo::{
-    loss, Algo, AlgoError, EpochStats, Hyper, ModelShape, StepGraph, TrainData, TrainOutcome,
-};
+use crate::algo::{Algo, AlgoError, EpochStats, Hyper, StepGraph, TrainData, TrainOutcome};
 use crate::arch::Architecture;
 use crate::cost::Datapath;
 use crate::format::Format;
 use crate::graph::{execute, Graph, Level, Op, Role, StepResult, TensorMeta};
+use crate::model::{fp32, Builder, Model};
 use crate::round::Rounding;
 
 /// The refusal of the SVRG driver on a model without a training set (the Gaussian toy).
@@ -67,12 +66,12 @@ pub(crate) type Store = (Format, Rounding);
 /// A builder holding the mini-batch gradient subgraph of `model` on `rows` examples (feeds `x`,
 /// `y` and `w{l}` stored as `store`): the weight nodes and their gradients.
 fn gradient_part<'a>(
-    model: &ModelShape,
+    model: &Model,
     (arch, datapath): (&'a Architecture, Datapath),
     rows: usize,
     store: Store,
 ) -> Result<(Builder<'a>, Vec<NodeIndex>, Vec<NodeIndex>), AlgoError> {
-    let shapes = param_shapes(model);
+    let shapes = model.param_shapes();
     let rn = Rounding::NearestEven;
     let mut b = Builder::on(datapath, arch);
     let (d, t) = (shapes[0][0], shapes[shapes.len() - 1][1]);
@@ -93,7 +92,7 @@ fn gradient_part<'a>(
             Role::Weights,
         )?);
     }
-    let (_, g) = b.gradients(model, Some(x), Some(y), &w)?;
+    let (_, g) = model.gradients(&mut b, Some(x), Some(y), &w)?;
     Ok((b, w, g))
 }
 
@@ -101,7 +100,7 @@ fn gradient_part<'a>(
 /// centre's copy `wc{i}` of layer `i`'s weight in the MAC's B format of `lp` (the run's
 /// architecture; biases are added on the vector unit and need no MAC copy).
 pub(crate) fn gradient_graph(
-    model: &ModelShape,
+    model: &Model,
     arch: (&Architecture, Datapath),
     rows: usize,
     store: Store,
@@ -111,7 +110,10 @@ pub(crate) fn gradient_graph(
     let mut outputs: Vec<String> = g.iter().map(|&i| b.b.meta(i).name.clone()).collect();
     if let Some(lp) = lp {
         let (mb, rw) = (lp.formats.mac.b, lp.formats.rounding.weights);
-        let weights = w.iter().enumerate().filter(|&(l, _)| !is_bias(model, l));
+        let weights = w
+            .iter()
+            .enumerate()
+            .filter(|&(l, _)| !model.params()[l].bias);
         for (i, (_, &p)) in weights.enumerate() {
             let name = format!("wc{i}");
             b.op(Op::Quantize, &name, mb, rw, Role::Weights, &[p])?;
@@ -126,7 +128,7 @@ pub(crate) fn gradient_graph(
 /// batch, inner level) and `g~` (`gt{l}`) make `vr{l} = grad - g0 + gt`; output
 /// `w{l}.next = w - lr vr`, rounded into `store`.
 fn svrg_step_graph(
-    model: &ModelShape,
+    model: &Model,
     arch: (&Architecture, Datapath),
     rows: usize,
     store: Store,
@@ -202,7 +204,7 @@ fn storage(algo: Algo, arch: &Architecture, hyper: &Hyper) -> Result<Store, Algo
 /// The inner-step graph of `algo` on an MLP (for `lpsim graph`).
 pub(crate) fn example_graph(
     algo: Algo,
-    model: &ModelShape,
+    model: &Model,
     arch: &Architecture,
     hyper: &Hyper,
 ) -> Result<StepGraph, AlgoError> {
@@ -245,7 +247,7 @@ pub(crate) struct Setup<'a> {
 
 impl<'a> Setup<'a> {
     fn new(
-        model: &ModelShape,
+        model: &Model,
         data: Option<&'a TrainData>,
         hyper: &Hyper,
         seed: u64,
@@ -284,7 +286,7 @@ impl<'a> Setup<'a> {
 /// Run `svrg`, `lp-svrg` or `halp` on an MLP (see the module docs).
 pub(crate) fn train(
     algo: Algo,
-    model: &ModelShape,
+    model: &Model,
     data: Option<&TrainData>,
     arch: &Architecture,
     hyper: &Hyper,
@@ -303,7 +305,7 @@ pub(crate) fn train(
 /// `svrg` and `lp-svrg`.
 fn train_svrg(
     algo: Algo,
-    model: &ModelShape,
+    model: &Model,
     arch: &Architecture,
     seed: u64,
     store: Store,
@@ -316,8 +318,8 @@ fn train_svrg(
     let on = (arch, algo.datapath());
     let snapshot = gradient_graph(model, on, s.batch, store, None)?;
     let step = svrg_step_graph(model, on, s.batch, store, s.lr)?;
-    let layers = param_shapes(model).len();
-    let mut w = init_params(model, store.0, store.1, seed);
+    let layers = model.param_shapes().len();
+    let mut w = matrices(init_params(model, store.0, store.1, seed));
     let mut run = Run::new(s.epochs, s.epoch_len);
     run.range.merge(&s.batches.data_health(s.data));
     let mut feeds = BTreeMap::new();
@@ -327,7 +329,7 @@ fn train_svrg(
         for l in 0..layers {
             feeds.insert(
                 format!("gt{l}"),
-                take(&mut res, &grad_name(model, l)).into_dyn(),
+                take(&mut res, &model.params()[l].grad).into_dyn(),
             );
         }
         let centre = w.clone();
@@ -340,7 +342,7 @@ fn train_svrg(
             let mut g0 = execute(&snapshot, arch, &feeds, seed, n)?;
             run.add(&g0);
             for (l, p) in w.iter().enumerate() {
-                let g = take(&mut g0, &grad_name(model, l));
+                let g = take(&mut g0, &model.params()[l].grad);
                 feeds.insert(format!("g0.{l}"), g.into_dyn());
                 feeds.insert(format!("w{l}"), p.clone().into_dyn());
             }
@@ -350,19 +352,18 @@ fn train_svrg(
             }
             run.add(&res);
         }
-        let l = loss(model, &w, s.data.x_train.view(), &s.data.y_train);
-        if run.end_epoch(epoch, &w, l, on_epoch) {
+        let l = model.train_loss(&tensors(&w), Some((s.data.x_train.view(), &s.data.y_train)));
+        if run.end_epoch(epoch, &tensors(&w), l, on_epoch) {
             break;
         }
     }
-    Ok(run.finish(w, None))
+    Ok(run.finish(tensors(&w), None))
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::round::RandomStream;
-    use crate::workload::model::softmax_rows;
     use ndarray::Axis;
 
     pub(crate) const RN: Rounding = Rounding::NearestEven;
@@ -372,13 +373,8 @@ pub(crate) mod tests {
         Architecture::load(&root.join(format!("arch/{name}.json"))).expect("a shipped arch")
     }
 
-    pub(crate) fn mlp(hidden: &[usize]) -> ModelShape {
-        ModelShape::Mlp {
-            d: 5,
-            hidden: hidden.to_vec(),
-            classes: 3,
-            l2: 0.0,
-        }
+    pub(crate) fn mlp(hidden: &[usize]) -> Model {
+        Model::mlp(5, hidden, 3, 0.0).unwrap()
     }
 
     /// `n x 5` normal features (`fp32` values) and one-hot targets of classes `i % 3`.
@@ -392,50 +388,33 @@ pub(crate) mod tests {
     }
 
     /// The gradient of the mean cross-entropy of a ReLU MLP with parameters `p` (weight then
-    /// bias of every layer, as [`param_shapes`]), in `f64` (an independent backpropagation):
-    /// the gradients in the same order.
+    /// bias of every layer, as [`Model::params`]) on `x` with one-hot targets `y`: the model's
+    /// `f64` oracle (checked against finite differences in `model::gradcheck`).
     pub(crate) fn reference(
         p: &[Array2<f64>],
         x: &Array2<f64>,
         y: &Array2<f64>,
     ) -> Vec<Array2<f64>> {
-        let layers = p.len() / 2;
-        let mut acts = vec![x.clone()];
-        let mut pre = Vec::new();
-        for l in 0..layers {
-            let z = acts[l].dot(&p[2 * l]) + &p[2 * l + 1];
-            if l + 1 < layers {
-                acts.push(z.mapv(|v| v.max(0.0)));
-            }
-            pre.push(z);
-        }
-        let mut e = pre[layers - 1].clone();
-        softmax_rows(&mut e);
-        e = (e - y) / x.nrows() as f64;
-        let mut grads = vec![Array2::zeros((0, 0)); p.len()];
-        for l in (0..layers).rev() {
-            grads[2 * l] = acts[l].t().dot(&e);
-            grads[2 * l + 1] = e.sum_axis(Axis(0)).insert_axis(Axis(0));
-            if l > 0 {
-                e = e.dot(&p[2 * l].t());
-                e.zip_mut_with(&pre[l - 1], |g, &z| *g = if z > 0.0 { *g } else { 0.0 });
-            }
-        }
-        grads
+        let hidden: Vec<usize> = p.iter().step_by(2).skip(1).map(|w| w.nrows()).collect();
+        let model = Model::mlp(x.ncols(), &hidden, y.ncols(), 0.0).unwrap();
+        let classes = y
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().position(|&v| v == 1.0).unwrap())
+            .collect();
+        let t = crate::workload::Targets::Classes(classes);
+        let (_, g) = model.loss_and_grad(&tensors(p), Some((x.view(), &t)));
+        matrices(g)
     }
 
     /// `init_params` of `model` in `format` with every bias set to multiples of `1/32` in
     /// `[-1/8, 1/8]` (exact in every shipped weight format), so that tests exercise the bias
     /// rather than its zero start.
-    pub(crate) fn params_with_biases(
-        model: &ModelShape,
-        store: Store,
-        seed: u64,
-    ) -> Vec<Array2<f64>> {
+    pub(crate) fn params_with_biases(model: &Model, store: Store, seed: u64) -> Vec<Array2<f64>> {
         let s = RandomStream::new(seed, 77);
-        let mut p = init_params(model, store.0, store.1, seed);
+        let mut p = matrices(init_params(model, store.0, store.1, seed));
         for (l, t) in p.iter_mut().enumerate() {
-            if is_bias(model, l) {
+            if model.params()[l].bias {
                 *t = Array2::from_shape_fn(t.dim(), |(_, j)| {
                     let u = s.uniform_f64((l * 100 + j) as u64);
                     ((u * 9.0).floor() - 4.0) / 32.0
@@ -477,7 +456,7 @@ pub(crate) mod tests {
             f.extend(weights(&w));
             let mut res = execute(&full, &arch, &feeds(f), 0, 0).unwrap();
             let gt: Vec<_> = (0..4)
-                .map(|l| take(&mut res, &grad_name(&model, l)))
+                .map(|l| take(&mut res, &model.params()[l].grad))
                 .collect();
             // The full gradient is the mean over all 12 examples, to fp32 accuracy.
             for (g, r) in gt.iter().zip(reference(&w, &x, &y)) {
@@ -493,7 +472,7 @@ pub(crate) mod tests {
             f.extend(weights(&w));
             let mut g0 = execute(&snap, &arch, &feeds(f.clone()), 0, 5).unwrap();
             for (l, g) in gt.iter().enumerate() {
-                f.push((format!("g0.{l}"), take(&mut g0, &grad_name(&model, l))));
+                f.push((format!("g0.{l}"), take(&mut g0, &model.params()[l].grad)));
                 f.push((format!("gt{l}"), g.clone()));
             }
             let step =
@@ -540,7 +519,7 @@ pub(crate) mod tests {
         let mut f = vec![("x".into(), xb.clone()), ("y".into(), yb.clone())];
         f.extend(weights(&w));
         for (l, g) in gt.iter().enumerate() {
-            f.push((format!("g0.{l}"), take(&mut g0, &grad_name(&model, l))));
+            f.push((format!("g0.{l}"), take(&mut g0, &model.params()[l].grad)));
             f.push((format!("gt{l}"), g.mapv(|v| f64::from(v as f32))));
         }
         let step = svrg_step_graph(&model, (&arch, Datapath::LowPrecision), 4, store, 0.1).unwrap();
@@ -587,7 +566,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_gaussian_toy_is_refused_for_the_whole_family() {
-        let toy = ModelShape::standard_gaussian(2);
+        let toy = Model::standard_gaussian(2).unwrap();
         for algo in [Algo::Svrg, Algo::LpSvrg, Algo::Halp] {
             let h = Hyper::new(algo);
             let r = crate::algo::train(algo, &toy, None, &arch("fp32"), &h, 0, &mut |_| {});

@@ -20,12 +20,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, Axis};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::algo::{self, Algo, AlgoError, Hyper, ModelShape, Targets};
+use crate::algo::{self, Algo, AlgoError, Hyper, Targets};
 use crate::bench::median;
+use crate::model::{Model, ModelKind};
 use crate::round::RandomStream;
 use crate::run::{prepare, Prepared, RunError};
 use crate::sweep::RunSpec;
@@ -143,7 +144,7 @@ pub enum TrainBenchError {
 
 /// A ReLU MLP with one hidden layer trained natively in `f32` with plain SGD on softmax
 /// cross-entropy: the reference epoch of `lpsim bench train`. Parameters are laid out as the
-/// library's ([`algo::param_shapes`]): `w0` (`d x h`), `b0` (`1 x h`), `w1` (`h x C`),
+/// library's ([`Model::params`]): `w0` (`d x h`), `b0` (`1 x h`), `w1` (`h x C`),
 /// `b1` (`1 x C`).
 #[derive(Clone, Debug)]
 pub struct NativeMlp {
@@ -227,13 +228,13 @@ impl NativeMlp {
         total / (steps * batch) as f32
     }
 
-    /// The parameters as `f64` matrices in the library's layout, for [`algo::loss`].
-    pub fn params_f64(&self) -> Vec<Array2<f64>> {
-        let row = |b: &Array1<f32>| b.mapv(f64::from).insert_axis(Axis(0));
+    /// The parameters as `f64` tensors in the library's layout, for [`Model::loss`].
+    pub fn params_f64(&self) -> Vec<ArrayD<f64>> {
+        let row = |b: &Array1<f32>| b.mapv(f64::from).insert_axis(Axis(0)).into_dyn();
         vec![
-            self.w0.mapv(f64::from),
+            self.w0.mapv(f64::from).into_dyn(),
             row(&self.b0),
-            self.w1.mapv(f64::from),
+            self.w1.mapv(f64::from).into_dyn(),
             row(&self.b1),
         ]
     }
@@ -276,13 +277,17 @@ fn prepare_one(cfg: &TrainBench, algo: &str, arch: &Path) -> Result<Prepared, Tr
     })
     .map_err(wrap)?;
     let classifier = native_data(&p).is_some();
-    match &mut p.shape {
-        ModelShape::Mlp { hidden, .. } if classifier => *hidden = vec![cfg.hidden],
+    let m = &p.model;
+    match m.classes() {
+        Some(classes) if classifier && m.kind() == ModelKind::Mlp => {
+            p.model = Model::mlp(m.inputs(), &[cfg.hidden], classes, m.l2())
+                .map_err(|e| wrap(AlgoError::from(e).into()))?;
+        }
         _ => return Err(TrainBenchError::NotMlp(cfg.workload.display().to_string())),
     }
     // The driver's own checks (the model, the data, memory for the widened model and the
     // batch), before anything is allocated or timed.
-    algo::step_graph(p.algo, &p.shape, p.data.as_ref(), &p.arch, &p.hyper)
+    algo::step_graph(p.algo, &p.model, p.data.as_ref(), &p.arch, &p.hyper)
         .map_err(|e| wrap(e.into()))?;
     Ok(p)
 }
@@ -305,9 +310,9 @@ pub fn bench_train(cfg: &TrainBench) -> Result<Vec<TrainRow>, TrainBenchError> {
     for p in &runs {
         let data = native_data(p)
             .ok_or_else(|| TrainBenchError::NotMlp(cfg.workload.display().to_string()))?;
-        let (d, classes) = match &p.shape {
-            ModelShape::Mlp { d, classes, .. } => (*d, *classes),
-            _ => return Err(TrainBenchError::NotMlp(cfg.workload.display().to_string())),
+        let (d, classes) = match p.model.classes() {
+            Some(classes) => (p.model.inputs(), classes),
+            None => return Err(TrainBenchError::NotMlp(cfg.workload.display().to_string())),
         };
         let mut native = NativeMlp::new(d, cfg.hidden, classes, cfg.seed);
         let lr = p.hyper.get("lr") as f32;
@@ -325,7 +330,7 @@ pub fn bench_train(cfg: &TrainBench) -> Result<Vec<TrainRow>, TrainBenchError> {
         let mut last_loss = f64::NAN;
         let outcome = algo::train(
             p.algo,
-            &p.shape,
+            &p.model,
             p.data.as_ref(),
             &p.arch,
             &p.hyper,
@@ -367,11 +372,9 @@ pub fn bench_train(cfg: &TrainBench) -> Result<Vec<TrainRow>, TrainBenchError> {
         let mut evals: Vec<f64> = (0..cfg.epochs.max(1))
             .map(|_| {
                 let t = Instant::now();
-                std::hint::black_box(algo::loss(
-                    &p.shape,
+                std::hint::black_box(p.model.train_loss(
                     &outcome.params,
-                    train.x_train.view(),
-                    &train.y_train,
+                    Some((train.x_train.view(), &train.y_train)),
                 ));
                 t.elapsed().as_secs_f64()
             })

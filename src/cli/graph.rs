@@ -12,9 +12,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use crate::algo::{step_graph, Algo, Hyper, ModelShape, StepGraph};
+use crate::algo::{step_graph, Algo, Hyper, StepGraph};
 use crate::arch::Architecture;
 use crate::graph::export::{to_dot, to_json};
+use crate::model::Model;
 
 /// Arguments of `lpsim graph`.
 #[derive(clap::Args, Debug)]
@@ -64,28 +65,22 @@ pub struct Args {
     json: bool,
 }
 
-fn model(a: &Args) -> anyhow::Result<ModelShape> {
+fn model(a: &Args) -> anyhow::Result<Model> {
     Ok(match a.model.as_str() {
-        "linear" => ModelShape::Linear { d: a.features },
-        "logistic" => ModelShape::Logistic {
-            d: a.features,
-            classes: a.classes,
-            l2: a.l2,
-        },
-        "mlp" => ModelShape::Mlp {
-            d: a.features,
-            hidden: a
+        "linear" => Model::linear(a.features, a.l2)?,
+        "logistic" => Model::logistic(a.features, a.classes, a.l2)?,
+        "mlp" => {
+            let hidden: Vec<usize> = a
                 .hidden
                 .split(',')
                 .map(|h| h.trim().parse::<usize>().ok().filter(|&h| h >= 1))
                 .collect::<Option<_>>()
                 .with_context(|| {
                     format!("--hidden `{}`: expected widths >= 1, e.g. 128,64", a.hidden)
-                })?,
-            classes: a.classes,
-            l2: a.l2,
-        },
-        "gaussian" => ModelShape::standard_gaussian(a.dim),
+                })?;
+            Model::mlp(a.features, &hidden, a.classes, a.l2)?
+        }
+        "gaussian" => Model::standard_gaussian(a.dim)?,
         m => bail!(
             "--model `{m}`: allowed: linear, logistic, mlp, gaussian{}",
             crate::suggest::suggestion(m, ["linear", "logistic", "mlp", "gaussian"])
@@ -104,7 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 seed: 0,
                 set: crate::cli::run::parse_set(&args.set)?,
             })?;
-            step_graph(p.algo, &p.shape, p.data.as_ref(), &p.arch, &p.hyper)?
+            step_graph(p.algo, &p.model, p.data.as_ref(), &p.arch, &p.hyper)?
         }
         None => standalone(&args)?,
     };

@@ -7,10 +7,8 @@
 //! test metrics).
 
 use ndarray::{concatenate, Array1, Array2, ArrayView1, ArrayView2, Axis};
-use thiserror::Error;
 
 use super::linalg::{self, LinalgError};
-use super::model::{Model, ModelSpec};
 
 /// Number of equal-width confidence bins of the expected calibration error (Guo et al. 2017).
 pub const ECE_BINS: usize = 15;
@@ -182,73 +180,24 @@ impl Moments {
     }
 }
 
-/// Why the least-squares optimum could not be computed.
-#[derive(Debug, Error, Clone, PartialEq)]
-pub enum OptimumError {
-    /// The model is not linear regression.
-    #[error("the least-squares optimum needs a linear model, not {0}")]
-    NotLinear(&'static str),
-    /// The factorization failed (the cause is in the message, so not also a `source`).
-    #[error("least-squares optimum: {0}")]
-    Linalg(LinalgError),
-}
-
-impl From<LinalgError> for OptimumError {
-    fn from(e: LinalgError) -> Self {
-        OptimumError::Linalg(e)
-    }
-}
-
-/// The exact minimizer of a linear model's objective and its value, in `f64`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LeastSquaresOptimum {
-    /// Optimal flat parameters, in the model's layout (weights, then the bias if any).
-    pub params: Array1<f64>,
-    /// The objective at the optimum.
-    pub loss: f64,
-}
-
-impl LeastSquaresOptimum {
-    /// The optimality gap `loss − loss*` that the HALP experiments plot.
-    pub fn gap(&self, loss: f64) -> f64 {
-        loss - self.loss
-    }
-}
-
-/// The minimizer of `(1/2n) ‖X w + b − y‖² + (l2/2) ‖θ‖²` for a linear model, computed as the
-/// least-squares solution of the stacked system `[A; √(n·l2) I] θ = [y; 0]` (with `A = [X, 1]`
-/// when the model has a bias) by Householder QR, then its objective evaluated with
-/// [`Model::loss`].
+/// The minimizer `w` of `(1/2n) ||X w - y||^2 + (l2/2) ||w||^2` in `f64` (linear regression,
+/// `X` the features as the model reads them, a bias's constant column included), computed as
+/// the least-squares solution of the stacked system `[X; sqrt(n l2) I] w = [y; 0]` by
+/// Householder QR.
 pub fn least_squares_optimum(
-    model: &Model,
     x: ArrayView2<f64>,
     y: ArrayView1<f64>,
-) -> Result<LeastSquaresOptimum, OptimumError> {
-    let bias = match model.spec() {
-        ModelSpec::Linear(s) => s.bias,
-        other => return Err(OptimumError::NotLinear(other.kind())),
-    };
+    l2: f64,
+) -> Result<Array1<f64>, LinalgError> {
     let n = x.nrows();
-    let mut a = if bias {
-        concatenate(Axis(1), &[x, Array2::ones((n, 1)).view()])
-            .map_err(|e| OptimumError::Linalg(LinalgError::Shape(e.to_string())))?
-    } else {
-        x.to_owned()
-    };
-    let mut b = y.to_owned();
-    let p = a.ncols();
-    if model.l2() > 0.0 {
-        let ridge = Array2::eye(p) * (n as f64 * model.l2()).sqrt();
+    let p = x.ncols();
+    let (mut a, mut b) = (x.to_owned(), y.to_owned());
+    if l2 > 0.0 {
+        let ridge = Array2::eye(p) * (n as f64 * l2).sqrt();
         a = concatenate(Axis(0), &[a.view(), ridge.view()])
-            .map_err(|e| OptimumError::Linalg(LinalgError::Shape(e.to_string())))?;
+            .map_err(|e| LinalgError::Shape(e.to_string()))?;
         b = concatenate(Axis(0), &[b.view(), Array1::zeros(p).view()])
-            .map_err(|e| OptimumError::Linalg(LinalgError::Shape(e.to_string())))?;
+            .map_err(|e| LinalgError::Shape(e.to_string()))?;
     }
-    let params = linalg::least_squares(a.view(), b.view())?;
-    let loss = model.loss(
-        params.view(),
-        x,
-        &super::data::Targets::Values(y.to_owned()),
-    );
-    Ok(LeastSquaresOptimum { params, loss })
+    linalg::least_squares(a.view(), b.view())
 }

@@ -25,8 +25,8 @@ pub use data::{
     CsvSpec, DataError, DataSpec, Dataset, GaussianSpec, GaussianTarget, Header, NpySpec, Problem,
     RegressionSpec, Standardization, Targets, Task,
 };
-pub use metrics::{LeastSquaresOptimum, ModelAverage, Moments, ECE_BINS};
-pub use model::{LinearSpec, LogisticSpec, MlpSpec, Model, ModelError, ModelSpec, ParamTensor};
+pub use metrics::{ModelAverage, Moments, ECE_BINS};
+pub use model::{LinearSpec, LogisticSpec, MlpSpec, ModelSpec};
 
 /// A field outside its allowed range, named relative to its section (`test_fraction`,
 /// `hidden[0]`); [`Workload`] prefixes the section and the file.
@@ -100,9 +100,6 @@ pub enum WorkloadError {
     /// The data could not be read or built (the error names the data file and line).
     #[error(transparent)]
     Data(#[from] DataError),
-    /// The model does not fit the data.
-    #[error(transparent)]
-    Model(#[from] ModelError),
 }
 
 fn one() -> usize {
@@ -313,11 +310,6 @@ impl Workload {
     /// Reads or generates the data set (or Gaussian target) the workload names.
     pub fn load_data(&self) -> Result<Problem, WorkloadError> {
         Ok(self.data.load(&self.file)?)
-    }
-
-    /// The model bound to a loaded data set's feature and class counts.
-    pub fn build_model(&self, data: &Dataset) -> Result<Model, WorkloadError> {
-        Ok(self.model.build(data.n_features(), data.n_classes)?)
     }
 }
 

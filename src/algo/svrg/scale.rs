@@ -5,8 +5,9 @@
 
 use ndarray::Array2;
 
-use crate::algo::{AlgoError, ModelShape};
+use crate::algo::AlgoError;
 use crate::format::{Element, FixedFormat, Format};
+use crate::model::{Model, ModelKind};
 use crate::workload::linalg::symmetric_eigenvalues;
 
 /// The iterate's codes on a low-precision architecture: `w = scale v` per code `v` in `format`,
@@ -93,17 +94,19 @@ fn largest(f: &Format) -> f64 {
 }
 
 /// The strong-convexity constant `mu` of the training objective, for HALP's re-scaling when the
-/// `mu` hyperparameter is 0: for least squares (mean squared error / 2) the smallest eigenvalue
-/// of `X^T X / N`, exact; for L2-regularised logistic regression `l2`, a lower bound (the
+/// `mu` hyperparameter is 0: for least squares (mean squared error / 2, plus `l2/2 ||w||^2`)
+/// the smallest eigenvalue of `X^T X / N` plus `l2`, exact; for L2-regularised logistic
+/// regression `l2`, a lower bound (the
 /// cross-entropy's Hessian is positive semi-definite). The HALP paper picks `mu` by hand (3 in
 /// Fig. 1); this is the value its analysis asks for.
-pub fn strong_convexity(model: &ModelShape, x: &Array2<f64>) -> Result<f64, AlgoError> {
+pub fn strong_convexity(model: &Model, x: &Array2<f64>) -> Result<f64, AlgoError> {
     let bad = |reason: String| AlgoError::BadHyper {
         name: "mu".into(),
         reason: format!("0 (from the problem): {reason}; set mu > 0"),
     };
-    match model {
-        ModelShape::Linear { .. } => {
+    let l2 = model.l2();
+    match model.kind() {
+        ModelKind::Linear => {
             let n = x.nrows().max(1) as f64;
             let gram = x.t().dot(x) / n;
             let eig =
@@ -111,7 +114,9 @@ pub fn strong_convexity(model: &ModelShape, x: &Array2<f64>) -> Result<f64, Algo
             let mu = eig.first().copied().unwrap_or(0.0);
             let top = eig.last().copied().unwrap_or(0.0);
             if mu > 1e-12 * top && mu > 0.0 {
-                Ok(mu)
+                Ok(mu + l2)
+            } else if l2 > 0.0 {
+                Ok(mu.max(0.0) + l2)
             } else {
                 Err(bad(format!(
                     "the least-squares objective is not strongly convex (the smallest \
@@ -119,9 +124,9 @@ pub fn strong_convexity(model: &ModelShape, x: &Array2<f64>) -> Result<f64, Algo
                 )))
             }
         }
-        ModelShape::Logistic { l2, .. } if *l2 > 0.0 => Ok(*l2),
-        ModelShape::Logistic { .. } => Err(bad(
-            "logistic regression without l2 is not strongly convex".into(),
+        ModelKind::Logistic if l2 > 0.0 => Ok(l2),
+        ModelKind::Logistic => Err(bad(
+            "logistic regression without l2 is not strongly convex".into()
         )),
         _ => Err(bad("no bound for this model".into())),
     }
