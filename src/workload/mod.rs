@@ -22,8 +22,8 @@ use serde_json::Value;
 use thiserror::Error;
 
 pub use data::{
-    CsvSpec, DataError, DataSpec, Dataset, GaussianSpec, GaussianTarget, Header, NpySpec, Problem,
-    RegressionSpec, Standardization, Targets, Task,
+    CsvSpec, DataError, DataSpec, Dataset, GaussianSpec, GaussianTarget, Header, ImageFormat,
+    ImagesSpec, NpySpec, Problem, RegressionSpec, Standardization, Targets, Task,
 };
 pub use metrics::{ModelAverage, Moments, ECE_BINS};
 pub use model::{LinearSpec, LogisticSpec, MlpSpec, ModelSpec};
@@ -238,6 +238,7 @@ impl Workload {
             "csv" => DataSpec::Csv(typed(file, "data", without_kind(raw.data))?),
             "npy" => DataSpec::Npy(typed(file, "data", without_kind(raw.data))?),
             "regression" => DataSpec::Regression(typed(file, "data", without_kind(raw.data))?),
+            "images" => DataSpec::Images(typed(file, "data", without_kind(raw.data))?),
             _ => DataSpec::Gaussian(typed(file, "data", without_kind(raw.data))?),
         };
         let model = match kind_of(file, "model", &raw.model, ModelSpec::KINDS)? {

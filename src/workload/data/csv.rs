@@ -212,7 +212,13 @@ pub(super) fn read_csv(path: &Path, spec: &CsvSpec) -> Result<Table, DataError> 
         Task::Classification => finish_classes(classes, bound, path)?,
         Task::Regression => (Targets::Values(Array1::from(values)), None),
     };
-    Ok(Table { x, y, n_classes })
+    let shape = vec![x.ncols()];
+    Ok(Table {
+        x,
+        y,
+        n_classes,
+        shape,
+    })
 }
 
 /// The class count given by the spec and/or a scikit-learn header; they must agree.

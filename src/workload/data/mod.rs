@@ -7,9 +7,11 @@
 
 mod csv;
 mod gaussian;
+mod images;
 mod npy_table;
 
 pub use gaussian::GaussianTarget;
+pub use images::{ImageFormat, ImagesSpec};
 
 use std::io;
 
@@ -234,6 +236,8 @@ pub enum DataSpec {
     Regression(RegressionSpec),
     /// A Gaussian target density.
     Gaussian(GaussianSpec),
+    /// Labelled images (`.npy`, IDX, CIFAR-10).
+    Images(ImagesSpec),
 }
 
 /// How a table is cut into training and test sets.
@@ -271,7 +275,7 @@ fn check_classes(task: Task, n_classes: Option<usize>) -> Result<(), FieldError>
 
 impl DataSpec {
     /// The kinds a `data.kind` may name.
-    pub const KINDS: &'static str = "csv, npy, regression, gaussian";
+    pub const KINDS: &'static str = "csv, npy, images, regression, gaussian";
 
     /// Checks every field's range; the error names the field relative to `data`.
     pub fn validate(&self) -> Result<(), FieldError> {
@@ -323,6 +327,7 @@ impl DataSpec {
                 check_split(s.test_fraction)
             }
             DataSpec::Gaussian(s) => s.target().map(|_| ()),
+            DataSpec::Images(s) => s.validate(),
         }
     }
 
@@ -333,6 +338,7 @@ impl DataSpec {
             DataSpec::Npy(s) => Some(s.task),
             DataSpec::Regression(_) => Some(Task::Regression),
             DataSpec::Gaussian(_) => None,
+            DataSpec::Images(_) => Some(Task::Classification),
         }
     }
 
@@ -369,6 +375,18 @@ impl DataSpec {
                     .target()
                     .map(Problem::Sampling)
                     .map_err(|e| DataError::Split(e.to_string()))
+            }
+            DataSpec::Images(s) => {
+                let (train, test) = images::read_images(s, workload_file)?;
+                let split = Split {
+                    test_fraction: s.test_fraction(),
+                    seed: s.split_seed,
+                    standardize: s.standardize,
+                };
+                return match test {
+                    Some(test) => Ok(Problem::Supervised(train.with_test(test, &split))),
+                    None => train.into_dataset(&split).map(Problem::Supervised),
+                };
             }
         };
         table.into_dataset(&split).map(Problem::Supervised)
@@ -449,6 +467,9 @@ pub struct Dataset {
     pub n_classes: Option<usize>,
     /// The standardization applied to both sets, if the spec asked for it.
     pub standardization: Option<Standardization>,
+    /// The shape of one example: `[n_features]` for a table, `[C, H, W]` for an image (its
+    /// row holds the channels, rows and columns in that order).
+    pub shape: Vec<usize>,
 }
 
 impl Dataset {
@@ -480,9 +501,29 @@ struct Table {
     x: Array2<f64>,
     y: Targets,
     n_classes: Option<usize>,
+    /// One example's shape (see [`Dataset::shape`]).
+    shape: Vec<usize>,
 }
 
 impl Table {
+    /// The whole table as the training set and `test` as the test set (a data set with a
+    /// held-out test file), standardized with training statistics.
+    fn with_test(self, test: Table, split: &Split) -> Dataset {
+        let (mut x_train, mut x_test) = (self.x, test.x);
+        let standardization = split
+            .standardize
+            .then(|| standardize(&mut x_train, &mut x_test, &self.shape));
+        Dataset {
+            x_train,
+            y_train: self.y,
+            x_test,
+            y_test: test.y,
+            n_classes: self.n_classes,
+            standardization,
+            shape: self.shape,
+        }
+    }
+
     /// Permutes the rows with `split.seed`, holds out the first `ceil(test_fraction · n)` (the
     /// rounding of scikit-learn's `train_test_split`) and standardizes with training statistics.
     fn into_dataset(self, split: &Split) -> Result<Dataset, DataError> {
@@ -498,16 +539,9 @@ impl Table {
         let (test_rows, train_rows) = order.split_at(n_test);
         let mut x_train = self.x.select(Axis(0), train_rows);
         let mut x_test = self.x.select(Axis(0), test_rows);
-        let standardization = split.standardize.then(|| {
-            let s = fit_standardization(&x_train);
-            for x in [&mut x_train, &mut x_test] {
-                for mut row in x.rows_mut() {
-                    row -= &s.mean;
-                    row /= &s.scale;
-                }
-            }
-            s
-        });
+        let standardization = split
+            .standardize
+            .then(|| standardize(&mut x_train, &mut x_test, &self.shape));
         Ok(Dataset {
             x_train,
             y_train: self.y.select(train_rows),
@@ -515,8 +549,31 @@ impl Table {
             y_test: self.y.select(test_rows),
             n_classes: self.n_classes,
             standardization,
+            shape: self.shape,
         })
     }
+}
+
+/// Fits the standardization on `x_train` (per feature for a table, per channel for images of
+/// `shape` `[C, H, W]`) and applies it to both sets.
+fn standardize(
+    x_train: &mut Array2<f64>,
+    x_test: &mut Array2<f64>,
+    shape: &[usize],
+) -> Standardization {
+    let s = if shape.len() == 3 {
+        let (mean, scale) = images::channel_statistics(x_train, shape);
+        Standardization { mean, scale }
+    } else {
+        fit_standardization(x_train)
+    };
+    for x in [x_train, x_test] {
+        for mut row in x.rows_mut() {
+            row -= &s.mean;
+            row /= &s.scale;
+        }
+    }
+    s
 }
 
 /// A uniformly random permutation of `0..n` (Fisher–Yates, from the last position down, with
@@ -571,10 +628,12 @@ fn make_regression(s: &RegressionSpec) -> Table {
             *v += s.noise * rn.normal_f64(i as u64);
         }
     }
+    let shape = vec![s.features];
     Table {
         x,
         y: Targets::Values(y),
         n_classes: None,
+        shape,
     }
 }
 

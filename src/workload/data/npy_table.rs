@@ -87,5 +87,11 @@ pub(super) fn read_npy_table(workload_file: &Path, spec: &NpySpec) -> Result<Tab
             (Targets::Values(y), None)
         }
     };
-    Ok(Table { x, y, n_classes })
+    let shape = vec![x.ncols()];
+    Ok(Table {
+        x,
+        y,
+        n_classes,
+        shape,
+    })
 }
