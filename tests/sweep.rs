@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use lpsim::report::{CostSummary, EpochRecord, RunConfig, RunReport};
-use lpsim::sweep::{run_sweep, ProgressMode, RunSpec, SweepError, SweepSpec, SweepSummary};
+use lpsim::sweep::{
+    run_sweep, Mode, ProgressMode, RunSpec, Shard, SweepError, SweepSpec, SweepSummary,
+};
 
 /// A directory with two workloads and three architectures (named after their weight formats),
 /// and the spec of a sweep over them: 2 workloads x 3 algos x 3 archs x 2 lr x 2 seeds = 72.
@@ -141,7 +143,7 @@ fn sweep(
     jobs: usize,
     runner: &(dyn Fn(&RunSpec) -> Result<RunReport, String> + Sync),
 ) -> SweepSummary {
-    run_sweep(spec, out, jobs, runner, ProgressMode::Quiet).unwrap()
+    run_sweep(spec, out, jobs, runner, ProgressMode::Quiet, Mode::All).unwrap()
 }
 
 fn read(p: PathBuf) -> String {
@@ -509,7 +511,7 @@ fn incompatible_runs_are_skipped_apart_from_failures() {
         }
         synthetic(s).map_err(Incompatible)
     };
-    let summary = run_sweep(&spec, &out, 2, &runner, ProgressMode::Quiet).unwrap();
+    let summary = run_sweep(&spec, &out, 2, &runner, ProgressMode::Quiet, Mode::All).unwrap();
     assert_eq!(summary.failed, 0, "incompatible runs are not failures");
     assert_eq!(
         summary.incompatible,
@@ -777,7 +779,7 @@ fn never_replaces_a_users_results_file() {
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("results.csv"), "my,own,table\n").unwrap();
-    let err = run_sweep(&spec, &out, 1, &synthetic, ProgressMode::Quiet).unwrap_err();
+    let err = run_sweep(&spec, &out, 1, &synthetic, ProgressMode::Quiet, Mode::All).unwrap_err();
     assert!(err
         .to_string()
         .contains("results.csv: exists and was not written by lpsim"));
@@ -803,6 +805,14 @@ fn sweep_command_summarizes_and_fails_when_a_run_failed() {
         out: None,
         jobs: 1,
         dry_run: false,
+        shard: None,
+        merge: false,
+        slurm: false,
+        shards: 4,
+        partition: None,
+        time: None,
+        cpus: 1,
+        submit: false,
     };
     let summary = sweep_command(&args, &synthetic).unwrap();
     assert_eq!(summary.outcomes.len(), 2);
@@ -945,4 +955,183 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
         "{stdout}"
     );
     assert!(!out.exists());
+}
+
+/// The files a sweep writes, by name (`results.csv`, `results.json`, `report.md`, plots).
+fn result_files(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(out)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            p.is_file().then(|| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
+        })
+        .collect()
+}
+
+fn shard(
+    spec: &SweepSpec,
+    out: &Path,
+    runner: &(dyn Fn(&RunSpec) -> Result<RunReport, String> + Sync),
+    s: Shard,
+) -> SweepSummary {
+    run_sweep(spec, out, 2, runner, ProgressMode::Quiet, Mode::Shard(s)).unwrap()
+}
+
+/// A runner that must not be called (a merge of a complete store runs nothing).
+fn never(spec: &RunSpec) -> Result<RunReport, String> {
+    panic!("ran {}", spec.label())
+}
+
+/// Issue 16: four shards running at once against one output directory split the grid (every
+/// run in exactly one shard, 18 each), write no results, and the merge writes the same files,
+/// byte for byte, as one sweep on one machine, running nothing.
+#[test]
+fn shards_split_the_grid_and_the_merge_equals_one_sweep() {
+    let (dir, spec) = setup("shards");
+    let single = dir.join("single");
+    sweep(&spec, &single, 2, &synthetic);
+    let out = dir.join("sharded");
+    let summaries: Vec<SweepSummary> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let (spec, out) = (&spec, &out);
+                s.spawn(move || shard(spec, out, &synthetic, Shard { index: i, count: 4 }))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut seen: Vec<String> = Vec::new();
+    for (i, sm) in summaries.iter().enumerate() {
+        assert_eq!(
+            sm.outcomes.len(),
+            18,
+            "shard {i}: balanced on equal estimates"
+        );
+        assert_eq!(sm.ran, 18);
+        assert!(sm.files.is_empty(), "a shard writes no results");
+        seen.extend(sm.outcomes.iter().map(|o| o.hash.clone()));
+    }
+    let mut all: Vec<String> = spec.runs().iter().map(|r| r.hash().unwrap()).collect();
+    all.sort();
+    seen.sort();
+    assert_eq!(seen, all, "every run in exactly one shard");
+    assert!(!out.join("results.csv").exists());
+    // The same partition every time: a shard run again reuses all of its runs.
+    let again = shard(&spec, &out, &never, Shard { index: 2, count: 4 });
+    assert_eq!((again.ran, again.reused), (0, 18));
+    let merged = run_sweep(&spec, &out, 2, &never, ProgressMode::Quiet, Mode::Merge).unwrap();
+    assert_eq!((merged.ran, merged.reused), (0, 72));
+    assert_eq!(
+        result_files(&out),
+        result_files(&single),
+        "merge = one sweep, byte for byte"
+    );
+}
+
+/// A run that fails in a shard is recorded; the merge reports it failed with its error and
+/// runs nothing; resubmitting the shard reruns only it; the merge then equals one sweep.
+/// Runs a killed shard never finished are run by the merge itself.
+#[test]
+fn failed_and_missing_runs_after_shards() {
+    let (dir, spec) = setup("shard-failures");
+    let single = dir.join("single");
+    sweep(&spec, &single, 2, &synthetic);
+    let out = dir.join("sharded");
+    let flaky = |s: &RunSpec| {
+        if s.seed == 1 && s.algo == "sgd" {
+            Err("out of memory on node 7".to_string())
+        } else {
+            synthetic(s)
+        }
+    };
+    let mut failed = 0;
+    for i in 0..3 {
+        let sm = shard(&spec, &out, &flaky, Shard { index: i, count: 3 });
+        failed += sm.failed;
+    }
+    assert_eq!(
+        failed, 12,
+        "2 workloads x 3 archs x 2 lr with seed 1 and sgd"
+    );
+    let merged = run_sweep(&spec, &out, 2, &never, ProgressMode::Quiet, Mode::Merge).unwrap();
+    assert_eq!((merged.ran, merged.failed), (0, 12));
+    let csv = read(out.join("results.csv"));
+    assert_eq!(csv.matches("out of memory on node 7").count(), 12, "{csv}");
+    // Resubmitting reruns only the failures.
+    let mut reran = 0;
+    for i in 0..3 {
+        reran += shard(&spec, &out, &synthetic, Shard { index: i, count: 3 }).ran;
+    }
+    assert_eq!(reran, 12);
+    let failures = std::fs::read_dir(out.join("runs"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".failed.json")
+        })
+        .count();
+    assert_eq!(failures, 0, "a run that succeeds drops its failure record");
+    // A shard killed mid-run: its unfinished runs are missing; the merge runs just them.
+    let lost: Vec<PathBuf> = std::fs::read_dir(out.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .take(5)
+        .collect();
+    for p in &lost {
+        std::fs::remove_file(p).unwrap();
+    }
+    let merged = run_sweep(&spec, &out, 2, &synthetic, ProgressMode::Quiet, Mode::Merge).unwrap();
+    assert_eq!((merged.ran, merged.reused, merged.failed), (5, 67, 0));
+    assert_eq!(result_files(&out), result_files(&single));
+}
+
+#[test]
+fn the_partition_is_balanced_by_estimated_cost() {
+    // Real workloads: digits-mlp (an MLP on a larger file) outweighs iris-logistic; svrg-family
+    // runs count three times. The largest shard's estimate stays within the largest single run
+    // of the mean (the LPT bound), and the heavy runs spread over the shards.
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = format!(
+        r#"{{"name": "bal", "workloads": ["{root}/workloads/digits-mlp.json",
+            "{root}/workloads/iris-logistic.json"], "algos": ["sgd", "halp", "lp-sgld-vc"],
+            "archs": ["{root}/arch/fp32.json", "{root}/arch/bf16.json"], "seeds": [0, 1, 2]}}"#
+    );
+    let spec = SweepSpec::from_json_str("bal.json", &text).unwrap();
+    let runs: Vec<(RunSpec, String)> = spec
+        .runs()
+        .into_iter()
+        .map(|r| {
+            let h = r.hash().unwrap();
+            (r, h)
+        })
+        .collect();
+    let a = lpsim::sweep::shard::assign(&runs, 4);
+    assert_eq!(a, lpsim::sweep::shard::assign(&runs, 4), "stable");
+    let heavy = |r: &RunSpec| r.workload_path.ends_with("digits-mlp.json") && r.algo == "halp";
+    let mut heavy_per_shard = [0; 4];
+    let mut count = [0; 4];
+    for ((r, _), &s) in runs.iter().zip(&a) {
+        count[s] += 1;
+        if heavy(r) {
+            heavy_per_shard[s] += 1;
+        }
+    }
+    // 6 heavy runs over 4 shards: 1 or 2 each.
+    assert!(
+        heavy_per_shard.iter().all(|&h| (1..=2).contains(&h)),
+        "{heavy_per_shard:?}"
+    );
+    // Light runs fill the shards with fewer heavy ones.
+    assert!(
+        count.iter().max() > count.iter().min(),
+        "{count:?}: balanced by cost, not count"
+    );
 }

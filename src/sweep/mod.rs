@@ -50,9 +50,21 @@
 //! (per workload: error against energy with the Pareto front; accuracy against weight bits); see
 //! [`run_sweep`]. The same sweep gives byte-identical files: there are no timestamps and numbers
 //! are written in Rust's shortest round-trip form.
+//!
+//! # Beyond one machine
+//!
+//! A run that fails leaves a failure record `runs/<hash>.failed.json` (its error), removed when
+//! the run later succeeds. [`Mode::Shard`] runs only one shard's runs ([`shard`]) and writes
+//! nothing else, so any number of shards can run at once against one output directory on a
+//! shared file system (every file is written atomically and named by its run's hash; there is
+//! no shared index). [`Mode::Merge`] writes the results from the stored runs and failure records,
+//! running only the runs that have neither: the same files, byte for byte, as a sweep on one
+//! machine. [`slurm`] writes the job-array and merge scripts.
 
 mod progress;
 mod results;
+pub mod shard;
+pub mod slurm;
 mod spec;
 
 use std::collections::{HashMap, HashSet};
@@ -70,9 +82,23 @@ use crate::report::{create_dir, to_json_pretty, write_atomically, ReportError, R
 
 pub use progress::{plan_line, ProgressMode};
 pub use results::{RESULTS_CSV, RESULTS_JSON, SWEEP_MD};
+pub use shard::Shard;
 pub use spec::{Grid, RunSpec, SweepSpec};
 
 use progress::Progress;
+
+/// Which part of a sweep this process does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Every run not stored as finished (failed runs are retried), then the results files.
+    All,
+    /// Only the runs of one shard not stored as finished (failed runs are retried); no results
+    /// files.
+    Shard(Shard),
+    /// The results files from the stored runs: finished runs, and failed runs reported with
+    /// their recorded error; only runs with neither are run.
+    Merge,
+}
 
 /// Why a sweep could not run or could not write its results. (A run that fails is not a sweep
 /// error: it gets a row with its error and the sweep goes on.)
@@ -204,6 +230,14 @@ struct StoredRun {
     report: RunReport,
 }
 
+/// A failed run as recorded in `runs/<hash>.failed.json`.
+#[derive(Serialize, Deserialize)]
+struct StoredFailure {
+    hash: String,
+    spec: RunSpec,
+    error: String,
+}
+
 /// Directory of the stored runs inside a sweep's output directory.
 pub const RUNS_DIR: &str = "runs";
 
@@ -211,22 +245,41 @@ pub const RUNS_DIR: &str = "runs";
 /// run the others with `runner` on `jobs` threads (0: one per core), store each finished run
 /// atomically as soon as it finishes, then write `results.csv`, `results.json`, `report.md` and
 /// the plots. A run whose runner returns an error or panics is recorded as failed and the sweep
-/// goes on. Progress goes to standard error as `progress` says.
+/// goes on. Progress goes to standard error as `progress` says. `mode` picks the part of the
+/// sweep this process does ([`Mode`]).
 pub fn run_sweep<E: RunFailure>(
     spec: &SweepSpec,
     out: &Path,
     jobs: usize,
     runner: &(dyn Fn(&RunSpec) -> Result<RunReport, E> + Sync),
     progress: ProgressMode,
+    mode: Mode,
 ) -> Result<SweepSummary, SweepError> {
     let SweepPlan {
         runs: planned,
-        stored,
+        mut stored,
+        failed,
     } = plan_sweep(spec, out)?;
     let runs_dir = out.join(RUNS_DIR);
     create_dir(&runs_dir)?;
+    // The runs this process is responsible for, in grid order.
+    let mine: Vec<usize> = match mode {
+        Mode::Shard(s) => {
+            let shards = shard::assign(&planned, s.count);
+            (0..planned.len())
+                .filter(|&i| shards[i] == s.index)
+                .collect()
+        }
+        Mode::All | Mode::Merge => (0..planned.len()).collect(),
+    };
+    if mode == Mode::Merge {
+        stored.extend(failed);
+    }
+    stored.retain(|i, _| mine.binary_search(i).is_ok());
     let reused = stored.len();
-    let pending: Vec<usize> = (0..planned.len())
+    let pending: Vec<usize> = mine
+        .iter()
+        .copied()
         .filter(|i| !stored.contains_key(i))
         .collect();
     let mut done = stored;
@@ -251,8 +304,12 @@ pub fn run_sweep<E: RunFailure>(
         let (i, outcome) = f?;
         done.insert(i, outcome);
     }
-    let outcomes: Vec<RunOutcome> = (0..planned.len()).filter_map(|i| done.remove(&i)).collect();
-    let files = results::write_results(out, &spec.name, &outcomes)?;
+    let outcomes: Vec<RunOutcome> = mine.iter().filter_map(|i| done.remove(i)).collect();
+    let files = match mode {
+        // A shard writes its runs only: the results are the merge's.
+        Mode::Shard(_) => Vec::new(),
+        Mode::All | Mode::Merge => results::write_results(out, &spec.name, &outcomes)?,
+    };
     let failed = outcomes.iter().filter(|o| o.failed()).count();
     let incompatible = outcomes.iter().filter(|o| o.incompatible).count();
     Ok(SweepSummary {
@@ -272,6 +329,8 @@ pub struct SweepPlan {
     pub runs: Vec<(RunSpec, String)>,
     /// The runs an earlier sweep into the same directory finished, by their index in `runs`.
     pub stored: HashMap<usize, RunOutcome>,
+    /// The runs an earlier sweep recorded as failed (and none has finished since), by index.
+    pub failed: HashMap<usize, RunOutcome>,
 }
 
 /// Plan the sweep `spec` into `out` without running or writing anything: expand the grid, hash
@@ -288,13 +347,44 @@ pub fn plan_sweep(spec: &SweepSpec, out: &Path) -> Result<SweepPlan, SweepError>
                 .collect()
         })
         .unwrap_or_default();
-    let stored = runs
+    let stored: HashMap<usize, RunOutcome> = runs
         .iter()
         .enumerate()
         .filter(|(_, (_, hash))| present.contains(stored_path(Path::new(""), hash).as_os_str()))
         .filter_map(|(i, (spec, hash))| Some((i, load_stored(&runs_dir, spec, hash)?)))
         .collect();
-    Ok(SweepPlan { runs, stored })
+    let failed = runs
+        .iter()
+        .enumerate()
+        .filter(|(i, (_, hash))| {
+            !stored.contains_key(i)
+                && present.contains(failure_path(Path::new(""), hash).as_os_str())
+        })
+        .filter_map(|(i, (spec, hash))| Some((i, load_failure(&runs_dir, spec, hash)?)))
+        .collect();
+    Ok(SweepPlan {
+        runs,
+        stored,
+        failed,
+    })
+}
+
+/// The recorded failure of `spec` if `runs/<hash>.failed.json` exists, parses and is this run.
+fn load_failure(runs_dir: &Path, spec: &RunSpec, hash: &str) -> Option<RunOutcome> {
+    let bytes = std::fs::read(failure_path(runs_dir, hash)).ok()?;
+    let record: StoredFailure = serde_json::from_slice(&bytes).ok()?;
+    let matches = record.hash == hash && record.spec == *spec;
+    matches.then_some(RunOutcome {
+        spec: record.spec,
+        hash: record.hash,
+        result: Err(record.error),
+        incompatible: false,
+        reused: true,
+    })
+}
+
+fn failure_path(runs_dir: &Path, hash: &str) -> PathBuf {
+    runs_dir.join(format!("{hash}.failed.json"))
 }
 
 /// The stored outcome of `spec` if `runs/<hash>.json` exists, parses and is this run.
@@ -313,6 +403,16 @@ fn load_stored(runs_dir: &Path, spec: &RunSpec, hash: &str) -> Option<RunOutcome
 
 fn stored_path(runs_dir: &Path, hash: &str) -> PathBuf {
     runs_dir.join(format!("{hash}.json"))
+}
+
+/// Write `value` as JSON to `path` atomically. `runs/` is lpsim's own directory: a file there
+/// that does not parse is a record cut short, replaced without asking.
+fn store(path: &Path, value: &impl Serialize) -> Result<(), ReportError> {
+    let json = to_json_pretty(path, value)?;
+    write_atomically(path, |w| {
+        w.write_all(json.as_bytes())
+            .map_err(|e| ReportError::io(path, "write", e))
+    })
 }
 
 /// Run one spec, store it if it finished, and report progress. Only a failure to store is an
@@ -341,13 +441,17 @@ fn run_one<E: RunFailure>(
             spec: spec.clone(),
             report: report.clone(),
         };
-        let json = to_json_pretty(&path, &stored)?;
-        // `runs/` is lpsim's own directory: a file there that does not parse is a stored run
-        // cut short, replaced without asking.
-        write_atomically(&path, |w| {
-            w.write_all(json.as_bytes())
-                .map_err(|e| ReportError::io(&path, "write", e))
-        })?;
+        store(&path, &stored)?;
+        // An earlier failure of this run is history now.
+        let _ = std::fs::remove_file(failure_path(runs_dir, hash));
+    } else if let (Err(error), false) = (&result, incompatible) {
+        let path = failure_path(runs_dir, hash);
+        let record = StoredFailure {
+            hash: hash.to_string(),
+            spec: spec.clone(),
+            error: error.clone(),
+        };
+        store(&path, &record)?;
     }
     let status = match &result {
         Ok(r) => match r.diverged_at_epoch {
