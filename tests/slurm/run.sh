@@ -22,23 +22,41 @@ SPEC=$ROOT/tests/slurm/spec.json
 PACKAGES="slurmctld slurmd slurm-client munge"
 
 say() { echo "slurm test: $*"; }
-skip() { say "SKIPPED: $*"; exit 0; }
+# Purge exactly the packages this script installed (those not there before it), then nothing is
+# left of them.
+uninstall() {
+    if [ -n "$INSTALLED" ]; then
+        new=$(packages | comm -13 "$BEFORE" -)
+        say "removing what was installed: $(echo $new)"
+        [ -z "$new" ] || apt-get purge -y -q $new >/dev/null 2>&1 || true
+    fi
+    rm -f "$BEFORE"
+}
+skip() { say "SKIPPED: $*"; uninstall; exit 0; }
 
 [ -x "$LPSIM" ] || { say "no $LPSIM: build it first (cargo build --release)"; exit 1; }
 
 INSTALLED=""
+BEFORE=$(mktemp /tmp/lpsim-slurm-packages.XXXXXX)
+# The packages installed (or removed with their configuration kept), by name.
+packages() {
+    dpkg-query -W -f '${db:Status-Status} ${Package}\n' 2>/dev/null \
+        | awk '$1 != "not-installed" { print $2 }' | sort
+}
 if ! command -v sbatch >/dev/null || ! command -v slurmctld >/dev/null \
     || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null; then
     [ "$(id -u)" = 0 ] || skip "Slurm is not installed and installing it needs root"
     command -v apt-get >/dev/null || skip "Slurm is not installed and there is no apt-get"
     say "installing $PACKAGES"
     export DEBIAN_FRONTEND=noninteractive
-    if ! apt-get install -y -q $PACKAGES >/tmp/lpsim-slurm-apt.log 2>&1; then
-        apt-get update -q >/tmp/lpsim-slurm-apt.log 2>&1 || true
-        apt-get install -y -q $PACKAGES >>/tmp/lpsim-slurm-apt.log 2>&1 \
+    packages >"$BEFORE"
+    INSTALLED=yes
+    install="apt-get install -y -q --no-install-recommends $PACKAGES"
+    if ! $install >/tmp/lpsim-slurm-apt.log 2>&1; then
+        apt-get update -q >>/tmp/lpsim-slurm-apt.log 2>&1 || true
+        $install >>/tmp/lpsim-slurm-apt.log 2>&1 \
             || skip "cannot install $PACKAGES (see /tmp/lpsim-slurm-apt.log)"
     fi
-    INSTALLED=yes
 fi
 
 WORK=$(mktemp -d /tmp/lpsim-slurm.XXXXXX)
@@ -58,11 +76,7 @@ cleanup() {
         done
     fi
     rm -rf "$WORK"
-    if [ -n "$INSTALLED" ]; then
-        say "removing $PACKAGES"
-        apt-get purge -y -q $PACKAGES >/dev/null 2>&1 || true
-        apt-get autoremove -y -q >/dev/null 2>&1 || true
-    fi
+    uninstall
     exit "$status"
 }
 trap cleanup EXIT
