@@ -75,31 +75,31 @@ impl Layer for Parameter {
         }]
     }
 
-    fn output_shape(&self, _input: &[usize]) -> Result<Vec<usize>, ModelError> {
+    fn output_shape(&self, _inputs: &[&[usize]]) -> Result<Vec<usize>, ModelError> {
         Ok(vec![self.dim])
     }
 
-    fn forward(&self, params: &[&ArrayD<f64>], _x: ArrayViewD<f64>) -> ArrayD<f64> {
+    fn forward(&self, params: &[&ArrayD<f64>], _x: &[ArrayViewD<f64>]) -> ArrayD<f64> {
         params[0].clone()
     }
 
     fn backward(
         &self,
         _params: &[&ArrayD<f64>],
-        x: ArrayViewD<f64>,
+        x: &[ArrayViewD<f64>],
         _y: ArrayViewD<f64>,
         dy: ArrayViewD<f64>,
-        need_dx: bool,
-    ) -> (Option<ArrayD<f64>>, Vec<ArrayD<f64>>) {
+        need_dx: &[bool],
+    ) -> (Vec<Option<ArrayD<f64>>>, Vec<ArrayD<f64>>) {
         // The output does not depend on the input.
-        let dx = need_dx.then(|| ArrayD::zeros(x.raw_dim()));
-        (dx, vec![dy.to_owned()])
+        let dx = need_dx[0].then(|| ArrayD::zeros(x[0].raw_dim()));
+        (vec![dx], vec![dy.to_owned()])
     }
 
     fn build_forward(
         &self,
         _b: &mut Builder,
-        _x: NodeIndex,
+        _x: &[NodeIndex],
         params: &[NodeIndex],
     ) -> Result<NodeIndex, ModelError> {
         Ok(params[0])
@@ -108,13 +108,13 @@ impl Layer for Parameter {
     fn build_backward(
         &self,
         _b: &mut Builder,
-        _x: NodeIndex,
+        _x: &[NodeIndex],
         _y: NodeIndex,
         err: NodeIndex,
         _params: &[NodeIndex],
-        _need_dx: bool,
-    ) -> Result<(Option<NodeIndex>, Vec<NodeIndex>), ModelError> {
-        Ok((None, vec![err]))
+        _need_dx: &[bool],
+    ) -> Result<(Vec<Option<NodeIndex>>, Vec<NodeIndex>), ModelError> {
+        Ok((vec![None], vec![err]))
     }
 
     fn error_name(&self) -> String {

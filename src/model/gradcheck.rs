@@ -17,8 +17,9 @@ use super::layer::{Init, Layer, Loss};
 use super::linear::Linear;
 use super::mse::Mse;
 use super::relu::Relu;
+use super::residual::ResidualAdd;
 use super::softmax_xent::SoftmaxCrossEntropy;
-use super::{Builder, Model};
+use super::{chain, dense, Builder, Model, ModelKind, Source};
 use crate::arch::Architecture;
 use crate::cost::Datapath;
 use crate::format::alias;
@@ -95,37 +96,47 @@ fn assert_close_to_differences(what: &str, oracle: &[ArrayD<f64>], fd: &[ArrayD<
 
 const FP64: &str = "fp64";
 
-/// One layer on a batch of `rows` examples of `input` values each: the oracle's backward
-/// against differences of `sum(r * forward)` (a random `r`), and the step graph's forward,
-/// parameter gradients and input error against the oracle.
+/// One layer on a batch of `rows` examples, an input of `input` values per example for each of
+/// its inputs: the oracle's backward against differences of `sum(r * forward)` (a random `r`)
+/// in every input and parameter, and the step graph's forward, parameter gradients and input
+/// errors against the oracle.
 fn check_layer(layer: &dyn Layer, rows: usize, input: usize) {
     let kind = layer.kind();
-    let x = random(&[rows, input], 1);
+    let arity = layer.arity();
+    let xs: Vec<ArrayD<f64>> = (0..arity)
+        .map(|i| random(&[rows, input], 1 + i as u64))
+        .collect();
     let specs = layer.params();
     let params: Vec<ArrayD<f64>> = specs
         .iter()
         .enumerate()
         .map(|(i, p)| random(&p.shape, 10 + i as u64))
         .collect();
-    let out_shape = layer.output_shape(&[input]).expect("fits");
+    let in_shape = [input];
+    let out_shape = layer
+        .output_shape(&vec![&in_shape[..]; arity])
+        .expect("fits");
     let mut shape = vec![rows];
     shape.extend(&out_shape);
-    let r = random(&shape, 2);
+    let r = random(&shape, 9);
     // The oracle's backward against differences of sum(r * forward), in x and every parameter.
     let functional = |t: &[ArrayD<f64>]| {
-        let p: Vec<&ArrayD<f64>> = t[1..].iter().collect();
-        (layer.forward(&p, t[0].view()) * &r).sum()
+        let p: Vec<&ArrayD<f64>> = t[arity..].iter().collect();
+        let x: Vec<_> = t[..arity].iter().map(|a| a.view()).collect();
+        (layer.forward(&p, &x) * &r).sum()
     };
-    let mut at = vec![x.clone()];
+    let mut at = xs.clone();
     at.extend(params.iter().cloned());
     let p: Vec<&ArrayD<f64>> = params.iter().collect();
-    let y = layer.forward(&p, x.view());
-    let (dx, grads) = layer.backward(&p, x.view(), y.view(), r.view(), true);
-    let mut oracle = vec![dx.expect("asked for dx")];
+    let views: Vec<_> = xs.iter().map(|a| a.view()).collect();
+    let y = layer.forward(&p, &views);
+    let need = vec![true; arity];
+    let (dx, grads) = layer.backward(&p, &views, y.view(), r.view(), &need);
+    let mut oracle: Vec<ArrayD<f64>> = dx.into_iter().map(|d| d.expect("asked for dx")).collect();
     oracle.extend(grads);
     let fd = finite_differences(&at, &functional);
     // A parameter-only layer has no input gradient (its `dx` is not asked for in a model).
-    let skip = usize::from(kind == "parameter");
+    let skip = if kind == "parameter" { arity } else { 0 };
     assert_close_to_differences(kind, &oracle[skip..], &fd[skip..]);
 
     // The graph against the oracle.
@@ -133,9 +144,19 @@ fn check_layer(layer: &dyn Layer, rows: usize, input: usize) {
     let f = alias(FP64).expect("alias");
     let rn = Rounding::NearestEven;
     let mut b = Builder::on(Datapath::LowPrecision, &arch);
-    let xn = b
-        .feed(Op::Input, "x", &[rows, input], f, rn, Role::Data)
-        .expect("x");
+    let xn: Vec<_> = (0..arity)
+        .map(|i| {
+            b.feed(
+                Op::Input,
+                &format!("x{i}"),
+                &[rows, input],
+                f,
+                rn,
+                Role::Data,
+            )
+            .expect("x")
+        })
+        .collect();
     let pn: Vec<_> = specs
         .iter()
         .enumerate()
@@ -149,27 +170,31 @@ fn check_layer(layer: &dyn Layer, rows: usize, input: usize) {
     let en = b
         .feed(Op::Input, &err_name, &shape, f, rn, Role::Gradients)
         .expect("err");
-    let yn = layer.build_forward(&mut b, xn, &pn).expect("forward");
+    let yn = layer.build_forward(&mut b, &xn, &pn).expect("forward");
     let (dxn, gn) = layer
-        .build_backward(&mut b, xn, yn, en, &pn, true)
+        .build_backward(&mut b, &xn, yn, en, &pn, &need)
         .expect("backward");
-    let out_name = b.b.meta(yn).name.clone();
-    let dx_name = dxn.map(|d| b.b.meta(d).name.clone());
-    let grad_names: Vec<String> = gn.iter().map(|&g| b.b.meta(g).name.clone()).collect();
-    for (name, s) in grad_names.iter().zip(&specs) {
+    let name = |b: &Builder, n: petgraph::graph::NodeIndex| b.b.meta(n).name.clone();
+    let out_name = name(&b, yn);
+    let dx_names: Vec<Option<String>> = dxn.iter().map(|d| d.map(|d| name(&b, d))).collect();
+    let grad_names: Vec<String> = gn.iter().map(|&g| name(&b, g)).collect();
+    for (n, s) in grad_names.iter().zip(&specs) {
         assert_eq!(
-            name, &s.grad,
+            n, &s.grad,
             "{kind}: the gradient node is named as its spec says"
         );
     }
     let mut names = vec![out_name.clone()];
-    names.extend(dx_name.iter().cloned());
+    names.extend(dx_names.iter().flatten().cloned());
     names.extend(grad_names.iter().cloned());
+    names.sort();
     names.dedup();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let g = b.b.build(&refs).expect("graph");
     let mut feeds: BTreeMap<String, ArrayD<f64>> = BTreeMap::new();
-    feeds.insert("x".into(), x.clone());
+    for (i, x) in xs.iter().enumerate() {
+        feeds.insert(format!("x{i}"), x.clone());
+    }
     feeds.insert(err_name.clone(), r.clone());
     for (i, p) in params.iter().enumerate() {
         feeds.insert(format!("w{i}"), p.clone());
@@ -183,11 +208,13 @@ fn check_layer(layer: &dyn Layer, rows: usize, input: usize) {
     };
     let mut graph = vec![get(&out_name)];
     let mut exact = vec![y];
-    if let (Some(d), 0) = (&dx_name, skip) {
-        graph.push(get(d));
-        exact.push(oracle[0].clone());
+    if skip == 0 {
+        for (i, d) in dx_names.iter().enumerate() {
+            graph.push(get(d.as_ref().expect("every input's error")));
+            exact.push(oracle[i].clone());
+        }
     }
-    for (g, o) in grad_names.iter().zip(&oracle[1..]) {
+    for (g, o) in grad_names.iter().zip(&oracle[arity..]) {
         graph.push(get(g));
         exact.push(o.clone());
     }
@@ -212,6 +239,11 @@ fn linear_layer_with_and_without_bias() {
 #[test]
 fn relu_layer() {
     check_layer(&Relu { index: 0 }, 6, 4);
+}
+
+#[test]
+fn residual_add_layer() {
+    check_layer(&ResidualAdd { index: 0 }, 5, 4);
 }
 
 #[test]
@@ -444,4 +476,49 @@ fn gaussian_potential_graph() {
     let sd = (noise.iter().map(|v| (v - m).powi(2)).sum::<f64>() / n).sqrt();
     assert!(m.abs() < 0.0047, "noise mean {m}");
     assert!((sd - 0.1).abs() < 0.005, "noise sd {sd}");
+}
+
+/// A residual MLP: `x -> dense0 -> relu -> dense1 -> (+ relu's output) -> relu -> dense2`; the
+/// ReLU's output is read twice, so its error is the sum of two (`errsum` on the graph).
+fn residual_mlp() -> Model {
+    let layers: Vec<std::sync::Arc<dyn Layer>> = vec![
+        dense(0, 5, 6, true, true),
+        std::sync::Arc::new(Relu { index: 0 }),
+        dense(1, 6, 6, true, true),
+        std::sync::Arc::new(ResidualAdd { index: 0 }),
+        std::sync::Arc::new(Relu { index: 1 }),
+        dense(2, 6, 3, true, true),
+    ];
+    let mut sources = chain(layers.len());
+    sources[3] = vec![Source::Layer(2), Source::Layer(1)];
+    Model {
+        kind: ModelKind::Mlp,
+        inputs: 5,
+        bias_feature: false,
+        layers,
+        sources,
+        loss: std::sync::Arc::new(SoftmaxCrossEntropy { classes: 3 }),
+        l2: 0.0,
+    }
+    .check()
+    .expect("a valid graph of layers")
+}
+
+#[test]
+fn residual_mlp_sums_the_errors_of_a_shared_value() {
+    check_model(&residual_mlp(), Some(3));
+}
+
+#[test]
+fn a_graph_of_layers_is_checked() {
+    let mut m = residual_mlp();
+    m.sources[3] = vec![Source::Layer(4), Source::Layer(1)];
+    let e = m.clone().check().unwrap_err().to_string();
+    assert!(e.contains("reads only earlier layers"), "{e}");
+    m.sources[3] = vec![Source::Layer(2)];
+    let e = m.clone().check().unwrap_err().to_string();
+    assert!(e.contains("takes 2 inputs, given 1"), "{e}");
+    m.sources[3] = vec![Source::Layer(2), Source::Input];
+    let e = m.check().unwrap_err().to_string();
+    assert!(e.contains("the shortcut [5]"), "{e}");
 }

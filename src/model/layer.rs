@@ -63,7 +63,8 @@ impl ParamSpec {
     }
 }
 
-/// A layer: a map from a batch to a batch with its own parameters (see the module docs).
+/// A layer: a map from one or more batches (its inputs, e.g. a residual add's two) to a batch,
+/// with its own parameters (see the module docs).
 ///
 /// Node and parameter names are fixed by the layer (`z{i}`, `h{i}`, `grad{i}`, ...) so that the
 /// random streams, keyed by tensor name, do not depend on how a graph was assembled.
@@ -71,48 +72,53 @@ pub trait Layer: Debug + Send + Sync {
     /// The layer type's name (`linear`, `relu`, ...).
     fn kind(&self) -> &'static str;
 
+    /// How many inputs it takes (1 unless it joins branches).
+    fn arity(&self) -> usize {
+        1
+    }
+
     /// Its parameter tensors, in the order the model lays them out.
     fn params(&self) -> Vec<ParamSpec>;
 
-    /// The shape of one example's output for one example's input shape, or why the input does
+    /// The shape of one example's output for one example's input shapes, or why the inputs do
     /// not fit.
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, ModelError>;
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, ModelError>;
 
-    /// `f64` forward pass of a batch `x` (examples first) with parameters `params`.
-    fn forward(&self, params: &[&ArrayD<f64>], x: ArrayViewD<f64>) -> ArrayD<f64>;
+    /// `f64` forward pass of batches `x` (examples first) with parameters `params`.
+    fn forward(&self, params: &[&ArrayD<f64>], x: &[ArrayViewD<f64>]) -> ArrayD<f64>;
 
-    /// `f64` backward pass: given the forward input `x`, output `y` and the loss's gradient
+    /// `f64` backward pass: given the forward inputs `x`, output `y` and the loss's gradient
     /// `dy` with respect to `y`, the gradients of the parameters (in [`Layer::params`] order)
-    /// and, when `need_dx`, the gradient with respect to `x`.
+    /// and, for each input `i` with `need_dx[i]`, the gradient with respect to it.
     fn backward(
         &self,
         params: &[&ArrayD<f64>],
-        x: ArrayViewD<f64>,
+        x: &[ArrayViewD<f64>],
         y: ArrayViewD<f64>,
         dy: ArrayViewD<f64>,
-        need_dx: bool,
-    ) -> (Option<ArrayD<f64>>, Vec<ArrayD<f64>>);
+        need_dx: &[bool],
+    ) -> (Vec<Option<ArrayD<f64>>>, Vec<ArrayD<f64>>);
 
-    /// Adds the forward pass to a step graph: the output node of input node `x`.
+    /// Adds the forward pass to a step graph: the output node of input nodes `x`.
     fn build_forward(
         &self,
         b: &mut Builder,
-        x: NodeIndex,
+        x: &[NodeIndex],
         params: &[NodeIndex],
     ) -> Result<NodeIndex, ModelError>;
 
-    /// Adds the backward pass: given the forward input `x`, output `y` and the error `err`
+    /// Adds the backward pass: given the forward inputs `x`, output `y` and the error `err`
     /// (the loss's gradient with respect to `y`), the gradient node of each parameter (named
-    /// [`ParamSpec::grad`]) and, when `need_dx`, the error with respect to `x`.
+    /// [`ParamSpec::grad`]) and, for each input `i` with `need_dx[i]`, its error.
     fn build_backward(
         &self,
         b: &mut Builder,
-        x: NodeIndex,
+        x: &[NodeIndex],
         y: NodeIndex,
         err: NodeIndex,
         params: &[NodeIndex],
-        need_dx: bool,
-    ) -> Result<(Option<NodeIndex>, Vec<NodeIndex>), ModelError>;
+        need_dx: &[bool],
+    ) -> Result<(Vec<Option<NodeIndex>>, Vec<NodeIndex>), ModelError>;
 
     /// The name of the error node arriving at this layer's output when it is the model's last
     /// layer (the loss's gradient): `err{n}` after `n` dense layers; a layer whose output is

@@ -65,7 +65,8 @@ impl Layer for Linear {
         p
     }
 
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, ModelError> {
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, ModelError> {
+        let input = inputs[0];
         if input != [self.fan_in] {
             return Err(ModelError::Shape(format!(
                 "linear layer {} takes {} features per example, got shape {input:?}",
@@ -75,8 +76,8 @@ impl Layer for Linear {
         Ok(vec![self.fan_out])
     }
 
-    fn forward(&self, params: &[&ArrayD<f64>], x: ArrayViewD<f64>) -> ArrayD<f64> {
-        let mut z = matrix(x).dot(&matrix(params[0].view()));
+    fn forward(&self, params: &[&ArrayD<f64>], x: &[ArrayViewD<f64>]) -> ArrayD<f64> {
+        let mut z = matrix(x[0].view()).dot(&matrix(params[0].view()));
         if self.bias {
             z += &matrix(params[1].view());
         }
@@ -86,30 +87,30 @@ impl Layer for Linear {
     fn backward(
         &self,
         params: &[&ArrayD<f64>],
-        x: ArrayViewD<f64>,
+        x: &[ArrayViewD<f64>],
         _y: ArrayViewD<f64>,
         dy: ArrayViewD<f64>,
-        need_dx: bool,
-    ) -> (Option<ArrayD<f64>>, Vec<ArrayD<f64>>) {
-        let (x, e) = (matrix(x), matrix(dy));
+        need_dx: &[bool],
+    ) -> (Vec<Option<ArrayD<f64>>>, Vec<ArrayD<f64>>) {
+        let (x, e) = (matrix(x[0].view()), matrix(dy));
         let mut grads = vec![x.t().dot(&e).into_dyn()];
         if self.bias {
             grads.push(e.sum_axis(Axis(0)).insert_axis(Axis(0)).into_dyn());
         }
-        let dx = need_dx.then(|| e.dot(&matrix(params[0].view()).t()).into_dyn());
-        (dx, grads)
+        let dx = need_dx[0].then(|| e.dot(&matrix(params[0].view()).t()).into_dyn());
+        (vec![dx], grads)
     }
 
     fn build_forward(
         &self,
         b: &mut Builder,
-        x: NodeIndex,
+        x: &[NodeIndex],
         params: &[NodeIndex],
     ) -> Result<NodeIndex, ModelError> {
         let i = self.index;
         let act = b.act();
         let rw = b.weight_rounding();
-        let z = b.matmul(&format!("z{i}"), (x, false), (params[0], false), act, rw)?;
+        let z = b.matmul(&format!("z{i}"), (x[0], false), (params[0], false), act, rw)?;
         if !self.bias {
             return Ok(z);
         }
@@ -126,12 +127,12 @@ impl Layer for Linear {
     fn build_backward(
         &self,
         b: &mut Builder,
-        x: NodeIndex,
+        x: &[NodeIndex],
         _y: NodeIndex,
         err: NodeIndex,
         params: &[NodeIndex],
-        need_dx: bool,
-    ) -> Result<(Option<NodeIndex>, Vec<NodeIndex>), ModelError> {
+        need_dx: &[bool],
+    ) -> Result<(Vec<Option<NodeIndex>>, Vec<NodeIndex>), ModelError> {
         let i = self.index;
         let grad = b.grad();
         let mut grads = Vec::with_capacity(2);
@@ -139,15 +140,21 @@ impl Layer for Linear {
             let (f, r, role) = grad;
             grads.push(b.op(Op::SumRows, &format!("gradb{i}"), f, r, role, &[err])?);
         }
-        let gw = b.matmul(&format!("grad{i}"), (x, true), (err, false), grad, grad.1)?;
+        let gw = b.matmul(
+            &format!("grad{i}"),
+            (x[0], true),
+            (err, false),
+            grad,
+            grad.1,
+        )?;
         grads.insert(0, gw);
-        let dx = if need_dx {
+        let dx = if need_dx[0] {
             let rw = b.weight_rounding();
             Some(b.matmul(&format!("gh{i}"), (err, false), (params[0], true), grad, rw)?)
         } else {
             None
         };
-        Ok((dx, grads))
+        Ok((vec![dx], grads))
     }
 
     fn error_name(&self) -> String {

@@ -1,10 +1,13 @@
-//! Models as a sequence of layers with a loss at the end: one implementation for the step
+//! Models as layers with a loss at the end: one implementation for the step
 //! graphs the algorithms run and the `f64` oracle the metrics, the exact optimum and the tests
 //! use.
 //!
 //! A [`Model`] is built from a workload's `model` section ([`Model::from_spec`]) or directly
-//! ([`Model::mlp`], ...). Every layer type is one file implementing [`Layer`] (`linear.rs`,
-//! `relu.rs`, `gaussian.rs`'s [`gaussian::Parameter`]), every loss one file implementing
+//! ([`Model::mlp`], ...). A model's layers form a graph: each reads the model's input or
+//! earlier layers' outputs ([`Source`]), so a residual block is a [`residual::ResidualAdd`]
+//! reading its branch and its shortcut, and a value read by several layers gets the sum of
+//! their errors. Every layer type is one file implementing [`Layer`] (`linear.rs`, `relu.rs`,
+//! `residual.rs`, `gaussian.rs`'s [`gaussian::Parameter`]), every loss one file implementing
 //! [`Loss`] (`mse.rs`, `softmax_xent.rs`, `gaussian.rs`); the model kinds a workload can name
 //! are assembled in [`Model::from_spec`]. Tensors are `ArrayD` with the examples first, so a
 //! layer on images is a new file, not a new design.
@@ -35,6 +38,7 @@ pub mod layer;
 pub mod linear;
 pub mod mse;
 pub mod relu;
+pub mod residual;
 pub mod softmax_xent;
 
 use std::sync::Arc;
@@ -107,8 +111,43 @@ pub struct Model {
     inputs: usize,
     bias_feature: bool,
     layers: Vec<Arc<dyn Layer>>,
+    /// Where each layer's inputs come from (layers only ever read earlier layers: the order of
+    /// `layers` is a topological order).
+    sources: Vec<Vec<Source>>,
     loss: Arc<dyn Loss>,
     l2: f64,
+}
+
+/// Where a layer's input comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The model's input (the batch of examples).
+    Input,
+    /// The output of an earlier layer, by its position.
+    Layer(usize),
+}
+
+impl Source {
+    /// Position among the values a forward pass holds: 0 the input, `k + 1` layer `k`'s output.
+    fn value(self) -> usize {
+        match self {
+            Source::Input => 0,
+            Source::Layer(k) => k + 1,
+        }
+    }
+}
+
+/// Each layer reading the one before it (the first, the model's input).
+fn chain(n: usize) -> Vec<Vec<Source>> {
+    (0..n)
+        .map(|k| {
+            vec![if k == 0 {
+                Source::Input
+            } else {
+                Source::Layer(k - 1)
+            }]
+        })
+        .collect()
 }
 
 fn check_l2(l2: f64) -> Result<(), ModelError> {
@@ -158,6 +197,7 @@ impl Model {
             inputs: features,
             bias_feature: false,
             layers: vec![dense(0, features, 1, false, false)],
+            sources: chain(1),
             loss: Arc::new(mse::Mse),
             l2,
         })
@@ -173,6 +213,7 @@ impl Model {
             inputs: features,
             bias_feature: false,
             layers: vec![dense(0, features, classes, false, false)],
+            sources: chain(1),
             loss: Arc::new(softmax_xent::SoftmaxCrossEntropy { classes }),
             l2,
         })
@@ -204,14 +245,16 @@ impl Model {
             }
             layers.push(dense(i, w[0], w[1], true, true));
         }
-        Ok(Model {
+        Model {
             kind: ModelKind::Mlp,
             inputs: features,
             bias_feature: false,
+            sources: chain(layers.len()),
             layers,
             loss: Arc::new(softmax_xent::SoftmaxCrossEntropy { classes }),
             l2,
-        })
+        }
+        .check()
     }
 
     /// The sampling target `N(mean, precision^-1)`.
@@ -233,6 +276,7 @@ impl Model {
             inputs: 0,
             bias_feature: false,
             layers: vec![Arc::new(gaussian::Parameter { dim })],
+            sources: chain(1),
             loss: Arc::new(gaussian::GaussianPotential { mean, precision }),
             l2: 0.0,
         })
@@ -316,17 +360,56 @@ impl Model {
         self.loss.classes()
     }
 
+    /// One example's shape at the model's input and at every layer's output, input first, or
+    /// why a layer does not accept its inputs.
+    fn shapes(&self) -> Result<Vec<Vec<usize>>, ModelError> {
+        let mut shapes = vec![vec![self.inputs]];
+        for (layer, sources) in self.layers.iter().zip(&self.sources) {
+            let inputs: Vec<&[usize]> = sources
+                .iter()
+                .map(|s| shapes[s.value()].as_slice())
+                .collect();
+            let out = layer.output_shape(&inputs)?;
+            shapes.push(out);
+        }
+        Ok(shapes)
+    }
+
     /// Values per example of the model's input and of every layer's output, input first
     /// (the activations a batch holds per example).
     pub fn widths(&self) -> Vec<usize> {
-        let mut shape = vec![self.inputs];
-        let mut widths = vec![self.inputs];
-        for l in &self.layers {
-            // The constructors chain the layers' shapes, so every layer accepts its input.
-            shape = l.output_shape(&shape).unwrap_or_default();
-            widths.push(shape.iter().product());
+        // Every constructor checks the shapes ([`Model::check`]).
+        self.shapes()
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.iter().product())
+            .collect()
+    }
+
+    /// Checks that every layer reads earlier values only, with as many inputs as it takes, of
+    /// shapes it accepts.
+    fn check(self) -> Result<Self, ModelError> {
+        for (k, (layer, sources)) in self.layers.iter().zip(&self.sources).enumerate() {
+            if sources.len() != layer.arity() {
+                return Err(ModelError::Spec(format!(
+                    "layer {k} ({}) takes {} inputs, given {}",
+                    layer.kind(),
+                    layer.arity(),
+                    sources.len()
+                )));
+            }
+            if let Some(s) = sources
+                .iter()
+                .find(|s| matches!(s, Source::Layer(j) if *j >= k))
+            {
+                return Err(ModelError::Spec(format!(
+                    "layer {k} ({}) reads {s:?}: a layer reads only earlier layers",
+                    layer.kind()
+                )));
+            }
         }
-        widths
+        self.shapes()?;
+        Ok(self)
     }
 
     /// Outputs per example: classes, 1 for regression, the coordinates of a Gaussian target.
@@ -408,8 +491,8 @@ impl Model {
             .collect()
     }
 
-    /// The input of every layer and the last output, in `f64` (`x` is ignored by a Gaussian
-    /// target).
+    /// The model's input and every layer's output, in `f64` (`x` is ignored by a Gaussian
+    /// target); indexed by [`Source::value`].
     fn forward_all(&self, params: &[ArrayD<f64>], x: Option<ArrayView2<f64>>) -> Vec<ArrayD<f64>> {
         assert_eq!(
             params.len(),
@@ -420,13 +503,19 @@ impl Model {
             || ArrayD::zeros(IxDyn(&[1, 0])),
             |x| x.to_owned().into_dyn(),
         );
-        let mut acts = vec![input];
-        for (layer, p) in self.layers.iter().zip(self.split(params)) {
+        let mut values = vec![input];
+        for ((layer, sources), p) in self
+            .layers
+            .iter()
+            .zip(&self.sources)
+            .zip(self.split(params))
+        {
             let p: Vec<&ArrayD<f64>> = p.iter().collect();
-            let next = layer.forward(&p, acts[acts.len() - 1].view());
-            acts.push(next);
+            let inputs: Vec<_> = sources.iter().map(|s| values[s.value()].view()).collect();
+            let next = layer.forward(&p, &inputs);
+            values.push(next);
         }
-        acts
+        values
     }
 
     /// What the model predicts on `x` in `f64`: class probabilities (`N x C`), values (`N x 1`),
@@ -457,17 +546,37 @@ impl Model {
             Some((x, y)) => (Some(x), y),
             None => (None, &no_targets),
         };
-        let acts = self.forward_all(params, x);
-        let (value, mut err) = self.loss.value_and_grad(acts[acts.len() - 1].view(), y);
+        let values = self.forward_all(params, x);
+        let (value, err) = self.loss.value_and_grad(values[values.len() - 1].view(), y);
         let split = self.split(params);
+        // The error of every value, summed over the layers that read it.
+        let mut errs: Vec<Option<ArrayD<f64>>> = vec![None; values.len()];
+        errs[values.len() - 1] = Some(err);
         let mut grads: Vec<Vec<ArrayD<f64>>> = vec![Vec::new(); self.layers.len()];
         for (k, layer) in self.layers.iter().enumerate().rev() {
             let p: Vec<&ArrayD<f64>> = split[k].iter().collect();
-            let (dx, g) = layer.backward(&p, acts[k].view(), acts[k + 1].view(), err.view(), k > 0);
+            let Some(err) = errs[k + 1].take() else {
+                // No path from this layer to the loss: its parameters do not matter.
+                grads[k] = layer
+                    .params()
+                    .iter()
+                    .map(|s| ArrayD::zeros(IxDyn(&s.shape)))
+                    .collect();
+                continue;
+            };
+            let sources = &self.sources[k];
+            let inputs: Vec<_> = sources.iter().map(|s| values[s.value()].view()).collect();
+            let need: Vec<bool> = sources.iter().map(|s| *s != Source::Input).collect();
+            let (dx, g) = layer.backward(&p, &inputs, values[k + 1].view(), err.view(), &need);
             grads[k] = g;
-            match dx {
-                Some(dx) => err = dx,
-                None => break,
+            for (s, d) in sources.iter().zip(dx) {
+                if let (Some(d), Source::Layer(_)) = (d, s) {
+                    let e = &mut errs[s.value()];
+                    *e = Some(match e.take() {
+                        Some(sum) => sum + d,
+                        None => d,
+                    });
+                }
             }
         }
         let mut grads: Vec<ArrayD<f64>> = grads.into_iter().flatten().collect();
@@ -513,21 +622,47 @@ impl Model {
             None => return Err(ModelError::Data("this model needs training data".into())),
         };
         let split = self.split(params);
-        let mut acts = vec![x];
-        for (layer, p) in self.layers.iter().zip(&split) {
-            let next = layer.build_forward(b, acts[acts.len() - 1], p)?;
-            acts.push(next);
+        let mut values = vec![x];
+        for ((layer, sources), p) in self.layers.iter().zip(&self.sources).zip(&split) {
+            let inputs: Vec<NodeIndex> = sources.iter().map(|s| values[s.value()]).collect();
+            let next = layer.build_forward(b, &inputs, p)?;
+            values.push(next);
         }
-        let out = acts[acts.len() - 1];
+        let out = values[values.len() - 1];
         let last = self.layers.last().expect("a model has a layer");
-        let mut err = self.loss.build_error(b, out, y, &last.error_name())?;
+        let err = self.loss.build_error(b, out, y, &last.error_name())?;
+        // The error node of every value; a value read by several layers sums their errors on
+        // the vector unit (`errsum{v}.{i}`, in the gradients format).
+        let mut errs: Vec<Option<NodeIndex>> = vec![None; values.len()];
+        errs[values.len() - 1] = Some(err);
+        let mut sums = vec![0usize; values.len()];
         let mut grads: Vec<Vec<NodeIndex>> = vec![Vec::new(); self.layers.len()];
         for (k, layer) in self.layers.iter().enumerate().rev() {
-            let (dx, g) = layer.build_backward(b, acts[k], acts[k + 1], err, split[k], k > 0)?;
+            let Some(err) = errs[k + 1] else {
+                return Err(ModelError::Spec(format!(
+                    "layer {k} ({}) does not reach the loss: its parameters would get no gradient",
+                    layer.kind()
+                )));
+            };
+            let sources = &self.sources[k];
+            let inputs: Vec<NodeIndex> = sources.iter().map(|s| values[s.value()]).collect();
+            let need: Vec<bool> = sources.iter().map(|s| *s != Source::Input).collect();
+            let (dx, g) = layer.build_backward(b, &inputs, values[k + 1], err, split[k], &need)?;
             grads[k] = g;
-            match dx {
-                Some(dx) => err = dx,
-                None => break,
+            for (s, d) in sources.iter().zip(dx) {
+                let (Some(d), Source::Layer(_)) = (d, s) else {
+                    continue;
+                };
+                let v = s.value();
+                errs[v] = Some(match errs[v] {
+                    Some(sum) => {
+                        let (f, r, role) = b.grad();
+                        let name = format!("errsum{v}.{}", sums[v]);
+                        sums[v] += 1;
+                        b.op(crate::graph::Op::Add, &name, f, r, role, &[sum, d])?
+                    }
+                    None => d,
+                });
             }
         }
         Ok((out, grads.into_iter().flatten().collect()))

@@ -26,60 +26,60 @@ impl Layer for Relu {
         Vec::new()
     }
 
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, ModelError> {
-        Ok(input.to_vec())
+    fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, ModelError> {
+        Ok(inputs[0].to_vec())
     }
 
-    fn forward(&self, _params: &[&ArrayD<f64>], x: ArrayViewD<f64>) -> ArrayD<f64> {
-        x.mapv(|v| v.max(0.0))
+    fn forward(&self, _params: &[&ArrayD<f64>], x: &[ArrayViewD<f64>]) -> ArrayD<f64> {
+        x[0].mapv(|v| v.max(0.0))
     }
 
     fn backward(
         &self,
         _params: &[&ArrayD<f64>],
-        x: ArrayViewD<f64>,
+        x: &[ArrayViewD<f64>],
         _y: ArrayViewD<f64>,
         dy: ArrayViewD<f64>,
-        need_dx: bool,
-    ) -> (Option<ArrayD<f64>>, Vec<ArrayD<f64>>) {
-        let dx = need_dx.then(|| {
+        need_dx: &[bool],
+    ) -> (Vec<Option<ArrayD<f64>>>, Vec<ArrayD<f64>>) {
+        let dx = need_dx[0].then(|| {
             let mut d = dy.to_owned();
-            Zip::from(&mut d).and(&x).for_each(|d, &z| {
+            Zip::from(&mut d).and(&x[0]).for_each(|d, &z| {
                 if z <= 0.0 {
                     *d = 0.0;
                 }
             });
             d
         });
-        (dx, Vec::new())
+        (vec![dx], Vec::new())
     }
 
     fn build_forward(
         &self,
         b: &mut Builder,
-        x: NodeIndex,
+        x: &[NodeIndex],
         _params: &[NodeIndex],
     ) -> Result<NodeIndex, ModelError> {
         let (f, r, role) = b.act();
-        b.op(Op::Relu, &format!("h{}", self.index), f, r, role, &[x])
+        b.op(Op::Relu, &format!("h{}", self.index), f, r, role, &[x[0]])
     }
 
     fn build_backward(
         &self,
         b: &mut Builder,
-        x: NodeIndex,
+        x: &[NodeIndex],
         _y: NodeIndex,
         err: NodeIndex,
         _params: &[NodeIndex],
-        need_dx: bool,
-    ) -> Result<(Option<NodeIndex>, Vec<NodeIndex>), ModelError> {
-        if !need_dx {
-            return Ok((None, Vec::new()));
+        need_dx: &[bool],
+    ) -> Result<(Vec<Option<NodeIndex>>, Vec<NodeIndex>), ModelError> {
+        if !need_dx[0] {
+            return Ok((vec![None], Vec::new()));
         }
         let (f, r, role) = b.grad();
         let name = format!("err{}", self.index + 1);
-        let dx = b.op(Op::ReluGrad, &name, f, r, role, &[err, x])?;
-        Ok((Some(dx), Vec::new()))
+        let dx = b.op(Op::ReluGrad, &name, f, r, role, &[err, x[0]])?;
+        Ok((vec![Some(dx)], Vec::new()))
     }
 
     fn error_name(&self) -> String {
