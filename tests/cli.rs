@@ -56,6 +56,16 @@ fn malformed_format_specs() {
         ("float:e=4,m=3,color=red", &["unknown key `color`"]),
         ("bfp:wl=1", &["wl = 1"]),
         ("qtorch:e=9,m=2", &["e = 9"]),
+        ("qtorch:e=8,m=0", &["e = 8 with m = 0", "m >= 1"]),
+        ("qfixed:wl=8", &["qfixed:wl=8", "missing `fl=`"]),
+        (
+            "qfixed:wl=8,fl=4,clamp=maybe",
+            &["clamp = `maybe`", "on or off"],
+        ),
+        ("qfixed:wl=8,fl=200", &["fl = 200", "-120..=149"]),
+        ("qfixed:wl=8,fl=4,sat=off", &["unknown key `sat`", "clamp"]),
+        ("qbfp:wl=23", &["wl = 23", "2..=22"]),
+        ("qbfp:wl=8,size=0", &["size = `0`"]),
         ("fixed:wl=8,fl=x", &["fl = `x`"]),
     ];
     for (spec, needles) in cases {

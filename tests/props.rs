@@ -640,6 +640,8 @@ fn block_specs_round_trip() {
         "bfp:wl=8,size=row",
         "bfp:wl=8,size=col",
         "bfp:wl=5,size=tensor",
+        "qbfp:wl=8,size=16",
+        "qbfp:wl=22,size=col",
         "mx:elem=e2m1fn,size=col",
         "mx:elem=int8,size=row",
         "mx:elem=e5m2,size=tensor",

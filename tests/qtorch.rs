@@ -310,3 +310,62 @@ fn qtorch_formats_refuse_other_rounding_modes() {
         }
     }
 }
+
+/// The QPyTorch specs: defaults as QPyTorch's (`clamp=True`, `symmetric=False`), a `Display`
+/// that writes only what differs and parses back, and each key taking effect.
+#[test]
+fn qtorch_specs_parse_display_and_take_effect() {
+    for (spec, display) in [
+        ("qfixed:wl=8,fl=4", "qfixed:wl=8,fl=4"),
+        (
+            "qfixed:wl=8,fl=4,clamp=on,symmetric=off",
+            "qfixed:wl=8,fl=4",
+        ),
+        ("qfixed:wl=8,fl=-3,clamp=off", "qfixed:wl=8,fl=-3,clamp=off"),
+        (
+            "qfixed:wl=8,fl=4,symmetric=on",
+            "qfixed:wl=8,fl=4,symmetric=on",
+        ),
+        ("qbfp:wl=8,size=row", "qbfp:wl=8,size=row"),
+        ("qbfp:wl=8", "qbfp:wl=8,size=32"),
+        ("qtorch:e=4,m=3", "qtorch:e=4,m=3"),
+    ] {
+        let f = fmt(spec);
+        assert_eq!(f.to_string(), display, "{spec}");
+        assert_eq!(fmt(display), f, "{spec}");
+    }
+    let q = |spec: &str, x: f32| {
+        fmt(spec)
+            .quantize_scalar(f64::from(x), Rounding::NearestEven, 0)
+            .unwrap()
+    };
+    // clamp: 300 saturates at 127/16 or stays on the grid; symmetric drops -8.
+    assert_eq!(q("qfixed:wl=8,fl=4", 300.0), 127.0 / 16.0);
+    assert_eq!(q("qfixed:wl=8,fl=4,clamp=off", 300.0), 300.0);
+    assert_eq!(q("qfixed:wl=8,fl=4", -300.0), -8.0);
+    assert_eq!(q("qfixed:wl=8,fl=4,symmetric=on", -300.0), -127.0 / 16.0);
+    // wl and fl: the grid and the range.
+    assert_eq!(q("qfixed:wl=8,fl=2", 1.3), 1.25);
+    assert_eq!(q("qfixed:wl=6,fl=2", 300.0), 31.0 / 4.0);
+    // qbfp's wl and size take effect (the block rule of `bfp` on exact grid values).
+    let block = |spec: &str| {
+        let q = Quantizer::new(fmt(spec), Rounding::NearestAway, 0, 0).unwrap();
+        let mut out = [0.0; 4];
+        q.quantize_f64(&[1.0, 0.3, 8.0, 0.3], &mut out, 0, 2);
+        out
+    };
+    assert_eq!(block("qbfp:wl=4,size=row"), [1.0, 0.25, 8.0, 0.0]);
+    assert_eq!(block("qbfp:wl=6,size=row"), [1.0, 0.3125, 8.0, 0.5]);
+    // One block: the grid is 2, and the tie 1.0 goes up.
+    assert_eq!(block("qbfp:wl=4,size=tensor"), [2.0, 0.0, 8.0, 0.0]);
+    // The formats table's facts.
+    let info = lpsim::format::FormatInfo::of(&fmt("qtorch:e=4,m=3"));
+    assert_eq!((info.max, info.specials.as_str()), (480.0, "none"));
+    let info = lpsim::format::FormatInfo::of(&fmt("qtorch:e=8,m=7"));
+    let bf16_max = (2.0 - 2f64.powi(-7)) * 2f64.powi(127);
+    assert_eq!((info.max, info.specials.as_str()), (bf16_max, "inf nan"));
+    let info = lpsim::format::FormatInfo::of(&fmt("qfixed:wl=8,fl=4,clamp=off"));
+    assert_eq!((info.max, info.fl), (f64::from(f32::MAX), Some(4)));
+    let info = lpsim::format::FormatInfo::of(&fmt("qbfp:wl=8,size=row"));
+    assert_eq!((info.kind.as_str(), info.max), ("qbfp", 127.0 / 64.0));
+}
