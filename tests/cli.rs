@@ -526,3 +526,21 @@ fn run_prints_a_line_per_epoch_when_piped_and_nothing_with_quiet() {
     let quiet = run(true);
     assert!(!quiet.contains("epoch 1/3"), "{quiet}");
 }
+
+/// QPyTorch's unclamped fixed point has no codes: `lpsim quantize` leaves the code empty; the
+/// clamped one writes its word.
+#[test]
+fn quantize_leaves_the_code_of_unbounded_qfixed_empty() {
+    for (spec, line) in [
+        (
+            "qfixed:wl=8,fl=4,clamp=off",
+            "4072c00000000000,,43960000,300",
+        ),
+        ("qfixed:wl=8,fl=4", "4072c00000000000,7f,40fe0000,7.9375"),
+    ] {
+        let out = lpsim(&["quantize", "-f", spec, "-r", "rne"], "300\n");
+        assert!(out.status.success(), "{spec}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.lines().nth(1), Some(line), "{spec}: {text}");
+    }
+}
