@@ -188,8 +188,9 @@ impl QTorchFloat {
 ///   infinite. `wl` then has no effect on the values (QPyTorch ignores it too); it still sets
 ///   the width lpsim prices.
 ///
-/// QPyTorch's CUDA kernel rounds "nearest" with `round` instead (ties away from zero, no `f32`
-/// add); lpsim follows the CPU kernel, which is the one the reference vectors come from.
+/// QPyTorch's CUDA kernel (read, not run) rounds "nearest" with `round` instead (ties away from
+/// zero, no `f32` add); lpsim follows the CPU kernel, which is the one the reference vectors
+/// come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct QTorchFixed {
     wl: u32,
