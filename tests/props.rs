@@ -317,12 +317,15 @@ fn qtorch_checks(f: &Format, x: f64) -> Result<(), TestCaseError> {
         if qt.exp_bits() < 8 {
             prop_assert!(a.is_finite(), "{f}: {x:e} -> {a:e}");
             prop_assert!(
-                a.abs() <= qt.max(),
+                a.abs() <= qt.max_value(),
                 "{f}: {x:e} -> {a:e} beyond {:e}",
-                qt.max()
+                qt.max_value()
             );
-            if (x as f32).abs() >= qt.max() as f32 {
-                prop_assert!(a.abs() == qt.max(), "{f}: {x:e} -> {a:e} does not saturate");
+            if (x as f32).abs() >= qt.max_value() as f32 {
+                prop_assert!(
+                    a.abs() == qt.max_value(),
+                    "{f}: {x:e} -> {a:e} does not saturate"
+                );
             }
         }
         prop_assert!(

@@ -369,3 +369,104 @@ fn qtorch_specs_parse_display_and_take_effect() {
     let info = lpsim::format::FormatInfo::of(&fmt("qbfp:wl=8,size=row"));
     assert_eq!((info.kind.as_str(), info.max), ("qbfp", 127.0 / 64.0));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any `f32` but NaN, from its bits.
+    fn value() -> impl Strategy<Value = f32> {
+        any::<u32>()
+            .prop_map(f32::from_bits)
+            .prop_filter("not NaN", |x| !x.is_nan())
+    }
+
+    fn q(f: &Format, mode: Rounding, x: f32) -> f64 {
+        f.quantize_scalar(f64::from(x), mode, 0).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// QPyTorch's fixed point is monotone and idempotent (by value: `-0` gives `+0`), stays
+        /// within its clamp bounds, and is on the grid `2^-fl` where finite. Idempotent except
+        /// at an odd count of steps in `[2^23, 2^24)`, which only a clamp bound can be (`wl =
+        /// 25`: `-(2^24 - 1) -> -(2^24 - 2)` in QPyTorch too), and which then moves once.
+        #[test]
+        fn qfixed_is_monotone_idempotent_and_on_its_grid(
+            wl in 2u32..=32, fl in -12i32..=30, clamp: bool, symmetric: bool, x in value(), y in value(),
+        ) {
+            let spec = format!(
+                "qfixed:wl={wl},fl={fl},clamp={},symmetric={}",
+                if clamp { "on" } else { "off" },
+                if symmetric { "on" } else { "off" }
+            );
+            let f = fmt(&spec);
+            let Format::QFixed(qf) = f else { unreachable!("a qfixed spec") };
+            let m = Rounding::NearestEven;
+            let (a, b) = (q(&f, m, x), q(&f, m, y));
+            if x <= y {
+                prop_assert!(a <= b, "{spec}: {x:e} -> {a:e}, {y:e} -> {b:e}");
+            }
+            let steps = (a * 2f64.powi(fl)).abs();
+            if (2f64.powi(23)..2f64.powi(24)).contains(&steps) && steps % 2.0 == 1.0 {
+                prop_assert!(a == qf.range().0 || a == qf.range().1, "{spec}: odd {a:e}");
+                let again = q(&f, m, a as f32);
+                prop_assert_eq!(q(&f, m, again as f32), again, "{}: moves twice", spec);
+            } else {
+                prop_assert_eq!(q(&f, m, a as f32), a, "{}: not idempotent at {:e}", spec, a);
+            }
+            let (lo, hi) = qf.range();
+            prop_assert!(!clamp || (lo..=hi).contains(&a), "{spec}: {x:e} -> {a:e}");
+            if a.is_finite() {
+                let steps = a * 2f64.powi(fl);
+                prop_assert_eq!(steps, steps.round(), "{}: {:e} off the grid", spec, a);
+            }
+        }
+
+        /// QPyTorch's float is monotone and idempotent, saturating at its largest value below
+        /// e = 8.
+        #[test]
+        fn qtorch_float_is_monotone_and_idempotent(
+            e in 2u32..=8, m in 0u32..=22, x in value(), y in value(),
+        ) {
+            prop_assume!((e, m) != (8, 0));
+            let f = fmt(&format!("qtorch:e={e},m={m}"));
+            let Format::QTorch(qt) = f else { unreachable!("a qtorch spec") };
+            let r = Rounding::NearestAway;
+            let (a, b) = (q(&f, r, x), q(&f, r, y));
+            if x <= y {
+                prop_assert!(a <= b, "{f}: {x:e} -> {a:e}, {y:e} -> {b:e}");
+            }
+            prop_assert_eq!(q(&f, r, a as f32), a, "{}: not idempotent at {:e}", f, a);
+            prop_assert!(e == 8 || a.abs() <= qt.max_value(), "{f}: {x:e} -> {a:e}");
+        }
+
+        /// QPyTorch's block rounding is idempotent on blocks below 2^126, and each element is
+        /// one of the two grid points around it (or the block's largest value).
+        #[test]
+        fn qbfp_is_idempotent_and_rounds_to_a_neighbour(
+            wl in 2u32..=22, xs in prop::collection::vec(-1.0e30f32..1.0e30, 1..12),
+        ) {
+            let f = fmt(&format!("qbfp:wl={wl},size=tensor"));
+            let qz = Quantizer::new(f, Rounding::NearestAway, 0, 0).unwrap();
+            let x: Vec<f64> = xs.iter().map(|&v| f64::from(v)).collect();
+            let mut once = vec![0.0; x.len()];
+            qz.quantize_f64(&x, &mut once, 0, x.len());
+            let mut twice = vec![0.0; x.len()];
+            qz.quantize_f64(&once, &mut twice, 0, x.len());
+            prop_assert_eq!(&twice, &once, "{}: not idempotent", f);
+            let amax = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            if amax >= 2f64.powi(-126) {
+                let e = amax.log2().floor() as i32;
+                let step = 2f64.powi(e + 2 - wl as i32);
+                let top = 2f64.powi(e + 1) - step;
+                for (&xi, &oi) in x.iter().zip(&once) {
+                    let down = (xi / step).floor() * step;
+                    let ok = oi == down || oi == down + step || oi.abs() == top;
+                    prop_assert!(ok, "{}: {:e} -> {:e} (step {:e})", f, xi, oi, step);
+                }
+            }
+        }
+    }
+}

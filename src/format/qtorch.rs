@@ -129,7 +129,7 @@ impl QTorchFloat {
     }
 
     /// The largest finite value, `(2 - 2^-M) 2^(2^(E-1))` (`E < 8`) or `f32`'s with `M` bits.
-    pub fn max(&self) -> f64 {
+    pub fn max_value(&self) -> f64 {
         self.layout().limits().max
     }
 
@@ -174,7 +174,8 @@ impl QTorchFloat {
 /// uniform `f32` in `[0, 1)` for "stochastic") and the subtraction is in `f64`, scaled back in
 /// `f32`, then, with `clamp`, limited to `[t_min, t_max]` computed in `f32`:
 /// `t_min = -2^(wl-fl-1)` (plus `2^-fl` when `symmetric`), `t_max = 2^(wl-fl-1) - 2^-fl`
-/// (rounded to `f32`: `2^31` for `wl = 32, fl = 0`).
+/// (rounded to `f32`: `2^31` for `wl = 32, fl = 0`; with `wl = 25` the symmetric lower bound
+/// `-(2^24 - 1)` steps is one of the odd counts below, so it moves when quantized again).
 ///
 /// What follows, reproduced on purpose (the standard `fixed:` format rounds once and has no
 /// NaN, infinity or `-0`):

@@ -81,7 +81,7 @@ fn scalar_range(format: &Format) -> Option<(f64, f64)> {
     Some(match format {
         Format::Float(f) => float_range(f.limits().max, f.signed()),
         Format::Fixed(f) => (f.min_value(), f.max_value()),
-        Format::QTorch(q) => float_range(q.max(), true),
+        Format::QTorch(q) => float_range(q.max_value(), true),
         Format::QFixed(q) => q.range(),
         Format::Block(_) => return None,
     })
