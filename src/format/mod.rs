@@ -41,7 +41,7 @@ pub enum Format {
     Float(FloatFormat),
     /// Fixed point / integers.
     Fixed(FixedFormat),
-    /// A shared power-of-two scale per block of elements (bfp, MX).
+    /// A shared power-of-two scale per block of elements (bfp, QPyTorch's qbfp, MX).
     Block(BlockFormat),
     /// QPyTorch-compatible float quantization (`float_quantize`).
     QTorch(QTorchFloat),
