@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Reference vectors for tests/qtorch.rs, from the real QPyTorch.
 
-Run with QPyTorch 0.3.0 on torch 2.15.0 (CPU kernels, the C++ extension QPyTorch compiles at
-import; needs `ninja` on PATH) and NumPy 2.4.6, Python 3.11:
+Run with QPyTorch 0.3.0 on torch 2.15.0 (the PyPI build, 2.15.0+cu132, on CPU tensors: QPyTorch's
+CPU kernels, the C++ extension it compiles at import, here with g++ 12.2; needs `ninja` on PATH),
+NumPy 2.4.6 and Python 3.11.7:
 
-    python3 -m venv /tmp/venv-qt && . /tmp/venv-qt/bin/activate
+    python3 -m venv /tmp/venv-qt && . /tmp/venv-qt/bin/activate   # outside the repository
     pip install torch==2.15.0 qtorch==0.3.0 ninja numpy==2.4.6
     python3 tests/data/gen_qtorch.py        # from the repository root; fixed seed
 
-It writes three gzip files (mtime 0, so a rerun is byte-identical) under `tests/data/qtorch/`,
-each a sequence of cases. A case is a little-endian header of five 32-bit integers
+It writes four gzip files under `tests/data/qtorch/` (mtime 0: a rerun gives the same bytes,
+except `sr_means.bin.gz`, see below), each a sequence of cases. A case is a little-endian header of five 32-bit integers
 `(p0, p1, p2, p3, n)` followed by `n` records `(input f32 bits: u32, output f32 bits: u32)`:
 
 - `float.bin.gz`: `float_quantize(x, exp=p0, man=p1, rounding="nearest")`, p2 = p3 = 0, for
@@ -27,7 +28,8 @@ given quieted: lpsim's `f64` carrier sets the quiet bit of every NaN it reads).
 `sr_means.bin.gz` (same case layout, outputs are the mean over `SR_DRAWS` draws as f32 bits)
 holds QPyTorch's stochastic rounding averaged per input, for a sanity check of lpsim's `sr`:
 the case kind is p3 (0 float (p0, p1) = (exp, man); 1 fixed (wl, fl) clamped, not symmetric;
-2 block (wl) over the whole tensor, the inputs one tensor), p2 = SR_DRAWS.
+2 block (wl) over the whole tensor, the inputs one tensor), p2 = SR_DRAWS. It changes on a
+rerun: QPyTorch's CPU float and block kernels seed their generator from `std::random_device`.
 """
 import gzip
 import os
