@@ -64,6 +64,10 @@ fn malformed_format_specs() {
         ),
         ("qfixed:wl=8,fl=200", &["fl = 200", "-120..=149"]),
         ("qfixed:wl=8,fl=4,sat=off", &["unknown key `sat`", "clamp"]),
+        (
+            "fixed:wl=8,fl=4,clamp=off",
+            &["`clamp` is QPyTorch's", "qfixed:"],
+        ),
         ("qbfp:wl=23", &["wl = 23", "2..=22"]),
         ("qbfp:wl=8,size=0", &["size = `0`"]),
         ("fixed:wl=8,fl=x", &["fl = `x`"]),

@@ -241,6 +241,17 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
             )
         }
         "fixed" => {
+            let keys = body
+                .split(',')
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, _)| k.trim());
+            if keys.into_iter().any(|k| k == "clamp") {
+                return Err(err(
+                    "`clamp` is QPyTorch's: its fixed_point_quantize is \
+                     `qfixed:wl=,fl=,clamp=on|off`; `fixed:` saturates or wraps (`sat=on|off`)"
+                        .into(),
+                ));
+            }
             let f = Fields::parse(spec, body, &["wl", "fl", "signed", "sat", "symmetric"])?;
             wrap(
                 FixedFormat::new(
