@@ -241,11 +241,9 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
             )
         }
         "fixed" => {
-            let keys = body
-                .split(',')
-                .filter_map(|p| p.split_once('='))
-                .map(|(k, _)| k.trim());
-            if keys.into_iter().any(|k| k == "clamp") {
+            // QPyTorch's `clamp=False` has a format of its own: say where.
+            let mut keys = body.split(',').filter_map(|p| p.split_once('='));
+            if keys.any(|(k, _)| k.trim() == "clamp") {
                 return Err(err(
                     "`clamp` is QPyTorch's: its fixed_point_quantize is \
                      `qfixed:wl=,fl=,clamp=on|off`; `fixed:` saturates or wraps (`sat=on|off`)"
