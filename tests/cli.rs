@@ -56,6 +56,20 @@ fn malformed_format_specs() {
         ("float:e=4,m=3,color=red", &["unknown key `color`"]),
         ("bfp:wl=1", &["wl = 1"]),
         ("qtorch:e=9,m=2", &["e = 9"]),
+        ("qtorch:e=8,m=0", &["e = 8 with m = 0", "m >= 1"]),
+        ("qfixed:wl=8", &["qfixed:wl=8", "missing `fl=`"]),
+        (
+            "qfixed:wl=8,fl=4,clamp=maybe",
+            &["clamp = `maybe`", "on or off"],
+        ),
+        ("qfixed:wl=8,fl=200", &["fl = 200", "-120..=149"]),
+        ("qfixed:wl=8,fl=4,sat=off", &["unknown key `sat`", "clamp"]),
+        (
+            "fixed:wl=8,fl=4,clamp=off",
+            &["`clamp` is QPyTorch's", "qfixed:"],
+        ),
+        ("qbfp:wl=23", &["wl = 23", "2..=22"]),
+        ("qbfp:wl=8,size=0", &["size = `0`"]),
         ("fixed:wl=8,fl=x", &["fl = `x`"]),
     ];
     for (spec, needles) in cases {
@@ -515,4 +529,22 @@ fn run_prints_a_line_per_epoch_when_piped_and_nothing_with_quiet() {
     std::fs::remove_dir_all(&out_dir).unwrap();
     let quiet = run(true);
     assert!(!quiet.contains("epoch 1/3"), "{quiet}");
+}
+
+/// QPyTorch's unclamped fixed point has no codes: `lpsim quantize` leaves the code empty; the
+/// clamped one writes its word.
+#[test]
+fn quantize_leaves_the_code_of_unbounded_qfixed_empty() {
+    for (spec, line) in [
+        (
+            "qfixed:wl=8,fl=4,clamp=off",
+            "4072c00000000000,,43960000,300",
+        ),
+        ("qfixed:wl=8,fl=4", "4072c00000000000,7f,40fe0000,7.9375"),
+    ] {
+        let out = lpsim(&["quantize", "-f", spec, "-r", "rne"], "300\n");
+        assert!(out.status.success(), "{spec}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.lines().nth(1), Some(line), "{spec}: {text}");
+    }
 }

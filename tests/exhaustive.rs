@@ -56,14 +56,9 @@ fn excluded(f: &Format, code: u64) -> bool {
             mag >> m == 0 && mag != 0
         }
         Format::Fixed(x) if x.symmetric() => code == 1u64 << (x.wl() - 1),
-        // QPyTorch's range stops at the IEEE largest finite value and has no -0: the codes
-        // with an all-ones exponent and the code of -0 are not values.
-        Format::QTorch(q) => {
-            let m = q.man_bits();
-            let width = q.exp_bits() + m;
-            let mag = code & ((1u64 << width) - 1);
-            mag >> m == (1u64 << q.exp_bits()) - 1 || code == 1u64 << width
-        }
+        // QPyTorch never rounds to -0 (its subnormal path gives +0): the code of -0 is not a
+        // value. Its top exponent code is a binade (e < 8) or f32's infinities and NaN (e = 8).
+        Format::QTorch(q) => code == 1u64 << (q.exp_bits() + q.man_bits()),
         _ => false,
     }
 }
@@ -113,12 +108,10 @@ fn codes_by_value(f: &Format) -> Vec<u64> {
 
 fn modes(f: &Format) -> Vec<Rounding> {
     match f {
-        Format::QTorch(_) => vec![Rounding::NearestAway],
-        _ => DET_MODES.to_vec(),
+        // QPyTorch's "nearest" and its 32-bit "stochastic".
+        Format::QTorch(_) => vec![Rounding::NearestAway, SR_MODES[0]],
+        _ => DET_MODES.into_iter().chain(SR_MODES).collect(),
     }
-    .into_iter()
-    .chain(SR_MODES)
-    .collect()
 }
 
 fn check_format(spec: &str) {
@@ -136,6 +129,8 @@ fn check_format(spec: &str) {
             nan_codes += 1;
             let layout = match f {
                 Format::Float(x) => x,
+                // QPyTorch's e = 8 keeps f32's NaN codes.
+                Format::QTorch(q) => q.layout(),
                 _ => panic!("{spec}: code {code:#x} decodes to NaN"),
             };
             let canon = canonical_nan(&layout, v.is_sign_negative());
@@ -177,8 +172,13 @@ fn check_format(spec: &str) {
         }
     }
     // NaN codes: exactly where the convention puts them.
-    let expect_nan = match f {
-        Format::Float(x) => {
+    let layout = match f {
+        Format::Float(x) => Some(x),
+        Format::QTorch(q) => Some(q.layout()),
+        _ => None,
+    };
+    let expect_nan = match layout {
+        Some(x) => {
             use lpsim::format::Special;
             let per_sign = match x.special() {
                 Special::Ieee => (1u64 << x.man_bits()) - 1,
@@ -188,7 +188,7 @@ fn check_format(spec: &str) {
             };
             per_sign * if x.signed() { 2 } else { 1 } + u64::from(x.special() == Special::Fnuz)
         }
-        _ => 0,
+        None => 0,
     };
     assert_eq!(nan_codes, expect_nan, "{spec}: NaN codes");
 

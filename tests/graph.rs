@@ -130,6 +130,21 @@ fn building_rejects_bad_shapes_formats_cycles_and_names() {
             .expect("v");
         b.build(&["v"]).expect(f);
     }
+    // QPyTorch's fixed point has no VC counterpart: refused, naming the node and the way out.
+    let mut b = GraphBuilder::new(mac);
+    let x = b.add(Op::Input, t("x", &[2], "fp32"), &[]).expect("x");
+    b.add(
+        Op::VcQuantize { v: 1e-3.into() },
+        t("v", &[2], "qfixed:wl=8,fl=4"),
+        &[x],
+    )
+    .expect("v");
+    let e = b.build(&["v"]).expect_err("vc onto qfixed");
+    assert!(
+        matches!(&e, GraphError::Format { node, .. } if node == "v"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("use `fixed:`"), "{e}");
     let mut b = GraphBuilder::new(mac);
     b.add(Op::Input, t("x", &[2], "fp32"), &[]).expect("x");
     assert_eq!(

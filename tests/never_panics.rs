@@ -169,7 +169,7 @@ proptest! {
     fn format_and_rounding_specs(
         fmt in prop_oneof![
             "[a-z0-9:=,_]{0,24}",
-            "(float|fixed|bfp|mx|qtorch):[a-z]{1,6}=[0-9]{1,12}(,[a-z]{1,6}=[a-z0-9]{1,12}){0,4}",
+            "(float|fixed|bfp|mx|qtorch|qfixed|qbfp):[a-z]{1,6}=[0-9]{1,12}(,[a-z]{1,6}=[a-z0-9]{1,12}){0,4}",
         ],
         rnd in prop_oneof!["[a-z:=0-9]{0,12}", "sr:bits=[0-9]{1,3}"],
         xs in prop::collection::vec(any::<f64>(), 0..40),

@@ -119,11 +119,12 @@ fn saturating_floats_and_overflow_to_nan_count_as_saturated() {
         range_events(&common::fmt("e4m3fn"), &exact, &s, 5),
         counts(5, 2, 1, 1)
     );
-    // QPyTorch's e5m2 saturates at the IEEE largest value 1.75 * 2^15 and has no NaN.
-    let exact = [57344.0, 60000.0, f64::NAN];
+    // QPyTorch's e5m2 saturates at 1.75 * 2^16 (its largest binade is 2^(2^(e-1)), one above
+    // IEEE's) and has no NaN.
+    let exact = [114688.0, 120000.0, f64::NAN];
     let spec = "qtorch:e=5,m=2";
     let s = stored_with(spec, Rounding::NearestAway, &exact, 3);
-    assert_eq!(s, [57344.0, 57344.0, 57344.0]);
+    assert_eq!(s, [114688.0, 114688.0, 114688.0]);
     assert_eq!(
         range_events(&common::fmt(spec), &exact, &s, 3),
         counts(3, 1, 0, 1)

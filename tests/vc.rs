@@ -78,7 +78,8 @@ fn float_draws_have_mean_mu_and_variance_v_at_binade_edges_zero_subnormals_and_n
         ("bf16", 7, -126, 2e38, 2f64.powi(240)),
         ("e5m2", 2, -14, 33000.0, 0.3 * 8192.0 * 8192.0),
         ("float:e=5,m=4", 4, -14, 40000.0, 2048.0 * 2048.0),
-        ("qtorch:e=4,m=3", 3, -6, 140.0, 256.0),
+        // QPyTorch's top binade is [256, 512) (largest value 480), step 32.
+        ("qtorch:e=4,m=3", 3, -6, 300.0, 1024.0),
     ];
     let mut seed = 0;
     for (spec, m, emin, big, top_v) in formats {

@@ -262,8 +262,8 @@ fn can_be_negative(f: &Format) -> bool {
     match f {
         Format::Float(x) => x.signed(),
         Format::Fixed(x) => x.signed(),
-        // Block elements (bfp, MX) and QPyTorch floats are signed.
-        Format::Block(_) | Format::QTorch(_) => true,
+        // Block elements (bfp, MX) and QPyTorch's formats are signed.
+        Format::Block(_) | Format::QTorch(_) | Format::QFixed(_) => true,
     }
 }
 

@@ -8,7 +8,9 @@ use crate::format::{alias, FormatInfo, ALIASES};
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Beyond the aliases, specs take the forms float:e=,m=..., fixed:wl=,fl=..., \
-bfp:wl=,size=..., mx:elem=,size=..., qtorch:e=,m=... (README, Formats). Block formats share one \
+bfp:wl=,size=..., mx:elem=,size=..., and QPyTorch's own quantizers bit for bit: qtorch:e=,m=, \
+qfixed:wl=,fl=[,clamp=on|off][,symmetric=on|off], qbfp:wl=,size=... (README, Formats; \
+docs/formats.md). Block formats share one \
 8-bit scale per block: size=N (N consecutive elements), size=row (one per row: per example of \
 [batch, features] activations), size=col (one per column: per output unit of [in, out] weights, \
 QPyTorch's dim=0 on PyTorch's [out, in] layout) or size=tensor."

@@ -18,12 +18,13 @@ use crate::round::Rounding;
 #[command(
     after_help = "Text input: one value per line, a decimal number (read as f64; inf and nan \
 allowed) or 0x plus 8 hex digits (f32 bits) or 16 hex digits (f64 bits).\n\
-CSV output: input_hex,code_hex,output_hex,output (+ block,scale_code_hex for block formats).\n\
+CSV output: input_hex,code_hex,output_hex,output (+ block,scale_code_hex for block formats; \
+code_hex is empty for qfixed with clamp=off, whose values no word holds).\n\
 Example: printf '0.1\\n3.14159\\n' | lpsim quantize --format e4m3fn --rounding rne"
 )]
 pub struct Args {
     /// Format spec: an alias (bf16, e4m3fn, mxfp8, ...) or float:e=,m=..., fixed:wl=,fl=...,
-    /// bfp:wl=,size=..., mx:elem=,size=..., qtorch:e=,m=...
+    /// bfp:wl=,size=..., mx:elem=,size=..., qtorch:e=,m=..., qfixed:wl=,fl=..., qbfp:wl=,size=...
     #[arg(long, short)]
     format: String,
     /// Rounding unit: rne|nearest, rna, rtz, up, down, odd, sr|stochastic, sr:bits=N.
@@ -231,8 +232,11 @@ fn write_csv(
                 )?;
             }
             None => {
-                let code = format.encode(v).unwrap_or_default();
-                writeln!(w, "{input_hex},{code:0digits$x},{output_hex},{output}")?;
+                // Empty where no word holds the values (`qfixed` without clamp).
+                let code = format
+                    .encode(v)
+                    .map_or(String::new(), |c| format!("{c:0digits$x}"));
+                writeln!(w, "{input_hex},{code},{output_hex},{output}")?;
             }
         }
     }

@@ -112,6 +112,7 @@ impl Operand {
             Format::Float(x) => float(x.exp_bits(), x.man_bits()),
             Format::QTorch(x) => float(x.exp_bits(), x.man_bits()),
             Format::Fixed(x) => int(x.wl()),
+            Format::QFixed(x) => int(x.wl()),
             Format::Block(b) => match b.element() {
                 Element::Float(x) => float(x.exp_bits(), x.man_bits()),
                 Element::Fixed(x) => int(x.wl()),

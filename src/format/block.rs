@@ -14,6 +14,7 @@
 //! an infinity gets the NaN scale (code `0xff`) and every element reads NaN, as in the OCP spec.
 
 use crate::format::exact::{exponent, pow2};
+use crate::format::qtorch;
 use crate::format::{FixedFormat, FloatFormat};
 use crate::round::Rounding;
 
@@ -113,6 +114,8 @@ impl Element {
 pub enum BlockKind {
     /// QPyTorch-style block floating point.
     Bfp,
+    /// `bfp` rounded as QPyTorch's CPU kernel rounds it (`qtorch::quantize_block`).
+    QBfp,
     /// OCP Microscaling.
     Mx,
 }
@@ -139,6 +142,18 @@ impl BlockFormat {
         }
         let element = FixedFormat::new(wl, wl as i32 - 2, true, true, true)?;
         Self::checked(BlockKind::Bfp, Element::Fixed(element), size, 0)
+    }
+
+    /// `bfp` with QPyTorch's rounding (`qbfp`), `wl` in 2..=22: its bit arithmetic keeps `wl`
+    /// bits of an `f32` fraction field, undefined from 23 on.
+    pub fn qbfp(wl: u32, size: BlockSize) -> Result<Self, String> {
+        if !(2..=22).contains(&wl) {
+            return Err(format!("wl = {wl}: must be 2..=22 for qbfp"));
+        }
+        Ok(BlockFormat {
+            kind: BlockKind::QBfp,
+            ..Self::bfp(wl, size)?
+        })
     }
 
     /// OCP Microscaling with the given element format (saturating conversion is forced).
@@ -320,6 +335,9 @@ impl BlockFormat {
         rounding: Rounding,
         random: impl Fn(usize) -> u32,
     ) -> u8 {
+        if self.kind == BlockKind::QBfp {
+            return qtorch::quantize_block(self.bits(), block, out, rounding, random);
+        }
         match self.shared_exponent(block.iter().copied()) {
             None => {
                 out.iter_mut().for_each(|o| *o = f64::NAN);

@@ -18,12 +18,17 @@
 //!   range covers the block. For `bfp:wl=w` (and MXINT8) this holds for symmetric `b`-bit
 //!   integers exactly when `b <= w`: the most negative code `-2^(b-1)` raises the shared
 //!   exponent by one and doubles the grid step;
-//! - QPyTorch floats are contained by the layout they are coded in; as containers they hold only
-//!   themselves. Anything else: not contained.
+//!   `qbfp` (the same grid, QPyTorch's rounding) follows the same rule for blocks whose largest
+//!   magnitude is below `2^126`; at `2^126` its `f32` offset overflows and the block is lost, so
+//!   an operand reaching it is not contained;
+//! - QPyTorch floats (`qtorch`) are contained where the layout they are coded in is (their
+//!   largest binade is `2^(2^(e-1))`, one above IEEE's); QPyTorch's fixed point (`qfixed`, with
+//!   NaN, `-0` and, unclamped, any `f32`) only by floats holding every `f32`. As containers both
+//!   hold only themselves. Anything else: not contained.
 
 use crate::format::exact::{exponent, pow2};
 use crate::format::{
-    BlockFormat, Element, FixedFormat, FloatFormat, Format, Special, SCALE_EXP_RANGE,
+    BlockFormat, BlockKind, Element, FixedFormat, FloatFormat, Format, Special, SCALE_EXP_RANGE,
 };
 
 impl Format {
@@ -42,7 +47,10 @@ impl Format {
             (Format::Float(t), Format::Fixed(x)) => fixed_in_float(x, t),
             (Format::Float(t), Format::Float(x)) => float_in_float(x, t),
             (Format::Float(t), Format::QTorch(q)) => float_in_float(&q.layout(), t),
-            (Format::Block(t), Format::Fixed(x)) => fixed_in_block(x, t),
+            (Format::Block(t), Format::Fixed(x)) => {
+                fixed_in_block(x, t)
+                    && (t.kind() != BlockKind::QBfp || exponent(max_magnitude(x)) < 126)
+            }
             _ => false,
         }
     }
@@ -213,6 +221,36 @@ mod tests {
         assert!(f("mxfp8").contains(&sym(4)));
         assert!(!f("mxfp8").contains(&sym(5)));
         assert!(!f("bfp:wl=8,size=32").contains(&f("bf16")));
+        // qbfp: the rule of bfp below 2^126; the offset 6 * 2^e overflows f32 from there on.
+        assert!(f("qbfp:wl=8,size=32").contains(&sym(8)));
+        assert!(!f("qbfp:wl=8,size=32").contains(&f("int8")));
+        let huge = Format::Fixed(FixedFormat::new(4, -124, true, true, true).expect("valid"));
+        assert!(f("bfp:wl=8,size=32").contains(&huge));
+        assert!(!f("qbfp:wl=8,size=32").contains(&huge));
+        let Format::Block(b) = f("qbfp:wl=8,size=32") else {
+            unreachable!("a block format")
+        };
+        let (block, mut out) = ([7.0 * 2f64.powi(124), 2f64.powi(124)], [0.0; 2]);
+        b.quantize_block(&block, &mut out, crate::round::Rounding::NearestAway, |_| 0);
+        assert_ne!(out, block, "QPyTorch loses a block reaching 2^126");
+    }
+
+    #[test]
+    fn qtorch_formats() {
+        // QPyTorch's e5m2 reaches 114688, past fp16's 65504; its e4m3 (480) fits fp16.
+        assert!(!f("fp16").contains(&f("qtorch:e=5,m=2")));
+        assert!(f("fp16").contains(&f("qtorch:e=4,m=3")));
+        assert!(f("fp32").contains(&f("qtorch:e=8,m=7")));
+        assert!(!f("bf16").contains(&f("qtorch:e=8,m=8")));
+        // qfixed holds NaN and -0 (unclamped: any f32): only f32-complete floats contain it.
+        for q in ["qfixed:wl=8,fl=4", "qfixed:wl=8,fl=4,clamp=off"] {
+            assert!(f("fp32").contains(&f(q)), "{q}");
+            assert!(f("fp64").contains(&f(q)), "{q}");
+            assert!(!f("bf16").contains(&f(q)), "{q}");
+            assert!(!f("fixed:wl=16,fl=8").contains(&f(q)), "{q}");
+        }
+        assert!(!f("qfixed:wl=8,fl=4").contains(&f("fixed:wl=8,fl=4")));
+        assert!(!f("qtorch:e=4,m=3").contains(&f("e4m3fn")));
     }
 
     /// The rule against brute force: every pair of values of a small fixed format, as one
@@ -224,6 +262,8 @@ mod tests {
         for t in [
             "bfp:wl=6,size=tensor",
             "bfp:wl=4,size=tensor",
+            "qbfp:wl=6,size=tensor",
+            "qbfp:wl=3,size=tensor",
             "mxint8",
             "mxfp8",
             "mxfp6",
@@ -276,6 +316,12 @@ mod tests {
             "uint8",
             "fixed:wl=9,fl=0",
             "fixed:wl=12,fl=20",
+            // QPyTorch's floats: the largest binade 2^(2^(e-1)) (e5m2: 114688, past fp16's
+            // largest value), no -0 and no inf/NaN below e = 8.
+            "qtorch:e=4,m=3",
+            "qtorch:e=5,m=2",
+            "qtorch:e=3,m=1",
+            "qtorch:e=2,m=2",
         ];
         let values = |x: &Format| -> Vec<f64> {
             match x {

@@ -10,7 +10,7 @@ use crate::format::{Element, Format, Special};
 pub struct FormatInfo {
     /// The spec (alias name where there is one).
     pub name: String,
-    /// `float`, `fixed`, `bfp`, `mx` or `qtorch`.
+    /// `float`, `fixed`, `bfp`, `mx`, `qtorch`, `qfixed` or `qbfp`.
     pub kind: String,
     /// Bits per element (block formats: element bits; the 8-bit scale is shared).
     pub bits: u32,
@@ -20,11 +20,12 @@ pub struct FormatInfo {
     pub man_bits: Option<u32>,
     /// Exponent bias (floats).
     pub bias: Option<i32>,
-    /// Fractional length (fixed point).
+    /// Fractional length (fixed point, `qfixed`).
     pub fl: Option<i32>,
     /// Block size (`32`, `row`, `col`, `tensor`) for block formats.
     pub block: Option<String>,
-    /// Largest finite value (block formats: of an element at scale 1).
+    /// Largest finite value (block formats: of an element at scale 1; `qfixed` without clamp:
+    /// `f32`'s).
     pub max: f64,
     /// Smallest positive normal value (fixed point: the step).
     pub min_normal: f64,
@@ -58,6 +59,16 @@ impl FormatInfo {
             Format::Float(x) => Element::Float(*x),
             Format::Fixed(x) => Element::Fixed(*x),
             Format::QTorch(q) => Element::Float(q.layout()),
+            Format::QFixed(q) => {
+                info.fl = Some(q.fl());
+                info.max = q.range().1;
+                info.min_normal = q.step();
+                info.min_subnormal = q.step();
+                info.epsilon = q.step();
+                // NaN passes QPyTorch's clamp; a negative value rounding to zero gives -0.
+                info.specials = if q.clamp() { "nan -0" } else { "inf nan -0" }.into();
+                return info;
+            }
             Format::Block(b) => {
                 info.block = Some(b.size().to_string());
                 b.element()
@@ -99,7 +110,11 @@ impl FormatInfo {
             }
         }
         if let Format::QTorch(_) = f {
-            info.specials = "none".into();
+            // QPyTorch never rounds to -0 (but to +0); only e = 8 keeps infinities and NaN.
+            info.specials = info.specials.replace(" -0", "").replace("-0", "");
+            if info.specials.is_empty() {
+                info.specials = "none".into();
+            }
         }
         info
     }

@@ -13,7 +13,8 @@
 //! the exact `f64` reference path; `tests/quantizer.rs` proves the two paths agree bit for bit.
 
 use crate::format::{
-    BlockFormat, BlockSize, Element, FixedFormat, FloatFormat, Format, Quantizer, Special,
+    BlockFormat, BlockKind, BlockSize, Element, FixedFormat, FloatFormat, Format, Quantizer,
+    Special,
 };
 use crate::round::{uncounted_bits, Discarded, RandomStream, Rounding};
 use crate::simd::{multiversion, prefetch, Isa, LINE};
@@ -917,6 +918,8 @@ pub(crate) fn quantize_f32(
         // Column blocks interleave: the reference path copies each column out (documented
         // fallback; the step graphs quantize through the reference path anyway).
         Format::Block(b) if b.size() == BlockSize::Col => return false,
+        // QPyTorch's block rounding has its own f32 arithmetic (the reference path).
+        Format::Block(b) if b.kind() == BlockKind::QBfp => return false,
         Format::Block(b) => {
             let base = match b.element() {
                 Element::Float(f) => Grid::float(&f, r),
@@ -930,7 +933,7 @@ pub(crate) fn quantize_f32(
                 None => return false,
             }
         }
-        Format::QTorch(_) => return false,
+        Format::QTorch(_) | Format::QFixed(_) => return false,
     }
     true
 }

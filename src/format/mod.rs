@@ -25,7 +25,7 @@ pub use block::{
 pub use fixed::{FixedFormat, RangeEvent};
 pub use float::{FloatFormat, Special};
 pub use info::FormatInfo;
-pub use qtorch::QTorchFloat;
+pub use qtorch::{QTorchFixed, QTorchFloat};
 pub use quantizer::{QuantizeError, Quantizer};
 pub use range::{bound_events, range_events, RangeCounts};
 pub use spec::{alias, parse, FormatError, ALIASES};
@@ -41,10 +41,12 @@ pub enum Format {
     Float(FloatFormat),
     /// Fixed point / integers.
     Fixed(FixedFormat),
-    /// A shared power-of-two scale per block of elements (bfp, MX).
+    /// A shared power-of-two scale per block of elements (bfp, QPyTorch's qbfp, MX).
     Block(BlockFormat),
-    /// QPyTorch-compatible float quantization.
+    /// QPyTorch-compatible float quantization (`float_quantize`).
     QTorch(QTorchFloat),
+    /// QPyTorch-compatible fixed point (`fixed_point_quantize`), clamped or unbounded.
+    QFixed(QTorchFixed),
 }
 
 impl std::str::FromStr for Format {
@@ -55,16 +57,18 @@ impl std::str::FromStr for Format {
 }
 
 impl Format {
-    /// The family name: `float`, `fixed`, `bfp`, `mx` or `qtorch`.
+    /// The family name: `float`, `fixed`, `bfp`, `mx`, `qtorch`, `qfixed` or `qbfp`.
     pub fn kind(&self) -> &'static str {
         match self {
             Format::Float(_) => "float",
             Format::Fixed(_) => "fixed",
             Format::Block(b) => match b.kind() {
                 BlockKind::Bfp => "bfp",
+                BlockKind::QBfp => "qbfp",
                 BlockKind::Mx => "mx",
             },
             Format::QTorch(_) => "qtorch",
+            Format::QFixed(_) => "qfixed",
         }
     }
 
@@ -75,6 +79,7 @@ impl Format {
             Format::Fixed(f) => f.bits(),
             Format::Block(b) => b.bits(),
             Format::QTorch(q) => q.bits(),
+            Format::QFixed(q) => q.bits(),
         }
     }
 
@@ -110,7 +115,7 @@ impl Format {
                 }
                 Element::Fixed(f) => f.wl() <= 24 && f.fl() <= 22,
             },
-            Format::QTorch(_) => true,
+            Format::QTorch(_) | Format::QFixed(_) => true,
         }
     }
 
@@ -126,27 +131,61 @@ impl Format {
             Format::Float(f) => f.quantize(x, rounding, random),
             Format::Fixed(f) => f.quantize(x, rounding, random),
             Format::QTorch(q) => f64::from(q.quantize_f32(x as f32, rounding, random)),
+            Format::QFixed(q) => f64::from(q.quantize_f32(x as f32, rounding, random)),
             Format::Block(_) => return None,
         })
     }
 
-    /// The bit pattern of a representable value of a scalar format (`None` for block formats).
+    /// The bit pattern of a representable value of a scalar format (`None` for block formats
+    /// and for `qfixed` without `clamp`, whose values no word holds; a clamped `qfixed` codes
+    /// NaN as 0).
     pub fn encode(&self, v: f64) -> Option<u64> {
         match self {
             Format::Float(f) => Some(f.encode(v)),
             Format::Fixed(f) => Some(f.encode(v)),
             Format::QTorch(q) => Some(q.layout().encode(v)),
+            Format::QFixed(q) => q.layout().map(|l| l.encode(v)),
             Format::Block(_) => None,
         }
     }
 
-    /// The value of a bit pattern of a scalar format (`None` for block formats).
+    /// The value of a bit pattern of a scalar format (`None` for block formats and for
+    /// `qfixed` without `clamp`).
     pub fn decode(&self, code: u64) -> Option<f64> {
         match self {
             Format::Float(f) => Some(f.decode(code)),
             Format::Fixed(f) => Some(f.decode(code)),
             Format::QTorch(q) => Some(q.layout().decode(code)),
+            Format::QFixed(q) => q.layout().map(|l| l.decode(code)),
             Format::Block(_) => None,
+        }
+    }
+
+    /// Whether the format rounds with `rounding`: QPyTorch's formats (`qtorch`, `qfixed`,
+    /// `qbfp`) have only their "nearest" and "stochastic"; `Err` says which they are.
+    pub fn check_rounding(&self, rounding: Rounding) -> Result<(), &'static str> {
+        let (nearest, allowed) = match self {
+            Format::QTorch(_) => (
+                Rounding::NearestAway,
+                "QPyTorch's float_quantize has only rna (its \"nearest\") and sr with 32 bits \
+                 (its \"stochastic\")",
+            ),
+            Format::Block(b) if b.kind() == BlockKind::QBfp => (
+                Rounding::NearestAway,
+                "QPyTorch's block_quantize has only rna (its \"nearest\": half a unit added, \
+                 then truncated) and sr with 32 bits (its \"stochastic\")",
+            ),
+            Format::QFixed(_) => (
+                Rounding::NearestEven,
+                "QPyTorch's fixed_point_quantize has only rne (its \"nearest\", nearbyint) and \
+                 sr with 32 bits (its \"stochastic\")",
+            ),
+            _ => return Ok(()),
+        };
+        if qtorch::supports(nearest, rounding) {
+            Ok(())
+        } else {
+            Err(allowed)
         }
     }
 }

@@ -8,13 +8,14 @@
 use rayon::prelude::*;
 use thiserror::Error;
 
-use crate::format::{kernel, Format, QTorchFloat};
+use crate::format::{kernel, Format};
 use crate::round::{RandomStream, Rounding};
 
 /// A quantizer that cannot be built or applied.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum QuantizeError {
-    /// The format has no such rounding unit (QPyTorch compatibility has only `rna` and `sr`).
+    /// The format has no such rounding unit (QPyTorch's formats have only their "nearest" and
+    /// `sr`).
     #[error("format `{format}` does not support rounding `{rounding}`: {allowed}")]
     Unsupported {
         /// The format spec.
@@ -49,14 +50,12 @@ impl Quantizer {
         seed: u64,
         stream: u64,
     ) -> Result<Self, QuantizeError> {
-        if let Format::QTorch(_) = format {
-            if !QTorchFloat::supports(rounding) {
-                return Err(QuantizeError::Unsupported {
-                    format: format.to_string(),
-                    rounding: rounding.to_string(),
-                    allowed: "QPyTorch has only rna (its \"nearest\") and sr (its \"stochastic\")",
-                });
-            }
+        if let Err(allowed) = format.check_rounding(rounding) {
+            return Err(QuantizeError::Unsupported {
+                format: format.to_string(),
+                rounding: rounding.to_string(),
+                allowed,
+            });
         }
         Ok(Quantizer {
             format,
@@ -98,6 +97,11 @@ impl Quantizer {
                 }
             }
             Format::QTorch(q) => {
+                for (i, (o, &x)) in out.iter_mut().zip(input).enumerate() {
+                    *o = f64::from(q.quantize_f32(x as f32, r, rand(i)));
+                }
+            }
+            Format::QFixed(q) => {
                 for (i, (o, &x)) in out.iter_mut().zip(input).enumerate() {
                     *o = f64::from(q.quantize_f32(x as f32, r, rand(i)));
                 }

@@ -81,13 +81,8 @@ fn scalar_range(format: &Format) -> Option<(f64, f64)> {
     Some(match format {
         Format::Float(f) => float_range(f.limits().max, f.signed()),
         Format::Fixed(f) => (f.min_value(), f.max_value()),
-        Format::QTorch(q) => {
-            // QPyTorch saturates at the IEEE largest finite value of (e, m): the top binade
-            // `2^(2^(e-1) - 1)` with every mantissa bit set.
-            let emax = (1i32 << (q.exp_bits() - 1)) - 1;
-            let max = (2.0 - pow2(-(q.man_bits() as i32))) * pow2(emax);
-            float_range(max, true)
-        }
+        Format::QTorch(q) => float_range(q.max_value(), true),
+        Format::QFixed(q) => q.range(),
         Format::Block(_) => return None,
     })
 }

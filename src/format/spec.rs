@@ -9,8 +9,8 @@ use std::sync::OnceLock;
 use thiserror::Error;
 
 use crate::format::{
-    BlockFormat, BlockKind, BlockSize, Element, FixedFormat, FloatFormat, Format, QTorchFloat,
-    Special,
+    BlockFormat, BlockKind, BlockSize, Element, FixedFormat, FloatFormat, Format, QTorchFixed,
+    QTorchFloat, Special,
 };
 use crate::suggest::suggestion;
 
@@ -52,10 +52,11 @@ pub const ALIASES: &[&str] = &[
     "mxint8",
 ];
 
-const KINDS: &str = "an alias (see `lpsim formats`) or float:, fixed:, bfp:, mx:, qtorch:";
+const KINDS: &str =
+    "an alias (see `lpsim formats`) or float:, fixed:, bfp:, mx:, qtorch:, qfixed:, qbfp:";
 
 /// The `kind` of a `kind:key=value,...` spec.
-const FORMAT_KINDS: [&str; 5] = ["float", "fixed", "bfp", "mx", "qtorch"];
+const FORMAT_KINDS: [&str; 7] = ["float", "fixed", "bfp", "mx", "qtorch", "qfixed", "qbfp"];
 
 fn float(e: u32, m: u32, bias: Option<i32>, special: Special) -> FloatFormat {
     FloatFormat::new(e, m, bias, true, special, false, true, true)
@@ -240,6 +241,15 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
             )
         }
         "fixed" => {
+            // QPyTorch's `clamp=False` has a format of its own: say where.
+            let mut keys = body.split(',').filter_map(|p| p.split_once('='));
+            if keys.any(|(k, _)| k.trim() == "clamp") {
+                return Err(err(
+                    "`clamp` is QPyTorch's: its fixed_point_quantize is \
+                     `qfixed:wl=,fl=,clamp=on|off`; `fixed:` saturates or wraps (`sat=on|off`)"
+                        .into(),
+                ));
+            }
             let f = Fields::parse(spec, body, &["wl", "fl", "signed", "sat", "symmetric"])?;
             wrap(
                 FixedFormat::new(
@@ -255,6 +265,10 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
         "bfp" => {
             let f = Fields::parse(spec, body, &["wl", "size"])?;
             wrap(BlockFormat::bfp(f.required("wl", "2..=32")?, f.size()?).map(Format::Block))
+        }
+        "qbfp" => {
+            let f = Fields::parse(spec, body, &["wl", "size"])?;
+            wrap(BlockFormat::qbfp(f.required("wl", "2..=22")?, f.size()?).map(Format::Block))
         }
         "mx" => {
             let f = Fields::parse(spec, body, &["elem", "size"])?;
@@ -279,6 +293,18 @@ pub fn parse(spec: &str) -> Result<Format, FormatError> {
             wrap(
                 QTorchFloat::new(f.required("e", "2..=8")?, f.required("m", "0..=22")?)
                     .map(Format::QTorch),
+            )
+        }
+        "qfixed" => {
+            let f = Fields::parse(spec, body, &["wl", "fl", "clamp", "symmetric"])?;
+            wrap(
+                QTorchFixed::new(
+                    f.required("wl", "1..=64")?,
+                    f.required("fl", "of any sign")?,
+                    f.flag("clamp", true)?,
+                    f.flag("symmetric", false)?,
+                )
+                .map(Format::QFixed),
             )
         }
         other => Err(err(format!(
@@ -354,6 +380,9 @@ impl fmt::Display for Format {
                 (BlockKind::Bfp, Element::Fixed(e)) => {
                     write!(out, "bfp:wl={},size={}", e.wl(), b.size())
                 }
+                (BlockKind::QBfp, Element::Fixed(e)) => {
+                    write!(out, "qbfp:wl={},size={}", e.wl(), b.size())
+                }
                 (_, element) => {
                     let name = match element {
                         Element::Float(f) => Format::Float(
@@ -376,6 +405,16 @@ impl fmt::Display for Format {
                 }
             },
             Format::QTorch(q) => write!(out, "qtorch:e={},m={}", q.exp_bits(), q.man_bits()),
+            Format::QFixed(q) => {
+                write!(out, "qfixed:wl={},fl={}", q.wl(), q.fl())?;
+                if !q.clamp() {
+                    out.write_str(",clamp=off")?;
+                }
+                if q.symmetric() {
+                    out.write_str(",symmetric=on")?;
+                }
+                Ok(())
+            }
         }
     }
 }

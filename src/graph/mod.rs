@@ -409,6 +409,13 @@ impl GraphBuilder {
                         Element::Fixed(_) => true,
                     },
                     Format::Fixed(_) | Format::QTorch(_) => true,
+                    Format::QFixed(_) => {
+                        return Err(format_err(format!(
+                            "the variance-corrected quantizer has no QPyTorch counterpart for \
+                             `{}`: its grid is QPyTorch's fixed point; use `fixed:` instead",
+                            out.format
+                        )))
+                    }
                 };
                 if !zero {
                     return Err(format_err(format!(

@@ -85,6 +85,7 @@ fn largest(f: &Format) -> f64 {
     match f {
         Format::Float(x) => x.limits().max,
         Format::QTorch(q) => q.layout().limits().max,
+        Format::QFixed(q) => q.range().1,
         Format::Block(b) => match b.element() {
             Element::Float(x) => x.limits().max * 2f64.powi(127),
             Element::Fixed(x) => x.max_value() * 2f64.powi(127),

@@ -62,16 +62,10 @@ impl FloatGrid {
         })
     }
 
-    /// QPyTorch's float `(e, m)`: IEEE bias and range (its largest value is the IEEE one),
-    /// subnormals on.
+    /// QPyTorch's float `(e, m)`: the grids of its code layout (IEEE bias, subnormals, the
+    /// largest binade `2^(2^(e-1))` for `e < 8`, `f32`'s for `e = 8`).
     pub fn of_qtorch(q: &QTorchFloat) -> Self {
-        let bias = (1i32 << (q.exp_bits() - 1)) - 1;
-        let m = q.man_bits() as i32;
-        FloatGrid {
-            m,
-            kmin: 1 - bias - m,
-            ktop: bias - m,
-        }
+        Self::of_float(&q.layout()).expect("a QPyTorch float has a zero")
     }
 
     /// The grids of the same format scaled by `2^s` (an MX element grid in a block of scale `s`).

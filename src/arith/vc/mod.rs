@@ -290,6 +290,8 @@ pub fn vc_quantize(
             let convert = |t: f64| f64::from(q.quantize_f32(t as f32, Rounding::NearestAway, 0));
             scalar_float(FloatGrid::of_qtorch(q), convert, mu, out, v, s, &mut tally)
         }
+        // Refused when the graph is built (`graph::GraphBuilder`: no QPyTorch counterpart).
+        Format::QFixed(_) => out.fill(f64::NAN),
     }
     tally
 }
