@@ -96,6 +96,26 @@ fn assert_close_to_differences(what: &str, oracle: &[ArrayD<f64>], fd: &[ArrayD<
 
 const FP64: &str = "fp64";
 
+/// Feeds `w{i}` of every parameter tensor, in `fp64`.
+fn feed_params(b: &mut Builder, specs: &[super::ParamSpec]) -> Vec<petgraph::graph::NodeIndex> {
+    let f = alias(FP64).expect("alias");
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            b.feed(
+                Op::Param,
+                &format!("w{i}"),
+                &s.shape,
+                f,
+                Rounding::NearestEven,
+                Role::Weights,
+            )
+            .expect("param")
+        })
+        .collect()
+}
+
 /// One layer on a batch of `rows` examples, an input of `input` values per example for each of
 /// its inputs: the oracle's backward against differences of `sum(r * forward)` (a random `r`)
 /// in every input and parameter, and the step graph's forward, parameter gradients and input
@@ -157,14 +177,7 @@ fn check_layer(layer: &dyn Layer, rows: usize, input: usize) {
             .expect("x")
         })
         .collect();
-    let pn: Vec<_> = specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            b.feed(Op::Param, &format!("w{i}"), &s.shape, f, rn, Role::Weights)
-                .expect("param")
-        })
-        .collect();
+    let pn = feed_params(&mut b, &specs);
     // The error arrives named as the model names it (a parameter layer's is its gradient).
     let err_name = layer.error_name();
     let en = b
@@ -370,14 +383,7 @@ fn check_model(model: &Model, classes: Option<usize>) {
         .feed(Op::Input, "y", ym.shape(), f, rn, Role::Data)
         .expect("y");
     let specs = model.params();
-    let pn: Vec<_> = specs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            b.feed(Op::Param, &format!("w{i}"), &s.shape, f, rn, Role::Weights)
-                .expect("param")
-        })
-        .collect();
+    let pn = feed_params(&mut b, &specs);
     let (_, grads) = model
         .gradients(&mut b, Some(xn), Some(yn), &pn)
         .expect("gradients");
