@@ -173,7 +173,12 @@ fn per_layer(out: &mut impl Write, layers: &[PricedLayer]) -> std::io::Result<()
         .first()
         .map(|l| l.report.memory.iter().map(|m| m.name.as_str()).collect())
         .unwrap_or_default();
-    let width = layers.iter().map(|l| l.name.len()).max().unwrap_or(0).max(5);
+    let width = layers
+        .iter()
+        .map(|l| l.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
     write!(
         out,
         "{:>3}  {:<width$}  {:>22}  {:>12}  {:>7}  {:>10}  {:>10}",

@@ -6,8 +6,12 @@
 //! - **conv** (`topologies/conv_nets/*.csv`):
 //!   `Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,`
 //!   One layer is a convolution without padding (`scalesim/topology_utils.py`): the output is
-//!   `E x F` with `E = (H - R) / stride + 1` and `F = (W - S) / stride + 1` (integer division;
-//!   SCALE-Sim writes `ceil((H - R + stride) / stride)`, the same number), and SCALE-Sim runs it
+//!   `E x F` with SCALE-Sim's `E = ceil((H - R + stride) / stride) = ceil((H - R) / stride) + 1`
+//!   and the same for `F` with `W` and `S`. When the stride does not divide `H - R` this is one
+//!   row more than a convolution without padding has (PyTorch's `floor((H - R) / stride) + 1`):
+//!   SCALE-Sim's last window runs past the input's edge. lpsim follows SCALE-Sim, whose cycles
+//!   it reproduces; for a network's exact layer, give an IFMAP size where the stride divides
+//!   `H - R` (pad one side less, as `topologies/resnet_cifar_small.csv` does). SCALE-Sim runs it
 //!   as the GEMM of the im2col matrices (`compute/operand_matrix.py`): the ifmap operand is
 //!   `(E F) x (R S C)`, the filter operand `(R S C) x filters`, so `M = E F` (output pixels),
 //!   `N = filters`, `K = R S C` (the window). Its `calc_spatio_temporal_params` then maps
@@ -118,11 +122,12 @@ pub struct Conv {
 }
 
 impl Conv {
-    /// The output's height and width: `((H - R) / stride + 1, (W - S) / stride + 1)`.
+    /// The output's height and width as SCALE-Sim counts them:
+    /// `(ceil((H - R) / stride) + 1, ceil((W - S) / stride) + 1)` (see the module docs).
     pub fn ofmap(&self) -> (u64, u64) {
         (
-            (self.ifmap_h - self.filter_h) / self.stride + 1,
-            (self.ifmap_w - self.filter_w) / self.stride + 1,
+            (self.ifmap_h - self.filter_h).div_ceil(self.stride) + 1,
+            (self.ifmap_w - self.filter_w).div_ceil(self.stride) + 1,
         )
     }
 }
@@ -197,7 +202,10 @@ pub struct PricedTopology {
 
 /// Price the forward pass of `topology` on `arch`, each layer as the GEMM(s) SCALE-Sim runs
 /// for it, with [`price_gemms`]: per layer, and the total over the layers in order.
-pub fn price_topology(arch: &Architecture, topology: &Topology) -> Result<PricedTopology, CostError> {
+pub fn price_topology(
+    arch: &Architecture,
+    topology: &Topology,
+) -> Result<PricedTopology, CostError> {
     let layers = topology
         .layers
         .iter()
@@ -245,7 +253,8 @@ pub fn parse(path: &Path, input: impl io::Read) -> Result<Topology, TopologyErro
         .trim(csv::Trim::All)
         .from_reader(io::Read::chain(input, &b"\n"[..]));
     let mut record = csv::StringRecord::new();
-    let mut header: Option<(TopologyKind, bool)> = None;
+    // (format, sparsity column, line)
+    let mut header: Option<(TopologyKind, bool, u64)> = None;
     let mut layers = Vec::new();
     let mut gemms = 0u64;
     loop {
@@ -274,8 +283,11 @@ pub fn parse(path: &Path, input: impl io::Read) -> Result<Topology, TopologyErro
             continue;
         }
         match header {
-            None => header = Some(read_header(&fields).map_err(|r| err(line, r))?),
-            Some((kind, sparsity)) => {
+            None => {
+                let (kind, sparsity) = read_header(&fields).map_err(|r| err(line, r))?;
+                header = Some((kind, sparsity, line));
+            }
+            Some((kind, sparsity, _)) => {
                 let layer = read_layer(kind, sparsity, &fields, line).map_err(|r| err(line, r))?;
                 gemms = gemms.saturating_add(layer.count);
                 if gemms > MAX_GEMMS {
@@ -291,14 +303,11 @@ pub fn parse(path: &Path, input: impl io::Read) -> Result<Topology, TopologyErro
             }
         }
     }
-    let Some((kind, _)) = header else {
+    let Some((kind, _, line)) = header else {
         return Err(err(1, format!("empty file: {}", expected_headers())));
     };
     if layers.is_empty() {
-        return Err(err(
-            reader.position().line().saturating_sub(1).max(1),
-            "no layers after the header".into(),
-        ));
+        return Err(err(line, "no layers after the header".into()));
     }
     Ok(Topology { kind, layers })
 }
@@ -362,15 +371,12 @@ fn read_header(fields: &[&str]) -> Result<(TopologyKind, bool), String> {
 /// A size field: a whole number >= 1.
 fn size(fields: &[&str], column: usize, name: &str) -> Result<u64, String> {
     let v = fields[column];
-    v.parse::<u64>()
-        .ok()
-        .filter(|&x| x >= 1)
-        .ok_or_else(|| {
-            format!(
-                "column {} `{name}` = `{v}`: expected a whole number >= 1",
-                column + 1
-            )
-        })
+    v.parse::<u64>().ok().filter(|&x| x >= 1).ok_or_else(|| {
+        format!(
+            "column {} `{name}` = `{v}`: expected a whole number >= 1",
+            column + 1
+        )
+    })
 }
 
 /// One data line of a `kind` topology.
@@ -408,7 +414,10 @@ fn read_layer(
     let overflow = |what: &str| format!("layer `{name}`: {what} does not fit in 64 bits");
     let (conv, gemm, count) = match (kind, &dims[..]) {
         (TopologyKind::Gemm, &[m, n, k]) => (None, Gemm { m, n, k }, 1),
-        (TopologyKind::Conv, &[ifmap_h, ifmap_w, filter_h, filter_w, channels, filters, stride]) => {
+        (
+            TopologyKind::Conv,
+            &[ifmap_h, ifmap_w, filter_h, filter_w, channels, filters, stride],
+        ) => {
             for (filter, ifmap, col) in [(filter_h, ifmap_h, 4), (filter_w, ifmap_w, 5)] {
                 if filter > ifmap {
                     return Err(format!(
@@ -495,14 +504,15 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.kind, TopologyKind::Conv);
-        // AlexNet's first layer: (224 - 11) / 4 + 1 = 54 (53.25 floored, + 1).
+        // AlexNet's first layer as SCALE-Sim counts it: ceil((224 - 11) / 4) + 1 = 55 (a
+        // convolution without padding has 54: the 55th window runs past the edge).
         let a = &t.layers[0];
-        assert_eq!(a.conv.unwrap().ofmap(), (54, 54));
+        assert_eq!(a.conv.unwrap().ofmap(), (55, 55));
         assert_eq!(
             (a.gemm, a.count, a.line),
             (
                 Gemm {
-                    m: 54 * 54,
+                    m: 55 * 55,
                     n: 96,
                     k: 11 * 11 * 3
                 },
@@ -510,15 +520,8 @@ mod tests {
                 2
             )
         );
-        // (10 - 3) / 2 + 1 = 4, (7 - 2) / 2 + 1 = 3.
-        assert_eq!(
-            t.layers[1].gemm,
-            Gemm {
-                m: 12,
-                n: 4,
-                k: 30
-            }
-        );
+        // ceil((10 - 3) / 2) + 1 = 5, ceil((7 - 2) / 2) + 1 = 4.
+        assert_eq!(t.layers[1].gemm, Gemm { m: 20, n: 4, k: 30 });
         // Depthwise: 5 GEMMs of one channel each.
         let c = &t.layers[2];
         assert_eq!((c.gemm, c.count), (Gemm { m: 36, n: 1, k: 9 }, 5));
