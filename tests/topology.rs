@@ -471,6 +471,22 @@ fn cli_cost_topology() {
         )),
         "{msg}"
     );
+    let huge = lpsim(&[
+        "cost",
+        "--arch",
+        "arch/int8.json",
+        "--topology",
+        "tests/data/topology_broken/huge_gemm.csv",
+    ]);
+    assert_eq!(huge.status.code(), Some(2));
+    let msg = String::from_utf8_lossy(&huge.stderr);
+    assert!(
+        msg.contains(
+            "layer `big` (line 3): M N K multiply-accumulates of GEMM 4294967296x4294967296x1 \
+             (M,N,K) does not fit in 64 bits"
+        ),
+        "{msg}"
+    );
     let missing = lpsim(&[
         "cost",
         "--arch",

@@ -218,7 +218,15 @@ pub fn price_topology(
                 n,
                 k,
                 count: l.count,
-                report: price_gemms(arch, &vec![l.gemm; l.count as usize])?,
+                report: price_gemms(arch, &vec![l.gemm; l.count as usize]).map_err(
+                    |e| match e {
+                        CostError::Overflow(what) => CostError::Overflow(format!(
+                            "layer `{}` (line {}): {what}",
+                            l.name, l.line
+                        )),
+                        other => other,
+                    },
+                )?,
             })
         })
         .collect::<Result<Vec<_>, CostError>>()?;
@@ -447,7 +455,7 @@ fn read_layer(
                 .ok_or_else(|| overflow("the window Filter Height x Filter Width x Channels"))?;
             let pixels = e
                 .checked_mul(f)
-                .ok_or_else(|| overflow("the output pixels"))?;
+                .ok_or_else(|| overflow("the number of output pixels"))?;
             let gemm = Gemm {
                 m: pixels,
                 n: filters,
