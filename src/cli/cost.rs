@@ -20,8 +20,8 @@ the total adds their actions and cycles.\n\
 --topology reads a SCALE-Sim topology file, conv (`Layer name, IFMAP Height, IFMAP Width, \
 Filter Height, Filter Width, Channels, Num Filter, Strides,`) or GEMM (`Layer, M, N, K,`), \
 told apart by the header, and prices every layer's forward pass as the GEMM SCALE-Sim v3 runs \
-for it: a convolution without padding is M = output pixels ((H - R) / stride + 1 times \
-(W - S) / stride + 1), N = filters, K = R x S x Channels; a layer named with `DP` is \
+for it: a convolution without padding is M = output pixels (SCALE-Sim's ceil((H - R) / stride) + 1 \
+times ceil((W - S) / stride) + 1), N = filters, K = R x S x Channels; a layer named with `DP` is \
 depthwise (one GEMM of K = R x S per channel). Compute cycles are SCALE-Sim's per layer. \
 It prints a line per layer, then the total; --gemm and --topology cannot be combined.\n\
 Examples:\n  lpsim cost --arch arch/bf16.json --gemm 128,256,512 --json\n  \

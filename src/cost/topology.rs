@@ -162,7 +162,7 @@ impl Topology {
     pub fn gemms(&self) -> Vec<Gemm> {
         self.layers
             .iter()
-            .flat_map(|l| std::iter::repeat_n(l.gemm, l.count as usize))
+            .flat_map(|l| std::iter::repeat(l.gemm).take(l.count as usize))
             .collect()
     }
 }
@@ -356,23 +356,20 @@ fn read_header(fields: &[&str]) -> Result<(TopologyKind, bool), String> {
             ));
         }
     }
-    match fields.len().cmp(&names.len()) {
-        std::cmp::Ordering::Less => Err(format!(
+    match fields.get(names.len()..).unwrap_or_default() {
+        [] if fields.len() < names.len() => Err(format!(
             "the header has {} columns, expected {} ({})",
             fields.len(),
             names.len(),
             expected_headers()
         )),
-        std::cmp::Ordering::Equal => Ok((kind, false)),
-        std::cmp::Ordering::Greater => match &fields[names.len()..] {
-            [last] if same_name(last, SPARSITY) => Ok((kind, true)),
-            [extra, ..] => Err(format!(
-                "column {} of the header is `{extra}`: after `{}` only `{SPARSITY}` may follow",
-                names.len() + 1,
-                names[names.len() - 1]
-            )),
-            [] => unreachable!("more fields than names"),
-        },
+        [] => Ok((kind, false)),
+        [last] if same_name(last, SPARSITY) => Ok((kind, true)),
+        [extra, ..] => Err(format!(
+            "column {} of the header is `{extra}`: after `{}` only `{SPARSITY}` may follow",
+            names.len() + 1,
+            names[names.len() - 1]
+        )),
     }
 }
 
@@ -416,16 +413,16 @@ fn read_layer(
     if name.is_empty() {
         return Err(format!("column 1 `{}` is empty", names[0]));
     }
-    let dims = (1..names.len())
-        .map(|c| size(fields, c, names[c]))
-        .collect::<Result<Vec<u64>, String>>()?;
+    let at = |column: usize| size(fields, column, names[column]);
     let overflow = |what: &str| format!("layer `{name}`: {what} does not fit in 64 bits");
-    let (conv, gemm, count) = match (kind, &dims[..]) {
-        (TopologyKind::Gemm, &[m, n, k]) => (None, Gemm { m, n, k }, 1),
-        (
-            TopologyKind::Conv,
-            &[ifmap_h, ifmap_w, filter_h, filter_w, channels, filters, stride],
-        ) => {
+    let (conv, gemm, count) = match kind {
+        TopologyKind::Gemm => {
+            let (m, n, k) = (at(1)?, at(2)?, at(3)?);
+            (None, Gemm { m, n, k }, 1)
+        }
+        TopologyKind::Conv => {
+            let (ifmap_h, ifmap_w, filter_h, filter_w) = (at(1)?, at(2)?, at(3)?, at(4)?);
+            let (channels, filters, stride) = (at(5)?, at(6)?, at(7)?);
             for (filter, ifmap, col) in [(filter_h, ifmap_h, 4), (filter_w, ifmap_w, 5)] {
                 if filter > ifmap {
                     return Err(format!(
@@ -463,7 +460,6 @@ fn read_layer(
             };
             (Some(conv), gemm, if depthwise { channels } else { 1 })
         }
-        _ => unreachable!("one size per column after the name"),
     };
     Ok(Layer {
         name: name.to_string(),
