@@ -11,7 +11,7 @@
 //!   row more than a convolution without padding has (PyTorch's `floor((H - R) / stride) + 1`):
 //!   SCALE-Sim's last window runs past the input's edge. lpsim follows SCALE-Sim, whose cycles
 //!   it reproduces; for a network's exact layer, give an IFMAP size where the stride divides
-//!   `H - R` (pad one side less, as `topologies/resnet_cifar_small.csv` does). SCALE-Sim runs it
+//!   `H - R` (pad one side only, as `topologies/resnet_cifar_small.csv` does). SCALE-Sim runs it
 //!   as the GEMM of the im2col matrices (`compute/operand_matrix.py`): the ifmap operand is
 //!   `(E F) x (R S C)`, the filter operand `(R S C) x filters`, so `M = E F` (output pixels),
 //!   `N = filters`, `K = R S C` (the window). Its `calc_spatio_temporal_params` then maps
@@ -26,7 +26,9 @@
 //! Both may end with a `Sparsity` column (`N:M`); lpsim prices dense layers only, so a ratio
 //! other than dense (`N = M`) is refused (SCALE-Sim ignores it unless its sparsity support is
 //! on). Every line may end with a comma (SCALE-Sim's files do, and SCALE-Sim drops the last
-//! field of every line, so its files need it); blank lines are skipped; fields are trimmed.
+//! field of every line, so its files need it); blank lines are skipped; fields are trimmed. A
+//! non-empty field after the last column is refused (SCALE-Sim drops it unread: a `#dw` note
+//! after the trailing comma, or the stride of a line that lacks the comma).
 //! Anything else is an error naming the file, line and column: a header that is neither format,
 //! a row with too few or too many fields, a size that is not a whole number >= 1, a filter larger
 //! than the ifmap (SCALE-Sim asserts the same), an empty layer name, a file without layers.
