@@ -14,7 +14,7 @@ shift || true
 targets=("$@")
 failed=()
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(format_spec arch_json workload_json sweep_spec csv_data npy_data)
+  targets=(format_spec arch_json workload_json sweep_spec csv_data npy_data topology)
 fi
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O

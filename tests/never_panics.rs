@@ -1,6 +1,6 @@
 //! "Never panics, always a typed error": the library entry points the fuzz targets in `fuzz/`
 //! exercise (format and rounding specs, architecture, workload and sweep JSON, the CSV and `.npy`
-//! readers), driven by proptest with arbitrary text and with the shipped files mutated one field
+//! readers, SCALE-Sim topology files), driven by proptest with arbitrary text and with the shipped files mutated one field
 //! at a time. A panic anywhere fails the property. The inputs that crashed lpsim before are kept
 //! as regression cases at the end.
 
@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use lpsim::arch::Architecture;
-use lpsim::cost::{price_gemm, Gemm};
+use lpsim::cost::{price_gemm, price_topology, topology, Gemm};
 use lpsim::sweep::SweepSpec;
 use lpsim::workload::Workload;
 use lpsim::{format, Quantizer, Rounding};
@@ -238,6 +238,42 @@ proptest! {
             text.push('\n');
         }
         let _ = csv_accepts_or_refuses(&dir, text.as_bytes(), opts);
+    }
+
+    #[test]
+    fn topology_files(
+        header in prop::sample::select(vec![
+            "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, \
+             Num Filter, Strides,",
+            "Layer, M, N, K,",
+            "Layer, M, N, K, Sparsity",
+            "Layer name, M",
+            "",
+        ]),
+        rows in prop::collection::vec(
+            prop::collection::vec(
+                prop_oneof![
+                    "[0-9]{1,2}",
+                    "[0-9]{1,20}",
+                    Just("DP".to_string()),
+                    "[a-zA-Z:\"#]{0,4}",
+                    "[0-9]:[0-9]",
+                    Just(String::new()),
+                ],
+                0..11,
+            ),
+            0..6,
+        ),
+    ) {
+        let mut text = format!("{header}\n");
+        for r in rows {
+            text.push_str(&r.join(","));
+            text.push('\n');
+        }
+        let arch = Architecture::load(&root().join("arch/int8.json")).unwrap();
+        if let Ok(t) = topology::parse(Path::new("net.csv"), text.as_bytes()) {
+            let _ = price_topology(&arch, &t);
+        }
     }
 
     #[test]

@@ -28,7 +28,8 @@ enum Command {
     Quantize(quantize::Args),
     /// Measure the emulator's speed against native arithmetic in one run.
     Bench(bench::Args),
-    /// Price one or more GEMMs on an architecture: cycles, energy, utilization, area.
+    /// Price GEMMs or a network (a SCALE-Sim topology file) on an architecture: cycles, energy,
+    /// utilization, area.
     Cost(cost::Args),
     /// Emulated GEMM with given input, product and accumulator formats: errors against exact.
     Gemm(Box<gemm::Args>),

@@ -4,8 +4,9 @@
 //! and area.
 //!
 //! Entry points: [`gemm_counts`] (the actions of one GEMM), [`price`] (counts + the work's shape
-//! -> [`CostReport`]), [`price_tally`] (a run's work on both datapaths) and [`price_gemm`] (one
-//! GEMM, for `lpsim cost --gemm`).
+//! -> [`CostReport`]), [`price_tally`] (a run's work on both datapaths), [`price_gemm`] (one
+//! GEMM, for `lpsim cost --gemm`) and [`price_topology`] (a SCALE-Sim topology file's layers,
+//! for `lpsim cost --topology`; the reader is in [`topology`]).
 //!
 //! A run's work is tallied per [`Datapath`]: the low-precision datapath (the architecture's MAC
 //! on `compute.array`) and the full-precision unit (`full_precision`). Their phases alternate
@@ -19,10 +20,12 @@ pub mod cycles;
 pub mod energy;
 mod gemm;
 mod report;
+pub mod topology;
 
 pub use cycles::{gemm_cycles, Gemm, GemmCycles};
 pub use gemm::{gemm_counts, sram_accesses};
 pub use report::{CostReport, LevelReport};
+pub use topology::{price_topology, read_topology, PricedLayer, PricedTopology, Topology};
 
 use std::collections::{BTreeMap, HashMap};
 
