@@ -1,0 +1,201 @@
+//! `quantize`: NumPy arrays through `lpsim::Quantizer`, read in place, written by the rayon
+//! kernels with the GIL released.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use numpy::ndarray::ArrayViewD;
+use numpy::{
+    PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods,
+};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use lpsim::{Format, Quantizer, Rounding};
+
+use crate::{on_pool, FormatError};
+
+/// The quantizer of `format` and `rounding` with `seed` (stream 0, as `lpsim quantize`).
+pub(crate) fn quantizer(format: &str, rounding: &str, seed: u64) -> PyResult<Quantizer> {
+    let f: Format = format
+        .parse()
+        .map_err(|e: lpsim::FormatError| FormatError::new_err(e.to_string()))?;
+    let r: Rounding = rounding
+        .parse()
+        .map_err(|e: lpsim::round::RoundingError| FormatError::new_err(e.to_string()))?;
+    Quantizer::new(f, r, seed, 0).map_err(|e| FormatError::new_err(e.to_string()))
+}
+
+/// The elements of `a` in C order: borrowed when `a` is C-contiguous (no copy), else copied.
+fn c_order<'a, T: Copy>(a: &'a ArrayViewD<'a, T>) -> Cow<'a, [T]> {
+    match a.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(a.iter().copied().collect()),
+    }
+}
+
+/// The row length of the blocks: the last axis (the Python layer moved the chosen axis there).
+fn row_len(shape: &[usize]) -> usize {
+    shape.last().copied().unwrap_or(1).max(1)
+}
+
+/// Quantize `x` (float32 or float64, any shape and strides) to `format` with `rounding`; rows
+/// for block formats run along the last axis. float32 input gives float32 output when the
+/// format's values are float32 values, else float64. `out` (optional) receives the result and
+/// must have `x`'s shape and the result's dtype.
+#[pyfunction]
+#[pyo3(signature = (x, format, rounding="rne", seed=0, threads=None, out=None))]
+pub(crate) fn quantize<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    format: &str,
+    rounding: &str,
+    seed: u64,
+    threads: Option<usize>,
+    out: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let q = quantizer(format, rounding, seed)?;
+    if let Ok(a) = x.extract::<PyReadonlyArrayDyn<'py, f32>>() {
+        if q.format().fits_f32() {
+            return run_f32(py, &q, &a, threads, out);
+        }
+        // A format wider than f32 (fp64, wide fixed point): the f64 carrier, as the CLI.
+        let wide = a.as_array().mapv(f64::from);
+        let wide = wide.view();
+        return run_f64(py, &q, &wide, threads, out);
+    }
+    if let Ok(a) = x.extract::<PyReadonlyArrayDyn<'py, f64>>() {
+        return run_f64(py, &q, &a.as_array(), threads, out);
+    }
+    let dtype = x
+        .getattr("dtype")
+        .map(|d| d.to_string())
+        .unwrap_or_else(|_| x.get_type().to_string());
+    Err(PyTypeError::new_err(format!(
+        "quantize takes a float32 or float64 NumPy array, not {dtype}"
+    )))
+}
+
+/// Check a given `out` against the input's shape.
+fn check_out(shape: &[usize], out_shape: &[usize]) -> PyResult<()> {
+    if shape != out_shape {
+        return Err(PyValueError::new_err(format!(
+            "out has shape {out_shape:?}, the input {shape:?}"
+        )));
+    }
+    Ok(())
+}
+
+macro_rules! carrier {
+    ($name:ident, $t:ty, $kernel:expr) => {
+        fn $name<'py>(
+            py: Python<'py>,
+            q: &Quantizer,
+            a: &impl AsView<$t>,
+            threads: Option<usize>,
+            out: Option<&Bound<'py, PyAny>>,
+        ) -> PyResult<Bound<'py, PyAny>> {
+            let view = a.view_of();
+            let shape = view.shape().to_vec();
+            let rows = row_len(&shape);
+            let input = c_order(&view);
+            let kernel = $kernel;
+            let run = |dst: &mut [$t]| -> PyResult<()> {
+                let src: &[$t] = &input;
+                py.detach(|| on_pool(threads, || kernel(q, src, dst, rows)))?
+                    .map_err(|e| FormatError::new_err(e.to_string()))
+            };
+            match out {
+                Some(o) => {
+                    let mut w = o.extract::<PyReadwriteArrayDyn<'py, $t>>().map_err(|_| {
+                        PyTypeError::new_err(format!(
+                            "out must be a writeable {} array (the result's dtype), distinct from x",
+                            stringify!($t).replace('f', "float")
+                        ))
+                    })?;
+                    check_out(&shape, w.shape())?;
+                    match w.as_slice_mut() {
+                        Ok(dst) => run(dst)?,
+                        Err(_) => {
+                            let mut tmp = vec![0.0 as $t; input.len()];
+                            run(&mut tmp)?;
+                            w.as_array_mut()
+                                .iter_mut()
+                                .zip(&tmp)
+                                .for_each(|(d, &v)| *d = v);
+                        }
+                    }
+                    Ok(o.clone())
+                }
+                None => {
+                    // SAFETY: every element is written by the kernel before Python sees it.
+                    let arr = unsafe { PyArrayDyn::<$t>::new(py, shape.clone(), false) };
+                    // SAFETY: the array was just created here and no other reference exists.
+                    let dst = unsafe { arr.as_slice_mut() }
+                        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+                    run(dst)?;
+                    Ok(arr.into_any())
+                }
+            }
+        }
+    };
+}
+
+/// Something that gives an `ndarray` view (a NumPy borrow or a converted copy).
+trait AsView<T> {
+    fn view_of(&self) -> ArrayViewD<'_, T>;
+}
+impl<T: numpy::Element> AsView<T> for PyReadonlyArrayDyn<'_, T> {
+    fn view_of(&self) -> ArrayViewD<'_, T> {
+        self.as_array()
+    }
+}
+impl<T> AsView<T> for ArrayViewD<'_, T> {
+    fn view_of(&self) -> ArrayViewD<'_, T> {
+        self.view()
+    }
+}
+
+carrier!(
+    run_f32,
+    f32,
+    |q: &Quantizer, s: &[f32], d: &mut [f32], rows: usize| q.par_quantize_f32(s, d, rows)
+);
+carrier!(
+    run_f64,
+    f64,
+    |q: &Quantizer, s: &[f64], d: &mut [f64], rows: usize| {
+        q.par_quantize_f64(s, d, rows);
+        Ok::<(), lpsim::format::QuantizeError>(())
+    }
+);
+
+/// Seconds one call of the library's parallel `f32` kernel takes on `x` (C-contiguous float32,
+/// rows along the last axis) into a buffer allocated and touched before the clock starts, on
+/// the pool for `threads`: the Rust kernel's own time, for the benchmark script's ratio.
+#[pyfunction]
+#[pyo3(signature = (x, format, rounding="rne", seed=0, threads=None))]
+pub(crate) fn kernel_seconds(
+    py: Python<'_>,
+    x: PyReadonlyArrayDyn<'_, f32>,
+    format: &str,
+    rounding: &str,
+    seed: u64,
+    threads: Option<usize>,
+) -> PyResult<f64> {
+    let q = quantizer(format, rounding, seed)?;
+    let rows = row_len(x.shape());
+    let src = x
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("kernel_seconds takes a C-contiguous array"))?;
+    let mut dst = vec![0.0f32; src.len()];
+    let secs = py.detach(|| {
+        on_pool(threads, || {
+            let t = Instant::now();
+            q.par_quantize_f32(src, &mut dst, rows).map(|()| t.elapsed())
+        })
+    })?;
+    Ok(secs
+        .map_err(|e| FormatError::new_err(e.to_string()))?
+        .as_secs_f64())
+}
