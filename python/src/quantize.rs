@@ -107,16 +107,22 @@ macro_rules! carrier {
             };
             match out {
                 Some(o) => {
-                    let mut w = o.extract::<PyReadwriteArrayDyn<'py, $t>>().map_err(|_| {
+                    let wrong = || {
                         PyTypeError::new_err(format!(
                             "out must be a writeable {} array (the result's dtype), distinct from x",
                             stringify!($t).replace('f', "float")
                         ))
-                    })?;
+                    };
+                    let o_arr = o.cast::<PyArrayDyn<$t>>().map_err(|_| wrong())?;
+                    let mut w: PyReadwriteArrayDyn<'py, $t> =
+                        o_arr.try_readwrite().map_err(|_| wrong())?;
                     check_out(&shape, w.shape())?;
-                    match w.as_slice_mut() {
-                        Ok(dst) => run(dst)?,
-                        Err(_) => {
+                    let o_c_contiguous = w.is_c_contiguous();
+                    // A C-contiguous `out` is written in place; numpy's `as_slice_mut` also
+                    // accepts Fortran order, whose memory order is not the elements' C order.
+                    match w.as_slice_mut().ok().filter(|_| o_c_contiguous) {
+                        Some(dst) => run(dst)?,
+                        None => {
                             let mut tmp = vec![0.0 as $t; input.len()];
                             run(&mut tmp)?;
                             w.as_array_mut()
@@ -187,7 +193,9 @@ pub(crate) fn kernel_seconds(
     let rows = row_len(x.shape());
     let src = x
         .as_slice()
-        .map_err(|_| PyValueError::new_err("kernel_seconds takes a C-contiguous array"))?;
+        .ok()
+        .filter(|_| x.is_c_contiguous())
+        .ok_or_else(|| PyValueError::new_err("kernel_seconds takes a C-contiguous array"))?;
     let mut dst = vec![0.0f32; src.len()];
     let secs = py.detach(|| {
         on_pool(threads, || {
