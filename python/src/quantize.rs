@@ -196,7 +196,8 @@ pub(crate) fn kernel_seconds(
         .ok()
         .filter(|_| x.is_c_contiguous())
         .ok_or_else(|| PyValueError::new_err("kernel_seconds takes a C-contiguous array"))?;
-    let mut dst = vec![0.0f32; src.len()];
+    // Non-zero, so the pages are written (touched) now, not on the kernel's first store.
+    let mut dst = vec![1.0f32; src.len()];
     let secs = py.detach(|| {
         on_pool(threads, || {
             let t = Instant::now();
