@@ -103,7 +103,11 @@ impl Format {
     /// The values (float64, any shape) of the bit patterns ``codes`` (a non-negative integer
     /// array). A code with bits beyond the format's width raises ``FormatError``; block formats
     /// raise ``FormatError``.
-    fn decode<'py>(&self, py: Python<'py>, codes: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn decode<'py>(
+        &self,
+        py: Python<'py>,
+        codes: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let np = py.import("numpy")?;
         let c = np.call_method1("asarray", (codes,))?;
         let kind: String = c.getattr("dtype")?.getattr("kind")?.extract()?;

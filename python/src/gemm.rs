@@ -60,16 +60,8 @@ pub(crate) fn gemm<'py>(
         .parse()
         .map_err(|e: lpsim::round::RoundingError| FormatError::new_err(e.to_string()))?;
     let order: Order = order.parse().map_err(gemm_err)?;
-    let cfg = MacConfig::new(
-        a_format,
-        b_format,
-        product,
-        fused,
-        acc,
-        acc_rounding,
-        order,
-    )
-    .map_err(gemm_err)?;
+    let cfg = MacConfig::new(a_format, b_format, product, fused, acc, acc_rounding, order)
+        .map_err(gemm_err)?;
     for (name, f) in [("a_format", a_format), ("b_format", b_format)] {
         if !f.fits_f32() {
             return Err(GemmError::new_err(format!(
@@ -96,7 +88,8 @@ pub(crate) fn gemm<'py>(
             })
         })?
         .map_err(gemm_err)?;
-    let counts = serde_json::to_value(&out.counts).map_err(|e| GemmError::new_err(e.to_string()))?;
+    let counts =
+        serde_json::to_value(&out.counts).map_err(|e| GemmError::new_err(e.to_string()))?;
     let c = if acc.fits_f32() {
         out.c.mapv(|v| v as f32).into_pyarray(py).into_any()
     } else {

@@ -162,19 +162,18 @@ impl<T> AsView<T> for ArrayViewD<'_, T> {
     }
 }
 
-carrier!(
-    run_f32,
-    f32,
-    |q: &Quantizer, s: &[f32], d: &mut [f32], rows: usize| q.par_quantize_f32(s, d, rows)
-);
-carrier!(
-    run_f64,
-    f64,
-    |q: &Quantizer, s: &[f64], d: &mut [f64], rows: usize| {
-        q.par_quantize_f64(s, d, rows);
-        Ok::<(), lpsim::format::QuantizeError>(())
-    }
-);
+carrier!(run_f32, f32, |q: &Quantizer,
+                        s: &[f32],
+                        d: &mut [f32],
+                        rows: usize| q
+    .par_quantize_f32(s, d, rows));
+carrier!(run_f64, f64, |q: &Quantizer,
+                        s: &[f64],
+                        d: &mut [f64],
+                        rows: usize| {
+    q.par_quantize_f64(s, d, rows);
+    Ok::<(), lpsim::format::QuantizeError>(())
+});
 
 /// Seconds one call of the library's parallel `f32` kernel takes on `x` (C-contiguous float32,
 /// rows along the last axis) into a buffer allocated and touched before the clock starts, on
@@ -201,7 +200,8 @@ pub(crate) fn kernel_seconds(
     let secs = py.detach(|| {
         on_pool(threads, || {
             let t = Instant::now();
-            q.par_quantize_f32(src, &mut dst, rows).map(|()| t.elapsed())
+            q.par_quantize_f32(src, &mut dst, rows)
+                .map(|()| t.elapsed())
         })
     })?;
     Ok(secs

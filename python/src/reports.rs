@@ -31,7 +31,9 @@ pub(crate) fn from_json<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py,
 }
 
 /// `--set` overrides from a dict of Python values, keys as given.
-fn overrides(set: Option<BTreeMap<String, Bound<'_, PyAny>>>) -> PyResult<BTreeMap<String, String>> {
+fn overrides(
+    set: Option<BTreeMap<String, Bound<'_, PyAny>>>,
+) -> PyResult<BTreeMap<String, String>> {
     set.unwrap_or_default()
         .into_iter()
         .map(|(k, v)| Ok((k, set_text(&v)?)))
@@ -68,7 +70,10 @@ pub(crate) fn cost<'py>(
     let mut values = BTreeMap::new();
     for (path, value) in overrides(set)? {
         let path = path.strip_prefix("arch.").unwrap_or(&path).to_string();
-        if values.insert(path.clone(), override_value(&value)).is_some() {
+        if values
+            .insert(path.clone(), override_value(&value))
+            .is_some()
+        {
             return Err(ArchError::new_err(format!(
                 "set {path} is given twice (with and without the arch. prefix)"
             )));
@@ -167,16 +172,7 @@ pub(crate) fn sweep<'py>(
         .or_else(|| spec.out.clone())
         .unwrap_or_else(|| Path::new(REPORTS_ROOT).join(slug(&spec.name)));
     let summary = py
-        .detach(|| {
-            run_sweep(
-                &spec,
-                &out,
-                jobs,
-                &run_one,
-                ProgressMode::Quiet,
-                Mode::All,
-            )
-        })
+        .detach(|| run_sweep(&spec, &out, jobs, &run_one, ProgressMode::Quiet, Mode::All))
         .map_err(sweep_err)?;
     let results = std::fs::read_to_string(out.join(RESULTS_JSON))
         .map_err(|e| SweepError::new_err(format!("{}: {e}", out.join(RESULTS_JSON).display())))?;
