@@ -11,6 +11,7 @@ use numpy::{
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
+use lpsim::format::QuantizeError;
 use lpsim::{Format, Quantizer, Rounding};
 
 use crate::{on_pool, FormatError};
@@ -57,15 +58,14 @@ pub(crate) fn quantize<'py>(
     let q = quantizer(format, rounding, seed)?;
     if let Ok(a) = x.extract::<PyReadonlyArrayDyn<'py, f32>>() {
         if q.format().fits_f32() {
-            return run_f32(py, &q, &a, threads, out);
+            return run_carrier(py, &q, a.as_array(), threads, out);
         }
         // A format wider than f32 (fp64, wide fixed point): the f64 carrier, as the CLI.
         let wide = a.as_array().mapv(f64::from);
-        let wide = wide.view();
-        return run_f64(py, &q, &wide, threads, out);
+        return run_carrier(py, &q, wide.view(), threads, out);
     }
     if let Ok(a) = x.extract::<PyReadonlyArrayDyn<'py, f64>>() {
-        return run_f64(py, &q, &a.as_array(), threads, out);
+        return run_carrier(py, &q, a.as_array(), threads, out);
     }
     let dtype = x
         .getattr("dtype")
@@ -86,94 +86,97 @@ fn check_out(shape: &[usize], out_shape: &[usize]) -> PyResult<()> {
     Ok(())
 }
 
-macro_rules! carrier {
-    ($name:ident, $t:ty, $kernel:expr) => {
-        fn $name<'py>(
-            py: Python<'py>,
-            q: &Quantizer,
-            a: &impl AsView<$t>,
-            threads: Option<usize>,
-            out: Option<&Bound<'py, PyAny>>,
-        ) -> PyResult<Bound<'py, PyAny>> {
-            let view = a.view_of();
-            let shape = view.shape().to_vec();
-            let rows = row_len(&shape);
-            let input = c_order(&view);
-            let kernel = $kernel;
-            let run = |dst: &mut [$t]| -> PyResult<()> {
-                let src: &[$t] = &input;
-                py.detach(|| on_pool(threads, || kernel(q, src, dst, rows)))?
-                    .map_err(|e| FormatError::new_err(e.to_string()))
-            };
-            match out {
-                Some(o) => {
-                    let wrong = || {
-                        PyTypeError::new_err(format!(
-                            "out must be a writeable {} array (the result's dtype), distinct from x",
-                            stringify!($t).replace('f', "float")
-                        ))
-                    };
-                    let o_arr = o.cast::<PyArrayDyn<$t>>().map_err(|_| wrong())?;
-                    let mut w: PyReadwriteArrayDyn<'py, $t> =
-                        o_arr.try_readwrite().map_err(|_| wrong())?;
-                    check_out(&shape, w.shape())?;
-                    let o_c_contiguous = w.is_c_contiguous();
-                    // A C-contiguous `out` is written in place; numpy's `as_slice_mut` also
-                    // accepts Fortran order, whose memory order is not the elements' C order.
-                    match w.as_slice_mut().ok().filter(|_| o_c_contiguous) {
-                        Some(dst) => run(dst)?,
-                        None => {
-                            let mut tmp = vec![0.0 as $t; input.len()];
-                            run(&mut tmp)?;
-                            w.as_array_mut()
-                                .iter_mut()
-                                .zip(&tmp)
-                                .for_each(|(d, &v)| *d = v);
-                        }
-                    }
-                    Ok(o.clone())
-                }
-                None => {
-                    // SAFETY: every element is written by the kernel before Python sees it.
-                    let arr = unsafe { PyArrayDyn::<$t>::new(py, shape.clone(), false) };
-                    // SAFETY: the array was just created here and no other reference exists.
-                    let dst = unsafe { arr.as_slice_mut() }
-                        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-                    run(dst)?;
-                    Ok(arr.into_any())
-                }
-            }
-        }
+/// An element type of the kernels and of NumPy arrays: `f32` or `f64`.
+trait Carrier: numpy::Element + Copy + Default + Send + Sync {
+    /// The NumPy dtype's name, for errors.
+    const DTYPE: &'static str;
+    /// The library's parallel kernel on this carrier.
+    fn kernel(
+        q: &Quantizer,
+        src: &[Self],
+        dst: &mut [Self],
+        rows: usize,
+    ) -> Result<(), QuantizeError>;
+}
+
+impl Carrier for f32 {
+    const DTYPE: &'static str = "float32";
+    fn kernel(
+        q: &Quantizer,
+        src: &[f32],
+        dst: &mut [f32],
+        rows: usize,
+    ) -> Result<(), QuantizeError> {
+        q.par_quantize_f32(src, dst, rows)
+    }
+}
+
+impl Carrier for f64 {
+    const DTYPE: &'static str = "float64";
+    fn kernel(
+        q: &Quantizer,
+        src: &[f64],
+        dst: &mut [f64],
+        rows: usize,
+    ) -> Result<(), QuantizeError> {
+        q.par_quantize_f64(src, dst, rows);
+        Ok(())
+    }
+}
+
+/// Quantize `view` into a new array, or into `out`, with the GIL released.
+fn run_carrier<'py, T: Carrier>(
+    py: Python<'py>,
+    q: &Quantizer,
+    view: ArrayViewD<'_, T>,
+    threads: Option<usize>,
+    out: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let shape = view.shape().to_vec();
+    let rows = row_len(&shape);
+    let input = c_order(&view);
+    let run = |dst: &mut [T]| -> PyResult<()> {
+        let src: &[T] = &input;
+        py.detach(|| on_pool(threads, || T::kernel(q, src, dst, rows)))?
+            .map_err(|e| FormatError::new_err(e.to_string()))
     };
-}
-
-/// Something that gives an `ndarray` view (a NumPy borrow or a converted copy).
-trait AsView<T> {
-    fn view_of(&self) -> ArrayViewD<'_, T>;
-}
-impl<T: numpy::Element> AsView<T> for PyReadonlyArrayDyn<'_, T> {
-    fn view_of(&self) -> ArrayViewD<'_, T> {
-        self.as_array()
+    let Some(o) = out else {
+        // SAFETY: every element is written by the kernel before Python sees the array.
+        let arr = unsafe { PyArrayDyn::<T>::new(py, shape, false) };
+        // SAFETY: the array was just created here and no other reference to it exists.
+        let dst =
+            unsafe { arr.as_slice_mut() }.map_err(|e| PyValueError::new_err(e.to_string()))?;
+        run(dst)?;
+        return Ok(arr.into_any());
+    };
+    let wrong = || {
+        PyTypeError::new_err(format!(
+            "out must be a writeable {} array (the result's dtype), distinct from x",
+            T::DTYPE
+        ))
+    };
+    let mut w: PyReadwriteArrayDyn<'py, T> = o
+        .cast::<PyArrayDyn<T>>()
+        .map_err(|_| wrong())?
+        .try_readwrite()
+        .map_err(|_| wrong())?;
+    check_out(&shape, w.shape())?;
+    // A C-contiguous `out` is written in place; numpy's `as_slice_mut` also accepts Fortran
+    // order, whose memory order is not the elements' C order: that goes through a copy.
+    let c_contiguous = w.is_c_contiguous();
+    match w.as_slice_mut().ok().filter(|_| c_contiguous) {
+        Some(dst) => run(dst)?,
+        None => {
+            let mut tmp = vec![T::default(); input.len()];
+            run(&mut tmp)?;
+            w.as_array_mut()
+                .iter_mut()
+                .zip(&tmp)
+                .for_each(|(d, &v)| *d = v);
+        }
     }
+    Ok(o.clone())
 }
-impl<T> AsView<T> for ArrayViewD<'_, T> {
-    fn view_of(&self) -> ArrayViewD<'_, T> {
-        self.view()
-    }
-}
-
-carrier!(run_f32, f32, |q: &Quantizer,
-                        s: &[f32],
-                        d: &mut [f32],
-                        rows: usize| q
-    .par_quantize_f32(s, d, rows));
-carrier!(run_f64, f64, |q: &Quantizer,
-                        s: &[f64],
-                        d: &mut [f64],
-                        rows: usize| {
-    q.par_quantize_f64(s, d, rows);
-    Ok::<(), lpsim::format::QuantizeError>(())
-});
 
 /// Seconds one call of the library's parallel `f32` kernel takes on `x` (C-contiguous float32,
 /// rows along the last axis) into a buffer allocated and touched before the clock starts, on
