@@ -62,24 +62,23 @@ create_exception!(
     "A sweep spec that does not validate, or a sweep that cannot write its results."
 );
 
-/// The rayon pool for `threads` (`None`: the global pool); pools are built once per count and
-/// kept, so repeated calls do not pay for starting threads.
-pub(crate) fn pool(threads: Option<usize>) -> PyResult<Option<Arc<rayon::ThreadPool>>> {
+/// The rayon pool for `threads` (`None`: one thread per core, rayon's default), built once per
+/// count and kept, so repeated calls do not pay for starting threads.
+pub(crate) fn pool(threads: Option<usize>) -> PyResult<Arc<rayon::ThreadPool>> {
     static POOLS: Mutex<Option<HashMap<usize, Arc<rayon::ThreadPool>>>> = Mutex::new(None);
-    let Some(n) = threads else {
-        return Ok(None);
-    };
-    if n == 0 {
+    if threads == Some(0) {
         return Err(PyValueError::new_err(
             "threads=0: give at least 1 thread, or None for all cores",
         ));
     }
+    // Key 0 is rayon's default size.
+    let n = threads.unwrap_or(0);
     let mut guard = POOLS
         .lock()
         .map_err(|_| PyValueError::new_err("the thread-pool cache is poisoned"))?;
     let pools = guard.get_or_insert_with(HashMap::new);
     if let Some(p) = pools.get(&n) {
-        return Ok(Some(p.clone()));
+        return Ok(p.clone());
     }
     let p = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
@@ -87,18 +86,17 @@ pub(crate) fn pool(threads: Option<usize>) -> PyResult<Option<Arc<rayon::ThreadP
         .map_err(|e| PyValueError::new_err(format!("cannot start {n} threads: {e}")))?;
     let p = Arc::new(p);
     pools.insert(n, p.clone());
-    Ok(Some(p))
+    Ok(p)
 }
 
-/// Run `f` on the pool for `threads` (or on the global pool).
+/// Run `f` on a worker of the pool for `threads`, as `lpsim run` does: the library's many small
+/// parallel kernels then split their work among the workers instead of each being handed over
+/// from the caller's thread and waited for.
 pub(crate) fn on_pool<R: Send>(
     threads: Option<usize>,
     f: impl FnOnce() -> R + Send,
 ) -> PyResult<R> {
-    Ok(match pool(threads)? {
-        Some(p) => p.install(f),
-        None => f(),
-    })
+    Ok(pool(threads)?.install(f))
 }
 
 /// The native module.
