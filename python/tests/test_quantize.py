@@ -177,3 +177,24 @@ def test_bf16_against_torch():
     x = data((100_000,), np.float32)
     want = torch.from_numpy(x).to(torch.bfloat16).to(torch.float32).numpy()
     assert np.array_equal(lpsim.quantize(x, "bf16"), want, equal_nan=True)
+
+
+def test_concurrent_python_threads():
+    # The GIL is released inside the kernel: Python threads calling quantize at once (on pools
+    # of different sizes, built concurrently) each get their own exact result.
+    import threading
+
+    xs = [data((50_000,), np.float32, seed=s) for s in range(6)]
+    want = [lpsim.quantize(x, "bf16", "sr", seed=9, threads=1) for x in xs]
+    got = [None] * len(xs)
+
+    def work(i):
+        got[i] = lpsim.quantize(xs[i], "bf16", "sr", seed=9, threads=1 + i % 3)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for g, w in zip(got, want):
+        assert np.array_equal(g.view(np.uint32), w.view(np.uint32))
