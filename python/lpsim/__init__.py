@@ -82,7 +82,8 @@ def quantize(
 
     ``x``: a float32 or float64 NumPy array of any shape and strides (other array-likes are
     converted with ``np.asarray``; integer arrays are refused with ``TypeError``). A C-contiguous
-    array is read in place, without a copy; any other layout is copied once into C order first.
+    array in native byte order is read in place, without a copy; any other layout (or a
+    byte-swapped array) is copied once into C order first.
 
     ``format``: a spec (``"bf16"``, ``"e4m3fn"``, ``"fixed:wl=8,fl=6"``, ``"bfp:wl=8,size=32"``,
     ``"mxfp8"``, ...) or a :class:`Format`. ``rounding``: ``rne`` (``nearest``), ``rna``, ``rtz``,
@@ -104,6 +105,8 @@ def quantize(
     """
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
+    if x.dtype.kind == "f" and not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))  # a byte-swapped array: one copy in native order
     spec = _spec(format)
     if x.ndim > 1 and Format(spec).is_block:
         ax = operator.index(axis)

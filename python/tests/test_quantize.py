@@ -138,8 +138,12 @@ def test_shapes_and_dtypes():
     assert lpsim.quantize(x32, "fp64").dtype == np.float64  # wider than f32: f64 carrier
     assert np.array_equal(lpsim.quantize(x32, "fp64"), x32.astype(np.float64))
     assert lpsim.quantize(x32, lpsim.Format("bf16"))[0] == np.float32(0.10009765625)
+    swapped = x32.astype(">f4")
+    assert np.array_equal(lpsim.quantize(swapped, "bf16"), lpsim.quantize(x32, "bf16"))
     with pytest.raises(TypeError, match="float32 or float64"):
         lpsim.quantize(np.arange(4), "bf16")
+    with pytest.raises(TypeError, match="float32 or float64"):
+        lpsim.quantize(np.ones(4, np.float16), "bf16")
     with pytest.raises(TypeError, match="spec string"):
         lpsim.quantize(x32, 16)
 
