@@ -10,7 +10,9 @@ the rate of lpsim.quantize returning a new array, which also pays for the fresh 
 
 When QPyTorch (`qtorch`) and PyTorch are importable, also times QPyTorch's CPU
 `float_quantize` on the same data for the float formats it has (bf16 = exp 8, man 7;
-e5m2 = exp 5, man 2), rounding "nearest" or "stochastic".
+e5m2 = exp 5, man 2), rounding "nearest" or "stochastic" (its "nearest" rounds ties away from
+zero and saturates: lpsim's `qtorch:e=,m=` with `rna` is the same function, whose results the
+script also compares bit for bit). QPyTorch's JIT build needs `ninja` on PATH.
 
     python python/bench_quantize.py [--threads N] [--reps R] [--log2n 24] [--json]
 """
@@ -42,15 +44,21 @@ CASES = [
     ("fixed:wl=8,fl=6", "sr"),
     ("bfp:wl=8,size=32", "sr"),
     ("mxfp8", "rne"),
+    # QPyTorch's own semantics (ties away from zero, saturating): the like-for-like comparison.
+    ("qtorch:e=8,m=7", "rna"),
+    ("qtorch:e=8,m=7", "sr"),
+    ("qtorch:e=5,m=2", "rna"),
 ]
 
 # QPyTorch float_quantize equivalents: (exp, man) and its rounding name.
 QTORCH = {("bf16", "rne"): (8, 7, "nearest"), ("bf16", "sr"): (8, 7, "stochastic"),
-          ("e5m2", "rne"): (5, 2, "nearest")}
+          ("e5m2", "rne"): (5, 2, "nearest"), ("qtorch:e=8,m=7", "rna"): (8, 7, "nearest"),
+          ("qtorch:e=8,m=7", "sr"): (8, 7, "stochastic"), ("qtorch:e=5,m=2", "rna"): (5, 2, "nearest")}
 
 
 def qtorch_rate(x: np.ndarray, fmt: str, rounding: str, reps: int):
-    """QPyTorch's float_quantize rate (values/s) on x, or None when it is not installed."""
+    """QPyTorch's float_quantize rate (values/s) on x and, for its "nearest" on a `qtorch:`
+    format, whether its values equal lpsim's bit for bit; None when it is not installed."""
     if (fmt, rounding) not in QTORCH:
         return None
     try:
@@ -60,13 +68,16 @@ def qtorch_rate(x: np.ndarray, fmt: str, rounding: str, reps: int):
         return None
     exp, man, mode = QTORCH[(fmt, rounding)]
     t = torch.from_numpy(x)
-    float_quantize(t, exp, man, mode)  # warm-up (and any JIT build of the extension)
+    ref = float_quantize(t, exp, man, mode).numpy()  # warm-up (and the JIT build of QPyTorch)
+    same = None
+    if fmt.startswith("qtorch:") and mode == "nearest":
+        same = bool(np.array_equal(ref.view(np.uint32), lpsim.quantize(x, fmt, rounding).view(np.uint32)))
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         float_quantize(t, exp, man, mode)
         times.append(time.perf_counter() - t0)
-    return x.size / statistics.median(times)
+    return x.size / statistics.median(times), same
 
 
 def main() -> None:
@@ -103,8 +114,10 @@ def main() -> None:
         }
         q = qtorch_rate(x, fmt, rounding, a.reps)
         if q is not None:
-            row["qtorch_per_s"] = q
-            row["python_over_qtorch"] = row["python_per_s"] / q
+            row["qtorch_per_s"] = q[0]
+            row["python_over_qtorch"] = row["python_per_s"] / q[0]
+            if q[1] is not None:
+                row["same_bits_as_qtorch"] = q[1]
         rows.append(row)
     if a.json:
         print(json.dumps({"n": n, "threads": a.threads, "reps": a.reps, "rows": rows}, indent=1))
@@ -115,8 +128,9 @@ def main() -> None:
           f"{'qtorch /s':>10} {'x qtorch':>9}")
     for r in rows:
         qt = f"{r['qtorch_per_s']:10.3e} {r['python_over_qtorch']:9.1f}" if "qtorch_per_s" in r else f"{'-':>10} {'-':>9}"
+        same = {True: "  same bits", False: "  DIFFERENT BITS"}.get(r.get("same_bits_as_qtorch"), "")
         print(f"{r['case']:<22} {r['kernel_per_s']:10.3e} {r['python_per_s']:10.3e} {r['ratio']:6.3f} "
-              f"{r['python_new_array_per_s']:10.3e} {qt}")
+              f"{r['python_new_array_per_s']:10.3e} {qt}{same}")
 
 
 if __name__ == "__main__":
