@@ -18,5 +18,5 @@ pub use run::{
 pub use verdict::{
     at_chance, error_metric, primary_metric, Verdict, CHANCE_MARGIN, PRIMARY_METRICS,
 };
-pub(crate) use write::{cell, human, slug, to_json_pretty, write_svg};
-pub use write::{run_dir, write_run, REPORTS_ROOT, RUN_JSON, RUN_MD, RUN_PLOTS};
+pub(crate) use write::{cell, human, to_json_pretty, write_svg};
+pub use write::{run_dir, slug, write_run, REPORTS_ROOT, RUN_JSON, RUN_MD, RUN_PLOTS};

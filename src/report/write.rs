@@ -30,7 +30,7 @@ pub fn run_dir(root: &Path, workload: &str, algo: &str, arch: &str) -> PathBuf {
 }
 
 /// `s` with every character outside `[A-Za-z0-9._-]` replaced by `_` (never empty, never `..`).
-pub(crate) fn slug(s: &str) -> String {
+pub fn slug(s: &str) -> String {
     let t: String = s
         .chars()
         .map(|c| {
