@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 use thiserror::Error;
 
-use crate::format::{kernel, Format, QTorchFloat};
+use crate::format::{alias, block_fast, kernel, Format, QTorchFloat};
 use crate::round::{RandomStream, Rounding};
 
 /// A quantizer that cannot be built or applied.
@@ -108,6 +108,44 @@ impl Quantizer {
         }
     }
 
+    /// [`Quantizer::quantize_f64`] through the `f64` fast paths where the format has one,
+    /// bit-identical to it; the reference otherwise. The fast paths: block formats with
+    /// fixed-point elements, any grouping (`format/block_fast.rs`); IEEE `fp32` with `rne`, which
+    /// is the processor's own `f64 -> f32` conversion (round to nearest even, overflow to an
+    /// infinity of the same sign, subnormals and signed zeros kept; a NaN goes through the
+    /// reference, which fixes its bits).
+    pub fn quantize_f64_fast(&self, input: &[f64], out: &mut [f64], offset: u64, row_len: usize) {
+        assert_eq!(input.len(), out.len(), "input and output lengths differ");
+        let fast = match self.format {
+            Format::Float(f)
+                if self.rounding == Rounding::NearestEven && Some(self.format) == alias("fp32") =>
+            {
+                let l = f.limits();
+                for (o, &x) in out.iter_mut().zip(input) {
+                    *o = if x.is_nan() {
+                        f.quantize_with(&l, x, self.rounding, 0)
+                    } else {
+                        f64::from(x as f32)
+                    };
+                }
+                true
+            }
+            Format::Block(b) => block_fast::quantize_blocks_f64(
+                &b,
+                self.rounding,
+                self.stream,
+                input,
+                out,
+                offset,
+                row_len,
+            ),
+            _ => false,
+        };
+        if !fast {
+            self.quantize_f64(input, out, offset, row_len);
+        }
+    }
+
     /// Quantize `input` into `out` in the `f32` carrier (the format must fit in `f32`).
     pub fn quantize_f32(
         &self,
@@ -123,7 +161,8 @@ impl Quantizer {
         if kernel::quantize_f32(self, input, out, offset, row_len) {
             return Ok(());
         }
-        // Reference path through f64, in small pieces so no large temporary is allocated.
+        // Through f64 (the fast f64 paths, else the reference), in small pieces so no large
+        // temporary is allocated.
         let step = match self.format {
             Format::Block(b) => b.block_len(input.len(), row_len),
             _ => 256,
@@ -135,7 +174,7 @@ impl Quantizer {
             for (w, &x) in wide.iter_mut().zip(ib) {
                 *w = f64::from(x);
             }
-            self.quantize_f64(
+            self.quantize_f64_fast(
                 &wide[..n],
                 &mut res[..n],
                 offset + (j * step) as u64,

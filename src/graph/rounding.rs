@@ -1,13 +1,14 @@
 //! How an op's exact result is rounded once to its output tensor's format: the vector unit's
 //! exact-sum kernels where the format has them, the vectorized `f32` kernels when every exact
-//! value is an `f32` value, else the `f64` reference quantizer.
+//! value is an `f32` value, else the `f64` fast paths (`Quantizer::quantize_f64_fast`: block
+//! formats with integer elements, `fp32` nearest-even), else the `f64` reference quantizer.
 
 use ndarray::{ArrayD, IxDyn};
 
 use super::exec::ExecError;
 use super::TensorMeta;
 use crate::arith::{elementwise, ElemOp};
-use crate::format::Quantizer;
+use crate::format::{BlockSize, Format, Quantizer};
 use crate::round::RandomStream;
 
 /// Round `exact` once to `meta`'s format with its rounding unit.
@@ -30,8 +31,10 @@ pub(super) fn round_to(
         exact.as_slice().expect("standard layout"),
         out.as_slice_mut().expect("fresh array"),
     );
-    if !round_f32(&q, src, dst, row) {
-        q.quantize_f64(src, dst, 0, row);
+    // Column blocks have no `f32` kernel (their `f32` path goes through `f64` anyway).
+    let col_blocks = matches!(meta.format, Format::Block(b) if b.size() == BlockSize::Col);
+    if col_blocks || !round_f32(&q, src, dst, row) {
+        q.quantize_f64_fast(src, dst, 0, row);
     }
     Ok(out)
 }

@@ -1,0 +1,252 @@
+//! A fast path for block formats with fixed-point elements (bfp, MXINT8) on `f64` carriers, any
+//! block grouping (`size=col` included) and any rounding unit, bit-identical to the reference
+//! ([`BlockFormat::quantize_block`] through [`BlockFormat::for_each_block`]).
+//!
+//! The reference copies each column of a `size=col` tensor out and back and rounds every
+//! element through the general split (`exact::split`, `i128` counts). Here the shared exponents
+//! are found in one pass over the tensor in memory order (a column's maximum is a running
+//! maximum per column, row after row), and the elements are rounded in a second pass in memory
+//! order, so element `k` of the tensor draws the random word `stream.bits(offset + k)` from a
+//! contiguous run, as the reference's `pos.index(i)` does. Per element, with `y = x 2^-s` the
+//! same product the reference forms:
+//! - `t = |y| 2^fl` is exact (a power-of-two scaling of a value far from the `f64` limits, checked),
+//!   `n = floor(t)` and the fraction `t - n` are exact (`t < 2^62`), and the fraction's first 32
+//!   bits and its sticky bit are read off `frac 2^32`, also exact: the same `Discarded` as
+//!   `exact::split`, so the one decision rule ([`Rounding::round_up`]) gives the same carry;
+//! - the signed count is clamped to the element's integer range (elements of a block saturate),
+//!   and the value is rebuilt with the reference's two multiplications (`count 2^-fl`, then
+//!   `2^s`), so even a result that rounds in the carrier rounds the same way.
+//!
+//! A block holding a NaN or an infinity, or an element whose scaled value leaves the range where
+//! the above is exact, make the whole call decline (`false`, nothing
+//! written); the caller then takes the reference path.
+
+use crate::format::exact::{exponent, pow2};
+use crate::format::{BlockFormat, BlockSize, Element};
+use crate::round::{Discarded, RandomStream, Rounding};
+use crate::simd::multiversion;
+
+/// The largest `t = |y| 2^fl` handled: counts stay far inside `i64` and `t - floor(t)` is exact.
+const T_MAX: f64 = (1u64 << 62) as f64;
+/// Below this (and non-zero) `t` could be an inexact subnormal: declined.
+const T_MIN: f64 = 1.0e-250;
+
+/// Quantize `input` (a whole tensor, or a piece of whole blocks starting at global index
+/// `offset`, rows of `row_len`) to the block format `b` with `rounding` and `stream`; `false`
+/// (nothing written) when the fast path does not apply.
+pub(crate) fn quantize_blocks_f64(
+    b: &BlockFormat,
+    rounding: Rounding,
+    stream: RandomStream,
+    input: &[f64],
+    out: &mut [f64],
+    offset: u64,
+    row_len: usize,
+) -> bool {
+    let Element::Fixed(f) = b.element() else {
+        return false;
+    };
+    let (lo, hi) = f.int_range();
+    if !f.saturate() || f.wl() > 62 || input.is_empty() {
+        return false;
+    }
+    let len = input.len();
+    // One running maximum per block; a block is a column, or a run of `n` elements.
+    let (blocks, col) = (b.block_count(len, row_len), b.size() == BlockSize::Col);
+    let n = b.block_len(len, row_len);
+    let mut amax = vec![0.0f64; blocks];
+    if col {
+        for row in input.chunks(blocks) {
+            for (m, &x) in amax.iter_mut().zip(row) {
+                // `max` would drop a NaN: the sum keeps it, and an infinity, for the check.
+                *m = if x.abs() > *m { x.abs() } else { *m + (x - x) };
+            }
+        }
+    } else {
+        for (m, block) in amax.iter_mut().zip(input.chunks(n)) {
+            *m = block.iter().fold(
+                0.0f64,
+                |m, &x| if x.abs() > m { x.abs() } else { m + (x - x) },
+            );
+        }
+    }
+    let (smin, smax) = crate::format::SCALE_EXP_RANGE;
+    // Per block: `2^-s` (the reference's `up`) and `2^s` (`down`).
+    let mut scale = Vec::with_capacity(blocks);
+    for &m in &amax {
+        if !m.is_finite() {
+            return false;
+        }
+        // As `BlockFormat::shared_exponent`; a clamped exponent is the reference's too (its
+        // elements saturate, or leave the checked range and decline).
+        let s = if m == 0.0 {
+            smin
+        } else {
+            (exponent(m) - b.emax_elem()).clamp(smin, smax)
+        };
+        scale.push((pow2(-s), pow2(s)));
+    }
+    let plan = Plan {
+        fl: pow2(f.fl()),
+        step: f.step(),
+        lo: lo as i64,
+        hi: hi as i64,
+    };
+    run(
+        &plan,
+        rounding,
+        stream,
+        input,
+        out,
+        offset,
+        &scale,
+        if col { 0 } else { n },
+    )
+}
+
+/// The element grid: `2^fl`, the step `2^-fl`, and the integer range of a count.
+#[derive(Clone, Copy)]
+struct Plan {
+    fl: f64,
+    step: f64,
+    lo: i64,
+    hi: i64,
+}
+
+impl Plan {
+    /// The carrier value of `x` in a block with scale `(up, down)`; `None` outside the range
+    /// where the shortcut is exact.
+    #[inline(always)]
+    fn element(
+        &self,
+        x: f64,
+        (up, down): (f64, f64),
+        random: u32,
+        round_up: impl Fn(bool, bool, Discarded, u32) -> bool,
+    ) -> Option<f64> {
+        let y = x * up;
+        let negative = y < 0.0;
+        let t = y.abs() * self.fl;
+        if !(t < T_MAX) || (t < T_MIN && t != 0.0) {
+            return None;
+        }
+        let whole = t as u64;
+        let frac = (t - whole as f64) * 4_294_967_296.0;
+        let frac32 = frac as u32;
+        let d = Discarded {
+            frac32,
+            sticky: f64::from(frac32) != frac,
+        };
+        let count = whole + u64::from(round_up(negative, whole & 1 == 1, d, random));
+        let signed = if negative {
+            -(count as i64)
+        } else {
+            count as i64
+        };
+        Some((signed.clamp(self.lo, self.hi) as f64) * self.step * down)
+    }
+}
+
+/// The element pass in memory order: element `k` is in block `k % blocks` (columns, `n == 0`)
+/// or `k / n`.
+#[allow(clippy::too_many_arguments)]
+fn run_portable(
+    plan: &Plan,
+    rounding: Rounding,
+    stream: RandomStream,
+    input: &[f64],
+    out: &mut [f64],
+    offset: u64,
+    scale: &[(f64, f64)],
+    n: usize,
+) -> bool {
+    macro_rules! pass {
+        ($mode:expr, $random:expr) => {{
+            let mode = $mode;
+            let rule = move |neg, odd, d, w| Rounding::round_up(mode, neg, odd, d, w);
+            let mut ok = true;
+            if n == 0 {
+                let cols = scale.len();
+                for (r, (ir, or)) in input.chunks(cols).zip(out.chunks_mut(cols)).enumerate() {
+                    let base = offset + (r * cols) as u64;
+                    for (c, ((o, &x), &s)) in or.iter_mut().zip(ir).zip(scale).enumerate() {
+                        match plan.element(x, s, $random(base + c as u64), rule) {
+                            Some(v) => *o = v,
+                            None => ok = false,
+                        }
+                    }
+                }
+            } else {
+                for (j, ((ib, ob), &s)) in input
+                    .chunks(n)
+                    .zip(out.chunks_mut(n))
+                    .zip(scale)
+                    .enumerate()
+                {
+                    let base = offset + (j * n) as u64;
+                    for (i, (o, &x)) in ob.iter_mut().zip(ib).enumerate() {
+                        match plan.element(x, s, $random(base + i as u64), rule) {
+                            Some(v) => *o = v,
+                            None => ok = false,
+                        }
+                    }
+                }
+            }
+            ok
+        }};
+    }
+    let words = |k: u64| stream.bits(k);
+    let none = |_: u64| 0u32;
+    match rounding {
+        Rounding::NearestEven => pass!(Rounding::NearestEven, none),
+        Rounding::NearestAway => pass!(Rounding::NearestAway, none),
+        Rounding::TowardZero => pass!(Rounding::TowardZero, none),
+        Rounding::Up => pass!(Rounding::Up, none),
+        Rounding::Down => pass!(Rounding::Down, none),
+        Rounding::Odd => pass!(Rounding::Odd, none),
+        Rounding::Stochastic { bits } => pass!(Rounding::Stochastic { bits }, words),
+    }
+}
+
+multiversion!(run => run_portable, (plan: &Plan, rounding: Rounding, stream: RandomStream, input: &[f64], out: &mut [f64], offset: u64, scale: &[(f64, f64)], n: usize) -> bool);
+
+#[cfg(test)]
+mod tests {
+    //! Which tensors the fast path takes (its values are checked against the reference in
+    //! `tests/fast_paths.rs`).
+
+    use super::*;
+    use crate::format::{parse, Format};
+
+    fn takes(spec: &str, x: &[f64], row: usize) -> bool {
+        let Ok(Format::Block(b)) = parse(spec) else {
+            panic!("{spec} is a block format")
+        };
+        let stream = RandomStream::new(1, 2);
+        let mut out = vec![0.0; x.len()];
+        let r = Rounding::Stochastic { bits: 8 };
+        quantize_blocks_f64(&b, r, stream, x, &mut out, 0, row)
+    }
+
+    #[test]
+    fn takes_ordinary_tensors_and_declines_specials() {
+        let x: Vec<f64> = (0..96).map(|i| (f64::from(i) - 40.0) * 0.013).collect();
+        for spec in [
+            "bfp:wl=8,size=col",
+            "bfp:wl=8,size=row",
+            "mxint8",
+            "bfp:wl=4,size=5",
+        ] {
+            assert!(takes(spec, &x, 12), "{spec}");
+            let mut bad = x.clone();
+            bad[30] = f64::NAN;
+            assert!(!takes(spec, &bad, 12), "{spec} with a NaN");
+            bad[30] = f64::INFINITY;
+            assert!(!takes(spec, &bad, 12), "{spec} with an infinity");
+        }
+        assert!(
+            !takes("mxfp8", &x, 12),
+            "float elements have no f64 fast path"
+        );
+    }
+}
