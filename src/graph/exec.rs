@@ -12,8 +12,13 @@
 //!   by kind (`add` for add/sub/noise/sum, `mul` for mul/scale, `fma` for axpy); a conversion
 //!   `quantize[F/R]` of every output element unless the output is the vector format with `rne`
 //!   (the unit's own rounding); and the random bits drawn (stochastic rounding: as the rounding
-//!   unit says; Gaussian noise: 128 bits per draw, the four words of `normal_f64`; the VC
-//!   quantizer: see [`crate::arith::vc`]).
+//!   unit says; Gaussian noise: 32 bits per draw, the one word each draw of
+//!   `RandomStream::normals_f32` consumes (a Box-Muller pair per two words); the VC quantizer:
+//!   see [`crate::arith::vc`]).
+//! - [`Op::GaussianNoise`]: `x + std z` in `f64` with `z` the vectorized `f32` standard normal
+//!   draws of `RandomStream::normals_f32` (until 2026-12 the per-element `f64` Box-Muller of
+//!   `normal_f64`, four words per draw: the noise values, and so every noisy run, changed with
+//!   the generator), then rounded once.
 //! - memory traffic: every operand read and the output written, `len x storage_bits` of its
 //!   format, at its tensor's level (`Outer` = `arch.memory[0]`, `Inner` = the innermost level).
 //!   `Input`/`Param` nodes only name tensors: they move nothing themselves.
@@ -40,7 +45,7 @@ use crate::cost::{Datapath, Gemm, Work};
 use crate::format::{bound_events, range_events, QuantizeError};
 use crate::graph::rounding::{round_exact, round_to};
 use crate::graph::{Graph, Level, Op, RangeHealth, Role, Scalar, TensorMeta};
-use crate::round::{RandomStream, Rounding, NORMAL_BITS};
+use crate::round::{RandomStream, Rounding, NORMAL_F32_BITS};
 
 /// What one executed step produced.
 #[derive(Clone, Debug)]
@@ -360,14 +365,15 @@ pub fn execute(
             Op::Quantize => arg(0).clone(),
             Op::GaussianNoise { std } => {
                 let std = scalar(std, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;
-                let normal = RandomStream::new(seed, stream(1));
                 counts.record_add(&vf, n);
-                counts.random_bits += n * NORMAL_BITS;
+                counts.random_bits += n * NORMAL_F32_BITS;
+                let mut z = vec![0f32; out.len()];
+                RandomStream::new(seed, stream(1)).normals_f32(0, &mut z);
                 let x = arg(0).as_standard_layout();
                 let v: Vec<f64> = x
                     .iter()
-                    .enumerate()
-                    .map(|(k, &a)| a + std * normal.normal_f64(k as u64))
+                    .zip(&z)
+                    .map(|(&a, &z)| a + std * f64::from(z))
                     .collect();
                 ArrayD::from_shape_vec(IxDyn(&out.shape), v).expect("same length")
             }
