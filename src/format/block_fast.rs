@@ -114,8 +114,8 @@ struct Plan {
 }
 
 impl Plan {
-    /// The carrier value of `x` in a block with scale `(up, down)`; `None` outside the range
-    /// where the shortcut is exact.
+    /// The carrier value of `x` in a block with scale `(up, down)`, and whether the shortcut
+    /// is exact for it (else the value is not used). Without branches, so a row vectorizes.
     #[inline(always)]
     fn element(
         &self,
@@ -123,33 +123,75 @@ impl Plan {
         (up, down): (f64, f64),
         random: u32,
         round_up: impl Fn(bool, bool, Discarded, u32) -> bool,
-    ) -> Option<f64> {
+    ) -> (f64, bool) {
         let y = x * up;
         let negative = y < 0.0;
         let t = y.abs() * self.fl;
-        if !(t < T_MAX) || (t < T_MIN && t != 0.0) {
-            return None;
-        }
-        let whole = t as u64;
+        let exact = (t < T_MAX) & ((t >= T_MIN) | (t == 0.0));
+        // In range `t < 2^62`, so the conversions are exact floors (out of range they saturate,
+        // and the value is discarded).
+        let whole = t as i64;
         let frac = (t - whole as f64) * 4_294_967_296.0;
-        let frac32 = frac as u32;
+        let frac32 = frac as i64;
         let d = Discarded {
-            frac32,
-            sticky: f64::from(frac32) != frac,
+            frac32: frac32 as u32,
+            sticky: frac32 as f64 != frac,
         };
-        let count = whole + u64::from(round_up(negative, whole & 1 == 1, d, random));
-        let signed = if negative {
-            -(count as i64)
+        let count = whole + i64::from(round_up(negative, whole & 1 == 1, d, random));
+        let signed = if negative { -count } else { count };
+        ((signed.clamp(self.lo, self.hi) as f64) * self.step * down, exact)
+    }
+
+    /// Round one run of elements whose first has the global index `first`, each with its
+    /// scale; whether every element was exact.
+    #[inline(always)]
+    fn row(
+        &self,
+        input: &[f64],
+        out: &mut [f64],
+        scale: impl Iterator<Item = (f64, f64)>,
+        words: impl Fn(usize) -> u32,
+        round_up: impl Fn(bool, bool, Discarded, u32) -> bool + Copy,
+    ) -> bool {
+        let mut exact = true;
+        for (i, ((o, &x), s)) in out.iter_mut().zip(input).zip(scale).enumerate() {
+            let (v, ok) = self.element(x, s, words(i), round_up);
+            *o = v;
+            exact &= ok;
+        }
+        exact
+    }
+
+    /// [`Plan::row`] with the random words of `stream` from index `first` (in 32-bit lanes
+    /// when the low half of the index does not wrap inside the run), or none.
+    #[inline(always)]
+    fn row_drawing(
+        &self,
+        input: &[f64],
+        out: &mut [f64],
+        scale: impl Iterator<Item = (f64, f64)>,
+        draw: Option<(RandomStream, u64)>,
+        round_up: impl Fn(bool, bool, Discarded, u32) -> bool + Copy,
+    ) -> bool {
+        let Some((stream, first)) = draw else {
+            return self.row(input, out, scale, |_| 0, round_up);
+        };
+        let lo = first as u32;
+        if u32::MAX - lo >= input.len().saturating_sub(1) as u32 && input.len() <= 1 << 31 {
+            let key = stream.high_key((first >> 32) as u32);
+            let words = move |i: usize| stream.bits_keyed(lo.wrapping_add(i as u32), key);
+            self.row(input, out, scale, words, round_up)
         } else {
-            count as i64
-        };
-        Some((signed.clamp(self.lo, self.hi) as f64) * self.step * down)
+            let words = move |i: usize| stream.bits(first + i as u64);
+            self.row(input, out, scale, words, round_up)
+        }
     }
 }
 
 /// The element pass in memory order: element `k` is in block `k % blocks` (columns, `n == 0`)
-/// or `k / n`.
+/// or `k / n`; whether every element was exact.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn run_portable(
     plan: &Plan,
     rounding: Rounding,
@@ -161,50 +203,38 @@ fn run_portable(
     n: usize,
 ) -> bool {
     macro_rules! pass {
-        ($mode:expr, $random:expr) => {{
+        ($mode:expr) => {{
             let mode = $mode;
             let rule = move |neg, odd, d, w| Rounding::round_up(mode, neg, odd, d, w);
-            let mut ok = true;
+            let draw = |first: u64| mode.is_stochastic().then_some((stream, first));
+            let mut exact = true;
             if n == 0 {
                 let cols = scale.len();
                 for (r, (ir, or)) in input.chunks(cols).zip(out.chunks_mut(cols)).enumerate() {
-                    let base = offset + (r * cols) as u64;
-                    for (c, ((o, &x), &s)) in or.iter_mut().zip(ir).zip(scale).enumerate() {
-                        match plan.element(x, s, $random(base + c as u64), rule) {
-                            Some(v) => *o = v,
-                            None => ok = false,
-                        }
-                    }
+                    let first = offset + (r * cols) as u64;
+                    let s = scale.iter().copied();
+                    exact &= plan.row_drawing(ir, or, s, draw(first), rule);
                 }
             } else {
-                for (j, ((ib, ob), &s)) in input
-                    .chunks(n)
-                    .zip(out.chunks_mut(n))
-                    .zip(scale)
-                    .enumerate()
+                for (j, ((ib, ob), &s)) in
+                    input.chunks(n).zip(out.chunks_mut(n)).zip(scale).enumerate()
                 {
-                    let base = offset + (j * n) as u64;
-                    for (i, (o, &x)) in ob.iter_mut().zip(ib).enumerate() {
-                        match plan.element(x, s, $random(base + i as u64), rule) {
-                            Some(v) => *o = v,
-                            None => ok = false,
-                        }
-                    }
+                    let first = offset + (j * n) as u64;
+                    let s = std::iter::repeat(s);
+                    exact &= plan.row_drawing(ib, ob, s, draw(first), rule);
                 }
             }
-            ok
+            exact
         }};
     }
-    let words = |k: u64| stream.bits(k);
-    let none = |_: u64| 0u32;
     match rounding {
-        Rounding::NearestEven => pass!(Rounding::NearestEven, none),
-        Rounding::NearestAway => pass!(Rounding::NearestAway, none),
-        Rounding::TowardZero => pass!(Rounding::TowardZero, none),
-        Rounding::Up => pass!(Rounding::Up, none),
-        Rounding::Down => pass!(Rounding::Down, none),
-        Rounding::Odd => pass!(Rounding::Odd, none),
-        Rounding::Stochastic { bits } => pass!(Rounding::Stochastic { bits }, words),
+        Rounding::NearestEven => pass!(Rounding::NearestEven),
+        Rounding::NearestAway => pass!(Rounding::NearestAway),
+        Rounding::TowardZero => pass!(Rounding::TowardZero),
+        Rounding::Up => pass!(Rounding::Up),
+        Rounding::Down => pass!(Rounding::Down),
+        Rounding::Odd => pass!(Rounding::Odd),
+        Rounding::Stochastic { bits } => pass!(Rounding::Stochastic { bits }),
     }
 }
 
