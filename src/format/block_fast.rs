@@ -21,7 +21,7 @@
 //! the above is exact, make the whole call decline (`false`, nothing
 //! written); the caller then takes the reference path.
 
-use crate::format::exact::{exponent, pow2};
+use crate::format::exact::pow2;
 use crate::format::{BlockFormat, BlockSize, Element};
 use crate::round::{Discarded, RandomStream, Rounding};
 use crate::simd::multiversion;
@@ -30,6 +30,31 @@ use crate::simd::multiversion;
 const T_MAX: f64 = (1u64 << 62) as f64;
 /// Below this (and non-zero) `t` could be an inexact subnormal: declined.
 const T_MIN: f64 = 1.0e-250;
+
+/// The largest magnitude of each block of `input` (rows of `row_len`), a NaN or an infinity
+/// where the block holds one, in block order; and whether the blocks are columns (block `k %
+/// blocks` holds element `k`; else block `k / block_len`). One pass in memory order: a column's
+/// maximum is a running maximum per column, row after row.
+pub(crate) fn block_maxima(b: &BlockFormat, input: &[f64], row_len: usize) -> (Vec<f64>, bool) {
+    let len = input.len();
+    let (blocks, col) = (b.block_count(len, row_len), b.size() == BlockSize::Col);
+    // `max` would drop a NaN: the sum keeps it (and an infinity), for the callers' checks.
+    let step = |m: f64, x: f64| if x.abs() > m { x.abs() } else { m + (x - x) };
+    let mut maxima = vec![0.0f64; blocks];
+    if col {
+        for row in input.chunks(blocks) {
+            for (m, &x) in maxima.iter_mut().zip(row) {
+                *m = step(*m, x);
+            }
+        }
+    } else {
+        let n = b.block_len(len, row_len);
+        for (m, block) in maxima.iter_mut().zip(input.chunks(n)) {
+            *m = block.iter().fold(0.0f64, |m, &x| step(m, x));
+        }
+    }
+    (maxima, col)
+}
 
 /// Quantize `input` (a whole tensor, or a piece of whole blocks starting at global index
 /// `offset`, rows of `row_len`) to the block format `b` with `rounding` and `stream`; `false`
@@ -51,41 +76,18 @@ pub(crate) fn quantize_blocks_f64(
         return false;
     }
     let len = input.len();
-    // One running maximum per block; a block is a column, or a run of `n` elements.
-    let (blocks, col) = (b.block_count(len, row_len), b.size() == BlockSize::Col);
+    let (maxima, col) = block_maxima(b, input, row_len);
+    // Per block: `2^-s` (the reference's `up`) and `2^s` (`down`) of its shared exponent (the
+    // reference's: the block maximum's, clamped; its elements then saturate, or leave the
+    // checked range and decline).
+    let mut scale = Vec::with_capacity(maxima.len());
+    for &m in &maxima {
+        match b.shared_exponent(std::iter::once(m)) {
+            Some(s) => scale.push((pow2(-s), pow2(s))),
+            None => return false,
+        }
+    }
     let n = b.block_len(len, row_len);
-    let mut amax = vec![0.0f64; blocks];
-    if col {
-        for row in input.chunks(blocks) {
-            for (m, &x) in amax.iter_mut().zip(row) {
-                // `max` would drop a NaN: the sum keeps it, and an infinity, for the check.
-                *m = if x.abs() > *m { x.abs() } else { *m + (x - x) };
-            }
-        }
-    } else {
-        for (m, block) in amax.iter_mut().zip(input.chunks(n)) {
-            *m = block.iter().fold(
-                0.0f64,
-                |m, &x| if x.abs() > m { x.abs() } else { m + (x - x) },
-            );
-        }
-    }
-    let (smin, smax) = crate::format::SCALE_EXP_RANGE;
-    // Per block: `2^-s` (the reference's `up`) and `2^s` (`down`).
-    let mut scale = Vec::with_capacity(blocks);
-    for &m in &amax {
-        if !m.is_finite() {
-            return false;
-        }
-        // As `BlockFormat::shared_exponent`; a clamped exponent is the reference's too (its
-        // elements saturate, or leave the checked range and decline).
-        let s = if m == 0.0 {
-            smin
-        } else {
-            (exponent(m) - b.emax_elem()).clamp(smin, smax)
-        };
-        scale.push((pow2(-s), pow2(s)));
-    }
     let plan = Plan {
         fl: pow2(f.fl()),
         step: f.step(),
@@ -139,7 +141,10 @@ impl Plan {
         };
         let count = whole + i64::from(round_up(negative, whole & 1 == 1, d, random));
         let signed = if negative { -count } else { count };
-        ((signed.clamp(self.lo, self.hi) as f64) * self.step * down, exact)
+        (
+            (signed.clamp(self.lo, self.hi) as f64) * self.step * down,
+            exact,
+        )
     }
 
     /// Round one run of elements whose first has the global index `first`, each with its
@@ -216,8 +221,11 @@ fn run_portable(
                     exact &= plan.row_drawing(ir, or, s, draw(first), rule);
                 }
             } else {
-                for (j, ((ib, ob), &s)) in
-                    input.chunks(n).zip(out.chunks_mut(n)).zip(scale).enumerate()
+                for (j, ((ib, ob), &s)) in input
+                    .chunks(n)
+                    .zip(out.chunks_mut(n))
+                    .zip(scale)
+                    .enumerate()
                 {
                     let first = offset + (j * n) as u64;
                     let s = std::iter::repeat(s);
