@@ -38,23 +38,33 @@ const T_MIN: f64 = 1.0e-250;
 pub(crate) fn block_maxima(b: &BlockFormat, input: &[f64], row_len: usize) -> (Vec<f64>, bool) {
     let len = input.len();
     let (blocks, col) = (b.block_count(len, row_len), b.size() == BlockSize::Col);
-    // `max` would drop a NaN: the sum keeps it (and an infinity), for the callers' checks.
-    let step = |m: f64, x: f64| if x.abs() > m { x.abs() } else { m + (x - x) };
-    let mut maxima = vec![0.0f64; blocks];
-    if col {
-        for row in input.chunks(blocks) {
+    let mut maxima = vec![0u64; blocks];
+    let n = if col { 0 } else { b.block_len(len, row_len) };
+    maxima_bits(input, &mut maxima, n);
+    (maxima.into_iter().map(f64::from_bits).collect(), col)
+}
+
+/// [`block_maxima`] on magnitude bit patterns, whose integer order is the order of the
+/// magnitudes with every NaN above infinity: an integer maximum, which vectorizes (a
+/// floating-point one would drop NaNs, and its reduction could not be reordered). `n == 0`:
+/// columns, `maxima.len()` of them.
+#[inline(always)]
+fn maxima_bits_portable(input: &[f64], maxima: &mut [u64], n: usize) {
+    const MAGNITUDE: u64 = !(1u64 << 63);
+    if n == 0 {
+        for row in input.chunks(maxima.len()) {
             for (m, &x) in maxima.iter_mut().zip(row) {
-                *m = step(*m, x);
+                *m = (*m).max(x.to_bits() & MAGNITUDE);
             }
         }
     } else {
-        let n = b.block_len(len, row_len);
         for (m, block) in maxima.iter_mut().zip(input.chunks(n)) {
-            *m = block.iter().fold(0.0f64, |m, &x| step(m, x));
+            *m = block.iter().fold(0, |m, &x| m.max(x.to_bits() & MAGNITUDE));
         }
     }
-    (maxima, col)
 }
+
+multiversion!(maxima_bits => maxima_bits_portable, (input: &[f64], maxima: &mut [u64], n: usize));
 
 /// Quantize `input` (a whole tensor, or a piece of whole blocks starting at global index
 /// `offset`, rows of `row_len`) to the block format `b` with `rounding` and `stream`; `false`
