@@ -197,13 +197,37 @@ fn scalar(
 
 /// Run `graph` on `arch` with the given feeds (every `Input` and `Param` by name; values must
 /// already be values of their declared formats), drawing random numbers keyed by
-/// `(seed, tensor, step, element)`.
+/// `(seed, tensor, step, element)`, on the fast paths ([`Path::Fast`]).
 pub fn execute(
     graph: &Graph,
     arch: &Architecture,
     feeds: &BTreeMap<String, ArrayD<f64>>,
     seed: u64,
     step: u64,
+) -> Result<StepResult, ExecError> {
+    execute_on(graph, arch, feeds, seed, step, Path::Fast)
+}
+
+/// How the executor rounds an op's result to its output format: the results are the same bits
+/// either way (`tests/exec_paths.rs` runs both on small models), only the speed differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// The vectorized `f32` kernels when every exact value is an `f32` value, the `f64` fast
+    /// paths (`Quantizer::quantize_f64_fast`), else the reference.
+    Fast,
+    /// The exact `f64` reference quantizer (`Quantizer::quantize_f64`) for every rounding the
+    /// vector unit's exact-sum kernels do not do.
+    Reference,
+}
+
+/// [`execute`] on the given rounding [`Path`].
+pub fn execute_on(
+    graph: &Graph,
+    arch: &Architecture,
+    feeds: &BTreeMap<String, ArrayD<f64>>,
+    seed: u64,
+    step: u64,
+    path: Path,
 ) -> Result<StepResult, ExecError> {
     let g = graph.inner();
     let vf = match graph.datapath() {
@@ -433,7 +457,7 @@ pub fn execute(
             }
             let v = match rounded {
                 Some(v) => v,
-                None => round_to(out, &exact, seed, stream(0))?,
+                None => round_to(out, &exact, seed, stream(0), path)?,
             };
             judge(&mut range, out, exact.view(), v.view());
             v

@@ -31,7 +31,7 @@ use crate::arith::MacConfig;
 use crate::cost::Datapath;
 use crate::format::{Element, Format};
 
-pub use exec::{execute, ExecError, StepResult};
+pub use exec::{execute, execute_on, ExecError, Path, StepResult};
 pub use health::{RangeEntry, RangeHealth};
 pub use op::{Op, Scalar};
 pub use tensor::{Level, Role, TensorMeta};

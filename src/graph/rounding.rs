@@ -5,18 +5,20 @@
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::exec::ExecError;
+use super::exec::{ExecError, Path};
 use super::TensorMeta;
 use crate::arith::{elementwise, ElemOp};
 use crate::format::{BlockSize, Format, Quantizer};
 use crate::round::RandomStream;
 
-/// Round `exact` once to `meta`'s format with its rounding unit.
+/// Round `exact` once to `meta`'s format with its rounding unit, on the fast paths or the
+/// reference (the same bits).
 pub(super) fn round_to(
     meta: &TensorMeta,
     exact: &ArrayD<f64>,
     seed: u64,
     stream: u64,
+    path: Path,
 ) -> Result<ArrayD<f64>, ExecError> {
     let q = Quantizer::new(meta.format, meta.rounding, seed, stream).map_err(|error| {
         ExecError::Quantize {
@@ -31,6 +33,10 @@ pub(super) fn round_to(
         exact.as_slice().expect("standard layout"),
         out.as_slice_mut().expect("fresh array"),
     );
+    if path == Path::Reference {
+        q.quantize_f64(src, dst, 0, row);
+        return Ok(out);
+    }
     // Column blocks have no `f32` kernel (their `f32` path goes through `f64` anyway).
     let col_blocks = matches!(meta.format, Format::Block(b) if b.size() == BlockSize::Col);
     if col_blocks || !round_f32(&q, src, dst, row) {
