@@ -23,6 +23,7 @@
 use crate::format::block_fast::block_maxima;
 use crate::format::exact::pow2;
 use crate::format::{BlockFormat, Element, Format};
+use crate::simd::multiversion;
 
 /// Range events over a set of rounded values, as exact counts (fractions are derived from them
 /// when reported).
@@ -47,25 +48,61 @@ impl RangeCounts {
         self.nan += other.nan;
     }
 
-    /// Judge `exact` against `stored`, element `i` for the finite range `bounds[i]` (see the
-    /// module docs).
-    #[inline(always)]
-    fn tally(&mut self, bounds: impl Iterator<Item = (f64, f64)>, exact: &[f64], stored: &[f64]) {
-        // The module docs' chain as masks, without branches, so the loop vectorizes.
-        let (mut saturated, mut flushed, mut nan) = (0u64, 0u64, 0u64);
-        for ((&x, &s), (lo, hi)) in exact.iter().zip(stored).zip(bounds) {
-            // False for a NaN `x` as well.
-            let inside = x >= lo && x <= hi;
-            nan += u64::from(x.is_nan() | (inside & s.is_nan()));
-            saturated += u64::from(!inside & !x.is_nan());
-            flushed += u64::from(inside & (s == 0.0) & (x != 0.0));
-        }
+    /// Judge `exact` against `stored` for the finite range `[lo, hi]` (see the module docs).
+    fn tally(&mut self, lo: f64, hi: f64, exact: &[f64], stored: &[f64]) {
+        self.add(tally_const(lo, hi, exact, stored), exact.len());
+    }
+
+    /// Add `[saturated, flushed, nan]` of `values` values.
+    fn add(&mut self, [saturated, flushed, nan]: [u64; 3], values: usize) {
         self.saturated += saturated;
         self.flushed += flushed;
         self.nan += nan;
-        self.values += exact.len() as u64;
+        self.values += values as u64;
     }
 }
+
+/// The module docs' chain for one value `x` stored as `s` in `[lo, hi]`, as masks without
+/// branches so loops of it vectorize: `[saturated, flushed, nan]`.
+#[inline(always)]
+fn judge(lo: f64, hi: f64, x: f64, s: f64) -> [u64; 3] {
+    // False for a NaN `x` as well.
+    let inside = x >= lo && x <= hi;
+    [
+        u64::from(!inside & !x.is_nan()),
+        u64::from(inside & (s == 0.0) & (x != 0.0)),
+        u64::from(x.is_nan() | (inside & s.is_nan())),
+    ]
+}
+
+/// The sums of [`judge`] over `exact` and `stored` with one range.
+#[inline(always)]
+fn tally_const_portable(lo: f64, hi: f64, exact: &[f64], stored: &[f64]) -> [u64; 3] {
+    let mut sum = [0u64; 3];
+    for (&x, &s) in exact.iter().zip(stored) {
+        let [a, b, c] = judge(lo, hi, x, s);
+        sum = [sum[0] + a, sum[1] + b, sum[2] + c];
+    }
+    sum
+}
+
+/// The sums of [`judge`] over the rows of `exact` and `stored` (rows of `lo.len()`), element
+/// `j` of a row in the range `[lo[j], hi[j]]` (column blocks).
+#[inline(always)]
+fn tally_cols_portable(lo: &[f64], hi: &[f64], exact: &[f64], stored: &[f64]) -> [u64; 3] {
+    let mut sum = [0u64; 3];
+    let cols = lo.len();
+    for (x, s) in exact.chunks(cols).zip(stored.chunks(cols)) {
+        for (((&x, &s), &lo), &hi) in x.iter().zip(s).zip(lo).zip(hi) {
+            let [a, b, c] = judge(lo, hi, x, s);
+            sum = [sum[0] + a, sum[1] + b, sum[2] + c];
+        }
+    }
+    sum
+}
+
+multiversion!(tally_const => tally_const_portable, (lo: f64, hi: f64, exact: &[f64], stored: &[f64]) -> [u64; 3]);
+multiversion!(tally_cols => tally_cols_portable, (lo: &[f64], hi: &[f64], exact: &[f64], stored: &[f64]) -> [u64; 3]);
 
 /// The finite range `[lo, hi]` of a float-like element: `±max`, or `[0, max]` when unsigned.
 fn float_range(max: f64, signed: bool) -> (f64, f64) {
@@ -122,18 +159,16 @@ pub fn range_events(format: &Format, exact: &[f64], stored: &[f64], row_len: usi
     if let Format::Block(b) = format {
         let (ranges, col) = block_ranges(b, exact, row_len);
         if col {
-            let cols = ranges.len();
-            for (x, s) in exact.chunks(cols).zip(stored.chunks(cols)) {
-                c.tally(ranges.iter().copied(), x, s);
-            }
+            let (lo, hi): (Vec<f64>, Vec<f64>) = ranges.into_iter().unzip();
+            c.add(tally_cols(&lo, &hi, exact, stored), exact.len());
         } else {
             let n = b.block_len(exact.len(), row_len);
-            for ((x, s), &r) in exact.chunks(n).zip(stored.chunks(n)).zip(&ranges) {
-                c.tally(std::iter::repeat(r), x, s);
+            for ((x, s), &(lo, hi)) in exact.chunks(n).zip(stored.chunks(n)).zip(&ranges) {
+                c.tally(lo, hi, x, s);
             }
         }
-    } else if let Some(r) = scalar_range(format) {
-        c.tally(std::iter::repeat(r), exact, stored);
+    } else if let Some((lo, hi)) = scalar_range(format) {
+        c.tally(lo, hi, exact, stored);
     }
     c
 }
