@@ -37,9 +37,10 @@ pub(super) fn round_to(
         q.quantize_f64(src, dst, 0, row);
         return Ok(out);
     }
-    // Column blocks have no `f32` kernel (their `f32` path goes through `f64` anyway).
+    // Column blocks have an `f32` kernel for stochastic rounding only (otherwise their `f32`
+    // path goes through `f64` anyway).
     let col_blocks = matches!(meta.format, Format::Block(b) if b.size() == BlockSize::Col);
-    if col_blocks || !round_f32(&q, src, dst, row) {
+    if (col_blocks && !meta.rounding.is_stochastic()) || !round_f32(&q, src, dst, row) {
         q.quantize_f64_fast(src, dst, 0, row);
     }
     Ok(out)
