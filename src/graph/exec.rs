@@ -150,7 +150,7 @@ fn tensor_bits(t: &TensorMeta) -> u64 {
 }
 
 /// A matrix operand as a 2-D view, transposed when `t`.
-fn matrix_view(x: &ArrayD<f64>, t: bool) -> ndarray::ArrayView2<'_, f64> {
+fn matrix_view<A>(x: &ArrayD<A>, t: bool) -> ndarray::ArrayView2<'_, A> {
     let v = x
         .view()
         .into_dimensionality::<Ix2>()
@@ -283,8 +283,16 @@ pub fn execute_on(
                 // Operands hold values of the MAC's input formats (checked when the graph was
                 // built): `f32` values, unless the MAC is the fused fp64 multiply-add.
                 let res = if mac.a.fits_f32() && mac.b.fits_f32() {
-                    let (a, b) = (av.mapv(|v| v as f32), bv.mapv(|v| v as f32));
-                    gemm(mac, a.view(), b.view(), RandomStream::new(seed, stream(0)))
+                    // Narrowed in memory order, then transposed as views (a transposed view
+                    // read element by element would stride through memory).
+                    let narrow = |k: usize| arg(k).mapv(|v| v as f32);
+                    let (a, b) = (narrow(0), narrow(1));
+                    gemm(
+                        mac,
+                        matrix_view(&a, transpose_a),
+                        matrix_view(&b, transpose_b),
+                        RandomStream::new(seed, stream(0)),
+                    )
                 } else {
                     gemm_f64(mac, av, bv)
                 }
@@ -401,13 +409,11 @@ pub fn execute_on(
                 counts.random_bits += n * NORMAL_F32_BITS;
                 let mut z = vec![0f32; out.len()];
                 RandomStream::new(seed, stream(1)).normals_f32(0, &mut z);
-                let x = arg(0).as_standard_layout();
-                let v: Vec<f64> = x
-                    .iter()
-                    .zip(&z)
-                    .map(|(&a, &z)| a + std * f64::from(z))
-                    .collect();
-                ArrayD::from_shape_vec(IxDyn(&out.shape), v).expect("same length")
+                let mut v = arg(0).as_standard_layout().into_owned();
+                for (a, &z) in v.iter_mut().zip(&z) {
+                    *a += std * f64::from(z);
+                }
+                v
             }
             Op::VcQuantize { v } => {
                 let v = scalar(v, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;
