@@ -1,5 +1,7 @@
 //! The executor's `f64` fast paths (`Quantizer::quantize_f64_fast`: block formats with
-//! fixed-point elements in any grouping, `fp32` nearest-even as a cast) against the exact `f64`
+//! fixed-point elements in any grouping, `fp32` nearest-even as a cast, narrower floats and MX
+//! through `f32` rounded to odd, stochastic rounding at the limit of the bits `f32` keeps:
+//! 12 bits on fp16, 19 on e4m3) against the exact `f64`
 //! reference (`Quantizer::quantize_f64`), bit for bit: random values of every magnitude (tiny,
 //! huge, subnormal, values next to grid points and midpoints), zeros of both signs, blocks of
 //! zeros, blocks holding NaN or an infinity (the fast path declines, the reference decides),
@@ -10,10 +12,12 @@ mod common;
 use common::{fmt, Gen, DET_MODES};
 use lpsim::{Quantizer, Rounding};
 
-const MODES_SR: [Rounding; 3] = [
+const MODES_SR: [Rounding; 5] = [
     Rounding::Stochastic { bits: 32 },
     Rounding::Stochastic { bits: 8 },
     Rounding::Stochastic { bits: 1 },
+    Rounding::Stochastic { bits: 12 },
+    Rounding::Stochastic { bits: 19 },
 ];
 
 const SPECS: &[&str] = &[
@@ -28,14 +32,26 @@ const SPECS: &[&str] = &[
     "mx:elem=int8,size=col",
     "mx:elem=e2m1fn,size=col",
     "mxfp8",
+    "mx:elem=e2m1fn,size=5",
+    "mxfp6_e2m3",
     "fp32",
     "bf16",
+    "fp16",
+    "e4m3fn",
+    "e5m2",
+    "e4m3fnuz",
+    "e2m1fn",
+    "float:e=5,m=2,special=none,sat=on",
+    "float:e=4,m=3,sub=off",
+    "float:e=8,m=20,sub=off",
+    "float:e=3,m=3,signed=off,special=fn",
+    "tf32",
 ];
 
 /// Values of `rows x cols`: log-uniform over a wide range around `scale`, with exact grid
-/// points, points next to them and midpoints (values of `x.5 2^k`), zeros, and with `specials`
-/// a NaN and an infinity in column 1.
-fn values(rows: usize, cols: usize, seed: u64, scale: i32, specials: bool) -> Vec<f64> {
+/// points, points next to them and midpoints (values of `x.5 2^k`), zeros, with `tiny` a column
+/// below the normal `f32` range, and with `specials` a NaN and an infinity in column 1.
+fn values(rows: usize, cols: usize, seed: u64, scale: i32, specials: bool, tiny: bool) -> Vec<f64> {
     let mut g = Gen(seed);
     let mut v: Vec<f64> = (0..rows * cols)
         .map(|_| match g.next_u64() % 8 {
@@ -54,7 +70,7 @@ fn values(rows: usize, cols: usize, seed: u64, scale: i32, specials: bool) -> Ve
     // A column of zeros, and a tiny column (scale at the bottom of the E8M0 range).
     for r in 0..rows {
         v[r * cols] = 0.0;
-        if cols > 2 {
+        if cols > 2 && tiny {
             v[r * cols + 2] = g.log_uniform(-140, -128);
         }
     }
@@ -92,10 +108,12 @@ fn f64_fast_paths_equal_the_reference() {
         for &r in &modes {
             for (rows, cols) in [(9, 7), (64, 33), (1, 40), (40, 1)] {
                 for (seed, scale) in [(1, 0), (2, -20), (3, 30), (4, 120), (5, -125)] {
-                    let x = values(rows, cols, seed, scale, false);
+                    let x = values(rows, cols, seed, scale, false, false);
                     check(spec, r, &x, cols, 0);
                     check(spec, r, &x, cols, 1_000_003);
-                    let x = values(rows, cols, seed, scale, true);
+                    let x = values(rows, cols, seed, scale, false, true);
+                    check(spec, r, &x, cols, 3);
+                    let x = values(rows, cols, seed, scale, true, true);
                     check(spec, r, &x, cols, 7);
                 }
             }
@@ -129,7 +147,7 @@ fn f64_fast_paths_decline_at_the_edges() {
 fn f32_carrier_column_blocks_equal_the_reference() {
     for spec in ["bfp:wl=8,size=col", "mx:elem=int8,size=col"] {
         for r in [Rounding::NearestEven, Rounding::Stochastic { bits: 8 }] {
-            let x64: Vec<f64> = values(64, 256, 9, -3, false)
+            let x64: Vec<f64> = values(64, 256, 9, -3, false, true)
                 .iter()
                 .map(|&v| f64::from(v as f32))
                 .collect();
