@@ -9,7 +9,7 @@ use super::exec::{ExecError, Path};
 use super::TensorMeta;
 use crate::arith::{elementwise, ElemOp};
 use crate::format::{BlockSize, Format, Quantizer};
-use crate::round::RandomStream;
+use crate::round::{RandomStream, Rounding};
 
 /// Round `exact` once to `meta`'s format with its rounding unit, on the fast paths or the
 /// reference (the same bits).
@@ -38,9 +38,12 @@ pub(super) fn round_to(
         return Ok(out);
     }
     // Column blocks have an `f32` kernel for stochastic rounding only (otherwise their `f32`
-    // path goes through `f64` anyway).
+    // path goes through `f64` anyway); `fp32` nearest-even is a conversion on `f64`, the
+    // identity on `f32` values.
     let col_blocks = matches!(meta.format, Format::Block(b) if b.size() == BlockSize::Col);
-    if (col_blocks && !meta.rounding.is_stochastic()) || !round_f32(&q, src, dst, row) {
+    let fp32_rne =
+        meta.rounding == Rounding::NearestEven && Some(meta.format) == crate::format::alias("fp32");
+    if (col_blocks && !meta.rounding.is_stochastic()) || fp32_rne || !round_f32(&q, src, dst, row) {
         q.quantize_f64_fast(src, dst, 0, row);
     }
     Ok(out)
