@@ -103,26 +103,24 @@ pub(crate) fn quantize_blocks_f64(
         step: f.step(),
         lo: lo as i64,
         hi: hi as i64,
-    };
-    run(
-        &plan,
         rounding,
         stream,
-        input,
-        out,
         offset,
-        &scale,
-        if col { 0 } else { n },
-    )
+    };
+    run(&plan, input, out, &scale, if col { 0 } else { n })
 }
 
-/// The element grid: `2^fl`, the step `2^-fl`, and the integer range of a count.
+/// The element grid (`2^fl`, the step `2^-fl`, the integer range of a count), the rounding
+/// unit and its stream, and the global index of the first element.
 #[derive(Clone, Copy)]
 struct Plan {
     fl: f64,
     step: f64,
     lo: i64,
     hi: i64,
+    rounding: Rounding,
+    stream: RandomStream,
+    offset: u64,
 }
 
 impl Plan {
@@ -205,18 +203,15 @@ impl Plan {
 
 /// The element pass in memory order: element `k` is in block `k % blocks` (columns, `n == 0`)
 /// or `k / n`; whether every element was exact.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn run_portable(
     plan: &Plan,
-    rounding: Rounding,
-    stream: RandomStream,
     input: &[f64],
     out: &mut [f64],
-    offset: u64,
     scale: &[(f64, f64)],
     n: usize,
 ) -> bool {
+    let (rounding, stream, offset) = (plan.rounding, plan.stream, plan.offset);
     macro_rules! pass {
         ($mode:expr) => {{
             let mode = $mode;
@@ -256,7 +251,7 @@ fn run_portable(
     }
 }
 
-multiversion!(run => run_portable, (plan: &Plan, rounding: Rounding, stream: RandomStream, input: &[f64], out: &mut [f64], offset: u64, scale: &[(f64, f64)], n: usize) -> bool);
+multiversion!(run => run_portable, (plan: &Plan, input: &[f64], out: &mut [f64], scale: &[(f64, f64)], n: usize) -> bool);
 
 #[cfg(test)]
 mod tests {

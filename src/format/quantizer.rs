@@ -222,7 +222,7 @@ impl Quantizer {
         let mut inside = true;
         for (n, &x) in narrow.iter_mut().zip(input) {
             let a = x.abs();
-            inside &= a == 0.0 || (a >= ODD_MIN && a <= ODD_MAX);
+            inside &= a == 0.0 || (ODD_MIN..=ODD_MAX).contains(&a);
             *n = to_odd_f32(x);
         }
         if !inside {

@@ -53,7 +53,7 @@ pub(super) fn quantize_cols(
             // Zeros round to zeros whatever the scale.
             down.push(1.0);
             up.push(1.0);
-        } else if m >= 0x0080_0000 && m < 0x7f80_0000 && (-126..=126).contains(&s) {
+        } else if (0x0080_0000..0x7f80_0000).contains(&m) && (-126..=126).contains(&s) {
             down.push(pow2f_normal(-s));
             up.push(pow2f_normal(s));
         } else {
@@ -61,38 +61,38 @@ pub(super) fn quantize_cols(
         }
     }
     let stream = q.stream();
-    let key = stream.high_key((offset >> 32) as u32);
-    let mirrored = grid.grid.mirrored();
-    run_cols(
-        &grid,
-        mirrored,
+    let words = Words {
+        grid,
+        mirrored: grid.grid.mirrored(),
         stream,
-        key,
-        input,
-        out,
-        offset as u32,
-        &down,
-        &up,
-    );
+        key: stream.high_key((offset >> 32) as u32),
+        first: offset as u32,
+    };
+    run_cols(&words, input, out, &down, &up);
     true
 }
 
-/// The element pass: row after row, element `k` of the tensor with the word of index
-/// `first + k` (whose high half has the key `key`).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn run_cols_portable(
-    grid: &SrGrid,
+/// The element grid's stochastic rounding and where the random words start: element `k` of the
+/// tensor draws the word of index `first + k`, whose high half has the key `key`.
+#[derive(Clone, Copy)]
+struct Words {
+    grid: SrGrid,
     mirrored: bool,
     stream: RandomStream,
     key: u32,
-    input: &[f32],
-    out: &mut [f32],
     first: u32,
-    down: &[f32],
-    up: &[f32],
-) {
-    let grid = *grid;
+}
+
+/// The element pass: row after row, element `i` of a row with its column's scales.
+#[inline(always)]
+fn run_cols_portable(w: &Words, input: &[f32], out: &mut [f32], down: &[f32], up: &[f32]) {
+    let Words {
+        grid,
+        mirrored,
+        stream,
+        key,
+        first,
+    } = *w;
     let cols = down.len();
     for (r, (ir, or)) in input.chunks(cols).zip(out.chunks_mut(cols)).enumerate() {
         let lo = first.wrapping_add((r * cols) as u32);
@@ -109,4 +109,4 @@ fn run_cols_portable(
     }
 }
 
-multiversion!(run_cols => run_cols_portable, (grid: &SrGrid, mirrored: bool, stream: RandomStream, key: u32, input: &[f32], out: &mut [f32], first: u32, down: &[f32], up: &[f32]));
+multiversion!(run_cols => run_cols_portable, (w: &Words, input: &[f32], out: &mut [f32], down: &[f32], up: &[f32]));
