@@ -142,8 +142,14 @@ fn level_name(arch: &Architecture, level: Level) -> &str {
 
 /// Bits of a tensor in its format (block formats: the shared scales included).
 fn tensor_bits(t: &TensorMeta) -> u64 {
-    let row = t.shape.last().copied().unwrap_or(1);
-    (t.len() as f64 * t.format.storage_bits(t.len(), row)).ceil() as u64
+    shape_bits(&t.format, &t.shape)
+}
+
+/// Bits of a tensor of `shape` in `format`.
+fn shape_bits(format: &crate::format::Format, shape: &[usize]) -> u64 {
+    let len: usize = shape.iter().product();
+    let row = shape.last().copied().unwrap_or(1);
+    (len as f64 * format.storage_bits(len, row)).ceil() as u64
 }
 
 /// A matrix operand as a 2-D view, transposed when `t`.
@@ -239,7 +245,7 @@ pub fn execute_on(
         let node = &g[i];
         let out = &node.out;
         let name = &out.name;
-        let ops = graph.operands(i);
+        let ops = graph.operand_slice(i);
         let arg = |k: usize| values[ops[k].index()].as_ref().expect("topological order");
         let n = out.len() as u64;
         let stream = |purpose: u64| stream_id(name, step, purpose);
@@ -511,14 +517,11 @@ fn record_traffic(
     counts: &mut ActionCounts,
 ) {
     let node = graph.node(i);
-    for (slot, j) in graph.operands(i).into_iter().enumerate() {
+    for (slot, j) in graph.operand_slice(i).iter().copied().enumerate() {
         let t = &graph.node(j).out;
         let bits = match node.op {
             // A gather reads only the rows it picks (as many elements as it writes).
-            Op::Gather if slot == 0 => tensor_bits(&TensorMeta {
-                shape: node.out.shape.clone(),
-                ..t.clone()
-            }),
+            Op::Gather if slot == 0 => shape_bits(&t.format, &node.out.shape),
             _ => tensor_bits(t),
         };
         counts.record_read(level_name(arch, t.level), bits);
