@@ -50,36 +50,41 @@ fn run(
         }
         unit.add(a, b, w)
     };
+    let chunk = |(c, o): (usize, &mut [f64])| {
+        let mut t = EventTally::default();
+        for (j, slot) in o.iter_mut().enumerate() {
+            let i = c * CHUNK + j;
+            let yi = if needs_y { y[i] } else { 0.0 };
+            let (v, e) = match op {
+                ElemOp::Add => add(x[i], yi, word(i)),
+                ElemOp::Sub => add(x[i], -yi, word(i)),
+                ElemOp::Mul => {
+                    let (p, e) = two_prod(x[i], yi);
+                    add(p, e, word(i))
+                }
+                ElemOp::Scale(k) => {
+                    let (p, e) = two_prod(k, x[i]);
+                    add(p, e, word(i))
+                }
+                ElemOp::Axpy(a) => {
+                    let (p, e) = two_prod(a, x[i]);
+                    let (ax, e1) = add(p, e, stream.bits((n + i) as u64));
+                    t.note(e1);
+                    add(ax, yi, word(i))
+                }
+            };
+            t.note(e);
+            *slot = v;
+        }
+        t
+    };
+    // One chunk without the thread pool (the steps' vectors are mostly small).
+    if out.len() <= CHUNK {
+        return chunk((0, out));
+    }
     out.par_chunks_mut(CHUNK)
         .enumerate()
-        .map(|(c, o)| {
-            let mut t = EventTally::default();
-            for (j, slot) in o.iter_mut().enumerate() {
-                let i = c * CHUNK + j;
-                let yi = if needs_y { y[i] } else { 0.0 };
-                let (v, e) = match op {
-                    ElemOp::Add => add(x[i], yi, word(i)),
-                    ElemOp::Sub => add(x[i], -yi, word(i)),
-                    ElemOp::Mul => {
-                        let (p, e) = two_prod(x[i], yi);
-                        add(p, e, word(i))
-                    }
-                    ElemOp::Scale(k) => {
-                        let (p, e) = two_prod(k, x[i]);
-                        add(p, e, word(i))
-                    }
-                    ElemOp::Axpy(a) => {
-                        let (p, e) = two_prod(a, x[i]);
-                        let (ax, e1) = add(p, e, stream.bits((n + i) as u64));
-                        t.note(e1);
-                        add(ax, yi, word(i))
-                    }
-                };
-                t.note(e);
-                *slot = v;
-            }
-            t
-        })
+        .map(chunk)
         .reduce(EventTally::default, EventTally::plus)
 }
 
