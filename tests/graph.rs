@@ -256,7 +256,7 @@ fn the_features_are_stored_read_and_priced_in_the_input_format() {
 #[test]
 fn stochastic_ops_count_random_bits_and_conversions() {
     // lp-sgld-vc on int8 with fixed(8, 6) weights and gradients (rne): the VC quantizer's draws
-    // (Case A: 32 + 64 bits per element when v > d^2/4) and the Gaussian toy's gradient noise
+    // (Case A: 128 + 64 bits per element when v > d^2/4) and the Gaussian toy's gradient noise
     // (32 bits per draw: one word of the counter-based normal generator).
     let overrides: BTreeMap<String, serde_json::Value> = [
         ("formats.weights", "fixed:wl=8,fl=6"),
@@ -291,14 +291,14 @@ fn stochastic_ops_count_random_bits_and_conversions() {
     let c = &out.tally.low;
     assert_eq!(out.tally.full, lpsim::arith::ActionCounts::default());
     assert_eq!(count(c, "quantize", "fixed:wl=8,fl=6/rna"), 4);
-    // Gradient noise: 4 x 32; gradient rounding (rne on int8 gradients): 0; VC: 4 x 96.
-    assert_eq!(c.random_bits, 4 * 32 + 4 * 96);
+    // Gradient noise: 4 x 32; gradient rounding (rne on int8 gradients): 0; VC: 4 x 192.
+    assert_eq!(c.random_bits, 4 * 32 + 4 * 192);
 }
 
 #[test]
 fn vc_onto_a_float_counts_each_case() {
     // v = 4e-3 on e4m3fn: mu = +-0.3 (step 2^-5) covers |mu| + 4 sqrt(v) with Delta = 2^-4,
-    // Delta^2 / 4 < v: Case A (rna + 32 + 64 bits); mu = +-3 (step 2^-2, Delta^2 / 4 = 0.0156
+    // Delta^2 / 4 < v: Case A (rna + 128 + 64 bits); mu = +-3 (step 2^-2, Delta^2 / 4 = 0.0156
     // > v): Case B (32-bit sr + 64 bits).
     let a = arch("fp32");
     let mut b = GraphBuilder::new(a.formats.mac);
@@ -320,7 +320,7 @@ fn vc_onto_a_float_counts_each_case() {
     let c = &r.counts;
     assert_eq!(count(c, "quantize", "e4m3fn/rna"), 2);
     assert_eq!(count(c, "quantize", "e4m3fn/sr"), 2);
-    assert_eq!(c.random_bits, 2 * (32 + 64) + 2 * (32 + 64));
+    assert_eq!(c.random_bits, 2 * (128 + 64) + 2 * (32 + 64));
     // Values of e4m3fn near mu: Case A within a few Delta, Case B on a neighbour of q.
     let e4m3: Format = "e4m3fn".parse().expect("format");
     for (&w, &m) in r.values["w"].iter().zip(&mu) {

@@ -12,6 +12,8 @@ mod rng;
 pub use normal::NORMAL_F32_BITS;
 pub use rng::RandomStream;
 
+/// Random bits behind one `RandomStream::normal_f64` draw (four 32-bit words).
+pub const NORMAL_BITS: u64 = 128;
 /// Random bits behind one `RandomStream::uniform_f64` draw (two 32-bit words).
 pub const UNIFORM_BITS: u64 = 64;
 

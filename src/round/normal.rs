@@ -99,12 +99,6 @@ impl RandomStream {
     pub fn normals_f32(&self, start: u64, out: &mut [f32]) {
         fill(self, start, out);
     }
-
-    /// Standard normal draw `index` of this stream, one at a time: the value
-    /// [`RandomStream::normals_f32`] gives at that index.
-    pub fn normal_f32(&self, index: u64) -> f32 {
-        draw(self, index)
-    }
 }
 
 #[cfg(test)]

@@ -12,9 +12,7 @@
 //! - Both cases clamp to the format's range.
 //!
 //! Nearest rounding is QPyTorch's `round()` (half away from zero, `rna`); stochastic rounding is
-//! lpsim's `sr` (32 random bits). Random numbers: `xi` from the `normal` stream (the executor's
-//! counter-based normal generator, `RandomStream::normal_f32`, 32 bits per draw; until 2026-12
-//! `normal_f64`, 128), the rounding
+//! lpsim's `sr` (32 random bits). Random numbers: `xi` from the `normal` stream, the rounding
 //! word from the `round` stream, `u` from the `choice` stream, each indexed by element — the
 //! reference's per-element order (xi, rounding uniform, u) becomes three independent streams.
 //! One deviation: when `r` is exactly 0 the reference's `sign(0) = 0` returns `q`, whose
@@ -116,7 +114,7 @@ mod float;
 use crate::arith::ActionCounts;
 use crate::format::exact::pow2;
 use crate::format::{BlockFormat, Element, FixedFormat, Format};
-use crate::round::{RandomStream, Rounding, NORMAL_F32_BITS, UNIFORM_BITS};
+use crate::round::{RandomStream, Rounding, NORMAL_BITS, UNIFORM_BITS};
 use float::{FloatGrid, Plan};
 
 /// The three random streams of the quantizer.
@@ -161,7 +159,7 @@ impl VcTally {
         counts.record_quantize(format, Rounding::NearestAway, self.case_a);
         counts.record_quantize(format, Rounding::Stochastic { bits: 32 }, self.case_b);
         counts.random_bits +=
-            self.case_a * (NORMAL_F32_BITS + UNIFORM_BITS) + self.case_b * UNIFORM_BITS;
+            self.case_a * (NORMAL_BITS + UNIFORM_BITS) + self.case_b * UNIFORM_BITS;
     }
 }
 
@@ -259,7 +257,7 @@ pub fn vc_quantize(
                 let u = s.choice.uniform_f64(k);
                 let theta = if v > v0 {
                     tally.case_a += 1;
-                    let x = m + (v - v0).sqrt() * f64::from(s.normal.normal_f32(k));
+                    let x = m + (v - v0).sqrt() * s.normal.normal_f64(k);
                     let q = f.quantize(x, Rounding::NearestAway, 0);
                     // No draw exists only past the range, where q was clamped: keep q.
                     q + three_point(x - q, d, d, v0, u).unwrap_or(0.0)
@@ -324,7 +322,7 @@ fn block_fixed(
             let x: Vec<f64> = mb
                 .iter()
                 .enumerate()
-                .map(|(i, &m)| m + (v - v0).sqrt() * f64::from(s.normal.normal_f32(at(i))))
+                .map(|(i, &m)| m + (v - v0).sqrt() * s.normal.normal_f64(at(i)))
                 .collect();
             let Some(ex) = b.shared_exponent(x.iter().copied()) else {
                 ob.fill(f64::NAN);
@@ -393,7 +391,7 @@ fn scalar_float(
 ) {
     for (i, (o, &m)) in out.iter_mut().zip(mu).enumerate() {
         let k = i as u64;
-        let plan = grid.plan(m, v, || f64::from(s.normal.normal_f32(k)));
+        let plan = grid.plan(m, v, || s.normal.normal_f64(k));
         *o = finish(&grid, plan, m, v, k, s, tally, convert);
     }
 }
@@ -425,7 +423,7 @@ fn block_float(
         let plans: Vec<Plan> = mb
             .iter()
             .enumerate()
-            .map(|(i, &m)| g_mu.plan(m, v, || f64::from(s.normal.normal_f32(at(i)))))
+            .map(|(i, &m)| g_mu.plan(m, v, || s.normal.normal_f64(at(i))))
             .collect();
         let drawn = plans.iter().zip(mb).map(|(p, &m)| match p {
             Plan::A { x, .. } => *x,
