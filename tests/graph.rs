@@ -273,7 +273,7 @@ fn the_features_are_stored_read_and_priced_in_the_input_format() {
 fn stochastic_ops_count_random_bits_and_conversions() {
     // lp-sgld-vc on int8 with fixed(8, 6) weights and gradients (rne): the VC quantizer's draws
     // (Case A: 128 + 64 bits per element when v > d^2/4) and the Gaussian toy's gradient noise
-    // (128 bits).
+    // (32 bits per draw: one word of the counter-based normal generator).
     let overrides: BTreeMap<String, serde_json::Value> = [
         ("formats.weights", "fixed:wl=8,fl=6"),
         ("formats.gradients", "fixed:wl=8,fl=6"),
@@ -307,8 +307,8 @@ fn stochastic_ops_count_random_bits_and_conversions() {
     let c = &out.tally.low;
     assert_eq!(out.tally.full, lpsim::arith::ActionCounts::default());
     assert_eq!(count(c, "quantize", "fixed:wl=8,fl=6/rna"), 4);
-    // Gradient noise: 4 x 128; gradient rounding (rne on int8 gradients): 0; VC: 4 x 192.
-    assert_eq!(c.random_bits, 4 * 128 + 4 * 192);
+    // Gradient noise: 4 x 32; gradient rounding (rne on int8 gradients): 0; VC: 4 x 192.
+    assert_eq!(c.random_bits, 4 * 32 + 4 * 192);
 }
 
 #[test]

@@ -183,6 +183,31 @@ fn block_formats_judge_each_block_against_its_own_range() {
     );
 }
 
+/// `size=col` blocks are columns: each column is judged against its own scale, so a column's
+/// clipped maximum counts even when another column holds larger values (as one block of the
+/// whole tensor, 1.99 would sit inside the range +-127 of the scale 2^6).
+#[test]
+fn column_blocks_judge_each_column_against_its_own_range() {
+    // [3, 2]: column 0 has amax 1.99 (scale 1, range +-127/64 = 1.984375, step 1/64),
+    // column 1 amax 100 (scale 2^6, range +-127, step 1: 0.25 flushes).
+    let exact = [1.99, 100.0, 0.5, 1.0, 0.25, 0.25];
+    let spec = "bfp:wl=8,size=col";
+    let s = stored(spec, &exact, 2);
+    assert_eq!(s, [1.984375, 100.0, 0.5, 1.0, 0.25, 0.0]);
+    assert_eq!(
+        range_events(&common::fmt(spec), &exact, &s, 2),
+        counts(6, 1, 1, 0)
+    );
+    // A column holding a NaN reads NaN; the other column is judged as before.
+    let exact = [1.99, f64::NAN, 0.5, 1.0];
+    let s = stored(spec, &exact, 2);
+    assert!(s[1].is_nan() && s[3].is_nan());
+    assert_eq!(
+        range_events(&common::fmt(spec), &exact, &s, 2),
+        counts(4, 1, 0, 2)
+    );
+}
+
 /// Accumulator values are judged without their exact sums: NaN, and saturated when infinite or
 /// at an end of the range.
 #[test]

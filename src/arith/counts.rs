@@ -203,12 +203,21 @@ impl ActionCounts {
 
     /// Record `bits` read at memory level `level`.
     pub fn record_read(&mut self, level: &str, bits: u64) {
-        self.mem.entry(level.to_string()).or_default().read_bits += bits;
+        self.traffic(level).read_bits += bits;
     }
 
     /// Record `bits` written at memory level `level`.
     pub fn record_write(&mut self, level: &str, bits: u64) {
-        self.mem.entry(level.to_string()).or_default().write_bits += bits;
+        self.traffic(level).write_bits += bits;
+    }
+
+    /// The traffic of level `level`, added at zero when new (the name is copied only then: the
+    /// executor records every operand of every step).
+    fn traffic(&mut self, level: &str) -> &mut Traffic {
+        if !self.mem.contains_key(level) {
+            self.mem.insert(level.to_string(), Traffic::default());
+        }
+        self.mem.get_mut(level).expect("inserted above")
     }
 
     /// Add every count of `other` to `self`. A count that would pass 2^64 - 1 stays there

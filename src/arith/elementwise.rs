@@ -10,10 +10,87 @@
 
 use rayon::prelude::*;
 
-use crate::arith::mac::{Adder, EventTally, MacError};
+use crate::arith::mac::{AddEvent, Adder, EventTally, MacError};
 use crate::arith::ActionCounts;
-use crate::format::Format;
+use crate::format::{alias, two_sum, Format};
 use crate::round::{RandomStream, Rounding};
+
+/// The elements: `out[i] = op(x[i], y[i])` rounded by `unit`, with the range events. With
+/// `native` (the unit is `fp32` nearest-even) a sum or product that is exact in `f64` (its
+/// TwoSum/TwoProduct error is zero), finite and not zero is rounded by the processor's
+/// `f64 -> f32` conversion, the same value and the same overflow as the exact two-term rounding
+/// (an exact `f64` value goes through [`Adder::add`] as itself; `fp32` nearest-even of it is
+/// the conversion, and the conversion's infinity is exactly a rounded magnitude above the
+/// largest value); zeros (IEEE sign rules), inexact and non-finite results take [`Adder::add`].
+fn run(
+    op: ElemOp,
+    x: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+    unit: &Adder,
+    stream: RandomStream,
+    native: bool,
+) -> EventTally {
+    let n = x.len();
+    let needs_y = !matches!(op, ElemOp::Scale(_));
+    let word = |i: usize| stream.bits(i as u64);
+    // `a + b` rounded once.
+    let add = |a: f64, b: f64, w: u32| {
+        if native {
+            let (hi, lo) = two_sum(a, b);
+            if lo == 0.0 && hi.is_finite() && hi.abs() >= NATIVE_MIN {
+                let r = hi as f32;
+                let event = if r.is_infinite() {
+                    AddEvent::Overflow
+                } else {
+                    AddEvent::None
+                };
+                return (f64::from(r), event);
+            }
+        }
+        unit.add(a, b, w)
+    };
+    let chunk = |(c, o): (usize, &mut [f64])| {
+        let mut t = EventTally::default();
+        for (j, slot) in o.iter_mut().enumerate() {
+            let i = c * CHUNK + j;
+            let yi = if needs_y { y[i] } else { 0.0 };
+            let (v, e) = match op {
+                ElemOp::Add => add(x[i], yi, word(i)),
+                ElemOp::Sub => add(x[i], -yi, word(i)),
+                ElemOp::Mul => {
+                    let (p, e) = two_prod(x[i], yi);
+                    add(p, e, word(i))
+                }
+                ElemOp::Scale(k) => {
+                    let (p, e) = two_prod(k, x[i]);
+                    add(p, e, word(i))
+                }
+                ElemOp::Axpy(a) => {
+                    let (p, e) = two_prod(a, x[i]);
+                    let (ax, e1) = add(p, e, stream.bits((n + i) as u64));
+                    t.note(e1);
+                    add(ax, yi, word(i))
+                }
+            };
+            t.note(e);
+            *slot = v;
+        }
+        t
+    };
+    // One chunk without the thread pool (the steps' vectors are mostly small).
+    if out.len() <= CHUNK {
+        return chunk((0, out));
+    }
+    out.par_chunks_mut(CHUNK)
+        .enumerate()
+        .map(chunk)
+        .reduce(EventTally::default, EventTally::plus)
+}
+
+/// The smallest magnitude the native path takes: far above the `f64` subnormals, where a
+/// product's error term could be inexact, and below every `f32` value.
+const NATIVE_MIN: f64 = 1e-250;
 
 /// An elementwise operation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -67,39 +144,8 @@ pub fn elementwise(
         )));
     }
     let unit = Adder::new("output", format, rounding)?;
-    let word = |i: usize| stream.bits(i as u64);
-    let tally = out
-        .par_chunks_mut(CHUNK)
-        .enumerate()
-        .map(|(c, o)| {
-            let mut t = EventTally::default();
-            for (j, slot) in o.iter_mut().enumerate() {
-                let i = c * CHUNK + j;
-                let yi = if needs_y { y[i] } else { 0.0 };
-                let (v, e) = match op {
-                    ElemOp::Add => unit.add(x[i], yi, word(i)),
-                    ElemOp::Sub => unit.add(x[i], -yi, word(i)),
-                    ElemOp::Mul => {
-                        let (p, e) = two_prod(x[i], yi);
-                        unit.add(p, e, word(i))
-                    }
-                    ElemOp::Scale(k) => {
-                        let (p, e) = two_prod(k, x[i]);
-                        unit.add(p, e, word(i))
-                    }
-                    ElemOp::Axpy(a) => {
-                        let (p, e) = two_prod(a, x[i]);
-                        let (ax, e1) = unit.add(p, e, stream.bits((n + i) as u64));
-                        t.note(e1);
-                        unit.add(ax, yi, word(i))
-                    }
-                };
-                t.note(e);
-                *slot = v;
-            }
-            t
-        })
-        .reduce(EventTally::default, EventTally::plus);
+    let native = rounding == Rounding::NearestEven && Some(format) == alias("fp32");
+    let tally = run(op, x, y, out, &unit, stream, native);
     let mut counts = ActionCounts::new();
     let n64 = n as u64;
     let roundings = match op {
@@ -122,4 +168,69 @@ pub fn elementwise(
     counts.saturations += tally.saturations;
     counts.wraps += tally.wraps;
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The native `fp32` path against the exact two-term rounding on the same elements.
+
+    use super::*;
+    use crate::format::parse;
+
+    #[test]
+    fn native_fp32_equals_the_exact_unit() {
+        let s = RandomStream::new(1, 2);
+        let unit = Adder::new("output", parse("fp32").unwrap(), Rounding::NearestEven).unwrap();
+        // f32 values of every magnitude, near the largest value (sums overflow), zeros of both
+        // signs, exact cancellations, tiny values (subnormal f32 results), NaN and infinities.
+        let pick = |i: u64| -> f64 {
+            let w = s.bits(i);
+            let e = (w % 300) as i32 - 150;
+            let m = 1.0 + f64::from(s.bits(i + 1_000_000) >> 8) / 16_777_216.0;
+            let v = f64::from((m * 2f64.powi(e.clamp(-149, 127))) as f32);
+            let v = if w & 1 == 1 { -v } else { v };
+            match w % 41 {
+                0 => 0.0,
+                1 => -0.0,
+                2 => f64::from(f32::MAX),
+                3 => f64::from(f32::MIN_POSITIVE) * 0.75,
+                4 => f64::NAN,
+                5 => f64::INFINITY,
+                _ => v,
+            }
+        };
+        let n = 20_000;
+        let x: Vec<f64> = (0..n).map(|i| pick(i as u64)).collect();
+        let mut y: Vec<f64> = (0..n).map(|i| pick(i as u64 + 7_777_777)).collect();
+        for i in (0..n).step_by(13) {
+            y[i] = -x[i];
+        }
+        for op in [
+            ElemOp::Add,
+            ElemOp::Sub,
+            ElemOp::Mul,
+            ElemOp::Scale(0.1),
+            ElemOp::Scale(2.0),
+            ElemOp::Axpy(0.3),
+            ElemOp::Axpy(-1.0),
+        ] {
+            let (mut fast, mut exact) = (vec![0.0; n], vec![0.0; n]);
+            let tf = run(op, &x, &y, &mut fast, &unit, s, true);
+            let te = run(op, &x, &y, &mut exact, &unit, s, false);
+            for i in 0..n {
+                let same = fast[i].to_bits() == exact[i].to_bits()
+                    || (fast[i].is_nan() && exact[i].is_nan());
+                assert!(
+                    same,
+                    "{op:?} {} {}: {} vs {}",
+                    x[i], y[i], fast[i], exact[i]
+                );
+            }
+            assert_eq!(tf, te, "{op:?}");
+            assert!(
+                te.overflows > 0 || !matches!(op, ElemOp::Add),
+                "the sums overflow somewhere"
+            );
+        }
+    }
 }

@@ -19,6 +19,8 @@ use crate::format::{
 use crate::round::{uncounted_bits, Discarded, RandomStream, Rounding};
 use crate::simd::{multiversion, prefetch, Isa, LINE};
 
+mod cols;
+
 /// One grid and its range rules, in the `f32` domain.
 #[derive(Clone, Copy, Debug)]
 struct Grid {
@@ -915,11 +917,13 @@ pub(crate) fn quantize_f32(
             Some(g) => run(&g, r, q.stream(), input, out, offset),
             None => return false,
         },
-        // Column blocks interleave: the reference path copies each column out (documented
-        // fallback; the step graphs quantize through the reference path anyway).
-        Format::Block(b) if b.size() == BlockSize::Col => return false,
         // QPyTorch's block rounding has its own f32 arithmetic (the reference path).
         Format::Block(b) if b.kind() == BlockKind::QBfp => return false,
+        // Column blocks interleave: rounded in memory order with a scale per column (stochastic
+        // rounding, `kernel/cols.rs`); other modes take the `f64` paths.
+        Format::Block(b) if b.size() == BlockSize::Col => {
+            return cols::quantize_cols(q, &b, input, out, offset, row_len)
+        }
         Format::Block(b) => {
             let base = match b.element() {
                 Element::Float(f) => Grid::float(&f, r),

@@ -7,6 +7,7 @@
 //! format done once per slice.
 
 mod block;
+mod block_fast;
 mod contains;
 pub(crate) mod exact;
 mod fixed;

@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 use thiserror::Error;
 
-use crate::format::{kernel, Format};
+use crate::format::{alias, block_fast, kernel, Element, Format};
 use crate::round::{RandomStream, Rounding};
 
 /// A quantizer that cannot be built or applied.
@@ -33,6 +33,28 @@ pub enum QuantizeError {
 /// Elements per parallel task: large enough to amortize scheduling, a multiple of every
 /// power-of-two block size.
 const CHUNK: usize = 1 << 16;
+
+/// The largest mantissa width rounded through `f32` rounded to odd (`f32` has `24 >= m + 2`
+/// significant bits).
+const ODD_MAX_MAN: u32 = 22;
+/// The normal `f32` range, where rounding to odd keeps 24 significant bits.
+const ODD_MIN: f64 = f32::MIN_POSITIVE as f64;
+const ODD_MAX: f64 = f32::MAX as f64;
+
+/// `x` rounded to odd at `f32` precision: `x` when it is an `f32` value, else the one of its two
+/// `f32` neighbours whose last bit is 1 (for `x` in the normal `f32` range).
+#[inline(always)]
+fn to_odd_f32(x: f64) -> f32 {
+    let f = x as f32;
+    let back = f64::from(f);
+    if back == x {
+        return f;
+    }
+    // The neighbour toward zero (one step down in magnitude when rounding went away from
+    // zero), then the odd one of it and the next.
+    let bits = f.to_bits() - u32::from(back.abs() > x.abs());
+    f32::from_bits(bits | 1)
+}
 
 /// A format plus a rounding unit plus a random stream.
 #[derive(Clone, Copy, Debug)]
@@ -112,6 +134,117 @@ impl Quantizer {
         }
     }
 
+    /// [`Quantizer::quantize_f64`] through the `f64` fast paths where the format has one,
+    /// bit-identical to it; the reference otherwise. The fast paths: block formats with
+    /// fixed-point elements, any grouping (`format/block_fast.rs`); IEEE `fp32` with `rne`, which
+    /// is the processor's own `f64 -> f32` conversion (round to nearest even, overflow to an
+    /// infinity of the same sign, subnormals and signed zeros kept; a NaN goes through the
+    /// reference, which fixes its bits); narrower floats and MX blocks of float elements through
+    /// `f32` rounded to odd ([`Quantizer::quantize_via_odd_f32`]).
+    pub fn quantize_f64_fast(&self, input: &[f64], out: &mut [f64], offset: u64, row_len: usize) {
+        assert_eq!(input.len(), out.len(), "input and output lengths differ");
+        let fast = match self.format {
+            Format::Float(f)
+                if self.rounding == Rounding::NearestEven && Some(self.format) == alias("fp32") =>
+            {
+                let l = f.limits();
+                for (o, &x) in out.iter_mut().zip(input) {
+                    *o = if x.is_nan() {
+                        f.quantize_with(&l, x, self.rounding, 0)
+                    } else {
+                        f64::from(x as f32)
+                    };
+                }
+                true
+            }
+            Format::Block(b) if matches!(b.element(), Element::Fixed(_)) => {
+                self.quantize_f64_blocks(input, out, offset, row_len);
+                return;
+            }
+            _ => self.quantize_via_odd_f32(input, out, offset, row_len),
+        };
+        if !fast {
+            self.quantize_f64(input, out, offset, row_len);
+        }
+    }
+
+    /// The block fast path of [`Quantizer::quantize_f64_fast`], else the reference: the
+    /// fallback of the `f32` carrier (which must not come back through `f32`).
+    fn quantize_f64_blocks(&self, input: &[f64], out: &mut [f64], offset: u64, row_len: usize) {
+        let fast = match self.format {
+            Format::Block(b) => block_fast::quantize_blocks_f64(
+                &b,
+                self.rounding,
+                self.stream,
+                input,
+                out,
+                offset,
+                row_len,
+            ),
+            _ => false,
+        };
+        if !fast {
+            self.quantize_f64(input, out, offset, row_len);
+        }
+    }
+
+    /// Float formats (and MX blocks of float elements) with at most [`ODD_MAX_MAN`] mantissa
+    /// bits on `f64` values: each value rounded to odd at `f32` precision, then the `f32` path.
+    /// Rounding to odd at a precision of at least `m + 2` bits and then to `m` bits with a
+    /// nearest or directed mode is the one rounding of the exact value (Boldo and Melquiond,
+    /// "Emulation of FMA and correctly rounded sums: proved algorithms using rounding to odd",
+    /// IEEE TC 2008): the odd last bit is a sticky bit, a value of the grid or a midpoint
+    /// between two values is an `f32` value and stays exact, and truncation never crosses an
+    /// `f32` value, so the block maxima's exponents (MX scales) and every comparison with the
+    /// format's largest value are kept. Stochastic rounding reads the top `bits` bits of the
+    /// discarded fraction, of which `f32` holds at least `22 - m` exactly: taken for
+    /// `bits <= 22 - m` only. Declines (`false`) for a value outside the normal `f32` range
+    /// (zero aside), an infinity or a NaN.
+    fn quantize_via_odd_f32(
+        &self,
+        input: &[f64],
+        out: &mut [f64],
+        offset: u64,
+        row_len: usize,
+    ) -> bool {
+        let m = match self.format {
+            Format::Float(f) if f.fits_f32() => f.man_bits(),
+            Format::Block(b) => match b.element() {
+                Element::Float(f) => f.man_bits(),
+                Element::Fixed(_) => return false,
+            },
+            _ => return false,
+        };
+        let sr_ok = match self.rounding {
+            Rounding::Stochastic { bits } => bits + m <= 22,
+            _ => true,
+        };
+        if m > ODD_MAX_MAN || !sr_ok {
+            return false;
+        }
+        let mut narrow = vec![0f32; input.len()];
+        let mut inside = true;
+        for (n, &x) in narrow.iter_mut().zip(input) {
+            let a = x.abs();
+            inside &= a == 0.0 || (ODD_MIN..=ODD_MAX).contains(&a);
+            *n = to_odd_f32(x);
+        }
+        if !inside {
+            return false;
+        }
+        let mut rounded = vec![0f32; input.len()];
+        if self
+            .quantize_f32(&narrow, &mut rounded, offset, row_len)
+            .is_err()
+        {
+            return false;
+        }
+        for (o, &v) in out.iter_mut().zip(&rounded) {
+            *o = f64::from(v);
+        }
+        true
+    }
+
     /// Quantize `input` into `out` in the `f32` carrier (the format must fit in `f32`).
     pub fn quantize_f32(
         &self,
@@ -127,7 +260,8 @@ impl Quantizer {
         if kernel::quantize_f32(self, input, out, offset, row_len) {
             return Ok(());
         }
-        // Reference path through f64, in small pieces so no large temporary is allocated.
+        // Through f64 (the fast f64 paths, else the reference), in small pieces so no large
+        // temporary is allocated.
         let step = match self.format {
             Format::Block(b) => b.block_len(input.len(), row_len),
             _ => 256,
@@ -139,7 +273,7 @@ impl Quantizer {
             for (w, &x) in wide.iter_mut().zip(ib) {
                 *w = f64::from(x);
             }
-            self.quantize_f64(
+            self.quantize_f64_blocks(
                 &wide[..n],
                 &mut res[..n],
                 offset + (j * step) as u64,

@@ -9,7 +9,9 @@
 //!   included): the value was stored as `±max`, as an infinity, wrapped around, or as NaN by a
 //!   format whose overflow is NaN (`e4m3fn`). For block formats the range is the block's: the
 //!   element range times the block's shared scale, so an MX or bfp element clipped at its
-//!   largest value counts;
+//!   largest value counts (a `size=col` block is a column: until 2026-12 a column tensor was
+//!   judged as one block against the whole tensor's scale, which missed a column's clipped
+//!   maximum whenever another column held larger values);
 //! - **NaN** again: `x` in range but `s` is NaN (every element of a block that holds a NaN or an
 //!   infinity reads NaN);
 //! - **flushed**: `x != 0` stored as `s == 0` (underflow: the value was below what the format
@@ -18,8 +20,10 @@
 //! The bounds are computed once per call; the pass over the values is one comparison chain per
 //! element, with no dispatch on the format inside the loop.
 
+use crate::format::block_fast::block_maxima;
 use crate::format::exact::pow2;
 use crate::format::{BlockFormat, Element, Format};
+use crate::simd::multiversion;
 
 /// Range events over a set of rounded values, as exact counts (fractions are derived from them
 /// when reported).
@@ -44,23 +48,61 @@ impl RangeCounts {
         self.nan += other.nan;
     }
 
-    /// Judge `exact` against `stored` for a finite range `[lo, hi]` (see the module docs).
+    /// Judge `exact` against `stored` for the finite range `[lo, hi]` (see the module docs).
     fn tally(&mut self, lo: f64, hi: f64, exact: &[f64], stored: &[f64]) {
-        // The module docs' chain as masks, without branches, so the loop vectorizes.
-        let (mut saturated, mut flushed, mut nan) = (0u64, 0u64, 0u64);
-        for (&x, &s) in exact.iter().zip(stored) {
-            // False for a NaN `x` as well.
-            let inside = x >= lo && x <= hi;
-            nan += u64::from(x.is_nan() | (inside & s.is_nan()));
-            saturated += u64::from(!inside & !x.is_nan());
-            flushed += u64::from(inside & (s == 0.0) & (x != 0.0));
-        }
+        self.add(tally_const(lo, hi, exact, stored), exact.len());
+    }
+
+    /// Add `[saturated, flushed, nan]` of `values` values.
+    fn add(&mut self, [saturated, flushed, nan]: [u64; 3], values: usize) {
         self.saturated += saturated;
         self.flushed += flushed;
         self.nan += nan;
-        self.values += exact.len() as u64;
+        self.values += values as u64;
     }
 }
+
+/// The module docs' chain for one value `x` stored as `s` in `[lo, hi]`, as masks without
+/// branches so loops of it vectorize: `[saturated, flushed, nan]`.
+#[inline(always)]
+fn judge(lo: f64, hi: f64, x: f64, s: f64) -> [u64; 3] {
+    // False for a NaN `x` as well.
+    let inside = x >= lo && x <= hi;
+    [
+        u64::from(!inside & !x.is_nan()),
+        u64::from(inside & (s == 0.0) & (x != 0.0)),
+        u64::from(x.is_nan() | (inside & s.is_nan())),
+    ]
+}
+
+/// The sums of [`judge`] over `exact` and `stored` with one range.
+#[inline(always)]
+fn tally_const_portable(lo: f64, hi: f64, exact: &[f64], stored: &[f64]) -> [u64; 3] {
+    let mut sum = [0u64; 3];
+    for (&x, &s) in exact.iter().zip(stored) {
+        let [a, b, c] = judge(lo, hi, x, s);
+        sum = [sum[0] + a, sum[1] + b, sum[2] + c];
+    }
+    sum
+}
+
+/// The sums of [`judge`] over the rows of `exact` and `stored` (rows of `lo.len()`), element
+/// `j` of a row in the range `[lo[j], hi[j]]` (column blocks).
+#[inline(always)]
+fn tally_cols_portable(lo: &[f64], hi: &[f64], exact: &[f64], stored: &[f64]) -> [u64; 3] {
+    let mut sum = [0u64; 3];
+    let cols = lo.len();
+    for (x, s) in exact.chunks(cols).zip(stored.chunks(cols)) {
+        for (((&x, &s), &lo), &hi) in x.iter().zip(s).zip(lo).zip(hi) {
+            let [a, b, c] = judge(lo, hi, x, s);
+            sum = [sum[0] + a, sum[1] + b, sum[2] + c];
+        }
+    }
+    sum
+}
+
+multiversion!(tally_const => tally_const_portable, (lo: f64, hi: f64, exact: &[f64], stored: &[f64]) -> [u64; 3]);
+multiversion!(tally_cols => tally_cols_portable, (lo: &[f64], hi: &[f64], exact: &[f64], stored: &[f64]) -> [u64; 3]);
 
 /// The finite range `[lo, hi]` of a float-like element: `±max`, or `[0, max]` when unsigned.
 fn float_range(max: f64, signed: bool) -> (f64, f64) {
@@ -87,23 +129,21 @@ fn scalar_range(format: &Format) -> Option<(f64, f64)> {
     })
 }
 
-/// The blocks of `exact` with rows of `row_len`, as the quantizer forms them: each block's
-/// start, length and finite range (for a block holding a NaN or an infinity, whose elements all
-/// read NaN, the range of `f64`: its infinities count as saturated, its finite elements as NaN).
-fn block_ranges<'a>(
-    b: &'a BlockFormat,
-    exact: &'a [f64],
-    row_len: usize,
-) -> impl Iterator<Item = (usize, usize, (f64, f64))> + 'a {
-    let n = b.block_len(exact.len(), row_len);
+/// The finite range of each block of `exact` with rows of `row_len`, as the quantizer forms
+/// the blocks (for a block holding a NaN or an infinity, whose elements all read NaN, the range
+/// of `f64`: its infinities count as saturated, its finite elements as NaN), in block order;
+/// and whether the blocks are columns.
+fn block_ranges(b: &BlockFormat, exact: &[f64], row_len: usize) -> (Vec<(f64, f64)>, bool) {
     let (lo, hi) = element_range(&b.element());
-    exact.chunks(n).enumerate().map(move |(j, block)| {
-        let range = match b.shared_exponent(block.iter().copied()) {
+    let (maxima, col) = block_maxima(b, exact, row_len);
+    let ranges = maxima
+        .iter()
+        .map(|&m| match b.shared_exponent(std::iter::once(m)) {
             Some(s) => (lo * pow2(s), hi * pow2(s)),
             None => (-f64::MAX, f64::MAX),
-        };
-        (j * n, block.len(), range)
-    })
+        })
+        .collect();
+    (ranges, col)
 }
 
 /// Range events of rounding `exact` to `stored` in `format` (see the module docs); `row_len`
@@ -112,9 +152,15 @@ pub fn range_events(format: &Format, exact: &[f64], stored: &[f64], row_len: usi
     assert_eq!(exact.len(), stored.len(), "exact and stored lengths differ");
     let mut c = RangeCounts::default();
     if let Format::Block(b) = format {
-        for (start, len, (lo, hi)) in block_ranges(b, exact, row_len) {
-            let end = start + len;
-            c.tally(lo, hi, &exact[start..end], &stored[start..end]);
+        let (ranges, col) = block_ranges(b, exact, row_len);
+        if col {
+            let (lo, hi): (Vec<f64>, Vec<f64>) = ranges.into_iter().unzip();
+            c.add(tally_cols(&lo, &hi, exact, stored), exact.len());
+        } else {
+            let n = b.block_len(exact.len(), row_len);
+            for ((x, s), &(lo, hi)) in exact.chunks(n).zip(stored.chunks(n)).zip(&ranges) {
+                c.tally(lo, hi, x, s);
+            }
         }
     } else if let Some((lo, hi)) = scalar_range(format) {
         c.tally(lo, hi, exact, stored);

@@ -12,8 +12,13 @@
 //!   by kind (`add` for add/sub/noise/sum, `mul` for mul/scale, `fma` for axpy); a conversion
 //!   `quantize[F/R]` of every output element unless the output is the vector format with `rne`
 //!   (the unit's own rounding); and the random bits drawn (stochastic rounding: as the rounding
-//!   unit says; Gaussian noise: 128 bits per draw, the four words of `normal_f64`; the VC
-//!   quantizer: see [`crate::arith::vc`]).
+//!   unit says; Gaussian noise: 32 bits per draw, the one word each draw of
+//!   `RandomStream::normals_f32` consumes (a Box-Muller pair per two words); the VC quantizer:
+//!   see [`crate::arith::vc`]).
+//! - [`Op::GaussianNoise`]: `x + std z` in `f64` with `z` the vectorized `f32` standard normal
+//!   draws of `RandomStream::normals_f32` (until 2026-12 the per-element `f64` Box-Muller of
+//!   `normal_f64`, four words per draw: the noise values, and so every noisy run, changed with
+//!   the generator), then rounded once.
 //! - memory traffic: every operand read and the output written, `len x storage_bits` of its
 //!   format, at its tensor's level (`Outer` = `arch.memory[0]`, `Inner` = the innermost level).
 //!   `Input`/`Param` nodes only name tensors: they move nothing themselves.
@@ -40,7 +45,7 @@ use crate::cost::{Datapath, Gemm, Work};
 use crate::format::{bound_events, range_events, QuantizeError};
 use crate::graph::rounding::{round_exact, round_to};
 use crate::graph::{Graph, Level, Op, RangeHealth, Role, Scalar, TensorMeta};
-use crate::round::{RandomStream, Rounding, NORMAL_BITS};
+use crate::round::{RandomStream, Rounding, NORMAL_F32_BITS};
 
 /// What one executed step produced.
 #[derive(Clone, Debug)]
@@ -137,12 +142,18 @@ fn level_name(arch: &Architecture, level: Level) -> &str {
 
 /// Bits of a tensor in its format (block formats: the shared scales included).
 fn tensor_bits(t: &TensorMeta) -> u64 {
-    let row = t.shape.last().copied().unwrap_or(1);
-    (t.len() as f64 * t.format.storage_bits(t.len(), row)).ceil() as u64
+    shape_bits(&t.format, &t.shape)
+}
+
+/// Bits of a tensor of `shape` in `format`.
+fn shape_bits(format: &crate::format::Format, shape: &[usize]) -> u64 {
+    let len: usize = shape.iter().product();
+    let row = shape.last().copied().unwrap_or(1);
+    (len as f64 * format.storage_bits(len, row)).ceil() as u64
 }
 
 /// A matrix operand as a 2-D view, transposed when `t`.
-fn matrix_view(x: &ArrayD<f64>, t: bool) -> ndarray::ArrayView2<'_, f64> {
+fn matrix_view<A>(x: &ArrayD<A>, t: bool) -> ndarray::ArrayView2<'_, A> {
     let v = x
         .view()
         .into_dimensionality::<Ix2>()
@@ -189,13 +200,37 @@ fn scalar(
 
 /// Run `graph` on `arch` with the given feeds (every `Input` and `Param` by name; values must
 /// already be values of their declared formats), drawing random numbers keyed by
-/// `(seed, tensor, step, element)`.
+/// `(seed, tensor, step, element)`, on the fast paths ([`Path::Fast`]).
 pub fn execute(
     graph: &Graph,
     arch: &Architecture,
     feeds: &BTreeMap<String, ArrayD<f64>>,
     seed: u64,
     step: u64,
+) -> Result<StepResult, ExecError> {
+    execute_on(graph, arch, feeds, seed, step, Path::Fast)
+}
+
+/// How the executor rounds an op's result to its output format: the results are the same bits
+/// either way (`tests/exec_paths.rs` runs both on small models), only the speed differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// The vectorized `f32` kernels when every exact value is an `f32` value, the `f64` fast
+    /// paths (`Quantizer::quantize_f64_fast`), else the reference.
+    Fast,
+    /// The exact `f64` reference quantizer (`Quantizer::quantize_f64`) for every rounding the
+    /// vector unit's exact-sum kernels do not do.
+    Reference,
+}
+
+/// [`execute`] on the given rounding [`Path`].
+pub fn execute_on(
+    graph: &Graph,
+    arch: &Architecture,
+    feeds: &BTreeMap<String, ArrayD<f64>>,
+    seed: u64,
+    step: u64,
+    path: Path,
 ) -> Result<StepResult, ExecError> {
     let g = graph.inner();
     let vf = match graph.datapath() {
@@ -210,7 +245,7 @@ pub fn execute(
         let node = &g[i];
         let out = &node.out;
         let name = &out.name;
-        let ops = graph.operands(i);
+        let ops = graph.operand_slice(i);
         let arg = |k: usize| values[ops[k].index()].as_ref().expect("topological order");
         let n = out.len() as u64;
         let stream = |purpose: u64| stream_id(name, step, purpose);
@@ -246,8 +281,16 @@ pub fn execute(
                 // Operands hold values of the MAC's input formats (checked when the graph was
                 // built): `f32` values, unless the MAC is the fused fp64 multiply-add.
                 let res = if mac.a.fits_f32() && mac.b.fits_f32() {
-                    let (a, b) = (av.mapv(|v| v as f32), bv.mapv(|v| v as f32));
-                    gemm(mac, a.view(), b.view(), RandomStream::new(seed, stream(0)))
+                    // Narrowed in memory order, then transposed as views (a transposed view
+                    // read element by element would stride through memory).
+                    let narrow = |k: usize| arg(k).mapv(|v| v as f32);
+                    let (a, b) = (narrow(0), narrow(1));
+                    gemm(
+                        mac,
+                        matrix_view(&a, transpose_a),
+                        matrix_view(&b, transpose_b),
+                        RandomStream::new(seed, stream(0)),
+                    )
                 } else {
                     gemm_f64(mac, av, bv)
                 }
@@ -360,16 +403,15 @@ pub fn execute(
             Op::Quantize => arg(0).clone(),
             Op::GaussianNoise { std } => {
                 let std = scalar(std, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;
-                let normal = RandomStream::new(seed, stream(1));
                 counts.record_add(&vf, n);
-                counts.random_bits += n * NORMAL_BITS;
-                let x = arg(0).as_standard_layout();
-                let v: Vec<f64> = x
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &a)| a + std * normal.normal_f64(k as u64))
-                    .collect();
-                ArrayD::from_shape_vec(IxDyn(&out.shape), v).expect("same length")
+                counts.random_bits += n * NORMAL_F32_BITS;
+                let mut z = vec![0f32; out.len()];
+                RandomStream::new(seed, stream(1)).normals_f32(0, &mut z);
+                let mut v = arg(0).as_standard_layout().into_owned();
+                for (a, &z) in v.iter_mut().zip(&z) {
+                    *a += std * f64::from(z);
+                }
+                v
             }
             Op::VcQuantize { v } => {
                 let v = scalar(v, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;
@@ -419,7 +461,7 @@ pub fn execute(
             }
             let v = match rounded {
                 Some(v) => v,
-                None => round_to(out, &exact, seed, stream(0))?,
+                None => round_to(out, &exact, seed, stream(0), path)?,
             };
             judge(&mut range, out, exact.view(), v.view());
             v
@@ -475,14 +517,11 @@ fn record_traffic(
     counts: &mut ActionCounts,
 ) {
     let node = graph.node(i);
-    for (slot, j) in graph.operands(i).into_iter().enumerate() {
+    for (slot, j) in graph.operand_slice(i).iter().copied().enumerate() {
         let t = &graph.node(j).out;
         let bits = match node.op {
             // A gather reads only the rows it picks (as many elements as it writes).
-            Op::Gather if slot == 0 => tensor_bits(&TensorMeta {
-                shape: node.out.shape.clone(),
-                ..t.clone()
-            }),
+            Op::Gather if slot == 0 => shape_bits(&t.format, &node.out.shape),
             _ => tensor_bits(t),
         };
         counts.record_read(level_name(arch, t.level), bits);

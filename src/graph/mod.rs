@@ -31,7 +31,7 @@ use crate::arith::MacConfig;
 use crate::cost::Datapath;
 use crate::format::{Element, Format};
 
-pub use exec::{execute, ExecError, StepResult};
+pub use exec::{execute, execute_on, ExecError, Path, StepResult};
 pub use health::{RangeEntry, RangeHealth};
 pub use op::{Op, Scalar};
 pub use tensor::{Level, Role, TensorMeta};
@@ -103,6 +103,9 @@ pub struct Graph {
     datapath: Datapath,
     order: Vec<NodeIndex>,
     outputs: Vec<String>,
+    /// Each node's operands in slot order, by node index (found once: the executor asks for
+    /// them at every node of every step).
+    operands: Vec<Vec<NodeIndex>>,
 }
 
 impl Graph {
@@ -143,7 +146,11 @@ impl Graph {
     }
     /// The operand nodes of `i`, in slot order (valid for a built graph).
     pub fn operands(&self, i: NodeIndex) -> Vec<NodeIndex> {
-        operands(&self.graph, i)
+        self.operand_slice(i).to_vec()
+    }
+    /// [`Graph::operands`] without a copy.
+    pub(crate) fn operand_slice(&self, i: NodeIndex) -> &[NodeIndex] {
+        &self.operands[i.index()]
     }
     /// The feeds the step needs: the tensors of every `Input` and `Param` node.
     pub fn feeds(&self) -> Vec<&TensorMeta> {
@@ -243,12 +250,18 @@ impl GraphBuilder {
                 return Err(GraphError::UnknownOutput(o.to_string()));
             }
         }
+        let operands = self
+            .graph
+            .node_indices()
+            .map(|i| operands(&self.graph, i))
+            .collect();
         Ok(Graph {
             graph: self.graph,
             mac: self.mac,
             datapath: self.datapath,
             order,
             outputs: outputs.iter().map(|s| s.to_string()).collect(),
+            operands,
         })
     }
 

@@ -1,21 +1,24 @@
 //! How an op's exact result is rounded once to its output tensor's format: the vector unit's
 //! exact-sum kernels where the format has them, the vectorized `f32` kernels when every exact
-//! value is an `f32` value, else the `f64` reference quantizer.
+//! value is an `f32` value, else the `f64` fast paths (`Quantizer::quantize_f64_fast`: block
+//! formats with integer elements, `fp32` nearest-even), else the `f64` reference quantizer.
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::exec::ExecError;
+use super::exec::{ExecError, Path};
 use super::TensorMeta;
 use crate::arith::{elementwise, ElemOp};
-use crate::format::Quantizer;
-use crate::round::RandomStream;
+use crate::format::{BlockSize, Format, Quantizer};
+use crate::round::{RandomStream, Rounding};
 
-/// Round `exact` once to `meta`'s format with its rounding unit.
+/// Round `exact` once to `meta`'s format with its rounding unit, on the fast paths or the
+/// reference (the same bits).
 pub(super) fn round_to(
     meta: &TensorMeta,
     exact: &ArrayD<f64>,
     seed: u64,
     stream: u64,
+    path: Path,
 ) -> Result<ArrayD<f64>, ExecError> {
     let q = Quantizer::new(meta.format, meta.rounding, seed, stream).map_err(|error| {
         ExecError::Quantize {
@@ -30,8 +33,18 @@ pub(super) fn round_to(
         exact.as_slice().expect("standard layout"),
         out.as_slice_mut().expect("fresh array"),
     );
-    if !round_f32(&q, src, dst, row) {
+    if path == Path::Reference {
         q.quantize_f64(src, dst, 0, row);
+        return Ok(out);
+    }
+    // Column blocks have an `f32` kernel for stochastic rounding only (otherwise their `f32`
+    // path goes through `f64` anyway); `fp32` nearest-even is a conversion on `f64`, the
+    // identity on `f32` values.
+    let col_blocks = matches!(meta.format, Format::Block(b) if b.size() == BlockSize::Col);
+    let fp32_rne =
+        meta.rounding == Rounding::NearestEven && Some(meta.format) == crate::format::alias("fp32");
+    if (col_blocks && !meta.rounding.is_stochastic()) || fp32_rne || !round_f32(&q, src, dst, row) {
+        q.quantize_f64_fast(src, dst, 0, row);
     }
     Ok(out)
 }

@@ -6,8 +6,10 @@
 //! Rounding works on sign and magnitude: a mode that is symmetric (`rne`, `rna`, `rtz`, `odd`,
 //! `sr`) treats `-x` as the mirror of `x`.
 
+mod normal;
 mod rng;
 
+pub use normal::NORMAL_F32_BITS;
 pub use rng::RandomStream;
 
 /// Random bits behind one `RandomStream::normal_f64` draw (four 32-bit words).

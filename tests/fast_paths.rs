@@ -1,0 +1,207 @@
+//! The executor's `f64` fast paths (`Quantizer::quantize_f64_fast`: block formats with
+//! fixed-point elements in any grouping, `fp32` nearest-even as a cast, narrower floats and MX
+//! through `f32` rounded to odd, stochastic rounding at the limit of the bits `f32` keeps:
+//! 12 bits on fp16, 19 on e4m3) against the exact `f64`
+//! reference (`Quantizer::quantize_f64`), bit for bit: random values of every magnitude (tiny,
+//! huge, subnormal, values next to grid points and midpoints), zeros of both signs, blocks of
+//! zeros, blocks holding NaN or an infinity (the fast path declines, the reference decides),
+//! every rounding mode with the same random words, offsets and several row lengths.
+
+mod common;
+
+use common::{fmt, Gen, DET_MODES};
+use lpsim::{Quantizer, Rounding};
+
+const MODES_SR: [Rounding; 5] = [
+    Rounding::Stochastic { bits: 32 },
+    Rounding::Stochastic { bits: 8 },
+    Rounding::Stochastic { bits: 1 },
+    Rounding::Stochastic { bits: 12 },
+    Rounding::Stochastic { bits: 19 },
+];
+
+const SPECS: &[&str] = &[
+    "bfp:wl=8,size=col",
+    "bfp:wl=8,size=row",
+    "bfp:wl=8,size=tensor",
+    "bfp:wl=8,size=32",
+    "bfp:wl=4,size=7",
+    "bfp:wl=16,size=col",
+    "bfp:wl=2,size=col",
+    "mxint8",
+    "mx:elem=int8,size=col",
+    "mx:elem=e2m1fn,size=col",
+    "mxfp8",
+    "mx:elem=e2m1fn,size=5",
+    "mxfp6_e2m3",
+    "fp32",
+    "bf16",
+    "fp16",
+    "e4m3fn",
+    "e5m2",
+    "e4m3fnuz",
+    "e2m1fn",
+    "float:e=5,m=2,special=none,sat=on",
+    "float:e=4,m=3,sub=off",
+    "float:e=8,m=20,sub=off",
+    "float:e=3,m=3,signed=off,special=fn",
+    "tf32",
+];
+
+/// Values of `rows x cols`: log-uniform over a wide range around `scale`, with exact grid
+/// points, points next to them and midpoints (values of `x.5 2^k`), zeros, with `tiny` a column
+/// below the normal `f32` range, and with `specials` a NaN and an infinity in column 1.
+fn values(rows: usize, cols: usize, seed: u64, scale: i32, specials: bool, tiny: bool) -> Vec<f64> {
+    let mut g = Gen(seed);
+    let mut v: Vec<f64> = (0..rows * cols)
+        .map(|_| match g.next_u64() % 8 {
+            0 => 0.0,
+            1 => -0.0,
+            // A multiple of a small power of two (a grid point or a midpoint at most scales).
+            2 => (g.next_u64() % 512) as f64 * 2f64.powi(scale - 9) - 2f64.powi(scale - 1),
+            3 => {
+                let x = g.log_uniform(scale - 8, scale + 1);
+                f64::from_bits(x.to_bits() + 1)
+            }
+            4 => g.log_uniform(scale - 60, scale - 20),
+            _ => g.log_uniform(scale - 12, scale + 1),
+        })
+        .collect();
+    // A column of zeros, and a tiny column (scale at the bottom of the E8M0 range).
+    for r in 0..rows {
+        v[r * cols] = 0.0;
+        if cols > 2 && tiny {
+            v[r * cols + 2] = g.log_uniform(-140, -128);
+        }
+    }
+    if specials && cols > 1 && rows > 2 {
+        v[cols + 1] = f64::NAN;
+        v[2 * cols + 1] = f64::NEG_INFINITY;
+    }
+    v
+}
+
+fn bits(v: &[f64]) -> Vec<u64> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+fn check(spec: &str, rounding: Rounding, x: &[f64], row: usize, offset: u64) {
+    let q = Quantizer::new(fmt(spec), rounding, 11, 23).unwrap();
+    let (mut fast, mut reference) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+    q.quantize_f64_fast(x, &mut fast, offset, row);
+    q.quantize_f64(x, &mut reference, offset, row);
+    for (k, (a, b)) in fast.iter().zip(&reference).enumerate() {
+        assert_eq!(
+            a.to_bits(),
+            b.to_bits(),
+            "{spec} {rounding} row {row} offset {offset}: element {k} = {:e}: fast {a:e}, \
+             reference {b:e}",
+            x[k]
+        );
+    }
+}
+
+#[test]
+fn f64_fast_paths_equal_the_reference() {
+    let modes: Vec<Rounding> = DET_MODES.iter().chain(&MODES_SR).copied().collect();
+    for spec in SPECS {
+        for &r in &modes {
+            for (rows, cols) in [(9, 7), (64, 33), (1, 40), (40, 1)] {
+                for (seed, scale) in [(1, 0), (2, -20), (3, 30), (4, 120), (5, -125)] {
+                    let x = values(rows, cols, seed, scale, false, false);
+                    check(spec, r, &x, cols, 0);
+                    check(spec, r, &x, cols, 1_000_003);
+                    let x = values(rows, cols, seed, scale, false, true);
+                    check(spec, r, &x, cols, 3);
+                    let x = values(rows, cols, seed, scale, true, true);
+                    check(spec, r, &x, cols, 7);
+                }
+            }
+        }
+    }
+}
+
+/// Near the top of `f64`, where shared exponents clamp and scaled elements would leave the
+/// fast path's exact range: the reference decides, so the bits still agree.
+#[test]
+fn f64_fast_paths_decline_at_the_edges() {
+    for spec in SPECS {
+        for r in [Rounding::NearestEven, Rounding::Stochastic { bits: 8 }] {
+            let x: Vec<f64> = (0..48)
+                .map(|i| match i % 4 {
+                    0 => f64::MAX / f64::from(i + 1),
+                    1 => 2f64.powi(-1070 + i),
+                    2 => -1e300,
+                    _ => 3.0,
+                })
+                .collect();
+            check(spec, r, &x, 6, 0);
+            check(spec, r, &x, 8, 5);
+        }
+    }
+}
+
+/// Whole tensors of values of the `f32` carrier rounded through `quantize_f32` (whose column
+/// blocks go through the `f64` fast path) equal the reference.
+#[test]
+fn f32_carrier_column_blocks_equal_the_reference() {
+    for spec in ["bfp:wl=8,size=col", "mx:elem=int8,size=col"] {
+        for r in [Rounding::NearestEven, Rounding::Stochastic { bits: 8 }] {
+            let x64: Vec<f64> = values(64, 256, 9, -3, false, true)
+                .iter()
+                .map(|&v| f64::from(v as f32))
+                .collect();
+            let x32: Vec<f32> = x64.iter().map(|&v| v as f32).collect();
+            let q = Quantizer::new(fmt(spec), r, 3, 4).unwrap();
+            let (mut o32, mut o64) = (vec![0f32; x32.len()], vec![0.0; x64.len()]);
+            q.quantize_f32(&x32, &mut o32, 0, 256).unwrap();
+            q.quantize_f64(&x64, &mut o64, 0, 256);
+            let wide: Vec<f64> = o32.iter().map(|&v| f64::from(v)).collect();
+            assert_eq!(bits(&wide), bits(&o64), "{spec} {r}");
+        }
+    }
+}
+
+/// QPyTorch's formats (their own `f32` arithmetic) with the roundings they take: the fast entry
+/// point leaves them to the reference, so the bits agree (`qbfp` has fixed-point elements and
+/// must not take the `bfp` block path).
+#[test]
+fn qpytorch_formats_take_the_reference() {
+    let cases = [
+        ("qbfp:wl=8,size=col", Rounding::NearestAway),
+        ("qbfp:wl=6,size=row", Rounding::NearestAway),
+        ("qbfp:wl=8,size=tensor", Rounding::Stochastic { bits: 32 }),
+        ("qtorch:e=4,m=3", Rounding::NearestAway),
+        ("qtorch:e=5,m=2", Rounding::Stochastic { bits: 32 }),
+        ("qfixed:wl=8,fl=3", Rounding::NearestEven),
+        ("qfixed:wl=8,fl=3,clamp=off", Rounding::NearestEven),
+    ];
+    // Ties of 8-bit elements in a block whose largest value is 1 (grid step 2^-6): QPyTorch
+    // rounds them toward +inf, `rna` away from zero.
+    let step = 2f64.powi(-6);
+    let ties = [
+        1.0,
+        -1.5 * step,
+        1.5 * step,
+        -0.5 * step,
+        0.5 * step,
+        -2.5 * step,
+        0.75,
+        -1.0,
+    ];
+    check(
+        "qbfp:wl=8,size=tensor",
+        Rounding::NearestAway,
+        &ties,
+        ties.len(),
+        0,
+    );
+    for (spec, r) in cases {
+        for (rows, cols) in [(9, 7), (40, 1)] {
+            for (seed, scale) in [(1, 0), (2, -20), (3, 30)] {
+                let x = values(rows, cols, seed, scale, true, true);
+                check(spec, r, &x, cols, 0);
+            }
+        }
+    }
+}
