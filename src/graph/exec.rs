@@ -34,6 +34,7 @@
 //! `RandomStream::new(seed, stream_id(name, step, k))`, indexed by element, so results depend
 //! only on `(seed, tensor, step, element)` and never on the number of threads.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use ndarray::{ArrayD, ArrayViewD, Axis, Ix2, IxDyn};
@@ -50,7 +51,9 @@ use crate::round::{RandomStream, Rounding, NORMAL_F32_BITS};
 /// What one executed step produced.
 #[derive(Clone, Debug)]
 pub struct StepResult {
-    /// Every tensor of the step by name (feeds included).
+    /// Every tensor the step computed, by name (the feeds, `Input` and `Param` nodes, are the
+    /// caller's and are not copied back: until 2026-12 they were, a copy of the whole training
+    /// set per step).
     pub values: BTreeMap<String, ArrayD<f64>>,
     /// The hardware actions of the step.
     pub counts: ActionCounts,
@@ -237,7 +240,8 @@ pub fn execute_on(
         Datapath::LowPrecision => arch.compute.vector.format,
         Datapath::FullPrecision => arch.full_precision.format,
     };
-    let mut values: Vec<Option<ArrayD<f64>>> = vec![None; g.node_count()];
+    // Feeds are borrowed, computed tensors owned.
+    let mut values: Vec<Option<Cow<'_, ArrayD<f64>>>> = vec![None; g.node_count()];
     let mut counts = ActionCounts::new();
     let mut work = Work::default();
     let mut range = RangeHealth::default();
@@ -246,7 +250,11 @@ pub fn execute_on(
         let out = &node.out;
         let name = &out.name;
         let ops = graph.operand_slice(i);
-        let arg = |k: usize| values[ops[k].index()].as_ref().expect("topological order");
+        let arg = |k: usize| -> &ArrayD<f64> {
+            values[ops[k].index()]
+                .as_deref()
+                .expect("topological order")
+        };
         let n = out.len() as u64;
         let stream = |purpose: u64| stream_id(name, step, purpose);
         let mut quantize_out = true;
@@ -265,7 +273,7 @@ pub fn execute_on(
                         expected: out.shape.clone(),
                     });
                 }
-                values[i.index()] = Some(v.clone());
+                values[i.index()] = Some(Cow::Borrowed(v));
                 continue;
             }
             Op::MatMul {
@@ -432,7 +440,7 @@ pub fn execute_on(
                 counts.record_add(&vf, n);
                 work.vector_ops += n;
                 record_traffic(arch, graph, i, &mut counts);
-                values[i.index()] = Some(res);
+                values[i.index()] = Some(Cow::Owned(res));
                 continue;
             }
             Op::QsgldQuantize { q, c, nearest } => {
@@ -472,14 +480,14 @@ pub fn execute_on(
             exact
         };
         record_traffic(arch, graph, i, &mut counts);
-        values[i.index()] = Some(value);
+        values[i.index()] = Some(Cow::Owned(value));
     }
     let values = graph
         .order()
         .iter()
-        .map(|&i| {
-            let v = values[i.index()].take().expect("every node ran");
-            (g[i].out.name.clone(), v)
+        .filter_map(|&i| match values[i.index()].take() {
+            Some(Cow::Owned(v)) => Some((g[i].out.name.clone(), v)),
+            _ => None,
         })
         .collect();
     Ok(StepResult {
