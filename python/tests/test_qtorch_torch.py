@@ -257,3 +257,27 @@ def test_optimlp_refusals():
         OptimLP(torch.optim.SGD([p], lr=0.1), grad_scaling=0)
     with pytest.raises(TypeError, match="weight_quant must be a function"):
         OptimLP(torch.optim.SGD([p], lr=0.1), weight_quant=lq.FixedPoint(8, 4))
+
+
+def test_lpsgld_example_runs_and_is_reproducible():
+    """python/examples/lpsgld_qtorch.py: three samplers, accuracies of a working classifier,
+    8-bit weights for the low-precision ones, the same output twice (seeded rounding)."""
+    import re
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = ROOT / "python" / "examples" / "lpsgld_qtorch.py"
+    runs = [subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+            for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr
+    strip = [re.sub(r"\(\d+\.\d s\)", "", r.stdout) for r in runs]
+    assert strip[0] == strip[1]
+    rows = re.findall(r"^(\S+)\s+test accuracy (\S+)\s+NLL (\S+)\s+distinct weight values\s+(\d+)",
+                      runs[0].stdout, re.M)
+    assert [r[0] for r in rows] == ["fp32", "lp-f", "lp-naive"]
+    for name, acc, nll, distinct in rows:
+        assert float(acc) > 0.8 and float(nll) < 1.0, name
+        if name != "fp32":
+            assert int(distinct) <= 256, name
