@@ -350,3 +350,27 @@ print("ok")
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_every_public_name_is_documented_and_typed():
+    import inspect
+
+    import lpsim.qtorch as lq
+
+    modules = [lq, lq.number, lq.quant, lq.optim, lq.module]
+    for mod in modules:
+        assert inspect.getdoc(mod), mod.__name__
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if inspect.ismodule(obj):
+                continue
+            assert inspect.getdoc(obj), f"{mod.__name__}.{name} has no docstring"
+            if inspect.isfunction(obj):
+                sig = inspect.signature(obj)
+                assert all(p.annotation is not inspect.Parameter.empty
+                           for p in sig.parameters.values()), f"{name} has untyped parameters"
+                assert sig.return_annotation is not inspect.Signature.empty, name
+    # the re-exports QPyTorch scripts use
+    for name in ("FixedPoint", "FloatingPoint", "BlockFloatingPoint", "Number"):
+        assert getattr(lq, name) is getattr(lq.number, name)
+    assert lq.quant.Quantizer is lq.module.Quantizer
