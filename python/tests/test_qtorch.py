@@ -328,7 +328,7 @@ def test_quantizer_on_arrays_is_the_forward_rounding():
 
 def test_without_torch_functions_work_and_torch_classes_say_so():
     """In a fresh interpreter where `import torch` fails: the functions on arrays, and
-    Quantizer/OptimLP raise ImportError naming PyTorch."""
+    Quantizer, OptimLP and auto_low raise ImportError naming PyTorch."""
     code = """
 import sys
 sys.modules["torch"] = None  # import torch raises ImportError
@@ -336,10 +336,11 @@ import numpy as np
 from lpsim.qtorch import FixedPoint
 from lpsim.qtorch.quant import Quantizer, fixed_point_quantize, quantizer
 from lpsim.qtorch.optim import OptimLP
+from lpsim.qtorch.auto_low import lower, sequential_lower
 x = np.float32([0.3, -1.26])
 assert fixed_point_quantize(x, 8, 4, rounding="nearest").tolist() == [0.3125, -1.25]
 assert quantizer(FixedPoint(8, 4), forward_rounding="nearest")(x).tolist() == [0.3125, -1.25]
-for cls in (Quantizer, OptimLP):
+for cls in (Quantizer, OptimLP, lambda: lower(None, ["linear"]), lambda: sequential_lower(None)):
     try:
         cls()
     except ImportError as e:
@@ -357,7 +358,7 @@ def test_every_public_name_is_documented_and_typed():
 
     import lpsim.qtorch as lq
 
-    modules = [lq, lq.number, lq.quant, lq.optim, lq.module]
+    modules = [lq, lq.number, lq.quant, lq.optim, lq.module, lq.auto_low]
     for mod in modules:
         assert inspect.getdoc(mod), mod.__name__
         for name in mod.__all__:

@@ -3,6 +3,8 @@ it) and, where QPyTorch 0.3.0 is importable too, side by side with the real QPyT
 and out without copies, autograd semantics of ``quantizer``, ``Quantizer`` layers, and
 ``OptimLP`` training steps giving QPyTorch's weights bit for bit with nearest rounding."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -281,3 +283,59 @@ def test_lpsgld_example_runs_and_is_reproducible():
         assert float(acc) > 0.8 and float(nll) < 1.0, name
         if name != "fp32":
             assert int(distinct) <= 256, name
+
+
+class Net(torch.nn.Module):
+    """A model with a Sequential, a ModuleDict and plain attributes, as auto_low walks them."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(10, 12), torch.nn.ReLU(),
+                                        torch.nn.Dropout(0.0))
+        self.heads = torch.nn.ModuleDict({"a": torch.nn.Linear(12, 4)})
+        self.act = torch.nn.Tanh()
+
+    def forward(self, x):
+        return self.act(self.heads["a"](self.body(x)))
+
+
+@pytest.mark.parametrize("types", [["linear"], ["linear", "activation"], ["dropout"], []])
+def test_auto_low_equals_qtorch(types):
+    qt = real_qtorch()
+    import qtorch.auto_low as qauto
+
+    import lpsim.qtorch.auto_low as lauto
+
+    torch.manual_seed(0)
+    net = Net()
+    x, g = randn(5, 10, seed=13), randn(5, 4, seed=14)
+    args = dict(layer_types=types, forward_rounding="nearest", backward_rounding="nearest")
+    ours = lauto.sequential_lower(net, forward_number=lq.FixedPoint(8, 5),
+                                  backward_number=lq.FloatingPoint(5, 2), **args)
+    theirs = qauto.sequential_lower(net, forward_number=qt.FixedPoint(8, 5),
+                                    backward_number=qt.FloatingPoint(5, 2), **args)
+    assert str(ours).replace("lpsim.qtorch.module", "") == str(theirs).replace("qtorch.quant.quant_module", "")
+    ya, ga = grads(ours, x, g)
+    yb, gb = grads(theirs, x, g)
+    assert torch.equal(ya, yb) and torch.equal(ga, gb)
+    plain = net(x)
+    assert torch.equal(plain, Net.forward(net, x))  # the original model untouched
+    if types:
+        assert not torch.equal(ya, plain.detach())
+    # lower: in place, same values
+    net_a, net_b = copy.deepcopy(net), copy.deepcopy(net)
+    assert lauto.lower(net_a, forward_number=lq.FixedPoint(8, 5),
+                       backward_number=lq.FloatingPoint(5, 2), **args) is None
+    qauto.lower(net_b, forward_number=qt.FixedPoint(8, 5),
+                backward_number=qt.FloatingPoint(5, 2), **args)
+    assert torch.equal(grads(net_a, x, g)[1], grads(net_b, x, g)[1])
+    assert torch.equal(net_a(x), ya)
+
+
+def test_auto_low_refuses_unknown_layer_types():
+    import lpsim.qtorch.auto_low as lauto
+
+    with pytest.raises(ValueError, match="layer type 'lineer': unknown; the types are conv"):
+        lauto.sequential_lower(Net(), ["lineer"])
+    with pytest.raises(TypeError, match="list of names"):
+        lauto.lower(Net(), "linear")
