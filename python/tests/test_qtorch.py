@@ -260,7 +260,7 @@ def test_numbers_map_to_lpsim_specs():
     (lambda: FloatingPoint(1, 3), lpsim.FormatError, "e = 1"),
     (lambda: FloatingPoint(9, 3), lpsim.FormatError, "e = 9"),
     (lambda: FloatingPoint(5, 0), lpsim.FormatError, "man=0"),
-    (lambda: FloatingPoint(5, 23), lpsim.FormatError, "m = 23"),
+    (lambda: FloatingPoint(5, 23), lpsim.FormatError, "man=23.*pass None"),
     (lambda: FloatingPoint(5.0, 2), TypeError, "exp must be an int"),
     (lambda: FixedPoint(0, 4), lpsim.FormatError, "wl=0"),
     (lambda: FixedPoint(65, 4), lpsim.FormatError, "wl = 65"),

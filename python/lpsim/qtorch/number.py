@@ -84,6 +84,11 @@ class FloatingPoint(Number):
         self.man = _whole("man", man)
         if self.man <= 0:  # QPyTorch's class refuses man = 0 (its function allows it)
             raise FormatError(f"FloatingPoint: invalid bits for mantissa: man={man} (1..22)")
+        if self.man == 23:
+            raise FormatError(
+                f"FloatingPoint(exp={exp}, man=23): refused: QPyTorch's kernel shifts by -1 there "
+                "(its \"nearest\" flips the sign of every value, its \"stochastic\" is the "
+                "identity); for no quantization pass None as the number")
         _checked(self, self.spec())
 
     def spec(self) -> str:

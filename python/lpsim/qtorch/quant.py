@@ -8,8 +8,9 @@ tensor wrapping lpsim's output array (``torch.from_numpy``, no copy), or NumPy a
 no torch at all. CUDA tensors are refused.
 
 Stochastic rounding draws lpsim's counter-based random words instead of QPyTorch's unseeded
-``std::mt19937``: the same distribution (QPyTorch's rule: ``2^(23-man)`` or 32 uniform bits
-added below the kept bits), and reproducible. Each stochastic call takes a fresh seed from a
+``std::mt19937``: the same distribution (QPyTorch's rules: uniform random bits added below the kept bits of
+the float32 pattern for float and block, a uniform offset before rounding down for fixed
+point), and reproducible. Each stochastic call takes a fresh seed from a
 module-level generator: ``seed_k = splitmix64(s + (k + 1) * 0x9E3779B97F4A7C15)`` for the
 ``k``-th stochastic call since :func:`manual_seed` ``(s)`` (``s = 0`` at import). So a script
 gives the same bits on every run given its seed and its sequence of calls, with any number of
