@@ -10,6 +10,9 @@ Functions: :func:`quantize`, :func:`formats`, :class:`Format`, :func:`gemm`, :fu
 :func:`run`, :func:`sweep`, :func:`from_json`. Errors: :class:`LpsimError` (a ``ValueError``)
 and its subclasses :class:`FormatError`, :class:`GemmError`, :class:`ArchError`,
 :class:`CostError`, :class:`RunError`, :class:`SweepError`, each carrying the library's message.
+
+:mod:`lpsim.qtorch` is a drop-in for QPyTorch (``import qtorch`` -> ``import lpsim.qtorch``) on
+these kernels: QPyTorch's values bit for bit, stochastic rounding seeded.
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ def test_errors_are_typed_with_the_library_message():
         lpsim.quantize(x, "bf17")
     with pytest.raises(lpsim.FormatError, match="sr:bits"):
         lpsim.quantize(x, "bf16", "sr:bits=99")
-    with pytest.raises(lpsim.FormatError, match="QPyTorch has only rna"):
+    with pytest.raises(lpsim.FormatError, match="float_quantize has only rna"):
         lpsim.quantize(x, "qtorch:e=5,m=2", "rne")
     with pytest.raises(ValueError, match="threads=0"):
         lpsim.quantize(x, "bf16", threads=0)
