@@ -277,11 +277,15 @@ pub fn run_sweep<E: RunFailure>(
     }
     stored.retain(|i, _| mine.binary_search(i).is_ok());
     let reused = stored.len();
-    let pending: Vec<usize> = mine
+    // The longest runs start first and every run is a task of its own, so the last workers
+    // are not left with a queue of long runs (results are placed in grid order regardless).
+    let cost = shard::estimates(&planned);
+    let mut pending: Vec<usize> = mine
         .iter()
         .copied()
         .filter(|i| !stored.contains_key(i))
         .collect();
+    pending.sort_by(|&a, &b| cost[b].total_cmp(&cost[a]).then(a.cmp(&b)));
     let mut done = stored;
 
     let shown = Progress::start(progress, planned.len(), reused);
@@ -292,6 +296,7 @@ pub fn run_sweep<E: RunFailure>(
     let finished: Vec<Result<(usize, RunOutcome), ReportError>> = pool.install(|| {
         pending
             .par_iter()
+            .with_max_len(1)
             .map(|&i| {
                 let (spec, hash) = &planned[i];
                 let outcome = run_one(&runs_dir, spec, hash, runner, &shown)?;

@@ -107,19 +107,28 @@ fn algo_factor(algo: &str) -> f64 {
     }
 }
 
-/// The shard of every run (`runs` in grid order with their hashes), by the rule in the module
-/// docs.
-pub fn assign(runs: &[(RunSpec, String)], count: usize) -> Vec<usize> {
+/// The estimated cost of every run (arbitrary units, see [`workload_work`] and
+/// [`algo_factor`]); each workload file is read once.
+pub fn estimates(runs: &[(RunSpec, String)]) -> Vec<f64> {
     let mut per_workload: HashMap<&Path, f64> = HashMap::new();
-    let mut order: Vec<(f64, &str, usize)> = runs
-        .iter()
-        .enumerate()
-        .map(|(i, (spec, hash))| {
+    runs.iter()
+        .map(|(spec, _)| {
             let w = *per_workload
                 .entry(spec.workload_path.as_path())
                 .or_insert_with(|| workload_work(&spec.workload_path));
-            (w * algo_factor(&spec.algo), hash.as_str(), i)
+            w * algo_factor(&spec.algo)
         })
+        .collect()
+}
+
+/// The shard of every run (`runs` in grid order with their hashes), by the rule in the module
+/// docs.
+pub fn assign(runs: &[(RunSpec, String)], count: usize) -> Vec<usize> {
+    let cost = estimates(runs);
+    let mut order: Vec<(f64, &str, usize)> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, (_, hash))| (cost[i], hash.as_str(), i))
         .collect();
     order.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
     let mut load = vec![0.0f64; count.max(1)];
