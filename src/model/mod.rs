@@ -531,7 +531,23 @@ impl Model {
     /// The objective at `params` on `data` (features and targets; `None` for a Gaussian
     /// target): the mean loss plus `(l2 / 2) ||theta||^2`.
     pub fn loss(&self, params: &[ArrayD<f64>], data: Option<(ArrayView2<f64>, &Targets)>) -> f64 {
-        self.loss_and_grad(params, data).0
+        let no_targets = Targets::Values(Array1::zeros(0));
+        let (x, y) = match data {
+            Some((x, y)) => (Some(x), y),
+            None => (None, &no_targets),
+        };
+        // The forward pass only: the drivers evaluate this after every epoch.
+        let values = self.forward_all(params, x);
+        let (value, _) = self.loss.value_and_grad(values[values.len() - 1].view(), y);
+        value + 0.5 * self.l2 * self.penalty(params)
+    }
+
+    /// `||theta||^2` over every parameter tensor (0 without an L2 term).
+    fn penalty(&self, params: &[ArrayD<f64>]) -> f64 {
+        if self.l2 == 0.0 {
+            return 0.0;
+        }
+        params.iter().map(|p| p.iter().map(|v| v * v).sum::<f64>()).sum()
     }
 
     /// The objective and its gradient with respect to each parameter tensor, by
@@ -580,14 +596,12 @@ impl Model {
             }
         }
         let mut grads: Vec<ArrayD<f64>> = grads.into_iter().flatten().collect();
-        let mut penalty = 0.0;
         if self.l2 > 0.0 {
             for (g, p) in grads.iter_mut().zip(params) {
                 g.scaled_add(self.l2, p);
-                penalty += p.iter().map(|v| v * v).sum::<f64>();
             }
         }
-        (value + 0.5 * self.l2 * penalty, grads)
+        (value + 0.5 * self.l2 * self.penalty(params), grads)
     }
 
     /// The training loss the drivers report after every epoch: the objective, per coordinate
