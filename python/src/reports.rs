@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use serde::Serialize;
 
 use lpsim::arch::{override_value, Architecture};
-use lpsim::cost::{price_gemm, price_gemms, CostReport, Gemm};
+use lpsim::cost::{price_gemm_list, Gemm};
 use lpsim::report::{slug, write_run, REPORTS_ROOT};
 use lpsim::run::{run_one, RunError as LibRunError};
 use lpsim::sweep::{run_sweep, Mode, ProgressMode, RunSpec, SweepSpec, RESULTS_JSON};
@@ -38,22 +38,6 @@ fn overrides(
         .into_iter()
         .map(|(k, v)| Ok((k, set_text(&v)?)))
         .collect()
-}
-
-/// One GEMM's own report, as `lpsim cost --json` prints it.
-#[derive(Serialize)]
-struct PricedGemm {
-    m: u64,
-    n: u64,
-    k: u64,
-    report: CostReport,
-}
-
-/// What `lpsim cost --json` prints.
-#[derive(Serialize)]
-struct CostOutput {
-    total: CostReport,
-    gemms: Vec<PricedGemm>,
 }
 
 /// Price GEMMs `(m, n, k)` on the architecture file `arch`, with `set` overriding its fields by
@@ -94,25 +78,8 @@ pub(crate) fn cost<'py>(
         return Err(CostError::new_err("give at least one gemm (m, n, k)"));
     }
     let cost_err = |e: lpsim::cost::CostError| CostError::new_err(e.to_string());
-    let priced = list
-        .iter()
-        .map(|&g| {
-            Ok(PricedGemm {
-                m: g.m,
-                n: g.n,
-                k: g.k,
-                report: price_gemm(&arch, g).map_err(cost_err)?,
-            })
-        })
-        .collect::<PyResult<Vec<_>>>()?;
-    let total = price_gemms(&arch, &list).map_err(cost_err)?;
-    to_python(
-        py,
-        &CostOutput {
-            total,
-            gemms: priced,
-        },
-    )
+    let priced = price_gemm_list(&arch, &list).map_err(cost_err)?;
+    to_python(py, &priced)
 }
 
 /// A library run error as the Python exception of its cause.

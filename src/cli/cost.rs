@@ -5,11 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::bail;
-use serde::Serialize;
 
 use crate::arch::{override_value, Architecture};
 use crate::cost::{
-    price_gemm, price_gemms, price_topology, read_topology, CostReport, Gemm, PricedLayer,
+    price_gemm_list, price_topology, read_topology, CostReport, Gemm, PricedGemm, PricedLayer,
 };
 
 /// Arguments of `lpsim cost`.
@@ -79,22 +78,6 @@ fn parse_set(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// One GEMM's own report, as `--json` prints it.
-#[derive(Serialize)]
-struct PricedGemm {
-    m: u64,
-    n: u64,
-    k: u64,
-    report: CostReport,
-}
-
-/// What `--json` prints.
-#[derive(Serialize)]
-struct Output {
-    total: CostReport,
-    gemms: Vec<PricedGemm>,
-}
-
 /// Run `lpsim cost`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut overrides = BTreeMap::new();
@@ -119,28 +102,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let gemms = args
-        .gemm
-        .iter()
-        .map(|&g| {
-            Ok(PricedGemm {
-                m: g.m,
-                n: g.n,
-                k: g.k,
-                report: price_gemm(&arch, g)?,
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let total = price_gemms(&arch, &args.gemm)?;
+    let priced = price_gemm_list(&arch, &args.gemm)?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &Output { total, gemms })?;
+        serde_json::to_writer_pretty(&mut out, &priced)?;
         writeln!(out)?;
     } else {
-        if gemms.len() > 1 {
-            per_gemm(&mut out, &gemms)?;
+        if priced.gemms.len() > 1 {
+            per_gemm(&mut out, &priced.gemms)?;
         }
-        summary(&mut out, &total)?;
+        summary(&mut out, &priced.total)?;
     }
     Ok(())
 }

@@ -366,6 +366,48 @@ fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
+/// One GEMM's own report (a row of [`PricedGemms`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PricedGemm {
+    /// Rows of the output.
+    pub m: u64,
+    /// Columns of the output.
+    pub n: u64,
+    /// The reduction.
+    pub k: u64,
+    /// Its price on its own.
+    pub report: CostReport,
+}
+
+/// GEMMs priced one by one and together: what `lpsim cost --gemm ... --json` prints and
+/// `lpsim.cost` returns.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PricedGemms {
+    /// All of them, one after another ([`price_gemms`]).
+    pub total: CostReport,
+    /// Each on its own, in the order given.
+    pub gemms: Vec<PricedGemm>,
+}
+
+/// Price each of `gemms` on its own and all of them together.
+pub fn price_gemm_list(arch: &Architecture, gemms: &[Gemm]) -> Result<PricedGemms, CostError> {
+    let each = gemms
+        .iter()
+        .map(|&g| {
+            Ok(PricedGemm {
+                m: g.m,
+                n: g.n,
+                k: g.k,
+                report: price_gemm(arch, g)?,
+            })
+        })
+        .collect::<Result<Vec<_>, CostError>>()?;
+    Ok(PricedGemms {
+        total: price_gemms(arch, gemms)?,
+        gemms: each,
+    })
+}
+
 /// Price one GEMM on `arch` (`lpsim cost --gemm M,N,K`).
 pub fn price_gemm(arch: &Architecture, g: Gemm) -> Result<CostReport, CostError> {
     price_gemms(arch, &[g])

@@ -547,7 +547,10 @@ impl Model {
         if self.l2 == 0.0 {
             return 0.0;
         }
-        params.iter().map(|p| p.iter().map(|v| v * v).sum::<f64>()).sum()
+        params
+            .iter()
+            .map(|p| p.iter().map(|v| v * v).sum::<f64>())
+            .sum()
     }
 
     /// The objective and its gradient with respect to each parameter tensor, by
