@@ -937,6 +937,13 @@ pub(crate) fn quantize_f32(
                 None => return false,
             }
         }
+        // QPyTorch's float formats: branch-free, vectorized (the format takes only its
+        // "nearest" and "stochastic").
+        Format::QTorch(f)
+            if matches!(r, Rounding::NearestAway | Rounding::Stochastic { bits: 32 }) =>
+        {
+            f.quantize_slice(r, q.stream(), offset, input, out)
+        }
         Format::QTorch(_) | Format::QFixed(_) => return false,
     }
     true

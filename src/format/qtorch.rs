@@ -18,7 +18,7 @@
 
 use crate::format::exact::pow2;
 use crate::format::{FixedFormat, FloatFormat, Special, SCALE_NAN_CODE};
-use crate::round::Rounding;
+use crate::round::{RandomStream, Rounding};
 
 /// x86's default NaN (`0xffc0_0000`): what SSE returns for `inf - inf`, as QPyTorch runs.
 const X86_DEFAULT_NAN: u32 = 0xffc0_0000;
@@ -147,6 +147,38 @@ impl QTorchFloat {
         }
         let q = round_bitwise(target, self.man_bits, rounding, random);
         f32::from_bits(self.clip_exponent(target, q))
+    }
+
+    /// [`QTorchFloat::quantize_f32`] over a slice, element `i` with the random word
+    /// `stream.bits(offset + i)` (for QPyTorch's "stochastic"; "nearest" reads none): both paths
+    /// computed and one selected per element, without branches, so that the loop vectorizes
+    /// (the same bits as the scalar function: `tests` below, on sampled and, ignored by
+    /// default, all `f32` inputs). `rounding` is `rna` or `sr` with 32 bits (what the format
+    /// accepts).
+    pub(crate) fn quantize_slice(
+        &self,
+        rounding: Rounding,
+        stream: RandomStream,
+        offset: u64,
+        input: &[f32],
+        out: &mut [f32],
+    ) {
+        let sr = matches!(rounding, Rounding::Stochastic { .. });
+        // Words are keyed by the index's high half once per run of equal high halves.
+        let mut at = 0;
+        while at < input.len() {
+            let index = offset + at as u64;
+            let room = (1u64 << 32) - (index & 0xffff_ffff);
+            let n = (input.len() - at).min(room.min(usize::MAX as u64) as usize);
+            let words = Words {
+                stream,
+                high: stream.high_key((index >> 32) as u32),
+                low: index as u32,
+                sr,
+            };
+            slice(*self, words, &input[at..at + n], &mut out[at..at + n]);
+            at += n;
+        }
     }
 
     /// QPyTorch's `clip_exponent`: saturate above the largest binade `2^(2^(E-1))` (no lower
@@ -386,5 +418,134 @@ fn x86_add(a: f32, b: f32) -> f32 {
         f32::from_bits(b.to_bits() | 0x0040_0000)
     } else {
         f32::from_bits(X86_DEFAULT_NAN)
+    }
+}
+
+/// The quiet bit of an `f32` NaN.
+const QUIET: u32 = 0x0040_0000;
+
+/// Where a slice's random words come from: `stream.bits_keyed(low + i, high)` for element `i`
+/// (all within one high half of the index), or none (`sr` false: QPyTorch's "nearest").
+#[derive(Clone, Copy)]
+struct Words {
+    stream: RandomStream,
+    high: u32,
+    low: u32,
+    sr: bool,
+}
+
+/// The body of [`QTorchFloat::quantize_slice`], compiled per instruction set.
+#[inline(always)]
+fn slice_portable(q: QTorchFloat, words: Words, input: &[f32], out: &mut [f32]) {
+    let min_exp = 2 - (1i32 << (q.exp_bits - 1));
+    let drop = 23 - q.man_bits;
+    let low_bits = (1u32 << drop) - 1;
+    let keep = !low_bits;
+    let half = 1u32 << (drop - 1);
+    let max_store = (1u32 << (q.exp_bits - 1)) + 127;
+    let saturated = (max_store << 23) | max_man(q.man_bits);
+    // The smallest normal binade's biased exponent: the subnormal path's shift.
+    let small = ((127 + min_exp) as u32) << 23;
+    for (i, (o, &x)) in out.iter_mut().zip(input).enumerate() {
+        let add = if words.sr {
+            let w = words
+                .stream
+                .bits_keyed(words.low.wrapping_add(i as u32), words.high);
+            w & low_bits
+        } else {
+            half
+        };
+        // A signalling NaN quieted, as every other path sees it (through an `f64` carrier).
+        let t = if x.is_nan() {
+            x.to_bits() | QUIET
+        } else {
+            x.to_bits()
+        };
+        let sign = t & 0x8000_0000;
+        let below = (((t << 1) >> 24) as i32 - 127) < min_exp;
+        let shift = f32::from_bits(small | sign);
+        let sub = f32::from_bits((x + shift).to_bits().wrapping_add(add) & keep) - shift;
+        let r = t.wrapping_add(add) & keep;
+        let clip = r != 0 && (r << 1) >> 24 > max_store;
+        let normal = if clip { sign | saturated } else { r };
+        *o = if below { sub } else { f32::from_bits(normal) };
+    }
+}
+
+crate::simd::multiversion!(slice => slice_portable, (q: QTorchFloat, words: Words, input: &[f32], out: &mut [f32]));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every (E, M) the formats allow (E 2..=8, M 0..=22, but (8, 0)).
+    fn all_formats() -> Vec<(u32, u32)> {
+        (2..=8)
+            .flat_map(|e| (0..=22).map(move |m| (e, m)))
+            .collect()
+    }
+
+    /// The vectorized slice against the scalar function on the `f32` bit patterns
+    /// `0, step, 2 step, ...` for `formats`, with "nearest" and "stochastic" (element `k` of
+    /// the slice with the word `bits(offset + k)`); the bits must agree, NaN patterns included.
+    fn check_nearest(step: usize, formats: &[(u32, u32)]) {
+        let stream = RandomStream::new(7, 3);
+        let sr = Rounding::Stochastic { bits: 32 };
+        let mut input = Vec::with_capacity(1 << 16);
+        let mut out = vec![0f32; 1 << 16];
+        for &(e, m) in formats {
+            {
+                let Ok(q) = QTorchFloat::new(e, m) else {
+                    continue;
+                };
+                let mut bits = 0u64;
+                while bits < 1 << 32 {
+                    input.clear();
+                    while input.len() < 1 << 16 && bits < 1 << 32 {
+                        input.push(f32::from_bits(bits as u32));
+                        bits += step as u64;
+                    }
+                    let n = input.len();
+                    let na = Rounding::NearestAway;
+                    q.quantize_slice(na, stream, 0, &input, &mut out[..n]);
+                    // The scalar function on what an `f64` carrier makes of the input (a
+                    // signalling NaN quieted), as the slice sees it.
+                    let quiet = |x: f32| {
+                        if x.is_nan() {
+                            f32::from_bits(x.to_bits() | QUIET)
+                        } else {
+                            x
+                        }
+                    };
+                    for (x, y) in input.iter().zip(&out) {
+                        let want = q.quantize_f32(quiet(*x), na, 0);
+                        assert_eq!(y.to_bits(), want.to_bits(), "e={e} m={m} x={x:e}");
+                    }
+                    // An offset whose run of indices crosses a high half of 2^32.
+                    let offset = (1u64 << 32) - 1000 + bits;
+                    q.quantize_slice(sr, stream, offset, &input, &mut out[..n]);
+                    for (k, (x, y)) in input.iter().zip(&out).enumerate() {
+                        let want = q.quantize_f32(quiet(*x), sr, stream.bits(offset + k as u64));
+                        assert_eq!(y.to_bits(), want.to_bits(), "sr e={e} m={m} x={x:e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A stride prime to every power of two: 65 000 patterns per format, every exponent and
+    /// sign, low and high mantissas.
+    #[test]
+    fn vectorized_nearest_equals_the_scalar_function_sampled() {
+        check_nearest(65_521, &all_formats());
+    }
+
+    /// Every `f32` bit pattern for formats of every kind of range: bf16-like (no clip),
+    /// e5m2/e4m3-like (clipped), the narrowest exponent, no mantissa, the widest mantissa.
+    /// About 2.5 minutes (both modes): run with `--ignored`.
+    #[test]
+    #[ignore]
+    fn vectorized_nearest_equals_the_scalar_function_everywhere() {
+        check_nearest(1, &[(8, 7), (5, 2), (4, 3), (2, 0), (8, 22), (6, 10)]);
     }
 }
