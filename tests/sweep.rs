@@ -1113,8 +1113,9 @@ fn the_partition_is_balanced_by_estimated_cost() {
             (r, h)
         })
         .collect();
-    let a = lpsim::sweep::shard::assign(&runs, 4);
-    assert_eq!(a, lpsim::sweep::shard::assign(&runs, 4), "stable");
+    let cost = lpsim::sweep::shard::estimates(&runs);
+    let a = lpsim::sweep::shard::assign(&runs, &cost, 4);
+    assert_eq!(a, lpsim::sweep::shard::assign(&runs, &cost, 4), "stable");
     let heavy = |r: &RunSpec| r.workload_path.ends_with("digits-mlp.json") && r.algo == "halp";
     let mut heavy_per_shard = [0; 4];
     let mut count = [0; 4];

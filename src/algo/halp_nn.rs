@@ -479,13 +479,14 @@ struct Centre {
 /// Take HALP's epoch constants from the full pass `res` of the MLP `model`: per parameter
 /// tensor `p` (weights and biases) `delta_p = ||g~_p|| / bound` with `bound = mu levels`.
 fn centre_pass(res: &mut StepResult, model: &Model, bound: f64) -> Centre {
-    let params = model.param_shapes().len();
+    let specs = model.params();
+    let params = specs.len();
     let layers = params / 2;
     let mut feeds = BTreeMap::new();
     let mut cache = Vec::new();
     let mut deltas = Vec::new();
-    for p in 0..params {
-        let gt = take(res, &model.params()[p].grad);
+    for (p, spec) in specs.iter().enumerate() {
+        let gt = take(res, &spec.grad);
         let norm = gt.iter().map(|v| v * v).sum::<f64>().sqrt();
         deltas.push((norm / bound).max(f64::MIN_POSITIVE));
         feeds.insert(tensor_name("gt", p), gt.into_dyn());

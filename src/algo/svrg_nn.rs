@@ -110,11 +110,9 @@ pub(crate) fn gradient_graph(
     let mut outputs: Vec<String> = g.iter().map(|&i| b.b.meta(i).name.clone()).collect();
     if let Some(lp) = lp {
         let (mb, rw) = (lp.formats.mac.b, lp.formats.rounding.weights);
-        let weights = w
-            .iter()
-            .enumerate()
-            .filter(|&(l, _)| !model.params()[l].bias);
-        for (i, (_, &p)) in weights.enumerate() {
+        let specs = model.params();
+        let weights = w.iter().zip(&specs).filter(|(_, s)| !s.bias);
+        for (i, (&p, _)) in weights.enumerate() {
             let name = format!("wc{i}");
             b.op(Op::Quantize, &name, mb, rw, Role::Weights, &[p])?;
             outputs.push(name);
@@ -318,7 +316,8 @@ fn train_svrg(
     let on = (arch, algo.datapath());
     let snapshot = gradient_graph(model, on, s.batch, store, None)?;
     let step = svrg_step_graph(model, on, s.batch, store, s.lr)?;
-    let layers = model.param_shapes().len();
+    // The gradient node of each parameter tensor, named once (read every step).
+    let grads: Vec<String> = model.params().into_iter().map(|p| p.grad).collect();
     let mut w = matrices(init_params(model, store.0, store.1, seed));
     let mut run = Run::new(s.epochs, s.epoch_len);
     run.range.merge(&s.batches.data_health(s.data));
@@ -326,11 +325,8 @@ fn train_svrg(
     for epoch in 1..=s.epochs {
         let mut res = execute(&full, arch, &s.full_feeds(&w), seed, (epoch as u64) << 40)?;
         run.add(&res);
-        for l in 0..layers {
-            feeds.insert(
-                format!("gt{l}"),
-                take(&mut res, &model.params()[l].grad).into_dyn(),
-            );
+        for (l, name) in grads.iter().enumerate() {
+            feeds.insert(format!("gt{l}"), take(&mut res, name).into_dyn());
         }
         let centre = w.clone();
         for t in 0..s.epoch_len {
@@ -341,8 +337,8 @@ fn train_svrg(
             }
             let mut g0 = execute(&snapshot, arch, &feeds, seed, n)?;
             run.add(&g0);
-            for (l, p) in w.iter().enumerate() {
-                let g = take(&mut g0, &model.params()[l].grad);
+            for (l, (p, name)) in w.iter().zip(&grads).enumerate() {
+                let g = take(&mut g0, name);
                 feeds.insert(format!("g0.{l}"), g.into_dyn());
                 feeds.insert(format!("w{l}"), p.clone().into_dyn());
             }

@@ -13,13 +13,14 @@ use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use serde_json::Value;
 
 use super::gaussian::{GaussianPotential, Parameter};
+use super::kinds::{chain, dense};
 use super::layer::{Init, Layer, Loss};
 use super::linear::Linear;
 use super::mse::Mse;
 use super::relu::Relu;
 use super::residual::ResidualAdd;
 use super::softmax_xent::SoftmaxCrossEntropy;
-use super::{chain, dense, Builder, Model, ModelKind, Source};
+use super::{Builder, Model, ModelKind, Source};
 use crate::arch::Architecture;
 use crate::cost::Datapath;
 use crate::format::alias;

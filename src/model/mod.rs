@@ -34,16 +34,18 @@ pub mod builder;
 pub mod gaussian;
 #[cfg(test)]
 mod gradcheck;
+mod kinds;
 pub mod layer;
 pub mod linear;
 pub mod mse;
+mod oracle;
 pub mod relu;
 pub mod residual;
 pub mod softmax_xent;
 
 use std::sync::Arc;
 
-use ndarray::{concatenate, Array1, Array2, ArrayD, ArrayView2, Axis, Ix2, IxDyn};
+use ndarray::{concatenate, Array2, ArrayD, Axis, IxDyn};
 use petgraph::graph::NodeIndex;
 use thiserror::Error;
 
@@ -53,7 +55,6 @@ pub use layer::{Init, Layer, Loss, ParamSpec};
 use crate::graph::exec::stream_id;
 use crate::graph::GraphError;
 use crate::round::RandomStream;
-use crate::workload::{ModelSpec, Targets};
 
 /// A model that cannot be built, or a step graph of it that cannot.
 #[derive(Debug, Error)]
@@ -137,198 +138,7 @@ impl Source {
     }
 }
 
-/// Each layer reading the one before it (the first, the model's input).
-fn chain(n: usize) -> Vec<Vec<Source>> {
-    (0..n)
-        .map(|k| {
-            vec![if k == 0 {
-                Source::Input
-            } else {
-                Source::Layer(k - 1)
-            }]
-        })
-        .collect()
-}
-
-fn check_l2(l2: f64) -> Result<(), ModelError> {
-    if l2.is_finite() && l2 >= 0.0 {
-        Ok(())
-    } else {
-        Err(ModelError::Spec(format!(
-            "l2 = {l2}: must be finite and >= 0"
-        )))
-    }
-}
-
-fn check_features(d: usize) -> Result<(), ModelError> {
-    if d < 1 {
-        return Err(ModelError::Spec(format!(
-            "{d} input features: must be at least 1"
-        )));
-    }
-    Ok(())
-}
-
-fn check_classes(k: usize) -> Result<(), ModelError> {
-    if k < 2 {
-        return Err(ModelError::Spec(format!("{k} classes: must be at least 2")));
-    }
-    Ok(())
-}
-
-/// A dense layer with `index`; weights start at zero for a convex model, at He's for an MLP.
-fn dense(index: usize, fan_in: usize, fan_out: usize, bias: bool, he: bool) -> Arc<dyn Layer> {
-    Arc::new(linear::Linear {
-        index,
-        fan_in,
-        fan_out,
-        bias,
-        init: if he { Init::He { fan_in } } else { Init::Zeros },
-    })
-}
-
 impl Model {
-    /// Linear regression `y = x w` on `features` inputs (no bias: see [`Model::from_spec`]).
-    pub fn linear(features: usize, l2: f64) -> Result<Self, ModelError> {
-        check_features(features)?;
-        check_l2(l2)?;
-        Ok(Model {
-            kind: ModelKind::Linear,
-            inputs: features,
-            bias_feature: false,
-            layers: vec![dense(0, features, 1, false, false)],
-            sources: chain(1),
-            loss: Arc::new(mse::Mse),
-            l2,
-        })
-    }
-
-    /// Softmax regression on `features` inputs to `classes` classes (no bias).
-    pub fn logistic(features: usize, classes: usize, l2: f64) -> Result<Self, ModelError> {
-        check_features(features)?;
-        check_classes(classes)?;
-        check_l2(l2)?;
-        Ok(Model {
-            kind: ModelKind::Logistic,
-            inputs: features,
-            bias_feature: false,
-            layers: vec![dense(0, features, classes, false, false)],
-            sources: chain(1),
-            loss: Arc::new(softmax_xent::SoftmaxCrossEntropy { classes }),
-            l2,
-        })
-    }
-
-    /// A ReLU MLP `features -> hidden... -> classes` with a bias in every layer (no hidden
-    /// layer: softmax regression with a bias tensor; a workload's `mlp` names at least one).
-    pub fn mlp(
-        features: usize,
-        hidden: &[usize],
-        classes: usize,
-        l2: f64,
-    ) -> Result<Self, ModelError> {
-        check_features(features)?;
-        check_classes(classes)?;
-        check_l2(l2)?;
-        if let Some(i) = hidden.iter().position(|&h| h < 1) {
-            return Err(ModelError::Spec(format!(
-                "hidden[{i}] = 0: each hidden width must be at least 1"
-            )));
-        }
-        let mut widths = vec![features];
-        widths.extend(hidden);
-        widths.push(classes);
-        let mut layers = Vec::new();
-        for (i, w) in widths.windows(2).enumerate() {
-            if i > 0 {
-                layers.push(Arc::new(relu::Relu { index: i - 1 }) as Arc<dyn Layer>);
-            }
-            layers.push(dense(i, w[0], w[1], true, true));
-        }
-        Model {
-            kind: ModelKind::Mlp,
-            inputs: features,
-            bias_feature: false,
-            sources: chain(layers.len()),
-            layers,
-            loss: Arc::new(softmax_xent::SoftmaxCrossEntropy { classes }),
-            l2,
-        }
-        .check()
-    }
-
-    /// The sampling target `N(mean, precision^-1)`.
-    pub fn gaussian(mean: Array1<f64>, precision: Array2<f64>) -> Result<Self, ModelError> {
-        let dim = mean.len();
-        if dim < 1 {
-            return Err(ModelError::Spec(format!(
-                "{dim} coordinates: must be at least 1"
-            )));
-        }
-        if precision.dim() != (dim, dim) {
-            return Err(ModelError::Spec(format!(
-                "a Gaussian target in {dim} coordinates needs a {dim} x {dim} precision, got {:?}",
-                precision.dim()
-            )));
-        }
-        Ok(Model {
-            kind: ModelKind::Gaussian,
-            inputs: 0,
-            bias_feature: false,
-            layers: vec![Arc::new(gaussian::Parameter { dim })],
-            sources: chain(1),
-            loss: Arc::new(gaussian::GaussianPotential { mean, precision }),
-            l2: 0.0,
-        })
-    }
-
-    /// `N(0, I)` in `dim` coordinates (LP-SGLD's Gaussian toy).
-    pub fn standard_gaussian(dim: usize) -> Result<Self, ModelError> {
-        Self::gaussian(Array1::zeros(dim), Array2::eye(dim))
-    }
-
-    /// The model a workload's `model` section names, for data with `features` inputs and
-    /// `classes` classes (`None`: real-valued targets). Linear regression needs real targets,
-    /// logistic regression and the MLP classes; a `bias` of linear or logistic regression is a
-    /// constant input feature (see the module docs). A Gaussian target is built from its data
-    /// ([`Model::gaussian`]).
-    pub fn from_spec(
-        spec: &ModelSpec,
-        features: usize,
-        classes: Option<usize>,
-    ) -> Result<Self, ModelError> {
-        let (model, bias) = match (spec, classes) {
-            (ModelSpec::Linear(s), None) => {
-                (Self::linear(features + usize::from(s.bias), s.l2)?, s.bias)
-            }
-            (ModelSpec::Logistic(s), Some(k)) => (
-                Self::logistic(features + usize::from(s.bias), k, s.l2)?,
-                s.bias,
-            ),
-            (ModelSpec::Mlp(s), Some(k)) => (Self::mlp(features, &s.hidden, k, s.l2)?, false),
-            (ModelSpec::Linear(_), Some(_)) => {
-                return Err(ModelError::Spec(
-                    "linear (least squares) needs real-valued targets, not classes".into(),
-                ))
-            }
-            (ModelSpec::Logistic(_) | ModelSpec::Mlp(_), None) => {
-                return Err(ModelError::Spec(format!(
-                    "{} needs class labels, not real-valued targets",
-                    spec.kind()
-                )))
-            }
-            (ModelSpec::Gaussian, _) => {
-                return Err(ModelError::Spec(
-                    "model.kind = gaussian samples data.kind = gaussian, not a data set".into(),
-                ))
-            }
-        };
-        Ok(Model {
-            bias_feature: bias,
-            ..model
-        })
-    }
-
     /// The kind.
     pub fn kind(&self) -> ModelKind {
         self.kind
@@ -422,16 +232,6 @@ impl Model {
         self.l2
     }
 
-    /// The layers, input side first.
-    pub fn layers(&self) -> &[Arc<dyn Layer>] {
-        &self.layers
-    }
-
-    /// The loss.
-    pub fn loss_fn(&self) -> &dyn Loss {
-        self.loss.as_ref()
-    }
-
     /// Whether it trains on a data set (a Gaussian target does not).
     pub fn needs_data(&self) -> bool {
         self.loss.needs_data()
@@ -489,136 +289,6 @@ impl Model {
                 &params[at - n..at]
             })
             .collect()
-    }
-
-    /// The model's input and every layer's output, in `f64` (`x` is ignored by a Gaussian
-    /// target); indexed by [`Source::value`].
-    fn forward_all(&self, params: &[ArrayD<f64>], x: Option<ArrayView2<f64>>) -> Vec<ArrayD<f64>> {
-        assert_eq!(
-            params.len(),
-            self.params().len(),
-            "one array per parameter tensor"
-        );
-        let input = x.map_or_else(
-            || ArrayD::zeros(IxDyn(&[1, 0])),
-            |x| x.to_owned().into_dyn(),
-        );
-        let mut values = vec![input];
-        for ((layer, sources), p) in self
-            .layers
-            .iter()
-            .zip(&self.sources)
-            .zip(self.split(params))
-        {
-            let p: Vec<&ArrayD<f64>> = p.iter().collect();
-            let inputs: Vec<_> = sources.iter().map(|s| values[s.value()].view()).collect();
-            let next = layer.forward(&p, &inputs);
-            values.push(next);
-        }
-        values
-    }
-
-    /// What the model predicts on `x` in `f64`: class probabilities (`N x C`), values (`N x 1`),
-    /// or a Gaussian target's parameters themselves.
-    pub fn predict(&self, params: &[ArrayD<f64>], x: ArrayView2<f64>) -> Array2<f64> {
-        let out = self.forward_all(params, Some(x)).pop().expect("an output");
-        self.loss
-            .predict(out)
-            .into_dimensionality::<Ix2>()
-            .expect("models predict matrices")
-    }
-
-    /// The objective at `params` on `data` (features and targets; `None` for a Gaussian
-    /// target): the mean loss plus `(l2 / 2) ||theta||^2`.
-    pub fn loss(&self, params: &[ArrayD<f64>], data: Option<(ArrayView2<f64>, &Targets)>) -> f64 {
-        let no_targets = Targets::Values(Array1::zeros(0));
-        let (x, y) = match data {
-            Some((x, y)) => (Some(x), y),
-            None => (None, &no_targets),
-        };
-        // The forward pass only: the drivers evaluate this after every epoch.
-        let values = self.forward_all(params, x);
-        let (value, _) = self.loss.value_and_grad(values[values.len() - 1].view(), y);
-        value + 0.5 * self.l2 * self.penalty(params)
-    }
-
-    /// `||theta||^2` over every parameter tensor (0 without an L2 term).
-    fn penalty(&self, params: &[ArrayD<f64>]) -> f64 {
-        if self.l2 == 0.0 {
-            return 0.0;
-        }
-        params
-            .iter()
-            .map(|p| p.iter().map(|v| v * v).sum::<f64>())
-            .sum()
-    }
-
-    /// The objective and its gradient with respect to each parameter tensor, by
-    /// backpropagation through the layers' `f64` oracles.
-    pub fn loss_and_grad(
-        &self,
-        params: &[ArrayD<f64>],
-        data: Option<(ArrayView2<f64>, &Targets)>,
-    ) -> (f64, Vec<ArrayD<f64>>) {
-        let no_targets = Targets::Values(Array1::zeros(0));
-        let (x, y) = match data {
-            Some((x, y)) => (Some(x), y),
-            None => (None, &no_targets),
-        };
-        let values = self.forward_all(params, x);
-        let (value, err) = self.loss.value_and_grad(values[values.len() - 1].view(), y);
-        let split = self.split(params);
-        // The error of every value, summed over the layers that read it.
-        let mut errs: Vec<Option<ArrayD<f64>>> = vec![None; values.len()];
-        errs[values.len() - 1] = Some(err);
-        let mut grads: Vec<Vec<ArrayD<f64>>> = vec![Vec::new(); self.layers.len()];
-        for (k, layer) in self.layers.iter().enumerate().rev() {
-            let p: Vec<&ArrayD<f64>> = split[k].iter().collect();
-            let Some(err) = errs[k + 1].take() else {
-                // No path from this layer to the loss: its parameters do not matter.
-                grads[k] = layer
-                    .params()
-                    .iter()
-                    .map(|s| ArrayD::zeros(IxDyn(&s.shape)))
-                    .collect();
-                continue;
-            };
-            let sources = &self.sources[k];
-            let inputs: Vec<_> = sources.iter().map(|s| values[s.value()].view()).collect();
-            let need: Vec<bool> = sources.iter().map(|s| *s != Source::Input).collect();
-            let (dx, g) = layer.backward(&p, &inputs, values[k + 1].view(), err.view(), &need);
-            grads[k] = g;
-            for (s, d) in sources.iter().zip(dx) {
-                if let (Some(d), Source::Layer(_)) = (d, s) {
-                    let e = &mut errs[s.value()];
-                    *e = Some(match e.take() {
-                        Some(sum) => sum + d,
-                        None => d,
-                    });
-                }
-            }
-        }
-        let mut grads: Vec<ArrayD<f64>> = grads.into_iter().flatten().collect();
-        if self.l2 > 0.0 {
-            for (g, p) in grads.iter_mut().zip(params) {
-                g.scaled_add(self.l2, p);
-            }
-        }
-        (value + 0.5 * self.l2 * self.penalty(params), grads)
-    }
-
-    /// The training loss the drivers report after every epoch: the objective, per coordinate
-    /// for a Gaussian target (`U / dim`, comparable across dimensions).
-    pub fn train_loss(
-        &self,
-        params: &[ArrayD<f64>],
-        data: Option<(ArrayView2<f64>, &Targets)>,
-    ) -> f64 {
-        let l = self.loss(params, data);
-        match self.kind {
-            ModelKind::Gaussian => l / self.outputs().max(1) as f64,
-            _ => l,
-        }
     }
 
     /// Adds the gradient subgraph of the mean loss on the batch `x` with targets `y` (`None`

@@ -262,10 +262,12 @@ pub fn run_sweep<E: RunFailure>(
     } = plan_sweep(spec, out)?;
     let runs_dir = out.join(RUNS_DIR);
     create_dir(&runs_dir)?;
+    // Each run's estimated cost: the shards' partition and the order runs start in.
+    let cost = shard::estimates(&planned);
     // The runs this process is responsible for, in grid order.
     let mine: Vec<usize> = match mode {
         Mode::Shard(s) => {
-            let shards = shard::assign(&planned, s.count);
+            let shards = shard::assign(&planned, &cost, s.count);
             (0..planned.len())
                 .filter(|&i| shards[i] == s.index)
                 .collect()
@@ -279,7 +281,6 @@ pub fn run_sweep<E: RunFailure>(
     let reused = stored.len();
     // The longest runs start first and every run is a task of its own, so the last workers
     // are not left with a queue of long runs (results are placed in grid order regardless).
-    let cost = shard::estimates(&planned);
     let mut pending: Vec<usize> = mine
         .iter()
         .copied()

@@ -121,10 +121,9 @@ pub fn estimates(runs: &[(RunSpec, String)]) -> Vec<f64> {
         .collect()
 }
 
-/// The shard of every run (`runs` in grid order with their hashes), by the rule in the module
-/// docs.
-pub fn assign(runs: &[(RunSpec, String)], count: usize) -> Vec<usize> {
-    let cost = estimates(runs);
+/// The shard of every run (`runs` in grid order with their hashes, `cost` their
+/// [`estimates`]), by the rule in the module docs.
+pub fn assign(runs: &[(RunSpec, String)], cost: &[f64], count: usize) -> Vec<usize> {
     let mut order: Vec<(f64, &str, usize)> = runs
         .iter()
         .enumerate()
