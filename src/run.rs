@@ -270,8 +270,8 @@ pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
     let problem = wl.load_data()?;
     let (model, data) = match &problem {
         Problem::Supervised(ds) => {
-            let model = Model::from_spec(&wl.model, ds.n_features(), ds.n_classes)
-                .map_err(AlgoError::from)?;
+            let model =
+                Model::from_spec(&wl.model, &ds.shape, ds.n_classes).map_err(AlgoError::from)?;
             let data = TrainData {
                 x_train: model.inputs_of(&ds.x_train),
                 y_train: ds.y_train.clone(),

@@ -26,6 +26,8 @@ pub enum Init {
     /// All zeros (biases; linear and logistic regression, whose convex objective needs no
     /// symmetry breaking).
     Zeros,
+    /// All ones (a batch normalization's scale).
+    Ones,
     /// He et al. (2015), for a ReLU network: `N(0, 2 / fan_in)`.
     He {
         /// Inputs feeding each output unit.

@@ -8,13 +8,40 @@ use super::layer::{Layer, ParamSpec};
 use super::{Builder, ModelError};
 use crate::graph::Op;
 
-/// A ReLU after the model's dense layer `index` (its tensors are `h{index}` and, backward,
-/// `err{index + 1}`: the error of that dense layer's output, as a last dense layer's error is
-/// named).
+/// A ReLU: in an MLP (`prefix` empty) after the model's dense layer `index`, its tensors
+/// `h{index}` and, backward, `err{index + 1}` (the error of that dense layer's output, as a
+/// last dense layer's error is named); elsewhere the `index`-th ReLU named `{prefix}{index}`,
+/// its tensors `{prefix}{index}.out` and `.dx`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Relu {
-    /// The dense layer it follows.
+    /// The dense layer it follows (MLP), or its position among the model's ReLUs.
     pub index: usize,
+    /// The name's prefix (`relu` in a convolutional network); empty in an MLP.
+    pub prefix: &'static str,
+}
+
+impl Relu {
+    /// The ReLU after dense layer `index` of an MLP.
+    pub fn after_dense(index: usize) -> Self {
+        Relu { index, prefix: "" }
+    }
+
+    fn names(&self) -> [String; 3] {
+        let (i, p) = (self.index, self.prefix);
+        if p.is_empty() {
+            [
+                format!("h{i}"),
+                format!("err{}", i + 1),
+                format!("err_h{i}"),
+            ]
+        } else {
+            [
+                format!("{p}{i}.out"),
+                format!("{p}{i}.dx"),
+                format!("{p}{i}.err"),
+            ]
+        }
+    }
 }
 
 impl Layer for Relu {
@@ -61,7 +88,7 @@ impl Layer for Relu {
         _params: &[NodeIndex],
     ) -> Result<NodeIndex, ModelError> {
         let (f, r, role) = b.act();
-        b.op(Op::Relu, &format!("h{}", self.index), f, r, role, &[x[0]])
+        b.op(Op::Relu, &self.names()[0], f, r, role, &[x[0]])
     }
 
     fn build_backward(
@@ -77,12 +104,12 @@ impl Layer for Relu {
             return Ok((vec![None], Vec::new()));
         }
         let (f, r, role) = b.grad();
-        let name = format!("err{}", self.index + 1);
-        let dx = b.op(Op::ReluGrad, &name, f, r, role, &[err, x[0]])?;
+        let dx = b.op(Op::ReluGrad, &self.names()[1], f, r, role, &[err, x[0]])?;
         Ok((vec![Some(dx)], Vec::new()))
     }
 
     fn error_name(&self) -> String {
-        format!("err_h{}", self.index)
+        let [_, _, last] = self.names();
+        last
     }
 }
