@@ -370,7 +370,8 @@ pub fn run_one_with(
             }
             if let (Some(ds), Some(d)) = (dataset, data.as_ref()) {
                 if let Targets::Classes(labels) = &ds.y_test {
-                    let probs = model.predict(&s.params, d.x_test.view());
+                    let eval = model.for_evaluation(&s.params, d.x_train.view());
+                    let probs = eval.predict(&s.params, d.x_test.view());
                     classification_metrics(&probs, labels, &mut m, "");
                 }
             }
@@ -406,7 +407,8 @@ pub fn run_one_with(
         if let Targets::Classes(labels) = &ds.y_test {
             let mut avg = metrics::ModelAverage::default();
             for sample in &outcome.samples {
-                avg.add(model.predict(sample, d.x_test.view()).view());
+                let eval = model.for_evaluation(sample, d.x_train.view());
+                avg.add(eval.predict(sample, d.x_test.view()).view());
             }
             if let Some(p) = avg.mean() {
                 // Samplers are scored by their Bayesian model average; the last iterate's

@@ -208,6 +208,19 @@ impl Layer for BatchNorm {
         Ok((vec![dx], grads))
     }
 
+    fn uses_batch_statistics(&self) -> bool {
+        self.frozen.is_none()
+    }
+
+    fn for_evaluation(&self, inputs: &[ArrayViewD<f64>]) -> Option<Arc<dyn Layer>> {
+        let rows = inputs[0].shape()[0];
+        let stats = BnStats::of(&slice(&inputs[0]), rows, self.channels, self.positions, EPS);
+        Some(Arc::new(BatchNorm {
+            frozen: Some(Arc::new(stats)),
+            ..self.clone()
+        }))
+    }
+
     fn error_name(&self) -> String {
         self.name("err")
     }

@@ -686,3 +686,35 @@ fn cnn_specs_that_do_not_fit_are_refused() {
     );
     assert!(s.contains("layers[1]") && s.contains("needs images"), "{s}");
 }
+
+#[test]
+fn evaluation_uses_the_training_sets_batch_statistics() {
+    let l = layers(
+        r#"[{"type": "conv", "filters": 2, "kernel": 3, "padding": 1}, {"type": "batchnorm"},
+            {"type": "relu"}, {"type": "flatten"}]"#,
+    );
+    let model = Model::cnn([1, 3, 3], &l, 3, 0.0).expect("a cnn");
+    let params: Vec<ArrayD<f64>> = model
+        .param_shapes()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| random(s, 30 + i as u64))
+        .collect();
+    let x_train = random(&[12, 9], 31).into_dimensionality().expect("matrix");
+    let x_test: Array2<f64> = random(&[4, 9], 32).into_dimensionality().expect("matrix");
+    let eval = model.for_evaluation(&params, x_train.view());
+    // On the training set, evaluation equals training's forward pass (the same statistics).
+    let a = eval.predict(&params, x_train.view());
+    let b = model.predict(&params, x_train.view());
+    assert!((&a - &b).iter().all(|d| d.abs() < 1e-12), "{a} vs {b}");
+    // Evaluation does not depend on the batch: one example at a time gives the same.
+    let whole = eval.predict(&params, x_test.view());
+    for i in 0..4 {
+        let one = eval.predict(&params, x_test.slice(ndarray::s![i..i + 1, ..]));
+        let d = (&one.row(0) - &whole.row(i)).mapv(f64::abs).sum();
+        assert!(d < 1e-12, "example {i}: {d}");
+    }
+    // Training-mode prediction of one example would normalize it to the shift alone.
+    let single = model.predict(&params, x_test.slice(ndarray::s![0..1, ..]));
+    assert!((&single.row(0) - &whole.row(0)).mapv(f64::abs).sum() > 1e-3);
+}
