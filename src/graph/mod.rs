@@ -16,6 +16,7 @@
 pub mod exec;
 pub mod export;
 mod health;
+mod loops;
 mod op;
 mod rounding;
 mod tensor;
