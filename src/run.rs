@@ -23,7 +23,9 @@ use crate::arch::{override_value, ArchError, Architecture};
 use crate::cost::{self, CostError, Datapath};
 use crate::graph::RangeHealth;
 use crate::model::{Model, ModelKind};
-use crate::report::{ChainMoments, CostSummary, EpochRecord, RangeRecord, RunConfig, RunReport};
+use crate::report::{
+    ChainMoments, CostSummary, EpochRecord, LayerCost, RangeRecord, RunConfig, RunReport,
+};
 use crate::sweep::{RunFailure, RunSpec};
 use crate::workload::{
     linalg::LinalgError, metrics, Budget, DataError, GaussianTarget, Problem, Targets, Workload,
@@ -444,6 +446,10 @@ pub fn run_one_with(
         time_s: total.time_ns * 1e-9,
         area_mm2: total.area_mm2,
         breakdown: total.breakdown.clone(),
+        by_layer: cost::price_scopes(&arch, &outcome.tally)?
+            .iter()
+            .map(LayerCost::of)
+            .collect(),
     };
     Ok(RunReport {
         config: RunConfig {

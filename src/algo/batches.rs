@@ -10,7 +10,7 @@ use petgraph::graph::NodeIndex;
 
 use crate::algo::{AlgoError, Targets, TrainData};
 use crate::arch::Architecture;
-use crate::cost::Datapath;
+use crate::cost::{Datapath, Scope};
 use crate::format::{range_events, Format, Quantizer};
 use crate::graph::exec::stream_id;
 use crate::graph::{Op, RangeHealth, Role};
@@ -160,5 +160,9 @@ pub(crate) fn picked_rows(b: &mut Builder, x: NodeIndex) -> Result<NodeIndex, Al
         return Ok(x);
     }
     let name = format!("{}.blocks", m.name);
-    Ok(b.op(Op::Quantize, &name, format, rounding, role, &[x])?)
+    // Re-blocking the picked rows is part of moving the data in.
+    let outer = b.set_scope(Scope::data());
+    let picked = b.op(Op::Quantize, &name, format, rounding, role, &[x]);
+    b.set_scope(outer);
+    Ok(picked?)
 }

@@ -35,11 +35,13 @@ impl Run {
         }
     }
 
-    /// Add one step's actions (on the datapath that did them) and range events.
+    /// Add one step's actions (on the datapath that did them, per scope) and range events.
     pub fn add(&mut self, step: &StepResult) {
         self.range.merge(&step.range);
-        self.epoch_tally
-            .add(step.datapath, &step.counts, &step.work);
+        for s in &step.scopes {
+            self.epoch_tally
+                .add(s.scope, step.datapath, &s.counts, &s.work);
+        }
     }
 
     /// Close epoch `epoch` (1-based) with parameters `params`: report it, keep a sample, and

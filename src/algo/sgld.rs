@@ -33,6 +33,7 @@ use crate::algo::qsgld::{Schedule, Switch};
 use crate::algo::samples::SampleSchedule;
 use crate::algo::{Algo, AlgoError, EpochStats, Hyper, StepGraph, TrainData, TrainOutcome};
 use crate::arch::Architecture;
+use crate::cost::Scope;
 use crate::format::{Format, Quantizer};
 use crate::graph::exec::stream_id;
 use crate::graph::{execute, Graph, Op, Role, Scalar};
@@ -164,6 +165,9 @@ fn step_graph(
     let (sf, sr) = storage(update, algo, arch);
     let (wf, wr) = (arch.formats.weights, arch.formats.rounding.weights);
     let mut b = Builder::on(algo.datapath(), arch);
+    // The mini-batch's gathers are the data movement; the rest outside the model's layers
+    // (weight decay, the update) the algorithm's.
+    b.set_scope(Scope::data());
     let (x, y) = match batch {
         Some(io) => {
             // The training set stays in DRAM; each step gathers its mini-batch by index.
@@ -213,6 +217,7 @@ fn step_graph(
         }
         None => (None, None),
     };
+    b.set_scope(Scope::update());
     let shapes = model.param_shapes();
     let mut params = Vec::new();
     let mut fwd = Vec::new();

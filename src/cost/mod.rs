@@ -14,17 +14,24 @@
 //! on its own array and adds the cycles; the full-precision unit's compute and rounding energy is
 //! the cost component `full_precision`, its memory traffic and random bits go to the shared
 //! memory levels and random-number source.
+//!
+//! A tally also keeps its work per [`Scope`] (a layer or the algorithm's update, and a pass);
+//! [`price_scopes`] prices each scope so that the parts add up to [`price_tally`]'s totals.
 
 pub mod area;
+mod breakdown;
 pub mod cycles;
 pub mod energy;
 mod gemm;
 mod report;
+mod scope;
 pub mod topology;
 
 pub use cycles::{gemm_cycles, Gemm, GemmCycles};
 pub use gemm::{gemm_counts, sram_accesses};
+pub use breakdown::{price_scopes, ScopeCost};
 pub use report::{CostReport, LevelReport};
+pub use scope::{Part, Pass, Scope};
 pub use topology::{price_topology, read_topology, PricedLayer, PricedTopology, Topology};
 
 use std::collections::{BTreeMap, HashMap};
@@ -95,7 +102,8 @@ pub enum Datapath {
     FullPrecision,
 }
 
-/// The actions and the work's shape of a run (or an epoch), by [`Datapath`].
+/// The actions and the work's shape of a run (or an epoch), by [`Datapath`], in total and per
+/// [`Scope`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Actions on the low-precision datapath.
@@ -106,11 +114,27 @@ pub struct Tally {
     pub full: ActionCounts,
     /// Work on the full-precision unit.
     pub full_work: Work,
+    /// The same actions and work per scope, each a tally of its own (whose `scopes` is empty):
+    /// the totals above are their sum.
+    pub scopes: BTreeMap<Scope, Tally>,
 }
 
 impl Tally {
-    /// Add one step's actions and work done on `datapath`.
-    pub fn add(&mut self, datapath: Datapath, counts: &ActionCounts, work: &Work) {
+    /// Add one step's actions and work done on `datapath` for `scope`: to the totals and to
+    /// the scope's part (work of no action and no shape adds nothing).
+    pub fn add(&mut self, scope: Scope, datapath: Datapath, counts: &ActionCounts, work: &Work) {
+        if *counts == ActionCounts::default() && *work == Work::default() {
+            return;
+        }
+        self.add_total(datapath, counts, work);
+        self.scopes
+            .entry(scope)
+            .or_default()
+            .add_total(datapath, counts, work);
+    }
+
+    /// Add actions and work to the totals only.
+    fn add_total(&mut self, datapath: Datapath, counts: &ActionCounts, work: &Work) {
         let (c, w) = match datapath {
             Datapath::LowPrecision => (&mut self.low, &mut self.low_work),
             Datapath::FullPrecision => (&mut self.full, &mut self.full_work),
@@ -119,10 +143,15 @@ impl Tally {
         w.merge(work);
     }
 
-    /// Add everything in `other`.
+    /// Add everything in `other`, totals and scopes.
     pub fn merge(&mut self, other: &Tally) {
-        self.add(Datapath::LowPrecision, &other.low, &other.low_work);
-        self.add(Datapath::FullPrecision, &other.full, &other.full_work);
+        self.add_total(Datapath::LowPrecision, &other.low, &other.low_work);
+        self.add_total(Datapath::FullPrecision, &other.full, &other.full_work);
+        for (scope, part) in &other.scopes {
+            let mine = self.scopes.entry(*scope).or_default();
+            mine.add_total(Datapath::LowPrecision, &part.low, &part.low_work);
+            mine.add_total(Datapath::FullPrecision, &part.full, &part.full_work);
+        }
     }
 }
 
