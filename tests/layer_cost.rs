@@ -133,7 +133,8 @@ fn an_mlp_runs_forward_and_backward_in_each_layer_and_the_report_carries_it() {
         "lp-sgld-vc",
         "bfp8",
         &[("epochs", "3"), ("burn_in", "0")],
-    )).expect("run");
+    ))
+    .expect("run");
     let rows: Vec<(String, Pass)> = r
         .cost
         .by_layer

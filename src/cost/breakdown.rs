@@ -42,7 +42,10 @@ pub fn price_scopes(arch: &Architecture, tally: &Tally) -> Result<Vec<ScopeCost>
     let parts: Vec<(&Scope, &Tally)> = tally.scopes.iter().collect();
     let mut cycles = vec![0u64; parts.len()];
     for datapath in [Datapath::LowPrecision, Datapath::FullPrecision] {
-        for (c, share) in cycles.iter_mut().zip(cycle_shares(arch, tally, &parts, datapath)?) {
+        for (c, share) in cycles
+            .iter_mut()
+            .zip(cycle_shares(arch, tally, &parts, datapath)?)
+        {
             *c = c
                 .checked_add(share)
                 .ok_or_else(|| CostError::Overflow("a scope's cycles".into()))?;

@@ -27,9 +27,9 @@ mod report;
 mod scope;
 pub mod topology;
 
+pub use breakdown::{price_scopes, ScopeCost};
 pub use cycles::{gemm_cycles, Gemm, GemmCycles};
 pub use gemm::{gemm_counts, sram_accesses};
-pub use breakdown::{price_scopes, ScopeCost};
 pub use report::{CostReport, LevelReport};
 pub use scope::{Part, Pass, Scope};
 pub use topology::{price_topology, read_topology, PricedLayer, PricedTopology, Topology};

@@ -355,7 +355,13 @@ impl Model {
         let parts = self.layer_parts();
         let split = self.split(params);
         let mut values = vec![x];
-        for (k, ((layer, sources), p)) in self.layers.iter().zip(&self.sources).zip(&split).enumerate() {
+        for (k, ((layer, sources), p)) in self
+            .layers
+            .iter()
+            .zip(&self.sources)
+            .zip(&split)
+            .enumerate()
+        {
             b.set_scope(Scope::new(parts[k], Pass::Forward));
             let inputs: Vec<NodeIndex> = sources.iter().map(|s| values[s.value()]).collect();
             let next = layer.build_forward(b, &inputs, p)?;

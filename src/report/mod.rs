@@ -2,6 +2,7 @@
 //! (JSON for machines, CSV for pandas, Markdown for people, SVG plots).
 
 mod io;
+mod layers;
 pub mod nonfinite;
 mod pareto;
 pub(crate) mod plot;

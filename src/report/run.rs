@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::nonfinite;
-use crate::cost::{Pass, ScopeCost};
 use super::verdict::{primary_metric, Verdict};
+use crate::cost::{Pass, ScopeCost};
 
 /// What was run: enough to run it again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
