@@ -28,8 +28,8 @@ use crate::report::{
 };
 use crate::sweep::{RunFailure, RunSpec};
 use crate::workload::{
-    linalg::LinalgError, metrics, Budget, DataError, GaussianTarget, Problem, Targets, Workload,
-    WorkloadError,
+    linalg::LinalgError, metrics, Budget, DataError, DataSpec, GaussianTarget, Problem, Targets,
+    Workload, WorkloadError,
 };
 
 /// Why a run could not be done (a run that diverges is not an error: it is reported).
@@ -279,6 +279,10 @@ pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
                 y_train: ds.y_train.clone(),
                 x_test: model.inputs_of(&ds.x_test),
                 y_test: ds.y_test.clone(),
+                augment: match &wl.data {
+                    DataSpec::Images(s) => s.augment.and_then(|a| ds.augmentation(a)),
+                    _ => None,
+                },
             };
             (model, Some(data))
         }
@@ -450,6 +454,7 @@ pub fn run_one_with(
             .iter()
             .map(LayerCost::of)
             .collect(),
+        host: outcome.tally.host,
     };
     Ok(RunReport {
         config: RunConfig {

@@ -27,7 +27,9 @@ use std::collections::BTreeMap;
 
 use ndarray::{Array2, ArrayD, Axis};
 
-pub(crate) use crate::algo::batches::{data_format, data_format_on, picked_rows, Batches};
+pub(crate) use crate::algo::batches::{
+    augmented_rows, data_format, data_format_on, picked_rows, Batches,
+};
 pub(crate) use crate::algo::epochs::Run;
 use crate::algo::qsgld::{Schedule, Switch};
 use crate::algo::samples::SampleSchedule;
@@ -146,6 +148,8 @@ pub(crate) struct BatchShape {
     d: usize,
     t: usize,
     data: (Format, Rounding),
+    /// Whether the host augments the batch's features (fed as `x`, not gathered).
+    augmented: bool,
 }
 
 /// The format of gather indices: 32-bit integers.
@@ -179,14 +183,6 @@ fn step_graph(
                 Rounding::NearestEven,
                 Role::Data,
             )?;
-            let x_all = b.feed(
-                Op::Input,
-                "x_all",
-                &[io.n, io.d],
-                io.data.0,
-                io.data.1,
-                Role::Data,
-            )?;
             let y_all = b.feed(
                 Op::Input,
                 "y_all",
@@ -195,16 +191,38 @@ fn step_graph(
                 Rounding::NearestEven,
                 Role::Data,
             )?;
-            let x = b.op(
-                Op::Gather,
-                "x",
-                io.data.0,
-                io.data.1,
-                Role::Data,
-                &[x_all, idx],
-            )?;
+            let x = if io.augmented {
+                // The host gathers and augments the batch: its rows arrive as they are.
+                let x = b.feed(
+                    Op::Input,
+                    "x",
+                    &[io.rows, io.d],
+                    io.data.0,
+                    io.data.1,
+                    Role::Data,
+                )?;
+                augmented_rows(&mut b, x)?
+            } else {
+                let x_all = b.feed(
+                    Op::Input,
+                    "x_all",
+                    &[io.n, io.d],
+                    io.data.0,
+                    io.data.1,
+                    Role::Data,
+                )?;
+                let x = b.op(
+                    Op::Gather,
+                    "x",
+                    io.data.0,
+                    io.data.1,
+                    Role::Data,
+                    &[x_all, idx],
+                )?;
+                picked_rows(&mut b, x)?
+            };
             (
-                Some(picked_rows(&mut b, x)?),
+                Some(x),
                 Some(b.op(
                     Op::Gather,
                     "y",
@@ -354,6 +372,7 @@ impl<'a> Setup<'a> {
             d: model.inputs(),
             t: model.outputs(),
             data: data_format_on(algo.datapath(), arch),
+            augmented: data.is_some_and(|d| d.augment.is_some()),
         });
         let n_data = io.map_or(1, |io| io.n);
         let epoch_len = match hyper.count("epoch_len", 0)? {
@@ -515,7 +534,8 @@ pub(crate) fn train(
     for step in 0..setup.total {
         setup.feed_scalars(step, &mut feeds);
         if let Some(b) = &batches {
-            b.feed(&b.indices(step), &mut feeds);
+            let host = b.feed(&b.indices(step), step, &mut feeds);
+            run.add_host(&host);
         }
         for (l, p) in params.iter().enumerate() {
             feeds.insert(format!("w{l}"), p.clone());

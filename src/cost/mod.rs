@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use thiserror::Error;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::arch::{Architecture, Array, MemoryLevel};
 use crate::arith::{ActionCounts, ActionKey};
@@ -102,8 +102,27 @@ pub enum Datapath {
     FullPrecision,
 }
 
+/// Work done on the host, not the accelerator (the training mini-batch's augmentation): counted
+/// and reported beside the accelerator's cost, not priced (the architecture files describe the
+/// accelerator only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostWork {
+    /// Pixel values written into augmented images.
+    pub elements: u64,
+    /// Bytes moved: every augmented value read and written once, at the stored format's width.
+    pub bytes: u64,
+}
+
+impl HostWork {
+    /// Add `other` (stopping at 2^64 - 1).
+    pub fn merge(&mut self, other: &HostWork) {
+        self.elements = self.elements.saturating_add(other.elements);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
+}
+
 /// The actions and the work's shape of a run (or an epoch), by [`Datapath`], in total and per
-/// [`Scope`].
+/// [`Scope`], and the host's work beside them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Actions on the low-precision datapath.
@@ -117,6 +136,8 @@ pub struct Tally {
     /// The same actions and work per scope, each a tally of its own (whose `scopes` is empty):
     /// the totals above are their sum.
     pub scopes: BTreeMap<Scope, Tally>,
+    /// Work on the host (not priced).
+    pub host: HostWork,
 }
 
 impl Tally {
@@ -143,8 +164,9 @@ impl Tally {
         w.merge(work);
     }
 
-    /// Add everything in `other`, totals and scopes.
+    /// Add everything in `other`, totals, scopes and host work.
     pub fn merge(&mut self, other: &Tally) {
+        self.host.merge(&other.host);
         self.add_total(Datapath::LowPrecision, &other.low, &other.low_work);
         self.add_total(Datapath::FullPrecision, &other.full, &other.full_work);
         for (scope, part) in &other.scopes {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::nonfinite;
 use super::verdict::{primary_metric, Verdict};
-use crate::cost::{Pass, ScopeCost};
+use crate::cost::{HostWork, Pass, ScopeCost};
 
 /// What was run: enough to run it again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -72,6 +72,10 @@ pub struct CostSummary {
     /// Empty in reports written before lpsim recorded it.
     #[serde(default)]
     pub by_layer: Vec<LayerCost>,
+    /// Work done on the host, beside the accelerator and not priced: the training batches'
+    /// augmentation (zero without one, and in reports written before lpsim counted it).
+    #[serde(default)]
+    pub host: HostWork,
 }
 
 /// The cost of one layer (or the data movement, the loss, the update) in one pass over a run.

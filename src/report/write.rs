@@ -12,6 +12,7 @@ use super::layers::{layer_chart, layer_markdown, LAYERS_SVG};
 use super::plot::{Chart, Scale, Series, Style};
 use super::run::{EpochRecord, RunReport};
 use super::verdict::{error_metric, primary_metric, Verdict, CHANCE_MARGIN};
+use crate::cost::HostWork;
 
 /// Name of the JSON report of a run.
 pub const RUN_JSON: &str = "report.json";
@@ -386,6 +387,14 @@ fn run_markdown(r: &RunReport, plots: &[&str]) -> String {
     let _ = writeln!(w, "| of which stall cycles | {} |", human(k.stall_cycles));
     let _ = writeln!(w, "| time | {} s |", human(k.time_s));
     let _ = writeln!(w, "| area | {} mm² |", human(k.area_mm2));
+    if k.host != HostWork::default() {
+        // The host's work is counted, not priced: the architecture is the accelerator's.
+        let _ = writeln!(
+            w,
+            "| host: values augmented (not priced) | {} |\n| host: bytes moved (not priced) | {} |",
+            k.host.elements, k.host.bytes
+        );
+    }
     if !k.breakdown.is_empty() {
         let _ = writeln!(w, "\n| energy by component | pJ | share |\n|---|---|---|");
         for (name, pj) in &k.breakdown {

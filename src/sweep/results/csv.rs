@@ -12,7 +12,8 @@
 //! 5. the other final metrics, in name order;
 //! 6. details: `energy_pj.<component>` per breakdown entry, the cost per layer and pass
 //!    `layer.<layer>.<pass>.<figure>` ([`LAYER_FIGURES`]; layers and passes in the order the
-//!    runs report them, first appearance first), `weight_bits`, `diverged_at_epoch`,
+//!    runs report them, first appearance first), `host_elements`, `host_bytes` (the host's
+//!    augmentation, when some run did any), `weight_bits`, `diverged_at_epoch`,
 //!    per tensor role `sat_<role>`, `ftz_<role>`, `nan_<role>` ([`range_figure`]), `error`,
 //!    `hash`, `workload_path`, `arch_path`.
 
@@ -144,6 +145,11 @@ pub(super) fn csv(outcomes: &[RunOutcome]) -> String {
     for (layer, pass) in &layers {
         header.extend(LAYER_FIGURES.map(|f| format!("layer.{layer}.{pass}.{f}")));
     }
+    // The host's work, when some run did any (augmentation).
+    let host = reports().any(|r| r.cost.host.elements > 0);
+    if host {
+        header.extend(["host_elements", "host_bytes"].map(String::from));
+    }
     header.extend(["weight_bits", "diverged_at_epoch"].map(String::from));
     for role in &roles {
         header.extend(RANGE_COLUMNS.map(|c| format!("{c}_{role}")));
@@ -194,6 +200,10 @@ pub(super) fn csv(outcomes: &[RunOutcome]) -> String {
                     .find(|c| c.layer == *layer && c.pass == *pass)
             });
             row.extend(LAYER_FIGURES.map(|f| num(row_of.map(|c| layer_figure(c, f)))));
+        }
+        if host {
+            row.push(num(report.map(|r| r.cost.host.elements as f64)));
+            row.push(num(report.map(|r| r.cost.host.bytes as f64)));
         }
         row.push(
             report
