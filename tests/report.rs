@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use lpsim::cost::Pass;
+use lpsim::cost::{HostWork, Pass};
 use lpsim::report::{
     pareto_front, run_dir, write_run, CostSummary, EpochRecord, LayerCost, RangeRecord,
     ReportError, RunConfig, RunReport,
@@ -70,6 +70,7 @@ fn report(diverge: bool) -> RunReport {
                 layer("dense0", Pass::Backward, 1200.0, 70, 8192),
                 layer("update", Pass::Update, 300.0, 10, 0),
             ],
+            host: HostWork::default(),
         },
         diverged_at_epoch: diverge.then_some(3),
         chain: None,

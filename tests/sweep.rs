@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use lpsim::cost::Pass;
+use lpsim::cost::{HostWork, Pass};
 use lpsim::report::{CostSummary, EpochRecord, LayerCost, RunConfig, RunReport};
 use lpsim::sweep::{
     run_sweep, Mode, ProgressMode, RunSpec, Shard, SweepError, SweepSpec, SweepSummary,
@@ -150,6 +150,7 @@ fn synthetic(spec: &RunSpec) -> Result<RunReport, String> {
                     random_bits: 8 * bits as u64,
                 },
             ],
+            host: HostWork::default(),
         },
         epochs,
         metrics,

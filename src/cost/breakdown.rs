@@ -72,6 +72,9 @@ pub fn price_scopes(arch: &Architecture, tally: &Tally) -> Result<Vec<ScopeCost>
         .collect()
 }
 
+/// One datapath's actions and work in a tally.
+type Side = fn(&Tally) -> (&ActionCounts, &super::Work);
+
 /// Each scope's share of the cycles `datapath` spends in the run (summing to them exactly).
 fn cycle_shares(
     arch: &Architecture,
@@ -79,7 +82,7 @@ fn cycle_shares(
     parts: &[(&Scope, &Tally)],
     datapath: Datapath,
 ) -> Result<Vec<u64>, CostError> {
-    let (array, side): (&Array, fn(&Tally) -> (&ActionCounts, &super::Work)) = match datapath {
+    let (array, side): (&Array, Side) = match datapath {
         Datapath::LowPrecision => (&arch.compute.array, |t| (&t.low, &t.low_work)),
         Datapath::FullPrecision => (&arch.full_precision.array, |t| (&t.full, &t.full_work)),
     };
@@ -186,9 +189,8 @@ mod tests {
             let s = apportion(total, &weights);
             prop_assert_eq!(s.iter().map(|&x| u128::from(x)).sum::<u128>(), u128::from(total));
             let sum: u128 = weights.iter().map(|&w| u128::from(w)).sum();
-            if sum > 0 {
-                for (share, &w) in s.iter().zip(&weights) {
-                    let floor = u128::from(total) * u128::from(w) / sum;
+            for (share, &w) in s.iter().zip(&weights) {
+                if let Some(floor) = (u128::from(total) * u128::from(w)).checked_div(sum) {
                     prop_assert!(u128::from(*share) == floor || u128::from(*share) == floor + 1);
                 }
             }

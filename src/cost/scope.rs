@@ -132,7 +132,7 @@ mod tests {
         };
         assert_eq!(dense1.to_string(), "dense1");
         assert_eq!(Part::Loss("softmax_xent").to_string(), "softmax_xent");
-        let mut parts = vec![Part::Update, dense1, Part::Loss("mse"), relu0, Part::Data];
+        let mut parts = [Part::Update, dense1, Part::Loss("mse"), relu0, Part::Data];
         parts.sort();
         let names: Vec<String> = parts.iter().map(Part::to_string).collect();
         assert_eq!(names, ["data", "relu0", "dense1", "mse", "update"]);
