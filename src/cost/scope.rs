@@ -56,7 +56,7 @@ pub enum Part {
     Layer {
         /// Its position among the model's layers (the report order).
         position: usize,
-        /// Its type's name ([`crate::model`]'s `Layer::kind`: `dense`, `relu`, ...).
+        /// Its type's name (the layer's `kind`: `dense`, `relu`, ...).
         kind: &'static str,
         /// Its number among the model's layers of this type, from 0.
         index: usize,
