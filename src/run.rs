@@ -23,11 +23,13 @@ use crate::arch::{override_value, ArchError, Architecture};
 use crate::cost::{self, CostError, Datapath};
 use crate::graph::RangeHealth;
 use crate::model::{Model, ModelKind};
-use crate::report::{ChainMoments, CostSummary, EpochRecord, RangeRecord, RunConfig, RunReport};
+use crate::report::{
+    ChainMoments, CostSummary, EpochRecord, LayerCost, RangeRecord, RunConfig, RunReport,
+};
 use crate::sweep::{RunFailure, RunSpec};
 use crate::workload::{
-    linalg::LinalgError, metrics, Budget, DataError, GaussianTarget, Problem, Targets, Workload,
-    WorkloadError,
+    linalg::LinalgError, metrics, Budget, DataError, DataSpec, GaussianTarget, Problem, Targets,
+    Workload, WorkloadError,
 };
 
 /// Why a run could not be done (a run that diverges is not an error: it is reported).
@@ -277,6 +279,10 @@ pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
                 y_train: ds.y_train.clone(),
                 x_test: model.inputs_of(&ds.x_test),
                 y_test: ds.y_test.clone(),
+                augment: match &wl.data {
+                    DataSpec::Images(s) => s.augment.and_then(|a| ds.augmentation(a)),
+                    _ => None,
+                },
             };
             (model, Some(data))
         }
@@ -446,6 +452,11 @@ pub fn run_one_with(
         time_s: total.time_ns * 1e-9,
         area_mm2: total.area_mm2,
         breakdown: total.breakdown.clone(),
+        by_layer: cost::price_scopes(&arch, &outcome.tally)?
+            .iter()
+            .map(LayerCost::of)
+            .collect(),
+        host: outcome.tally.host,
     };
     Ok(RunReport {
         config: RunConfig {

@@ -308,6 +308,7 @@ fn regression() -> TrainData {
         y_train: Targets::Values(y.clone()),
         x_test: x,
         y_test: Targets::Values(y),
+        augment: None,
     }
 }
 
@@ -399,6 +400,7 @@ fn digits_like() -> TrainData {
         y_train: Targets::Classes(y.clone().into()),
         x_test: x,
         y_test: Targets::Classes(y.into()),
+        augment: None,
     }
 }
 

@@ -52,6 +52,7 @@ fn classes() -> TrainData {
         y_train: Targets::Classes(y.clone().into()),
         x_test: x,
         y_test: Targets::Classes(y.into()),
+        augment: None,
     }
 }
 
@@ -67,6 +68,7 @@ fn regression() -> TrainData {
         y_train: Targets::Values(y.clone()),
         x_test: x,
         y_test: Targets::Values(y),
+        augment: None,
     }
 }
 

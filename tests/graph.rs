@@ -163,6 +163,7 @@ fn one_sgd_step_counts_equal_the_hand_count() {
         y_train: Targets::Values(array![1.0, 1.0]),
         x_test: array![[1.0, 2.0, 3.0]],
         y_test: Targets::Values(array![1.0]),
+        augment: None,
     };
     let mut h = Hyper::new(Algo::Sgd);
     for (k, v) in [
@@ -234,6 +235,7 @@ fn the_features_are_stored_read_and_priced_in_the_input_format() {
         y_train: Targets::Values(array![1.0, 1.0]),
         x_test: array![[0.3, 1.2, 2.6]],
         y_test: Targets::Values(array![1.0]),
+        augment: None,
     };
     let mut h = Hyper::new(Algo::LpSgd);
     for (k, v) in [

@@ -424,3 +424,105 @@ fn an_mlp_learns_digits_read_as_idx_images() {
     let acc = r["metrics"]["test_accuracy"].as_f64().unwrap();
     assert!(acc > 0.9, "test accuracy {acc}");
 }
+
+/// Issue 14 item 3's augmentation: `data.augment` is checked field by field (with its JSON
+/// path), refused on other data kinds, takes effect on the training batches of a run (same seed,
+/// same report on 1 and 2 threads; another seed, other batches), is counted as host work, and
+/// is refused by the SVRG family.
+#[test]
+fn augmentation_is_checked_counted_deterministic_and_refused_where_it_cannot_apply() {
+    let dir = common::scratch("images", "augment");
+    mnist_like(&dir, false);
+    let with = |aug: &str| format!(r#"{IDX}, "augment": {aug}}}"#);
+    let cases: [(String, &[&str]); 4] = [
+        (
+            with(r#"{"crop_padding": 65}"#),
+            &["data.augment.crop_padding", "65", "at most 64"],
+        ),
+        (
+            with(r#"{"crop_padding": 0, "flip": false}"#),
+            &["data.augment", "changes nothing"],
+        ),
+        (with(r#"{"flip": "yes"}"#), &["augment", "flip"]),
+        (with(r#"{"crop_padding": 2, "rotate": 5}"#), &["rotate"]),
+    ];
+    for (data, needles) in &cases {
+        refused(&dir, data, needles);
+    }
+    // Only image data sets have images to crop.
+    refused(
+        &dir,
+        r#"{"kind": "regression", "n": 20, "features": 3, "augment": {"flip": true}}"#,
+        &["augment"],
+    );
+    assert!(load(&dir, &with(r#"{"crop_padding": 1, "flip": true}"#)).is_ok());
+
+    let run = |name: &str, algo: &str, aug: Option<&str>, seed: &str, threads: &str| {
+        let data = match aug {
+            Some(a) => with(a),
+            None => format!("{IDX}}}"),
+        };
+        let json = format!(
+            r#"{{"name": "aug", "data": {data}, "model": {{"kind": "mlp", "hidden": [4]}},
+                "train": {{"epochs": 2, "batch_size": 2}}}}"#
+        );
+        let w = write(&dir, &format!("{name}.json"), json.as_bytes());
+        let out = dir.join(name);
+        let o = common::lpsim_in(
+            None,
+            &[
+                "run",
+                "--workload",
+                w.to_str().unwrap(),
+                "--algo",
+                algo,
+                "--arch",
+                &format!("{}/arch/bfp8.json", env!("CARGO_MANIFEST_DIR")),
+                "--seed",
+                seed,
+                "--threads",
+                threads,
+                "--quiet",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            "",
+        );
+        (o, out)
+    };
+    let aug = Some(r#"{"crop_padding": 1, "flip": true}"#);
+    let report = |out: &Path| std::fs::read_to_string(out.join("report.json")).unwrap();
+    let (o1, a1) = run("a1", "lp-sgld-vc", aug, "4", "1");
+    assert!(
+        o1.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o1.stderr)
+    );
+    let (o2, a2) = run("a2", "lp-sgld-vc", aug, "4", "2");
+    assert!(o2.status.success());
+    assert_eq!(report(&a1), report(&a2), "the same on 1 and 2 threads");
+    let r: lpsim::report::RunReport = serde_json::from_str(&report(&a1)).unwrap();
+    // Five 1 x 2 x 3 training images, batches of 2, 3 steps an epoch, 2 epochs: 6 batches of
+    // 2 images of 6 values, read and written at bfp8's 8 bits.
+    assert_eq!(r.cost.host.elements, 6 * 2 * 6);
+    assert_eq!(r.cost.host.bytes, 6 * 2 * 6 * 2);
+    let md = std::fs::read_to_string(a1.join("report.md")).unwrap();
+    assert!(
+        md.contains("| host: values augmented (not priced) | 72 |"),
+        "{md}"
+    );
+    // Without augmentation: no host work, and other training values.
+    let (o3, plain) = run("plain", "lp-sgld-vc", None, "4", "1");
+    assert!(o3.status.success());
+    let p: lpsim::report::RunReport = serde_json::from_str(&report(&plain)).unwrap();
+    assert_eq!(p.cost.host, lpsim::cost::HostWork::default());
+    assert_ne!(p.metrics["train_loss"], r.metrics["train_loss"]);
+    // The SVRG family refuses augmented batches, saying why.
+    let (o4, _) = run("svrg", "svrg", aug, "4", "1");
+    assert!(!o4.status.success());
+    let err = String::from_utf8_lossy(&o4.stderr);
+    assert!(
+        err.contains("augment") && err.contains("full pass"),
+        "{err}"
+    );
+}

@@ -6,9 +6,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use lpsim::cost::{HostWork, Pass};
 use lpsim::report::{
-    pareto_front, run_dir, write_run, CostSummary, EpochRecord, RangeRecord, ReportError,
-    RunConfig, RunReport,
+    pareto_front, run_dir, write_run, CostSummary, EpochRecord, LayerCost, RangeRecord,
+    ReportError, RunConfig, RunReport,
 };
 
 fn scratch(name: &str) -> PathBuf {
@@ -63,6 +64,13 @@ fn report(diverge: bool) -> RunReport {
             time_s: 1.5e-7,
             area_mm2: 0.25,
             breakdown: map(&[("mac", 2000.0), ("dram", 1000.0)]),
+            by_layer: vec![
+                layer("data", Pass::Forward, 500.0, 10, 0),
+                layer("dense0", Pass::Forward, 1000.0, 60, 4096),
+                layer("dense0", Pass::Backward, 1200.0, 70, 8192),
+                layer("update", Pass::Update, 300.0, 10, 0),
+            ],
+            host: HostWork::default(),
         },
         diverged_at_epoch: diverge.then_some(3),
         chain: None,
@@ -75,6 +83,19 @@ fn report(diverge: bool) -> RunReport {
             range("gradients", "bf16", 1000, 10, Some(0), 2),
             range("accumulator", "fp32", 500, 0, None, 0),
         ],
+    }
+}
+
+fn layer(name: &str, pass: Pass, energy_pj: f64, cycles: u64, macs: u64) -> LayerCost {
+    LayerCost {
+        layer: name.into(),
+        pass,
+        energy_pj,
+        cycles,
+        macs,
+        read_bits: 2 * macs + 100,
+        write_bits: macs + 10,
+        random_bits: 7,
     }
 }
 
@@ -129,6 +150,7 @@ fn writes_json_markdown_and_plots() {
             "loss.svg",
             "accuracy.svg",
             "energy.svg",
+            "layers.svg",
             "report.md"
         ]
     );
@@ -148,6 +170,13 @@ fn writes_json_markdown_and_plots() {
         "| weights | `bf16` | 1000 | 0 % | 2.500 % | 0 % |",
         "| gradients | `bf16` | 1000 | 1.000 % | 0 % | 0.2000 % |",
         "| accumulator | `fp32` | 500 | 0 % | - | 0 % |",
+        "## Cost per layer and pass",
+        "| layer | pass | energy (pJ) | share | cycles | MACs | bits read | bits written | \
+         random bits |",
+        "| data | forward | 500.0 | 16.7 % | 10 | 0 | 100 | 10 | 7 |",
+        "| dense0 | backward | 1200 | 40.0 % | 70 | 8192 | 16484 | 8202 | 7 |",
+        "| **total** | | 3000 | 100.0 % | 150 | 12288 | 24976 | 12328 | 28 |",
+        "![layers.svg](layers.svg)",
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
     }
@@ -160,6 +189,9 @@ fn writes_json_markdown_and_plots() {
         ("loss.svg", "train_loss"),
         ("accuracy.svg", "test_accuracy"),
         ("energy.svg", "test_error"),
+        ("layers.svg", "dense0"),
+        ("layers.svg", "backward"),
+        ("layers.svg", "2200 pJ"),
     ] {
         let svg = std::fs::read_to_string(dir.join(file)).unwrap();
         assert!(svg.starts_with("<svg"), "{file}");

@@ -54,6 +54,7 @@ fn constant_data(y: f64) -> TrainData {
         y_train: Targets::Values(ndarray::Array1::from_elem(n, y)),
         x_test: Array2::ones((n, 1)),
         y_test: Targets::Values(ndarray::Array1::from_elem(n, y)),
+        augment: None,
     }
 }
 
@@ -193,6 +194,7 @@ fn kept_epochs(algo: Algo, set: &[(&str, f64)]) -> Vec<usize> {
         y_train: Targets::Classes(y.clone().into()),
         x_test: x,
         y_test: Targets::Classes(y.into()),
+        augment: None,
     };
     let model = Model::logistic(3, 2, 0.0).unwrap();
     let mut per_epoch = Vec::new();

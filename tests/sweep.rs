@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use lpsim::report::{CostSummary, EpochRecord, RunConfig, RunReport};
+use lpsim::cost::{HostWork, Pass};
+use lpsim::report::{CostSummary, EpochRecord, LayerCost, RunConfig, RunReport};
 use lpsim::sweep::{
     run_sweep, Mode, ProgressMode, RunSpec, Shard, SweepError, SweepSpec, SweepSummary,
 };
@@ -127,6 +128,29 @@ fn synthetic(spec: &RunSpec) -> Result<RunReport, String> {
                 ("sram".to_string(), energy * 0.25),
             ]
             .into(),
+            by_layer: vec![
+                LayerCost {
+                    layer: "dense0".into(),
+                    pass: Pass::Forward,
+                    energy_pj: energy * 0.75,
+                    cycles: 10,
+                    macs: 64,
+                    read_bits: 512,
+                    write_bits: 256,
+                    random_bits: 0,
+                },
+                LayerCost {
+                    layer: "update".into(),
+                    pass: Pass::Update,
+                    energy_pj: energy * 0.25,
+                    cycles: (bits * 12.0) as u64 - 10,
+                    macs: 0,
+                    read_bits: 128,
+                    write_bits: 128,
+                    random_bits: 8 * bits as u64,
+                },
+            ],
+            host: HostWork::default(),
         },
         epochs,
         metrics,
@@ -416,7 +440,24 @@ fn the_same_sweep_twice_gives_byte_identical_results() {
         header,
         "workload,algo,arch,seed,set.lr,status,at_chance,test_accuracy,optimality_gap,energy_pj,\
          cycles,stall_cycles,time_s,area_mm2,ece,test_nll,train_loss,energy_pj.mac,\
-         energy_pj.sram,weight_bits,diverged_at_epoch,error,hash,workload_path,arch_path"
+         energy_pj.sram,layer.dense0.forward.energy_pj,layer.dense0.forward.cycles,\
+         layer.dense0.forward.macs,layer.dense0.forward.read_bits,\
+         layer.dense0.forward.write_bits,layer.dense0.forward.random_bits,\
+         layer.update.update.energy_pj,layer.update.update.cycles,layer.update.update.macs,\
+         layer.update.update.read_bits,layer.update.update.write_bits,\
+         layer.update.update.random_bits,weight_bits,diverged_at_epoch,error,hash,\
+         workload_path,arch_path"
+    );
+    // bf16: 7680 pJ, 192 cycles; 3/4 of the energy in dense0's forward pass.
+    let row = csv.lines().nth(1).unwrap();
+    assert!(
+        row.contains(",5760,10,64,512,256,0,1920,182,0,128,128,128,"),
+        "{row}"
+    );
+    let md = read(a.join("report.md"));
+    assert!(
+        md.contains("| # | dense0 | update | forward | update |\n|---|---|---|---|---|\n| 1 | 5760 | 1920 | 5760 | 1920 |\n"),
+        "{md}"
     );
     let row = csv.lines().nth(1).unwrap();
     assert!(

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use ndarray::{Array2, ArrayD, Axis};
 use petgraph::graph::NodeIndex;
 
-use crate::algo::{AlgoError, Targets, TrainData};
+use crate::algo::{AlgoError, Augmentation, Targets, TrainData};
 use crate::arch::Architecture;
-use crate::cost::Datapath;
+use crate::cost::{Datapath, HostWork, Scope};
 use crate::format::{range_events, Format, Quantizer};
 use crate::graph::exec::stream_id;
 use crate::graph::{Op, RangeHealth, Role};
@@ -44,6 +44,8 @@ pub(crate) struct Batches {
     pub n: usize,
     /// Batch size.
     pub batch: usize,
+    /// The host's augmentation of every batch, and the run's seed its draws are keyed by.
+    augment: Option<(Augmentation, u64)>,
 }
 
 impl Batches {
@@ -75,6 +77,7 @@ impl Batches {
             format,
             n: data.x_train.nrows(),
             batch,
+            augment: data.augment.clone().map(|a| (a, seed)),
         })
     }
 
@@ -96,14 +99,31 @@ impl Batches {
     }
 
     /// The whole training set as feeds `x_all`, `y_all` (once per run) and the indices of one
-    /// step as feed `idx` (every step); the step graph gathers the batch.
-    pub fn feed(&self, idx: &[usize], feeds: &mut BTreeMap<String, ArrayD<f64>>) {
-        if !feeds.contains_key("x_all") {
-            feeds.insert("x_all".into(), self.x.clone().into_dyn());
+    /// step as feed `idx` (every step); the step graph gathers the batch. With an augmentation
+    /// the host gathers the features of step `step`'s batch and augments them instead (feed
+    /// `x`, drawing from the stream `augment` of the step: [`Augmentation::apply`]); returns
+    /// the host's work.
+    pub fn feed(
+        &self,
+        idx: &[usize],
+        step: u64,
+        feeds: &mut BTreeMap<String, ArrayD<f64>>,
+    ) -> HostWork {
+        if !feeds.contains_key("y_all") {
+            if self.augment.is_none() {
+                feeds.insert("x_all".into(), self.x.clone().into_dyn());
+            }
             feeds.insert("y_all".into(), self.y.clone().into_dyn());
         }
         let column = ndarray::Array2::from_shape_fn((idx.len(), 1), |(r, _)| idx[r] as f64);
         feeds.insert("idx".into(), column.into_dyn());
+        let Some((aug, seed)) = &self.augment else {
+            return HostWork::default();
+        };
+        let rows = self.x.select(Axis(0), idx);
+        let x = aug.apply(rows.view(), *seed, stream_id("augment", step, 0));
+        feeds.insert("x".into(), x.into_dyn());
+        aug.work(idx.len(), self.format.0.bits())
     }
 
     /// All features (`N x d`) and targets.
@@ -153,6 +173,21 @@ fn targets_matrix(y: &Targets, model: &Model) -> Array2<f64> {
 /// Picked rows `x` of stored features as a value of their format: themselves, or re-blocked by a
 /// `quantize` node (`x.blocks`) when the format's blocks span rows or would not survive the
 /// pick (see [`Format::rows_stay_values`]).
+/// The host's augmented rows `x` as the MAC reads them: re-blocked when the stored format is a
+/// block format (a crop moves values between blocks and brings in black pixels, so the rows
+/// are no longer the stored blocks'), in the data's scope.
+pub(crate) fn augmented_rows(b: &mut Builder, x: NodeIndex) -> Result<NodeIndex, AlgoError> {
+    let m = b.b.meta(x);
+    let (format, rounding, role) = (m.format, m.rounding, m.role);
+    if !matches!(format, Format::Block(_)) {
+        return Ok(x);
+    }
+    let outer = b.set_scope(Scope::data());
+    let blocked = b.op(Op::Quantize, "x.blocks", format, rounding, role, &[x]);
+    b.set_scope(outer);
+    Ok(blocked?)
+}
+
 pub(crate) fn picked_rows(b: &mut Builder, x: NodeIndex) -> Result<NodeIndex, AlgoError> {
     let m = b.b.meta(x);
     let (format, rounding, role) = (m.format, m.rounding, m.role);
@@ -160,5 +195,9 @@ pub(crate) fn picked_rows(b: &mut Builder, x: NodeIndex) -> Result<NodeIndex, Al
         return Ok(x);
     }
     let name = format!("{}.blocks", m.name);
-    Ok(b.op(Op::Quantize, &name, format, rounding, role, &[x])?)
+    // Re-blocking the picked rows is part of moving the data in.
+    let outer = b.set_scope(Scope::data());
+    let picked = b.op(Op::Quantize, &name, format, rounding, role, &[x]);
+    b.set_scope(outer);
+    Ok(picked?)
 }

@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayD};
 use std::collections::BTreeMap;
 
 use crate::algo::{EpochStats, TrainOutcome};
-use crate::cost::Tally;
+use crate::cost::{HostWork, Tally};
 use crate::graph::{RangeHealth, StepResult};
 
 /// Per-epoch bookkeeping shared by the drivers: counts, samples, divergence.
@@ -35,11 +35,18 @@ impl Run {
         }
     }
 
-    /// Add one step's actions (on the datapath that did them) and range events.
+    /// Add one step's actions (on the datapath that did them, per scope) and range events.
     pub fn add(&mut self, step: &StepResult) {
         self.range.merge(&step.range);
-        self.epoch_tally
-            .add(step.datapath, &step.counts, &step.work);
+        for s in &step.scopes {
+            self.epoch_tally
+                .add(s.scope, step.datapath, &s.counts, &s.work);
+        }
+    }
+
+    /// Add work the host did for a step (augmenting its batch).
+    pub fn add_host(&mut self, host: &HostWork) {
+        self.epoch_tally.host.merge(host);
     }
 
     /// Close epoch `epoch` (1-based) with parameters `params`: report it, keep a sample, and

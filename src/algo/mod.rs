@@ -208,7 +208,7 @@ fn check_memory(model: &Model, hyper: &Hyper) -> Result<(), AlgoError> {
     Ok(())
 }
 
-pub use crate::workload::Targets;
+pub use crate::workload::{Augmentation, Targets};
 
 /// A data set split.
 #[derive(Clone, Debug, PartialEq)]
@@ -221,6 +221,9 @@ pub struct TrainData {
     pub x_test: Array2<f64>,
     /// Test targets.
     pub y_test: Targets,
+    /// Random crop and flip of every training mini-batch, on the host (`data.augment` of an
+    /// image data set; the mini-batch algorithms only).
+    pub augment: Option<Augmentation>,
 }
 
 /// What one epoch produced (passed to the caller's callback).
@@ -451,6 +454,16 @@ pub fn train(
     check_memory(model, hyper)?;
     check_data(model, data)?;
     if algo.is_svrg_family(hyper) {
+        if data.is_some_and(|d| d.augment.is_some()) {
+            // The inner steps' gradients are compared against the epoch's full pass over the
+            // stored examples (and HALP's centre caches them per example): an augmented batch
+            // would not be the examples that pass saw.
+            return Err(AlgoError::Data(format!(
+                "augment: `{algo}` compares each step's gradient with a full pass over the \
+                 un-augmented training set, so it cannot train on augmented batches; remove \
+                 data.augment or use a mini-batch algorithm (sgd, the sgld family, qsgld)"
+            )));
+        }
         svrg::train(algo, model, data, arch, hyper, seed, on_epoch)
     } else {
         sgld::train(algo, model, data, arch, hyper, seed, on_epoch)

@@ -27,12 +27,15 @@ use std::collections::BTreeMap;
 
 use ndarray::{Array2, ArrayD, Axis};
 
-pub(crate) use crate::algo::batches::{data_format, data_format_on, picked_rows, Batches};
+pub(crate) use crate::algo::batches::{
+    augmented_rows, data_format, data_format_on, picked_rows, Batches,
+};
 pub(crate) use crate::algo::epochs::Run;
 use crate::algo::qsgld::{Schedule, Switch};
 use crate::algo::samples::SampleSchedule;
 use crate::algo::{Algo, AlgoError, EpochStats, Hyper, StepGraph, TrainData, TrainOutcome};
 use crate::arch::Architecture;
+use crate::cost::Scope;
 use crate::format::{Format, Quantizer};
 use crate::graph::exec::stream_id;
 use crate::graph::{execute, Graph, Op, Role, Scalar};
@@ -145,6 +148,8 @@ pub(crate) struct BatchShape {
     d: usize,
     t: usize,
     data: (Format, Rounding),
+    /// Whether the host augments the batch's features (fed as `x`, not gathered).
+    augmented: bool,
 }
 
 /// The format of gather indices: 32-bit integers.
@@ -164,6 +169,9 @@ fn step_graph(
     let (sf, sr) = storage(update, algo, arch);
     let (wf, wr) = (arch.formats.weights, arch.formats.rounding.weights);
     let mut b = Builder::on(algo.datapath(), arch);
+    // The mini-batch's gathers are the data movement; the rest outside the model's layers
+    // (weight decay, the update) the algorithm's.
+    b.set_scope(Scope::data());
     let (x, y) = match batch {
         Some(io) => {
             // The training set stays in DRAM; each step gathers its mini-batch by index.
@@ -175,14 +183,6 @@ fn step_graph(
                 Rounding::NearestEven,
                 Role::Data,
             )?;
-            let x_all = b.feed(
-                Op::Input,
-                "x_all",
-                &[io.n, io.d],
-                io.data.0,
-                io.data.1,
-                Role::Data,
-            )?;
             let y_all = b.feed(
                 Op::Input,
                 "y_all",
@@ -191,16 +191,38 @@ fn step_graph(
                 Rounding::NearestEven,
                 Role::Data,
             )?;
-            let x = b.op(
-                Op::Gather,
-                "x",
-                io.data.0,
-                io.data.1,
-                Role::Data,
-                &[x_all, idx],
-            )?;
+            let x = if io.augmented {
+                // The host gathers and augments the batch: its rows arrive as they are.
+                let x = b.feed(
+                    Op::Input,
+                    "x",
+                    &[io.rows, io.d],
+                    io.data.0,
+                    io.data.1,
+                    Role::Data,
+                )?;
+                augmented_rows(&mut b, x)?
+            } else {
+                let x_all = b.feed(
+                    Op::Input,
+                    "x_all",
+                    &[io.n, io.d],
+                    io.data.0,
+                    io.data.1,
+                    Role::Data,
+                )?;
+                let x = b.op(
+                    Op::Gather,
+                    "x",
+                    io.data.0,
+                    io.data.1,
+                    Role::Data,
+                    &[x_all, idx],
+                )?;
+                picked_rows(&mut b, x)?
+            };
             (
-                Some(picked_rows(&mut b, x)?),
+                Some(x),
                 Some(b.op(
                     Op::Gather,
                     "y",
@@ -213,6 +235,7 @@ fn step_graph(
         }
         None => (None, None),
     };
+    b.set_scope(Scope::update());
     let shapes = model.param_shapes();
     let mut params = Vec::new();
     let mut fwd = Vec::new();
@@ -349,6 +372,7 @@ impl<'a> Setup<'a> {
             d: model.inputs(),
             t: model.outputs(),
             data: data_format_on(algo.datapath(), arch),
+            augmented: data.is_some_and(|d| d.augment.is_some()),
         });
         let n_data = io.map_or(1, |io| io.n);
         let epoch_len = match hyper.count("epoch_len", 0)? {
@@ -510,7 +534,8 @@ pub(crate) fn train(
     for step in 0..setup.total {
         setup.feed_scalars(step, &mut feeds);
         if let Some(b) = &batches {
-            b.feed(&b.indices(step), &mut feeds);
+            let host = b.feed(&b.indices(step), step, &mut feeds);
+            run.add_host(&host);
         }
         for (l, p) in params.iter().enumerate() {
             feeds.insert(format!("w{l}"), p.clone());

@@ -50,7 +50,7 @@ use crate::algo::sgld::{data_format_on, init_params, picked_rows, Batches, Run};
 use crate::algo::svrg_nn;
 use crate::algo::{Algo, AlgoError, EpochStats, Hyper, StepGraph, TrainData, TrainOutcome};
 use crate::arch::Architecture;
-use crate::cost::Datapath;
+use crate::cost::{Datapath, Pass, Scope};
 use crate::format::{Format, Quantizer};
 use crate::graph::{execute, fits_within, Graph, Op, Role, Scalar, StepResult};
 use crate::model::{Builder, Model, ModelKind};
@@ -81,6 +81,14 @@ fn phi(
     }
 }
 
+/// The scope of the one dense layer of a linear or logistic model in `pass`: the SVRG family
+/// builds its products itself (for its codes and centre) but counts them under the model's
+/// names, as the model's own subgraph would.
+fn model_scope(model: &Model, pass: Pass) -> Scope {
+    let layer = model.layer_parts().first().copied().unwrap_or_default();
+    Scope::new(layer, pass)
+}
+
 /// The full-gradient graph at the centre `wc` over all `n` examples, on the full-precision
 /// unit: outputs `a` (margins) and `gt` (the data part of the full gradient).
 fn full_graph(
@@ -95,6 +103,8 @@ fn full_graph(
     let x = b.feed(Op::Input, "x", &[n, shape[0]], data.0, data.1, Role::Data)?;
     let y = b.feed(Op::Input, "y", &[n, t], full, rn, Role::Data)?;
     let wc = b.feed(Op::Param, "wc", &shape, full, rn, Role::Weights)?;
+    let dense = model_scope(model, Pass::Forward);
+    b.set_scope(dense);
     let a = b.matmul(
         "a",
         (x, false),
@@ -102,7 +112,9 @@ fn full_graph(
         (full, rn, Role::Activations),
         rn,
     )?;
+    b.set_scope(Scope::new(model.loss_part(), Pass::Backward));
     let e = phi(&mut b, model, a, y, "e", n)?;
+    b.set_scope(Scope::new(dense.part, Pass::Backward));
     b.matmul("gt", (x, true), (e, false), (full, rn, Role::Gradients), rn)?;
     Ok(b.b.build(&["a", "gt"])?)
 }
@@ -264,6 +276,8 @@ fn inner_graph(
     } else {
         None
     };
+    let dense = model_scope(model, Pass::Forward);
+    b.set_scope(dense);
     let mut m = b.matmul(
         "m0",
         (x, false),
@@ -282,6 +296,7 @@ fn inner_graph(
         }
         _ => None,
     };
+    b.set_scope(Scope::new(model.loss_part(), Pass::Backward));
     let mut e = phi(&mut b, model, m, y, "e1", rows)?;
     if let Some((a, _)) = cached {
         let e0 = phi(&mut b, model, a, y, "e0", rows)?;
@@ -291,7 +306,9 @@ fn inner_graph(
         Datapath::LowPrecision => arch.formats.rounding.gradients,
         Datapath::FullPrecision => rn,
     };
+    b.set_scope(Scope::new(dense.part, Pass::Backward));
     let mut h = b.matmul("gd", (x, true), (e, false), (full, rn, Role::Gradients), gr)?;
+    b.set_scope(Scope::update());
     if let Some((_, gt)) = cached {
         h = b.f32op(Op::Add, "h", Role::Gradients, &[h, gt])?;
     }

@@ -14,24 +14,31 @@
 //! on its own array and adds the cycles; the full-precision unit's compute and rounding energy is
 //! the cost component `full_precision`, its memory traffic and random bits go to the shared
 //! memory levels and random-number source.
+//!
+//! A tally also keeps its work per [`Scope`] (a layer or the algorithm's update, and a pass);
+//! [`price_scopes`] prices each scope so that the parts add up to [`price_tally`]'s totals.
 
 pub mod area;
+mod breakdown;
 pub mod cycles;
 pub mod energy;
 mod gemm;
 mod report;
+mod scope;
 pub mod topology;
 
+pub use breakdown::{price_scopes, ScopeCost};
 pub use cycles::{gemm_cycles, Gemm, GemmCycles};
 pub use gemm::{gemm_counts, sram_accesses};
 pub use report::{CostReport, LevelReport};
+pub use scope::{Part, Pass, Scope};
 pub use topology::{price_topology, read_topology, PricedLayer, PricedTopology, Topology};
 
 use std::collections::{BTreeMap, HashMap};
 
 use thiserror::Error;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::arch::{Architecture, Array, MemoryLevel};
 use crate::arith::{ActionCounts, ActionKey};
@@ -95,7 +102,27 @@ pub enum Datapath {
     FullPrecision,
 }
 
-/// The actions and the work's shape of a run (or an epoch), by [`Datapath`].
+/// Work done on the host, not the accelerator (the training mini-batch's augmentation): counted
+/// and reported beside the accelerator's cost, not priced (the architecture files describe the
+/// accelerator only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostWork {
+    /// Pixel values written into augmented images.
+    pub elements: u64,
+    /// Bytes moved: every augmented value read and written once, at the stored format's width.
+    pub bytes: u64,
+}
+
+impl HostWork {
+    /// Add `other` (stopping at 2^64 - 1).
+    pub fn merge(&mut self, other: &HostWork) {
+        self.elements = self.elements.saturating_add(other.elements);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
+}
+
+/// The actions and the work's shape of a run (or an epoch), by [`Datapath`], in total and per
+/// [`Scope`], and the host's work beside them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Actions on the low-precision datapath.
@@ -106,11 +133,29 @@ pub struct Tally {
     pub full: ActionCounts,
     /// Work on the full-precision unit.
     pub full_work: Work,
+    /// The same actions and work per scope, each a tally of its own (whose `scopes` is empty):
+    /// the totals above are their sum.
+    pub scopes: BTreeMap<Scope, Tally>,
+    /// Work on the host (not priced).
+    pub host: HostWork,
 }
 
 impl Tally {
-    /// Add one step's actions and work done on `datapath`.
-    pub fn add(&mut self, datapath: Datapath, counts: &ActionCounts, work: &Work) {
+    /// Add one step's actions and work done on `datapath` for `scope`: to the totals and to
+    /// the scope's part (work of no action and no shape adds nothing).
+    pub fn add(&mut self, scope: Scope, datapath: Datapath, counts: &ActionCounts, work: &Work) {
+        if *counts == ActionCounts::default() && *work == Work::default() {
+            return;
+        }
+        self.add_total(datapath, counts, work);
+        self.scopes
+            .entry(scope)
+            .or_default()
+            .add_total(datapath, counts, work);
+    }
+
+    /// Add actions and work to the totals only.
+    fn add_total(&mut self, datapath: Datapath, counts: &ActionCounts, work: &Work) {
         let (c, w) = match datapath {
             Datapath::LowPrecision => (&mut self.low, &mut self.low_work),
             Datapath::FullPrecision => (&mut self.full, &mut self.full_work),
@@ -119,10 +164,16 @@ impl Tally {
         w.merge(work);
     }
 
-    /// Add everything in `other`.
+    /// Add everything in `other`, totals, scopes and host work.
     pub fn merge(&mut self, other: &Tally) {
-        self.add(Datapath::LowPrecision, &other.low, &other.low_work);
-        self.add(Datapath::FullPrecision, &other.full, &other.full_work);
+        self.host.merge(&other.host);
+        self.add_total(Datapath::LowPrecision, &other.low, &other.low_work);
+        self.add_total(Datapath::FullPrecision, &other.full, &other.full_work);
+        for (scope, part) in &other.scopes {
+            let mine = self.scopes.entry(*scope).or_default();
+            mine.add_total(Datapath::LowPrecision, &part.low, &part.low_work);
+            mine.add_total(Datapath::FullPrecision, &part.full, &part.full_work);
+        }
     }
 }
 

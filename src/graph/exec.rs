@@ -30,6 +30,10 @@
 //!   [`Role::Accumulator`] ([`bound_events`]). `Input`, `Param` and `Gather` (a copy) are not
 //!   judged: their values were judged where they were produced.
 //!
+//! Scopes: every count and every piece of work of a node goes to its scope's counters
+//! ([`Graph::scope_index`], chosen once per node at the top of the loop), and the step's totals
+//! are their sum ([`StepResult::scopes`]).
+//!
 //! Random streams: the draws of node `name` at step `step` for purpose `k` come from
 //! `RandomStream::new(seed, stream_id(name, step, k))`, indexed by element, so results depend
 //! only on `(seed, tensor, step, element)` and never on the number of threads.
@@ -42,7 +46,7 @@ use thiserror::Error;
 
 use crate::arch::Architecture;
 use crate::arith::{gemm, gemm_f64, ActionCounts, ElemOp, MacError};
-use crate::cost::{Datapath, Gemm, Work};
+use crate::cost::{Datapath, Gemm, Scope, Work};
 use crate::format::{bound_events, range_events, QuantizeError};
 use crate::graph::loops;
 use crate::graph::rounding::{round_exact, round_to};
@@ -56,14 +60,27 @@ pub struct StepResult {
     /// caller's and are not copied back: until 2026-12 they were, a copy of the whole training
     /// set per step).
     pub values: BTreeMap<String, ArrayD<f64>>,
-    /// The hardware actions of the step.
+    /// The hardware actions of the step (the sum of [`StepResult::scopes`]').
     pub counts: ActionCounts,
-    /// The shape of the step's work for the cycle model.
+    /// The shape of the step's work for the cycle model (the [`StepResult::scopes`]' together).
     pub work: Work,
+    /// The actions and work per scope of the graph ([`Graph::scopes`], in that order).
+    pub scopes: Vec<ScopeWork>,
     /// Range events of the step's roundings, per tensor role and format.
     pub range: RangeHealth,
     /// The unit that did the work (the graph's).
     pub datapath: Datapath,
+}
+
+/// The actions and work of the nodes of one scope in a step.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScopeWork {
+    /// The layer (or algorithm part) and pass.
+    pub scope: Scope,
+    /// Its hardware actions.
+    pub counts: ActionCounts,
+    /// Its work's shape for the cycle model.
+    pub work: Work,
 }
 
 /// A step that cannot run.
@@ -243,11 +260,19 @@ pub fn execute_on(
     };
     // Feeds are borrowed, computed tensors owned.
     let mut values: Vec<Option<Cow<'_, ArrayD<f64>>>> = vec![None; g.node_count()];
-    let mut counts = ActionCounts::new();
-    let mut work = Work::default();
+    let mut scopes: Vec<ScopeWork> = graph
+        .scopes()
+        .iter()
+        .map(|&scope| ScopeWork {
+            scope,
+            ..ScopeWork::default()
+        })
+        .collect();
     let mut range = RangeHealth::default();
     for &i in graph.order() {
         let node = &g[i];
+        // Everything this node does is counted under its scope.
+        let ScopeWork { counts, work, .. } = &mut scopes[graph.scope_index(i)];
         let out = &node.out;
         let name = &out.name;
         let ops = graph.operand_slice(i);
@@ -428,11 +453,11 @@ pub fn execute_on(
                     row,
                     &streams,
                 );
-                tally.record(&out.format, &mut counts);
+                tally.record(&out.format, counts);
                 judge(&mut range, out, mu.view(), res.view());
                 counts.record_add(&vf, n);
                 work.vector_ops += n;
-                record_traffic(arch, graph, i, &mut counts);
+                record_traffic(arch, graph, i, counts);
                 values[i.index()] = Some(Cow::Owned(res));
                 continue;
             }
@@ -464,7 +489,7 @@ pub fn execute_on(
                 let f = if o.own_format() { out.format } else { vf };
                 let rows = args[0].shape()[0];
                 let dst = res.as_slice_mut().expect("fresh array");
-                o.apply(&slices, rows, dst, &mut counts, &f);
+                o.apply(&slices, rows, dst, counts, &f);
                 quantize_out = !o.moves_values();
                 res
             }
@@ -489,7 +514,7 @@ pub fn execute_on(
             }
             exact
         };
-        record_traffic(arch, graph, i, &mut counts);
+        record_traffic(arch, graph, i, counts);
         values[i.index()] = Some(Cow::Owned(value));
     }
     let values = graph
@@ -500,10 +525,17 @@ pub fn execute_on(
             _ => None,
         })
         .collect();
+    let mut counts = ActionCounts::new();
+    let mut work = Work::default();
+    for s in &scopes {
+        counts.merge(&s.counts);
+        work.merge(&s.work);
+    }
     Ok(StepResult {
         values,
         counts,
         work,
+        scopes,
         range,
         datapath: graph.datapath(),
     })

@@ -30,21 +30,23 @@ use petgraph::Direction;
 use thiserror::Error;
 
 use crate::arith::MacConfig;
-use crate::cost::Datapath;
+use crate::cost::{Datapath, Scope};
 use crate::format::{Element, Format};
 
-pub use exec::{execute, execute_on, ExecError, Path, StepResult};
+pub use exec::{execute, execute_on, ExecError, Path, ScopeWork, StepResult};
 pub use health::{RangeEntry, RangeHealth};
 pub use op::{Op, Scalar};
 pub use tensor::{Level, Role, TensorMeta};
 
-/// A node: an op and the tensor it produces.
+/// A node: an op, the tensor it produces, and the scope its work is counted under.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     /// The operation.
     pub op: Op,
     /// Its output tensor.
     pub out: TensorMeta,
+    /// The layer (or algorithm part) and pass it works for ([`GraphBuilder::set_scope`]).
+    pub scope: Scope,
 }
 
 /// A graph that cannot be built.
@@ -108,6 +110,11 @@ pub struct Graph {
     /// Each node's operands in slot order, by node index (found once: the executor asks for
     /// them at every node of every step).
     operands: Vec<Vec<NodeIndex>>,
+    /// The distinct scopes of the nodes, in order of first appearance.
+    scopes: Vec<Scope>,
+    /// Each node's scope as a position in `scopes`, by node index (the executor's counters
+    /// per scope are indexed by it).
+    scope_of: Vec<usize>,
 }
 
 impl Graph {
@@ -150,6 +157,14 @@ impl Graph {
     pub fn operands(&self, i: NodeIndex) -> Vec<NodeIndex> {
         self.operand_slice(i).to_vec()
     }
+    /// The distinct scopes of the graph's nodes (the positions [`Graph::scope_index`] gives).
+    pub fn scopes(&self) -> &[Scope] {
+        &self.scopes
+    }
+    /// The position of node `i`'s scope in [`Graph::scopes`].
+    pub fn scope_index(&self, i: NodeIndex) -> usize {
+        self.scope_of[i.index()]
+    }
     /// [`Graph::operands`] without a copy.
     pub(crate) fn operand_slice(&self, i: NodeIndex) -> &[NodeIndex] {
         &self.operands[i.index()]
@@ -190,6 +205,7 @@ pub struct GraphBuilder {
     mac: MacConfig,
     datapath: Datapath,
     names: BTreeSet<String>,
+    scope: Scope,
 }
 
 impl GraphBuilder {
@@ -205,7 +221,14 @@ impl GraphBuilder {
             mac,
             datapath,
             names: BTreeSet::new(),
+            scope: Scope::default(),
         }
+    }
+
+    /// The scope of the nodes added from now on (a new builder's is [`Scope::update`]: the
+    /// algorithm's own work); returns the scope it replaces, for the caller to restore.
+    pub fn set_scope(&mut self, scope: Scope) -> Scope {
+        std::mem::replace(&mut self.scope, scope)
     }
 
     /// Add a node producing `out` (not yet connected).
@@ -213,7 +236,8 @@ impl GraphBuilder {
         if !self.names.insert(out.name.clone()) {
             return Err(GraphError::DuplicateName(out.name));
         }
-        Ok(self.graph.add_node(Node { op, out }))
+        let scope = self.scope;
+        Ok(self.graph.add_node(Node { op, out, scope }))
     }
 
     /// Feed the output of `src` into operand `slot` of `dst`.
@@ -273,6 +297,18 @@ impl GraphBuilder {
             .node_indices()
             .map(|i| operands(&self.graph, i))
             .collect();
+        let mut scopes: Vec<Scope> = Vec::new();
+        let scope_of = self
+            .graph
+            .node_weights()
+            .map(|n| match scopes.iter().position(|s| *s == n.scope) {
+                Some(k) => k,
+                None => {
+                    scopes.push(n.scope);
+                    scopes.len() - 1
+                }
+            })
+            .collect();
         Ok(Graph {
             graph: self.graph,
             mac: self.mac,
@@ -280,6 +316,8 @@ impl GraphBuilder {
             order,
             outputs: outputs.iter().map(|s| s.to_string()).collect(),
             operands,
+            scopes,
+            scope_of,
         })
     }
 

@@ -31,7 +31,7 @@ use crate::graph::{Op, Role};
 /// The variance guard, PyTorch's default.
 pub const EPS: f64 = 1e-5;
 
-/// A batch normalization, the `index`-th of its model (`bn{index}.gamma`, `bn{index}.beta`).
+/// A batch normalization, the `index`-th of its model (`batchnorm{index}.gamma`, `batchnorm{index}.beta`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchNorm {
     /// Position among the model's batch normalizations.
@@ -47,7 +47,7 @@ pub struct BatchNorm {
 
 impl BatchNorm {
     fn name(&self, what: &str) -> String {
-        format!("bn{}.{what}", self.index)
+        format!("batchnorm{}.{what}", self.index)
     }
 
     /// The statistics a forward pass of `x` normalizes with.
@@ -65,7 +65,7 @@ impl Layer for BatchNorm {
     }
 
     fn params(&self) -> Vec<ParamSpec> {
-        let stream = format!("init/bn{}", self.index);
+        let stream = format!("init/batchnorm{}", self.index);
         let spec = |what: &str, init, bias| ParamSpec {
             name: self.name(what),
             shape: vec![1, self.channels],

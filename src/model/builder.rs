@@ -21,7 +21,7 @@ use petgraph::graph::NodeIndex;
 use super::ModelError;
 use crate::arch::Architecture;
 use crate::arith::MacConfig;
-use crate::cost::Datapath;
+use crate::cost::{Datapath, Scope};
 use crate::format::{alias, Format};
 use crate::graph::{fits_within, GraphBuilder, Level, Op, Role, TensorMeta};
 use crate::round::Rounding;
@@ -104,6 +104,12 @@ impl<'a> Builder<'a> {
     /// full-precision values and the vector unit's full-precision results.
     pub fn full(&self) -> Format {
         self.arch.full_precision.format
+    }
+
+    /// The scope of the nodes added from now on (a layer and pass, or the algorithm's own
+    /// work: [`Scope::update`] until set); returns the scope it replaces.
+    pub fn set_scope(&mut self, scope: Scope) -> Scope {
+        self.b.set_scope(scope)
     }
 
     /// Add a node producing `name` in `format`/`rounding` with `role` (its shape follows from

@@ -1,7 +1,7 @@
 //! The `cnn` model kind: a convolutional network assembled from a workload's layer list
 //! ([`LayerSpec`]), then a dense layer to the classes and softmax cross-entropy.
 //!
-//! Layers are named by type and position among their type (`conv0`, `bn1`, `maxpool0`,
+//! Layers are named by type and position among their type (`conv0`, `batchnorm1`, `maxpool0`,
 //! `relu3`, `dense0`, `res0`), so tensor names, and with them the random streams, depend only
 //! on the layer list. A ResNet basic block (He et al. 2016, `BasicBlock` of torchvision) expands
 //! to `conv3x3(stride)-BN-ReLU-conv3x3-BN` on the branch, the identity shortcut or, when the

@@ -80,7 +80,7 @@ fn weight(p: &ArrayD<f64>) -> ndarray::ArrayView2<'_, f64> {
 
 impl Layer for Conv2d {
     fn kind(&self) -> &'static str {
-        "conv2d"
+        "conv"
     }
 
     fn params(&self) -> Vec<ParamSpec> {

@@ -71,7 +71,9 @@ impl ParamSpec {
 /// Node and parameter names are fixed by the layer (`z{i}`, `h{i}`, `grad{i}`, ...) so that the
 /// random streams, keyed by tensor name, do not depend on how a graph was assembled.
 pub trait Layer: Debug + Send + Sync {
-    /// The layer type's name (`linear`, `relu`, ...).
+    /// The layer type's name (`dense`, `relu`, ...): the model names each layer after it, with
+    /// its number among the model's layers of the type (`dense0`, `relu1`: the layer's scope in
+    /// cost reports, see `Model::layer_parts`).
     fn kind(&self) -> &'static str;
 
     /// How many inputs it takes (1 unless it joins branches).

@@ -38,7 +38,8 @@ fn matrix(a: ArrayViewD<'_, f64>) -> ndarray::ArrayView2<'_, f64> {
 
 impl Layer for Linear {
     fn kind(&self) -> &'static str {
-        "linear"
+        // As its parameters are named (`dense0.weight`), and so its scope in cost reports.
+        "dense"
     }
 
     fn params(&self) -> Vec<ParamSpec> {

@@ -57,6 +57,7 @@ use thiserror::Error;
 pub use builder::{fp32, Builder};
 pub use layer::{Init, Layer, Loss, ParamSpec};
 
+use crate::cost::{Part, Pass, Scope};
 use crate::graph::exec::stream_id;
 use crate::graph::GraphError;
 use crate::round::RandomStream;
@@ -311,11 +312,40 @@ impl Model {
             .collect()
     }
 
+    /// Each layer's name in cost reports, in model order: [`Part::Layer`] with the layer's
+    /// kind and its number among the model's layers of that kind (`dense0`, `relu0`,
+    /// `dense1`, ...). Named here, not by the layer types, so every layer type gets a stable,
+    /// readable name.
+    pub fn layer_parts(&self) -> Vec<Part> {
+        let mut seen: Vec<&'static str> = Vec::new();
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(position, layer)| {
+                let kind = layer.kind();
+                let index = seen.iter().filter(|&&k| k == kind).count();
+                seen.push(kind);
+                Part::Layer {
+                    position,
+                    kind,
+                    index,
+                }
+            })
+            .collect()
+    }
+
+    /// The loss's name in cost reports ([`Part::Loss`]: its kind).
+    pub fn loss_part(&self) -> Part {
+        Part::Loss(self.loss.kind())
+    }
+
     /// Adds the gradient subgraph of the mean loss on the batch `x` with targets `y` (`None`
     /// for a Gaussian target) at `params` (one node per parameter tensor, in the order of
     /// [`Model::params`]) to `b`: returns the model's output node and the gradient node of each
     /// parameter tensor (named [`ParamSpec::grad`]), in the gradients format. The L2 term is
-    /// the algorithms' (weight decay), not part of this subgraph.
+    /// the algorithms' (weight decay), not part of this subgraph. Each layer's nodes are in its
+    /// scope ([`Model::layer_parts`], forward or backward), the loss's error in the loss's
+    /// (backward); the builder's scope is restored afterwards.
     pub fn gradients(
         &self,
         b: &mut Builder,
@@ -328,15 +358,38 @@ impl Model {
             None if !self.needs_data() => params[0],
             None => return Err(ModelError::Data("this model needs training data".into())),
         };
+        let outer = b.set_scope(Scope::default());
+        let built = self.build_gradients(b, x, y, params);
+        b.set_scope(outer);
+        built
+    }
+
+    /// [`Model::gradients`] once `x` is known, each part in its scope.
+    fn build_gradients(
+        &self,
+        b: &mut Builder,
+        x: NodeIndex,
+        y: Option<NodeIndex>,
+        params: &[NodeIndex],
+    ) -> Result<(NodeIndex, Vec<NodeIndex>), ModelError> {
+        let parts = self.layer_parts();
         let split = self.split(params);
         let mut values = vec![x];
-        for ((layer, sources), p) in self.layers.iter().zip(&self.sources).zip(&split) {
+        for (k, ((layer, sources), p)) in self
+            .layers
+            .iter()
+            .zip(&self.sources)
+            .zip(&split)
+            .enumerate()
+        {
+            b.set_scope(Scope::new(parts[k], Pass::Forward));
             let inputs: Vec<NodeIndex> = sources.iter().map(|s| values[s.value()]).collect();
             let next = layer.build_forward(b, &inputs, p)?;
             values.push(next);
         }
         let out = values[values.len() - 1];
         let last = self.layers.last().expect("a model has a layer");
+        b.set_scope(Scope::new(self.loss_part(), Pass::Backward));
         let err = self.loss.build_error(b, out, y, &last.error_name())?;
         // The error node of every value; a value read by several layers sums their errors on
         // the vector unit (`errsum{v}.{i}`, in the gradients format).
@@ -354,6 +407,9 @@ impl Model {
             let sources = &self.sources[k];
             let inputs: Vec<NodeIndex> = sources.iter().map(|s| values[s.value()]).collect();
             let need: Vec<bool> = sources.iter().map(|s| *s != Source::Input).collect();
+            // The sums of errors of a value read twice are in the scope of the layer whose
+            // error completes them.
+            b.set_scope(Scope::new(parts[k], Pass::Backward));
             let (dx, g) = layer.build_backward(b, &inputs, values[k + 1], err, split[k], &need)?;
             grads[k] = g;
             for (s, d) in sources.iter().zip(dx) {

@@ -73,8 +73,8 @@ impl Pool2d {
 impl Layer for Pool2d {
     fn kind(&self) -> &'static str {
         match self.kind {
-            PoolKind::Max => "maxpool2d",
-            PoolKind::Avg => "avgpool2d",
+            PoolKind::Max => "maxpool",
+            PoolKind::Avg => "avgpool",
         }
     }
 

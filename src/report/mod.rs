@@ -2,6 +2,7 @@
 //! (JSON for machines, CSV for pandas, Markdown for people, SVG plots).
 
 mod io;
+mod layers;
 pub mod nonfinite;
 mod pareto;
 pub(crate) mod plot;
@@ -13,7 +14,8 @@ pub use io::{check_output, write_atomically, write_output, ReportError};
 pub(crate) use io::{create_dir, has_marker, replace_own_file, MARKER as MARKER_LINE};
 pub use pareto::pareto_front;
 pub use run::{
-    ChainMoments, CostSummary, EpochRecord, RangeRecord, RunConfig, RunReport, SATURATION_WARNING,
+    ChainMoments, CostSummary, EpochRecord, LayerCost, RangeRecord, RunConfig, RunReport,
+    SATURATION_WARNING,
 };
 pub use verdict::{
     at_chance, error_metric, primary_metric, Verdict, CHANCE_MARGIN, PRIMARY_METRICS,

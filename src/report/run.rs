@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::nonfinite;
 use super::verdict::{primary_metric, Verdict};
+use crate::cost::{HostWork, Pass, ScopeCost};
 
 /// What was run: enough to run it again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,6 +66,54 @@ pub struct CostSummary {
     /// Energy by component or action kind, pJ.
     #[serde(with = "nonfinite::map")]
     pub breakdown: BTreeMap<String, f64>,
+    /// The same cost per layer and pass (the data movement, the model's layers in order, the
+    /// loss, the algorithm's update; forward, backward, update), adding up to the totals:
+    /// exactly for the integer counts, to rounding for energy (`lpsim::cost::price_scopes`).
+    /// Empty in reports written before lpsim recorded it.
+    #[serde(default)]
+    pub by_layer: Vec<LayerCost>,
+    /// Work done on the host, beside the accelerator and not priced: the training batches'
+    /// augmentation (zero without one, and in reports written before lpsim counted it).
+    #[serde(default)]
+    pub host: HostWork,
+}
+
+/// The cost of one layer (or the data movement, the loss, the update) in one pass over a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerCost {
+    /// The layer's name (`dense0`, `relu0`, ...; `data`, the loss's kind, `update`).
+    pub layer: String,
+    /// The pass.
+    pub pass: Pass,
+    /// Energy, pJ.
+    #[serde(with = "nonfinite")]
+    pub energy_pj: f64,
+    /// Its share of the run's cycles (compute and stalls).
+    pub cycles: u64,
+    /// Multiply-accumulates on the arrays.
+    pub macs: u64,
+    /// Bits read, summed over memory levels.
+    pub read_bits: u64,
+    /// Bits written, summed over memory levels.
+    pub write_bits: u64,
+    /// Random bits drawn.
+    pub random_bits: u64,
+}
+
+impl LayerCost {
+    /// A layer's cost as reports write it.
+    pub fn of(c: &ScopeCost) -> Self {
+        LayerCost {
+            layer: c.scope.part.to_string(),
+            pass: c.scope.pass,
+            energy_pj: c.energy_pj,
+            cycles: c.cycles,
+            macs: c.macs,
+            read_bits: c.read_bits,
+            write_bits: c.write_bits,
+            random_bits: c.random_bits,
+        }
+    }
 }
 
 /// The range health of one tensor role stored in one format over a whole run: how many of its

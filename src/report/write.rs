@@ -8,16 +8,25 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::io::{create_dir, has_marker, remove_own_file, replace_own_file, ReportError, MARKER};
+use super::layers::{layer_chart, layer_markdown, LAYERS_SVG};
 use super::plot::{Chart, Scale, Series, Style};
 use super::run::{EpochRecord, RunReport};
 use super::verdict::{error_metric, primary_metric, Verdict, CHANCE_MARGIN};
+use crate::cost::HostWork;
 
 /// Name of the JSON report of a run.
 pub const RUN_JSON: &str = "report.json";
 /// Name of the Markdown report of a run.
 pub const RUN_MD: &str = "report.md";
-/// Names of the plots a run may have (each drawn only when the run has its data).
-pub const RUN_PLOTS: [&str; 4] = ["loss.svg", "accuracy.svg", "gap.svg", "energy.svg"];
+/// Names of the plots a run may have (each drawn only when the run has its data; `layers.svg`
+/// is the energy per layer and pass, [`super::layers`]).
+pub const RUN_PLOTS: [&str; 5] = [
+    "loss.svg",
+    "accuracy.svg",
+    "gap.svg",
+    "energy.svg",
+    LAYERS_SVG,
+];
 
 /// The directory under which `lpsim run` and `lpsim sweep` put their reports by default.
 pub const REPORTS_ROOT: &str = "reports";
@@ -64,17 +73,26 @@ pub fn write_run(dir: &Path, report: &RunReport) -> Result<Vec<PathBuf>, ReportE
     written.push(json_path);
 
     let charts = run_charts(report);
+    let layers = layer_chart(report, &run_title(report));
+    let mut plots: Vec<&str> = Vec::new();
     for name in RUN_PLOTS {
         let path = dir.join(name);
-        match charts.iter().find(|(n, _)| *n == name) {
-            Some((_, chart)) => {
-                write_svg(&path, chart)?;
+        let svg = match (name, &layers) {
+            (LAYERS_SVG, Some(bars)) => Some(bars.to_svg()),
+            _ => charts
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, chart)| chart.to_svg()),
+        };
+        match svg {
+            Some(svg) => {
+                write_svg_text(&path, svg)?;
                 written.push(path);
+                plots.push(name);
             }
             None => remove_own_file(&path, has_marker)?,
         }
     }
-    let plots: Vec<&str> = charts.iter().map(|(n, _)| *n).collect();
 
     let md_path = dir.join(RUN_MD);
     replace_own_file(
@@ -101,11 +119,22 @@ pub(crate) fn to_json_pretty<T: serde::Serialize>(
 
 /// Draw `chart` into `path` (atomically, replacing only an lpsim plot).
 pub(crate) fn write_svg(path: &Path, chart: &Chart) -> Result<(), ReportError> {
-    let svg = chart.to_svg().map_err(|detail| ReportError::Plot {
+    write_svg_text(path, chart.to_svg())
+}
+
+/// Write a drawn plot (or the reason it could not be drawn) into `path`, as [`write_svg`].
+fn write_svg_text(path: &Path, svg: Result<String, String>) -> Result<(), ReportError> {
+    let svg = svg.map_err(|detail| ReportError::Plot {
         path: path.to_path_buf(),
         detail,
     })?;
     replace_own_file(path, svg.as_bytes(), has_marker)
+}
+
+/// What a run's plots say it is: `workload / algo / arch / seed N`.
+fn run_title(report: &RunReport) -> String {
+    let c = &report.config;
+    format!("{} / {} / {} / seed {}", c.workload, c.algo, c.arch, c.seed)
 }
 
 /// The per-epoch curve of metric `name`, if any epoch has it.
@@ -120,8 +149,7 @@ fn curve(report: &RunReport, name: &str) -> Option<Vec<(f64, f64)>> {
 
 /// The plots of a run that has data for them, with their file names.
 fn run_charts(report: &RunReport) -> Vec<(&'static str, Chart)> {
-    let c = &report.config;
-    let what = format!("{} / {} / {} / seed {}", c.workload, c.algo, c.arch, c.seed);
+    let what = run_title(report);
     let per_epoch = |title: &str, metric: &str, log_y: bool| {
         curve(report, metric).map(|points| Chart {
             title: format!("{title}: {what}"),
@@ -225,7 +253,7 @@ fn primary_first<'m>(
 /// The Markdown report of one run; `plots` are the plot files written beside it: the title,
 /// divergence, chance-level and range warnings, then a one-line result (the primary metric, then
 /// energy, cycles, time and area), the configuration, the final metrics (primary first), range
-/// health, the chain, the full cost and the per-epoch table (primary metric, cost, the rest).
+/// health, the chain, the full cost, the cost per layer and pass and the per-epoch table (primary metric, cost, the rest).
 fn run_markdown(r: &RunReport, plots: &[&str]) -> String {
     let c = &r.config;
     let mut md = String::new();
@@ -359,6 +387,14 @@ fn run_markdown(r: &RunReport, plots: &[&str]) -> String {
     let _ = writeln!(w, "| of which stall cycles | {} |", human(k.stall_cycles));
     let _ = writeln!(w, "| time | {} s |", human(k.time_s));
     let _ = writeln!(w, "| area | {} mm² |", human(k.area_mm2));
+    if k.host != HostWork::default() {
+        // The host's work is counted, not priced: the architecture is the accelerator's.
+        let _ = writeln!(
+            w,
+            "| host: values augmented (not priced) | {} |\n| host: bytes moved (not priced) | {} |",
+            k.host.elements, k.host.bytes
+        );
+    }
     if !k.breakdown.is_empty() {
         let _ = writeln!(w, "\n| energy by component | pJ | share |\n|---|---|---|");
         for (name, pj) in &k.breakdown {
@@ -370,6 +406,7 @@ fn run_markdown(r: &RunReport, plots: &[&str]) -> String {
             let _ = writeln!(w, "| {} | {} | {share} |", cell(name), human(*pj));
         }
     }
+    layer_markdown(w, r);
     if !r.epochs.is_empty() {
         // The primary metric, the cost, then the other metrics in name order.
         let lead = primary

@@ -22,8 +22,9 @@ use serde_json::Value;
 use thiserror::Error;
 
 pub use data::{
-    CsvSpec, DataError, DataSpec, Dataset, GaussianSpec, GaussianTarget, Header, ImageFormat,
-    ImagesSpec, NpySpec, Problem, RegressionSpec, Standardization, Targets, Task,
+    Augment, Augmentation, CsvSpec, DataError, DataSpec, Dataset, GaussianSpec, GaussianTarget,
+    Header, ImageFormat, ImagesSpec, NpySpec, Problem, RegressionSpec, Standardization, Targets,
+    Task,
 };
 pub use metrics::{ModelAverage, Moments, ECE_BINS};
 pub use model::{

@@ -102,6 +102,22 @@ impl Scale {
     }
 }
 
+/// A linear axis from 0 to a little above `max` (bars grow from 0; the room beyond the longest
+/// bar holds its value label), with round ticks.
+pub fn from_zero(max: f64) -> Axis {
+    let hi = if max.is_finite() && max > 0.0 {
+        1.18 * max
+    } else {
+        1.0
+    };
+    let range = 0.0..hi;
+    let ticks = linear_ticks(&range)
+        .into_iter()
+        .map(|(v, step)| (v, label(v, step)))
+        .collect();
+    Axis { range, ticks }
+}
+
 /// The smallest and largest of `values` (`(inf, -inf)` for none).
 fn min_max(values: impl Iterator<Item = f64>) -> (f64, f64) {
     values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {

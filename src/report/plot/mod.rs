@@ -9,6 +9,7 @@
 //! so they never cover data.
 
 mod axis;
+mod bars;
 mod layout;
 
 use std::ops::Range;
@@ -18,6 +19,7 @@ use plotters::prelude::*;
 
 use axis::Axis;
 pub(crate) use axis::Scale;
+pub(crate) use bars::Bars;
 use layout::{place_labels, Rect};
 
 use super::io::MARKER;

@@ -10,20 +10,46 @@
 //!    `optimality_gap`, `var_error`);
 //! 4. the cost: [`COST_COLUMNS`];
 //! 5. the other final metrics, in name order;
-//! 6. details: `energy_pj.<component>` per breakdown entry, `weight_bits`, `diverged_at_epoch`,
+//! 6. details: `energy_pj.<component>` per breakdown entry, the cost per layer and pass
+//!    `layer.<layer>.<pass>.<figure>` ([`LAYER_FIGURES`]; layers and passes in the order the
+//!    runs report them, first appearance first), `host_elements`, `host_bytes` (the host's
+//!    augmentation, when some run did any), `weight_bits`, `diverged_at_epoch`,
 //!    per tensor role `sat_<role>`, `ftz_<role>`, `nan_<role>` ([`range_figure`]), `error`,
 //!    `hash`, `workload_path`, `arch_path`.
 
 use std::collections::BTreeSet;
 
 use super::RunOutcome;
-use crate::report::{RunReport, Verdict, PRIMARY_METRICS};
+use crate::cost::Pass;
+use crate::report::{LayerCost, RunReport, Verdict, PRIMARY_METRICS};
 
 /// The first columns of `results.csv`; also how lpsim recognizes its own CSV before replacing it.
 const CSV_HEAD: [&str; 4] = ["workload", "algo", "arch", "seed"];
 
 /// Cost figures of every run, as CSV columns, in this order.
 const COST_COLUMNS: [&str; 5] = ["energy_pj", "cycles", "stall_cycles", "time_s", "area_mm2"];
+
+/// The figures of each layer and pass, as the last part of their CSV columns, in this order.
+const LAYER_FIGURES: [&str; 6] = [
+    "energy_pj",
+    "cycles",
+    "macs",
+    "read_bits",
+    "write_bits",
+    "random_bits",
+];
+
+/// One of [`LAYER_FIGURES`] of a layer's row.
+fn layer_figure(c: &LayerCost, figure: &str) -> f64 {
+    match figure {
+        "energy_pj" => c.energy_pj,
+        "cycles" => c.cycles as f64,
+        "macs" => c.macs as f64,
+        "read_bits" => c.read_bits as f64,
+        "write_bits" => c.write_bits as f64,
+        _ => c.random_bits as f64,
+    }
+}
 
 /// The range-health columns of each role, in this order: the fraction of its values that
 /// saturated, flushed to zero, or were NaN.
@@ -99,6 +125,12 @@ pub(super) fn csv(outcomes: &[RunOutcome]) -> String {
         .filter(|m| !primary.contains(&m.as_str()))
         .collect();
     let parts: BTreeSet<&String> = reports().flat_map(|r| r.cost.breakdown.keys()).collect();
+    let mut layers: Vec<(&str, Pass)> = Vec::new();
+    for c in reports().flat_map(|r| &r.cost.by_layer) {
+        if !layers.contains(&(c.layer.as_str(), c.pass)) {
+            layers.push((&c.layer, c.pass));
+        }
+    }
     let roles: BTreeSet<&String> = reports()
         .flat_map(|r| r.range_health.iter().map(|h| &h.role))
         .collect();
@@ -110,6 +142,14 @@ pub(super) fn csv(outcomes: &[RunOutcome]) -> String {
     header.extend(COST_COLUMNS.map(String::from));
     header.extend(others.iter().map(|m| m.to_string()));
     header.extend(parts.iter().map(|p| format!("energy_pj.{p}")));
+    for (layer, pass) in &layers {
+        header.extend(LAYER_FIGURES.map(|f| format!("layer.{layer}.{pass}.{f}")));
+    }
+    // The host's work, when some run did any (augmentation).
+    let host = reports().any(|r| r.cost.host.elements > 0);
+    if host {
+        header.extend(["host_elements", "host_bytes"].map(String::from));
+    }
     header.extend(["weight_bits", "diverged_at_epoch"].map(String::from));
     for role in &roles {
         header.extend(RANGE_COLUMNS.map(|c| format!("{c}_{role}")));
@@ -152,6 +192,19 @@ pub(super) fn csv(outcomes: &[RunOutcome]) -> String {
                 .iter()
                 .map(|p| num(report.and_then(|r| r.cost.breakdown.get(*p).copied()))),
         );
+        for (layer, pass) in &layers {
+            let row_of = report.and_then(|r| {
+                r.cost
+                    .by_layer
+                    .iter()
+                    .find(|c| c.layer == *layer && c.pass == *pass)
+            });
+            row.extend(LAYER_FIGURES.map(|f| num(row_of.map(|c| layer_figure(c, f)))));
+        }
+        if host {
+            row.push(num(report.map(|r| r.cost.host.elements as f64)));
+            row.push(num(report.map(|r| r.cost.host.bytes as f64)));
+        }
         row.push(
             report
                 .and_then(|r| r.config.weight_bits())

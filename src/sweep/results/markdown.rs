@@ -1,13 +1,14 @@
 //! `report.md` of a sweep: counts and the runs that diverged, failed or were skipped, then per
 //! workload a numbered table of configurations (identity, the primary metric, the cost, the other
-//! metrics), the Pareto front, the configurations that did not learn, and the plots; last, every
+//! metrics), their energy per layer and per pass, the Pareto front, the configurations that did not learn, and the plots; last, every
 //! run's range warnings (a count of them up front).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use super::{front, Group, RunOutcome, RESULTS_CSV, RESULTS_JSON};
-use crate::report::{cell, human, Verdict, CHANCE_MARGIN};
+use crate::cost::Pass;
+use crate::report::{cell, human, LayerCost, RunReport, Verdict, CHANCE_MARGIN};
 
 /// The head of the sweep's Markdown report: counts, then the diverged and failed runs, then the
 /// combinations skipped as incompatible (apart: they are not failures).
@@ -167,6 +168,7 @@ pub(super) fn workload(md: &mut String, workload: &str, gs: &[&Group], plots: &[
         let verdict = g.verdict().map_or("", Verdict::reason);
         let _ = writeln!(md, " {n}/{} | {diverged} | {verdict} |", g.runs.len());
     }
+    layer_tables(md, gs);
     let front = front(gs);
     if let (false, Some((err_name, _))) = (front.is_empty(), gs.iter().find_map(|g| g.error())) {
         let _ = writeln!(
@@ -211,6 +213,66 @@ pub(super) fn workload(md: &mut String, workload: &str, gs: &[&Group], plots: &[
                  names them.\n"
             );
         }
+    }
+}
+
+/// The energy of each configuration per layer (its passes summed) and per pass (its layers
+/// summed; the passes some run has), means over the seeds that did not diverge; nothing when no run has a breakdown.
+fn layer_tables(md: &mut String, gs: &[&Group]) {
+    let mut layers: Vec<&str> = Vec::new();
+    for c in gs
+        .iter()
+        .flat_map(|g| g.good())
+        .flat_map(|r| &r.cost.by_layer)
+    {
+        if !layers.contains(&c.layer.as_str()) {
+            layers.push(&c.layer);
+        }
+    }
+    if layers.is_empty() {
+        return;
+    }
+    let energy = |r: &RunReport, keep: &dyn Fn(&LayerCost) -> bool| -> f64 {
+        r.cost
+            .by_layer
+            .iter()
+            .filter(|c| keep(c))
+            .fold(0.0, |sum, c| sum + c.energy_pj)
+    };
+    let passes: Vec<Pass> = Pass::ALL
+        .into_iter()
+        .filter(|p| {
+            gs.iter()
+                .flat_map(|g| g.good())
+                .any(|r| r.cost.by_layer.iter().any(|c| c.pass == *p))
+        })
+        .collect();
+    let _ = writeln!(
+        md,
+        "
+Energy per layer and per pass (pJ, means over seeds; each run's `report.md` and          `layers.svg` have its full breakdown, `results.csv` its `layer.*` columns):
+"
+    );
+    let _ = write!(md, "| # |");
+    for l in &layers {
+        let _ = write!(md, " {} |", cell(l));
+    }
+    for p in &passes {
+        let _ = write!(md, " {p} |");
+    }
+    let _ = writeln!(md, "\n|{}", "---|".repeat(1 + layers.len() + passes.len()));
+    for g in gs {
+        let n = g.good().count();
+        let _ = write!(md, "| {} |", g.number);
+        for l in &layers {
+            let s = g.stats(|r| Some(energy(r, &|c| c.layer == *l)));
+            let _ = write!(md, " {} |", mean_pm(s, n));
+        }
+        for &p in &passes {
+            let s = g.stats(|r| Some(energy(r, &|c| c.pass == p)));
+            let _ = write!(md, " {} |", mean_pm(s, n));
+        }
+        let _ = writeln!(md);
     }
 }
 

@@ -83,6 +83,10 @@ pub struct ImagesSpec {
     /// data set.
     #[serde(default)]
     pub limit: usize,
+    /// Random crop and horizontal flip of every training mini-batch, on the host
+    /// ([`super::Augment`]; none by default).
+    #[serde(default)]
+    pub augment: Option<super::Augment>,
 }
 
 /// The default held-out fraction without test files.
@@ -147,6 +151,9 @@ impl ImagesSpec {
                     return refuse(f, "not for format = cifar10 (use batches, test_batches)");
                 }
             }
+        }
+        if let Some(a) = &self.augment {
+            a.validate()?;
         }
         if let Some(k) = self.n_classes {
             if k < 2 {

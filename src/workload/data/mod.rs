@@ -5,11 +5,13 @@
 //! Every random draw comes from [`RandomStream`] keyed by the spec's seed, so a data set is a pure
 //! function of its JSON (see ARCHITECTURE.md).
 
+mod augment;
 mod csv;
 mod gaussian;
 mod images;
 mod npy_table;
 
+pub use augment::{Augment, Augmentation, MAX_CROP_PADDING};
 pub use gaussian::GaussianTarget;
 pub use images::{ImageFormat, ImagesSpec};
 
@@ -476,6 +478,29 @@ impl Dataset {
     /// Number of input features.
     pub fn n_features(&self) -> usize {
         self.x_train.ncols()
+    }
+
+    /// `augment` bound to this data set's images: their shape, and black (a pixel `0`) as
+    /// stored, per channel (after the standardization, if any); `None` unless every example is
+    /// an image `[C, H, W]`.
+    pub fn augmentation(&self, augment: Augment) -> Option<Augmentation> {
+        let &[c, h, w] = self.shape.as_slice() else {
+            return None;
+        };
+        let black = (0..c)
+            .map(|ch| match &self.standardization {
+                Some(s) => {
+                    let f = ch * h * w;
+                    -s.mean[f] / s.scale[f]
+                }
+                None => 0.0,
+            })
+            .collect();
+        Some(Augmentation {
+            augment,
+            shape: [c, h, w],
+            black,
+        })
     }
 
     /// The training examples `rows` (a minibatch), features and labels.
