@@ -560,6 +560,80 @@ pub(crate) mod tests {
         }
     }
 
+    /// FNV-1a over `text`'s bytes: a fingerprint of a run's results.
+    fn fnv(text: &str) -> u64 {
+        text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    }
+
+    /// A run's fingerprints: its final parameters' bits, and its counts and work (GEMMs in
+    /// order of their shapes, with the range events).
+    pub(crate) fn fingerprint(o: &TrainOutcome) -> (u64, u64) {
+        let bits: Vec<u64> = o.params.iter().flatten().map(|v| v.to_bits()).collect();
+        let t = &o.tally;
+        let mut gemms: Vec<String> = [&t.low_work, &t.full_work]
+            .iter()
+            .flat_map(|w| w.gemms.iter().map(|g| format!("{g:?}")))
+            .collect();
+        gemms.sort();
+        let work = format!(
+            "{:?} {:?} {gemms:?} {} {} {:?}",
+            t.low, t.full, t.low_work.vector_ops, t.full_work.vector_ops, o.range
+        );
+        (fnv(&format!("{bits:?}")), fnv(&work))
+    }
+
+    /// svrg, lp-svrg and halp on a two-hidden-layer MLP, on a rounding unit that is stochastic
+    /// everywhere (bfp8) and on others: the parameters, counts and work as the MLP-only drivers
+    /// of commit accb5b7 produced them (recorded before the drivers took any layered model).
+    #[test]
+    fn mlp_runs_are_those_of_the_mlp_only_drivers() {
+        let model = mlp(&[6, 4]);
+        let (x, _) = data(24);
+        let classes: Vec<usize> = (0..24).map(|i| i % 3).collect();
+        let t = crate::workload::Targets::Classes(classes.into());
+        let d = TrainData {
+            x_train: x.clone(),
+            y_train: t.clone(),
+            x_test: x,
+            y_test: t,
+        };
+        let mut got = Vec::new();
+        for name in ["fp32", "bf16", "bfp8", "int8"] {
+            for algo in [Algo::Svrg, Algo::LpSvrg, Algo::Halp] {
+                let mut h = Hyper::new(algo);
+                for (k, v) in [("epochs", 2.0), ("batch", 4.0), ("lr", 0.05)] {
+                    h.set(k, v).unwrap();
+                }
+                if algo == Algo::Halp {
+                    h.set("mu", 3.0).unwrap();
+                }
+                let o = crate::algo::train(algo, &model, Some(&d), &arch(name), &h, 3, &mut |_| {})
+                    .unwrap();
+                got.push((name, algo.to_string(), fingerprint(&o)));
+            }
+        }
+        let expect = [
+            ("fp32", "svrg", (12954489119814425073, 5225861712489583181)),
+            ("fp32", "lp-svrg", (12954489119814425073, 6623317324035216524)),
+            ("fp32", "halp", (11755671976918875849, 2058837590703928989)),
+            ("bf16", "svrg", (12954489119814425073, 5225861712489583181)),
+            ("bf16", "lp-svrg", (6357102889194222722, 14646944898784708574)),
+            ("bf16", "halp", (14438306267911604731, 231034908614960262)),
+            ("bfp8", "svrg", (12954489119814425073, 5225861712489583181)),
+            ("bfp8", "lp-svrg", (13454143925081883334, 3363470505450509007)),
+            ("bfp8", "halp", (2865879652492695827, 18084341827251983857)),
+            ("int8", "svrg", (12954489119814425073, 5225861712489583181)),
+            ("int8", "lp-svrg", (6408706258172643647, 8303087145460361421)),
+            ("int8", "halp", (17254655800323694024, 9980751570229162251)),
+        ];
+        for ((name, algo, f), (e_name, e_algo, e)) in got.iter().zip(expect) {
+            assert_eq!((*name, algo.as_str()), (e_name, e_algo));
+            assert_eq!(*f, e, "{algo} on {name}: (parameters, counts) fingerprints");
+        }
+    }
+
     #[test]
     fn the_gaussian_toy_is_refused_for_the_whole_family() {
         let toy = Model::standard_gaussian(2).unwrap();
