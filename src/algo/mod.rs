@@ -324,6 +324,7 @@ impl From<ModelError> for AlgoError {
             ModelError::Spec(m) | ModelError::Shape(m) => AlgoError::Model(m),
             ModelError::Data(m) => AlgoError::Data(m),
             ModelError::Graph(g) => AlgoError::Graph(g),
+            e @ ModelError::NotBitCentred { .. } => AlgoError::Unsupported(e.to_string()),
         }
     }
 }

@@ -1,0 +1,206 @@
+use super::codes::Codes;
+use super::*;
+use crate::algo::svrg_nn::tests::{arch, data, max_abs, mlp, params_with_biases, RN};
+use crate::algo::Algo;
+use crate::model::fp32;
+use crate::model::gradcheck::{fp64_arch, residual_mlp, residual_regressor};
+use crate::round::RandomStream;
+use crate::workload::Targets;
+use ndarray::{Array1, Array2};
+
+#[test]
+fn mu_is_given_or_the_l2_term_else_refused() {
+    let with_l2 = Model::mlp(5, &[4], 3, 5e-4).unwrap();
+    assert_eq!(layered_mu(&with_l2, 3.0).unwrap(), 3.0);
+    assert_eq!(layered_mu(&with_l2, 0.0).unwrap(), 5e-4);
+    let e = layered_mu(&mlp(&[4]), 0.0).unwrap_err().to_string();
+    assert!(e.contains("mu") && e.contains("model.l2 = 0"), "{e}");
+    assert_eq!(layered_mu(&mlp(&[4]), 0.25).unwrap(), 0.25);
+}
+
+/// Codes of parameter tensor `p` with a shape.
+type CodeFn<'a> = &'a dyn Fn(usize, &[usize]) -> ArrayD<f64>;
+
+/// A classifier's or a regressor's data: `12 x 5` features, the targets as fed (one-hot
+/// classes `i % 3`, or values) and as the oracle takes them.
+fn problem(model: &Model) -> (Array2<f64>, Array2<f64>, Targets) {
+    let (x, y) = data(12);
+    if model.classes().is_some() {
+        let t = Targets::Classes((0..12).map(|i| i % 3).collect());
+        return (x, y, t);
+    }
+    let v = Array1::from_shape_fn(12, |i| x[[i, 0]] - 0.5 * x[[i, 3]] + 0.25);
+    let y = v.clone().insert_axis(Axis(1));
+    (x, y, Targets::Values(v))
+}
+
+/// The batch's rows.
+const IDX: [usize; 5] = [1, 4, 4, 9, 11];
+
+/// HALP's full pass on the 12 examples of [`problem`] at `centre`, the epoch's constants and
+/// the bit-centred step on the batch [`IDX`] on `arch`, for codes `k` (zero if `None`): the
+/// step's tensors, the scales, the centre's full gradient and the difference nodes' names.
+fn halp_step(
+    arch: &Architecture,
+    model: &Model,
+    centre: &[ArrayD<f64>],
+    k: Option<CodeFn>,
+) -> (StepResult, Vec<f64>, Vec<ArrayD<f64>>, Vec<String>) {
+    let (x, y, _) = problem(model);
+    let codes = offset_codes(arch, &Hyper::new(Algo::Halp)).unwrap();
+    let g = graphs(
+        model,
+        arch,
+        (12, IDX.len()),
+        &codes,
+        12.0 / IDX.len() as f64,
+    )
+    .unwrap();
+    let mut f = BTreeMap::new();
+    f.insert("x".to_string(), x.clone().into_dyn());
+    f.insert("y".to_string(), y.clone().into_dyn());
+    for (l, p) in centre.iter().enumerate() {
+        f.insert(format!("w{l}"), p.clone());
+    }
+    let mut res = execute(&g.full, arch, &f, 0, 0).unwrap();
+    let mut c = centre_pass(&mut res, model, &g.reads, 3.0 * codes.levels);
+    let specs = model.params();
+    let gt: Vec<_> = specs
+        .iter()
+        .map(|s| c.feeds[&format!("gt{}", param_key(s))].clone())
+        .collect();
+    feed_deltas(&c.deltas, 0.1, &mut c.feeds);
+    c.feeds
+        .insert("x".into(), x.select(Axis(0), &IDX).into_dyn());
+    c.feeds
+        .insert("y".into(), y.select(Axis(0), &IDX).into_dyn());
+    for (name, rows) in &c.cache {
+        c.feeds.insert(name.clone(), rows.select(Axis(0), &IDX));
+    }
+    for (p, s) in specs.iter().enumerate() {
+        let kp = k.map_or_else(|| ArrayD::zeros(s.shape.as_slice()), |k| k(p, &s.shape));
+        c.feeds.insert(format!("k{}", param_key(s)), kp);
+    }
+    let res = execute(&g.step, arch, &c.feeds, 0, 3).unwrap();
+    (res, c.deltas, gt, g.diffs)
+}
+
+/// At `K = 0` every gradient difference is exactly zero and the direction `diff + g~` is
+/// exactly `g~`, on every shipped datapath (stochastic rounding everywhere on bfp8).
+fn assert_zero_at_the_centre(model: &Model, centre: &[ArrayD<f64>]) {
+    for name in ["fp32", "bf16", "fp8", "int8", "bfp8", "mxfp8"] {
+        let arch = arch(name);
+        let (mut res, _, gt, diffs) = halp_step(&arch, model, centre, None);
+        for ((p, g), diff) in model.params().iter().zip(&gt).zip(&diffs) {
+            let d = take(&mut res, diff);
+            assert!(d.iter().all(|&v| v == 0.0), "{name}: {}: {d}", p.name);
+            let h = take(&mut res, &format!("h{}", param_key(p)));
+            assert_eq!(&h, g, "{name}: {}", p.name);
+        }
+    }
+}
+
+#[test]
+fn halp_bit_centred_difference_is_zero_at_the_centre_on_any_datapath() {
+    let model = mlp(&[6, 4]);
+    assert_zero_at_the_centre(&model, &params_with_biases(&model, (fp32(), RN), 2));
+    for model in [residual_mlp(), residual_regressor()] {
+        assert_zero_at_the_centre(&model, &params_with_biases(&model, (fp32(), RN), 4));
+    }
+}
+
+/// Codes drawn uniformly in `[-2^21, 2^21]` (of the 24-bit grid's `2^23 - 1`): offsets up to a
+/// quarter of the bound.
+fn codes_for(p: usize, shape: &[usize]) -> ArrayD<f64> {
+    let s = RandomStream::new(5, 5);
+    let mut i = 0;
+    ArrayD::from_shape_fn(shape, |_| {
+        i += 1;
+        let u = s.uniform_f64((p * 1000 + i) as u64);
+        ((2.0 * u - 1.0) * 2f64.powi(21)).round()
+    })
+}
+
+/// The bit-centred step's difference of every parameter tensor against the oracle's
+/// `grad f_B(w~ + delta K) - grad f_B(w~)` on the batch: the largest relative error (to the
+/// difference's own size), after checking that each difference is a real one.
+fn worst_error(arch: &Architecture, model: &Model, seed: u64) -> f64 {
+    let centre = params_with_biases(model, (fp32(), RN), seed);
+    let (mut res, deltas, _, diffs) = halp_step(arch, model, &centre, Some(&codes_for));
+    let w: Vec<ArrayD<f64>> = centre
+        .iter()
+        .enumerate()
+        .map(|(p, c)| c + &(deltas[p] * &codes_for(p, c.shape())))
+        .collect();
+    let (x, _, t) = problem(model);
+    let xb = x.select(Axis(0), &IDX);
+    let tb = match t {
+        Targets::Classes(c) => Targets::Classes(IDX.iter().map(|&i| c[i]).collect()),
+        Targets::Values(v) => Targets::Values(v.select(Axis(0), &IDX)),
+    };
+    let (_, gw) = model.loss_and_grad(&w, Some((xb.view(), &tb)));
+    let (_, gc) = model.loss_and_grad(&centre, Some((xb.view(), &tb)));
+    let mut worst = 0f64;
+    for (p, diff) in diffs.iter().enumerate() {
+        let expect = &gw[p] - &gc[p];
+        let got = take(&mut res, diff);
+        let err = max_abs(&(&got - &expect)) / max_abs(&expect);
+        assert!(
+            max_abs(&expect) > 1e-3 * max_abs(&gc[p]),
+            "tensor {p}: a real offset"
+        );
+        worst = worst.max(err);
+    }
+    worst
+}
+
+#[test]
+fn halp_bit_centred_difference_matches_f64() {
+    // Two hidden layers: the ReLU's bit-centred backward between hidden layers is exercised.
+    // On fp32: measured relative errors up to 6.7e-7 for differences of 6 to 21 % of the
+    // gradient (weights and biases); the offsets and the caches are rounded to fp32.
+    let e = worst_error(&arch("fp32"), &mlp(&[6, 4]), 2);
+    assert!(e < 1e-4, "relative error {e:e}");
+}
+
+/// `fp64_arch` with the full-precision unit made `fp64` too (past the architecture check, which
+/// caps it at `fp32` for runs): every op of the bit-centred step is then an `f64` op, and its
+/// differences equal the oracle's up to `f64` rounding.
+fn all_fp64() -> Architecture {
+    let mut a = fp64_arch();
+    a.full_precision.format = a.formats.weights;
+    a.full_precision.mac = a.formats.mac;
+    a
+}
+
+#[test]
+fn bit_centred_layers_match_the_oracle_to_f64_accuracy() {
+    // Measured: 4e-16 (regressor), 9e-15 (MLP), 3e-14 (residual): the cached gradients are
+    // scaled by c = 12/5 and differences of sums are taken, so the error relative to the
+    // difference is some hundreds of ulps; 1e-12 leaves a margin of 30 and still fails on any
+    // wrong term (an offset of 1e-3 of the gradient or more, checked in `worst_error`).
+    let arch = all_fp64();
+    for (what, model) in [
+        ("mlp", mlp(&[6, 4])),
+        ("residual", residual_mlp()),
+        ("residual regressor", residual_regressor()),
+    ] {
+        let e = worst_error(&arch, &model, 4);
+        assert!(e < 1e-12, "{what}: relative error {e:e}");
+    }
+}
+
+#[test]
+fn mlp_steps_keep_their_names() {
+    // The MLP's bit-centred step as the MLP-only driver named it (the random streams are keyed
+    // by tensor name).
+    let g = example_graph(&mlp(&[6, 4]), &arch("bfp8"), &Hyper::new(Algo::Halp)).unwrap();
+    let names: Vec<String> = g.graph.feeds().iter().map(|m| m.name.clone()).collect();
+    for n in [
+        "x", "y", "k0", "kb0", "wc0", "gt0", "gtb0", "cz0", "ca1", "cg0", "ch0", "cz2",
+    ] {
+        assert!(names.iter().any(|m| m == n), "{n} in {names:?}");
+    }
+    let codes: Codes = offset_codes(&arch("bfp8"), &Hyper::new(Algo::Halp)).unwrap();
+    assert!(codes.levels > 0.0);
+}
