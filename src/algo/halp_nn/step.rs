@@ -39,8 +39,6 @@ pub(super) struct Graphs {
     pub step: Graph,
     /// What the step reads from the full pass.
     pub reads: CentreReads,
-    /// The step's gradient difference of each parameter tensor, by node name.
-    pub diffs: Vec<String>,
 }
 
 /// The full pass over `n` examples and the bit-centred step over `rows` of `model` on `arch`,
@@ -62,7 +60,7 @@ pub(super) fn graphs(
         .map(|(&v, e)| (name(v), e.map(name)))
         .collect();
     let mut outputs: Vec<String> = pass.grads.iter().map(|&g| name(g)).collect();
-    let (step, reads, diffs) = step_graph(model, arch, rows, codes, c, names)?;
+    let (step, reads) = step_graph(model, arch, rows, codes, c, names)?;
     let (mb, rw) = (arch.formats.mac.b, arch.formats.rounding.weights);
     for (feed, p) in &reads.copies {
         fb.op(Op::Quantize, feed, mb, rw, Role::Weights, &[w[*p]])?;
@@ -73,7 +71,6 @@ pub(super) fn graphs(
         full: fb.b.build(&outputs)?,
         step,
         reads,
-        diffs,
     })
 }
 
@@ -91,7 +88,7 @@ fn step_graph(
     codes: &Codes,
     c: f64,
     pass: Vec<PassNames>,
-) -> Result<(Graph, CentreReads, Vec<String>), AlgoError> {
+) -> Result<(Graph, CentreReads), AlgoError> {
     let rn = Rounding::NearestEven;
     let (cf, cr) = (codes.format, codes.rounding);
     let mut b = Builder::new(arch);
@@ -139,9 +136,7 @@ fn step_graph(
         (diffs, cx.reads())
     };
     let mut outputs = Vec::with_capacity(params.len());
-    let mut names = Vec::with_capacity(params.len());
     for ((p, &diff), &g) in params.iter().zip(&diffs).zip(&gt) {
-        names.push(b.b.meta(diff).name.clone());
         let h = b.f32op(Op::Add, &format!("h{}", p.key), Role::Gradients, &[diff, g])?;
         let next = format!("k{}.next", p.key);
         let step = Op::Axpy {
@@ -151,5 +146,5 @@ fn step_graph(
         outputs.push(next);
     }
     let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
-    Ok((b.b.build(&outputs)?, reads, names))
+    Ok((b.b.build(&outputs)?, reads))
 }

@@ -82,7 +82,26 @@ fn halp_step(
         c.feeds.insert(format!("k{}", param_key(s)), kp);
     }
     let res = execute(&g.step, arch, &c.feeds, 0, 3).unwrap();
-    (res, c.deltas, gt, g.diffs)
+    (res, c.deltas, gt, diff_names(&g.step, model))
+}
+
+/// The step's gradient difference of each parameter tensor, by node name: the first operand of
+/// the direction `h{key} = diff + g~`.
+fn diff_names(step: &crate::graph::Graph, model: &Model) -> Vec<String> {
+    model
+        .params()
+        .iter()
+        .map(|p| {
+            let h = format!("h{}", param_key(p));
+            let i = step
+                .order()
+                .iter()
+                .copied()
+                .find(|&i| step.node(i).out.name == h)
+                .expect("a direction node");
+            step.node(step.operands(i)[0]).out.name.clone()
+        })
+        .collect()
 }
 
 /// At `K = 0` every gradient difference is exactly zero and the direction `diff + g~` is
