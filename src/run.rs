@@ -270,8 +270,8 @@ pub fn prepare(spec: &RunSpec) -> Result<Prepared, RunError> {
     let problem = wl.load_data()?;
     let (model, data) = match &problem {
         Problem::Supervised(ds) => {
-            let model = Model::from_spec(&wl.model, ds.n_features(), ds.n_classes)
-                .map_err(AlgoError::from)?;
+            let model =
+                Model::from_spec(&wl.model, &ds.shape, ds.n_classes).map_err(AlgoError::from)?;
             let data = TrainData {
                 x_train: model.inputs_of(&ds.x_train),
                 y_train: ds.y_train.clone(),
@@ -370,7 +370,8 @@ pub fn run_one_with(
             }
             if let (Some(ds), Some(d)) = (dataset, data.as_ref()) {
                 if let Targets::Classes(labels) = &ds.y_test {
-                    let probs = model.predict(&s.params, d.x_test.view());
+                    let eval = model.for_evaluation(&s.params, d.x_train.view());
+                    let probs = eval.predict(&s.params, d.x_test.view());
                     classification_metrics(&probs, labels, &mut m, "");
                 }
             }
@@ -406,7 +407,8 @@ pub fn run_one_with(
         if let Targets::Classes(labels) = &ds.y_test {
             let mut avg = metrics::ModelAverage::default();
             for sample in &outcome.samples {
-                avg.add(model.predict(sample, d.x_test.view()).view());
+                let eval = model.for_evaluation(sample, d.x_train.view());
+                avg.add(eval.predict(sample, d.x_test.view()).view());
             }
             if let Some(p) = avg.mean() {
                 // Samplers are scored by their Bayesian model average; the last iterate's

@@ -17,7 +17,7 @@ use ndarray_npy::WriteNpyExt;
 
 /// The model a workload names for its loaded data set.
 fn model_of(w: &Workload, d: &Dataset) -> Model {
-    Model::from_spec(&w.model, d.n_features(), d.n_classes).unwrap_or_else(|e| panic!("{e}"))
+    Model::from_spec(&w.model, &d.shape, d.n_classes).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A linear model's one weight column as its parameter tensors.
@@ -347,8 +347,8 @@ fn regression_generator_is_deterministic_and_follows_make_regression() {
     assert_ne!(a.x_train, c.x_train);
     // Noise-free targets are exactly X w with w zero beyond the informative features, so the
     // least-squares fit recovers w: five weights in [0, 100), seven zeros.
-    let model = Model::from_spec(&ModelSpec::Linear(Default::default()), a.n_features(), None)
-        .expect("linear");
+    let model =
+        Model::from_spec(&ModelSpec::Linear(Default::default()), &a.shape, None).expect("linear");
     let y = values(&a.y_train);
     let opt = metrics::least_squares_optimum(a.x_train.view(), y.view(), 0.0).expect("solves");
     for (j, w) in opt.iter().enumerate() {
@@ -402,7 +402,7 @@ fn model_layout_and_probabilities() {
     )
     .expect("valid")
     .model;
-    let m = Model::from_spec(&spec, 2, Some(3)).expect("builds");
+    let m = Model::from_spec(&spec, &[2], Some(3)).expect("builds");
     let names: Vec<_> = m
         .params()
         .into_iter()

@@ -58,6 +58,9 @@ pub struct Formats {
     pub gradients: Format,
     /// Weight updates (the accumulator of updates).
     pub updates: Format,
+    /// Batch normalization's arithmetic and outputs (optional in the file; `None`: the
+    /// full-precision unit's format, as the LP-SGLD reference keeps it in full precision).
+    pub batchnorm: Option<Format>,
     /// The multiply-accumulate unit of the array.
     pub mac: MacConfig,
     /// The rounding unit used where each tensor is stored.
@@ -329,6 +332,7 @@ fn formats(n: Node<'_>) -> Result<Formats, ArchError> {
         "activations",
         "gradients",
         "updates",
+        "batchnorm",
         "mac",
         "rounding",
     ])?;
@@ -358,6 +362,7 @@ fn formats(n: Node<'_>) -> Result<Formats, ArchError> {
         activations,
         gradients: o.req("gradients", spec, |n| n.parsed())?,
         updates: o.req("updates", spec, |n| n.parsed())?,
+        batchnorm: o.opt("batchnorm", |n| n.parsed())?,
         mac: o.req("mac", "an object", mac)?,
         rounding,
     })

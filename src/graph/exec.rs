@@ -458,8 +458,25 @@ pub fn execute_on(
                 counts.record_fma(&vf, &vf, &vf, 2 * n);
                 res
             }
+            Op::Image(o) => {
+                let args: Vec<_> = (0..o.arity())
+                    .map(|k| arg(k).as_standard_layout())
+                    .collect();
+                let slices: Vec<&[f64]> = args
+                    .iter()
+                    .map(|a| a.as_slice().expect("standard layout"))
+                    .collect();
+                let mut res = ArrayD::<f64>::zeros(IxDyn(&out.shape));
+                // Batch normalization computes in its own format (`formats.batchnorm`).
+                let f = if o.own_format() { out.format } else { vf };
+                let rows = args[0].shape()[0];
+                let dst = res.as_slice_mut().expect("fresh array");
+                o.apply(&slices, rows, dst, &mut counts, &f);
+                quantize_out = !o.moves_values();
+                res
+            }
         };
-        if !matches!(node.op, Op::MatMul { .. } | Op::Gather) {
+        if !matches!(node.op, Op::MatMul { .. }) && !node.op.moves_values() {
             work.vector_ops += n;
         }
         let native = out.format == vf && out.rounding == Rounding::NearestEven;
@@ -474,7 +491,7 @@ pub fn execute_on(
             judge(&mut range, out, exact.view(), v.view());
             v
         } else {
-            if !matches!(node.op, Op::Gather) {
+            if !node.op.moves_values() {
                 judge(&mut range, out, exact.view(), exact.view());
             }
             exact
@@ -535,7 +552,9 @@ fn record_traffic(
         counts.record_read(level_name(arch, t.level), bits);
     }
     let t = &graph.node(i).out;
-    counts.record_write(level_name(arch, t.level), tensor_bits(t));
+    if !matches!(node.op, Op::Image(o) if o.writes_nothing()) {
+        counts.record_write(level_name(arch, t.level), tensor_bits(t));
+    }
 }
 
 /// Softmax of one row in `f64`: `exp(x - max) / sum`.

@@ -16,6 +16,7 @@
 pub mod exec;
 pub mod export;
 mod health;
+pub mod image;
 mod op;
 mod rounding;
 mod tensor;
@@ -238,6 +239,22 @@ impl GraphBuilder {
         &self.graph[i].out
     }
 
+    /// The datapath the graph runs on.
+    pub fn datapath(&self) -> Datapath {
+        self.datapath
+    }
+
+    /// The node producing the tensor `name`, if one does (a layer's backward pass reads what
+    /// its forward pass computed, e.g. a convolution's window matrix).
+    pub fn find(&self, name: &str) -> Option<NodeIndex> {
+        if !self.names.contains(name) {
+            return None;
+        }
+        self.graph
+            .node_indices()
+            .find(|&i| self.graph[i].out.name == name)
+    }
+
     /// Check the graph and fix its execution order; `outputs` names the tensors the step returns.
     pub fn build(self, outputs: &[&str]) -> Result<Graph, GraphError> {
         let order = petgraph::algo::toposort(&self.graph, None)
@@ -454,6 +471,24 @@ impl GraphBuilder {
             }
             Op::Scale { .. } | Op::Relu | Op::Quantize | Op::GaussianNoise { .. } => {
                 same(ins[0], out)?
+            }
+            Op::Image(o) => {
+                let shapes: Vec<&[usize]> = ins.iter().map(|t| t.shape.as_slice()).collect();
+                let s = o.output_shape(&shapes).map_err(&shape_err)?;
+                if out.shape != s {
+                    return Err(shape_err(format!(
+                        "output is {:?} but the op gives {s:?}",
+                        out.shape
+                    )));
+                }
+                if o.moves_values() && out.format != ins[0].format {
+                    return Err(format_err(format!(
+                        "{} moves values: the output format `{}` must be the input's `{}`",
+                        o.name(),
+                        out.format,
+                        ins[0].format
+                    )));
+                }
             }
         }
         Ok(())

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use super::image::ImageOp;
+
 /// A number an op uses: fixed when the graph is built, or a per-step scalar the driver feeds
 /// with the step's data (a step size, a noise scale), so that one graph serves every step of a
 /// run. A per-step scalar is fed as a one-element array under its name, or as one element of a
@@ -109,6 +111,9 @@ pub enum Op {
         /// Round to nearest (`floor(. + 0.5)`, the reference's debug path) instead of floor.
         nearest: bool,
     },
+    /// An op on a batch of images: convolution data movement, pooling, batch normalization
+    /// ([`ImageOp`]).
+    Image(ImageOp),
 }
 
 impl Op {
@@ -134,6 +139,7 @@ impl Op {
             Op::GaussianNoise { .. } => "gaussian_noise",
             Op::VcQuantize { .. } => "vc_quantize",
             Op::QsgldQuantize { .. } => "qsgld_quantize",
+            Op::Image(o) => o.name(),
         }
     }
 
@@ -161,7 +167,19 @@ impl Op {
             | Op::Axpy { .. }
             | Op::ReluGrad
             | Op::SoftmaxXentGrad => 2,
+            Op::Image(o) => o.arity(),
             _ => 1,
+        }
+    }
+
+    /// Whether the op only moves values (a gather, im2col, a layout change, max pooling): its
+    /// output keeps its input's format, is not rounded, counts no vector operation and is not
+    /// judged (its values were judged where they were produced).
+    pub fn moves_values(&self) -> bool {
+        match self {
+            Op::Gather => true,
+            Op::Image(o) => o.moves_values(),
+            _ => false,
         }
     }
 }

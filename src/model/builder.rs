@@ -130,6 +130,12 @@ impl<'a> Builder<'a> {
             }
             Op::SumRows => vec![1, self.shape(inputs[0])[1]],
             Op::Gather => vec![self.shape(inputs[1])[0], self.shape(inputs[0])[1]],
+            Op::Image(o) => {
+                let shapes: Vec<Vec<usize>> = inputs.iter().map(|&i| self.shape(i)).collect();
+                let shapes: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
+                o.output_shape(&shapes)
+                    .map_err(|e| ModelError::Shape(format!("`{name}`: {e}")))?
+            }
             _ => self.shape(inputs[0]),
         };
         // A step's new state (`*.next`) goes back to the outer level, with the parameters.
@@ -221,6 +227,16 @@ impl<'a> Builder<'a> {
             out.2,
             &[aq, bq],
         )
+    }
+
+    /// The format batch normalization computes and stores in: the architecture's
+    /// `formats.batchnorm` on the low-precision datapath (default `full_precision.format`), the
+    /// full-precision format on the full-precision unit.
+    pub fn batchnorm_format(&self) -> Format {
+        match self.b.datapath() {
+            Datapath::LowPrecision => self.arch.formats.batchnorm.unwrap_or(self.full()),
+            Datapath::FullPrecision => self.full(),
+        }
     }
 
     /// The activations' format, rounding and role (forward values).

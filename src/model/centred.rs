@@ -34,7 +34,8 @@ use crate::round::Rounding;
 pub const DELTA: &str = "delta";
 
 /// The layer types with a bit-centred form, for [`ModelError::NotBitCentred`]'s message.
-pub const BIT_CENTRED_LAYERS: &str = "linear, relu, residual_add";
+pub const BIT_CENTRED_LAYERS: &str =
+    "linear, relu, residual_add, conv2d, maxpool2d, avgpool2d, flatten";
 
 /// A refusal: the `what` (`layer`, `loss`) type `kind` has no bit-centred form.
 pub fn not_bit_centred(what: &'static str, kind: &'static str) -> ModelError {
@@ -47,9 +48,13 @@ pub fn not_bit_centred(what: &'static str, kind: &'static str) -> ModelError {
 
 /// The names of a parameter tensor's quantities in the bit-centred step: its gradient's name
 /// ([`ParamSpec::grad`]) without the `grad` prefix (`0`, `b0`), so that codes `k0`, `kb0`,
-/// full gradients `gt0`, `gtb0`, ... follow the model's names.
-pub fn param_key(spec: &ParamSpec) -> &str {
-    spec.grad.strip_prefix("grad").unwrap_or(&spec.grad)
+/// full gradients `gt0`, `gtb0`, ... follow an MLP's names; else `.` and the tensor's name
+/// (`k.conv0.weight`, `gt.conv0.weight`, ...).
+pub fn param_key(spec: &ParamSpec) -> String {
+    match spec.grad.strip_prefix("grad") {
+        Some(key) => key.to_string(),
+        None => format!(".{}", spec.name),
+    }
 }
 
 /// A value of the model in a bit-centred pass: 0 the input, `k + 1` layer `k`'s output (as
@@ -81,6 +86,9 @@ pub enum CentredOut {
     Offset(NodeIndex),
     /// The value at `w`.
     Full(NodeIndex),
+    /// The input value itself, seen with another shape (a flatten): offset, value and centre
+    /// are the input's.
+    Same(ValueId),
 }
 
 /// A gradient arriving at a value in the bit-centred backward pass.
@@ -114,6 +122,8 @@ enum Offset {
 
 #[derive(Clone, Debug)]
 struct Value {
+    /// The value whose offset, value and centre this one shares (a flatten's input).
+    alias: Option<usize>,
     full: Option<NodeIndex>,
     offset: Offset,
     centre: Option<NodeIndex>,
@@ -159,6 +169,7 @@ impl<'b, 'a> Centring<'b, 'a> {
         x: NodeIndex,
     ) -> Self {
         let input = Value {
+            alias: None,
             full: Some(x),
             offset: Offset::Zero,
             centre: Some(x),
@@ -204,10 +215,20 @@ impl<'b, 'a> Centring<'b, 'a> {
         self.consumers.get(v.0).copied().unwrap_or(0) <= 1
     }
 
-    fn value(&mut self, v: ValueId) -> Result<&mut Value, ModelError> {
+    /// Value `v`'s entry (`own`), or the entry of the value it shares its nodes with.
+    fn value_at(&mut self, v: ValueId, own: bool) -> Result<&mut Value, ModelError> {
+        let mut at = v.0;
+        while let Some(Some(a)) = self.values.get(at).map(|x| x.alias).filter(|_| !own) {
+            at = a;
+        }
         self.values
-            .get_mut(v.0)
+            .get_mut(at)
             .ok_or_else(|| ModelError::Spec(format!("bit-centred pass: no value {}", v.0)))
+    }
+
+    /// The entry holding value `v`'s offset, value and centre.
+    fn value(&mut self, v: ValueId) -> Result<&mut Value, ModelError> {
+        self.value_at(v, false)
     }
 
     /// A node's shape.
@@ -236,8 +257,8 @@ impl<'b, 'a> Centring<'b, 'a> {
             Rounding::NearestEven,
             Role::Activations,
         )?;
-        self.caches
-            .push((val.names.centre.clone(), self.pass[v.0].0.clone()));
+        let source = self.pass[self.resolve(v)].0.clone();
+        self.caches.push((val.names.centre.clone(), source));
         self.value(v)?.centre = Some(node);
         Ok(node)
     }
@@ -245,7 +266,8 @@ impl<'b, 'a> Centring<'b, 'a> {
     /// The centre's cached gradient rows with respect to value `v` (the full pass's error of
     /// `v`, summed over its readers) and the coefficient `c` that scales them to the batch.
     pub fn centre_grad(&mut self, v: ValueId) -> Result<(NodeIndex, f64), ModelError> {
-        let val = self.value(v)?.clone();
+        // A value's own error: a flatten's output shares its input's nodes, not its readers.
+        let val = self.value_at(v, true)?.clone();
         if let Some(g) = val.centre_grad {
             return Ok((g, self.c));
         }
@@ -267,7 +289,7 @@ impl<'b, 'a> Centring<'b, 'a> {
             Role::Gradients,
         )?;
         self.caches.push((val.names.centre_grad.clone(), source));
-        self.value(v)?.centre_grad = Some(node);
+        self.value_at(v, true)?.centre_grad = Some(node);
         Ok((node, self.c))
     }
 
@@ -328,9 +350,65 @@ impl<'b, 'a> Centring<'b, 'a> {
         }
     }
 
-    /// The names layer output `v` was given.
+    /// The names layer output `v` was given (a flatten's: its input's).
     pub fn names(&self, v: ValueId) -> Option<&ValueNames> {
-        self.values.get(v.0).map(|v| &v.names)
+        self.values.get(self.resolve(v)).map(|v| &v.names)
+    }
+
+    /// The value holding `v`'s nodes.
+    fn resolve(&self, v: ValueId) -> usize {
+        let mut at = v.0;
+        while let Some(Some(a)) = self.values.get(at).map(|x| x.alias) {
+            at = a;
+        }
+        at
+    }
+
+    /// The backward pass of a gate: a layer whose input gradient is `op(g, s)`, linear in the
+    /// arriving gradient `g` with a pattern fixed by the input `s` (the ReLU's mask, max
+    /// pooling's arg-max), as the authors' `relu_layer.py` and `max_pool_layer.py`: with the
+    /// input at `w` (`s = s~ + ds`), the arriving offset `dg` and the centre's gradient `g~`
+    /// at the output, the input's gradient offset is `op(g~ + dg, s) - op(g~, s~)`, computed as
+    /// `op(dg, s) + c (op(g~h, s) - g~z)` with the cached rows `g~h` (output) and `g~z` (the
+    /// input's, the full pass's `op(g~h, s~)` when this layer is the input's only reader; else
+    /// recomputed from the cached input): no full-size gradient is rounded before the difference
+    /// is taken, and it is exactly zero at the centre. `names`: the nodes `op(dg, s)`,
+    /// `op(g~h, s)`, `op(g~h, s~)` (when recomputed), the centre's difference and the result.
+    pub fn gate_backward(
+        &mut self,
+        op: Op,
+        names: [String; 5],
+        (x, y): (ValueId, ValueId),
+        err: CentredGrad,
+    ) -> Result<CentredGrad, ModelError> {
+        let [t, v, v0, u, dg] = names;
+        let s = self.full(x)?;
+        let (ch, coef) = self.grad_centre(y, err)?;
+        let (cg, c) = if self.single_reader(x) {
+            self.centre_grad(x)?
+        } else {
+            let s0 = self.centre(x)?;
+            let v0 = self.b.f32op(op.clone(), &v0, Role::Gradients, &[ch, s0])?;
+            (v0, coef)
+        };
+        let b = &mut self.b;
+        let (gf, gr, role) = b.grad();
+        let t = b.op(op.clone(), &t, gf, gr, role, &[err.offset, s])?;
+        let v = b.f32op(op, &v, role, &[ch, s])?;
+        // `coef v - c cg`: the centre's part at the batch's scale, `coef` factored out.
+        let u = if coef == c {
+            b.f32op(Op::Sub, &u, role, &[v, cg])?
+        } else {
+            let axpy = Op::Axpy {
+                c: (-c / coef).into(),
+            };
+            b.f32op(axpy, &u, role, &[v, cg])?
+        };
+        let dg = b.op(Op::Axpy { c: coef.into() }, &dg, gf, gr, role, &[t, u])?;
+        Ok(CentredGrad {
+            offset: dg,
+            centre: Some((cg, c)),
+        })
     }
 
     /// Parameter `p`'s centre in the MAC's B format (a feed `wc{key}`, the authors'
@@ -352,11 +430,13 @@ impl<'b, 'a> Centring<'b, 'a> {
     /// Adds layer output `out` with `names` (the walk's order: layer `k`'s output is value
     /// `k + 1`).
     pub(super) fn push(&mut self, out: CentredOut, names: ValueNames) {
-        let (full, offset) = match out {
-            CentredOut::Offset(o) => (None, Offset::Node(o)),
-            CentredOut::Full(f) => (Some(f), Offset::Unbuilt),
+        let (alias, full, offset) = match out {
+            CentredOut::Offset(o) => (None, None, Offset::Node(o)),
+            CentredOut::Full(f) => (None, Some(f), Offset::Unbuilt),
+            CentredOut::Same(v) => (Some(v.0), None, Offset::Unbuilt),
         };
         self.values.push(Value {
+            alias,
             full,
             offset,
             centre: None,

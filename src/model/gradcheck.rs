@@ -12,11 +12,15 @@ use std::collections::BTreeMap;
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use serde_json::Value;
 
+use super::batchnorm::BatchNorm;
+use super::conv2d::Conv2d;
+use super::flatten::Flatten;
 use super::gaussian::{GaussianPotential, Parameter};
 use super::kinds::{chain, dense};
 use super::layer::{Init, Layer, Loss};
 use super::linear::Linear;
 use super::mse::Mse;
+use super::pool::{Pool2d, PoolKind};
 use super::relu::Relu;
 use super::residual::ResidualAdd;
 use super::softmax_xent::SoftmaxCrossEntropy;
@@ -24,13 +28,14 @@ use super::{Builder, Model, ModelKind, Source};
 use crate::arch::Architecture;
 use crate::cost::Datapath;
 use crate::format::alias;
+use crate::graph::image::{Planes, Window};
 use crate::graph::{execute, Op, Role};
 use crate::round::{RandomStream, Rounding};
 use crate::workload::Targets;
 
 /// `arch/fp32.json` with every `fp32` of the low-precision datapath (formats, MAC inputs and
-/// accumulator, vector unit) made `fp64`; the full-precision unit stores `fp32` at most and the
-/// check runs on the low-precision datapath.
+/// accumulator, vector unit, batch normalization) made `fp64`; the full-precision unit stores
+/// `fp32` at most and the check runs on the low-precision datapath.
 pub(crate) fn fp64_arch() -> Architecture {
     fn swap(v: &mut Value) {
         match v {
@@ -47,6 +52,8 @@ pub(crate) fn fp64_arch() -> Architecture {
     v["formats"]["mac"] = serde_json::json!({"a": "fp64", "b": "fp64", "product": "exact",
         "fused": true, "accumulator": "fp64", "acc_rounding": "rne", "order": "sequential"});
     v["full_precision"] = serde_json::json!({"format": "fp32"});
+    // Batch normalization computes in full precision unless the architecture says otherwise.
+    v["formats"]["batchnorm"] = "fp64".into();
     Architecture::from_json_str("fp64.json", &v.to_string()).expect("an fp64 architecture")
 }
 
@@ -122,6 +129,12 @@ fn feed_params(b: &mut Builder, specs: &[super::ParamSpec]) -> Vec<petgraph::gra
 /// in every input and parameter, and the step graph's forward, parameter gradients and input
 /// errors against the oracle.
 fn check_layer(layer: &dyn Layer, rows: usize, input: usize) {
+    check_layer_on(layer, rows, &[input]);
+}
+
+/// [`check_layer`] with one example's input shape `in_shape` (`[C, H, W]` for images).
+fn check_layer_on(layer: &dyn Layer, rows: usize, in_shape: &[usize]) {
+    let input: usize = in_shape.iter().product();
     let kind = layer.kind();
     let arity = layer.arity();
     let xs: Vec<ArrayD<f64>> = (0..arity)
@@ -133,12 +146,9 @@ fn check_layer(layer: &dyn Layer, rows: usize, input: usize) {
         .enumerate()
         .map(|(i, p)| random(&p.shape, 10 + i as u64))
         .collect();
-    let in_shape = [input];
-    let out_shape = layer
-        .output_shape(&vec![&in_shape[..]; arity])
-        .expect("fits");
-    let mut shape = vec![rows];
-    shape.extend(&out_shape);
+    let out_shape = layer.output_shape(&vec![in_shape; arity]).expect("fits");
+    // Batches are matrices: one example per row (NCHW within it for images).
+    let shape = vec![rows, out_shape.iter().product()];
     let r = random(&shape, 9);
     // The oracle's backward against differences of sum(r * forward), in x and every parameter.
     let functional = |t: &[ArrayD<f64>]| {
@@ -250,9 +260,96 @@ fn linear_layer_with_and_without_bias() {
     }
 }
 
+fn planes(channels: usize, height: usize, width: usize) -> Planes {
+    Planes {
+        channels,
+        height,
+        width,
+    }
+}
+
+fn window(k: usize, stride: usize, pad: usize) -> Window {
+    Window {
+        kh: k,
+        kw: k,
+        stride,
+        pad,
+    }
+}
+
+#[test]
+fn conv2d_layer_strides_padding_and_bias() {
+    for (k, stride, pad, bias) in [
+        (3, 1, 1, true),
+        (3, 2, 0, false),
+        (2, 2, 1, true),
+        (1, 1, 0, false),
+    ] {
+        let l = Conv2d {
+            index: 0,
+            input: planes(2, 5, 4),
+            filters: 3,
+            window: window(k, stride, pad),
+            bias,
+        };
+        check_layer_on(&l, 3, &[2, 5, 4]);
+    }
+}
+
+#[test]
+fn pool_layers() {
+    for kind in [PoolKind::Max, PoolKind::Avg] {
+        // Non-overlapping, overlapping, padded, global.
+        for w in [window(2, 2, 0), window(3, 1, 1), window(3, 2, 1)] {
+            let l = Pool2d {
+                kind,
+                index: 0,
+                input: planes(2, 5, 4),
+                window: w,
+            };
+            check_layer_on(&l, 3, &[2, 5, 4]);
+        }
+        let global = Pool2d {
+            kind,
+            index: 0,
+            input: planes(3, 4, 4),
+            window: Window {
+                kh: 4,
+                kw: 4,
+                stride: 1,
+                pad: 0,
+            },
+        };
+        check_layer_on(&global, 2, &[3, 4, 4]);
+    }
+}
+
+#[test]
+fn batchnorm_layer_on_images_and_features() {
+    let images = BatchNorm {
+        index: 0,
+        channels: 3,
+        positions: 6,
+        frozen: None,
+    };
+    check_layer_on(&images, 4, &[3, 2, 3]);
+    let features = BatchNorm {
+        index: 0,
+        channels: 5,
+        positions: 1,
+        frozen: None,
+    };
+    check_layer_on(&features, 6, &[5]);
+}
+
+#[test]
+fn flatten_layer() {
+    check_layer_on(&Flatten { index: 0 }, 3, &[2, 3, 2]);
+}
+
 #[test]
 fn relu_layer() {
-    check_layer(&Relu { index: 0 }, 6, 4);
+    check_layer(&Relu::after_dense(0), 6, 4);
 }
 
 #[test]
@@ -500,10 +597,10 @@ pub(crate) fn residual_regressor() -> Model {
 fn residual(outputs: usize, loss: std::sync::Arc<dyn Loss>) -> Model {
     let layers: Vec<std::sync::Arc<dyn Layer>> = vec![
         dense(0, 5, 6, true, true),
-        std::sync::Arc::new(Relu { index: 0 }),
+        std::sync::Arc::new(Relu::after_dense(0)),
         dense(1, 6, 6, true, true),
         std::sync::Arc::new(ResidualAdd { index: 0 }),
-        std::sync::Arc::new(Relu { index: 1 }),
+        std::sync::Arc::new(Relu::after_dense(1)),
         dense(2, 6, outputs, true, true),
     ];
     let mut sources = chain(layers.len());
@@ -511,6 +608,7 @@ fn residual(outputs: usize, loss: std::sync::Arc<dyn Loss>) -> Model {
     Model {
         kind: ModelKind::Mlp,
         inputs: 5,
+        input_shape: vec![5],
         bias_feature: false,
         layers,
         sources,
@@ -538,4 +636,95 @@ fn a_graph_of_layers_is_checked() {
     m.sources[3] = vec![Source::Layer(2), Source::Input];
     let e = m.check().unwrap_err().to_string();
     assert!(e.contains("the shortcut [5]"), "{e}");
+}
+
+/// A layer list from JSON (the workload's `model.layers`).
+fn layers(json: &str) -> Vec<crate::workload::LayerSpec> {
+    serde_json::from_str(json).expect("layer specs")
+}
+
+#[test]
+fn lenet_style_cnn() {
+    let l = layers(
+        r#"[{"type": "conv", "filters": 3, "kernel": 3, "padding": 1}, {"type": "relu"},
+            {"type": "maxpool", "kernel": 2}, {"type": "conv", "filters": 4, "kernel": 2},
+            {"type": "relu"}, {"type": "avgpool", "kernel": 2, "stride": 1},
+            {"type": "flatten"}, {"type": "linear", "out": 5}, {"type": "relu"}]"#,
+    );
+    let model = Model::cnn([2, 6, 6], &l, 3, 1e-3).expect("a cnn");
+    assert_eq!(model.kind(), ModelKind::Cnn);
+    check_model(&model, Some(3));
+}
+
+#[test]
+fn resnet_blocks_with_batchnorm() {
+    // An identity block, a block with a 1x1 projection (stride 2, more channels), global
+    // average pooling: the block's input is read twice (the branch and the shortcut).
+    let l = layers(
+        r#"[{"type": "conv", "filters": 2, "kernel": 3, "padding": 1, "bias": false},
+            {"type": "batchnorm"}, {"type": "relu"},
+            {"type": "basic_block", "filters": 2},
+            {"type": "basic_block", "filters": 3, "stride": 2},
+            {"type": "global_avgpool"}, {"type": "flatten"}]"#,
+    );
+    let model = Model::cnn([1, 5, 5], &l, 3, 0.0).expect("a resnet");
+    check_model(&model, Some(3));
+}
+
+#[test]
+fn cnn_specs_that_do_not_fit_are_refused() {
+    let e = |json: &str, input: [usize; 3]| {
+        Model::cnn(input, &layers(json), 3, 0.0)
+            .expect_err("refused")
+            .to_string()
+    };
+    let s = e(
+        r#"[{"type": "conv", "filters": 2, "kernel": 3}]"#,
+        [1, 4, 4],
+    );
+    assert!(s.contains("end them with"), "{s}");
+    let s = e(
+        r#"[{"type": "conv", "filters": 2, "kernel": 5}, {"type": "flatten"}]"#,
+        [1, 4, 4],
+    );
+    assert!(s.contains("layers[0]") && s.contains("does not fit"), "{s}");
+    let s = e(r#"[{"type": "linear", "out": 4}]"#, [1, 4, 4]);
+    assert!(s.contains("add {\"type\": \"flatten\"}"), "{s}");
+    let s = e(
+        r#"[{"type": "flatten"}, {"type": "maxpool", "kernel": 2}]"#,
+        [1, 4, 4],
+    );
+    assert!(s.contains("layers[1]") && s.contains("needs images"), "{s}");
+}
+
+#[test]
+fn evaluation_uses_the_training_sets_batch_statistics() {
+    let l = layers(
+        r#"[{"type": "conv", "filters": 2, "kernel": 3, "padding": 1}, {"type": "batchnorm"},
+            {"type": "relu"}, {"type": "flatten"}]"#,
+    );
+    let model = Model::cnn([1, 3, 3], &l, 3, 0.0).expect("a cnn");
+    let params: Vec<ArrayD<f64>> = model
+        .param_shapes()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| random(s, 30 + i as u64))
+        .collect();
+    let x_train = random(&[12, 9], 31).into_dimensionality().expect("matrix");
+    let x_test: Array2<f64> = random(&[4, 9], 32).into_dimensionality().expect("matrix");
+    let eval = model.for_evaluation(&params, x_train.view());
+    // On the training set, evaluation equals training's forward pass (the same statistics).
+    let a = eval.predict(&params, x_train.view());
+    let b = model.predict(&params, x_train.view());
+    assert!((&a - &b).iter().all(|d| d.abs() < 1e-12), "{a} vs {b}");
+    // Evaluation does not depend on the batch: one example at a time gives the same.
+    let whole = eval.predict(&params, x_test.view());
+    for i in 0..4 {
+        let one = eval.predict(&params, x_test.slice(ndarray::s![i..i + 1, ..]));
+        let d = (&one.row(0) - &whole.row(i)).mapv(f64::abs).sum();
+        assert!(d < 1e-12, "example {i}: {d}");
+    }
+    // Training-mode prediction of one example would normalize it to the shift alone.
+    let single = model.predict(&params, x_test.slice(ndarray::s![0..1, ..]));
+    assert!((&single.row(0) - &whole.row(0)).mapv(f64::abs).sum() > 1e-3);
 }

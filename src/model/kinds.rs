@@ -74,6 +74,7 @@ impl Model {
         Ok(Model {
             kind: ModelKind::Linear,
             inputs: features,
+            input_shape: vec![features],
             bias_feature: false,
             layers: vec![dense(0, features, 1, false, false)],
             sources: chain(1),
@@ -90,6 +91,7 @@ impl Model {
         Ok(Model {
             kind: ModelKind::Logistic,
             inputs: features,
+            input_shape: vec![features],
             bias_feature: false,
             layers: vec![dense(0, features, classes, false, false)],
             sources: chain(1),
@@ -120,13 +122,14 @@ impl Model {
         let mut layers = Vec::new();
         for (i, w) in widths.windows(2).enumerate() {
             if i > 0 {
-                layers.push(Arc::new(relu::Relu { index: i - 1 }) as Arc<dyn Layer>);
+                layers.push(Arc::new(relu::Relu::after_dense(i - 1)) as Arc<dyn Layer>);
             }
             layers.push(dense(i, w[0], w[1], true, true));
         }
         Model {
             kind: ModelKind::Mlp,
             inputs: features,
+            input_shape: vec![features],
             bias_feature: false,
             sources: chain(layers.len()),
             layers,
@@ -153,6 +156,7 @@ impl Model {
         Ok(Model {
             kind: ModelKind::Gaussian,
             inputs: 0,
+            input_shape: vec![0],
             bias_feature: false,
             layers: vec![Arc::new(gaussian::Parameter { dim })],
             sources: chain(1),
@@ -166,16 +170,18 @@ impl Model {
         Self::gaussian(Array1::zeros(dim), Array2::eye(dim))
     }
 
-    /// The model a workload's `model` section names, for data with `features` inputs and
+    /// The model a workload's `model` section names, for data of one example's `shape` (`[n]`
+    /// features, or `[C, H, W]` images) and
     /// `classes` classes (`None`: real-valued targets). Linear regression needs real targets,
     /// logistic regression and the MLP classes; a `bias` of linear or logistic regression is a
     /// constant input feature (see the module docs). A Gaussian target is built from its data
     /// ([`Model::gaussian`]).
     pub fn from_spec(
         spec: &ModelSpec,
-        features: usize,
+        shape: &[usize],
         classes: Option<usize>,
     ) -> Result<Self, ModelError> {
+        let features: usize = shape.iter().product();
         let (model, bias) = match (spec, classes) {
             (ModelSpec::Linear(s), None) => {
                 (Self::linear(features + usize::from(s.bias), s.l2)?, s.bias)
@@ -185,12 +191,13 @@ impl Model {
                 s.bias,
             ),
             (ModelSpec::Mlp(s), Some(k)) => (Self::mlp(features, &s.hidden, k, s.l2)?, false),
+            (ModelSpec::Cnn(s), Some(k)) => (Self::from_cnn_spec(s, shape, k)?, false),
             (ModelSpec::Linear(_), Some(_)) => {
                 return Err(ModelError::Spec(
                     "linear (least squares) needs real-valued targets, not classes".into(),
                 ))
             }
-            (ModelSpec::Logistic(_) | ModelSpec::Mlp(_), None) => {
+            (ModelSpec::Logistic(_) | ModelSpec::Mlp(_) | ModelSpec::Cnn(_), None) => {
                 return Err(ModelError::Spec(format!(
                     "{} needs class labels, not real-valued targets",
                     spec.kind()

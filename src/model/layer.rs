@@ -29,6 +29,8 @@ pub enum Init {
     /// All zeros (biases; linear and logistic regression, whose convex objective needs no
     /// symmetry breaking).
     Zeros,
+    /// All ones (a batch normalization's scale).
+    Ones,
     /// He et al. (2015), for a ReLU network: `N(0, 2 / fan_in)`.
     He {
         /// Inputs feeding each output unit.
@@ -122,6 +124,19 @@ pub trait Layer: Debug + Send + Sync {
         params: &[NodeIndex],
         need_dx: &[bool],
     ) -> Result<(Vec<Option<NodeIndex>>, Vec<NodeIndex>), ModelError>;
+
+    /// Whether the layer's forward pass depends on the batch as a whole (batch normalization):
+    /// then evaluation runs [`Layer::for_evaluation`]'s form of it.
+    fn uses_batch_statistics(&self) -> bool {
+        false
+    }
+
+    /// The layer as evaluation runs it, given its inputs over the whole training set: a batch
+    /// normalization with the training set's statistics; `None` (the default) when evaluation
+    /// runs the layer as training does.
+    fn for_evaluation(&self, _inputs: &[ArrayViewD<f64>]) -> Option<std::sync::Arc<dyn Layer>> {
+        None
+    }
 
     /// The name of the error node arriving at this layer's output when it is the model's last
     /// layer (the loss's gradient): `err{n}` after `n` dense layers; a layer whose output is

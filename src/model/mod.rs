@@ -30,8 +30,12 @@
 //! which keeps the SVRG family's bit-centred iterate one code vector. The MLP's layers carry
 //! their bias as a tensor of their own, added on the vector unit.
 
+pub mod batchnorm;
 pub mod builder;
 pub mod centred;
+mod cnn;
+pub mod conv2d;
+pub mod flatten;
 pub mod gaussian;
 #[cfg(test)]
 pub(crate) mod gradcheck;
@@ -40,6 +44,7 @@ pub mod layer;
 pub mod linear;
 pub mod mse;
 mod oracle;
+pub mod pool;
 pub mod relu;
 pub mod residual;
 pub mod softmax_xent;
@@ -102,6 +107,9 @@ pub enum ModelKind {
     Logistic,
     /// A ReLU multi-layer perceptron.
     Mlp,
+    /// A convolutional network on images (`model.kind = cnn`: convolutions, pooling, batch
+    /// normalization, residual blocks, dense layers).
+    Cnn,
     /// A Gaussian sampling target.
     Gaussian,
 }
@@ -113,6 +121,7 @@ impl ModelKind {
             ModelKind::Linear => "linear",
             ModelKind::Logistic => "logistic",
             ModelKind::Mlp => "mlp",
+            ModelKind::Cnn => "cnn",
             ModelKind::Gaussian => "gaussian",
         }
     }
@@ -124,6 +133,9 @@ impl ModelKind {
 pub struct Model {
     kind: ModelKind,
     inputs: usize,
+    /// One example's shape at the input (`[inputs]`, or `[C, H, W]` for images stored one
+    /// example per row in NCHW order).
+    input_shape: Vec<usize>,
     bias_feature: bool,
     layers: Vec<Arc<dyn Layer>>,
     /// Where each layer's inputs come from (layers only ever read earlier layers: the order of
@@ -187,7 +199,7 @@ impl Model {
     /// One example's shape at the model's input and at every layer's output, input first, or
     /// why a layer does not accept its inputs.
     fn shapes(&self) -> Result<Vec<Vec<usize>>, ModelError> {
-        let mut shapes = vec![vec![self.inputs]];
+        let mut shapes = vec![self.input_shape.clone()];
         for (layer, sources) in self.layers.iter().zip(&self.sources) {
             let inputs: Vec<&[usize]> = sources
                 .iter()
@@ -280,6 +292,9 @@ impl Model {
             .iter()
             .map(|p| {
                 let mut a = ArrayD::<f64>::zeros(IxDyn(&p.shape));
+                if p.init == Init::Ones {
+                    a.fill(1.0);
+                }
                 if let Init::He { fan_in } = p.init {
                     let s = RandomStream::new(seed, stream_id(&p.stream, 0, 0));
                     let sd = (2.0 / fan_in as f64).sqrt();

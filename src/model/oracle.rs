@@ -45,6 +45,25 @@ impl Model {
             .expect("models predict matrices")
     }
 
+    /// The model as evaluation runs it at `params`: every layer whose evaluation differs from
+    /// training replaced by its evaluation form given its inputs over the training set
+    /// `x_train` ([`super::Layer::for_evaluation`]: batch normalization with the training set's
+    /// statistics). The model itself when no layer differs.
+    pub fn for_evaluation(&self, params: &[ArrayD<f64>], x_train: ArrayView2<f64>) -> Model {
+        let mut eval = self.clone();
+        if !self.layers.iter().any(|l| l.uses_batch_statistics()) {
+            return eval;
+        }
+        let values = self.forward_all(params, Some(x_train));
+        for (k, (layer, sources)) in self.layers.iter().zip(&self.sources).enumerate() {
+            let inputs: Vec<_> = sources.iter().map(|s| values[s.value()].view()).collect();
+            if let Some(l) = layer.for_evaluation(&inputs) {
+                eval.layers[k] = l;
+            }
+        }
+        eval
+    }
+
     /// The objective at `params` on `data` (features and targets; `None` for a Gaussian
     /// target): the mean loss plus `(l2 / 2) ||theta||^2`.
     pub fn loss(&self, params: &[ArrayD<f64>], data: Option<(ArrayView2<f64>, &Targets)>) -> f64 {

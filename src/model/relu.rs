@@ -9,13 +9,40 @@ use super::layer::{Layer, ParamSpec};
 use super::{Builder, ModelError};
 use crate::graph::{Op, Role};
 
-/// A ReLU after the model's dense layer `index` (its tensors are `h{index}` and, backward,
-/// `err{index + 1}`: the error of that dense layer's output, as a last dense layer's error is
-/// named).
+/// A ReLU: in an MLP (`prefix` empty) after the model's dense layer `index`, its tensors
+/// `h{index}` and, backward, `err{index + 1}` (the error of that dense layer's output, as a
+/// last dense layer's error is named); elsewhere the `index`-th ReLU named `{prefix}{index}`,
+/// its tensors `{prefix}{index}.out` and `.dx`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Relu {
-    /// The dense layer it follows.
+    /// The dense layer it follows (MLP), or its position among the model's ReLUs.
     pub index: usize,
+    /// The name's prefix (`relu` in a convolutional network); empty in an MLP.
+    pub prefix: &'static str,
+}
+
+impl Relu {
+    /// The ReLU after dense layer `index` of an MLP.
+    pub fn after_dense(index: usize) -> Self {
+        Relu { index, prefix: "" }
+    }
+
+    fn names(&self) -> [String; 3] {
+        let (i, p) = (self.index, self.prefix);
+        if p.is_empty() {
+            [
+                format!("h{i}"),
+                format!("err{}", i + 1),
+                format!("err_h{i}"),
+            ]
+        } else {
+            [
+                format!("{p}{i}.out"),
+                format!("{p}{i}.dx"),
+                format!("{p}{i}.err"),
+            ]
+        }
+    }
 }
 
 impl Layer for Relu {
@@ -62,7 +89,7 @@ impl Layer for Relu {
         _params: &[NodeIndex],
     ) -> Result<NodeIndex, ModelError> {
         let (f, r, role) = b.act();
-        b.op(Op::Relu, &format!("h{}", self.index), f, r, role, &[x[0]])
+        b.op(Op::Relu, &self.names()[0], f, r, role, &[x[0]])
     }
 
     fn build_backward(
@@ -78,46 +105,33 @@ impl Layer for Relu {
             return Ok((vec![None], Vec::new()));
         }
         let (f, r, role) = b.grad();
-        let name = format!("err{}", self.index + 1);
-        let dx = b.op(Op::ReluGrad, &name, f, r, role, &[err, x[0]])?;
+        let dx = b.op(Op::ReluGrad, &self.names()[1], f, r, role, &[err, x[0]])?;
         Ok((vec![Some(dx)], Vec::new()))
     }
 
     fn error_name(&self) -> String {
-        format!("err_h{}", self.index)
+        let [_, _, last] = self.names();
+        last
     }
 
     /// The authors' `relu_layer.py`: the output at `w` is `relu(s)` of the input at `w`
-    /// (`s = s~ + ds`) in full precision, `a{index + 1}`; its offset `a - a~` is taken where a
-    /// reader needs it.
+    /// (`s = s~ + ds`) in full precision; its offset `a - a~` is taken where a reader needs it.
     fn centred_forward(
         &self,
         cx: &mut Centring,
         x: &[ValueId],
         _params: &[CentredParam],
     ) -> Result<(CentredOut, ValueNames), ModelError> {
-        let (i, j) = (self.index, self.index + 1);
+        let names = self.centred_names();
         let s = cx.full(x[0])?;
         let a = cx
             .b()
-            .f32op(Op::Relu, &format!("a{j}"), Role::Activations, &[s])?;
-        let names = ValueNames {
-            full: format!("a{j}"),
-            offset: format!("da{j}"),
-            centre: format!("ca{j}"),
-            centre_grad: format!("ch{i}"),
-            grad_offset: format!("dgh{i}"),
-        };
+            .f32op(Op::Relu, &names.full, Role::Activations, &[s])?;
         Ok((CentredOut::Full(a), names))
     }
 
-    /// With the mask `[s > 0]` of the input at `w` (the mask of the pre-activation at `w`, as
-    /// the authors'), the arriving offset `dg` and the centre's gradient `g~` at the output:
-    /// the input's gradient offset is `(g~ + dg) [s > 0] - g~ [s~ > 0]`, computed as
-    /// `dg [s > 0] + c (g~h [s > 0] - g~z)` with the cached rows `g~h` (output) and `g~z`
-    /// (input, the full pass's `g~h [s~ > 0]` when this layer is the input's only reader; else
-    /// recomputed from the cached input), rearranged so that no full-size gradient is rounded
-    /// before the difference is taken: exactly zero at the centre.
+    /// A gate ([`Centring::gate_backward`]) with the mask `[s > 0]` of the input at `w` (the
+    /// pre-activation at `w`, as the authors').
     fn centred_backward(
         &self,
         cx: &mut Centring,
@@ -130,51 +144,40 @@ impl Layer for Relu {
         if !need_dx[0] {
             return Ok((vec![None], Vec::new()));
         }
-        let j = self.index;
-        let s = cx.full(x[0])?;
-        let (ch, coef) = cx.grad_centre(y, err)?;
-        let (cg, c) = if cx.single_reader(x[0]) {
-            cx.centre_grad(x[0])?
+        let (i, p) = (self.index, self.prefix);
+        let names = if p.is_empty() {
+            ["t", "v", "v0", "u", "dg"].map(|n| format!("{n}{i}"))
         } else {
-            let s0 = cx.centre(x[0])?;
-            let name = format!("v0{j}");
-            let v0 = cx
-                .b()
-                .f32op(Op::ReluGrad, &name, Role::Gradients, &[ch, s0])?;
-            (v0, coef)
+            ["t", "v", "v0", "u", "dg"].map(|n| format!("{p}{i}.{n}"))
         };
-        let b = cx.b();
-        let (gf, gr, role) = b.grad();
-        let t = b.op(
-            Op::ReluGrad,
-            &format!("t{j}"),
-            gf,
-            gr,
-            role,
-            &[err.offset, s],
-        )?;
-        let v = b.f32op(Op::ReluGrad, &format!("v{j}"), role, &[ch, s])?;
-        // `coef v - c cg`: the centre's part at the batch's scale, `c` factored out.
-        let u = if coef == c {
-            b.f32op(Op::Sub, &format!("u{j}"), role, &[v, cg])?
-        } else {
-            let axpy = Op::Axpy {
-                c: (-c / coef).into(),
-            };
-            b.f32op(axpy, &format!("u{j}"), role, &[v, cg])?
-        };
-        let dg = b.op(
-            Op::Axpy { c: coef.into() },
-            &format!("dg{j}"),
-            gf,
-            gr,
-            role,
-            &[t, u],
-        )?;
-        let dx = CentredGrad {
-            offset: dg,
-            centre: Some((cg, c)),
-        };
+        let dx = cx.gate_backward(Op::ReluGrad, names, (x[0], y), err)?;
         Ok((vec![Some(dx)], Vec::new()))
+    }
+}
+
+impl Relu {
+    /// The names of the bit-centred output's nodes: in an MLP `a{index + 1}` (the next dense
+    /// layer's input), `da`, `ca` alike, `ch{index}`, `dgh{index}`; elsewhere
+    /// `{prefix}{index}.a`, `.da`, `.ca`, `.ch`, `.dgh`.
+    fn centred_names(&self) -> ValueNames {
+        let (i, p) = (self.index, self.prefix);
+        if p.is_empty() {
+            let j = i + 1;
+            return ValueNames {
+                full: format!("a{j}"),
+                offset: format!("da{j}"),
+                centre: format!("ca{j}"),
+                centre_grad: format!("ch{i}"),
+                grad_offset: format!("dgh{i}"),
+            };
+        }
+        let n = |what: &str| format!("{p}{i}.{what}");
+        ValueNames {
+            full: n("a"),
+            offset: n("da"),
+            centre: n("ca"),
+            centre_grad: n("ch"),
+            grad_offset: n("dgh"),
+        }
     }
 }

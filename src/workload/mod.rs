@@ -26,7 +26,10 @@ pub use data::{
     ImagesSpec, NpySpec, Problem, RegressionSpec, Standardization, Targets, Task,
 };
 pub use metrics::{ModelAverage, Moments, ECE_BINS};
-pub use model::{LinearSpec, LogisticSpec, MlpSpec, ModelSpec};
+pub use model::{
+    BlockSpec, CnnSpec, ConvSpec, DenseSpec, LayerSpec, LinearSpec, LogisticSpec, MlpSpec,
+    ModelSpec, PoolSpec,
+};
 
 /// A field outside its allowed range, named relative to its section (`test_fraction`,
 /// `hidden[0]`); [`Workload`] prefixes the section and the file.
@@ -245,6 +248,7 @@ impl Workload {
             "linear" => ModelSpec::Linear(typed(file, "model", without_kind(raw.model))?),
             "logistic" => ModelSpec::Logistic(typed(file, "model", without_kind(raw.model))?),
             "mlp" => ModelSpec::Mlp(typed(file, "model", without_kind(raw.model))?),
+            "cnn" => ModelSpec::Cnn(typed(file, "model", without_kind(raw.model))?),
             _ => {
                 typed::<NoFields>(file, "model", without_kind(raw.model))?;
                 ModelSpec::Gaussian
