@@ -133,7 +133,10 @@ fn centre_pass(res: &mut StepResult, model: &Model, reads: &CentreReads, bound: 
         .map(|(feed, source)| {
             // A flatten's value is its input's node: two feeds may read one tensor.
             let rows = res.values.get(source).cloned();
-            (feed.clone(), rows.expect("the full pass computes every cached tensor"))
+            (
+                feed.clone(),
+                rows.expect("the full pass computes every cached tensor"),
+            )
         })
         .collect();
     Centre {
