@@ -593,6 +593,31 @@ pub(crate) fn residual_regressor() -> Model {
     residual(1, std::sync::Arc::new(super::mse::Mse))
 }
 
+/// `x -> dense0 -> relu -> (+ dense0's output) -> dense1`: the ReLU's input is read twice (by
+/// the ReLU and by the residual join), so its error is not the ReLU's alone.
+pub(crate) fn shared_gate_input() -> Model {
+    let layers: Vec<std::sync::Arc<dyn Layer>> = vec![
+        dense(0, 5, 6, true, true),
+        std::sync::Arc::new(Relu::after_dense(0)),
+        std::sync::Arc::new(ResidualAdd { index: 0 }),
+        dense(1, 6, 3, true, true),
+    ];
+    let mut sources = chain(layers.len());
+    sources[2] = vec![Source::Layer(1), Source::Layer(0)];
+    Model {
+        kind: ModelKind::Mlp,
+        inputs: 5,
+        input_shape: vec![5],
+        bias_feature: false,
+        layers,
+        sources,
+        loss: std::sync::Arc::new(SoftmaxCrossEntropy { classes: 3 }),
+        l2: 0.0,
+    }
+    .check()
+    .expect("a valid graph of layers")
+}
+
 /// [`residual_mlp`]'s layers with `outputs` outputs and `loss`.
 fn residual(outputs: usize, loss: std::sync::Arc<dyn Loss>) -> Model {
     let layers: Vec<std::sync::Arc<dyn Layer>> = vec![
