@@ -38,11 +38,13 @@ impl BnStats {
         }
     }
 
-    /// `xhat` of the value at flat index `i`.
-    #[inline]
-    fn xhat(&self, x: f64, i: usize) -> f64 {
-        let c = (i / self.positions) % self.channels;
-        (x - self.mean[c]) * self.inv_std[c]
+    /// Calls `f(c, range)` for every channel plane of every example: the flat index range of
+    /// its `positions` values (contiguous in NCHW).
+    fn planes(&self, len: usize, mut f: impl FnMut(usize, std::ops::Range<usize>)) {
+        let p = self.positions.max(1);
+        for (k, at) in (0..len).step_by(p).enumerate() {
+            f(k % self.channels.max(1), at..at + p);
+        }
     }
 }
 
@@ -62,21 +64,25 @@ fn values(
 
 /// `y = gamma xhat + beta` into `out`.
 pub fn batch_norm(x: &[f64], gamma: &[f64], beta: &[f64], s: &BnStats, out: &mut [f64]) {
-    for (i, (y, &v)) in out.iter_mut().zip(x).enumerate() {
-        let c = (i / s.positions) % s.channels;
-        *y = gamma[c] * s.xhat(v, i) + beta[c];
-    }
+    s.planes(x.len(), |c, r| {
+        let (m, k) = (s.mean[c], s.inv_std[c]);
+        for (y, &v) in out[r.clone()].iter_mut().zip(&x[r]) {
+            *y = gamma[c] * ((v - m) * k) + beta[c];
+        }
+    });
 }
 
 /// `sum(dy xhat)` and `sum(dy)` per channel.
 pub fn batch_norm_param_grads(dy: &[f64], x: &[f64], s: &BnStats) -> (Vec<f64>, Vec<f64>) {
     let mut dgamma = vec![0.0; s.channels];
     let mut dbeta = vec![0.0; s.channels];
-    for (i, (&d, &v)) in dy.iter().zip(x).enumerate() {
-        let c = (i / s.positions) % s.channels;
-        dgamma[c] += d * s.xhat(v, i);
-        dbeta[c] += d;
-    }
+    s.planes(x.len(), |c, r| {
+        let (m, k) = (s.mean[c], s.inv_std[c]);
+        for (&d, &v) in dy[r.clone()].iter().zip(&x[r]) {
+            dgamma[c] += d * ((v - m) * k);
+            dbeta[c] += d;
+        }
+    });
     (dgamma, dbeta)
 }
 
@@ -84,8 +90,13 @@ pub fn batch_norm_param_grads(dy: &[f64], x: &[f64], s: &BnStats) -> (Vec<f64>, 
 pub fn batch_norm_backward(dy: &[f64], x: &[f64], gamma: &[f64], s: &BnStats, out: &mut [f64]) {
     let (dgamma, dbeta) = batch_norm_param_grads(dy, x, s);
     let m = (x.len() / s.channels.max(1)) as f64;
-    for (i, (o, (&d, &v))) in out.iter_mut().zip(dy.iter().zip(x)).enumerate() {
-        let c = (i / s.positions) % s.channels;
-        *o = gamma[c] * s.inv_std[c] / m * (m * d - dbeta[c] - s.xhat(v, i) * dgamma[c]);
-    }
+    s.planes(x.len(), |c, r| {
+        let (mu, k) = (s.mean[c], s.inv_std[c]);
+        for (o, (&d, &v)) in out[r.clone()]
+            .iter_mut()
+            .zip(dy[r.clone()].iter().zip(&x[r]))
+        {
+            *o = gamma[c] * k / m * (m * d - dbeta[c] - ((v - mu) * k) * dgamma[c]);
+        }
+    });
 }

@@ -3,30 +3,39 @@
 
 use super::{Planes, Window};
 
+/// Where each entry of one example's window matrix (`[OH OW, C KH KW]`, row-major) reads
+/// from in its image: the offset in the `C H W` values, or `None` in the padding. The same for
+/// every example, so it is computed once per call.
+fn gather_table(p: &Planes, w: &Window) -> Vec<Option<u32>> {
+    let (oh, ow) = w.output(p).expect("checked when the graph was built");
+    let mut table = Vec::with_capacity(oh * ow * p.channels * w.kh * w.kw);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for c in 0..p.channels {
+                for ky in 0..w.kh {
+                    for kx in 0..w.kw {
+                        let at = w.source(p, oy, ox, ky, kx).map(|i| c * p.positions() + i);
+                        // Image sizes are checked against memory long before 2^32 values.
+                        table.push(at.map(|i| i as u32));
+                    }
+                }
+            }
+        }
+    }
+    table
+}
+
 /// `x` (`rows` images `p`, NCHW) to the window matrix `out` (`[rows OH OW, C KH KW]`): row
 /// `(b, oy, ox)`, column `(c, ky, kx)` holds `x[b, c, oy s + ky - pad, ox s + kx - pad]`, zero
 /// in the padding.
 pub fn im2col(x: &[f64], rows: usize, p: &Planes, w: &Window, out: &mut [f64]) {
-    let (oh, ow) = w.output(p).expect("checked when the graph was built");
-    let k = p.channels * w.kh * w.kw;
-    let mut r = 0;
+    let table = gather_table(p, w);
+    let per = table.len();
     for b in 0..rows {
         let img = &x[b * p.len()..(b + 1) * p.len()];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let row = &mut out[r * k..(r + 1) * k];
-                let mut col = 0;
-                for c in 0..p.channels {
-                    let plane = &img[c * p.positions()..(c + 1) * p.positions()];
-                    for ky in 0..w.kh {
-                        for kx in 0..w.kw {
-                            row[col] = w.source(p, oy, ox, ky, kx).map_or(0.0, |i| plane[i]);
-                            col += 1;
-                        }
-                    }
-                }
-                r += 1;
-            }
+        let dst = &mut out[b * per..(b + 1) * per];
+        for (o, t) in dst.iter_mut().zip(&table) {
+            *o = t.map_or(0.0, |i| img[i as usize]);
         }
     }
 }
@@ -35,47 +44,25 @@ pub fn im2col(x: &[f64], rows: usize, p: &Planes, w: &Window, out: &mut [f64]) {
 /// was read from (`out`, zeroed first); padding positions dropped. Returns the adds: values
 /// added to a position already written.
 pub fn col2im(cols: &[f64], p: &Planes, w: &Window, out: &mut [f64]) -> u64 {
-    let (oh, ow) = w.output(p).expect("checked when the graph was built");
-    let k = p.channels * w.kh * w.kw;
+    let table = gather_table(p, w);
+    let per = table.len();
     let rows = out.len() / p.len().max(1);
     out.fill(0.0);
-    // How often each position of one image is read: the same for every example.
-    let mut reads = vec![0u64; p.positions()];
-    for oy in 0..oh {
-        for ox in 0..ow {
-            for ky in 0..w.kh {
-                for kx in 0..w.kw {
-                    if let Some(i) = w.source(p, oy, ox, ky, kx) {
-                        reads[i] += 1;
-                    }
-                }
-            }
-        }
-    }
-    let mut r = 0;
     for b in 0..rows {
         let img = &mut out[b * p.len()..(b + 1) * p.len()];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let row = &cols[r * k..(r + 1) * k];
-                let mut col = 0;
-                for c in 0..p.channels {
-                    let plane = &mut img[c * p.positions()..(c + 1) * p.positions()];
-                    for ky in 0..w.kh {
-                        for kx in 0..w.kw {
-                            if let Some(i) = w.source(p, oy, ox, ky, kx) {
-                                plane[i] += row[col];
-                            }
-                            col += 1;
-                        }
-                    }
-                }
-                r += 1;
+        for (&v, t) in cols[b * per..(b + 1) * per].iter().zip(&table) {
+            if let Some(i) = t {
+                img[*i as usize] += v;
             }
         }
     }
+    // Each read beyond a position's first is an add, the same count in every example.
+    let mut reads = vec![0u64; p.len()];
+    for &i in table.iter().flatten() {
+        reads[i as usize] += 1;
+    }
     let per_image: u64 = reads.iter().map(|&n| n.saturating_sub(1)).sum();
-    per_image * (p.channels * rows) as u64
+    per_image * rows as u64
 }
 
 /// `[rows P, F]` (a matmul's output, one row per position) to `[rows, F P]` (NCHW images).
