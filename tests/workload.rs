@@ -721,17 +721,29 @@ fn cnn_fields_are_checked_with_their_json_path() {
     };
     let err = |model: &str| parse(&cnn(model)).expect_err("invalid").to_string();
     let e = err(r#""layers": []"#);
-    assert!(e.contains("model.layers = []: must list at least one layer"), "{e}");
+    assert!(
+        e.contains("model.layers = []: must list at least one layer"),
+        "{e}"
+    );
     let e = err(r#""layers": [{"type": "convolution", "filters": 2, "kernel": 3}]"#);
-    assert!(e.contains("model.layers[0]") && e.contains("unknown variant"), "{e}");
+    assert!(
+        e.contains("model.layers[0]") && e.contains("unknown variant"),
+        "{e}"
+    );
     let e = err(r#""layers": [{"type": "conv", "filters": 2, "kernal": 3}]"#);
     assert!(e.contains("model.layers[0]") && e.contains("kernal"), "{e}");
     let e = err(r#""layers": [{"type": "relu"}, {"type": "conv", "filters": 0, "kernel": 3}]"#);
-    assert!(e.contains("model.layers[1].filters = 0: must be at least 1"), "{e}");
+    assert!(
+        e.contains("model.layers[1].filters = 0: must be at least 1"),
+        "{e}"
+    );
     let e = err(r#""layers": [{"type": "conv", "filters": 1, "kernel": 3, "padding": 3}]"#);
     assert!(e.contains("model.layers[0].padding = 3"), "{e}");
     let e = err(r#""layers": [{"type": "maxpool", "kernel": 2, "padding": 2}]"#);
-    assert!(e.contains("model.layers[0].padding = 2: must be at most half"), "{e}");
+    assert!(
+        e.contains("model.layers[0].padding = 2: must be at most half"),
+        "{e}"
+    );
     let e = err(r#""layers": [{"type": "basic_block", "filters": 4, "stride": 0}]"#);
     assert!(e.contains("model.layers[0].stride = 0"), "{e}");
     let e = err(r#""input": [1, 2], "layers": [{"type": "flatten"}]"#);
@@ -751,8 +763,13 @@ fn cnn_fields_are_checked_with_their_json_path() {
     let e = build(r#""layers": [{"type": "flatten"}]"#);
     assert!(e.contains("give model.input as [C, H, W]"), "{e}");
     let e = build(r#""input": [1, 4, 4], "layers": [{"type": "flatten"}]"#);
-    assert!(e.contains("holds 16 values, but each example has 64"), "{e}");
-    let e = build(r#""input": [1, 8, 8], "layers": [{"type": "conv", "filters": 2, "kernel": 3, "stride": 9}]"#);
+    assert!(
+        e.contains("holds 16 values, but each example has 64"),
+        "{e}"
+    );
+    let e = build(
+        r#""input": [1, 8, 8], "layers": [{"type": "conv", "filters": 2, "kernel": 3, "stride": 9}]"#,
+    );
     assert!(e.contains("end them with"), "{e}");
     // Each field takes effect: stride and padding change the output size, bias the parameters.
     let ok = |model: &str| {
@@ -760,14 +777,33 @@ fn cnn_fields_are_checked_with_their_json_path() {
         Model::from_spec(&w.model, &digits.shape, digits.n_classes).expect("builds")
     };
     let shapes = |m: &Model| m.param_shapes();
-    let base = ok(r#""input": [1, 8, 8], "layers": [{"type": "conv", "filters": 2, "kernel": 3}, {"type": "flatten"}]"#);
-    assert_eq!(shapes(&base), vec![vec![9, 2], vec![1, 2], vec![72, 10], vec![1, 10]]);
-    let strided = ok(r#""input": [1, 8, 8], "layers": [{"type": "conv", "filters": 2, "kernel": 3, "stride": 2, "padding": 1, "bias": false}, {"type": "flatten"}]"#);
-    assert_eq!(shapes(&strided), vec![vec![9, 2], vec![32, 10], vec![1, 10]]);
-    let pooled = ok(r#""input": [1, 8, 8], "layers": [{"type": "avgpool", "kernel": 2, "stride": 1}, {"type": "maxpool", "kernel": 3, "padding": 1}, {"type": "batchnorm"}, {"type": "flatten"}, {"type": "linear", "out": 5}]"#);
+    let base = ok(
+        r#""input": [1, 8, 8], "layers": [{"type": "conv", "filters": 2, "kernel": 3}, {"type": "flatten"}]"#,
+    );
+    assert_eq!(
+        shapes(&base),
+        vec![vec![9, 2], vec![1, 2], vec![72, 10], vec![1, 10]]
+    );
+    let strided = ok(
+        r#""input": [1, 8, 8], "layers": [{"type": "conv", "filters": 2, "kernel": 3, "stride": 2, "padding": 1, "bias": false}, {"type": "flatten"}]"#,
+    );
+    assert_eq!(
+        shapes(&strided),
+        vec![vec![9, 2], vec![32, 10], vec![1, 10]]
+    );
+    let pooled = ok(
+        r#""input": [1, 8, 8], "layers": [{"type": "avgpool", "kernel": 2, "stride": 1}, {"type": "maxpool", "kernel": 3, "padding": 1}, {"type": "batchnorm"}, {"type": "flatten"}, {"type": "linear", "out": 5}]"#,
+    );
     // avgpool 2 stride 1: 7x7; maxpool 3 stride 3 pad 1: 3x3; bn: gamma, beta of 1 channel.
     assert_eq!(
         shapes(&pooled),
-        vec![vec![1, 1], vec![1, 1], vec![9, 5], vec![1, 5], vec![5, 10], vec![1, 10]]
+        vec![
+            vec![1, 1],
+            vec![1, 1],
+            vec![9, 5],
+            vec![1, 5],
+            vec![5, 10],
+            vec![1, 10]
+        ]
     );
 }
