@@ -388,12 +388,12 @@ impl<'b, 'a> Centring<'b, 'a> {
             self.centre_grad(x)?
         } else {
             let s0 = self.centre(x)?;
-            let v0 = self.b.f32op(op.clone(), &v0, Role::Gradients, &[ch, s0])?;
+            let v0 = self.b.f32op(op, &v0, Role::Gradients, &[ch, s0])?;
             (v0, coef)
         };
         let b = &mut self.b;
         let (gf, gr, role) = b.grad();
-        let t = b.op(op.clone(), &t, gf, gr, role, &[err.offset, s])?;
+        let t = b.op(op, &t, gf, gr, role, &[err.offset, s])?;
         let v = b.f32op(op, &v, role, &[ch, s])?;
         // `coef v - c cg`: the centre's part at the batch's scale, `coef` factored out.
         let u = if coef == c {

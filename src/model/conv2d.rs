@@ -293,7 +293,7 @@ impl Layer for Conv2d {
         let cols = |b: &mut Builder, v: NodeIndex, name: &str| {
             let va = b.mac_operand(v, true, act.1)?;
             let fa = b.b.meta(va).format;
-            b.op(im2col.clone(), &self.name(name), fa, act.1, act.2, &[va])
+            b.op(im2col, &self.name(name), fa, act.1, act.2, &[va])
         };
         let hcols = cols(b, a, "hcols")?;
         let m = b.matmul(
@@ -381,7 +381,7 @@ impl Layer for Conv2d {
         let positions = self.positions();
         let rows = Op::Image(ImageOp::FromChannels { positions });
         let ef = b.b.meta(err.offset).format;
-        let e = b.op(rows.clone(), &self.name("e"), ef, gr, role, &[err.offset])?;
+        let e = b.op(rows, &self.name("e"), ef, gr, role, &[err.offset])?;
         let find = |b: &Builder, what: &str| {
             b.b.find(&self.name(what))
                 .ok_or_else(|| ModelError::Spec(format!("{} has no forward pass", self.name(""))))
@@ -397,7 +397,7 @@ impl Layer for Conv2d {
             )?,
             Some(_) => {
                 let dcols = find(b, "dacols")?;
-                let ce = b.f32op(rows.clone(), &self.name("ce"), role, &[centre])?;
+                let ce = b.f32op(rows, &self.name("ce"), role, &[centre])?;
                 let u = b.matmul(
                     &self.name("dwa"),
                     (hcols, true),

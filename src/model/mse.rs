@@ -84,7 +84,7 @@ impl Loss for Mse {
         let role = Role::Gradients;
         let d = b.f32op(Op::Sub, "e", role, &[s, c0])?;
         let (f, r, _) = b.grad();
-        let dg = b.op(scale.clone(), &name, f, r, role, &[d])?;
+        let dg = b.op(scale, &name, f, r, role, &[d])?;
         let r0 = b.f32op(Op::Sub, "e0.resid", role, &[c0, y])?;
         let e0 = b.f32op(scale, "e0", role, &[r0])?;
         Ok(CentredGrad {

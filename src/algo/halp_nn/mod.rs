@@ -181,7 +181,7 @@ pub(crate) fn train(
     let g = graphs(model, arch, (s.batches.n, s.batch), &codes, c)?;
     let full = arch.full_precision.format;
     let mut centre = init_params(model, full, Rounding::NearestEven, seed);
-    let keys: Vec<String> = model.params().iter().map(|p| param_key(p).into()).collect();
+    let keys: Vec<String> = model.params().iter().map(param_key).collect();
     let mut run = Run::new(s.epochs, s.epoch_len);
     run.range.merge(&s.batches.data_health(s.data));
     for epoch in 1..=s.epochs {
