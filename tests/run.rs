@@ -119,6 +119,46 @@ fn one_thread_and_two_give_the_same_report() {
     );
 }
 
+/// A convolutional network (convolutions whose GEMMs are split between threads, pooling, batch
+/// normalization, residual blocks) gives the same report on one thread and two: LP-SGLD-VC on
+/// bfp8, whose every rounding and noise draw is random.
+#[test]
+fn a_cnn_run_does_not_depend_on_the_thread_count() {
+    let dir = common::scratch("run", "cnn-threads");
+    let reports: Vec<String> = ["1", "2"]
+        .iter()
+        .map(|t| {
+            let out = dir.join(t).display().to_string();
+            let o = lpsim(&[
+                "run",
+                "--workload",
+                "workloads/digits-resnet.json",
+                "--algo",
+                "lp-sgld-vc",
+                "--arch",
+                "arch/bfp8.json",
+                "--set",
+                "epochs=2",
+                "--set",
+                "epoch_len=3",
+                "--set",
+                "burn_in=1",
+                "--threads",
+                t,
+                "--out",
+                &out,
+            ]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            std::fs::read_to_string(dir.join(t).join("report.json")).expect("report.json")
+        })
+        .collect();
+    assert!(reports[0].contains("test_accuracy"), "{}", reports[0]);
+    assert_eq!(
+        reports[0], reports[1],
+        "the report depends on the thread count"
+    );
+}
+
 /// The HALP paper's claim on its Fig. 1 problem, priced: 8-bit HALP on an integer machine
 /// (`arch/int8.json` with per-tensor scales) reaches the least-squares optimum, below fp32
 /// SVRG's own floor, for less energy than fp32 SVRG on `arch/fp32.json` over the same budget;

@@ -921,16 +921,13 @@ fn rows<U: Unit>(
     block: TileRows<U>,
 ) -> (Array2<f64>, u64) {
     let (k, n) = (a.ncols(), b.ncols());
-    let bt: Vec<U::T> = b
-        .as_standard_layout()
-        .iter()
-        .map(|&x| U::input(x))
-        .collect();
-    let at: Vec<U::T> = a
-        .as_standard_layout()
-        .iter()
-        .map(|&x| U::input(x))
-        .collect();
+    // Through a slice: an iterator over a 2-D array steps index by index.
+    let carriers = |x: &ArrayView2<f32>| -> Vec<U::T> {
+        let x = x.as_standard_layout();
+        let s = x.as_slice().expect("standard layout");
+        s.iter().map(|&v| U::input(v)).collect()
+    };
+    let (bt, at) = (carriers(b), carriers(a));
     let mut c = Array2::<f64>::zeros((a.nrows(), n));
     if n == 0 {
         return (c, 0);

@@ -2,6 +2,7 @@
 //! (see ARCHITECTURE.md). Speed is reported, never asserted in tests.
 
 mod gemm;
+mod native_cnn;
 mod quantize;
 mod train;
 

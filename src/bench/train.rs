@@ -24,12 +24,14 @@ use ndarray::{Array1, Array2, ArrayD, ArrayView2, Axis};
 use serde::Serialize;
 use thiserror::Error;
 
+use super::native_cnn::NativeCnn;
 use crate::algo::{self, Algo, AlgoError, Hyper, Targets};
 use crate::bench::median;
 use crate::model::{Model, ModelKind};
 use crate::round::RandomStream;
 use crate::run::{prepare, Prepared, RunError};
 use crate::sweep::RunSpec;
+use crate::workload::ModelSpec;
 
 /// The algorithm families the bench times by default, one representative each: `sgd` (the
 /// full-precision baseline), `lp-sgd`, the LP-SGLD samplers `lp-sgld-naive` and `lp-sgld-vc`,
@@ -81,7 +83,7 @@ pub struct TrainRow {
     pub arch: String,
     /// Worker threads of the pool.
     pub threads: usize,
-    /// The MLP's widths, e.g. `64-256-10`.
+    /// The MLP's widths, e.g. `64-256-10`, or a convolutional workload's name.
     pub model: String,
     /// Examples per step.
     pub batch: usize,
@@ -124,9 +126,19 @@ pub enum TrainBenchError {
         /// The cause (boxed: a run error is large).
         cause: Box<RunError>,
     },
-    /// The workload does not train an MLP classifier.
-    #[error("workload {0}: bench train needs a classification workload with model.kind = mlp")]
+    /// The workload does not train an MLP or CNN classifier.
+    #[error(
+        "workload {0}: bench train needs a classification workload with model.kind = mlp or cnn"
+    )]
     NotMlp(String),
+    /// A CNN the native network does not cover.
+    #[error("workload {workload}: {cause}")]
+    Native {
+        /// The workload file.
+        workload: String,
+        /// What it does not cover.
+        cause: String,
+    },
     /// A run diverged, so its epochs are not comparable.
     #[error(
         "{algo} on {arch} diverged at epoch {epoch} (its loss is not finite), so its epochs \
@@ -181,12 +193,7 @@ impl NativeMlp {
         let z = x.dot(&self.w0) + &self.b0;
         let h = z.mapv(|v| v.max(0.0));
         let mut p = h.dot(&self.w1) + &self.b1;
-        for mut row in p.rows_mut() {
-            let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            row.mapv_inplace(|v| (v - max).exp());
-            let sum = row.sum();
-            row /= sum;
-        }
+        softmax_rows(&mut p);
         (p, z)
     }
 
@@ -197,21 +204,11 @@ impl NativeMlp {
         let steps = n.div_ceil(batch.max(1));
         let mut total = 0.0;
         for _ in 0..steps {
-            let idx: Vec<usize> = (0..batch)
-                .map(|j| {
-                    let u = self.draws.uniform_f64(self.step * batch as u64 + j as u64);
-                    ((u * n as f64) as usize).min(n - 1)
-                })
-                .collect();
+            let idx = draw_batch(&self.draws, self.step, batch, n);
             self.step += 1;
             let xb = x.select(Axis(0), &idx);
             let (mut g, z) = self.forward(xb.view());
-            // dL/dlogits of the mean cross-entropy: (p - onehot) / batch.
-            for (mut row, &i) in g.rows_mut().into_iter().zip(&idx) {
-                let k = labels[i];
-                total -= row[k].max(f32::MIN_POSITIVE).ln();
-                row[k] -= 1.0;
-            }
+            total += xent_grad(&mut g, &idx, labels);
             g /= batch as f32;
             let h = z.mapv(|v| v.max(0.0));
             let mut dh = g.dot(&self.w1.t());
@@ -238,6 +235,39 @@ impl NativeMlp {
             row(&self.b1),
         ]
     }
+}
+
+/// Row-wise softmax in place (the maximum subtracted).
+pub(crate) fn softmax_rows(p: &mut Array2<f32>) {
+    for mut row in p.rows_mut() {
+        let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        row.mapv_inplace(|v| (v - max).exp());
+        let sum = row.sum();
+        row /= sum;
+    }
+}
+
+/// Class probabilities `p` of the examples `idx` to `p - onehot(labels[idx])`, the gradient of
+/// the summed cross-entropy with respect to the logits; returns that sum.
+pub(crate) fn xent_grad(p: &mut Array2<f32>, idx: &[usize], labels: &[usize]) -> f32 {
+    let mut total = 0.0;
+    for (mut row, &i) in p.rows_mut().into_iter().zip(idx) {
+        let k = labels[i];
+        total -= row[k].max(f32::MIN_POSITIVE).ln();
+        row[k] -= 1.0;
+    }
+    total
+}
+
+/// `batch` example indices below `n` drawn uniformly with replacement for step `step`, as the
+/// mini-batch driver draws its batches.
+pub(crate) fn draw_batch(draws: &RandomStream, step: u64, batch: usize, n: usize) -> Vec<usize> {
+    (0..batch)
+        .map(|j| {
+            let u = draws.uniform_f64(step * batch as u64 + j as u64);
+            ((u * n as f64) as usize).min(n - 1)
+        })
+        .collect()
 }
 
 /// The training split of a prepared MLP classification run, in `f32`, with its labels.
@@ -283,6 +313,8 @@ fn prepare_one(cfg: &TrainBench, algo: &str, arch: &Path) -> Result<Prepared, Tr
             p.model = Model::mlp(m.inputs(), &[cfg.hidden], classes, m.l2())
                 .map_err(|e| wrap(AlgoError::from(e).into()))?;
         }
+        // A convolutional network is timed as the workload gives it.
+        Some(_) if classifier && m.kind() == ModelKind::Cnn => {}
         _ => return Err(TrainBenchError::NotMlp(cfg.workload.display().to_string())),
     }
     // The driver's own checks (the model, the data, memory for the widened model and the
@@ -290,6 +322,48 @@ fn prepare_one(cfg: &TrainBench, algo: &str, arch: &Path) -> Result<Prepared, Tr
     algo::step_graph(p.algo, &p.model, p.data.as_ref(), &p.arch, &p.hyper)
         .map_err(|e| wrap(e.into()))?;
     Ok(p)
+}
+
+/// The native `f32` network of a run: the bench's MLP, or the workload's CNN.
+enum NativeNet {
+    Mlp(Box<NativeMlp>),
+    Cnn(NativeCnn),
+}
+
+impl NativeNet {
+    fn epoch(&mut self, x: &Array2<f32>, labels: &[usize], batch: usize, lr: f32) -> f32 {
+        match self {
+            NativeNet::Mlp(m) => m.epoch(x, labels, batch, lr),
+            NativeNet::Cnn(c) => c.epoch(x, labels, batch, lr),
+        }
+    }
+}
+
+/// The native network of a prepared run (`d` inputs, `classes` classes) and the model's name
+/// in the report.
+fn native_net(
+    cfg: &TrainBench,
+    p: &Prepared,
+    d: usize,
+    classes: usize,
+) -> Result<(NativeNet, String), TrainBenchError> {
+    let ModelSpec::Cnn(spec) = &p.workload.model else {
+        let mlp = NativeMlp::new(d, cfg.hidden, classes, cfg.seed);
+        return Ok((
+            NativeNet::Mlp(Box::new(mlp)),
+            format!("{d}-{}-{classes}", cfg.hidden),
+        ));
+    };
+    let [c, h, w] = p.model.input_shape()[..] else {
+        return Err(TrainBenchError::NotMlp(cfg.workload.display().to_string()));
+    };
+    let cnn = NativeCnn::new(spec, [c, h, w], &p.model, cfg.seed).map_err(|cause| {
+        TrainBenchError::Native {
+            workload: cfg.workload.display().to_string(),
+            cause,
+        }
+    })?;
+    Ok((NativeNet::Cnn(cnn), p.workload.name.clone()))
 }
 
 /// Time every algorithm on every architecture on the current rayon pool (run it inside a pool
@@ -314,7 +388,7 @@ pub fn bench_train(cfg: &TrainBench) -> Result<Vec<TrainRow>, TrainBenchError> {
             Some(classes) => (p.model.inputs(), classes),
             None => return Err(TrainBenchError::NotMlp(cfg.workload.display().to_string())),
         };
-        let mut native = NativeMlp::new(d, cfg.hidden, classes, cfg.seed);
+        let (mut native, model) = native_net(cfg, p, d, classes)?;
         let lr = p.hyper.get("lr") as f32;
         let mut native_epoch = || {
             let t = Instant::now();
@@ -383,7 +457,7 @@ pub fn bench_train(cfg: &TrainBench) -> Result<Vec<TrainRow>, TrainBenchError> {
             algo: p.algo.to_string(),
             arch: p.arch.name.clone(),
             threads,
-            model: format!("{d}-{}-{classes}", cfg.hidden),
+            model,
             batch: cfg.batch,
             ms_per_epoch: median(&mut epoch_ms.clone()),
             native_ms_per_epoch: median(&mut native_ms.clone()),

@@ -49,8 +49,9 @@ enum What {
         reps: usize,
     },
     /// Milliseconds per training epoch of each algorithm on each architecture (the workload's
-    /// MLP with one hidden layer of --hidden units, --batch examples per step) against a native
-    /// f32 SGD epoch of the same MLP timed just before it in the same pool.
+    /// MLP with one hidden layer of --hidden units, or a cnn workload's network as it is;
+    /// --batch examples per step) against a native f32 SGD epoch of the same network timed just
+    /// before it in the same pool (e.g. --workload workloads/digits-cnn.json).
     Train {
         /// Print JSON rows (`algo`, `arch`, `threads`, `model`, `batch`, `ms_per_epoch`,
         /// `native_ms_per_epoch`, `times_native`, `epoch_ms`, `native_epoch_ms`,
@@ -71,7 +72,8 @@ enum What {
         /// Architecture files, comma-separated.
         #[arg(long, value_delimiter = ',', default_values_t = crate::bench::TRAIN_ARCHS.iter().map(|s| s.to_string()))]
         archs: Vec<String>,
-        /// The workload: a classification data set with an MLP model.
+        /// The workload: a classification data set with an MLP model, or a `cnn` model of conv,
+        /// relu, maxpool, flatten and linear layers (timed as given; --hidden does not apply).
         #[arg(long, default_value = "workloads/digits-mlp.json")]
         workload: std::path::PathBuf,
         /// The MLP's one hidden width (replaces the workload's hidden widths).

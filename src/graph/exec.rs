@@ -44,6 +44,7 @@ use crate::arch::Architecture;
 use crate::arith::{gemm, gemm_f64, ActionCounts, ElemOp, MacError};
 use crate::cost::{Datapath, Gemm, Work};
 use crate::format::{bound_events, range_events, QuantizeError};
+use crate::graph::loops;
 use crate::graph::rounding::{round_exact, round_to};
 use crate::graph::{Graph, Level, Op, RangeHealth, Role, Scalar, TensorMeta};
 use crate::round::{RandomStream, Rounding, NORMAL_F32_BITS};
@@ -335,21 +336,11 @@ pub fn execute_on(
                     });
                 }
                 quantize_out = false;
-                data.select(Axis(0), &rows)
+                loops::gather_rows(data, &rows)
             }
             Op::Add | Op::BiasAdd | Op::Sub | Op::Mul | Op::ReluGrad => {
-                let x = arg(0);
-                // A bias row is added to every row: broadcast it to the input's shape.
-                let broadcast;
-                let y = if node.op == Op::BiasAdd {
-                    broadcast = arg(1)
-                        .broadcast(x.raw_dim())
-                        .expect("checked [1, n] against [m, n]")
-                        .to_owned();
-                    &broadcast
-                } else {
-                    arg(1)
-                };
+                // A bias row is added to every row (checked [1, n] against [m, n]).
+                let (x, y, bias) = (arg(0), arg(1), node.op == Op::BiasAdd);
                 let f: fn(f64, f64) -> f64 = match node.op {
                     Op::Add | Op::BiasAdd => |a, b| a + b,
                     Op::Sub => |a, b| a - b,
@@ -367,20 +358,26 @@ pub fn execute_on(
                     Op::Mul => Some(ElemOp::Mul),
                     _ => None,
                 };
-                rounded = op.and_then(|op| round_exact(op, x, y, out, seed, stream(0)));
-                ndarray::Zip::from(x).and(y).map_collect(|&a, &b| f(a, b))
+                rounded = op.and_then(|op| round_exact(op, x, y, bias, out, seed, stream(0)));
+                loops::binary(x, y, bias, f)
             }
             Op::Axpy { c } => {
                 let c = scalar(c, feeds, name, |_| true, "a number")?;
                 counts.record_fma(&vf, &vf, &vf, n);
-                ndarray::Zip::from(arg(0))
-                    .and(arg(1))
-                    .map_collect(|&a, &b| a + c * b)
+                loops::binary(arg(0), arg(1), false, |a, b| a + c * b)
             }
             Op::Scale { c } => {
                 let c = scalar(c, feeds, name, |_| true, "a number")?;
                 counts.record_mul(&vf, &vf, n);
-                rounded = round_exact(ElemOp::Scale(c), arg(0), arg(0), out, seed, stream(0));
+                rounded = round_exact(
+                    ElemOp::Scale(c),
+                    arg(0),
+                    arg(0),
+                    false,
+                    out,
+                    seed,
+                    stream(0),
+                );
                 arg(0).mapv(|a| c * a)
             }
             Op::Relu => arg(0).mapv(|a| a.max(0.0)),
@@ -415,11 +412,7 @@ pub fn execute_on(
                 counts.random_bits += n * NORMAL_F32_BITS;
                 let mut z = vec![0f32; out.len()];
                 RandomStream::new(seed, stream(1)).normals_f32(0, &mut z);
-                let mut v = arg(0).as_standard_layout().into_owned();
-                for (a, &z) in v.iter_mut().zip(&z) {
-                    *a += std * f64::from(z);
-                }
-                v
+                loops::add_noise(arg(0), std, &z)
             }
             Op::VcQuantize { v } => {
                 let v = scalar(v, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;

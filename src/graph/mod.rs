@@ -17,6 +17,7 @@ pub mod exec;
 pub mod export;
 mod health;
 pub mod image;
+mod loops;
 mod op;
 mod rounding;
 mod tensor;

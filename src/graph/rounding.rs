@@ -7,7 +7,7 @@ use ndarray::{ArrayD, IxDyn};
 
 use super::exec::{ExecError, Path};
 use super::TensorMeta;
-use crate::arith::{elementwise, ElemOp};
+use crate::arith::{elementwise, Adder, ElemOp};
 use crate::format::{BlockSize, Format, Quantizer};
 use crate::round::{RandomStream, Rounding};
 
@@ -57,17 +57,10 @@ pub(super) fn round_f32(q: &Quantizer, src: &[f64], dst: &mut [f64], row: usize)
     if !q.format().fits_f32() {
         return false;
     }
-    // NaN is left to the reference path (`NaN != NaN`), which fixes its bits.
-    let narrow: Option<Vec<f32>> = src
-        .iter()
-        .map(|&x| {
-            let f = x as f32;
-            (f64::from(f) == x).then_some(f)
-        })
-        .collect();
-    let Some(input) = narrow else {
+    let input = narrow_exact(src);
+    if !exact_in_f32(src, &input) {
         return false;
-    };
+    }
     let mut rounded = vec![0f32; input.len()];
     if q.quantize_f32(&input, &mut rounded, 0, row).is_err() {
         return false;
@@ -78,17 +71,41 @@ pub(super) fn round_f32(q: &Quantizer, src: &[f64], dst: &mut [f64], row: usize)
     true
 }
 
+/// `src` narrowed to `f32` (rounded to nearest; exact where [`exact_in_f32`] holds).
+pub(super) fn narrow_exact(src: &[f64]) -> Vec<f32> {
+    src.iter().map(|&x| x as f32).collect()
+}
+
+/// Whether every value of `src` is the `f64` of its narrowed value `f32` (a NaN is not: it is
+/// left to the reference path, which fixes its bits). Branch-free over the whole slice, so it
+/// vectorizes (a test that stops at the first miss does not).
+pub(super) fn exact_in_f32(src: &[f64], narrow: &[f32]) -> bool {
+    src.iter()
+        .zip(narrow)
+        .fold(true, |ok, (&x, &f)| ok & (f64::from(f) == x))
+}
+
 /// `op(x, y)` rounded once to `meta`'s format by [`elementwise`] (the random word of element `i`
 /// is the one [`round_to`] would draw), or `None` when the format has no such unit (block
-/// formats, QPyTorch's).
+/// formats, QPyTorch's). With `broadcast`, `y` is a row added to every row of `x`.
 pub(super) fn round_exact(
     op: ElemOp,
     x: &ArrayD<f64>,
     y: &ArrayD<f64>,
+    broadcast: bool,
     meta: &TensorMeta,
     seed: u64,
     stream: u64,
 ) -> Option<ArrayD<f64>> {
+    // Nothing is allocated for a format without the unit.
+    Adder::new("output", meta.format, meta.rounding).ok()?;
+    let owned;
+    let y = if broadcast {
+        owned = y.broadcast(x.raw_dim())?.to_owned();
+        &owned
+    } else {
+        y
+    };
     let (x, y) = (x.as_standard_layout(), y.as_standard_layout());
     let mut out = ArrayD::<f64>::zeros(IxDyn(&meta.shape));
     elementwise(

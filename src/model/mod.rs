@@ -176,6 +176,11 @@ impl Model {
         self.inputs
     }
 
+    /// One example's shape at the input: `[features]`, or `[C, H, W]` for a `cnn`.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
     /// Whether the last input feature is the constant `1` of a bias ([`Model::inputs_of`]).
     pub fn bias_feature(&self) -> bool {
         self.bias_feature

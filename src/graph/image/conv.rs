@@ -1,5 +1,7 @@
 //! The data movement of a convolution: im2col, its adjoint col2im, and the layouts between a
-//! matmul's rows and NCHW images (see the module docs of [`super`]).
+//! matmul's rows and NCHW images (see the module docs of [`super`]). Generic over the value
+//! type: the step graphs run them on `f64` carriers, `lpsim bench train`'s native network on
+//! `f32`. Zero is `T::default()`.
 
 use super::{Planes, Window};
 
@@ -28,14 +30,14 @@ fn gather_table(p: &Planes, w: &Window) -> Vec<Option<u32>> {
 /// `x` (`rows` images `p`, NCHW) to the window matrix `out` (`[rows OH OW, C KH KW]`): row
 /// `(b, oy, ox)`, column `(c, ky, kx)` holds `x[b, c, oy s + ky - pad, ox s + kx - pad]`, zero
 /// in the padding.
-pub fn im2col(x: &[f64], rows: usize, p: &Planes, w: &Window, out: &mut [f64]) {
+pub fn im2col<T: Copy + Default>(x: &[T], rows: usize, p: &Planes, w: &Window, out: &mut [T]) {
     let table = gather_table(p, w);
     let per = table.len();
     for b in 0..rows {
         let img = &x[b * p.len()..(b + 1) * p.len()];
         let dst = &mut out[b * per..(b + 1) * per];
         for (o, t) in dst.iter_mut().zip(&table) {
-            *o = t.map_or(0.0, |i| img[i as usize]);
+            *o = t.map_or(T::default(), |i| img[i as usize]);
         }
     }
 }
@@ -43,11 +45,16 @@ pub fn im2col(x: &[f64], rows: usize, p: &Planes, w: &Window, out: &mut [f64]) {
 /// The adjoint of [`im2col`]: every window value of `cols` added into the image position it
 /// was read from (`out`, zeroed first); padding positions dropped. Returns the adds: values
 /// added to a position already written.
-pub fn col2im(cols: &[f64], p: &Planes, w: &Window, out: &mut [f64]) -> u64 {
+pub fn col2im<T: Copy + Default + std::ops::AddAssign>(
+    cols: &[T],
+    p: &Planes,
+    w: &Window,
+    out: &mut [T],
+) -> u64 {
     let table = gather_table(p, w);
     let per = table.len();
     let rows = out.len() / p.len().max(1);
-    out.fill(0.0);
+    out.fill(T::default());
     for b in 0..rows {
         let img = &mut out[b * p.len()..(b + 1) * p.len()];
         for (&v, t) in cols[b * per..(b + 1) * per].iter().zip(&table) {
@@ -66,7 +73,7 @@ pub fn col2im(cols: &[f64], p: &Planes, w: &Window, out: &mut [f64]) -> u64 {
 }
 
 /// `[rows P, F]` (a matmul's output, one row per position) to `[rows, F P]` (NCHW images).
-pub fn to_channels(x: &[f64], rows: usize, positions: usize, out: &mut [f64]) {
+pub fn to_channels<T: Copy>(x: &[T], rows: usize, positions: usize, out: &mut [T]) {
     let f = x.len() / (rows * positions).max(1);
     for b in 0..rows {
         for q in 0..positions {
@@ -79,7 +86,7 @@ pub fn to_channels(x: &[f64], rows: usize, positions: usize, out: &mut [f64]) {
 }
 
 /// The inverse of [`to_channels`]: `[rows, F P]` to `[rows P, F]`.
-pub fn from_channels(x: &[f64], rows: usize, positions: usize, out: &mut [f64]) {
+pub fn from_channels<T: Copy>(x: &[T], rows: usize, positions: usize, out: &mut [T]) {
     let f = x.len() / (rows * positions).max(1);
     for b in 0..rows {
         for q in 0..positions {

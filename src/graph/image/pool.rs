@@ -1,4 +1,5 @@
-//! Max and average pooling and their backward passes on NCHW batches (see [`super`]).
+//! Max and average pooling and their backward passes on NCHW batches (see [`super`]); max
+//! pooling generic over the value type as the convolution's data movement.
 
 use super::{Planes, Window};
 
@@ -33,12 +34,15 @@ fn for_each_window(rows: usize, p: &Planes, w: &Window, mut f: impl FnMut(usize,
 }
 
 /// The first maximum (row-major order) of the window `win` of the plane at `plane`.
-fn argmax(x: &[f64], plane: usize, win: &[usize]) -> Option<usize> {
+fn argmax<T: PartialOrd>(x: &[T], plane: usize, win: &[usize]) -> Option<usize> {
     let mut best: Option<usize> = None;
     for &i in win {
         let j = plane + i;
+        // `x[j] != x[j]`: a NaN never replaces the first value.
+        #[allow(clippy::eq_op)]
+        let nan = x[j] != x[j];
         match best {
-            Some(k) if x[j] <= x[k] || x[j].is_nan() => {}
+            Some(k) if x[j] <= x[k] || nan => {}
             _ => best = Some(j),
         }
     }
@@ -47,10 +51,16 @@ fn argmax(x: &[f64], plane: usize, win: &[usize]) -> Option<usize> {
 
 /// Max pooling of `rows` images into `out`; returns the comparisons (`window - 1` per output).
 /// A window entirely in the padding (never with PyTorch's constraint `pad <= k / 2`) gives 0.
-pub fn max_pool(x: &[f64], rows: usize, p: &Planes, w: &Window, out: &mut [f64]) -> u64 {
+pub fn max_pool<T: Copy + Default + PartialOrd>(
+    x: &[T],
+    rows: usize,
+    p: &Planes,
+    w: &Window,
+    out: &mut [T],
+) -> u64 {
     let mut compares = 0;
     for_each_window(rows, p, w, |plane, o, win| {
-        out[o] = argmax(x, plane, win).map_or(0.0, |j| x[j]);
+        out[o] = argmax(x, plane, win).map_or(T::default(), |j| x[j]);
         compares += win.len().saturating_sub(1) as u64;
     });
     compares
@@ -59,15 +69,15 @@ pub fn max_pool(x: &[f64], rows: usize, p: &Planes, w: &Window, out: &mut [f64])
 /// Max pooling's backward: `err` (`[rows, C OH OW]`) sent to each window's first maximum of
 /// `x` into `out` (`[rows, C H W]`, zeroed first); returns the adds (an error added to a
 /// position that already holds one).
-pub fn max_pool_backward(
-    err: &[f64],
-    x: &[f64],
+pub fn max_pool_backward<T: Copy + Default + PartialOrd + std::ops::AddAssign>(
+    err: &[T],
+    x: &[T],
     rows: usize,
     p: &Planes,
     w: &Window,
-    out: &mut [f64],
+    out: &mut [T],
 ) -> u64 {
-    out.fill(0.0);
+    out.fill(T::default());
     let mut hit = vec![false; out.len()];
     let mut adds = 0;
     for_each_window(rows, p, w, |plane, o, win| {
