@@ -78,10 +78,7 @@ pub enum ModelError {
     #[error("step graph: {0}")]
     Graph(GraphError),
     /// A layer or loss type without a bit-centred form (HALP's inner step, [`centred`]).
-    #[error(
-        "`halp`: the {what} type `{kind}` has no bit-centred form (HALP's inner step \
-         computes each layer's offset around its cached centre); its bit-centred layers are {have}"
-    )]
+    #[error("`halp`: {what} type `{kind}` has no bit-centred form; types with one: {have}")]
     NotBitCentred {
         /// `layer` or `loss`.
         what: &'static str,
