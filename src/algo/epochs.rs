@@ -97,19 +97,3 @@ impl Run {
         }
     }
 }
-
-/// Parameter matrices as the tensors [`Run`] and the model's oracle take.
-pub(crate) fn tensors(params: &[Array2<f64>]) -> Vec<ArrayD<f64>> {
-    params.iter().map(|p| p.clone().into_dyn()).collect()
-}
-
-/// Parameter tensors as the matrices of the MLP drivers (whose tensors are all matrices).
-pub(crate) fn matrices(params: Vec<ArrayD<f64>>) -> Vec<Array2<f64>> {
-    params
-        .into_iter()
-        .map(|p| {
-            p.into_dimensionality()
-                .expect("an MLP's tensors are matrices")
-        })
-        .collect()
-}

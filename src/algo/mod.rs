@@ -4,7 +4,8 @@
 //! - [`sgld`]: `sgd`, `lp-sgd`, `sgld`, `lp-sgld-f`, `lp-sgld-naive`, `lp-sgld-vc`, their cyclical
 //!   `csgld` variants, and `qsgld` — one step graph per mini-batch, any [`Model`];
 //! - [`svrg`]: `svrg`, `lp-svrg`, `halp`, and `lp-sgd` on a `delta` grid — linear models;
-//!   [`svrg_nn`]: `svrg`, `lp-svrg` and `halp` on MLPs, HALP's bit-centred layers in [`halp_nn`];
+//!   [`svrg_nn`]: `svrg`, `lp-svrg` and `halp` on layered models (mlp, cnn), HALP's driver in
+//!   [`halp_nn`] (the bit-centred layers are the layers' own, `model::centred`);
 //! - [`vc`]: the variance-corrected quantizer; [`qsgld`]: QSGLD's schedule and quantized step;
 //! - [`samples`]: which samples are kept. The models' subgraphs and `f64` oracle are
 //!   [`crate::model`]'s.
@@ -327,6 +328,7 @@ impl From<ModelError> for AlgoError {
             ModelError::Spec(m) | ModelError::Shape(m) => AlgoError::Model(m),
             ModelError::Data(m) => AlgoError::Data(m),
             ModelError::Graph(g) => AlgoError::Graph(g),
+            e @ ModelError::NotBitCentred { .. } => AlgoError::Unsupported(e.to_string()),
         }
     }
 }

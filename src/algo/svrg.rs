@@ -42,10 +42,9 @@
 
 use std::collections::BTreeMap;
 
-use ndarray::{Array2, Axis};
+use ndarray::{Array, Array2, Axis, Dimension};
 use petgraph::graph::NodeIndex;
 
-use crate::algo::epochs::tensors;
 use crate::algo::sgld::{data_format_on, init_params, picked_rows, Batches, Run};
 use crate::algo::svrg_nn;
 use crate::algo::{Algo, AlgoError, EpochStats, Hyper, StepGraph, TrainData, TrainOutcome};
@@ -384,9 +383,10 @@ pub fn example_graph(
     hyper: &Hyper,
 ) -> Result<StepGraph, AlgoError> {
     match model.kind() {
-        ModelKind::Mlp => return svrg_nn::example_graph(algo, model, arch, hyper),
+        ModelKind::Linear | ModelKind::Logistic => {}
         ModelKind::Gaussian => return Err(svrg_nn::no_training_set(algo)),
-        _ => {}
+        // Every layered kind.
+        _ => return svrg_nn::example_graph(algo, model, arch, hyper),
     }
     let (shape, l2, t) = linear_shape(algo, model)?;
     let (repr, scale) = representation(algo, arch, hyper)?;
@@ -436,9 +436,10 @@ pub(crate) fn train(
     on_epoch: &mut dyn FnMut(EpochStats),
 ) -> Result<TrainOutcome, AlgoError> {
     match model.kind() {
-        ModelKind::Mlp => return svrg_nn::train(algo, model, data, arch, hyper, seed, on_epoch),
+        ModelKind::Linear | ModelKind::Logistic => {}
         ModelKind::Gaussian => return Err(svrg_nn::no_training_set(algo)),
-        _ => {}
+        // Every layered kind.
+        _ => return svrg_nn::train(algo, model, data, arch, hyper, seed, on_epoch),
     }
     let (shape, l2, _) = linear_shape(algo, model)?;
     let data = data.ok_or_else(|| AlgoError::Data("this model needs training data".into()))?;
@@ -540,37 +541,37 @@ pub(crate) fn train(
         } else {
             codes.mapv(|c| c * scale)
         };
-        let params = tensors(&[w]);
+        let params = [w.into_dyn()];
         let l = model.train_loss(&params, Some((data.x_train.view(), &data.y_train)));
         if run.end_epoch(epoch, &params, l, on_epoch) {
             break;
         }
     }
     let params = if repr.centred {
-        vec![centre]
+        vec![centre.into_dyn()]
     } else {
-        vec![codes.mapv(|c| c * scale)]
+        vec![codes.mapv(|c| c * scale).into_dyn()]
     };
-    let mut outcome = run.finish(tensors(&params), None);
+    let mut outcome = run.finish(params, None);
     outcome.derived = derived;
     Ok(outcome)
 }
 
 /// HALP's end of epoch: `w~ <- w~ + s v` on the full-precision unit (a one-node graph, so it is
 /// counted).
-pub(crate) fn recentre(
+pub(crate) fn recentre<D: Dimension>(
     arch: &Architecture,
-    (centre, codes, code): (&Array2<f64>, &Array2<f64>, Format),
+    (centre, codes, code): (&Array<f64, D>, &Array<f64, D>, Format),
     scale: f64,
     (seed, epoch): (u64, usize),
     run: &mut Run,
-) -> Result<Array2<f64>, AlgoError> {
-    let shape = [centre.nrows(), centre.ncols()];
+) -> Result<Array<f64, D>, AlgoError> {
+    let shape = centre.shape();
     let rn = Rounding::NearestEven;
     let mut b = Builder::full_precision(arch);
     let full = b.full();
-    let c = b.feed(Op::Param, "wc", &shape, full, rn, Role::Weights)?;
-    let k = b.feed(Op::Param, "k", &shape, code, rn, Role::Weights)?;
+    let c = b.feed(Op::Param, "wc", shape, full, rn, Role::Weights)?;
+    let k = b.feed(Op::Param, "k", shape, code, rn, Role::Weights)?;
     b.f32op(
         Op::Axpy { c: scale.into() },
         "wc.next",
@@ -583,5 +584,10 @@ pub(crate) fn recentre(
     f.insert("k".to_string(), codes.clone().into_dyn());
     let mut res = execute(&g, arch, &f, seed, ((epoch as u64) << 40) + 1)?;
     run.add(&res);
-    Ok(take(&mut res, "wc.next"))
+    Ok(res
+        .values
+        .remove("wc.next")
+        .expect("a graph output")
+        .into_dimensionality()
+        .expect("the centre's shape"))
 }

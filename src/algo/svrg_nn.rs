@@ -1,10 +1,13 @@
-//! The SVRG family on neural networks ([`ModelKind::Mlp`]): `svrg`, `lp-svrg` and `halp`
-//! (De Sa et al. 2018, docs/algorithms.md; the authors' `HazyResearch/halp`), dispatched from
-//! [`super::svrg`]; HALP's bit-centred layers are in [`super::halp_nn`].
+//! The SVRG family on layered models (every model kind but the linear ones, which
+//! [`super::svrg`] drives with a single code vector, and the Gaussian toy): `svrg`, `lp-svrg`
+//! and `halp` (De Sa et al. 2018, docs/algorithms.md; the authors' `HazyResearch/halp`),
+//! dispatched from [`super::svrg`]; HALP's driver is [`super::halp_nn`], its bit-centred
+//! layers are the layers' own (`model::centred`). Parameters are `ArrayD` tensors of any shape
+//! (a dense layer's matrices, a convolution's filters).
 //!
 //! Every epoch starts with a full-precision pass over the whole training set at the snapshot
 //! (centre) `w~` ([`full_precision`]): the full gradient `g~ = (1/N) sum_i grad f_i(w~)`, by the
-//! model's own gradient subgraph ([`Builder::gradients`]). Then `T` inner steps (`epoch_len`, by
+//! model's own gradient subgraph ([`Model::gradients`]). Then `T` inner steps (`epoch_len`, by
 //! default `2 N / batch`, HALP's T) on mini-batches drawn uniformly with replacement:
 //!
 //! - `svrg` (`fp32` weights) and `lp-svrg` (weights in the architecture's weight format, stored
@@ -21,18 +24,17 @@
 //! Deviations from the authors' code, and why: one full pass of the whole training set (the
 //! authors sum per-mini-batch gradients and divide by the number of mini-batches: the same mean
 //! when the batch divides `N`); mini-batches drawn with replacement (the authors' loader
-//! shuffles); no momentum and no weight decay (the MLP has no L2 term; lpsim has no momentum
-//! anywhere).
+//! shuffles); no momentum and no weight decay (the layered models' L2 term is left out of the
+//! SVRG family's steps; lpsim has no momentum anywhere).
 //!
-//! Not supported on MLPs: a fixed `delta` grid (`lp-sgd`/`lp-svrg` with `delta > 0`); the
+//! Not supported on layered models: a fixed `delta` grid (`lp-sgd`/`lp-svrg` with `delta > 0`); the
 //! Gaussian toy for the whole family ([`no_training_set`]).
 
 use std::collections::BTreeMap;
 
-use ndarray::{Array2, ArrayD};
+use ndarray::ArrayD;
 use petgraph::graph::NodeIndex;
 
-use crate::algo::epochs::{matrices, tensors};
 use crate::algo::halp_nn;
 use crate::algo::sgld::{data_format_on, init_params, picked_rows, Batches, Run};
 use crate::algo::{Algo, AlgoError, EpochStats, Hyper, StepGraph, TrainData, TrainOutcome};
@@ -40,7 +42,7 @@ use crate::arch::Architecture;
 use crate::cost::Datapath;
 use crate::format::Format;
 use crate::graph::{execute, Graph, Level, Op, Role, StepResult, TensorMeta};
-use crate::model::{fp32, Builder, Model};
+use crate::model::{fp32, Builder, Model, Pass};
 use crate::round::Rounding;
 
 /// The refusal of the SVRG driver on a model without a training set (the Gaussian toy).
@@ -64,17 +66,18 @@ pub(crate) const FULL: Datapath = Datapath::FullPrecision;
 pub(crate) type Store = (Format, Rounding);
 
 /// A builder holding the mini-batch gradient subgraph of `model` on `rows` examples (feeds `x`,
-/// `y` and `w{l}` stored as `store`): the weight nodes and their gradients.
-fn gradient_part<'a>(
+/// `y` and `w{l}` stored as `store`): the parameter nodes and the pass (its gradients, and the
+/// values and errors HALP caches).
+pub(crate) fn gradient_part<'a>(
     model: &Model,
     (arch, datapath): (&'a Architecture, Datapath),
     rows: usize,
     store: Store,
-) -> Result<(Builder<'a>, Vec<NodeIndex>, Vec<NodeIndex>), AlgoError> {
+) -> Result<(Builder<'a>, Vec<NodeIndex>, Pass), AlgoError> {
     let shapes = model.param_shapes();
     let rn = Rounding::NearestEven;
     let mut b = Builder::on(datapath, arch);
-    let (d, t) = (shapes[0][0], shapes[shapes.len() - 1][1]);
+    let (d, t) = (model.inputs(), model.outputs());
     // The features as stored: in the input format of the datapath the graph runs on.
     let (df, dr) = data_format_on(datapath, arch);
     let x = b.feed(Op::Input, "x", &[rows, d], df, dr, Role::Data)?;
@@ -92,37 +95,28 @@ fn gradient_part<'a>(
             Role::Weights,
         )?);
     }
-    let (_, g) = model.gradients(&mut b, Some(x), Some(y), &w)?;
-    Ok((b, w, g))
+    let pass = model.gradient_pass(&mut b, Some(x), Some(y), &w)?;
+    Ok((b, w, pass))
 }
 
-/// The gradient graph of `model` on `rows` examples (outputs: the gradients), plus for HALP the
-/// centre's copy `wc{i}` of layer `i`'s weight in the MAC's B format of `lp` (the run's
-/// architecture; biases are added on the vector unit and need no MAC copy).
+/// The gradient graph of `model` on `rows` examples (outputs: the gradients).
 pub(crate) fn gradient_graph(
     model: &Model,
     arch: (&Architecture, Datapath),
     rows: usize,
     store: Store,
-    lp: Option<&Architecture>,
 ) -> Result<Graph, AlgoError> {
-    let (mut b, w, g) = gradient_part(model, arch, rows, store)?;
-    let mut outputs: Vec<String> = g.iter().map(|&i| b.b.meta(i).name.clone()).collect();
-    if let Some(lp) = lp {
-        let (mb, rw) = (lp.formats.mac.b, lp.formats.rounding.weights);
-        let specs = model.params();
-        let weights = w.iter().zip(&specs).filter(|(_, s)| !s.bias);
-        for (i, (&p, _)) in weights.enumerate() {
-            let name = format!("wc{i}");
-            b.op(Op::Quantize, &name, mb, rw, Role::Weights, &[p])?;
-            outputs.push(name);
-        }
-    }
+    let (b, _, pass) = gradient_part(model, arch, rows, store)?;
+    let outputs: Vec<String> = pass
+        .grads
+        .iter()
+        .map(|&i| b.b.meta(i).name.clone())
+        .collect();
     let names: Vec<&str> = outputs.iter().map(String::as_str).collect();
     Ok(b.b.build(&names)?)
 }
 
-/// SVRG's inner step on an MLP: the batch gradient at `w{l}`, the snapshot's `g0.{l}` (same
+/// SVRG's inner step on a layered model: the batch gradient at `w{l}`, the snapshot's `g0.{l}` (same
 /// batch, inner level) and `g~` (`gt{l}`) make `vr{l} = grad - g0 + gt`; output
 /// `w{l}.next = w - lr vr`, rounded into `store`.
 fn svrg_step_graph(
@@ -133,7 +127,8 @@ fn svrg_step_graph(
     lr: f64,
 ) -> Result<Graph, AlgoError> {
     let rn = Rounding::NearestEven;
-    let (mut b, w, g) = gradient_part(model, arch, rows, store)?;
+    let (mut b, w, pass) = gradient_part(model, arch, rows, store)?;
+    let g = pass.grads;
     let mut outputs = Vec::new();
     for (l, (&p, &gi)) in w.iter().zip(&g).enumerate() {
         let m = b.b.meta(gi).clone();
@@ -181,8 +176,8 @@ fn storage(algo: Algo, arch: &Architecture, hyper: &Hyper) -> Result<Store, Algo
             Err(AlgoError::BadHyper {
                 name: "bits".into(),
                 reason: format!(
-                    "{}: `lp-svrg` on an MLP keeps its weights in the architecture's weight \
-                     format; `bits` sizes a fixed delta grid's codes, which runs on linear \
+                    "{}: `lp-svrg` on a layered model keeps its weights in the architecture's \
+                     weight format; `bits` sizes a fixed delta grid's codes, which runs on linear \
                      models only (set bits = 0)",
                     hyper.get("bits")
                 ),
@@ -193,13 +188,13 @@ fn storage(algo: Algo, arch: &Architecture, hyper: &Hyper) -> Result<Store, Algo
         }
         _ => Err(AlgoError::Unsupported(format!(
             "`{algo}` with `delta` = {} (a fixed delta grid) runs on linear models only; on an \
-             MLP set delta = 0 to keep the weights in the architecture's weight format",
+             layered model (mlp, ...) set delta = 0 to keep the weights in the architecture's weight format",
             hyper.get("delta")
         ))),
     }
 }
 
-/// The inner-step graph of `algo` on an MLP (for `lpsim graph`).
+/// The inner-step graph of `algo` on a layered model (for `lpsim graph`).
 pub(crate) fn example_graph(
     algo: Algo,
     model: &Model,
@@ -218,13 +213,11 @@ pub(crate) fn example_graph(
     })
 }
 
-/// Take tensor `name` of a step as a matrix.
-pub(crate) fn take(res: &mut StepResult, name: &str) -> Array2<f64> {
+/// Take tensor `name` of a step.
+pub(crate) fn take(res: &mut StepResult, name: &str) -> ArrayD<f64> {
     res.values
         .remove(name)
         .unwrap_or_else(|| panic!("the step graph has a tensor `{name}`"))
-        .into_dimensionality()
-        .expect("a matrix")
 }
 
 /// The driver's common set-up: epochs, batches, steps per epoch, the run's bookkeeping.
@@ -269,19 +262,19 @@ impl<'a> Setup<'a> {
     }
 
     /// The whole training set and `params` as the feeds of a full pass.
-    pub fn full_feeds(&self, params: &[Array2<f64>]) -> BTreeMap<String, ArrayD<f64>> {
+    pub fn full_feeds(&self, params: &[ArrayD<f64>]) -> BTreeMap<String, ArrayD<f64>> {
         let (x, y) = self.batches.all();
         let mut f = BTreeMap::new();
         f.insert("x".to_string(), x.clone().into_dyn());
         f.insert("y".to_string(), y.clone().into_dyn());
         for (l, p) in params.iter().enumerate() {
-            f.insert(format!("w{l}"), p.clone().into_dyn());
+            f.insert(format!("w{l}"), p.clone());
         }
         f
     }
 }
 
-/// Run `svrg`, `lp-svrg` or `halp` on an MLP (see the module docs).
+/// Run `svrg`, `lp-svrg` or `halp` on a layered model (see the module docs).
 pub(crate) fn train(
     algo: Algo,
     model: &Model,
@@ -312,13 +305,13 @@ fn train_svrg(
 ) -> Result<TrainOutcome, AlgoError> {
     let rn = Rounding::NearestEven;
     let full_store = (arch.full_precision.format, rn);
-    let full = gradient_graph(model, (arch, FULL), s.batches.n, full_store, None)?;
+    let full = gradient_graph(model, (arch, FULL), s.batches.n, full_store)?;
     let on = (arch, algo.datapath());
-    let snapshot = gradient_graph(model, on, s.batch, store, None)?;
+    let snapshot = gradient_graph(model, on, s.batch, store)?;
     let step = svrg_step_graph(model, on, s.batch, store, s.lr)?;
     // The gradient node of each parameter tensor, named once (read every step).
     let grads: Vec<String> = model.params().into_iter().map(|p| p.grad).collect();
-    let mut w = matrices(init_params(model, store.0, store.1, seed));
+    let mut w = init_params(model, store.0, store.1, seed);
     let mut run = Run::new(s.epochs, s.epoch_len);
     run.range.merge(&s.batches.data_health(s.data));
     let mut feeds = BTreeMap::new();
@@ -326,21 +319,21 @@ fn train_svrg(
         let mut res = execute(&full, arch, &s.full_feeds(&w), seed, (epoch as u64) << 40)?;
         run.add(&res);
         for (l, name) in grads.iter().enumerate() {
-            feeds.insert(format!("gt{l}"), take(&mut res, name).into_dyn());
+            feeds.insert(format!("gt{l}"), take(&mut res, name));
         }
         let centre = w.clone();
         for t in 0..s.epoch_len {
             let n = (epoch as u64 - 1) * s.epoch_len + t;
             s.batches.feed_rows(&s.batches.indices(n), &mut feeds);
             for (l, p) in centre.iter().enumerate() {
-                feeds.insert(format!("w{l}"), p.clone().into_dyn());
+                feeds.insert(format!("w{l}"), p.clone());
             }
             let mut g0 = execute(&snapshot, arch, &feeds, seed, n)?;
             run.add(&g0);
             for (l, (p, name)) in w.iter().zip(&grads).enumerate() {
                 let g = take(&mut g0, name);
-                feeds.insert(format!("g0.{l}"), g.into_dyn());
-                feeds.insert(format!("w{l}"), p.clone().into_dyn());
+                feeds.insert(format!("g0.{l}"), g);
+                feeds.insert(format!("w{l}"), p.clone());
             }
             let mut res = execute(&step, arch, &feeds, seed, n)?;
             for (l, p) in w.iter_mut().enumerate() {
@@ -348,19 +341,19 @@ fn train_svrg(
             }
             run.add(&res);
         }
-        let l = model.train_loss(&tensors(&w), Some((s.data.x_train.view(), &s.data.y_train)));
-        if run.end_epoch(epoch, &tensors(&w), l, on_epoch) {
+        let l = model.train_loss(&w, Some((s.data.x_train.view(), &s.data.y_train)));
+        if run.end_epoch(epoch, &w, l, on_epoch) {
             break;
         }
     }
-    Ok(run.finish(tensors(&w), None))
+    Ok(run.finish(w, None))
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::round::RandomStream;
-    use ndarray::Axis;
+    use ndarray::{Array2, Axis};
 
     pub(crate) const RN: Rounding = Rounding::NearestEven;
 
@@ -383,36 +376,37 @@ pub(crate) mod tests {
         (x, y)
     }
 
-    /// The gradient of the mean cross-entropy of a ReLU MLP with parameters `p` (weight then
-    /// bias of every layer, as [`Model::params`]) on `x` with one-hot targets `y`: the model's
-    /// `f64` oracle (checked against finite differences in `model::gradcheck`).
+    /// The gradient of the mean loss of `model` with parameters `p` on `x` with one-hot
+    /// targets `y`: the model's `f64` oracle (checked against finite differences in
+    /// `model::gradcheck`).
     pub(crate) fn reference(
-        p: &[Array2<f64>],
+        model: &Model,
+        p: &[ArrayD<f64>],
         x: &Array2<f64>,
         y: &Array2<f64>,
-    ) -> Vec<Array2<f64>> {
-        let hidden: Vec<usize> = p.iter().step_by(2).skip(1).map(|w| w.nrows()).collect();
-        let model = Model::mlp(x.ncols(), &hidden, y.ncols(), 0.0).unwrap();
+    ) -> Vec<ArrayD<f64>> {
         let classes = y
             .rows()
             .into_iter()
             .map(|r| r.iter().position(|&v| v == 1.0).unwrap())
             .collect();
         let t = crate::workload::Targets::Classes(classes);
-        let (_, g) = model.loss_and_grad(&tensors(p), Some((x.view(), &t)));
-        matrices(g)
+        model.loss_and_grad(p, Some((x.view(), &t))).1
     }
 
     /// `init_params` of `model` in `format` with every bias set to multiples of `1/32` in
     /// `[-1/8, 1/8]` (exact in every shipped weight format), so that tests exercise the bias
     /// rather than its zero start.
-    pub(crate) fn params_with_biases(model: &Model, store: Store, seed: u64) -> Vec<Array2<f64>> {
+    pub(crate) fn params_with_biases(model: &Model, store: Store, seed: u64) -> Vec<ArrayD<f64>> {
         let s = RandomStream::new(seed, 77);
-        let mut p = matrices(init_params(model, store.0, store.1, seed));
+        let mut p = init_params(model, store.0, store.1, seed);
         for (l, t) in p.iter_mut().enumerate() {
             if model.params()[l].bias {
-                *t = Array2::from_shape_fn(t.dim(), |(_, j)| {
+                // Biases are rows `[1, out]`: element `j` of the row.
+                let mut j = 0;
+                *t = ArrayD::from_shape_fn(t.raw_dim(), |_| {
                     let u = s.uniform_f64((l * 100 + j) as u64);
+                    j += 1;
                     ((u * 9.0).floor() - 4.0) / 32.0
                 });
             }
@@ -421,50 +415,63 @@ pub(crate) mod tests {
         p
     }
 
-    pub(crate) fn max_abs(a: &Array2<f64>) -> f64 {
+    pub(crate) fn max_abs(a: &ArrayD<f64>) -> f64 {
         a.iter().fold(0.0, |m, v| m.max(v.abs()))
     }
 
-    pub(crate) fn feeds(pairs: Vec<(String, Array2<f64>)>) -> BTreeMap<String, ArrayD<f64>> {
-        pairs.into_iter().map(|(k, v)| (k, v.into_dyn())).collect()
+    fn feeds(pairs: Vec<(String, ArrayD<f64>)>) -> BTreeMap<String, ArrayD<f64>> {
+        pairs.into_iter().collect()
     }
 
-    pub(crate) fn weights(w: &[Array2<f64>]) -> Vec<(String, Array2<f64>)> {
+    fn weights(w: &[ArrayD<f64>]) -> Vec<(String, ArrayD<f64>)> {
         (0..w.len())
             .map(|l| (format!("w{l}"), w[l].clone()))
             .collect()
     }
 
+    /// The data's rows `idx` as feeds `x`, `y`.
+    fn batch(x: &Array2<f64>, y: &Array2<f64>, idx: &[usize]) -> Vec<(String, ArrayD<f64>)> {
+        vec![
+            ("x".into(), x.select(Axis(0), idx).into_dyn()),
+            ("y".into(), y.select(Axis(0), idx).into_dyn()),
+        ]
+    }
+
+    /// An MLP and a residual MLP (a value read twice), both on 5 features and 3 classes.
+    fn models() -> [Model; 2] {
+        [mlp(&[4]), crate::model::gradcheck::residual_mlp()]
+    }
+
     #[test]
     fn the_variance_reduced_gradient_at_the_snapshot_is_the_full_gradient() {
-        let model = mlp(&[4]);
         let (x, y) = data(12);
         let idx = [3, 7, 7, 0];
-        let (xb, yb) = (x.select(Axis(0), &idx), y.select(Axis(0), &idx));
         let lr = 0.1;
         // bfp8 rounds every tensor stochastically: the two batch gradients still cancel.
-        for name in ["fp32", "bf16", "bfp8"] {
+        for (model, name) in models()
+            .iter()
+            .flat_map(|m| ["fp32", "bf16", "bfp8"].map(|n| (m, n)))
+        {
             let arch = arch(name);
             let store = (arch.formats.weights, arch.formats.rounding.weights);
-            let w = params_with_biases(&model, store, 1);
-            let full = gradient_graph(&model, (&arch, FULL), 12, (fp32(), RN), None).unwrap();
-            let mut f = vec![("x".into(), x.clone()), ("y".into(), y.clone())];
+            let w = params_with_biases(model, store, 1);
+            let n = w.len();
+            let full = gradient_graph(model, (&arch, FULL), 12, (fp32(), RN)).unwrap();
+            let mut f = batch(&x, &y, &(0..12).collect::<Vec<_>>());
             f.extend(weights(&w));
             let mut res = execute(&full, &arch, &feeds(f), 0, 0).unwrap();
-            let gt: Vec<_> = (0..4)
+            let gt: Vec<_> = (0..n)
                 .map(|l| take(&mut res, &model.params()[l].grad))
                 .collect();
             // The full gradient is the mean over all 12 examples, to fp32 accuracy.
-            for (g, r) in gt.iter().zip(reference(&w, &x, &y)) {
+            for (g, r) in gt.iter().zip(reference(model, &w, &x, &y)) {
                 assert!(
                     max_abs(&(g - &r)) <= 1e-6 * max_abs(&r),
                     "{name}: {g} vs {r}"
                 );
             }
-            let batch = vec![("x".into(), xb.clone()), ("y".into(), yb.clone())];
-            let snap =
-                gradient_graph(&model, (&arch, Datapath::LowPrecision), 4, store, None).unwrap();
-            let mut f = batch.clone();
+            let snap = gradient_graph(model, (&arch, Datapath::LowPrecision), 4, store).unwrap();
+            let mut f = batch(&x, &y, &idx);
             f.extend(weights(&w));
             let mut g0 = execute(&snap, &arch, &feeds(f.clone()), 0, 5).unwrap();
             for (l, g) in gt.iter().enumerate() {
@@ -472,15 +479,15 @@ pub(crate) mod tests {
                 f.push((format!("gt{l}"), g.clone()));
             }
             let step =
-                svrg_step_graph(&model, (&arch, Datapath::LowPrecision), 4, store, lr).unwrap();
+                svrg_step_graph(model, (&arch, Datapath::LowPrecision), 4, store, lr).unwrap();
             let mut res = execute(&step, &arch, &feeds(f), 0, 5).unwrap();
             for (l, g) in gt.iter().enumerate() {
-                assert_eq!(&take(&mut res, &format!("vr{l}")), g, "{name}: layer {l}");
+                assert_eq!(&take(&mut res, &format!("vr{l}")), g, "{name}: tensor {l}");
             }
             if name == "fp32" {
                 for (l, g) in gt.iter().enumerate() {
                     let expect = (&w[l] - &(lr * g)).mapv(|v| f64::from(v as f32));
-                    assert_eq!(take(&mut res, &format!("w{l}.next")), expect, "layer {l}");
+                    assert_eq!(take(&mut res, &format!("w{l}.next")), expect, "tensor {l}");
                 }
             }
         }
@@ -488,46 +495,52 @@ pub(crate) mod tests {
 
     #[test]
     fn the_variance_reduced_gradient_away_from_the_snapshot_matches_f64() {
-        let model = mlp(&[4]);
         let (x, y) = data(12);
         let idx = [3, 7, 7, 0];
         let (xb, yb) = (x.select(Axis(0), &idx), y.select(Axis(0), &idx));
         let arch = arch("fp32");
         let store = (fp32(), RN);
-        let centre = params_with_biases(&model, store, 1);
-        let s = RandomStream::new(9, 9);
-        let w: Vec<Array2<f64>> = centre
-            .iter()
-            .enumerate()
-            .map(|(l, c)| {
-                c.mapv(|v| v)
-                    + Array2::from_shape_fn(c.dim(), |(i, j)| {
-                        f64::from((0.05 * s.normal_f64((l * 1000 + i * 10 + j) as u64)) as f32)
+        for model in &models() {
+            let centre = params_with_biases(model, store, 1);
+            let s = RandomStream::new(9, 9);
+            let w: Vec<ArrayD<f64>> = centre
+                .iter()
+                .enumerate()
+                .map(|(l, c)| {
+                    let mut i = 0;
+                    c + &ArrayD::from_shape_fn(c.raw_dim(), |_| {
+                        i += 1;
+                        0.05 * s.normal_f64((l * 1000 + i) as u64)
                     })
-            })
-            .map(|p| p.mapv(|v| f64::from(v as f32)))
-            .collect();
-        let gt = reference(&centre, &x, &y);
-        let mut f = vec![("x".into(), xb.clone()), ("y".into(), yb.clone())];
-        f.extend(weights(&centre));
-        let snap = gradient_graph(&model, (&arch, Datapath::LowPrecision), 4, store, None).unwrap();
-        let mut g0 = execute(&snap, &arch, &feeds(f.clone()), 0, 1).unwrap();
-        let mut f = vec![("x".into(), xb.clone()), ("y".into(), yb.clone())];
-        f.extend(weights(&w));
-        for (l, g) in gt.iter().enumerate() {
-            f.push((format!("g0.{l}"), take(&mut g0, &model.params()[l].grad)));
-            f.push((format!("gt{l}"), g.mapv(|v| f64::from(v as f32))));
-        }
-        let step = svrg_step_graph(&model, (&arch, Datapath::LowPrecision), 4, store, 0.1).unwrap();
-        let mut res = execute(&step, &arch, &feeds(f), 0, 1).unwrap();
-        let (gw, gc) = (reference(&w, &xb, &yb), reference(&centre, &xb, &yb));
-        for l in 0..4 {
-            let expect = &(&gw[l] - &gc[l]) + &gt[l];
-            let got = take(&mut res, &format!("vr{l}"));
-            assert!(
-                max_abs(&(&got - &expect)) <= 1e-6 * max_abs(&expect),
-                "layer {l}: {got} vs {expect}"
+                })
+                .map(|p| p.mapv(|v| f64::from(v as f32)))
+                .collect();
+            let gt = reference(model, &centre, &x, &y);
+            let mut f = batch(&x, &y, &idx);
+            f.extend(weights(&centre));
+            let snap = gradient_graph(model, (&arch, Datapath::LowPrecision), 4, store).unwrap();
+            let mut g0 = execute(&snap, &arch, &feeds(f.clone()), 0, 1).unwrap();
+            let mut f = batch(&x, &y, &idx);
+            f.extend(weights(&w));
+            for (l, g) in gt.iter().enumerate() {
+                f.push((format!("g0.{l}"), take(&mut g0, &model.params()[l].grad)));
+                f.push((format!("gt{l}"), g.mapv(|v| f64::from(v as f32))));
+            }
+            let step =
+                svrg_step_graph(model, (&arch, Datapath::LowPrecision), 4, store, 0.1).unwrap();
+            let mut res = execute(&step, &arch, &feeds(f), 0, 1).unwrap();
+            let (gw, gc) = (
+                reference(model, &w, &xb, &yb),
+                reference(model, &centre, &xb, &yb),
             );
+            for l in 0..w.len() {
+                let expect = &(&gw[l] - &gc[l]) + &gt[l];
+                let got = take(&mut res, &format!("vr{l}"));
+                assert!(
+                    max_abs(&(&got - &expect)) <= 1e-6 * max_abs(&expect),
+                    "tensor {l}: {got} vs {expect}"
+                );
+            }
         }
     }
 
@@ -557,6 +570,96 @@ pub(crate) mod tests {
                 m.contains("delta") && m.contains("linear models only"),
                 "{m}"
             );
+        }
+    }
+
+    /// FNV-1a over `text`'s bytes: a fingerprint of a run's results.
+    fn fnv(text: &str) -> u64 {
+        text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    }
+
+    /// A run's fingerprints: its final parameters' bits, and its counts and work (GEMMs in
+    /// order of their shapes, with the range events).
+    pub(crate) fn fingerprint(o: &TrainOutcome) -> (u64, u64) {
+        let bits: Vec<u64> = o.params.iter().flatten().map(|v| v.to_bits()).collect();
+        let t = &o.tally;
+        let mut gemms: Vec<String> = [&t.low_work, &t.full_work]
+            .iter()
+            .flat_map(|w| w.gemms.iter().map(|g| format!("{g:?}")))
+            .collect();
+        gemms.sort();
+        let work = format!(
+            "{:?} {:?} {gemms:?} {} {} {:?}",
+            t.low, t.full, t.low_work.vector_ops, t.full_work.vector_ops, o.range
+        );
+        (fnv(&format!("{bits:?}")), fnv(&work))
+    }
+
+    /// svrg, lp-svrg and halp on a two-hidden-layer MLP, on a rounding unit that is stochastic
+    /// everywhere (bfp8) and on others: the parameters, counts and work as the MLP-only drivers
+    /// of commit accb5b7 produced them (recorded before the drivers took any layered model).
+    #[test]
+    fn mlp_runs_are_those_of_the_mlp_only_drivers() {
+        let model = mlp(&[6, 4]);
+        let (x, _) = data(24);
+        let classes: Vec<usize> = (0..24).map(|i| i % 3).collect();
+        let t = crate::workload::Targets::Classes(classes.into());
+        let d = TrainData {
+            x_train: x.clone(),
+            y_train: t.clone(),
+            x_test: x,
+            y_test: t,
+        };
+        let mut got = Vec::new();
+        for name in ["fp32", "bf16", "bfp8", "int8"] {
+            for algo in [Algo::Svrg, Algo::LpSvrg, Algo::Halp] {
+                let mut h = Hyper::new(algo);
+                for (k, v) in [("epochs", 2.0), ("batch", 4.0), ("lr", 0.05)] {
+                    h.set(k, v).unwrap();
+                }
+                if algo == Algo::Halp {
+                    h.set("mu", 3.0).unwrap();
+                }
+                let o = crate::algo::train(algo, &model, Some(&d), &arch(name), &h, 3, &mut |_| {})
+                    .unwrap();
+                got.push((name, algo.to_string(), fingerprint(&o)));
+            }
+        }
+        let expect = [
+            ("fp32", "svrg", (12954489119814425073, 5225861712489583181)),
+            (
+                "fp32",
+                "lp-svrg",
+                (12954489119814425073, 6623317324035216524),
+            ),
+            ("fp32", "halp", (11755671976918875849, 2058837590703928989)),
+            ("bf16", "svrg", (12954489119814425073, 5225861712489583181)),
+            (
+                "bf16",
+                "lp-svrg",
+                (6357102889194222722, 14646944898784708574),
+            ),
+            ("bf16", "halp", (14438306267911604731, 231034908614960262)),
+            ("bfp8", "svrg", (12954489119814425073, 5225861712489583181)),
+            (
+                "bfp8",
+                "lp-svrg",
+                (13454143925081883334, 3363470505450509007),
+            ),
+            ("bfp8", "halp", (2865879652492695827, 18084341827251983857)),
+            ("int8", "svrg", (12954489119814425073, 5225861712489583181)),
+            (
+                "int8",
+                "lp-svrg",
+                (6408706258172643647, 8303087145460361421),
+            ),
+            ("int8", "halp", (17254655800323694024, 9980751570229162251)),
+        ];
+        for ((name, algo, f), (e_name, e_algo, e)) in got.iter().zip(expect) {
+            assert_eq!((*name, algo.as_str()), (e_name, e_algo));
+            assert_eq!(*f, e, "{algo} on {name}: (parameters, counts) fingerprints");
         }
     }
 

@@ -13,10 +13,12 @@
 use ndarray::{Array2, ArrayD, ArrayViewD, Axis, IxDyn};
 use petgraph::graph::NodeIndex;
 
+use super::centred::{CentredGrad, CentredOut, CentredParam, Centring, ValueId, ValueNames};
 use super::layer::{Init, Layer, ParamSpec};
 use super::{Builder, ModelError};
 use crate::graph::image::{col2im, from_channels, im2col, to_channels, ImageOp, Planes, Window};
-use crate::graph::Op;
+use crate::graph::{Op, Role};
+use crate::round::Rounding;
 
 /// A convolution, the `index`-th of its model (tensors `conv{index}.weight`, `conv{index}.*`).
 #[derive(Clone, Debug, PartialEq)]
@@ -264,5 +266,190 @@ impl Layer for Conv2d {
 
     fn error_name(&self) -> String {
         self.name("err")
+    }
+
+    /// The authors' `conv_layer.py` on the window matrix (a dense layer's forward,
+    /// `linear.rs`, on `im2col` of the input): with the input `a = a~ + da` at `w` and the
+    /// filters `W~ + delta K`, the output's offset is
+    /// `to_channels(im2col(da) Wc + delta (im2col(a) K) + delta_b kb)`, both products on the MAC
+    /// into full precision, rounded once into the activations format (`conv{index}.dz`).
+    fn centred_forward(
+        &self,
+        cx: &mut Centring,
+        x: &[ValueId],
+        params: &[CentredParam],
+    ) -> Result<(CentredOut, ValueNames), ModelError> {
+        let rn = Rounding::NearestEven;
+        let cr = cx.code_rounding();
+        let (w, delta) = (&params[0], cx.delta(&params[0]));
+        let a = cx.full(x[0])?;
+        let da = cx.offset(x[0])?;
+        let wc = cx.centre_on_mac(w)?;
+        let (input, window) = (self.input, self.window);
+        let im2col = Op::Image(ImageOp::Im2col { input, window });
+        let b = cx.b();
+        let (fpf, act) = (b.full(), b.act());
+        // A window matrix holds its image's values: in the MAC's A format when they are.
+        let cols = |b: &mut Builder, v: NodeIndex, name: &str| {
+            let va = b.mac_operand(v, true, act.1)?;
+            let fa = b.b.meta(va).format;
+            b.op(im2col, &self.name(name), fa, act.1, act.2, &[va])
+        };
+        let hcols = cols(b, a, "hcols")?;
+        let m = b.matmul(
+            &self.name("m"),
+            (hcols, false),
+            (w.codes, false),
+            (fpf, rn, Role::Activations),
+            cr,
+        )?;
+        let (name, (f, r)) = if self.bias {
+            (self.name("dzw"), (fpf, rn))
+        } else {
+            (self.name("dzr"), (act.0, act.1))
+        };
+        let dzw = match da {
+            Some(d) => {
+                let dcols = cols(b, d, "dacols")?;
+                let rw = b.weight_rounding();
+                let p = b.matmul(
+                    &self.name("p"),
+                    (dcols, false),
+                    (wc, false),
+                    (fpf, rn, Role::Activations),
+                    rw,
+                )?;
+                b.op(
+                    Op::Axpy { c: delta },
+                    &name,
+                    f,
+                    r,
+                    Role::Activations,
+                    &[p, m],
+                )?
+            }
+            None => b.op(Op::Scale { c: delta }, &name, f, r, Role::Activations, &[m])?,
+        };
+        let dz = if self.bias {
+            let kb = &params[1];
+            let scale = Op::Scale { c: cx.delta(kb) };
+            let b = cx.b();
+            let bz = b.f32op(scale, &self.name("bz"), Role::Weights, &[kb.codes])?;
+            let name = self.name("dzr");
+            b.op(Op::BiasAdd, &name, act.0, act.1, act.2, &[dzw, bz])?
+        } else {
+            dzw
+        };
+        let positions = self.positions();
+        let to = Op::Image(ImageOp::ToChannels { positions });
+        let dz = cx
+            .b()
+            .op(to, &self.name("dz"), act.0, act.1, act.2, &[dz])?;
+        let names = ValueNames {
+            full: self.name("s"),
+            offset: self.name("dz"),
+            centre: self.name("cz"),
+            centre_grad: self.name("cg"),
+            grad_offset: self.name("dg"),
+        };
+        Ok((CentredOut::Offset(dz), names))
+    }
+
+    /// The authors' `conv_layer.py` backward, a dense layer's on the window matrix: with `e`
+    /// the arriving offset and `g~` the centre's gradient as rows (`from_channels`),
+    /// `dW = im2col(a)^T e + im2col(da)^T g~`, `db = sum_rows(e)` and the input's gradient
+    /// offset `col2im(e Wc^T + delta ((g~ + e) K^T))` (the authors' `conv_transpose2d` with
+    /// `weight_lp + weight_delta` and `weight_delta`, grouped as the dense layer's).
+    fn centred_backward(
+        &self,
+        cx: &mut Centring,
+        x: &[ValueId],
+        y: ValueId,
+        err: CentredGrad,
+        params: &[CentredParam],
+        need_dx: &[bool],
+    ) -> Result<(Vec<Option<CentredGrad>>, Vec<NodeIndex>), ModelError> {
+        let rn = Rounding::NearestEven;
+        let cr = cx.code_rounding();
+        let (w, delta) = (&params[0], cx.delta(&params[0]));
+        let (centre, coef) = cx.grad_centre(y, err)?;
+        let da = cx.offset(x[0])?;
+        let wc = cx.centre_on_mac(w)?;
+        let b = cx.b();
+        let fpf = b.full();
+        let (gf, gr, role) = b.grad();
+        let positions = self.positions();
+        let rows = Op::Image(ImageOp::FromChannels { positions });
+        let ef = b.b.meta(err.offset).format;
+        let e = b.op(rows, &self.name("e"), ef, gr, role, &[err.offset])?;
+        let find = |b: &Builder, what: &str| {
+            b.b.find(&self.name(what))
+                .ok_or_else(|| ModelError::Spec(format!("{} has no forward pass", self.name(""))))
+        };
+        let hcols = find(b, "hcols")?;
+        let dw = match da {
+            None => b.matmul(
+                &self.name("dw"),
+                (hcols, true),
+                (e, false),
+                (gf, gr, role),
+                gr,
+            )?,
+            Some(_) => {
+                let dcols = find(b, "dacols")?;
+                let ce = b.f32op(rows, &self.name("ce"), role, &[centre])?;
+                let u = b.matmul(
+                    &self.name("dwa"),
+                    (hcols, true),
+                    (e, false),
+                    (fpf, rn, role),
+                    gr,
+                )?;
+                let v = b.matmul(
+                    &self.name("dwb"),
+                    (dcols, true),
+                    (ce, false),
+                    (fpf, rn, role),
+                    gr,
+                )?;
+                let axpy = Op::Axpy { c: coef.into() };
+                b.op(axpy, &self.name("dw"), gf, gr, role, &[u, v])?
+            }
+        };
+        let mut grads = vec![dw];
+        if self.bias {
+            grads.push(b.op(Op::SumRows, &self.name("db"), gf, gr, role, &[e])?);
+        }
+        if !need_dx[0] {
+            return Ok((vec![None], grads));
+        }
+        let axpy = Op::Axpy { c: coef.into() };
+        let gz = b.f32op(axpy, &self.name("gz"), role, &[err.offset, centre])?;
+        let gzr = b.f32op(rows, &self.name("gzr"), role, &[gz])?;
+        let rw = b.weight_rounding();
+        let q = b.matmul(&self.name("q"), (e, false), (wc, true), (fpf, rn, role), rw)?;
+        let r = b.matmul(
+            &self.name("r"),
+            (gzr, false),
+            (w.codes, true),
+            (fpf, rn, role),
+            cr,
+        )?;
+        let dcols = b.op(
+            Op::Axpy { c: delta },
+            &self.name("dxcols"),
+            gf,
+            gr,
+            role,
+            &[q, r],
+        )?;
+        let (input, window) = (self.input, self.window);
+        let col2im = Op::Image(ImageOp::Col2im { input, window });
+        let dx = b.op(col2im, &self.name("dgx"), gf, gr, role, &[dcols])?;
+        let dx = CentredGrad {
+            offset: dx,
+            centre: None,
+        };
+        Ok((vec![Some(dx)], grads))
     }
 }

@@ -6,6 +6,7 @@
 use ndarray::{ArrayD, ArrayViewD};
 use petgraph::graph::NodeIndex;
 
+use super::centred::{CentredGrad, CentredOut, CentredParam, Centring, ValueId, ValueNames};
 use super::layer::{Layer, ParamSpec};
 use super::{Builder, ModelError};
 
@@ -67,5 +68,37 @@ impl Layer for Flatten {
 
     fn error_name(&self) -> String {
         format!("flatten{}.err", self.index)
+    }
+
+    /// The input's offset, value and centre themselves (nothing moves); only the gradient
+    /// arriving at the output has a cache of its own (`flatten{index}.cg`).
+    fn centred_forward(
+        &self,
+        _cx: &mut Centring,
+        x: &[ValueId],
+        _params: &[CentredParam],
+    ) -> Result<(CentredOut, ValueNames), ModelError> {
+        let n = |what: &str| format!("flatten{}.{what}", self.index);
+        let names = ValueNames {
+            full: n("a"),
+            offset: n("dz"),
+            centre: n("ca"),
+            centre_grad: n("cg"),
+            grad_offset: n("dg"),
+        };
+        Ok((CentredOut::Same(x[0]), names))
+    }
+
+    /// The arriving gradient (offset and centre) passes through.
+    fn centred_backward(
+        &self,
+        _cx: &mut Centring,
+        _x: &[ValueId],
+        _y: ValueId,
+        err: CentredGrad,
+        _params: &[CentredParam],
+        need_dx: &[bool],
+    ) -> Result<(Vec<Option<CentredGrad>>, Vec<NodeIndex>), ModelError> {
+        Ok((vec![need_dx[0].then_some(err)], Vec::new()))
     }
 }

@@ -36,7 +36,7 @@ use crate::workload::Targets;
 /// `arch/fp32.json` with every `fp32` of the low-precision datapath (formats, MAC inputs and
 /// accumulator, vector unit, batch normalization) made `fp64`; the full-precision unit stores
 /// `fp32` at most and the check runs on the low-precision datapath.
-fn fp64_arch() -> Architecture {
+pub(crate) fn fp64_arch() -> Architecture {
     fn swap(v: &mut Value) {
         match v {
             Value::String(s) if s == "fp32" => *s = "fp64".into(),
@@ -584,14 +584,49 @@ fn gaussian_potential_graph() {
 
 /// A residual MLP: `x -> dense0 -> relu -> dense1 -> (+ relu's output) -> relu -> dense2`; the
 /// ReLU's output is read twice, so its error is the sum of two (`errsum` on the graph).
-fn residual_mlp() -> Model {
+pub(crate) fn residual_mlp() -> Model {
+    residual(3, std::sync::Arc::new(SoftmaxCrossEntropy { classes: 3 }))
+}
+
+/// [`residual_mlp`] as a regressor: one output, least squares.
+pub(crate) fn residual_regressor() -> Model {
+    residual(1, std::sync::Arc::new(super::mse::Mse))
+}
+
+/// `x -> dense0 -> relu -> (+ dense0's output) -> dense1`: the ReLU's input is read twice (by
+/// the ReLU and by the residual join), so its error is not the ReLU's alone.
+pub(crate) fn shared_gate_input() -> Model {
+    let layers: Vec<std::sync::Arc<dyn Layer>> = vec![
+        dense(0, 5, 6, true, true),
+        std::sync::Arc::new(Relu::after_dense(0)),
+        std::sync::Arc::new(ResidualAdd { index: 0 }),
+        dense(1, 6, 3, true, true),
+    ];
+    let mut sources = chain(layers.len());
+    sources[2] = vec![Source::Layer(1), Source::Layer(0)];
+    Model {
+        kind: ModelKind::Mlp,
+        inputs: 5,
+        input_shape: vec![5],
+        bias_feature: false,
+        layers,
+        sources,
+        loss: std::sync::Arc::new(SoftmaxCrossEntropy { classes: 3 }),
+        l2: 0.0,
+    }
+    .check()
+    .expect("a valid graph of layers")
+}
+
+/// [`residual_mlp`]'s layers with `outputs` outputs and `loss`.
+fn residual(outputs: usize, loss: std::sync::Arc<dyn Loss>) -> Model {
     let layers: Vec<std::sync::Arc<dyn Layer>> = vec![
         dense(0, 5, 6, true, true),
         std::sync::Arc::new(Relu::after_dense(0)),
         dense(1, 6, 6, true, true),
         std::sync::Arc::new(ResidualAdd { index: 0 }),
         std::sync::Arc::new(Relu::after_dense(1)),
-        dense(2, 6, 3, true, true),
+        dense(2, 6, outputs, true, true),
     ];
     let mut sources = chain(layers.len());
     sources[3] = vec![Source::Layer(2), Source::Layer(1)];
@@ -602,7 +637,7 @@ fn residual_mlp() -> Model {
         bias_feature: false,
         layers,
         sources,
-        loss: std::sync::Arc::new(SoftmaxCrossEntropy { classes: 3 }),
+        loss,
         l2: 0.0,
     }
     .check()

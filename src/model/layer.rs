@@ -17,6 +17,9 @@ use std::fmt::Debug;
 use ndarray::{ArrayD, ArrayViewD};
 use petgraph::graph::NodeIndex;
 
+use super::centred::{
+    not_bit_centred, CentredGrad, CentredOut, CentredParam, Centring, ValueId, ValueNames,
+};
 use super::{Builder, ModelError};
 use crate::workload::Targets;
 
@@ -141,6 +144,36 @@ pub trait Layer: Debug + Send + Sync {
     /// layer (the loss's gradient): `err{n}` after `n` dense layers; a layer whose output is
     /// its parameter names it after that parameter's gradient.
     fn error_name(&self) -> String;
+
+    /// HALP's bit-centred forward pass ([`super::centred`]): the output's offset (or its value
+    /// at `w`) from the inputs `x` (values of `cx`) and the parameters' codes, and the names of
+    /// its output's nodes. A layer type without one refuses
+    /// ([`ModelError::NotBitCentred`]).
+    fn centred_forward(
+        &self,
+        cx: &mut Centring,
+        x: &[ValueId],
+        params: &[CentredParam],
+    ) -> Result<(CentredOut, ValueNames), ModelError> {
+        let _ = (cx, x, params);
+        Err(not_bit_centred("layer", self.kind()))
+    }
+
+    /// HALP's bit-centred backward pass: given the gradient `err` arriving at the output `y`,
+    /// the offsets of the parameters' gradients (in [`Layer::params`] order, gradients format)
+    /// and, for each input `i` with `need_dx[i]`, of its gradient.
+    fn centred_backward(
+        &self,
+        cx: &mut Centring,
+        x: &[ValueId],
+        y: ValueId,
+        err: CentredGrad,
+        params: &[CentredParam],
+        need_dx: &[bool],
+    ) -> Result<(Vec<Option<CentredGrad>>, Vec<NodeIndex>), ModelError> {
+        let _ = (cx, x, y, err, params, need_dx);
+        Err(not_bit_centred("layer", self.kind()))
+    }
 }
 
 /// The loss at the end of a model: the mean over the batch of a per-example loss of the last
@@ -178,4 +211,17 @@ pub trait Loss: Debug + Send + Sync {
         y: Option<NodeIndex>,
         name: &str,
     ) -> Result<NodeIndex, ModelError>;
+
+    /// HALP's bit-centred error ([`super::centred`]): the offset of the loss's gradient with
+    /// respect to the model's output `out` (a value of `cx`) and the centre's gradient it is
+    /// an offset of. A loss type without one refuses ([`ModelError::NotBitCentred`]).
+    fn centred_error(
+        &self,
+        cx: &mut Centring,
+        out: ValueId,
+        y: Option<NodeIndex>,
+    ) -> Result<CentredGrad, ModelError> {
+        let _ = (cx, out, y);
+        Err(not_bit_centred("loss", self.kind()))
+    }
 }

@@ -11,9 +11,11 @@
 use ndarray::{ArrayD, ArrayViewD, Axis, Ix2};
 use petgraph::graph::NodeIndex;
 
+use super::centred::{CentredGrad, CentredOut, CentredParam, Centring, ValueId, ValueNames};
 use super::layer::{Init, Layer, ParamSpec};
 use super::{Builder, ModelError};
-use crate::graph::Op;
+use crate::graph::{Op, Role};
+use crate::round::Rounding;
 
 /// A dense layer, the `index`-th of its model (its tensors are named `z{index}`,
 /// `dense{index}.weight`, ...).
@@ -160,5 +162,182 @@ impl Layer for Linear {
 
     fn error_name(&self) -> String {
         format!("err{}", self.index + 1)
+    }
+
+    /// The authors' `linear_layer.py`: with the input `a = a~ + da` at `w`, the weight
+    /// `W~ + delta K` and the bias `b~ + delta_b kb`, the output's offset is
+    /// `dz = da Wc + delta (a K) + delta_b kb` (`Wc`: the centre's copy in the MAC's B format,
+    /// the authors' `weight_lp`; `da Wc` only when the input has an offset, the data has none),
+    /// both products on the MAC into full precision, the bias's offset added to every row on
+    /// the vector unit, `dz` rounded once into the activations format.
+    fn centred_forward(
+        &self,
+        cx: &mut Centring,
+        x: &[ValueId],
+        params: &[CentredParam],
+    ) -> Result<(CentredOut, ValueNames), ModelError> {
+        let i = self.index;
+        let rn = Rounding::NearestEven;
+        let cr = cx.code_rounding();
+        let (w, delta) = (&params[0], cx.delta(&params[0]));
+        let a = cx.full(x[0])?;
+        let da = cx.offset(x[0])?;
+        let wc = cx.centre_on_mac(w)?;
+        let b = cx.b();
+        let fpf = b.full();
+        let act = b.act();
+        let m = b.matmul(
+            &format!("m{i}"),
+            (a, false),
+            (w.codes, false),
+            (fpf, rn, Role::Activations),
+            cr,
+        )?;
+        // The weight's part, rounded into the activations format here when no bias follows.
+        let (name, (f, r)) = if self.bias {
+            (format!("dzw{i}"), (fpf, rn))
+        } else {
+            (format!("dz{i}"), (act.0, act.1))
+        };
+        let dzw = match da {
+            Some(d) => {
+                let rw = b.weight_rounding();
+                let p = b.matmul(
+                    &format!("p{i}"),
+                    (d, false),
+                    (wc, false),
+                    (fpf, rn, Role::Activations),
+                    rw,
+                )?;
+                b.op(
+                    Op::Axpy { c: delta },
+                    &name,
+                    f,
+                    r,
+                    Role::Activations,
+                    &[p, m],
+                )?
+            }
+            None => b.op(Op::Scale { c: delta }, &name, f, r, Role::Activations, &[m])?,
+        };
+        let dz = if self.bias {
+            let kb = &params[1];
+            let scale = Op::Scale { c: cx.delta(kb) };
+            let b = cx.b();
+            let bz = b.f32op(scale, &format!("bz{i}"), Role::Weights, &[kb.codes])?;
+            let dz = format!("dz{i}");
+            b.op(Op::BiasAdd, &dz, act.0, act.1, act.2, &[dzw, bz])?
+        } else {
+            dzw
+        };
+        let names = ValueNames {
+            full: format!("s{i}"),
+            offset: format!("dz{i}"),
+            centre: format!("cz{i}"),
+            centre_grad: format!("cg{i}"),
+            grad_offset: format!("dg{i}"),
+        };
+        Ok((CentredOut::Offset(dz), names))
+    }
+
+    /// The authors' `linear_layer.py`, with `g~` the batch's gradient at the centre and `dg`
+    /// the arriving offset: `dW = a^T dg + da^T g~` (the first alone when the input has no
+    /// offset), `db = sum_rows(dg)` and the input's gradient offset
+    /// `dg Wc^T + delta ((g~ + dg) K^T)` (grouped so that the offset stays codes on the MAC's
+    /// B side, scaled by `delta` on the vector unit; the same value as the authors'
+    /// `dg (Wc + Z)^T + g~ Z^T`). Named `dgh{index - 1}` (the offset of the ReLU output
+    /// `h{index - 1}` in an MLP; `dgx0` for a first dense layer reading another layer).
+    fn centred_backward(
+        &self,
+        cx: &mut Centring,
+        x: &[ValueId],
+        y: ValueId,
+        err: CentredGrad,
+        params: &[CentredParam],
+        need_dx: &[bool],
+    ) -> Result<(Vec<Option<CentredGrad>>, Vec<NodeIndex>), ModelError> {
+        let i = self.index;
+        let rn = Rounding::NearestEven;
+        let cr = cx.code_rounding();
+        let (w, delta) = (&params[0], cx.delta(&params[0]));
+        let dg = err.offset;
+        let (centre, coef) = cx.grad_centre(y, err)?;
+        let a = cx.full(x[0])?;
+        let da = cx.offset(x[0])?;
+        let wc = cx.centre_on_mac(w)?;
+        let b = cx.b();
+        let fpf = b.full();
+        let (gf, gr, role) = b.grad();
+        let dw = match da {
+            None => b.matmul(
+                &format!("dw{i}"),
+                (a, true),
+                (dg, false),
+                (gf, gr, role),
+                gr,
+            )?,
+            Some(d) => {
+                let u = b.matmul(
+                    &format!("dwa{i}"),
+                    (a, true),
+                    (dg, false),
+                    (fpf, rn, role),
+                    gr,
+                )?;
+                let v = b.matmul(
+                    &format!("dwb{i}"),
+                    (d, true),
+                    (centre, false),
+                    (fpf, rn, role),
+                    gr,
+                )?;
+                b.op(
+                    Op::Axpy { c: coef.into() },
+                    &format!("dw{i}"),
+                    gf,
+                    gr,
+                    role,
+                    &[u, v],
+                )?
+            }
+        };
+        let mut grads = vec![dw];
+        if self.bias {
+            grads.push(b.op(Op::SumRows, &format!("db{i}"), gf, gr, role, &[dg])?);
+        }
+        if !need_dx[0] {
+            return Ok((vec![None], grads));
+        }
+        let full = b.f32op(
+            Op::Axpy { c: coef.into() },
+            &format!("gz{i}"),
+            role,
+            &[dg, centre],
+        )?;
+        let rw = b.weight_rounding();
+        let q = b.matmul(
+            &format!("q{i}"),
+            (dg, false),
+            (wc, true),
+            (fpf, rn, role),
+            rw,
+        )?;
+        let r = b.matmul(
+            &format!("r{i}"),
+            (full, false),
+            (w.codes, true),
+            (fpf, rn, role),
+            cr,
+        )?;
+        let name = match i {
+            0 => "dgx0".to_string(),
+            i => format!("dgh{}", i - 1),
+        };
+        let dx = b.op(Op::Axpy { c: delta }, &name, gf, gr, role, &[q, r])?;
+        let dx = CentredGrad {
+            offset: dx,
+            centre: None,
+        };
+        Ok((vec![Some(dx)], grads))
     }
 }

@@ -32,12 +32,13 @@
 
 pub mod batchnorm;
 pub mod builder;
+pub mod centred;
 mod cnn;
 pub mod conv2d;
 pub mod flatten;
 pub mod gaussian;
 #[cfg(test)]
-mod gradcheck;
+pub(crate) mod gradcheck;
 mod kinds;
 pub mod layer;
 pub mod linear;
@@ -77,6 +78,16 @@ pub enum ModelError {
     /// A step graph that cannot be built (the cause is in the message).
     #[error("step graph: {0}")]
     Graph(GraphError),
+    /// A layer or loss type without a bit-centred form (HALP's inner step, [`centred`]).
+    #[error("`halp`: {what} type `{kind}` has no bit-centred form; types with one: {have}")]
+    NotBitCentred {
+        /// `layer` or `loss`.
+        what: &'static str,
+        /// The type's name ([`Layer::kind`], [`Loss::kind`]).
+        kind: &'static str,
+        /// The types that have one, for the message.
+        have: &'static str,
+    },
 }
 
 impl From<GraphError> for ModelError {
@@ -353,6 +364,19 @@ impl Model {
         y: Option<NodeIndex>,
         params: &[NodeIndex],
     ) -> Result<(NodeIndex, Vec<NodeIndex>), ModelError> {
+        let pass = self.gradient_pass(b, x, y, params)?;
+        Ok((pass.out, pass.grads))
+    }
+
+    /// [`Model::gradients`] with every value's node and error node ([`Pass`]): what HALP's
+    /// full pass caches for its bit-centred layers ([`centred`]).
+    pub fn gradient_pass(
+        &self,
+        b: &mut Builder,
+        x: Option<NodeIndex>,
+        y: Option<NodeIndex>,
+        params: &[NodeIndex],
+    ) -> Result<Pass, ModelError> {
         let x = match x {
             Some(x) => x,
             None if !self.needs_data() => params[0],
@@ -428,6 +452,25 @@ impl Model {
                 });
             }
         }
-        Ok((out, grads.into_iter().flatten().collect()))
+        Ok(Pass {
+            out,
+            grads: grads.into_iter().flatten().collect(),
+            values,
+            errors: errs,
+        })
     }
+}
+
+/// A gradient subgraph as [`Model::gradient_pass`] built it.
+#[derive(Clone, Debug)]
+pub struct Pass {
+    /// The model's output node.
+    pub out: NodeIndex,
+    /// The gradient node of each parameter tensor, in the order of [`Model::params`].
+    pub grads: Vec<NodeIndex>,
+    /// Every value's node: the input, then each layer's output ([`Source`]'s numbering).
+    pub values: Vec<NodeIndex>,
+    /// Every value's error node (the loss's gradient with respect to it, summed over the
+    /// layers reading it); `None` for the input.
+    pub errors: Vec<Option<NodeIndex>>,
 }

@@ -5,9 +5,10 @@
 use ndarray::{ArrayD, ArrayViewD, Axis};
 use petgraph::graph::NodeIndex;
 
+use super::centred::{CentredGrad, Centring, ValueId};
 use super::layer::Loss;
 use super::{Builder, ModelError};
-use crate::graph::Op;
+use crate::graph::{Op, Role};
 use crate::workload::Targets;
 
 /// Mean squared error over one real-valued output per example.
@@ -57,5 +58,38 @@ impl Loss for Mse {
             c: (1.0 / batch).into(),
         };
         b.op(scale, name, f, r, role, &[resid])
+    }
+
+    /// The error at `w` minus the error at the centre: `((s - y) - (s~ - y)) / B = (s - s~) / B`
+    /// from the output at `w` and the cached output (full precision, rounded once into the
+    /// gradients format); the centre's error `(s~ - y) / B` recomputed at the batch's scale
+    /// (coefficient 1).
+    fn centred_error(
+        &self,
+        cx: &mut Centring,
+        out: ValueId,
+        y: Option<NodeIndex>,
+    ) -> Result<CentredGrad, ModelError> {
+        let y = y.ok_or_else(|| ModelError::Data("least squares needs targets".into()))?;
+        let name = cx
+            .names(out)
+            .map(|n| n.grad_offset.clone())
+            .unwrap_or_default();
+        let s = cx.full(out)?;
+        let c0 = cx.centre(out)?;
+        let b = cx.b();
+        let scale = Op::Scale {
+            c: (1.0 / b.b.meta(s).shape[0].max(1) as f64).into(),
+        };
+        let role = Role::Gradients;
+        let d = b.f32op(Op::Sub, "e", role, &[s, c0])?;
+        let (f, r, _) = b.grad();
+        let dg = b.op(scale, &name, f, r, role, &[d])?;
+        let r0 = b.f32op(Op::Sub, "e0.resid", role, &[c0, y])?;
+        let e0 = b.f32op(scale, "e0", role, &[r0])?;
+        Ok(CentredGrad {
+            offset: dg,
+            centre: Some((e0, 1.0)),
+        })
     }
 }

@@ -8,13 +8,14 @@
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use petgraph::graph::NodeIndex;
 
+use super::centred::{CentredGrad, CentredOut, CentredParam, Centring, ValueId, ValueNames};
 use super::conv2d::slice;
 use super::layer::{Layer, ParamSpec};
 use super::{Builder, ModelError};
 use crate::graph::image::{
     avg_pool, avg_pool_backward, max_pool, max_pool_backward, ImageOp, Planes, Window,
 };
-use crate::graph::Op;
+use crate::graph::{Op, Role};
 
 /// Which statistic of the window a pool keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,5 +199,72 @@ impl Layer for Pool2d {
 
     fn error_name(&self) -> String {
         self.name("err")
+    }
+
+    /// Max pooling, the authors' `max_pool_layer.py`: the output at `w` is the pool of the
+    /// input at `w`, in full precision (`maxpool{index}.a`); its offset is taken where a reader
+    /// needs it. Average pooling is linear: the pool of the input's offset, rounded once into
+    /// the activations format (`avgpool{index}.dz`; of the value itself when the input has no
+    /// offset).
+    fn centred_forward(
+        &self,
+        cx: &mut Centring,
+        x: &[ValueId],
+        _params: &[CentredParam],
+    ) -> Result<(CentredOut, ValueNames), ModelError> {
+        let names = ValueNames {
+            full: self.name("a"),
+            offset: self.name("dz"),
+            centre: self.name("ca"),
+            centre_grad: self.name("ch"),
+            grad_offset: self.name("dg"),
+        };
+        let op = Op::Image(self.forward_op());
+        let out = match (self.kind, cx.offset(x[0])?) {
+            (PoolKind::Avg, Some(d)) => {
+                let (f, r, role) = cx.b().act();
+                CentredOut::Offset(cx.b().op(op, &names.offset, f, r, role, &[d])?)
+            }
+            _ => {
+                let s = cx.full(x[0])?;
+                CentredOut::Full(cx.b().f32op(op, &names.full, Role::Activations, &[s])?)
+            }
+        };
+        Ok((out, names))
+    }
+
+    /// Max pooling: a gate ([`Centring::gate_backward`]) whose pattern is each window's first
+    /// maximum of the input at `w` (the authors' `indices_full`). Average pooling: the
+    /// backward of the offset, rounded once into the gradients format (`avgpool{index}.dgx`).
+    fn centred_backward(
+        &self,
+        cx: &mut Centring,
+        x: &[ValueId],
+        y: ValueId,
+        err: CentredGrad,
+        _params: &[CentredParam],
+        need_dx: &[bool],
+    ) -> Result<(Vec<Option<CentredGrad>>, Vec<NodeIndex>), ModelError> {
+        if !need_dx[0] {
+            return Ok((vec![None], Vec::new()));
+        }
+        let op = Op::Image(self.backward_op());
+        let dx = match self.kind {
+            PoolKind::Max => {
+                let names = ["t", "v", "v0", "u", "dgx"].map(|n| self.name(n));
+                cx.gate_backward(op, names, (x[0], y), err)?
+            }
+            PoolKind::Avg => {
+                let (f, r, role) = cx.b().grad();
+                let dx = cx
+                    .b()
+                    .op(op, &self.name("dgx"), f, r, role, &[err.offset])?;
+                CentredGrad {
+                    offset: dx,
+                    centre: None,
+                }
+            }
+        };
+        Ok((vec![Some(dx)], Vec::new()))
     }
 }

@@ -4,9 +4,10 @@
 use ndarray::{ArrayD, ArrayViewD, Zip};
 use petgraph::graph::NodeIndex;
 
+use super::centred::{CentredGrad, CentredOut, CentredParam, Centring, ValueId, ValueNames};
 use super::layer::{Layer, ParamSpec};
 use super::{Builder, ModelError};
-use crate::graph::Op;
+use crate::graph::{Op, Role};
 
 /// A ReLU: in an MLP (`prefix` empty) after the model's dense layer `index`, its tensors
 /// `h{index}` and, backward, `err{index + 1}` (the error of that dense layer's output, as a
@@ -111,5 +112,72 @@ impl Layer for Relu {
     fn error_name(&self) -> String {
         let [_, _, last] = self.names();
         last
+    }
+
+    /// The authors' `relu_layer.py`: the output at `w` is `relu(s)` of the input at `w`
+    /// (`s = s~ + ds`) in full precision; its offset `a - a~` is taken where a reader needs it.
+    fn centred_forward(
+        &self,
+        cx: &mut Centring,
+        x: &[ValueId],
+        _params: &[CentredParam],
+    ) -> Result<(CentredOut, ValueNames), ModelError> {
+        let names = self.centred_names();
+        let s = cx.full(x[0])?;
+        let a = cx
+            .b()
+            .f32op(Op::Relu, &names.full, Role::Activations, &[s])?;
+        Ok((CentredOut::Full(a), names))
+    }
+
+    /// A gate ([`Centring::gate_backward`]) with the mask `[s > 0]` of the input at `w` (the
+    /// pre-activation at `w`, as the authors').
+    fn centred_backward(
+        &self,
+        cx: &mut Centring,
+        x: &[ValueId],
+        y: ValueId,
+        err: CentredGrad,
+        _params: &[CentredParam],
+        need_dx: &[bool],
+    ) -> Result<(Vec<Option<CentredGrad>>, Vec<NodeIndex>), ModelError> {
+        if !need_dx[0] {
+            return Ok((vec![None], Vec::new()));
+        }
+        let (i, p) = (self.index, self.prefix);
+        let names = if p.is_empty() {
+            ["t", "v", "v0", "u", "dg"].map(|n| format!("{n}{i}"))
+        } else {
+            ["t", "v", "v0", "u", "dg"].map(|n| format!("{p}{i}.{n}"))
+        };
+        let dx = cx.gate_backward(Op::ReluGrad, names, (x[0], y), err)?;
+        Ok((vec![Some(dx)], Vec::new()))
+    }
+}
+
+impl Relu {
+    /// The names of the bit-centred output's nodes: in an MLP `a{index + 1}` (the next dense
+    /// layer's input), `da`, `ca` alike, `ch{index}`, `dgh{index}`; elsewhere
+    /// `{prefix}{index}.a`, `.da`, `.ca`, `.ch`, `.dgh`.
+    fn centred_names(&self) -> ValueNames {
+        let (i, p) = (self.index, self.prefix);
+        if p.is_empty() {
+            let j = i + 1;
+            return ValueNames {
+                full: format!("a{j}"),
+                offset: format!("da{j}"),
+                centre: format!("ca{j}"),
+                centre_grad: format!("ch{i}"),
+                grad_offset: format!("dgh{i}"),
+            };
+        }
+        let n = |what: &str| format!("{p}{i}.{what}");
+        ValueNames {
+            full: n("a"),
+            offset: n("da"),
+            centre: n("ca"),
+            centre_grad: n("ch"),
+            grad_offset: n("dgh"),
+        }
     }
 }

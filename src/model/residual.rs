@@ -6,9 +6,10 @@
 use ndarray::{ArrayD, ArrayViewD};
 use petgraph::graph::NodeIndex;
 
+use super::centred::{CentredGrad, CentredOut, CentredParam, Centring, ValueId, ValueNames};
 use super::layer::{Layer, ParamSpec};
 use super::{Builder, ModelError};
-use crate::graph::Op;
+use crate::graph::{Op, Role};
 
 /// The `index`-th residual join of its model (its output is `res{index}`).
 #[derive(Clone, Debug, PartialEq)]
@@ -83,5 +84,56 @@ impl Layer for ResidualAdd {
 
     fn error_name(&self) -> String {
         format!("err_res{}", self.index)
+    }
+
+    /// Linear: the output's offset is the sum of the inputs' offsets (`dres{index}`, the
+    /// activations format; an input without an offset, the data, adds nothing; two such
+    /// inputs give the value itself, `sres{index}`).
+    fn centred_forward(
+        &self,
+        cx: &mut Centring,
+        x: &[ValueId],
+        _params: &[CentredParam],
+    ) -> Result<(CentredOut, ValueNames), ModelError> {
+        let i = self.index;
+        let names = ValueNames {
+            full: format!("sres{i}"),
+            offset: format!("dres{i}"),
+            centre: format!("cres{i}"),
+            centre_grad: format!("cgres{i}"),
+            grad_offset: format!("dgres{i}"),
+        };
+        let offsets = [cx.offset(x[0])?, cx.offset(x[1])?];
+        let out = match offsets {
+            [Some(a), Some(b)] => {
+                let (f, r, role) = cx.b().act();
+                CentredOut::Offset(cx.b().op(Op::Add, &names.offset, f, r, role, &[a, b])?)
+            }
+            [Some(d), None] | [None, Some(d)] => CentredOut::Offset(d),
+            [None, None] => {
+                let full = [cx.full(x[0])?, cx.full(x[1])?];
+                CentredOut::Full(
+                    cx.b()
+                        .f32op(Op::Add, &names.full, Role::Activations, &full)?,
+                )
+            }
+        };
+        Ok((out, names))
+    }
+
+    /// The arriving gradient (offset and centre) passes to both inputs unchanged.
+    fn centred_backward(
+        &self,
+        _cx: &mut Centring,
+        _x: &[ValueId],
+        _y: ValueId,
+        err: CentredGrad,
+        _params: &[CentredParam],
+        need_dx: &[bool],
+    ) -> Result<(Vec<Option<CentredGrad>>, Vec<NodeIndex>), ModelError> {
+        Ok((
+            need_dx.iter().map(|&n| n.then_some(err)).collect(),
+            Vec::new(),
+        ))
     }
 }

@@ -5,9 +5,10 @@
 use ndarray::{ArrayD, ArrayViewD, Axis};
 use petgraph::graph::NodeIndex;
 
+use super::centred::{CentredGrad, Centring, ValueId};
 use super::layer::Loss;
 use super::{Builder, ModelError};
-use crate::graph::Op;
+use crate::graph::{Op, Role};
 use crate::workload::Targets;
 
 /// Softmax cross-entropy over `classes` logits per example.
@@ -69,5 +70,33 @@ impl Loss for SoftmaxCrossEntropy {
         let y = y.ok_or_else(|| ModelError::Data("cross-entropy needs class labels".into()))?;
         let (f, r, role) = b.grad();
         b.op(Op::SoftmaxXentGrad, name, f, r, role, &[out, y])
+    }
+
+    /// The authors' `cross_entropy.py`: the error at `w` minus the error at the centre,
+    /// `softmaxgrad(s) - softmaxgrad(s~)`, both on the vector unit in full precision from the
+    /// logits at `w` and the cached logits (the centre's error recomputed at the batch's
+    /// scale, coefficient 1), the difference rounded once into the gradients format.
+    fn centred_error(
+        &self,
+        cx: &mut Centring,
+        out: ValueId,
+        y: Option<NodeIndex>,
+    ) -> Result<CentredGrad, ModelError> {
+        let y = y.ok_or_else(|| ModelError::Data("cross-entropy needs class labels".into()))?;
+        let name = cx
+            .names(out)
+            .map(|n| n.grad_offset.clone())
+            .unwrap_or_default();
+        let s = cx.full(out)?;
+        let c0 = cx.centre(out)?;
+        let b = cx.b();
+        let e = b.f32op(Op::SoftmaxXentGrad, "e", Role::Gradients, &[s, y])?;
+        let e0 = b.f32op(Op::SoftmaxXentGrad, "e0", Role::Gradients, &[c0, y])?;
+        let (f, r, role) = b.grad();
+        let dg = b.op(Op::Sub, &name, f, r, role, &[e, e0])?;
+        Ok(CentredGrad {
+            offset: dg,
+            centre: Some((e0, 1.0)),
+        })
     }
 }
