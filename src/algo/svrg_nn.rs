@@ -42,7 +42,7 @@ use crate::arch::Architecture;
 use crate::cost::Datapath;
 use crate::format::Format;
 use crate::graph::{execute, Graph, Level, Op, Role, StepResult, TensorMeta};
-use crate::model::{fp32, Builder, Model, Pass};
+use crate::model::{fp32, Builder, GradientPass, Model};
 use crate::round::Rounding;
 
 /// The refusal of the SVRG driver on a model without a training set (the Gaussian toy).
@@ -73,7 +73,7 @@ pub(crate) fn gradient_part<'a>(
     (arch, datapath): (&'a Architecture, Datapath),
     rows: usize,
     store: Store,
-) -> Result<(Builder<'a>, Vec<NodeIndex>, Pass), AlgoError> {
+) -> Result<(Builder<'a>, Vec<NodeIndex>, GradientPass), AlgoError> {
     let shapes = model.param_shapes();
     let rn = Rounding::NearestEven;
     let mut b = Builder::on(datapath, arch);

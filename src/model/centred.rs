@@ -27,6 +27,7 @@
 use petgraph::graph::NodeIndex;
 
 use super::{Builder, ModelError, ParamSpec};
+use crate::cost::{Pass, Scope};
 use crate::graph::{Op, Role, Scalar};
 use crate::round::Rounding;
 
@@ -480,14 +481,38 @@ impl super::Model {
             readers[s.value()] += 1;
         }
         cx.set_readers(readers);
+        // Each layer's bit-centred work is counted under its scope, as `Model::gradients`'s.
+        let outer = cx.b().set_scope(Scope::default());
+        let grads = self.build_centred(cx, y, params);
+        cx.b().set_scope(outer);
+        grads
+    }
+
+    /// [`Model::centred_gradients`] once the readers are known, each part in its scope.
+    fn build_centred(
+        &self,
+        cx: &mut Centring,
+        y: Option<NodeIndex>,
+        params: &[CentredParam],
+    ) -> Result<Vec<NodeIndex>, ModelError> {
+        let parts = self.layer_parts();
         let split = self.split(params);
-        for ((layer, sources), p) in self.layers.iter().zip(&self.sources).zip(&split) {
+        for (k, ((layer, sources), p)) in self
+            .layers
+            .iter()
+            .zip(&self.sources)
+            .zip(&split)
+            .enumerate()
+        {
+            cx.b().set_scope(Scope::new(parts[k], Pass::Forward));
             let inputs: Vec<ValueId> = sources.iter().map(|s| ValueId(s.value())).collect();
             let (out, names) = layer.centred_forward(cx, &inputs, p)?;
             cx.push(out, names);
         }
         let last = ValueId(self.layers.len());
         let mut errs: Vec<Option<CentredGrad>> = vec![None; self.layers.len() + 1];
+        cx.b()
+            .set_scope(Scope::new(self.loss_part(), Pass::Backward));
         errs[last.0] = Some(self.loss.centred_error(cx, last, y)?);
         let mut sums = vec![0usize; errs.len()];
         let mut grads: Vec<Vec<NodeIndex>> = vec![Vec::new(); self.layers.len()];
@@ -501,6 +526,7 @@ impl super::Model {
             let sources = &self.sources[k];
             let inputs: Vec<ValueId> = sources.iter().map(|s| ValueId(s.value())).collect();
             let need: Vec<bool> = sources.iter().map(|s| *s != super::Source::Input).collect();
+            cx.b().set_scope(Scope::new(parts[k], Pass::Backward));
             let (dx, g) =
                 layer.centred_backward(cx, &inputs, ValueId(k + 1), err, split[k], &need)?;
             grads[k] = g;

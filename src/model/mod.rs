@@ -368,7 +368,7 @@ impl Model {
         Ok((pass.out, pass.grads))
     }
 
-    /// [`Model::gradients`] with every value's node and error node ([`Pass`]): what HALP's
+    /// [`Model::gradients`] with every value's node and error node ([`GradientPass`]): what HALP's
     /// full pass caches for its bit-centred layers ([`centred`]).
     pub fn gradient_pass(
         &self,
@@ -376,7 +376,7 @@ impl Model {
         x: Option<NodeIndex>,
         y: Option<NodeIndex>,
         params: &[NodeIndex],
-    ) -> Result<Pass, ModelError> {
+    ) -> Result<GradientPass, ModelError> {
         let x = match x {
             Some(x) => x,
             None if !self.needs_data() => params[0],
@@ -395,7 +395,7 @@ impl Model {
         x: NodeIndex,
         y: Option<NodeIndex>,
         params: &[NodeIndex],
-    ) -> Result<(NodeIndex, Vec<NodeIndex>), ModelError> {
+    ) -> Result<GradientPass, ModelError> {
         let parts = self.layer_parts();
         let split = self.split(params);
         let mut values = vec![x];
@@ -452,7 +452,7 @@ impl Model {
                 });
             }
         }
-        Ok(Pass {
+        Ok(GradientPass {
             out,
             grads: grads.into_iter().flatten().collect(),
             values,
@@ -463,7 +463,7 @@ impl Model {
 
 /// A gradient subgraph as [`Model::gradient_pass`] built it.
 #[derive(Clone, Debug)]
-pub struct Pass {
+pub struct GradientPass {
     /// The model's output node.
     pub out: NodeIndex,
     /// The gradient node of each parameter tensor, in the order of [`Model::params`].
