@@ -38,7 +38,7 @@ use crate::arch::Architecture;
 use crate::cost::Scope;
 use crate::format::{Format, Quantizer};
 use crate::graph::exec::stream_id;
-use crate::graph::{execute, Graph, Op, Role, Scalar};
+use crate::graph::{Executor, Graph, Op, Role, Scalar};
 use crate::model::{fp32, Builder, Init, Model, ModelKind};
 use crate::round::Rounding;
 
@@ -531,6 +531,7 @@ pub(crate) fn train(
         .map(|(name, v)| (name.to_string(), v))
         .collect();
     let graph = setup.graph()?;
+    let exec = Executor::new(&graph, arch);
     for step in 0..setup.total {
         setup.feed_scalars(step, &mut feeds);
         if let Some(b) = &batches {
@@ -540,7 +541,7 @@ pub(crate) fn train(
         for (l, p) in params.iter().enumerate() {
             feeds.insert(format!("w{l}"), p.clone());
         }
-        let mut res = execute(&graph, arch, &feeds, seed, step)?;
+        let mut res = exec.run(&feeds, seed, step)?;
         for (l, p) in params.iter_mut().enumerate() {
             let v = res
                 .values

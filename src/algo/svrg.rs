@@ -51,7 +51,7 @@ use crate::algo::{Algo, AlgoError, EpochStats, Hyper, StepGraph, TrainData, Trai
 use crate::arch::Architecture;
 use crate::cost::{Datapath, Pass, Scope};
 use crate::format::{Format, Quantizer};
-use crate::graph::{execute, fits_within, Graph, Op, Role, Scalar, StepResult};
+use crate::graph::{execute, fits_within, Executor, Graph, Op, Role, Scalar, StepResult};
 use crate::model::{Builder, Model, ModelKind};
 use crate::round::Rounding;
 
@@ -483,6 +483,7 @@ pub(crate) fn train(
     let mut feeds = BTreeMap::new();
     let to_full = |a: &Array2<f64>| rounded(a, arch.full_precision.format);
     let g = inner_graph(model, arch, &repr, (batch, shape, t, stored), l2)?;
+    let (full_exec, inner) = (Executor::new(&full, arch), Executor::new(&g, arch));
     for epoch in 1..=epochs {
         let mut cached = None;
         if repr.variance_reduced {
@@ -495,7 +496,7 @@ pub(crate) fn train(
             f.insert("x".to_string(), xall.clone().into_dyn());
             f.insert("y".to_string(), yall.clone().into_dyn());
             f.insert("wc".to_string(), wc.into_dyn());
-            let mut res = execute(&full, arch, &f, seed, (epoch as u64) << 40)?;
+            let mut res = full_exec.run(&f, seed, (epoch as u64) << 40)?;
             run.add(&res);
             let a = take(&mut res, "a");
             let gt = take(&mut res, "gt");
@@ -529,7 +530,7 @@ pub(crate) fn train(
                 feeds.insert("a".to_string(), a.select(Axis(0), &idx).into_dyn());
             }
             feeds.insert("k".to_string(), codes.clone().into_dyn());
-            let mut res = execute(&g, arch, &feeds, seed, step)?;
+            let mut res = inner.run(&feeds, seed, step)?;
             codes = take(&mut res, "k.next");
             run.add(&res);
         }

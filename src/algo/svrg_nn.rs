@@ -41,7 +41,7 @@ use crate::algo::{Algo, AlgoError, EpochStats, Hyper, StepGraph, TrainData, Trai
 use crate::arch::Architecture;
 use crate::cost::Datapath;
 use crate::format::Format;
-use crate::graph::{execute, Graph, Level, Op, Role, StepResult, TensorMeta};
+use crate::graph::{Executor, Graph, Level, Op, Role, StepResult, TensorMeta};
 use crate::model::{fp32, Builder, GradientPass, Model};
 use crate::round::Rounding;
 
@@ -309,6 +309,11 @@ fn train_svrg(
     let on = (arch, algo.datapath());
     let snapshot = gradient_graph(model, on, s.batch, store)?;
     let step = svrg_step_graph(model, on, s.batch, store, s.lr)?;
+    let (full_exec, snapshot, step) = (
+        Executor::new(&full, arch),
+        Executor::new(&snapshot, arch),
+        Executor::new(&step, arch),
+    );
     // The gradient node of each parameter tensor, named once (read every step).
     let grads: Vec<String> = model.params().into_iter().map(|p| p.grad).collect();
     let mut w = init_params(model, store.0, store.1, seed);
@@ -316,7 +321,7 @@ fn train_svrg(
     run.range.merge(&s.batches.data_health(s.data));
     let mut feeds = BTreeMap::new();
     for epoch in 1..=s.epochs {
-        let mut res = execute(&full, arch, &s.full_feeds(&w), seed, (epoch as u64) << 40)?;
+        let mut res = full_exec.run(&s.full_feeds(&w), seed, (epoch as u64) << 40)?;
         run.add(&res);
         for (l, name) in grads.iter().enumerate() {
             feeds.insert(format!("gt{l}"), take(&mut res, name));
@@ -328,14 +333,14 @@ fn train_svrg(
             for (l, p) in centre.iter().enumerate() {
                 feeds.insert(format!("w{l}"), p.clone());
             }
-            let mut g0 = execute(&snapshot, arch, &feeds, seed, n)?;
+            let mut g0 = snapshot.run(&feeds, seed, n)?;
             run.add(&g0);
             for (l, (p, name)) in w.iter().zip(&grads).enumerate() {
                 let g = take(&mut g0, name);
                 feeds.insert(format!("g0.{l}"), g);
                 feeds.insert(format!("w{l}"), p.clone());
             }
-            let mut res = execute(&step, arch, &feeds, seed, n)?;
+            let mut res = step.run(&feeds, seed, n)?;
             for (l, p) in w.iter_mut().enumerate() {
                 *p = take(&mut res, &format!("w{l}.next"));
             }
@@ -352,6 +357,7 @@ fn train_svrg(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::graph::execute;
     use crate::round::RandomStream;
     use ndarray::{Array2, Axis};
 

@@ -119,6 +119,40 @@ fn two_prod(x: f64, y: f64) -> (f64, f64) {
     (p, x.mul_add(y, -p))
 }
 
+/// The vector unit's rounding of one output format, built once (the executor prepares one per
+/// node of a step graph): the exact two-term adder, and whether it is `fp32` nearest-even, whose
+/// exact sums the processor's conversion rounds ([`run`]'s `native`).
+#[derive(Clone, Copy, Debug)]
+pub struct VectorRounding {
+    unit: Adder,
+    native: bool,
+}
+
+impl VectorRounding {
+    /// The unit rounding to `format` with `rounding`, if the format has one (a float with a
+    /// zero or a fixed-point format: not block formats nor QPyTorch's).
+    pub fn new(format: Format, rounding: Rounding) -> Result<Self, MacError> {
+        Ok(VectorRounding {
+            unit: Adder::new("output", format, rounding)?,
+            native: rounding == Rounding::NearestEven && Some(format) == alias("fp32"),
+        })
+    }
+
+    /// [`elementwise`]'s values and range events, without its counts (the executor's are fixed
+    /// per graph). `y` may be empty for [`ElemOp::Scale`]; the slices have the lengths
+    /// [`elementwise`] checks.
+    pub fn apply(
+        &self,
+        op: ElemOp,
+        x: &[f64],
+        y: &[f64],
+        out: &mut [f64],
+        stream: RandomStream,
+    ) -> EventTally {
+        run(op, x, y, out, &self.unit, stream, self.native)
+    }
+}
+
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
@@ -143,9 +177,7 @@ pub fn elementwise(
             out.len()
         )));
     }
-    let unit = Adder::new("output", format, rounding)?;
-    let native = rounding == Rounding::NearestEven && Some(format) == alias("fp32");
-    let tally = run(op, x, y, out, &unit, stream, native);
+    let tally = VectorRounding::new(format, rounding)?.apply(op, x, y, out, stream);
     let mut counts = ActionCounts::new();
     let n64 = n as u64;
     let roundings = match op {

@@ -17,7 +17,7 @@ mod qstep;
 pub mod vc;
 
 pub use counts::{ActionCounts, ActionKey, Traffic, KEY_KINDS};
-pub use elementwise::{elementwise, ElemOp};
+pub use elementwise::{elementwise, ElemOp, VectorRounding};
 pub use exact_sum::ExactSum;
 pub use fast::native_f32_gemm;
 pub use gemm::{dot, gemm, gemm_f64, gemm_general, gemv, GemmOutput, KernelPath};

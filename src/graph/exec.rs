@@ -46,12 +46,13 @@ use thiserror::Error;
 
 use crate::arch::Architecture;
 use crate::arith::{gemm, gemm_f64, ActionCounts, ElemOp, MacError};
-use crate::cost::{Datapath, Gemm, Scope, Work};
+use crate::cost::{Datapath, Scope, Work};
 use crate::format::{bound_events, range_events, QuantizeError};
 use crate::graph::loops;
+use crate::graph::plan::Plan;
 use crate::graph::rounding::{round_exact, round_to};
-use crate::graph::{Graph, Level, Op, RangeHealth, Role, Scalar, TensorMeta};
-use crate::round::{RandomStream, Rounding, NORMAL_F32_BITS};
+use crate::graph::{Graph, Op, RangeHealth, Role, Scalar, TensorMeta};
+use crate::round::RandomStream;
 
 /// What one executed step produced.
 #[derive(Clone, Debug)]
@@ -153,26 +154,6 @@ pub fn stream_id(name: &str, step: u64, purpose: u64) -> u64 {
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-/// The memory level name of a tensor on `arch`.
-fn level_name(arch: &Architecture, level: Level) -> &str {
-    match level {
-        Level::Outer => &arch.memory[0].name,
-        Level::Inner => &arch.innermost().name,
-    }
-}
-
-/// Bits of a tensor in its format (block formats: the shared scales included).
-fn tensor_bits(t: &TensorMeta) -> u64 {
-    shape_bits(&t.format, &t.shape)
-}
-
-/// Bits of a tensor of `shape` in `format`.
-fn shape_bits(format: &crate::format::Format, shape: &[usize]) -> u64 {
-    let len: usize = shape.iter().product();
-    let row = shape.last().copied().unwrap_or(1);
-    (len as f64 * format.storage_bits(len, row)).ceil() as u64
-}
-
 /// A matrix operand as a 2-D view, transposed when `t`.
 fn matrix_view<A>(x: &ArrayD<A>, t: bool) -> ndarray::ArrayView2<'_, A> {
     let v = x
@@ -221,7 +202,8 @@ fn scalar(
 
 /// Run `graph` on `arch` with the given feeds (every `Input` and `Param` by name; values must
 /// already be values of their declared formats), drawing random numbers keyed by
-/// `(seed, tensor, step, element)`, on the fast paths ([`Path::Fast`]).
+/// `(seed, tensor, step, element)`, on the fast paths ([`Path::Fast`]), returning every tensor
+/// the step computed. A driver running a graph many times builds an [`Executor`] once.
 pub fn execute(
     graph: &Graph,
     arch: &Architecture,
@@ -253,26 +235,76 @@ pub fn execute_on(
     step: u64,
     path: Path,
 ) -> Result<StepResult, ExecError> {
+    Executor::keeping_all(graph, arch).run_on(feeds, seed, step, path)
+}
+
+/// A graph ready to run step after step on one architecture: what does not change between
+/// steps (each node's rounding units, the step's fixed counts and work, which values are
+/// returned) is found once (`graph/plan.rs`). The same results as [`execute`] for the values
+/// it keeps.
+#[derive(Clone, Debug)]
+pub struct Executor<'g> {
+    graph: &'g Graph,
+    plan: Plan,
+}
+
+impl<'g> Executor<'g> {
+    /// An executor returning the graph's outputs ([`Graph::outputs`]) only.
+    pub fn new(graph: &'g Graph, arch: &'g Architecture) -> Self {
+        let outputs = graph.outputs();
+        let plan = Plan::new(graph, arch, |t| outputs.contains(&t.name));
+        Executor { graph, plan }
+    }
+
+    /// An executor returning every tensor the step computes.
+    pub fn keeping_all(graph: &'g Graph, arch: &'g Architecture) -> Self {
+        let plan = Plan::new(graph, arch, |_| true);
+        Executor { graph, plan }
+    }
+
+    /// Run one step (see [`execute`]) on the fast paths.
+    pub fn run(
+        &self,
+        feeds: &BTreeMap<String, ArrayD<f64>>,
+        seed: u64,
+        step: u64,
+    ) -> Result<StepResult, ExecError> {
+        self.run_on(feeds, seed, step, Path::Fast)
+    }
+
+    /// Run one step on the given rounding [`Path`].
+    pub fn run_on(
+        &self,
+        feeds: &BTreeMap<String, ArrayD<f64>>,
+        seed: u64,
+        step: u64,
+        path: Path,
+    ) -> Result<StepResult, ExecError> {
+        run_step(self, feeds, seed, step, path)
+    }
+}
+
+/// The step loop of [`Executor::run_on`].
+fn run_step(
+    exec: &Executor<'_>,
+    feeds: &BTreeMap<String, ArrayD<f64>>,
+    seed: u64,
+    step: u64,
+    path: Path,
+) -> Result<StepResult, ExecError> {
+    let (graph, plan) = (exec.graph, &exec.plan);
     let g = graph.inner();
-    let vf = match graph.datapath() {
-        Datapath::LowPrecision => arch.compute.vector.format,
-        Datapath::FullPrecision => arch.full_precision.format,
-    };
     // Feeds are borrowed, computed tensors owned.
     let mut values: Vec<Option<Cow<'_, ArrayD<f64>>>> = vec![None; g.node_count()];
-    let mut scopes: Vec<ScopeWork> = graph
-        .scopes()
-        .iter()
-        .map(|&scope| ScopeWork {
-            scope,
-            ..ScopeWork::default()
-        })
-        .collect();
+    // The fixed counts and work, to which the kernels' own counts are added.
+    let mut scopes = plan.scopes.clone();
+    let mut total = plan.counts.clone();
     let mut range = RangeHealth::default();
     for &i in graph.order() {
         let node = &g[i];
-        // Everything this node does is counted under its scope.
-        let ScopeWork { counts, work, .. } = &mut scopes[graph.scope_index(i)];
+        let np = &plan.nodes[i.index()];
+        // Everything this node counts goes under its scope, and into the total.
+        let counts = &mut scopes[graph.scope_index(i)].counts;
         let out = &node.out;
         let name = &out.name;
         let ops = graph.operand_slice(i);
@@ -281,7 +313,6 @@ pub fn execute_on(
                 .as_deref()
                 .expect("topological order")
         };
-        let n = out.len() as u64;
         let stream = |purpose: u64| stream_id(name, step, purpose);
         let mut quantize_out = true;
         // Sums and products rounded exactly once by the vector unit's kernels, where the output
@@ -310,7 +341,6 @@ pub fn execute_on(
                     matrix_view(arg(0), transpose_a),
                     matrix_view(arg(1), transpose_b),
                 );
-                let (m, k, nn) = (av.nrows(), av.ncols(), bv.ncols());
                 let mac = graph.mac();
                 // Operands hold values of the MAC's input formats (checked when the graph was
                 // built): `f32` values, unless the MAC is the fused fp64 multiply-add.
@@ -332,7 +362,7 @@ pub fn execute_on(
                     node: name.clone(),
                     error,
                 })?;
-                counts.merge(&res.counts);
+                add_counts(counts, &mut total, &res.counts);
                 let acc = graph.mac().acc;
                 let c = res.c.as_standard_layout();
                 range.record(
@@ -340,14 +370,7 @@ pub fn execute_on(
                     acc,
                     bound_events(&acc, c.as_slice().expect("standard layout")),
                 );
-                work.gemms.push(Gemm {
-                    m: m as u64,
-                    n: nn as u64,
-                    k: k as u64,
-                });
-                if out.format == graph.mac().acc {
-                    quantize_out = false;
-                }
+                quantize_out = out.format != acc;
                 res.c.into_dyn()
             }
             Op::Gather => {
@@ -372,37 +395,35 @@ pub fn execute_on(
                     Op::Mul => |a, b| a * b,
                     _ => |g, z| if z > 0.0 { g } else { 0.0 },
                 };
-                match node.op {
-                    Op::Add | Op::BiasAdd | Op::Sub => counts.record_add(&vf, n),
-                    Op::Mul => counts.record_mul(&vf, &vf, n),
-                    _ => {}
-                }
                 let op = match node.op {
                     Op::Add | Op::BiasAdd => Some(ElemOp::Add),
                     Op::Sub => Some(ElemOp::Sub),
                     Op::Mul => Some(ElemOp::Mul),
                     _ => None,
                 };
-                rounded = op.and_then(|op| round_exact(op, x, y, bias, out, seed, stream(0)));
+                rounded = match (op, &np.vector) {
+                    (Some(op), Some(unit)) => round_exact(op, x, y, bias, unit, seed, stream(0)),
+                    _ => None,
+                };
                 loops::binary(x, y, bias, f)
             }
             Op::Axpy { c } => {
                 let c = scalar(c, feeds, name, |_| true, "a number")?;
-                counts.record_fma(&vf, &vf, &vf, n);
                 loops::binary(arg(0), arg(1), false, |a, b| a + c * b)
             }
             Op::Scale { c } => {
                 let c = scalar(c, feeds, name, |_| true, "a number")?;
-                counts.record_mul(&vf, &vf, n);
-                rounded = round_exact(
-                    ElemOp::Scale(c),
-                    arg(0),
-                    arg(0),
-                    false,
-                    out,
-                    seed,
-                    stream(0),
-                );
+                rounded = np.vector.as_ref().and_then(|unit| {
+                    round_exact(
+                        ElemOp::Scale(c),
+                        arg(0),
+                        arg(0),
+                        false,
+                        unit,
+                        seed,
+                        stream(0),
+                    )
+                });
                 arg(0).mapv(|a| c * a)
             }
             Op::Relu => arg(0).mapv(|a| a.max(0.0)),
@@ -425,16 +446,10 @@ pub fn execute_on(
                 }
                 s
             }
-            Op::SumRows => {
-                let x = arg(0);
-                counts.record_add(&vf, x.len() as u64);
-                x.sum_axis(Axis(0)).insert_axis(Axis(0))
-            }
+            Op::SumRows => arg(0).sum_axis(Axis(0)).insert_axis(Axis(0)),
             Op::Quantize => arg(0).clone(),
             Op::GaussianNoise { std } => {
                 let std = scalar(std, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;
-                counts.record_add(&vf, n);
-                counts.random_bits += n * NORMAL_F32_BITS;
                 let mut z = vec![0f32; out.len()];
                 RandomStream::new(seed, stream(1)).normals_f32(0, &mut z);
                 loops::add_noise(arg(0), std, &z)
@@ -453,11 +468,10 @@ pub fn execute_on(
                     row,
                     &streams,
                 );
-                tally.record(&out.format, counts);
+                let mut drawn = ActionCounts::new();
+                tally.record(&out.format, &mut drawn);
+                add_counts(counts, &mut total, &drawn);
                 judge(&mut range, out, mu.view(), res.view());
-                counts.record_add(&vf, n);
-                work.vector_ops += n;
-                record_traffic(arch, graph, i, counts);
                 values[i.index()] = Some(Cow::Owned(res));
                 continue;
             }
@@ -473,7 +487,6 @@ pub fn execute_on(
                     c,
                     nearest,
                 );
-                counts.record_fma(&vf, &vf, &vf, 2 * n);
                 res
             }
             Op::Image(o) => {
@@ -486,25 +499,20 @@ pub fn execute_on(
                     .collect();
                 let mut res = ArrayD::<f64>::zeros(IxDyn(&out.shape));
                 // Batch normalization computes in its own format (`formats.batchnorm`).
-                let f = if o.own_format() { out.format } else { vf };
+                let f = if o.own_format() { out.format } else { plan.vf };
                 let rows = args[0].shape()[0];
                 let dst = res.as_slice_mut().expect("fresh array");
-                o.apply(&slices, rows, dst, counts, &f);
+                let mut own = ActionCounts::new();
+                o.apply(&slices, rows, dst, &mut own, &f);
+                add_counts(counts, &mut total, &own);
                 quantize_out = !o.moves_values();
                 res
             }
         };
-        if !matches!(node.op, Op::MatMul { .. }) && !node.op.moves_values() {
-            work.vector_ops += n;
-        }
-        let native = out.format == vf && out.rounding == Rounding::NearestEven;
         let value = if quantize_out {
-            if !native || matches!(node.op, Op::Quantize) {
-                counts.record_quantize(&out.format, out.rounding, n);
-            }
             let v = match rounded {
                 Some(v) => v,
-                None => round_to(out, &exact, seed, stream(0), path)?,
+                None => round_to(out, np.route, &exact, seed, stream(0), path)?,
             };
             judge(&mut range, out, exact.view(), v.view());
             v
@@ -514,27 +522,21 @@ pub fn execute_on(
             }
             exact
         };
-        record_traffic(arch, graph, i, counts);
         values[i.index()] = Some(Cow::Owned(value));
     }
     let values = graph
         .order()
         .iter()
+        .filter(|&&i| plan.nodes[i.index()].keep)
         .filter_map(|&i| match values[i.index()].take() {
             Some(Cow::Owned(v)) => Some((g[i].out.name.clone(), v)),
             _ => None,
         })
         .collect();
-    let mut counts = ActionCounts::new();
-    let mut work = Work::default();
-    for s in &scopes {
-        counts.merge(&s.counts);
-        work.merge(&s.work);
-    }
     Ok(StepResult {
         values,
-        counts,
-        work,
+        counts: total,
+        work: plan.work.clone(),
         scopes,
         range,
         datapath: graph.datapath(),
@@ -559,27 +561,10 @@ fn judge(
     range.record(out.role, out.format, counts);
 }
 
-/// Reads of node `i`'s operands and the write of its output.
-fn record_traffic(
-    arch: &Architecture,
-    graph: &Graph,
-    i: petgraph::graph::NodeIndex,
-    counts: &mut ActionCounts,
-) {
-    let node = graph.node(i);
-    for (slot, j) in graph.operand_slice(i).iter().copied().enumerate() {
-        let t = &graph.node(j).out;
-        let bits = match node.op {
-            // A gather reads only the rows it picks (as many elements as it writes).
-            Op::Gather if slot == 0 => shape_bits(&t.format, &node.out.shape),
-            _ => tensor_bits(t),
-        };
-        counts.record_read(level_name(arch, t.level), bits);
-    }
-    let t = &graph.node(i).out;
-    if !matches!(node.op, Op::Image(o) if o.writes_nothing()) {
-        counts.record_write(level_name(arch, t.level), tensor_bits(t));
-    }
+/// Add a kernel's counts to its node's scope and to the step's total.
+fn add_counts(scope: &mut ActionCounts, total: &mut ActionCounts, c: &ActionCounts) {
+    scope.merge(c);
+    total.merge(c);
 }
 
 /// Softmax of one row in `f64`: `exp(x - max) / sum`.

@@ -19,6 +19,7 @@ mod health;
 pub mod image;
 mod loops;
 mod op;
+mod plan;
 mod rounding;
 mod tensor;
 
@@ -33,7 +34,7 @@ use crate::arith::MacConfig;
 use crate::cost::{Datapath, Scope};
 use crate::format::{Element, Format};
 
-pub use exec::{execute, execute_on, ExecError, Path, ScopeWork, StepResult};
+pub use exec::{execute, execute_on, ExecError, Executor, Path, ScopeWork, StepResult};
 pub use health::{RangeEntry, RangeHealth};
 pub use op::{Op, Scalar};
 pub use tensor::{Level, Role, TensorMeta};

@@ -6,15 +6,17 @@
 use ndarray::{ArrayD, IxDyn};
 
 use super::exec::{ExecError, Path};
+use super::plan::Route;
 use super::TensorMeta;
-use crate::arith::{elementwise, Adder, ElemOp};
-use crate::format::{BlockSize, Format, Quantizer};
-use crate::round::{RandomStream, Rounding};
+use crate::arith::{ElemOp, VectorRounding};
+use crate::format::Quantizer;
+use crate::round::RandomStream;
 
-/// Round `exact` once to `meta`'s format with its rounding unit, on the fast paths or the
-/// reference (the same bits).
+/// Round `exact` once to `meta`'s format with its rounding unit, on the fast paths (`route`,
+/// fixed per node by the executor's plan) or the reference (the same bits).
 pub(super) fn round_to(
     meta: &TensorMeta,
+    route: Route,
     exact: &ArrayD<f64>,
     seed: u64,
     stream: u64,
@@ -37,13 +39,7 @@ pub(super) fn round_to(
         q.quantize_f64(src, dst, 0, row);
         return Ok(out);
     }
-    // Column blocks have an `f32` kernel for stochastic rounding only (otherwise their `f32`
-    // path goes through `f64` anyway); `fp32` nearest-even is a conversion on `f64`, the
-    // identity on `f32` values.
-    let col_blocks = matches!(meta.format, Format::Block(b) if b.size() == BlockSize::Col);
-    let fp32_rne =
-        meta.rounding == Rounding::NearestEven && Some(meta.format) == crate::format::alias("fp32");
-    if (col_blocks && !meta.rounding.is_stochastic()) || fp32_rne || !round_f32(&q, src, dst, row) {
+    if route == Route::F64 || !round_f32(&q, src, dst, row) {
         q.quantize_f64_fast(src, dst, 0, row);
     }
     Ok(out)
@@ -85,20 +81,18 @@ pub(super) fn exact_in_f32(src: &[f64], narrow: &[f32]) -> bool {
         .fold(true, |ok, (&x, &f)| ok & (f64::from(f) == x))
 }
 
-/// `op(x, y)` rounded once to `meta`'s format by [`elementwise`] (the random word of element `i`
-/// is the one [`round_to`] would draw), or `None` when the format has no such unit (block
-/// formats, QPyTorch's). With `broadcast`, `y` is a row added to every row of `x`.
+/// `op(x, y)` rounded once by the output format's vector unit `unit` (as
+/// [`crate::arith::elementwise`]; the random word of element `i` is the one [`round_to`] would
+/// draw). With `broadcast`, `y` is a row added to every row of `x`.
 pub(super) fn round_exact(
     op: ElemOp,
     x: &ArrayD<f64>,
     y: &ArrayD<f64>,
     broadcast: bool,
-    meta: &TensorMeta,
+    unit: &VectorRounding,
     seed: u64,
     stream: u64,
 ) -> Option<ArrayD<f64>> {
-    // Nothing is allocated for a format without the unit.
-    Adder::new("output", meta.format, meta.rounding).ok()?;
     let owned;
     let y = if broadcast {
         owned = y.broadcast(x.raw_dim())?.to_owned();
@@ -107,17 +101,14 @@ pub(super) fn round_exact(
         y
     };
     let (x, y) = (x.as_standard_layout(), y.as_standard_layout());
-    let mut out = ArrayD::<f64>::zeros(IxDyn(&meta.shape));
-    elementwise(
+    let mut out = ArrayD::<f64>::zeros(x.raw_dim());
+    unit.apply(
         op,
         x.as_slice()?,
         y.as_slice()?,
         out.as_slice_mut()?,
-        meta.format,
-        meta.rounding,
         RandomStream::new(seed, stream),
-    )
-    .ok()?;
+    );
     Some(out)
 }
 

@@ -66,7 +66,7 @@ use crate::algo::{AlgoError, EpochStats, Hyper, StepGraph, TrainOutcome};
 use crate::arch::Architecture;
 #[cfg(doc)]
 use crate::graph::Op;
-use crate::graph::{execute, StepResult};
+use crate::graph::{execute, Executor, StepResult};
 use crate::model::centred::{param_key, CentreReads};
 use crate::model::Model;
 use crate::round::Rounding;
@@ -184,6 +184,7 @@ pub(crate) fn train(
     let keys: Vec<String> = model.params().iter().map(param_key).collect();
     let mut run = Run::new(s.epochs, s.epoch_len);
     run.range.merge(&s.batches.data_health(s.data));
+    let step = Executor::new(&g.step, arch);
     for epoch in 1..=s.epochs {
         let feeds = s.full_feeds(&centre);
         let mut res = execute(&g.full, arch, &feeds, seed, (epoch as u64) << 40)?;
@@ -205,7 +206,7 @@ pub(crate) fn train(
             for (key, kp) in keys.iter().zip(&k) {
                 feeds.insert(format!("k{key}"), kp.clone());
             }
-            let mut res = execute(&g.step, arch, &feeds, seed, n)?;
+            let mut res = step.run(&feeds, seed, n)?;
             for (key, kp) in keys.iter().zip(k.iter_mut()) {
                 *kp = take(&mut res, &format!("k{key}.next"));
             }

@@ -1,0 +1,213 @@
+//! What the executor computes once per graph and architecture rather than at every node of
+//! every step (a HALP step on a linear model is ~14 nodes of ~100 values, so per-node fixed
+//! costs were most of its time): each node's rounding units and flags, whether its value is
+//! kept, and the step's counts and work that do not depend on the values.
+//!
+//! Fixed per graph: every vector operation, conversion, Gaussian noise draw and memory
+//! transfer a node counts, its vector operations and GEMM shapes (the [`Work`]). Counted per
+//! step, from the values: a GEMM kernel's actions (its overflows), the VC quantizer's draws and
+//! events, an image op's own counts.
+
+use crate::arch::Architecture;
+use crate::arith::{ActionCounts, VectorRounding};
+use crate::cost::{Datapath, Gemm, Work};
+use crate::format::{alias, BlockSize, Format};
+use crate::graph::exec::ScopeWork;
+use crate::graph::{Graph, Level, Op, TensorMeta};
+use crate::round::{Rounding, NORMAL_F32_BITS};
+
+/// One node's fixed facts.
+#[derive(Clone, Debug)]
+pub(super) struct NodePlan {
+    /// The vector unit's exact-sum rounding to the output format, if the format has one.
+    pub vector: Option<VectorRounding>,
+    /// How the output is rounded on the fast path ([`crate::graph::rounding::round_to`]).
+    pub route: Route,
+    /// Whether the executor returns the node's value.
+    pub keep: bool,
+}
+
+/// Which fast path rounds an output (the same bits as the reference either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Route {
+    /// The `f64` fast paths only: `fp32` nearest-even (a conversion), or column blocks with a
+    /// deterministic rounding (their `f32` path goes through `f64` anyway).
+    F64,
+    /// The vectorized `f32` kernels when every exact value is an `f32` value, else `f64`.
+    F32First,
+}
+
+/// The executor's per-graph precomputation ([`crate::graph::exec::Executor`]).
+#[derive(Clone, Debug)]
+pub(super) struct Plan {
+    /// By node index.
+    pub nodes: Vec<NodePlan>,
+    /// Per scope of the graph ([`Graph::scopes`]): the fixed counts and the whole work.
+    pub scopes: Vec<ScopeWork>,
+    /// The fixed counts of all scopes together.
+    pub counts: ActionCounts,
+    /// The work of all scopes together.
+    pub work: Work,
+    /// The vector unit's format.
+    pub vf: Format,
+}
+
+impl Plan {
+    /// The plan of `graph` on `arch`, keeping the values of the nodes `keep` accepts.
+    pub fn new(graph: &Graph, arch: &Architecture, keep: impl Fn(&TensorMeta) -> bool) -> Plan {
+        let vf = match graph.datapath() {
+            Datapath::LowPrecision => arch.compute.vector.format,
+            Datapath::FullPrecision => arch.full_precision.format,
+        };
+        let fp32 = alias("fp32");
+        let g = graph.inner();
+        let nodes = g
+            .node_indices()
+            .map(|i| {
+                let out = &g[i].out;
+                let col_blocks =
+                    matches!(out.format, Format::Block(b) if b.size() == BlockSize::Col);
+                let fp32_rne = out.rounding == Rounding::NearestEven && Some(out.format) == fp32;
+                let route = if (col_blocks && !out.rounding.is_stochastic()) || fp32_rne {
+                    Route::F64
+                } else {
+                    Route::F32First
+                };
+                NodePlan {
+                    vector: VectorRounding::new(out.format, out.rounding).ok(),
+                    route,
+                    keep: !matches!(g[i].op, Op::Input | Op::Param) && keep(out),
+                }
+            })
+            .collect();
+        let mut scopes: Vec<ScopeWork> = graph
+            .scopes()
+            .iter()
+            .map(|&scope| ScopeWork {
+                scope,
+                ..ScopeWork::default()
+            })
+            .collect();
+        for &i in graph.order() {
+            let ScopeWork { counts, work, .. } = &mut scopes[graph.scope_index(i)];
+            fixed_counts(graph, arch, i, &vf, counts, work);
+        }
+        let (mut counts, mut work) = (ActionCounts::new(), Work::default());
+        for s in &scopes {
+            counts.merge(&s.counts);
+            work.merge(&s.work);
+        }
+        Plan {
+            nodes,
+            scopes,
+            counts,
+            work,
+            vf,
+        }
+    }
+}
+
+/// The counts and work of node `i` that do not depend on the values (see the module docs and
+/// [`crate::graph::exec`]'s).
+fn fixed_counts(
+    graph: &Graph,
+    arch: &Architecture,
+    i: petgraph::graph::NodeIndex,
+    vf: &Format,
+    counts: &mut ActionCounts,
+    work: &mut Work,
+) {
+    let node = graph.node(i);
+    let out = &node.out;
+    let n = out.len() as u64;
+    let operand = |k: usize| &graph.node(graph.operand_slice(i)[k]).out;
+    let mut quantize_out = true;
+    match node.op {
+        // Feeds only name tensors: they move nothing themselves.
+        Op::Input | Op::Param => return,
+        Op::MatMul {
+            transpose_a,
+            transpose_b,
+        } => {
+            let (a, b) = (&operand(0).shape, &operand(1).shape);
+            let (m, k) = if transpose_a {
+                (a[1], a[0])
+            } else {
+                (a[0], a[1])
+            };
+            let nn = if transpose_b { b[0] } else { b[1] };
+            work.gemms.push(Gemm {
+                m: m as u64,
+                n: nn as u64,
+                k: k as u64,
+            });
+            quantize_out = out.format != graph.mac().acc;
+        }
+        Op::Gather => quantize_out = false,
+        Op::Add | Op::BiasAdd | Op::Sub => counts.record_add(vf, n),
+        Op::Mul => counts.record_mul(vf, vf, n),
+        Op::ReluGrad | Op::Relu | Op::Softmax | Op::SoftmaxXentGrad | Op::Quantize => {}
+        Op::Axpy { .. } => counts.record_fma(vf, vf, vf, n),
+        Op::Scale { .. } => counts.record_mul(vf, vf, n),
+        Op::SumRows => counts.record_add(vf, operand(0).len() as u64),
+        Op::GaussianNoise { .. } => {
+            counts.record_add(vf, n);
+            counts.random_bits += n * NORMAL_F32_BITS;
+        }
+        Op::VcQuantize { .. } => {
+            // Written by the VC quantizer itself: no output conversion.
+            counts.record_add(vf, n);
+            work.vector_ops += n;
+            record_traffic(arch, graph, i, counts);
+            return;
+        }
+        Op::QsgldQuantize { .. } => counts.record_fma(vf, vf, vf, 2 * n),
+        Op::Image(o) => quantize_out = !o.moves_values(),
+    }
+    if !matches!(node.op, Op::MatMul { .. }) && !node.op.moves_values() {
+        work.vector_ops += n;
+    }
+    let native = out.format == *vf && out.rounding == Rounding::NearestEven;
+    if quantize_out && (!native || matches!(node.op, Op::Quantize)) {
+        counts.record_quantize(&out.format, out.rounding, n);
+    }
+    record_traffic(arch, graph, i, counts);
+}
+
+/// The memory level name of a tensor on `arch`.
+fn level_name(arch: &Architecture, level: Level) -> &str {
+    match level {
+        Level::Outer => &arch.memory[0].name,
+        Level::Inner => &arch.innermost().name,
+    }
+}
+
+/// Bits of a tensor of `shape` in `format` (block formats: the shared scales included).
+fn shape_bits(format: &Format, shape: &[usize]) -> u64 {
+    let len: usize = shape.iter().product();
+    let row = shape.last().copied().unwrap_or(1);
+    (len as f64 * format.storage_bits(len, row)).ceil() as u64
+}
+
+/// Reads of node `i`'s operands and the write of its output.
+fn record_traffic(
+    arch: &Architecture,
+    graph: &Graph,
+    i: petgraph::graph::NodeIndex,
+    counts: &mut ActionCounts,
+) {
+    let node = graph.node(i);
+    for (slot, j) in graph.operand_slice(i).iter().copied().enumerate() {
+        let t = &graph.node(j).out;
+        let bits = match node.op {
+            // A gather reads only the rows it picks (as many elements as it writes).
+            Op::Gather if slot == 0 => shape_bits(&t.format, &node.out.shape),
+            _ => shape_bits(&t.format, &t.shape),
+        };
+        counts.record_read(level_name(arch, t.level), bits);
+    }
+    let t = &node.out;
+    if !matches!(node.op, Op::Image(o) if o.writes_nothing()) {
+        counts.record_write(level_name(arch, t.level), shape_bits(&t.format, &t.shape));
+    }
+}
