@@ -707,19 +707,25 @@ const TC: usize = 32;
 /// [`TC`].
 const EXACT_GROUP: usize = 16;
 
-/// Copy `TC` values of `src` from `j0` into a tile row, padding with zeros: a zero column
+/// Tile width of a GEMM with one output column (a matrix-vector product: a tile of [`TC`]
+/// lanes would compute 31 padded ones).
+const TC_ONE: usize = 1;
+/// Tile width of a GEMM with at most 16 output columns (a classifier's ten).
+const TC_NARROW: usize = 16;
+
+/// Copy `W` values of `src` from `j0` into a tile row, padding with zeros: a zero column
 /// multiplies to zero and never overflows, so padded lanes change nothing that is kept.
 #[inline(always)]
-fn load_tile_row<T: Copy + Default>(src: &[T], j0: usize) -> [T; TC] {
+fn load_tile_row<T: Copy + Default, const W: usize>(src: &[T], j0: usize) -> [T; W] {
     // A full row is read as an array of fixed size: vector loads, where a slice copy may become
     // a `memcpy` call that makes the tile spill its accumulators around it.
     match src
-        .get(j0..j0 + TC)
-        .and_then(|full| <&[T; TC]>::try_from(full).ok())
+        .get(j0..j0 + W)
+        .and_then(|full| <&[T; W]>::try_from(full).ok())
     {
         Some(full) => *full,
         None => {
-            let mut t = [T::default(); TC];
+            let mut t = [T::default(); W];
             let w = src.len() - j0;
             t[..w].copy_from_slice(&src[j0..]);
             t
@@ -752,8 +758,8 @@ impl<T> Job<'_, T> {
     /// its own array so the tile loads them as vectors. Stepping to word `r` is then a 32-bit
     /// add and a mask (`r` fits 32 bits, checked by [`per_add`]).
     #[inline(always)]
-    fn first_words(&self, j0: usize) -> [[[u32; TC]; TR]; 3] {
-        let [mut lo, mut key, mut delta] = [[[0u32; TC]; TR]; 3];
+    fn first_words<const W: usize>(&self, j0: usize) -> [[[u32; W]; TR]; 3] {
+        let [mut lo, mut key, mut delta] = [[[0u32; W]; TR]; 3];
         for (r, ((lo, key), delta)) in lo.iter_mut().zip(&mut key).zip(&mut delta).enumerate() {
             for (j, ((lo, key), delta)) in lo.iter_mut().zip(key).zip(delta).enumerate() {
                 let o = ((self.row0 + r) * self.n + j0 + j) as u64;
@@ -778,25 +784,27 @@ fn word(stream: &RandomStream, lo: u32, key: u32, carry_delta: u32, r: u32) -> u
     stream.bits_keyed(at, key ^ (carry_delta & carried))
 }
 
-/// One `TR x TC` tile of outputs (columns from `j0`) in sequential or chunked order: every `k`
+/// One `TR x W` tile of outputs (columns from `j0`) in sequential or chunked order: every `k`
 /// in order updates the whole tile, so each output still sees exactly `acc = round(acc + p_k)`
 /// for `k = 0..K` (chunked: inside each chunk from `+0`, then `round(total + chunk)`). With
 /// `COUNT` the overflow events are counted with the exact checked steps; without, the checks
 /// compile away.
 #[inline(always)]
-fn tile<U: Unit, const COUNT: bool>(
+fn tile<U: Unit, const COUNT: bool, const W: usize>(
     unit: &U,
     job: &Job<'_, U::T>,
     rows: usize,
     j0: usize,
-) -> ([[U::T; TC]; TR], u64) {
+) -> ([[U::T; W]; TR], u64) {
     let (k, n, chunk) = (job.k, job.n, job.chunk);
-    let mut over = [[0u32; TC]; TR];
-    let mut acc = [[U::T::default(); TC]; TR];
+    // Lanes checked for exact sums together (a whole narrow tile).
+    let group = W.min(EXACT_GROUP);
+    let mut over = [[0u32; W]; TR];
+    let mut acc = [[U::T::default(); W]; TR];
     let [lo, key, carry_delta] = if U::STOCHASTIC {
         job.first_words(j0)
     } else {
-        [[[0; TC]; TR]; 3]
+        [[[0; W]; TR]; 3]
     };
     // The random word of rounding `slot` of tile output (r, j); none for deterministic units.
     let word_of = |r: usize, j: usize, slot: usize| {
@@ -815,30 +823,30 @@ fn tile<U: Unit, const COUNT: bool>(
     let mut kk = 0;
     while kk < k {
         let end = k.min(kk.saturating_add(chunk));
-        let mut part = [[U::T::default(); TC]; TR];
+        let mut part = [[U::T::default(); W]; TR];
         for t in kk..end {
-            let b = load_tile_row(&job.bt[t * n..(t + 1) * n], j0);
+            let b = load_tile_row::<_, W>(&job.bt[t * n..(t + 1) * n], j0);
             for r in 0..TR {
                 let x = if r < rows {
                     job.a[r * k + t]
                 } else {
                     U::T::default()
                 };
-                for g in (0..TC).step_by(EXACT_GROUP) {
+                for g in (0..W).step_by(group) {
                     if U::STOCHASTIC && !COUNT {
                         let mut sums = [U::T::default(); EXACT_GROUP];
                         let mut exact = true;
-                        for (l, s) in sums.iter_mut().enumerate() {
+                        for (l, s) in sums[..group].iter_mut().enumerate() {
                             let (v, e) = unit.mac_exact(part[r][g + l], x, b[g + l]);
                             *s = v;
                             exact &= e;
                         }
                         if exact {
-                            part[r][g..g + EXACT_GROUP].copy_from_slice(&sums);
+                            part[r][g..g + group].copy_from_slice(&sums[..group]);
                             continue;
                         }
                     }
-                    for j in g..g + EXACT_GROUP {
+                    for j in g..g + group {
                         let w = word_of(r, j, t);
                         let (v, o) = if COUNT {
                             unit.mac_checked(part[r][j], x, b[j], w)
@@ -858,7 +866,7 @@ fn tile<U: Unit, const COUNT: bool>(
         } else {
             let slot = k + kk / chunk;
             for r in 0..TR {
-                for j in 0..TC {
+                for j in 0..W {
                     let w = word_of(r, j, slot);
                     let (v, o) = if COUNT {
                         unit.add_checked(acc[r][j], part[r][j], w)
@@ -881,20 +889,32 @@ fn tile<U: Unit, const COUNT: bool>(
 /// runs without counting them; where the unit's overflow is sticky (infinity or NaN stays) a tile
 /// whose outputs are all finite had none, and only the others run again, counting.
 /// Returns the overflow events.
+/// Tiles [`TC`] columns wide, or as narrow as the output (the same values: each output's
+/// sums and random words do not depend on the tile).
 #[inline(always)]
 fn tile_rows<U: Unit>(unit: &U, job: &Job<'_, U::T>, out: &mut [f64]) -> u64 {
+    match job.n {
+        TC_ONE => tile_cols::<U, TC_ONE>(unit, job, out),
+        n if n <= TC_NARROW => tile_cols::<U, TC_NARROW>(unit, job, out),
+        _ => tile_cols::<U, TC>(unit, job, out),
+    }
+}
+
+/// [`tile_rows`] with tiles `W` columns wide.
+#[inline(always)]
+fn tile_cols<U: Unit, const W: usize>(unit: &U, job: &Job<'_, U::T>, out: &mut [f64]) -> u64 {
     let n = job.n;
     let rows = out.len() / n.max(1);
     let mut events = 0;
-    for j0 in (0..n).step_by(TC) {
-        let w = TC.min(n - j0);
-        let (mut acc, _) = tile::<U, false>(unit, job, rows, j0);
+    for j0 in (0..n).step_by(W) {
+        let w = W.min(n - j0);
+        let (mut acc, _) = tile::<U, false, W>(unit, job, rows, j0);
         let clean = unit.sticky_overflow()
             && acc[..rows]
                 .iter()
                 .all(|row| row[..w].iter().all(|&v| U::output(v).is_finite()));
         if !clean {
-            let (counted, e) = tile::<U, true>(unit, job, rows, j0);
+            let (counted, e) = tile::<U, true, W>(unit, job, rows, j0);
             acc = counted;
             events += e;
         }
