@@ -335,7 +335,7 @@ fn vc_onto_a_float_counts_each_case() {
         ArrayD::from_shape_vec(IxDyn(&[4]), mu.clone()).expect("x"),
     );
     let r = execute(&g, &a, &feeds, 3, 0).expect("run");
-    let c = &r.counts;
+    let c = &r.counts();
     assert_eq!(count(c, "quantize", "e4m3fn/rna"), 2);
     assert_eq!(count(c, "quantize", "e4m3fn/sr"), 2);
     assert_eq!(c.random_bits, 2 * (128 + 64) + 2 * (32 + 64));
@@ -456,7 +456,7 @@ fn gather_picks_rows_checks_shapes_and_indices_and_reads_only_its_rows() {
     let want = ArrayD::from_shape_vec(IxDyn(&[3, 2]), vec![6.0, 7.0, 0.0, 1.0, 6.0, 7.0]).unwrap();
     assert_eq!(r.values["rows"], want);
     // Three rows of two fp32 values and three int32 indices are read, not the whole data.
-    let read: u64 = r.counts.mem.values().map(|m| m.read_bits).sum();
+    let read: u64 = r.counts().mem.values().map(|m| m.read_bits).sum();
     assert_eq!(read, 3 * 2 * 32 + 3 * 32);
     feeds.insert("idx".to_string(), array![[4.0], [0.0], [0.0]].into_dyn());
     let e = execute(&g, &a, &feeds, 0, 0).expect_err("index");
@@ -502,9 +502,9 @@ fn bias_add_adds_the_row_to_every_row_and_counts_like_add() {
     let res = execute(&g, &a, &feeds, 0, 0).expect("step");
     let want = array![[1.5, 0.0, 3.0], [4.5, 3.0, 6.0]].into_dyn();
     assert_eq!(res.values["z"], want);
-    assert_eq!(count(&res.counts, "add", "fp32"), 6);
-    assert_eq!(count(&res.counts, "quantize", "bf16/rne"), 6);
-    assert_eq!(res.work.vector_ops, 6);
+    assert_eq!(count(&res.counts(), "add", "fp32"), 6);
+    assert_eq!(count(&res.counts(), "quantize", "bf16/rne"), 6);
+    assert_eq!(res.work().vector_ops, 6);
     // The bias must be one row as wide as the input.
     for shape in [[2, 3], [1, 2]] {
         let mut b = GraphBuilder::new(a.formats.mac);

@@ -6,7 +6,7 @@ use ndarray::{Array2, ArrayD};
 use std::collections::BTreeMap;
 
 use crate::algo::{EpochStats, TrainOutcome};
-use crate::cost::{HostWork, Tally};
+use crate::cost::{HostWork, Tally, Work};
 use crate::graph::{RangeHealth, StepResult};
 
 /// Per-epoch bookkeeping shared by the drivers: counts, samples, divergence.
@@ -38,9 +38,10 @@ impl Run {
     /// Add one step's actions (on the datapath that did them, per scope) and range events.
     pub fn add(&mut self, step: &StepResult) {
         self.range.merge(&step.range);
-        for s in &step.scopes {
-            self.epoch_tally
-                .add(s.scope, step.datapath, &s.counts, &s.work);
+        for (fixed, kernel) in step.parts() {
+            let tally = &mut self.epoch_tally;
+            tally.add(fixed.scope, step.datapath, &fixed.counts, &fixed.work);
+            tally.add(fixed.scope, step.datapath, kernel, &Work::default());
         }
     }
 

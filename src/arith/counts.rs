@@ -236,7 +236,7 @@ impl ActionCounts {
             *dst = dst.saturating_add(src);
         }
         for (k, t) in &other.mem {
-            let e = self.mem.entry(k.clone()).or_default();
+            let e = self.traffic(k);
             e.read_bits = e.read_bits.saturating_add(t.read_bits);
             e.write_bits = e.write_bits.saturating_add(t.write_bits);
         }

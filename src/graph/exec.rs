@@ -40,6 +40,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewD, Axis, Ix2, IxDyn};
 use thiserror::Error;
@@ -57,20 +58,59 @@ use crate::round::RandomStream;
 /// What one executed step produced.
 #[derive(Clone, Debug)]
 pub struct StepResult {
-    /// Every tensor the step computed, by name (the feeds, `Input` and `Param` nodes, are the
-    /// caller's and are not copied back: until 2026-12 they were, a copy of the whole training
-    /// set per step).
+    /// The tensors the step computed that the executor keeps, by name: every one for
+    /// [`execute`], the graph's outputs for an [`Executor::new`] (the feeds, `Input` and `Param`
+    /// nodes, are the caller's and are not copied back: until 2026-12 they were, a copy of the
+    /// whole training set per step).
     pub values: BTreeMap<String, ArrayD<f64>>,
-    /// The hardware actions of the step (the sum of [`StepResult::scopes`]').
-    pub counts: ActionCounts,
-    /// The shape of the step's work for the cycle model (the [`StepResult::scopes`]' together).
-    pub work: Work,
-    /// The actions and work per scope of the graph ([`Graph::scopes`], in that order).
-    pub scopes: Vec<ScopeWork>,
+    /// Per scope of the graph ([`Graph::scopes`], in that order), the counts and work that are
+    /// the same at every step (shared with the executor's plan, not copied per step).
+    fixed: Arc<[ScopeWork]>,
+    /// Per scope, the counts the kernels reported from the values (GEMMs, the VC quantizer,
+    /// image ops).
+    kernels: Vec<ActionCounts>,
     /// Range events of the step's roundings, per tensor role and format.
     pub range: RangeHealth,
     /// The unit that did the work (the graph's).
     pub datapath: Datapath,
+}
+
+impl StepResult {
+    /// Per scope of the graph ([`Graph::scopes`], in that order): its fixed actions and work,
+    /// and the actions its kernels reported; their sum is the scope's ([`StepResult::scopes`]).
+    pub fn parts(&self) -> impl Iterator<Item = (&ScopeWork, &ActionCounts)> {
+        self.fixed.iter().zip(&self.kernels)
+    }
+
+    /// The actions and work per scope of the graph ([`Graph::scopes`], in that order).
+    pub fn scopes(&self) -> Vec<ScopeWork> {
+        self.parts()
+            .map(|(fixed, kernel)| {
+                let mut s = fixed.clone();
+                s.counts.merge(kernel);
+                s
+            })
+            .collect()
+    }
+
+    /// The hardware actions of the step (the sum of [`StepResult::scopes`]').
+    pub fn counts(&self) -> ActionCounts {
+        let mut counts = ActionCounts::new();
+        for (fixed, kernel) in self.parts() {
+            counts.merge(&fixed.counts);
+            counts.merge(kernel);
+        }
+        counts
+    }
+
+    /// The shape of the step's work for the cycle model (the [`StepResult::scopes`]' together).
+    pub fn work(&self) -> Work {
+        let mut work = Work::default();
+        for s in self.fixed.iter() {
+            work.merge(&s.work);
+        }
+        work
+    }
 }
 
 /// The actions and work of the nodes of one scope in a step.
@@ -296,15 +336,14 @@ fn run_step(
     let g = graph.inner();
     // Feeds are borrowed, computed tensors owned.
     let mut values: Vec<Option<Cow<'_, ArrayD<f64>>>> = vec![None; g.node_count()];
-    // The fixed counts and work, to which the kernels' own counts are added.
-    let mut scopes = plan.scopes.clone();
-    let mut total = plan.counts.clone();
+    // The kernels' counts, per scope (the rest is fixed per graph).
+    let mut kernels = vec![ActionCounts::new(); plan.scopes.len()];
     let mut range = RangeHealth::default();
     for &i in graph.order() {
         let node = &g[i];
         let np = &plan.nodes[i.index()];
         // Everything this node counts goes under its scope, and into the total.
-        let counts = &mut scopes[graph.scope_index(i)].counts;
+        let counts = &mut kernels[graph.scope_index(i)];
         let out = &node.out;
         let name = &out.name;
         let ops = graph.operand_slice(i);
@@ -362,7 +401,7 @@ fn run_step(
                     node: name.clone(),
                     error,
                 })?;
-                add_counts(counts, &mut total, &res.counts);
+                counts.merge(&res.counts);
                 let acc = graph.mac().acc;
                 let c = res.c.as_standard_layout();
                 range.record(
@@ -468,9 +507,7 @@ fn run_step(
                     row,
                     &streams,
                 );
-                let mut drawn = ActionCounts::new();
-                tally.record(&out.format, &mut drawn);
-                add_counts(counts, &mut total, &drawn);
+                tally.record(&out.format, counts);
                 judge(&mut range, out, mu.view(), res.view());
                 values[i.index()] = Some(Cow::Owned(res));
                 continue;
@@ -502,9 +539,7 @@ fn run_step(
                 let f = if o.own_format() { out.format } else { plan.vf };
                 let rows = args[0].shape()[0];
                 let dst = res.as_slice_mut().expect("fresh array");
-                let mut own = ActionCounts::new();
-                o.apply(&slices, rows, dst, &mut own, &f);
-                add_counts(counts, &mut total, &own);
+                o.apply(&slices, rows, dst, counts, &f);
                 quantize_out = !o.moves_values();
                 res
             }
@@ -535,9 +570,8 @@ fn run_step(
         .collect();
     Ok(StepResult {
         values,
-        counts: total,
-        work: plan.work.clone(),
-        scopes,
+        fixed: Arc::clone(&plan.scopes),
+        kernels,
         range,
         datapath: graph.datapath(),
     })
@@ -559,12 +593,6 @@ fn judge(
         row,
     );
     range.record(out.role, out.format, counts);
-}
-
-/// Add a kernel's counts to its node's scope and to the step's total.
-fn add_counts(scope: &mut ActionCounts, total: &mut ActionCounts, c: &ActionCounts) {
-    scope.merge(c);
-    total.merge(c);
 }
 
 /// Softmax of one row in `f64`: `exp(x - max) / sum`.

@@ -8,6 +8,8 @@
 //! step, from the values: a GEMM kernel's actions (its overflows), the VC quantizer's draws and
 //! events, an image op's own counts.
 
+use std::sync::Arc;
+
 use crate::arch::Architecture;
 use crate::arith::{ActionCounts, VectorRounding};
 use crate::cost::{Datapath, Gemm, Work};
@@ -42,12 +44,9 @@ pub(super) enum Route {
 pub(super) struct Plan {
     /// By node index.
     pub nodes: Vec<NodePlan>,
-    /// Per scope of the graph ([`Graph::scopes`]): the fixed counts and the whole work.
-    pub scopes: Vec<ScopeWork>,
-    /// The fixed counts of all scopes together.
-    pub counts: ActionCounts,
-    /// The work of all scopes together.
-    pub work: Work,
+    /// Per scope of the graph ([`Graph::scopes`]): the fixed counts and the whole work
+    /// (shared by every step's result).
+    pub scopes: Arc<[ScopeWork]>,
     /// The vector unit's format.
     pub vf: Format,
 }
@@ -92,16 +91,9 @@ impl Plan {
             let ScopeWork { counts, work, .. } = &mut scopes[graph.scope_index(i)];
             fixed_counts(graph, arch, i, &vf, counts, work);
         }
-        let (mut counts, mut work) = (ActionCounts::new(), Work::default());
-        for s in &scopes {
-            counts.merge(&s.counts);
-            work.merge(&s.work);
-        }
         Plan {
             nodes,
-            scopes,
-            counts,
-            work,
+            scopes: scopes.into(),
             vf,
         }
     }
