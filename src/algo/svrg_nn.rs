@@ -611,6 +611,7 @@ pub(crate) mod tests {
             y_train: t.clone(),
             x_test: x,
             y_test: t,
+            augment: None,
         };
         let mut got = Vec::new();
         for name in ["fp32", "bf16", "bfp8", "int8"] {
