@@ -12,7 +12,7 @@ use std::path::Path as FsPath;
 use lpsim::arch::Architecture;
 use lpsim::format::{Format, Quantizer};
 use lpsim::graph::{
-    execute_on, Graph, GraphBuilder, Level, Op, Path, Role, StepResult, TensorMeta,
+    execute_on, Executor, Graph, GraphBuilder, Level, Op, Path, Role, StepResult, TensorMeta,
 };
 use lpsim::round::{RandomStream, Rounding};
 use ndarray::{ArrayD, IxDyn};
@@ -239,8 +239,8 @@ fn assert_same(fast: &StepResult, reference: &StepResult, what: &str) {
             panic!("{what}: tensor {name}, element {k}: {a:e} against {b:e}");
         }
     }
-    assert_eq!(fast.counts, reference.counts, "{what}: counts");
-    assert_eq!(fast.work, reference.work, "{what}: work");
+    assert_eq!(fast.counts(), reference.counts(), "{what}: counts");
+    assert_eq!(fast.scopes(), reference.scopes(), "{what}: counts and work per scope");
     assert_eq!(fast.range, reference.range, "{what}: range health");
 }
 
@@ -283,5 +283,34 @@ fn one_and_two_threads_give_the_same_bits() {
                 .install(|| execute_on(&g, &a, &f, 3, 1, Path::Fast).unwrap())
         };
         assert_same(&run(1), &run(2), &format!("{} 1 vs 2 threads", c.arch));
+    }
+}
+
+/// A driver's [`Executor`], built once and run step after step, returns the graph's outputs
+/// only, with the bits, counts (per scope and in total), work and range health of a fresh
+/// `execute_on` of each step.
+#[test]
+fn an_executor_run_many_times_equals_execute() {
+    for c in CASES {
+        let a = arch(c.arch);
+        let r: Rounding = "sr".parse().unwrap();
+        let (batch, d, h) = (9, 12, 40);
+        let g = step(&a, c, r, batch, d, h);
+        let f = feeds(&a, c, batch, d, h);
+        let exec = Executor::new(&g, &a);
+        for step_no in [0, 5, 6] {
+            let what = format!("{} step {step_no}", c.arch);
+            let kept = exec.run(&f, 7, step_no).unwrap();
+            let mut all = execute_on(&g, &a, &f, 7, step_no, Path::Fast).unwrap();
+            let mut outputs: Vec<&String> = g.outputs().iter().collect();
+            outputs.sort();
+            assert_eq!(
+                kept.values.keys().collect::<Vec<_>>(),
+                outputs,
+                "{what}: the outputs only"
+            );
+            all.values.retain(|name, _| g.outputs().contains(name));
+            assert_same(&kept, &all, &what);
+        }
     }
 }

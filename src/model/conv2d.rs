@@ -15,9 +15,10 @@ use petgraph::graph::NodeIndex;
 
 use super::centred::{CentredGrad, CentredOut, CentredParam, Centring, ValueId, ValueNames};
 use super::layer::{Init, Layer, ParamSpec};
+use super::linear::dense_offset;
 use super::{Builder, ModelError};
 use crate::graph::image::{col2im, from_channels, im2col, to_channels, ImageOp, Planes, Window};
-use crate::graph::{Op, Role};
+use crate::graph::Op;
 use crate::round::Rounding;
 
 /// A convolution, the `index`-th of its model (tensors `conv{index}.weight`, `conv{index}.*`).
@@ -279,16 +280,12 @@ impl Layer for Conv2d {
         x: &[ValueId],
         params: &[CentredParam],
     ) -> Result<(CentredOut, ValueNames), ModelError> {
-        let rn = Rounding::NearestEven;
-        let cr = cx.code_rounding();
-        let (w, delta) = (&params[0], cx.delta(&params[0]));
         let a = cx.full(x[0])?;
         let da = cx.offset(x[0])?;
-        let wc = cx.centre_on_mac(w)?;
         let (input, window) = (self.input, self.window);
         let im2col = Op::Image(ImageOp::Im2col { input, window });
         let b = cx.b();
-        let (fpf, act) = (b.full(), b.act());
+        let act = b.act();
         // A window matrix holds its image's values: in the MAC's A format when they are.
         let cols = |b: &mut Builder, v: NodeIndex, name: &str| {
             let va = b.mac_operand(v, true, act.1)?;
@@ -296,50 +293,12 @@ impl Layer for Conv2d {
             b.op(im2col, &self.name(name), fa, act.1, act.2, &[va])
         };
         let hcols = cols(b, a, "hcols")?;
-        let m = b.matmul(
-            &self.name("m"),
-            (hcols, false),
-            (w.codes, false),
-            (fpf, rn, Role::Activations),
-            cr,
-        )?;
-        let (name, (f, r)) = if self.bias {
-            (self.name("dzw"), (fpf, rn))
-        } else {
-            (self.name("dzr"), (act.0, act.1))
+        let dacols = match da {
+            Some(d) => Some(cols(b, d, "dacols")?),
+            None => None,
         };
-        let dzw = match da {
-            Some(d) => {
-                let dcols = cols(b, d, "dacols")?;
-                let rw = b.weight_rounding();
-                let p = b.matmul(
-                    &self.name("p"),
-                    (dcols, false),
-                    (wc, false),
-                    (fpf, rn, Role::Activations),
-                    rw,
-                )?;
-                b.op(
-                    Op::Axpy { c: delta },
-                    &name,
-                    f,
-                    r,
-                    Role::Activations,
-                    &[p, m],
-                )?
-            }
-            None => b.op(Op::Scale { c: delta }, &name, f, r, Role::Activations, &[m])?,
-        };
-        let dz = if self.bias {
-            let kb = &params[1];
-            let scale = Op::Scale { c: cx.delta(kb) };
-            let b = cx.b();
-            let bz = b.f32op(scale, &self.name("bz"), Role::Weights, &[kb.codes])?;
-            let name = self.name("dzr");
-            b.op(Op::BiasAdd, &name, act.0, act.1, act.2, &[dzw, bz])?
-        } else {
-            dzw
-        };
+        let name = |part: &str| self.name(part);
+        let dz = dense_offset(cx, &name, "dzr", hcols, dacols, params)?;
         let positions = self.positions();
         let to = Op::Image(ImageOp::ToChannels { positions });
         let dz = cx

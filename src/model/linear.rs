@@ -177,59 +177,10 @@ impl Layer for Linear {
         params: &[CentredParam],
     ) -> Result<(CentredOut, ValueNames), ModelError> {
         let i = self.index;
-        let rn = Rounding::NearestEven;
-        let cr = cx.code_rounding();
-        let (w, delta) = (&params[0], cx.delta(&params[0]));
         let a = cx.full(x[0])?;
         let da = cx.offset(x[0])?;
-        let wc = cx.centre_on_mac(w)?;
-        let b = cx.b();
-        let fpf = b.full();
-        let act = b.act();
-        let m = b.matmul(
-            &format!("m{i}"),
-            (a, false),
-            (w.codes, false),
-            (fpf, rn, Role::Activations),
-            cr,
-        )?;
-        // The weight's part, rounded into the activations format here when no bias follows.
-        let (name, (f, r)) = if self.bias {
-            (format!("dzw{i}"), (fpf, rn))
-        } else {
-            (format!("dz{i}"), (act.0, act.1))
-        };
-        let dzw = match da {
-            Some(d) => {
-                let rw = b.weight_rounding();
-                let p = b.matmul(
-                    &format!("p{i}"),
-                    (d, false),
-                    (wc, false),
-                    (fpf, rn, Role::Activations),
-                    rw,
-                )?;
-                b.op(
-                    Op::Axpy { c: delta },
-                    &name,
-                    f,
-                    r,
-                    Role::Activations,
-                    &[p, m],
-                )?
-            }
-            None => b.op(Op::Scale { c: delta }, &name, f, r, Role::Activations, &[m])?,
-        };
-        let dz = if self.bias {
-            let kb = &params[1];
-            let scale = Op::Scale { c: cx.delta(kb) };
-            let b = cx.b();
-            let bz = b.f32op(scale, &format!("bz{i}"), Role::Weights, &[kb.codes])?;
-            let dz = format!("dz{i}");
-            b.op(Op::BiasAdd, &dz, act.0, act.1, act.2, &[dzw, bz])?
-        } else {
-            dzw
-        };
+        let name = |part: &str| format!("{part}{i}");
+        let dz = dense_offset(cx, &name, "dz", a, da, params)?;
         let names = ValueNames {
             full: format!("s{i}"),
             offset: format!("dz{i}"),
@@ -340,4 +291,76 @@ impl Layer for Linear {
         };
         Ok((vec![Some(dx)], grads))
     }
+}
+
+/// The offset of a dense product at the iterate (the authors' `linear_layer.py` forward, shared
+/// with the convolution's on its window matrices): with the input `a = a~ + da` and the weight
+/// `W~ + delta K` (bias `b~ + delta_b kb`), `da Wc + delta (a K) (+ delta_b kb)`: both products
+/// on the MAC into full precision, the bias's offset added to every row on the vector unit, the
+/// result (named `name(out)`) rounded once into the activations format. `name(part)` names
+/// every node (`m`, `p`, `dzw`, `bz`).
+pub(super) fn dense_offset(
+    cx: &mut Centring,
+    name: &dyn Fn(&str) -> String,
+    out: &str,
+    a: NodeIndex,
+    da: Option<NodeIndex>,
+    params: &[CentredParam],
+) -> Result<NodeIndex, ModelError> {
+    let rn = Rounding::NearestEven;
+    let cr = cx.code_rounding();
+    let (w, delta) = (&params[0], cx.delta(&params[0]));
+    let wc = cx.centre_on_mac(w)?;
+    let bias = params.get(1);
+    let b = cx.b();
+    let fpf = b.full();
+    let act = b.act();
+    let m = b.matmul(
+        &name("m"),
+        (a, false),
+        (w.codes, false),
+        (fpf, rn, Role::Activations),
+        cr,
+    )?;
+    // The weight's part, rounded into the activations format here when no bias follows.
+    let (wname, (f, r)) = if bias.is_some() {
+        (name("dzw"), (fpf, rn))
+    } else {
+        (name(out), (act.0, act.1))
+    };
+    let dzw = match da {
+        Some(d) => {
+            let rw = b.weight_rounding();
+            let p = b.matmul(
+                &name("p"),
+                (d, false),
+                (wc, false),
+                (fpf, rn, Role::Activations),
+                rw,
+            )?;
+            b.op(
+                Op::Axpy { c: delta },
+                &wname,
+                f,
+                r,
+                Role::Activations,
+                &[p, m],
+            )?
+        }
+        None => b.op(
+            Op::Scale { c: delta },
+            &wname,
+            f,
+            r,
+            Role::Activations,
+            &[m],
+        )?,
+    };
+    let Some(kb) = bias else {
+        return Ok(dzw);
+    };
+    let scale = Op::Scale { c: cx.delta(kb) };
+    let b = cx.b();
+    let bz = b.f32op(scale, &name("bz"), Role::Weights, &[kb.codes])?;
+    b.op(Op::BiasAdd, &name(out), act.0, act.1, act.2, &[dzw, bz])
 }

@@ -346,8 +346,9 @@ fn expand_pattern(node: Node<'_>, pattern: &str) -> Result<Vec<PathBuf>, ArchErr
 /// Version of the hash recipe; bump it when the recipe or the meaning of a stored run changes.
 /// The hash also covers lpsim's own version, so runs stored by another release are run again.
 /// 3: the samplers' Gaussian noise comes from a new generator (2026-12), so a run stored before
-/// is not what the same spec gives now.
-const HASH_VERSION: u32 = 3;
+/// is not what the same spec gives now. 4: a stored run's report carries its cost per layer and
+/// pass (2026-12), which runs stored before lack.
+const HASH_VERSION: u32 = 4;
 
 impl RunSpec {
     /// The workload's short name: its file name without the extension.

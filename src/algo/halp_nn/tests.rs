@@ -283,6 +283,7 @@ fn a_layer_without_a_bit_centred_form_is_refused_by_name() {
         y_train: t.clone(),
         x_test: x,
         y_test: t,
+        augment: None,
     };
     let arch = arch("bf16");
     for r in [
@@ -322,6 +323,7 @@ fn the_svrg_family_trains_convolutional_networks() {
         y_train: t.clone(),
         x_test: x.clone(),
         y_test: t.clone(),
+        augment: None,
     };
     let start = model.loss(&model.init_params(3), Some((x.view(), &t)));
     for (algo, name) in [
