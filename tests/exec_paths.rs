@@ -240,7 +240,11 @@ fn assert_same(fast: &StepResult, reference: &StepResult, what: &str) {
         }
     }
     assert_eq!(fast.counts(), reference.counts(), "{what}: counts");
-    assert_eq!(fast.scopes(), reference.scopes(), "{what}: counts and work per scope");
+    assert_eq!(
+        fast.scopes(),
+        reference.scopes(),
+        "{what}: counts and work per scope"
+    );
     assert_eq!(fast.range, reference.range, "{what}: range health");
 }
 

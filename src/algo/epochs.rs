@@ -4,10 +4,12 @@
 use ndarray::{Array2, ArrayD};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::algo::{EpochStats, TrainOutcome};
-use crate::cost::{HostWork, Tally, Work};
-use crate::graph::{RangeHealth, StepResult};
+use crate::arith::ActionCounts;
+use crate::cost::{Datapath, HostWork, Tally, Work};
+use crate::graph::{RangeHealth, ScopeWork, StepResult};
 
 /// Per-epoch bookkeeping shared by the drivers: counts, samples, divergence.
 #[derive(Default)]
@@ -17,6 +19,11 @@ pub(crate) struct Run {
     /// Range events of the whole run.
     pub range: RangeHealth,
     epoch_tally: Tally,
+    /// The fixed counts per scope of the epoch's steps not yet in `epoch_tally`: each
+    /// executor's ([`StepResult::fixed`]), its datapath and how many steps it ran. Added once
+    /// per epoch times the steps rather than at every step (the same sums: counts are
+    /// integers).
+    fixed: Vec<(Arc<[ScopeWork]>, Datapath, u64)>,
     samples: Vec<Vec<ArrayD<f64>>>,
     /// The epochs (1-based, ascending) whose parameters are kept as samples (a sampler's
     /// [`crate::algo::samples::SampleSchedule::kept`]; none for the other algorithms).
@@ -38,10 +45,36 @@ impl Run {
     /// Add one step's actions (on the datapath that did them, per scope) and range events.
     pub fn add(&mut self, step: &StepResult) {
         self.range.merge(&step.range);
+        let none = ActionCounts::default();
         for (fixed, kernel) in step.parts() {
             let tally = &mut self.epoch_tally;
-            tally.add(fixed.scope, step.datapath, &fixed.counts, &fixed.work);
+            tally.add(fixed.scope, step.datapath, &none, &fixed.work);
             tally.add(fixed.scope, step.datapath, kernel, &Work::default());
+        }
+        let dp = step.datapath;
+        match self
+            .fixed
+            .iter_mut()
+            .find(|(f, d, _)| Arc::ptr_eq(f, step.fixed()) && *d == dp)
+        {
+            Some((_, _, steps)) => *steps += 1,
+            None => {
+                // A step of a graph executed once (`execute`): at most a few kept apart.
+                if self.fixed.len() >= 8 {
+                    self.add_fixed();
+                }
+                self.fixed.push((Arc::clone(step.fixed()), dp, 1));
+            }
+        }
+    }
+
+    /// Add the fixed counts of the steps added since the last call to the epoch's tally.
+    fn add_fixed(&mut self) {
+        for (fixed, dp, steps) in self.fixed.drain(..) {
+            for s in fixed.iter() {
+                let counts = s.counts.times(steps);
+                self.epoch_tally.add(s.scope, dp, &counts, &Work::default());
+            }
         }
     }
 
@@ -59,6 +92,7 @@ impl Run {
         train_loss: f64,
         on_epoch: &mut dyn FnMut(EpochStats),
     ) -> bool {
+        self.add_fixed();
         let tally = std::mem::take(&mut self.epoch_tally);
         self.tally.merge(&tally);
         if self.keep_sample(epoch) {

@@ -242,6 +242,33 @@ impl ActionCounts {
         }
     }
 
+    /// Every count times `k` (stopping at 2^64 - 1: the same as merging `self` `k` times).
+    pub fn times(&self, k: u64) -> ActionCounts {
+        let mul = |n: u64| n.saturating_mul(k);
+        ActionCounts {
+            actions: self
+                .actions
+                .iter()
+                .map(|(&key, &n)| (key, mul(n)))
+                .collect(),
+            random_bits: mul(self.random_bits),
+            overflows: mul(self.overflows),
+            saturations: mul(self.saturations),
+            wraps: mul(self.wraps),
+            mem: self
+                .mem
+                .iter()
+                .map(|(level, t)| {
+                    let t = Traffic {
+                        read_bits: mul(t.read_bits),
+                        write_bits: mul(t.write_bits),
+                    };
+                    (level.clone(), t)
+                })
+                .collect(),
+        }
+    }
+
     /// Whether a count reached 2^64 - 1 when merging, so that it no longer counts exactly.
     pub fn saturated(&self) -> bool {
         self.actions.values().any(|&n| n == u64::MAX)

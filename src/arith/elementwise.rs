@@ -33,7 +33,9 @@ fn run(
 ) -> EventTally {
     let n = x.len();
     let needs_y = !matches!(op, ElemOp::Scale(_));
-    let word = |i: usize| stream.bits(i as u64);
+    // A deterministic unit ignores the word: none is drawn.
+    let stochastic = unit.rounding.is_stochastic();
+    let word = |i: usize| if stochastic { stream.bits(i as u64) } else { 0 };
     // `a + b` rounded once.
     let add = |a: f64, b: f64, w: u32| {
         if native {

@@ -82,6 +82,12 @@ impl StepResult {
         self.fixed.iter().zip(&self.kernels)
     }
 
+    /// The fixed counts and work per scope, shared by every step of one [`Executor`] (the same
+    /// `Arc`: a driver may add them once per run of steps).
+    pub fn fixed(&self) -> &Arc<[ScopeWork]> {
+        &self.fixed
+    }
+
     /// The actions and work per scope of the graph ([`Graph::scopes`], in that order).
     pub fn scopes(&self) -> Vec<ScopeWork> {
         self.parts()
