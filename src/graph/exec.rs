@@ -31,8 +31,11 @@
 //!   judged: their values were judged where they were produced.
 //!
 //! Scopes: every count and every piece of work of a node goes to its scope's counters
-//! ([`Graph::scope_index`], chosen once per node at the top of the loop), and the step's totals
-//! are their sum ([`StepResult::scopes`]).
+//! ([`Graph::scope_index`]), and the step's totals are their sum ([`StepResult::scopes`]).
+//! What does not depend on the values (every count above but a GEMM kernel's, the VC
+//! quantizer's and an image op's, and all the work) is counted once per graph by the
+//! executor's plan (`graph/plan.rs`); a step adds only the kernels' counts
+//! ([`StepResult::parts`]).
 //!
 //! Random streams: the draws of node `name` at step `step` for purpose `k` come from
 //! `RandomStream::new(seed, stream_id(name, step, k))`, indexed by element, so results depend
