@@ -105,17 +105,23 @@ pub(crate) fn example_graph(
     })
 }
 
-/// What HALP's full pass gives an epoch: the step's constant feeds (`gt{key}`, `wc{key}`), the
-/// centre's cached tensors by feed name (one row per training example), and the scales.
+/// What HALP's full pass gives an epoch: the step's constant feeds (`gt{key}`, `wc{key}`,
+/// `wt{key}`), the centre's cached tensors by feed name (one row per training example), and the
+/// scales.
 struct Centre {
     feeds: BTreeMap<String, ArrayD<f64>>,
     cache: Vec<(String, ArrayD<f64>)>,
     deltas: Vec<f64>,
 }
 
-/// Take HALP's epoch constants from the full pass `res` of `model`, as the step `reads` them:
-/// per parameter tensor `p` `delta_p = ||g~_p|| / bound` with `bound = mu levels`.
-fn centre_pass(res: &mut StepResult, model: &Model, reads: &CentreReads, bound: f64) -> Centre {
+/// Take HALP's epoch constants from the full pass `res` of `model` at `centre`, as the step
+/// `reads` them: per parameter tensor `p` `delta_p = ||g~_p|| / bound` with `bound = mu levels`.
+fn centre_pass(
+    res: &mut StepResult,
+    model: &Model,
+    (centre, reads): (&[ArrayD<f64>], &CentreReads),
+    bound: f64,
+) -> Centre {
     let mut feeds = BTreeMap::new();
     let mut deltas = Vec::new();
     for spec in model.params() {
@@ -126,6 +132,9 @@ fn centre_pass(res: &mut StepResult, model: &Model, reads: &CentreReads, bound: 
     }
     for (feed, _) in &reads.copies {
         feeds.insert(feed.clone(), take(res, feed));
+    }
+    for (feed, p) in &reads.params {
+        feeds.insert(feed.clone(), centre[*p].clone());
     }
     let cache = reads
         .caches
@@ -192,7 +201,7 @@ pub(crate) fn train(
             mut feeds,
             cache,
             deltas,
-        } = centre_pass(&mut res, model, &g.reads, mu * codes.levels);
+        } = centre_pass(&mut res, model, (&centre, &g.reads), mu * codes.levels);
         feed_deltas(&deltas, s.lr, &mut feeds);
         let mut k: Vec<ArrayD<f64>> = centre.iter().map(|w| ArrayD::zeros(w.raw_dim())).collect();
         for t in 0..s.epoch_len {
