@@ -50,6 +50,12 @@
 //!   bit-centred ReLU uses `>= 0` on both, PyTorch's full-precision ReLU `> 0`);
 //! - `delta` per parameter tensor from its own part of `g~` (the paper's single `delta` is for a
 //!   vector; the authors' fp16 offsets scale per element by their exponent);
+//! - batch normalization (the authors' `batch_norm_layer.py`, each side on the mini-batch's own
+//!   statistics, with the centre's parameters `wt{key}` in full precision) gives an offset the
+//!   next layer adds to the full pass's cached centre, normalized with the full pass's
+//!   statistics (the authors' cache comes from the inner loop's own batches): under batch
+//!   statistics the gradient difference is their approximation, exactly zero at the centre
+//!   (`model::batchnorm`);
 //! - the full pass, the batches, momentum and weight decay as in [`super::svrg_nn`].
 
 mod codes;
