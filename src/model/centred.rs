@@ -36,7 +36,7 @@ pub const DELTA: &str = "delta";
 
 /// The layer types with a bit-centred form, for [`ModelError::NotBitCentred`]'s message.
 pub const BIT_CENTRED_LAYERS: &str =
-    "linear, relu, residual_add, conv2d, maxpool2d, avgpool2d, flatten";
+    "linear, relu, residual_add, conv2d, maxpool2d, avgpool2d, flatten, batchnorm";
 
 /// A refusal: the `what` (`layer`, `loss`) type `kind` has no bit-centred form.
 pub fn not_bit_centred(what: &'static str, kind: &'static str) -> ModelError {
@@ -147,6 +147,10 @@ pub struct Centring<'b, 'a> {
     caches: Vec<(String, String)>,
     /// The centre's MAC copies fed so far: (feed name, parameter tensor, node).
     copies: Vec<(String, usize, NodeIndex)>,
+    /// The centre's parameters in full precision fed so far: (feed name, tensor, node).
+    params: Vec<(String, usize, NodeIndex)>,
+    /// The parameters at the iterate in full precision built so far: (tensor, node).
+    at_w: Vec<(usize, NodeIndex)>,
 }
 
 /// What a bit-centred step reads from the epoch's full pass.
@@ -156,6 +160,9 @@ pub struct CentreReads {
     pub caches: Vec<(String, String)>,
     /// The centre's copies in the MAC's B format: (feed name, parameter tensor).
     pub copies: Vec<(String, usize)>,
+    /// The centre's parameters themselves, in full precision (the driver's master copies):
+    /// (feed name, parameter tensor).
+    pub params: Vec<(String, usize)>,
 }
 
 impl<'b, 'a> Centring<'b, 'a> {
@@ -186,6 +193,8 @@ impl<'b, 'a> Centring<'b, 'a> {
             consumers: Vec::new(),
             caches: Vec::new(),
             copies: Vec::new(),
+            params: Vec::new(),
+            at_w: Vec::new(),
         }
     }
 
@@ -428,6 +437,44 @@ impl<'b, 'a> Centring<'b, 'a> {
         Ok(node)
     }
 
+    /// Parameter `p`'s centre `W~_p` in full precision (a feed `wt{key}`, the driver's master
+    /// copy: the authors' `weight_lp` kept in fp32), for a layer whose output is not linear in
+    /// the parameter (batch normalization's scale).
+    pub fn centre_param(&mut self, p: &CentredParam) -> Result<NodeIndex, ModelError> {
+        if let Some(&(_, _, i)) = self.params.iter().find(|c| c.1 == p.index) {
+            return Ok(i);
+        }
+        let name = format!("wt{}", p.key);
+        let shape = self.shape(p.codes);
+        let full = self.b.full();
+        let node = self.b.feed(
+            Op::Param,
+            &name,
+            &shape,
+            full,
+            Rounding::NearestEven,
+            Role::Weights,
+        )?;
+        self.params.push((name, p.index, node));
+        Ok(node)
+    }
+
+    /// Parameter `p` at the iterate in full precision, `W~ + delta K` on the vector unit
+    /// (`wf{key}`, built once).
+    pub fn param_at_w(&mut self, p: &CentredParam) -> Result<NodeIndex, ModelError> {
+        if let Some(&(_, i)) = self.at_w.iter().find(|c| c.0 == p.index) {
+            return Ok(i);
+        }
+        let centre = self.centre_param(p)?;
+        let axpy = Op::Axpy { c: self.delta(p) };
+        let name = format!("wf{}", p.key);
+        let node = self
+            .b
+            .f32op(axpy, &name, Role::Weights, &[centre, p.codes])?;
+        self.at_w.push((p.index, node));
+        Ok(node)
+    }
+
     /// Adds layer output `out` with `names` (the walk's order: layer `k`'s output is value
     /// `k + 1`).
     pub(super) fn push(&mut self, out: CentredOut, names: ValueNames) {
@@ -457,6 +504,11 @@ impl<'b, 'a> Centring<'b, 'a> {
             caches: self.caches.clone(),
             copies: self
                 .copies
+                .iter()
+                .map(|(n, p, _)| (n.clone(), *p))
+                .collect(),
+            params: self
+                .params
                 .iter()
                 .map(|(n, p, _)| (n.clone(), *p))
                 .collect(),

@@ -50,6 +50,12 @@
 //!   bit-centred ReLU uses `>= 0` on both, PyTorch's full-precision ReLU `> 0`);
 //! - `delta` per parameter tensor from its own part of `g~` (the paper's single `delta` is for a
 //!   vector; the authors' fp16 offsets scale per element by their exponent);
+//! - batch normalization (the authors' `batch_norm_layer.py`, each side on the mini-batch's own
+//!   statistics, with the centre's parameters `wt{key}` in full precision) gives an offset the
+//!   next layer adds to the full pass's cached centre, normalized with the full pass's
+//!   statistics (the authors' cache comes from the inner loop's own batches): under batch
+//!   statistics the gradient difference is their approximation, exactly zero at the centre
+//!   (`model::batchnorm`);
 //! - the full pass, the batches, momentum and weight decay as in [`super::svrg_nn`].
 
 mod codes;
@@ -105,17 +111,23 @@ pub(crate) fn example_graph(
     })
 }
 
-/// What HALP's full pass gives an epoch: the step's constant feeds (`gt{key}`, `wc{key}`), the
-/// centre's cached tensors by feed name (one row per training example), and the scales.
+/// What HALP's full pass gives an epoch: the step's constant feeds (`gt{key}`, `wc{key}`,
+/// `wt{key}`), the centre's cached tensors by feed name (one row per training example), and the
+/// scales.
 struct Centre {
     feeds: BTreeMap<String, ArrayD<f64>>,
     cache: Vec<(String, ArrayD<f64>)>,
     deltas: Vec<f64>,
 }
 
-/// Take HALP's epoch constants from the full pass `res` of `model`, as the step `reads` them:
-/// per parameter tensor `p` `delta_p = ||g~_p|| / bound` with `bound = mu levels`.
-fn centre_pass(res: &mut StepResult, model: &Model, reads: &CentreReads, bound: f64) -> Centre {
+/// Take HALP's epoch constants from the full pass `res` of `model` at `centre`, as the step
+/// `reads` them: per parameter tensor `p` `delta_p = ||g~_p|| / bound` with `bound = mu levels`.
+fn centre_pass(
+    res: &mut StepResult,
+    model: &Model,
+    (centre, reads): (&[ArrayD<f64>], &CentreReads),
+    bound: f64,
+) -> Centre {
     let mut feeds = BTreeMap::new();
     let mut deltas = Vec::new();
     for spec in model.params() {
@@ -126,6 +138,9 @@ fn centre_pass(res: &mut StepResult, model: &Model, reads: &CentreReads, bound: 
     }
     for (feed, _) in &reads.copies {
         feeds.insert(feed.clone(), take(res, feed));
+    }
+    for (feed, p) in &reads.params {
+        feeds.insert(feed.clone(), centre[*p].clone());
     }
     let cache = reads
         .caches
@@ -193,7 +208,7 @@ pub(crate) fn train(
             mut feeds,
             cache,
             deltas,
-        } = centre_pass(&mut res, model, &g.reads, mu * codes.levels);
+        } = centre_pass(&mut res, model, (&centre, &g.reads), mu * codes.levels);
         feed_deltas(&deltas, s.lr, &mut feeds);
         let mut k: Vec<ArrayD<f64>> = centre.iter().map(|w| ArrayD::zeros(w.raw_dim())).collect();
         for t in 0..s.epoch_len {

@@ -78,7 +78,8 @@ pub(super) fn graphs(
 /// [`super`]), reading the full pass whose values and errors are named `pass`. Feeds: `x`, `y`,
 /// per parameter tensor `k{key}` (codes), `gt{key}` (`g~`) and, for a multiplier (not a bias),
 /// `wc{key}` (its centre in the MAC's B format, the authors' `weight_lp`, kept for every layer
-/// as they keep it); the cached rows the layers read; the per-epoch scalars [`DELTA`] and
+/// as they keep it); `wt{key}` (its centre in full precision) for a layer that asks for it
+/// (batch normalization); the cached rows the layers read; the per-epoch scalars [`DELTA`] and
 /// [`NEG_LR_OVER_DELTA`]. The update, per tensor: `h = diff + g~`,
 /// `k.next = Q(k - (lr / delta) h)` (stochastic rounding onto the codes).
 fn step_graph(
