@@ -1,15 +1,17 @@
-//! Convolution, pooling and batch normalization forward passes (the `f64` oracle the step
-//! graphs are checked against, to 1e-12, in `model::gradcheck`) against direct loops written
-//! from the definitions (PyTorch's `Conv2d`, `MaxPool2d`, `AvgPool2d` with
-//! `count_include_pad=True`, `BatchNorm2d` in training mode), on random shapes, strides and
-//! padding.
+//! Convolutional networks: the convolution, pooling and batch normalization forward passes
+//! (the `f64` oracle the step graphs are checked against, to 1e-12, in `model::gradcheck`)
+//! against direct loops written from the definitions (PyTorch's `Conv2d`, `MaxPool2d`,
+//! `AvgPool2d` with `count_include_pad=True`, `BatchNorm2d` in training mode), on random
+//! shapes, strides and padding; layer lists that do not fit refused; evaluation with batch
+//! normalization on the training set's statistics.
 
 use lpsim::graph::image::{Planes, Window};
 use lpsim::model::batchnorm::BatchNorm;
 use lpsim::model::conv2d::Conv2d;
 use lpsim::model::pool::{Pool2d, PoolKind};
-use lpsim::model::Layer;
-use ndarray::{ArrayD, IxDyn};
+use lpsim::model::{Layer, Model};
+use lpsim::workload::LayerSpec;
+use ndarray::{Array2, ArrayD, IxDyn};
 use proptest::prelude::*;
 
 /// Deterministic pseudo-random values in [-1, 1) from a seed.
@@ -36,6 +38,77 @@ fn at(x: &[f64], p: &Planes, b: usize, c: usize, y: isize, xx: isize) -> Option<
     let (h, w) = (p.height as isize, p.width as isize);
     (y >= 0 && y < h && xx >= 0 && xx < w)
         .then(|| x[((b * p.channels + c) * p.height + y as usize) * p.width + xx as usize])
+}
+
+/// A layer list from JSON (the workload's `model.layers`).
+fn layers(json: &str) -> Vec<LayerSpec> {
+    serde_json::from_str(json).expect("layer specs")
+}
+
+/// A matrix of `rows x cols` values from a seed.
+fn matrix(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
+    Array2::from_shape_vec((rows, cols), values(rows * cols, seed)).unwrap()
+}
+
+#[test]
+fn cnn_specs_that_do_not_fit_are_refused() {
+    let e = |json: &str, input: [usize; 3]| {
+        Model::cnn(input, &layers(json), 3, 0.0)
+            .expect_err("refused")
+            .to_string()
+    };
+    let s = e(
+        r#"[{"type": "conv", "filters": 2, "kernel": 3}]"#,
+        [1, 4, 4],
+    );
+    assert!(s.contains("end them with"), "{s}");
+    let s = e(
+        r#"[{"type": "conv", "filters": 2, "kernel": 5}, {"type": "flatten"}]"#,
+        [1, 4, 4],
+    );
+    assert!(s.contains("layers[0]") && s.contains("does not fit"), "{s}");
+    let s = e(r#"[{"type": "linear", "out": 4}]"#, [1, 4, 4]);
+    assert!(s.contains("add {\"type\": \"flatten\"}"), "{s}");
+    let s = e(
+        r#"[{"type": "flatten"}, {"type": "maxpool", "kernel": 2}]"#,
+        [1, 4, 4],
+    );
+    assert!(s.contains("layers[1]") && s.contains("needs images"), "{s}");
+}
+
+#[test]
+fn evaluation_uses_the_training_sets_batch_statistics() {
+    let l = layers(
+        r#"[{"type": "conv", "filters": 2, "kernel": 3, "padding": 1}, {"type": "batchnorm"},
+            {"type": "relu"}, {"type": "flatten"}]"#,
+    );
+    let model = Model::cnn([1, 3, 3], &l, 3, 0.0).expect("a cnn");
+    let params: Vec<ArrayD<f64>> = model
+        .param_shapes()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let n = s.iter().product();
+            ArrayD::from_shape_vec(IxDyn(s), values(n, 30 + i as u64)).unwrap()
+        })
+        .collect();
+    let x_train = matrix(12, 9, 31);
+    let x_test = matrix(4, 9, 32);
+    let eval = model.for_evaluation(&params, x_train.view());
+    // On the training set, evaluation equals training's forward pass (the same statistics).
+    let a = eval.predict(&params, x_train.view());
+    let b = model.predict(&params, x_train.view());
+    assert!((&a - &b).iter().all(|d| d.abs() < 1e-12), "{a} vs {b}");
+    // Evaluation does not depend on the batch: one example at a time gives the same.
+    let whole = eval.predict(&params, x_test.view());
+    for i in 0..4 {
+        let one = eval.predict(&params, x_test.slice(ndarray::s![i..i + 1, ..]));
+        let d = (&one.row(0) - &whole.row(i)).mapv(f64::abs).sum();
+        assert!(d < 1e-12, "example {i}: {d}");
+    }
+    // Training-mode prediction of one example would normalize it to the shift alone.
+    let single = model.predict(&params, x_test.slice(ndarray::s![0..1, ..]));
+    assert!((&single.row(0) - &whole.row(0)).mapv(f64::abs).sum() > 1e-3);
 }
 
 proptest! {

@@ -72,32 +72,34 @@ fn run_writes_the_report_and_the_gaussian_toy_separates_naive_from_vc() {
     }
 }
 
+/// The `report.json` of a run of `args` (the workload, algorithm and settings) on 1 and on 2
+/// threads, each in its own folder of a scratch directory named `what`.
+fn reports_on_one_and_two_threads(what: &str, args: &[&str]) -> [String; 2] {
+    let dir = common::scratch("run", what);
+    ["1", "2"].map(|t| {
+        let out = dir.join(t).display().to_string();
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--threads", t, "--out", &out]);
+        let o = lpsim(&all);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(dir.join(t).join("report.json")).expect("report.json")
+    })
+}
+
 /// HALP's full gradients (1000 x 100 multiply-adds) are large enough to be split between two
 /// threads, so the second run does split its work.
 #[test]
 fn one_thread_and_two_give_the_same_report() {
-    let dir = common::scratch("run", "threads");
-    let reports: Vec<String> = ["1", "2"]
-        .iter()
-        .map(|t| {
-            let out = dir.join(t).display().to_string();
-            let o = lpsim(&[
-                "run",
-                "--workload",
-                "workloads/halp-linreg.json",
-                "--algo",
-                "halp",
-                "--set",
-                "epochs=4",
-                "--threads",
-                t,
-                "--out",
-                &out,
-            ]);
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            std::fs::read_to_string(dir.join(t).join("report.json")).expect("report.json")
-        })
-        .collect();
+    let args = [
+        "--workload",
+        "workloads/halp-linreg.json",
+        "--algo",
+        "halp",
+        "--set",
+        "epochs=4",
+    ];
+    let reports = reports_on_one_and_two_threads("threads", &args);
     assert_eq!(
         reports[0], reports[1],
         "the report depends on the thread count"
@@ -124,34 +126,21 @@ fn one_thread_and_two_give_the_same_report() {
 /// bfp8, whose every rounding and noise draw is random.
 #[test]
 fn a_cnn_run_does_not_depend_on_the_thread_count() {
-    let dir = common::scratch("run", "cnn-threads");
-    let reports: Vec<String> = ["1", "2"]
-        .iter()
-        .map(|t| {
-            let out = dir.join(t).display().to_string();
-            let o = lpsim(&[
-                "run",
-                "--workload",
-                "workloads/digits-resnet.json",
-                "--algo",
-                "lp-sgld-vc",
-                "--arch",
-                "arch/bfp8.json",
-                "--set",
-                "epochs=2",
-                "--set",
-                "epoch_len=3",
-                "--set",
-                "burn_in=1",
-                "--threads",
-                t,
-                "--out",
-                &out,
-            ]);
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            std::fs::read_to_string(dir.join(t).join("report.json")).expect("report.json")
-        })
-        .collect();
+    let args = [
+        "--workload",
+        "workloads/digits-resnet.json",
+        "--algo",
+        "lp-sgld-vc",
+        "--arch",
+        "arch/bfp8.json",
+        "--set",
+        "epochs=2",
+        "--set",
+        "epoch_len=3",
+        "--set",
+        "burn_in=1",
+    ];
+    let reports = reports_on_one_and_two_threads("cnn-threads", &args);
     assert!(reports[0].contains("test_accuracy"), "{}", reports[0]);
     assert_eq!(
         reports[0], reports[1],

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::batchnorm::BatchNorm;
 use super::conv2d::Conv2d;
 use super::flatten::Flatten;
-use super::kinds::dense;
+use super::kinds::{check_classes, check_l2, dense};
 use super::layer::Layer;
 use super::pool::{Pool2d, PoolKind};
 use super::relu::Relu;
@@ -240,16 +240,8 @@ impl Model {
         classes: usize,
         l2: f64,
     ) -> Result<Self, ModelError> {
-        if classes < 2 {
-            return Err(ModelError::Spec(format!(
-                "{classes} classes: must be at least 2"
-            )));
-        }
-        if !(l2.is_finite() && l2 >= 0.0) {
-            return Err(ModelError::Spec(format!(
-                "l2 = {l2}: must be finite and >= 0"
-            )));
-        }
+        check_classes(classes)?;
+        check_l2(l2)?;
         if input.contains(&0) {
             return Err(ModelError::Spec(format!(
                 "input {input:?}: each of C, H, W must be at least 1"

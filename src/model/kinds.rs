@@ -23,7 +23,7 @@ pub(super) fn chain(n: usize) -> Vec<Vec<Source>> {
         .collect()
 }
 
-fn check_l2(l2: f64) -> Result<(), ModelError> {
+pub(super) fn check_l2(l2: f64) -> Result<(), ModelError> {
     if l2.is_finite() && l2 >= 0.0 {
         Ok(())
     } else {
@@ -42,7 +42,7 @@ fn check_features(d: usize) -> Result<(), ModelError> {
     Ok(())
 }
 
-fn check_classes(k: usize) -> Result<(), ModelError> {
+pub(super) fn check_classes(k: usize) -> Result<(), ModelError> {
     if k < 2 {
         return Err(ModelError::Spec(format!("{k} classes: must be at least 2")));
     }
