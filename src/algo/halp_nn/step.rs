@@ -76,9 +76,9 @@ pub(super) fn graphs(
 
 /// HALP's bit-centred inner step of `model` over `rows` examples (see the module docs of
 /// [`super`]), reading the full pass whose values and errors are named `pass`. Feeds: `x`, `y`,
-/// per parameter tensor `k{key}` (codes), `gt{key}` (`g~`) and, for a multiplier (not a bias),
-/// `wc{key}` (its centre in the MAC's B format, the authors' `weight_lp`, kept for every layer
-/// as they keep it); `wt{key}` (its centre in full precision) for a layer that asks for it
+/// per parameter tensor `k{key}` (codes), `gt{key}` (`g~`) and, for a tensor a layer
+/// multiplies on the MAC, `wc{key}` (its centre in the MAC's B format, the authors'
+/// `weight_lp`); `wt{key}` (its centre in full precision) for a layer that asks for it
 /// (batch normalization); the cached rows the layers read; the per-epoch scalars [`DELTA`] and
 /// [`NEG_LR_OVER_DELTA`]. The update, per tensor: `h = diff + g~`,
 /// `k.next = Q(k - (lr / delta) h)` (stochastic rounding onto the codes).
@@ -127,12 +127,9 @@ fn step_graph(
         });
     }
     let (diffs, reads) = {
+        // The centres' MAC copies (`wc{key}`) are made as the layers ask for them: every
+        // multiplier's, not batch normalization's scale, which never enters the MAC.
         let mut cx = Centring::new(&mut b, c, cr, pass, x);
-        for (p, spec) in params.iter().zip(&specs) {
-            if !spec.bias {
-                cx.centre_on_mac(p)?;
-            }
-        }
         let diffs = model.centred_gradients(&mut cx, Some(y), &params)?;
         (diffs, cx.reads())
     };
