@@ -30,41 +30,8 @@ TOPOLOGIES = [
 # (rows, cols): square, tall, wide, not a power of two.
 ARRAYS = [(8, 8), (16, 4), (5, 12), (32, 32)]
 
-CFG = """[general]
-run_name = lpsim
-[architecture_presets]
-ArrayHeight : {rows}
-ArrayWidth : {cols}
-IfmapSramSzkB : 1024
-FilterSramSzkB : 1024
-OfmapSramSzkB : 1024
-IfmapOffset : 0
-FilterOffset : 10000000
-OfmapOffset : 20000000
-Bandwidth : 10
-Dataflow : {df}
-MemoryBanks : 1
-ReadRequestBuffer : 32
-WriteRequestBuffer : 32
-[layout]
-IfmapCustomLayout : False
-IfmapSRAMBankBandwidth : 10
-IfmapSRAMBankNum : 10
-IfmapSRAMBankPort : 2
-FilterCustomLayout : False
-FilterSRAMBankBandwidth : 10
-FilterSRAMBankNum : 10
-FilterSRAMBankPort : 2
-[sparsity]
-SparsitySupport : false
-SparseRep : ellpack_block
-OptimizedMapping : false
-BlockSize : 8
-RandomNumberGeneratorSeed : 40
-[run_presets]
-InterfaceBandwidth : CALC
-UseRamulatorTrace : False
-"""
+# The same SCALE-Sim configuration as the GEMM vectors (the script beside this one).
+from scalesim_cycles import CFG  # noqa: E402
 
 
 def is_gemm(topo):
