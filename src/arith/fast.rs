@@ -713,23 +713,25 @@ const TC_ONE: usize = 1;
 /// Tile width of a GEMM with at most 16 output columns (a classifier's ten).
 const TC_NARROW: usize = 16;
 
-/// Copy `W` values of `src` from `j0` into a tile row, padding with zeros: a zero column
-/// multiplies to zero and never overflows, so padded lanes change nothing that is kept.
+/// The `W` values of a row of `B` from `j0`, read as an array of fixed size: vector loads, where
+/// a slice copy may become a `memcpy` call that makes the tile spill its accumulators around it.
+/// Rows are padded with zeros to a whole number of tiles ([`Job::ldb`]), so every read is full:
+/// a zero column multiplies to zero and never overflows, so padded lanes change nothing kept.
 #[inline(always)]
-fn load_tile_row<T: Copy + Default, const W: usize>(src: &[T], j0: usize) -> [T; W] {
-    // A full row is read as an array of fixed size: vector loads, where a slice copy may become
-    // a `memcpy` call that makes the tile spill its accumulators around it.
-    match src
-        .get(j0..j0 + W)
-        .and_then(|full| <&[T; W]>::try_from(full).ok())
-    {
-        Some(full) => *full,
-        None => {
-            let mut t = [T::default(); W];
-            let w = src.len() - j0;
-            t[..w].copy_from_slice(&src[j0..]);
-            t
-        }
+fn load_tile_row<T: Copy + Default, const W: usize>(row: &[T], j0: usize) -> [T; W] {
+    let mut t = [T::default(); W];
+    if let Some(full) = row.get(j0..j0 + W) {
+        t.copy_from_slice(full);
+    }
+    t
+}
+
+/// The tile width of an output `n` columns wide: [`TC_ONE`], [`TC_NARROW`] or [`TC`].
+fn tile_width(n: usize) -> usize {
+    match n {
+        TC_ONE => TC_ONE,
+        n if n <= TC_NARROW => TC_NARROW,
+        _ => TC,
     }
 }
 
@@ -741,10 +743,12 @@ struct Job<'a, T> {
     a: &'a [T],
     /// `K`.
     k: usize,
-    /// `B`, `K x N`, row-major.
+    /// `B`, `K x N`, row-major, each row padded with zeros to `ldb` values.
     bt: &'a [T],
     /// `N`.
     n: usize,
+    /// The stride of `bt`'s rows: `N` rounded up to a whole number of tiles ([`tile_width`]).
+    ldb: usize,
     /// Global index of the block's first row (for the random words).
     row0: usize,
     /// The random stream of stochastic accumulator rounding.
@@ -796,7 +800,7 @@ fn tile<U: Unit, const COUNT: bool, const W: usize>(
     rows: usize,
     j0: usize,
 ) -> ([[U::T; W]; TR], u64) {
-    let (k, n, chunk) = (job.k, job.n, job.chunk);
+    let (k, chunk) = (job.k, job.chunk);
     // Lanes checked for exact sums together (a whole narrow tile).
     let group = W.min(EXACT_GROUP);
     let mut over = [[0u32; W]; TR];
@@ -825,7 +829,7 @@ fn tile<U: Unit, const COUNT: bool, const W: usize>(
         let end = k.min(kk.saturating_add(chunk));
         let mut part = [[U::T::default(); W]; TR];
         for t in kk..end {
-            let b = load_tile_row::<_, W>(&job.bt[t * n..(t + 1) * n], j0);
+            let b = load_tile_row::<_, W>(&job.bt[t * job.ldb..(t + 1) * job.ldb], j0);
             for r in 0..TR {
                 let x = if r < rows {
                     job.a[r * k + t]
@@ -893,9 +897,9 @@ fn tile<U: Unit, const COUNT: bool, const W: usize>(
 /// sums and random words do not depend on the tile).
 #[inline(always)]
 fn tile_rows<U: Unit>(unit: &U, job: &Job<'_, U::T>, out: &mut [f64]) -> u64 {
-    match job.n {
+    match tile_width(job.n) {
         TC_ONE => tile_cols::<U, TC_ONE>(unit, job, out),
-        n if n <= TC_NARROW => tile_cols::<U, TC_NARROW>(unit, job, out),
+        TC_NARROW => tile_cols::<U, TC_NARROW>(unit, job, out),
         _ => tile_cols::<U, TC>(unit, job, out),
     }
 }
@@ -942,12 +946,21 @@ fn rows<U: Unit>(
 ) -> (Array2<f64>, u64) {
     let (k, n) = (a.ncols(), b.ncols());
     // Through a slice: an iterator over a 2-D array steps index by index.
-    let carriers = |x: &ArrayView2<f32>| -> Vec<U::T> {
-        let x = x.as_standard_layout();
-        let s = x.as_slice().expect("standard layout");
-        s.iter().map(|&v| U::input(v)).collect()
-    };
-    let (bt, at) = (carriers(b), carriers(a));
+    let at: Vec<U::T> = a
+        .as_standard_layout()
+        .as_slice()
+        .expect("standard layout")
+        .iter()
+        .map(|&v| U::input(v))
+        .collect();
+    // `B`'s rows padded to whole tiles, so that every tile row is one full load.
+    let ldb = n.div_ceil(tile_width(n)) * tile_width(n);
+    let mut bt = vec![U::T::default(); k * ldb];
+    for (dst, src) in bt.chunks_exact_mut(ldb.max(1)).zip(b.outer_iter()) {
+        for (d, &v) in dst.iter_mut().zip(src.iter()) {
+            *d = U::input(v);
+        }
+    }
     let mut c = Array2::<f64>::zeros((a.nrows(), n));
     if n == 0 {
         return (c, 0);
@@ -970,6 +983,7 @@ fn rows<U: Unit>(
                 k,
                 bt: &bt,
                 n,
+                ldb,
                 row0: blk * TR,
                 stream: *stream,
             };

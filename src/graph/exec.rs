@@ -437,12 +437,6 @@ fn run_step(
             Op::Add | Op::BiasAdd | Op::Sub | Op::Mul | Op::ReluGrad => {
                 // A bias row is added to every row (checked [1, n] against [m, n]).
                 let (x, y, bias) = (arg(0), arg(1), node.op == Op::BiasAdd);
-                let f: fn(f64, f64) -> f64 = match node.op {
-                    Op::Add | Op::BiasAdd => |a, b| a + b,
-                    Op::Sub => |a, b| a - b,
-                    Op::Mul => |a, b| a * b,
-                    _ => |g, z| if z > 0.0 { g } else { 0.0 },
-                };
                 let op = match node.op {
                     Op::Add | Op::BiasAdd => Some(ElemOp::Add),
                     Op::Sub => Some(ElemOp::Sub),
@@ -453,7 +447,13 @@ fn run_step(
                     (Some(op), Some(unit)) => round_exact(op, x, y, bias, unit, seed, stream(0)),
                     _ => None,
                 };
-                loops::binary(x, y, bias, f)
+                // One monomorphized loop per op (a `fn` pointer would be called per element).
+                match node.op {
+                    Op::Add | Op::BiasAdd => loops::binary(x, y, bias, |a, b| a + b),
+                    Op::Sub => loops::binary(x, y, bias, |a, b| a - b),
+                    Op::Mul => loops::binary(x, y, bias, |a, b| a * b),
+                    _ => loops::binary(x, y, bias, |g, z| if z > 0.0 { g } else { 0.0 }),
+                }
             }
             Op::Axpy { c } => {
                 let c = scalar(c, feeds, name, |_| true, "a number")?;
