@@ -45,7 +45,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ndarray::{ArrayD, ArrayViewD, Axis, Ix2, IxDyn};
+use ndarray::{ArrayD, Axis, Ix2, IxDyn};
 use thiserror::Error;
 
 use crate::arch::Architecture;
@@ -412,14 +412,14 @@ fn run_step(
                 })?;
                 counts.merge(&res.counts);
                 let acc = graph.mac().acc;
-                let c = res.c.as_standard_layout();
+                let c = res.c.into_dyn();
                 range.record(
                     Role::Accumulator,
                     acc,
-                    bound_events(&acc, c.as_slice().expect("standard layout")),
+                    bound_events(&acc, &loops::standard(&c)),
                 );
                 quantize_out = out.format != acc;
-                res.c.into_dyn()
+                c
             }
             Op::Gather => {
                 let data = arg(0);
@@ -504,30 +504,30 @@ fn run_step(
             }
             Op::VcQuantize { v } => {
                 let v = scalar(v, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;
-                let mu = arg(0).as_standard_layout();
+                let mu = loops::standard(arg(0));
                 let mut res = ArrayD::<f64>::zeros(IxDyn(&out.shape));
                 let streams = crate::arith::vc::VcStreams::new(seed, stream(1));
                 let row = out.shape.last().copied().unwrap_or(1);
                 let tally = crate::arith::vc::vc_quantize(
                     &out.format,
-                    mu.as_slice().expect("standard layout"),
+                    &mu,
                     res.as_slice_mut().expect("fresh array"),
                     v,
                     row,
                     &streams,
                 );
                 tally.record(&out.format, counts);
-                judge(&mut range, out, mu.view(), res.view());
+                judge(&mut range, out, arg(0), &res);
                 values[i.index()] = Some(Cow::Owned(res));
                 continue;
             }
             Op::QsgldQuantize { q, c, nearest } => {
                 let q = scalar(q, feeds, name, |q| q > 0.0, "a finite number > 0")?;
                 let c = scalar(c, feeds, name, |_| true, "a number")?;
-                let h = arg(0).as_standard_layout();
+                let h = loops::standard(arg(0));
                 let mut res = ArrayD::<f64>::zeros(IxDyn(&out.shape));
                 crate::arith::quantize_step(
-                    h.as_slice().expect("standard layout"),
+                    &h,
                     res.as_slice_mut().expect("fresh array"),
                     q,
                     c,
@@ -558,11 +558,11 @@ fn run_step(
                 Some(v) => v,
                 None => round_to(out, np.route, &exact, seed, stream(0), path)?,
             };
-            judge(&mut range, out, exact.view(), v.view());
+            judge(&mut range, out, &exact, &v);
             v
         } else {
             if !node.op.moves_values() {
-                judge(&mut range, out, exact.view(), exact.view());
+                judge(&mut range, out, &exact, &exact);
             }
             exact
         };
@@ -587,18 +587,12 @@ fn run_step(
 }
 
 /// Record the range events of storing `exact` as `stored` in `out`'s format under its role.
-fn judge(
-    range: &mut RangeHealth,
-    out: &TensorMeta,
-    exact: ArrayViewD<f64>,
-    stored: ArrayViewD<f64>,
-) {
-    let (exact, stored) = (exact.as_standard_layout(), stored.as_standard_layout());
+fn judge(range: &mut RangeHealth, out: &TensorMeta, exact: &ArrayD<f64>, stored: &ArrayD<f64>) {
     let row = out.shape.last().copied().unwrap_or(1);
     let counts = range_events(
         &out.format,
-        exact.as_slice().expect("standard layout"),
-        stored.as_slice().expect("standard layout"),
+        &loops::standard(exact),
+        &loops::standard(stored),
         row,
     );
     range.record(out.role, out.format, counts);

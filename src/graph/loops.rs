@@ -6,8 +6,9 @@
 
 use ndarray::{ArrayD, IxDyn};
 
-/// `x` as a contiguous slice in standard (row-major) order, copied only when it is not one.
-fn standard(x: &ArrayD<f64>) -> std::borrow::Cow<'_, [f64]> {
+/// `x` as a contiguous slice in standard (row-major) order, copied only when it is not one (a
+/// borrowed slice costs no `IxDyn` view, which `as_standard_layout` builds every call).
+pub(super) fn standard(x: &ArrayD<f64>) -> std::borrow::Cow<'_, [f64]> {
     match x.as_slice() {
         Some(s) => std::borrow::Cow::Borrowed(s),
         None => std::borrow::Cow::Owned(x.iter().copied().collect()),
@@ -15,7 +16,7 @@ fn standard(x: &ArrayD<f64>) -> std::borrow::Cow<'_, [f64]> {
 }
 
 /// An array of `shape` from its values in standard order.
-fn array(shape: &[usize], values: Vec<f64>) -> ArrayD<f64> {
+pub(super) fn array(shape: &[usize], values: Vec<f64>) -> ArrayD<f64> {
     ArrayD::from_shape_vec(IxDyn(shape), values).expect("as many values as the shape holds")
 }
 

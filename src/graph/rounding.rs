@@ -3,7 +3,7 @@
 //! value is an `f32` value, else the `f64` fast paths (`Quantizer::quantize_f64_fast`: block
 //! formats with integer elements, `fp32` nearest-even), else the `f64` reference quantizer.
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 
 use super::exec::{ExecError, Path};
 use super::plan::Route;
@@ -28,21 +28,15 @@ pub(super) fn round_to(
             error,
         }
     })?;
-    let exact = exact.as_standard_layout();
-    let mut out = ArrayD::<f64>::zeros(IxDyn(&meta.shape));
+    let src = super::loops::standard(exact);
+    let mut dst = vec![0.0; src.len()];
     let row = meta.shape.last().copied().unwrap_or(1);
-    let (src, dst) = (
-        exact.as_slice().expect("standard layout"),
-        out.as_slice_mut().expect("fresh array"),
-    );
     if path == Path::Reference {
-        q.quantize_f64(src, dst, 0, row);
-        return Ok(out);
+        q.quantize_f64(&src, &mut dst, 0, row);
+    } else if route == Route::F64 || !round_f32(&q, &src, &mut dst, row) {
+        q.quantize_f64_fast(&src, &mut dst, 0, row);
     }
-    if route == Route::F64 || !round_f32(&q, src, dst, row) {
-        q.quantize_f64_fast(src, dst, 0, row);
-    }
-    Ok(out)
+    Ok(super::loops::array(&meta.shape, dst))
 }
 
 /// [`round_to`] on the vectorized `f32` kernels when the format fits `f32` and every exact
@@ -100,16 +94,10 @@ pub(super) fn round_exact(
     } else {
         y
     };
-    let (x, y) = (x.as_standard_layout(), y.as_standard_layout());
-    let mut out = ArrayD::<f64>::zeros(x.raw_dim());
-    unit.apply(
-        op,
-        x.as_slice()?,
-        y.as_slice()?,
-        out.as_slice_mut()?,
-        RandomStream::new(seed, stream),
-    );
-    Some(out)
+    let (xs, ys) = (super::loops::standard(x), super::loops::standard(y));
+    let mut out = vec![0.0; xs.len()];
+    unit.apply(op, &xs, &ys, &mut out, RandomStream::new(seed, stream));
+    Some(super::loops::array(x.shape(), out))
 }
 
 #[cfg(test)]
