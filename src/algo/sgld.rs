@@ -442,7 +442,13 @@ impl<'a> Setup<'a> {
     /// Feed step `step`'s scalars.
     fn feed_scalars(&self, step: u64, feeds: &mut BTreeMap<String, ArrayD<f64>>) {
         for (name, v) in self.scalars(step) {
-            feeds.insert(name.to_string(), ndarray::arr1(&[v]).into_dyn());
+            // Written in place after the first step (no key or array allocated per step).
+            match feeds.get_mut(name) {
+                Some(fed) => fed.fill(v),
+                None => {
+                    feeds.insert(name.to_string(), ndarray::arr1(&[v]).into_dyn());
+                }
+            }
         }
     }
 
@@ -511,7 +517,7 @@ pub(crate) fn train(
         })
         .transpose()?;
     let (sf, sr) = storage(Update::of(algo), algo, arch);
-    let mut params = init_params(model, sf, sr, seed);
+    let params = init_params(model, sf, sr, seed);
     let mut run = Run::new((setup.total / setup.epoch_len) as usize, setup.epoch_len);
     // The Gaussian target keeps steps of its chain; the others keep epochs' parameters.
     let mut chain_steps = Vec::new();
@@ -530,6 +536,17 @@ pub(crate) fn train(
         .into_iter()
         .map(|(name, v)| (name.to_string(), v))
         .collect();
+    // The parameters live in the feeds (`w{l}`), each step's `w{l}.next` moved in: no copy of
+    // the weights and no name formatted per step.
+    let names: Vec<(String, String)> = (0..params.len())
+        .map(|l| (format!("w{l}"), format!("w{l}.next")))
+        .collect();
+    for ((name, _), p) in names.iter().zip(params) {
+        feeds.insert(name.clone(), p);
+    }
+    let current = |feeds: &BTreeMap<String, ArrayD<f64>>| -> Vec<ArrayD<f64>> {
+        names.iter().map(|(name, _)| feeds[name].clone()).collect()
+    };
     let graph = setup.graph()?;
     let exec = Executor::new(&graph, arch);
     for step in 0..setup.total {
@@ -538,30 +555,29 @@ pub(crate) fn train(
             let host = b.feed(&b.indices(step), step, &mut feeds);
             run.add_host(&host);
         }
-        for (l, p) in params.iter().enumerate() {
-            feeds.insert(format!("w{l}"), p.clone());
-        }
         let mut res = exec.run(&feeds, seed, step)?;
-        for (l, p) in params.iter_mut().enumerate() {
+        for (name, next) in &names {
             let v = res
                 .values
-                .remove(&format!("w{l}.next"))
+                .remove(next)
                 .expect("the step graph outputs every parameter");
-            *p = v;
+            *feeds.get_mut(name).expect("fed above") = v;
         }
         run.add(&res);
         if chain_steps.get(next_kept) == Some(&(step + 1)) {
-            chain.extend(params[0].iter());
+            chain.extend(feeds[&names[0].0].iter());
             next_kept += 1;
         }
         if (step + 1) % setup.epoch_len == 0 {
             let epoch = ((step + 1) / setup.epoch_len) as usize;
+            let params = current(&feeds);
             let l = model.train_loss(&params, data.map(|d| (d.x_train.view(), &d.y_train)));
             if run.end_epoch(epoch, &params, l, on_epoch) {
                 break;
             }
         }
     }
+    let params = current(&feeds);
     let chain = (model.kind() == ModelKind::Gaussian).then(|| {
         let dim = model.outputs();
         Array2::from_shape_vec((chain.len() / dim, dim), chain).expect("whole rows")

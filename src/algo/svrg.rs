@@ -484,6 +484,10 @@ pub(crate) fn train(
     let to_full = |a: &Array2<f64>| rounded(a, arch.full_precision.format);
     let g = inner_graph(model, arch, &repr, (batch, shape, t, stored), l2)?;
     let (full_exec, inner) = (Executor::new(&full, arch), Executor::new(&g, arch));
+    // The full pass's data, fed once for every epoch.
+    let mut f = BTreeMap::new();
+    f.insert("x".to_string(), xall.clone().into_dyn());
+    f.insert("y".to_string(), yall.clone().into_dyn());
     for epoch in 1..=epochs {
         let mut cached = None;
         if repr.variance_reduced {
@@ -492,9 +496,6 @@ pub(crate) fn train(
             } else {
                 to_full(&codes.mapv(|c| c * scale))
             };
-            let mut f = BTreeMap::new();
-            f.insert("x".to_string(), xall.clone().into_dyn());
-            f.insert("y".to_string(), yall.clone().into_dyn());
             f.insert("wc".to_string(), wc.into_dyn());
             let mut res = full_exec.run(&f, seed, (epoch as u64) << 40)?;
             run.add(&res);
@@ -529,7 +530,8 @@ pub(crate) fn train(
             if let Some((a, _)) = &cached {
                 feeds.insert("a".to_string(), a.select(Axis(0), &idx).into_dyn());
             }
-            feeds.insert("k".to_string(), codes.clone().into_dyn());
+            // Moved in and back out (`k.next`), not copied.
+            feeds.insert("k".to_string(), std::mem::take(&mut codes).into_dyn());
             let mut res = inner.run(&feeds, seed, step)?;
             codes = take(&mut res, "k.next");
             run.add(&res);
