@@ -526,7 +526,9 @@ pub(crate) fn train(
         (Some(s), Some(_)) => run.kept = s.kept(),
         (None, _) => {}
     }
-    let mut chain: Vec<f64> = Vec::new();
+    // Reserved whole: grown by doubling, the chain (23 MB for the quickstart's toy) was
+    // reallocated and its fresh pages zeroed by the kernel again and again.
+    let mut chain: Vec<f64> = Vec::with_capacity(chain_steps.len() * model.outputs());
     if let (Some(b), Some(d)) = (&batches, data) {
         run.range.merge(&b.data_health(d));
     }
@@ -565,7 +567,11 @@ pub(crate) fn train(
         }
         run.add(&res);
         if chain_steps.get(next_kept) == Some(&(step + 1)) {
-            chain.extend(feeds[&names[0].0].iter());
+            let theta = &feeds[&names[0].0];
+            match theta.as_slice() {
+                Some(values) => chain.extend_from_slice(values),
+                None => chain.extend(theta.iter()),
+            }
             next_kept += 1;
         }
         if (step + 1) % setup.epoch_len == 0 {
