@@ -913,10 +913,14 @@ fn tile_cols<U: Unit, const W: usize>(unit: &U, job: &Job<'_, U::T>, out: &mut [
     for j0 in (0..n).step_by(W) {
         let w = W.min(n - j0);
         let (mut acc, _) = tile::<U, false, W>(unit, job, rows, j0);
+        // Branch-free (a short-circuiting `all` does not vectorize and cost a third of a
+        // 4 x 32 tile over K = 64).
         let clean = unit.sticky_overflow()
-            && acc[..rows]
-                .iter()
-                .all(|row| row[..w].iter().all(|&v| U::output(v).is_finite()));
+            && acc[..rows].iter().fold(true, |ok, row| {
+                ok & row[..w]
+                    .iter()
+                    .fold(true, |ok, &v| ok & U::output(v).is_finite())
+            });
         if !clean {
             let (counted, e) = tile::<U, true, W>(unit, job, rows, j0);
             acc = counted;
