@@ -443,17 +443,21 @@ fn run_step(
                     Op::Mul => Some(ElemOp::Mul),
                     _ => None,
                 };
-                rounded = match (op, &np.vector) {
-                    (Some(op), Some(unit)) => round_exact(op, x, y, bias, unit, seed, stream(0)),
-                    _ => None,
-                };
                 // One monomorphized loop per op (a `fn` pointer would be called per element).
-                match node.op {
+                let s = match node.op {
                     Op::Add | Op::BiasAdd => loops::binary(x, y, bias, |a, b| a + b),
                     Op::Sub => loops::binary(x, y, bias, |a, b| a - b),
                     Op::Mul => loops::binary(x, y, bias, |a, b| a * b),
                     _ => loops::binary(x, y, bias, |g, z| if z > 0.0 { g } else { 0.0 }),
-                }
+                };
+                // The exact-sum kernels only where the `f64` result is not already exact.
+                rounded = match (op, &np.vector) {
+                    (Some(op), Some(unit)) if !loops::exact(op, x, y, bias, &s) => {
+                        round_exact(op, x, y, bias, unit, seed, stream(0))
+                    }
+                    _ => None,
+                };
+                s
             }
             Op::Axpy { c } => {
                 let c = scalar(c, feeds, name, |_| true, "a number")?;
@@ -461,18 +465,15 @@ fn run_step(
             }
             Op::Scale { c } => {
                 let c = scalar(c, feeds, name, |_| true, "a number")?;
-                rounded = np.vector.as_ref().and_then(|unit| {
-                    round_exact(
-                        ElemOp::Scale(c),
-                        arg(0),
-                        arg(0),
-                        false,
-                        unit,
-                        seed,
-                        stream(0),
-                    )
-                });
-                arg(0).mapv(|a| c * a)
+                let s = arg(0).mapv(|a| c * a);
+                let op = ElemOp::Scale(c);
+                rounded = match &np.vector {
+                    Some(unit) if !loops::exact(op, arg(0), arg(0), false, &s) => {
+                        round_exact(op, arg(0), arg(0), false, unit, seed, stream(0))
+                    }
+                    _ => None,
+                };
+                s
             }
             Op::Relu => arg(0).mapv(|a| a.max(0.0)),
             Op::Softmax => {

@@ -2,9 +2,12 @@
 //! over contiguous slices: `ndarray`'s iterators over `IxDyn` arrays step index by index, which
 //! made these ops cost more than the roundings after them. Every function computes exactly
 //! what the op's documentation says, element by element in `f64` (no reassociation), so the
-//! values are those of the `Zip`s they replace.
+//! values are those of the `Zip`s they replace. [`exact`] tells when such a result is already
+//! the exact sum or product, so rounding it is the vector unit's exact rounding.
 
 use ndarray::{ArrayD, IxDyn};
+
+use crate::arith::ElemOp;
 
 /// `x` as a contiguous slice in standard (row-major) order, copied only when it is not one (a
 /// borrowed slice costs no `IxDyn` view, which `as_standard_layout` builds every call).
@@ -54,6 +57,88 @@ pub(super) fn binary(
     array(x.shape(), out)
 }
 
+/// Whether every result `s` of [`binary`] (or of a scale, `c x`) is the exact value of
+/// `op(x, y)`, every value finite: then rounding `s` once is the vector unit's rounding of the
+/// exact result ([`crate::arith::VectorRounding`]), with the same random word, so the executor
+/// may round `s` on the fast paths. A sum is exact when TwoSum's error is zero; a product when
+/// the factors' significant bits fit `f64`'s 53 and it did not underflow (a sufficient test:
+/// products of 8-bit values pass, `0.1 x 0.3` does not). Branch-free, so it
+/// vectorizes; a result that is not exact leaves the exact-sum kernels to round it.
+pub(super) fn exact(
+    op: ElemOp,
+    x: &ArrayD<f64>,
+    y: &ArrayD<f64>,
+    broadcast: bool,
+    s: &ArrayD<f64>,
+) -> bool {
+    let (xs, ss) = (standard(x), standard(s));
+    let ys = match op {
+        ElemOp::Scale(_) => std::borrow::Cow::Borrowed(&[][..]),
+        _ => standard(y),
+    };
+    let width = if broadcast {
+        ys.len().max(1)
+    } else {
+        xs.len().max(1)
+    };
+    let mut ok = true;
+    for (row, out) in xs.chunks(width).zip(ss.chunks(width)) {
+        ok &= match op {
+            ElemOp::Add => row
+                .iter()
+                .zip(ys.iter())
+                .zip(out)
+                .fold(true, |ok, ((&a, &b), &s)| ok & sum_exact(a, b, s)),
+            ElemOp::Sub => row
+                .iter()
+                .zip(ys.iter())
+                .zip(out)
+                .fold(true, |ok, ((&a, &b), &s)| ok & sum_exact(a, -b, s)),
+            ElemOp::Mul => row
+                .iter()
+                .zip(ys.iter())
+                .zip(out)
+                .fold(true, |ok, ((&a, &b), &s)| ok & product_exact(a, b, s)),
+            ElemOp::Scale(c) => row
+                .iter()
+                .zip(out)
+                .fold(true, |ok, (&a, &s)| ok & product_exact(c, a, s)),
+            ElemOp::Axpy(_) => false,
+        };
+        if !broadcast && !ok {
+            break;
+        }
+    }
+    ok && !xs.is_empty()
+}
+
+/// `s = a + b` is exact (TwoSum's error term is zero) and finite.
+#[inline(always)]
+fn sum_exact(a: f64, b: f64, s: f64) -> bool {
+    let bb = s - a;
+    let err = (a - (s - bb)) + (b - bb);
+    (err == 0.0) & s.is_finite() & a.is_finite() & b.is_finite() & not_minus_zero(s)
+}
+
+/// `s = a b` is exact: a zero factor, or the factors' significant bits fit 53 and `s` is a
+/// finite normal number.
+#[inline(always)]
+fn product_exact(a: f64, b: f64, s: f64) -> bool {
+    // Bits from the leading (implicit) one to the last set bit; a subnormal counts as wider
+    // than it is, which only makes the test stricter.
+    let bits = |v: f64| 53 - ((v.to_bits() & ((1u64 << 52) - 1)) | (1u64 << 52)).trailing_zeros();
+    let zero = (a == 0.0) | (b == 0.0);
+    let fits = (bits(a) + bits(b) <= 53) & (s.abs() >= f64::MIN_POSITIVE) & s.is_finite();
+    (zero & a.is_finite() & b.is_finite() & not_minus_zero(s)) | fits
+}
+
+/// `s` is not `-0`: the exact-sum kernels give a zero result the sign `+` (`-0.5 x 0 = +0`),
+/// where `f64` arithmetic keeps IEEE's `-0`, so such a result is left to them.
+#[inline(always)]
+fn not_minus_zero(s: f64) -> bool {
+    (s != 0.0) | s.is_sign_positive()
+}
+
 /// `x + std z` for the standard normal draws `z` (one per element in standard order).
 pub(super) fn add_noise(x: &ArrayD<f64>, std: f64, z: &[f32]) -> ArrayD<f64> {
     let xs = standard(x);
@@ -69,6 +154,115 @@ pub(super) fn add_noise(x: &ArrayD<f64>, std: f64, z: &[f32]) -> ArrayD<f64> {
 mod tests {
     use super::*;
     use ndarray::{Array2, Axis};
+
+    /// `exact` accepts sums and products of low-precision values and refuses inexact,
+    /// infinite, NaN and underflowing results; where it accepts, rounding the `f64` result
+    /// once equals the vector unit's exact-sum rounding bit for bit (same random words), for
+    /// fixed point and floats, nearest and stochastic.
+    #[test]
+    fn exact_results_round_as_the_exact_sum_kernels() {
+        use crate::arith::VectorRounding;
+        use crate::format::{parse, Quantizer};
+        use crate::round::RandomStream;
+        let a = |v: &[f64]| ArrayD::from_shape_vec(IxDyn(&[1, v.len()]), v.to_vec()).unwrap();
+        let check = |op, x: &[f64], y: &[f64]| {
+            let (x, y) = (a(x), a(y));
+            let s = match op {
+                ElemOp::Add => binary(&x, &y, false, |p, q| p + q),
+                ElemOp::Sub => binary(&x, &y, false, |p, q| p - q),
+                ElemOp::Scale(c) => x.mapv(|p| c * p),
+                _ => binary(&x, &y, false, |p, q| p * q),
+            };
+            exact(op, &x, &y, false, &s)
+        };
+        assert!(check(
+            ElemOp::Add,
+            &[1.5, -0.25, 3.0],
+            &[0.125, 1.0 / 1024.0, -3.0]
+        ));
+        assert!(!check(ElemOp::Add, &[0.1], &[0.2]));
+        assert!(!check(ElemOp::Add, &[f64::MAX], &[f64::MAX]), "overflow");
+        assert!(!check(ElemOp::Sub, &[f64::NAN], &[1.0]));
+        assert!(check(
+            ElemOp::Mul,
+            &[1.5, 0.0, -96.0],
+            &[-0.75, 1e300, 0.0625]
+        ));
+        assert!(!check(ElemOp::Mul, &[0.1], &[0.3]));
+        assert!(!check(ElemOp::Mul, &[1e-200], &[1e-200]), "underflow");
+        assert!(!check(ElemOp::Scale(0.1), &[0.3], &[]));
+        assert!(check(ElemOp::Scale(-0.5), &[3.0, 7.0], &[]));
+        // A broadcast row: exact in every row.
+        let (x, row) = (
+            a(&[1.0, 2.0, 3.0, 4.0])
+                .into_shape_with_order(IxDyn(&[2, 2]))
+                .unwrap(),
+            a(&[0.5, 0.25]),
+        );
+        let s = binary(&x, &row, true, |p, q| p + q);
+        assert!(exact(ElemOp::Add, &x, &row, true, &s));
+
+        let s = RandomStream::new(3, 8);
+        let values = |k: u64| -> Vec<f64> {
+            (0..512)
+                .map(
+                    |i| match f64::from((s.normal_f64(k * 1000 + i) * 8.0) as i8) / 16.0 {
+                        // Signed zeros too.
+                        0.0 if i % 2 == 1 => -0.0,
+                        v => v,
+                    },
+                )
+                .collect()
+        };
+        let (x, y) = (values(1), values(2));
+        for spec in [
+            "fixed:wl=8,fl=3",
+            "fixed:wl=6,fl=2",
+            "bf16",
+            "e4m3fn",
+            "fp32",
+        ] {
+            for rounding in ["rne", "sr", "sr:bits=8", "rtz"] {
+                let format = parse(spec).unwrap();
+                let Ok(unit) = VectorRounding::new(format, rounding.parse().unwrap()) else {
+                    continue;
+                };
+                for op in [ElemOp::Add, ElemOp::Sub, ElemOp::Mul] {
+                    let sum: Vec<f64> = x
+                        .iter()
+                        .zip(&y)
+                        .map(|(&p, &q)| match op {
+                            ElemOp::Add => p + q,
+                            ElemOp::Sub => p - q,
+                            _ => p * q,
+                        })
+                        .collect();
+                    let mut kernel = vec![0.0; x.len()];
+                    unit.apply(op, &x, &y, &mut kernel, RandomStream::new(5, 6));
+                    let q = Quantizer::new(format, rounding.parse().unwrap(), 5, 6).unwrap();
+                    let mut once = vec![0.0; x.len()];
+                    q.quantize_f64(&sum, &mut once, 0, x.len());
+                    // Element by element: every result `exact` accepts rounds the same (the
+                    // random word of element `i` is the same in both).
+                    let mut accepted = 0;
+                    for i in 0..x.len() {
+                        let one = |v: f64| a(&[v]);
+                        if exact(op, &one(x[i]), &one(y[i]), false, &one(sum[i])) {
+                            accepted += 1;
+                            assert_eq!(
+                                kernel[i].to_bits(),
+                                once[i].to_bits(),
+                                "{spec} {rounding} {op:?} {} {}",
+                                x[i],
+                                y[i]
+                            );
+                        }
+                    }
+                    assert!(accepted > 400, "{spec} {rounding} {op:?}: {accepted}");
+                }
+            }
+        }
+    }
 
     /// The loops equal `ndarray`'s `select`, broadcasting `Zip` and iteration, on standard and
     /// transposed inputs.

@@ -1,5 +1,6 @@
 //! How an op's exact result is rounded once to its output tensor's format: the vector unit's
-//! exact-sum kernels where the format has them, the vectorized `f32` kernels when every exact
+//! exact-sum kernels where the format has them and the `f64` result is not already exact (the
+//! executor checks, `loops::exact`), the vectorized `f32` kernels when every exact
 //! value is an `f32` value, else the `f64` fast paths (`Quantizer::quantize_f64_fast`: block
 //! formats with integer elements, `fp32` nearest-even), else the `f64` reference quantizer.
 
