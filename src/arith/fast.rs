@@ -957,17 +957,33 @@ fn rows<U: Unit>(
         .iter()
         .map(|&v| U::input(v))
         .collect();
-    // `B`'s rows padded to whole tiles, so that every tile row is one full load.
-    let ldb = n.div_ceil(tile_width(n)) * tile_width(n);
-    let mut bt = vec![U::T::default(); k * ldb];
-    for (dst, src) in bt.chunks_exact_mut(ldb.max(1)).zip(b.outer_iter()) {
-        for (d, &v) in dst.iter_mut().zip(src.iter()) {
-            *d = U::input(v);
-        }
-    }
     let mut c = Array2::<f64>::zeros((a.nrows(), n));
     if n == 0 {
         return (c, 0);
+    }
+    // `B`'s rows padded to whole tiles, so that every tile row is one full load; through a
+    // slice where `B` is one (a row view per row costs more than a short row's copy).
+    let ldb = n.div_ceil(tile_width(n)) * tile_width(n);
+    let mut bt = vec![U::T::default(); k * ldb];
+    let widen = |dst: &mut [U::T], src: &[f32]| {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = U::input(v);
+        }
+    };
+    match b.as_slice() {
+        Some(src) if ldb == n => widen(&mut bt, src),
+        Some(src) => {
+            for (dst, row) in bt.chunks_exact_mut(ldb).zip(src.chunks_exact(n)) {
+                widen(dst, row);
+            }
+        }
+        None => {
+            for (dst, row) in bt.chunks_exact_mut(ldb).zip(b.outer_iter()) {
+                for (d, &v) in dst.iter_mut().zip(row.iter()) {
+                    *d = U::input(v);
+                }
+            }
+        }
     }
     let chunk = match order {
         Order::Chunk(c) => c,
