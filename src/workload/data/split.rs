@@ -7,6 +7,7 @@ use super::{images, DataError, Dataset, Split, Standardization, Targets, STREAM_
 use crate::round::RandomStream;
 
 /// All examples before the split.
+#[derive(Clone)]
 pub(super) struct Table {
     pub(super) x: Array2<f64>,
     pub(super) y: Targets,
