@@ -1,5 +1,5 @@
-//! The executor's `f64` fast paths (`Quantizer::quantize_f64_fast`: block formats with
-//! fixed-point elements in any grouping, `fp32` nearest-even as a cast, narrower floats and MX
+//! The executor's `f64` fast paths (`Quantizer::quantize_f64_fast`: fixed point on `f64`
+//! arithmetic, block formats with fixed-point elements in any grouping, `fp32` nearest-even as a cast, narrower floats and MX
 //! through `f32` rounded to odd, stochastic rounding at the limit of the bits `f32` keeps:
 //! 12 bits on fp16, 19 on e4m3) against the exact `f64`
 //! reference (`Quantizer::quantize_f64`), bit for bit: random values of every magnitude (tiny,
@@ -21,6 +21,13 @@ const MODES_SR: [Rounding; 5] = [
 ];
 
 const SPECS: &[&str] = &[
+    "fixed:wl=8,fl=3",
+    "fixed:wl=8,fl=0,symmetric=on",
+    "fixed:wl=16,fl=12,sat=off",
+    "fixed:wl=8,fl=4,signed=off",
+    "fixed:wl=32,fl=-4",
+    "fixed:wl=64,fl=30,sat=off",
+    "fixed:wl=24,fl=40",
     "bfp:wl=8,size=col",
     "bfp:wl=8,size=row",
     "bfp:wl=8,size=tensor",

@@ -161,6 +161,10 @@ impl Quantizer {
                 self.quantize_f64_blocks(input, out, offset, row_len);
                 return;
             }
+            Format::Fixed(f) => {
+                f.quantize_slice(input, out, self.rounding, self.stream, offset);
+                return;
+            }
             _ => self.quantize_via_odd_f32(input, out, offset, row_len),
         };
         if !fast {
