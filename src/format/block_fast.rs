@@ -20,9 +20,13 @@
 //! A block holding a NaN or an infinity, or an element whose scaled value leaves the range where
 //! the above is exact, make the whole call decline (`false`, nothing
 //! written); the caller then takes the reference path.
+//!
+//! Scalar fixed point (saturating, at most 62 bits) takes the same path as one block of scale
+//! 1 ([`quantize_fixed_f64`]): the reference's [`FixedFormat::quantize`] rounds the same way
+//! through `exact::split`.
 
 use crate::format::exact::pow2;
-use crate::format::{BlockFormat, BlockKind, BlockSize, Element};
+use crate::format::{BlockFormat, BlockKind, BlockSize, Element, FixedFormat};
 use crate::round::{Discarded, RandomStream, Rounding};
 use crate::simd::multiversion;
 
@@ -111,7 +115,45 @@ pub(crate) fn quantize_blocks_f64(
         stream,
         offset,
     };
-    run(&plan, input, out, &scale, if col { 0 } else { n })
+    // A single column is one block in memory order (the same elements, scale and words as
+    // row after row of one element, without a row's setup per element).
+    let n = if col && scale.len() == 1 { len } else { n };
+    run(
+        &plan,
+        input,
+        out,
+        &scale,
+        if col && scale.len() > 1 { 0 } else { n },
+    )
+}
+
+/// Scalar fixed point on the same shortcut, as one block of scale 1 (the reference's
+/// [`FixedFormat::quantize`] without its 128-bit integers, branch-free so it vectorizes):
+/// `false` (nothing usable written) for a wrapping format, words over 62 bits, or a value the
+/// shortcut is not exact for (a NaN, an infinity, at least 2^62 steps, below 10^-250 of a
+/// step), which the caller then rounds with the reference.
+pub(crate) fn quantize_fixed_f64(
+    f: &FixedFormat,
+    rounding: Rounding,
+    stream: RandomStream,
+    input: &[f64],
+    out: &mut [f64],
+    offset: u64,
+) -> bool {
+    if !f.saturate() || f.wl() > 62 || input.is_empty() {
+        return false;
+    }
+    let (lo, hi) = f.int_range();
+    let plan = Plan {
+        fl: pow2(f.fl()),
+        step: f.step(),
+        lo: lo as i64,
+        hi: hi as i64,
+        rounding,
+        stream,
+        offset,
+    };
+    run(&plan, input, out, &[(1.0, 1.0)], input.len())
 }
 
 /// The element grid (`2^fl`, the step `2^-fl`, the integer range of a count), the rounding

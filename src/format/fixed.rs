@@ -8,7 +8,7 @@
 //! than 53 significant bits is itself rounded to nearest-even; codes are exact.
 
 use crate::format::exact::{exponent, pow2, significand, split};
-use crate::round::{Discarded, RandomStream, Rounding};
+use crate::round::Rounding;
 
 /// A fixed-point format. Build it with [`FixedFormat::new`], which validates it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -183,93 +183,6 @@ impl FixedFormat {
     #[inline]
     pub fn quantize(&self, x: f64, rounding: Rounding, random: u32) -> f64 {
         self.quantize_event(x, rounding, random).0
-    }
-
-    /// [`FixedFormat::quantize`] of every value of `input` into `out`, element `i` with the
-    /// random word `stream.bits(offset + i)`, on `f64` arithmetic where it is exact (about 7x
-    /// faster than the reference's 128-bit integers): for a finite nonzero `x` whose steps
-    /// `t = |x| 2^fl` are a normal `f64` below 2^52, `t` is exact (a power-of-two scaling), so
-    /// are its integer part `n = floor(t)` and fraction `f = t - n`, and the fraction's first 32
-    /// bits and sticky bit are `floor(f 2^32)` and whether anything is left: the reference's
-    /// `split`. Zero gives `+0` as in the reference; every other value (below the normal range,
-    /// at least 2^52 steps, an infinity, NaN) goes through the reference. The same bits
-    /// (`tests/fast_paths.rs`).
-    pub(crate) fn quantize_slice(
-        &self,
-        input: &[f64],
-        out: &mut [f64],
-        rounding: Rounding,
-        stream: RandomStream,
-        offset: u64,
-    ) {
-        // One loop per rounding mode, the mode's test inlined (a match per value cost as much
-        // as the rest of the rounding).
-        let (i, o, s) = (input, out, stream);
-        match rounding {
-            Rounding::NearestEven => {
-                self.quantize_slice_with(i, o, rounding, s, offset, |n, p, d, r| {
-                    Rounding::NearestEven.round_up(n, p, d, r)
-                })
-            }
-            Rounding::Stochastic { bits } => {
-                self.quantize_slice_with(i, o, rounding, s, offset, move |n, p, d, r| {
-                    Rounding::Stochastic { bits }.round_up(n, p, d, r)
-                })
-            }
-            _ => self.quantize_slice_with(i, o, rounding, s, offset, |n, p, d, r| {
-                rounding.round_up(n, p, d, r)
-            }),
-        }
-    }
-
-    /// [`FixedFormat::quantize_slice`] with the rounding unit's carry `up(negative, odd,
-    /// discarded, random)`.
-    #[inline(always)]
-    fn quantize_slice_with(
-        &self,
-        input: &[f64],
-        out: &mut [f64],
-        rounding: Rounding,
-        stream: RandomStream,
-        offset: u64,
-        up: impl Fn(bool, bool, Discarded, u32) -> bool,
-    ) {
-        let (scale, step) = (pow2(self.fl), self.step());
-        let limit = pow2(52);
-        // The range in steps, where `fit` changes nothing (clamped to `i64`: a wider range
-        // holds every `n` below 2^52 anyway).
-        let (lo, hi) = self.int_range();
-        let clamp = |v: i128| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-        let inside = clamp(lo)..=clamp(hi);
-        for (i, (o, &x)) in out.iter_mut().zip(input).enumerate() {
-            let random = stream.bits(offset + i as u64);
-            let a = x.abs();
-            let t = a * scale;
-            if a == 0.0 {
-                *o = 0.0;
-                continue;
-            }
-            if !(f64::MIN_POSITIVE..limit).contains(&t) {
-                *o = self.quantize(x, rounding, random);
-                continue;
-            }
-            // Truncation is the floor of a positive value; below 2^52 it is exact in `i64`.
-            let n = t as i64;
-            let w = (t - n as f64) * pow2(32);
-            let frac32 = w as u32;
-            let d = Discarded {
-                frac32,
-                sticky: w != f64::from(frac32),
-            };
-            let negative = x < 0.0;
-            let n = n + i64::from(up(negative, n & 1 == 1, d, random));
-            let n = if negative { -n } else { n };
-            *o = if inside.contains(&n) {
-                n as f64 * step
-            } else {
-                steps_f64(self.fit(i128::from(n)).0) * step
-            };
-        }
     }
 
     /// The two's-complement (or unsigned) bit pattern of a representable value.

@@ -162,8 +162,7 @@ impl Quantizer {
                 return;
             }
             Format::Fixed(f) => {
-                f.quantize_slice(input, out, self.rounding, self.stream, offset);
-                return;
+                block_fast::quantize_fixed_f64(&f, self.rounding, self.stream, input, out, offset)
             }
             _ => self.quantize_via_odd_f32(input, out, offset, row_len),
         };
