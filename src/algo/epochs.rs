@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::algo::{EpochStats, TrainOutcome};
-use crate::arith::ActionCounts;
 use crate::cost::{Datapath, HostWork, Tally, Work};
 use crate::graph::{RangeHealth, ScopeWork, StepResult};
 
@@ -19,10 +18,10 @@ pub(crate) struct Run {
     /// Range events of the whole run.
     pub range: RangeHealth,
     epoch_tally: Tally,
-    /// The fixed counts per scope of the epoch's steps not yet in `epoch_tally`: each
+    /// The fixed counts and work per scope of the epoch's steps not yet in `epoch_tally`: each
     /// executor's ([`StepResult::fixed`]), its datapath and how many steps it ran. Added once
     /// per epoch times the steps rather than at every step (the same sums: counts are
-    /// integers).
+    /// integers, and the GEMMs' cycles are summed whatever their order).
     fixed: Vec<(Arc<[ScopeWork]>, Datapath, u64)>,
     samples: Vec<Vec<ArrayD<f64>>>,
     /// The epochs (1-based, ascending) whose parameters are kept as samples (a sampler's
@@ -45,10 +44,8 @@ impl Run {
     /// Add one step's actions (on the datapath that did them, per scope) and range events.
     pub fn add(&mut self, step: &StepResult) {
         self.range.merge(&step.range);
-        let none = ActionCounts::default();
         for (fixed, kernel) in step.parts() {
             let tally = &mut self.epoch_tally;
-            tally.add(fixed.scope, step.datapath, &none, &fixed.work);
             tally.add(fixed.scope, step.datapath, kernel, &Work::default());
         }
         let dp = step.datapath;
@@ -68,12 +65,14 @@ impl Run {
         }
     }
 
-    /// Add the fixed counts of the steps added since the last call to the epoch's tally.
+    /// Add the fixed counts and work of the steps added since the last call to the epoch's
+    /// tally.
     fn add_fixed(&mut self) {
         for (fixed, dp, steps) in self.fixed.drain(..) {
             for s in fixed.iter() {
                 let counts = s.counts.times(steps);
-                self.epoch_tally.add(s.scope, dp, &counts, &Work::default());
+                self.epoch_tally
+                    .add(s.scope, dp, &counts, &s.work.times(steps));
             }
         }
     }

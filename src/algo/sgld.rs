@@ -23,7 +23,7 @@
 //! parameters of the epochs [`crate::algo::samples`] picks (a Gaussian target: the chain's
 //! steps). Every step's graph, and the one `lpsim graph` prints, comes from one `Setup`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ndarray::{Array2, ArrayD, Axis};
 
@@ -440,8 +440,18 @@ impl<'a> Setup<'a> {
     }
 
     /// Feed step `step`'s scalars.
-    fn feed_scalars(&self, step: u64, feeds: &mut BTreeMap<String, ArrayD<f64>>) {
-        for (name, v) in self.scalars(step) {
+    fn feed_scalars(
+        &self,
+        step: u64,
+        used: &BTreeSet<&str>,
+        feeds: &mut BTreeMap<String, ArrayD<f64>>,
+    ) {
+        // Only those the step graph reads (two of the five for SGLD).
+        for (name, v) in self
+            .scalars(step)
+            .into_iter()
+            .filter(|(n, _)| used.contains(n))
+        {
             // Written in place after the first step (no key or array allocated per step).
             match feeds.get_mut(name) {
                 Some(fed) => fed.fill(v),
@@ -551,8 +561,9 @@ pub(crate) fn train(
     };
     let graph = setup.graph()?;
     let exec = Executor::new(&graph, arch);
+    let used = graph.scalar_inputs();
     for step in 0..setup.total {
-        setup.feed_scalars(step, &mut feeds);
+        setup.feed_scalars(step, &used, &mut feeds);
         if let Some(b) = &batches {
             let host = b.feed(&b.indices(step), step, &mut feeds);
             run.add_host(&host);

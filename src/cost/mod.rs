@@ -88,6 +88,20 @@ impl Work {
         self.gemms.extend(other.gemms.iter().copied());
         self.vector_ops = self.vector_ops.saturating_add(other.vector_ops);
     }
+
+    /// The work of `n` repetitions: the GEMMs `n` times over, the vector operations times `n`
+    /// (stopping at 2^64 - 1, as [`Work::merge`]).
+    pub fn times(&self, n: u64) -> Work {
+        let copies = usize::try_from(n).unwrap_or(usize::MAX);
+        let mut gemms = Vec::with_capacity(self.gemms.len().saturating_mul(copies));
+        for _ in 0..n {
+            gemms.extend_from_slice(&self.gemms);
+        }
+        Work {
+            gemms,
+            vector_ops: self.vector_ops.saturating_mul(n),
+        }
+    }
 }
 
 /// Which unit of the architecture does a piece of work.
