@@ -16,12 +16,13 @@ use crate::format::{alias, two_sum, Format};
 use crate::round::{RandomStream, Rounding};
 
 /// The elements: `out[i] = op(x[i], y[i])` rounded by `unit`, with the range events. With
-/// `native` (the unit is `fp32` nearest-even) a sum or product that is exact in `f64` (its
-/// TwoSum/TwoProduct error is zero), finite and not zero is rounded by the processor's
-/// `f64 -> f32` conversion, the same value and the same overflow as the exact two-term rounding
-/// (an exact `f64` value goes through [`Adder::add`] as itself; `fp32` nearest-even of it is
-/// the conversion, and the conversion's infinity is exactly a rounded magnitude above the
-/// largest value); zeros (IEEE sign rules), inexact and non-finite results take [`Adder::add`].
+/// `native` (the unit is `fp32` nearest-even) a sum or product whose `f64` rounding `hi` is
+/// finite and not tiny is rounded by the processor's `f64 -> f32` conversion of `hi + lo`
+/// rounded to odd ([`to_odd`]; `lo` its TwoSum/TwoProduct error, so an exact result is `hi`
+/// itself): the same value and the same overflow as the exact two-term rounding (`fp32`
+/// nearest-even of an `f64` value is the conversion, and the conversion's infinity is exactly a
+/// rounded magnitude above the largest value); zeros (IEEE sign rules) and non-finite results
+/// take [`Adder::add`].
 fn run(
     op: ElemOp,
     x: &[f64],
@@ -40,8 +41,10 @@ fn run(
     let add = |a: f64, b: f64, w: u32| {
         if native {
             let (hi, lo) = two_sum(a, b);
-            if lo == 0.0 && hi.is_finite() && hi.abs() >= NATIVE_MIN {
-                let r = hi as f32;
+            if hi.is_finite() && hi.abs() >= NATIVE_MIN {
+                // `hi + lo` rounded to odd at `f64` precision (`lo` only as a sticky bit),
+                // then to `f32`: the one rounding of the exact sum (53 >= 24 + 2 bits).
+                let r = to_odd(hi, lo) as f32;
                 let event = if r.is_infinite() {
                     AddEvent::Overflow
                 } else {
@@ -93,6 +96,25 @@ fn run(
 /// The smallest magnitude the native path takes: far above the `f64` subnormals, where a
 /// product's error term could be inexact, and below every `f32` value.
 const NATIVE_MIN: f64 = 1e-250;
+
+/// The exact sum `hi + lo` (`hi` its rounding to nearest, `lo` the error, `|lo| <= ulp(hi) / 2`)
+/// rounded to odd at `f64` precision: `hi` when `lo` is zero or `hi`'s last bit is 1, else its
+/// neighbour toward `lo` (whose last bit is 1). Rounding this to a format of at most 51 bits,
+/// to nearest, is rounding the exact sum (Boldo and Melquiond, IEEE TC 2008): the odd last
+/// bit keeps the information that the sum was not a midpoint.
+#[inline(always)]
+fn to_odd(hi: f64, lo: f64) -> f64 {
+    let bits = hi.to_bits();
+    if lo == 0.0 || bits & 1 == 1 {
+        return hi;
+    }
+    // Away from zero is one up in the magnitude's bits, toward zero one down.
+    if (lo > 0.0) == (hi > 0.0) {
+        f64::from_bits(bits + 1)
+    } else {
+        f64::from_bits(bits - 1)
+    }
+}
 
 /// An elementwise operation.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -234,10 +256,26 @@ mod tests {
             }
         };
         let n = 20_000;
-        let x: Vec<f64> = (0..n).map(|i| pick(i as u64)).collect();
+        let mut x: Vec<f64> = (0..n).map(|i| pick(i as u64)).collect();
         let mut y: Vec<f64> = (0..n).map(|i| pick(i as u64 + 7_777_777)).collect();
         for i in (0..n).step_by(13) {
             y[i] = -x[i];
+        }
+        // `f32` midpoints (exact in `f64`) plus a value far below their last bit: the `f64` sum
+        // rounds back to the midpoint with a nonzero error, which alone decides the `f32`
+        // rounding (the rounding-to-odd case); and full 53-bit operands, whose products are
+        // inexact in `f64`.
+        for i in (5..n).step_by(17) {
+            let m = f64::from(x[i] as f32);
+            if m.is_finite() && m != 0.0 && m.abs() < f64::from(f32::MAX) / 2.0 {
+                let half_ulp = m.abs() * 2f64.powi(-24);
+                x[i] = m + half_ulp.copysign(m) * if i % 2 == 0 { 1.0 } else { 3.0 };
+                y[i] = half_ulp * 2f64.powi(-40) * if i % 3 == 0 { 1.0 } else { -1.0 };
+            }
+        }
+        for i in (3..n).step_by(19) {
+            x[i] *= 1.0 + f64::from(s.bits(i as u64 + 99)) * 2f64.powi(-52);
+            y[i] *= 1.0 - f64::from(s.bits(i as u64 + 77)) * 2f64.powi(-53);
         }
         for op in [
             ElemOp::Add,
