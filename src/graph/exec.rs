@@ -45,7 +45,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ndarray::{ArrayD, Axis, Ix2, IxDyn};
+use ndarray::{ArrayD, Axis, IxDyn};
 use thiserror::Error;
 
 use crate::arch::Architecture;
@@ -203,12 +203,9 @@ pub fn stream_id(name: &str, step: u64, purpose: u64) -> u64 {
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-/// A matrix operand as a 2-D view, transposed when `t`.
-fn matrix_view<A>(x: &ArrayD<A>, t: bool) -> ndarray::ArrayView2<'_, A> {
-    let v = x
-        .view()
-        .into_dimensionality::<Ix2>()
-        .expect("checked matrix");
+/// A matrix operand (`shape` its two dimensions) as a 2-D view, transposed when `t`.
+fn matrix_view<'a, A>(x: &'a [A], shape: &[usize], t: bool) -> ndarray::ArrayView2<'a, A> {
+    let v = ndarray::ArrayView2::from_shape((shape[0], shape[1]), x).expect("checked matrix");
     if t {
         v.reversed_axes()
     } else {
@@ -333,7 +330,9 @@ impl<'g> Executor<'g> {
     }
 }
 
-/// The step loop of [`Executor::run_on`].
+/// The step loop of [`Executor::run_on`]. Values are slices in standard order (a node's shape
+/// is its tensor's, fixed by the graph), so a node builds no `ndarray` array; the kept outputs
+/// become arrays at the end.
 fn run_step(
     exec: &Executor<'_>,
     feeds: &BTreeMap<String, ArrayD<f64>>,
@@ -343,8 +342,8 @@ fn run_step(
 ) -> Result<StepResult, ExecError> {
     let (graph, plan) = (exec.graph, &exec.plan);
     let g = graph.inner();
-    // Feeds are borrowed, computed tensors owned.
-    let mut values: Vec<Option<Cow<'_, ArrayD<f64>>>> = vec![None; g.node_count()];
+    // Feeds are borrowed (copied only when not in standard order), computed tensors owned.
+    let mut values: Vec<Option<Cow<'_, [f64]>>> = vec![None; g.node_count()];
     // The kernels' counts, per scope (the rest is fixed per graph).
     let mut kernels = vec![ActionCounts::new(); plan.scopes.len()];
     let mut range = RangeHealth::default();
@@ -356,17 +355,20 @@ fn run_step(
         let out = &node.out;
         let name = &out.name;
         let ops = graph.operand_slice(i);
-        let arg = |k: usize| -> &ArrayD<f64> {
+        let arg = |k: usize| -> &[f64] {
             values[ops[k].index()]
                 .as_deref()
                 .expect("topological order")
         };
+        let shape = |k: usize| -> &[usize] { &g[ops[k]].out.shape };
+        // Rows of an operand: its values after the first axis.
+        let width = |k: usize| -> usize { shape(k)[1..].iter().product() };
         let stream = |purpose: u64| stream_id(name, step, purpose);
         let mut quantize_out = true;
         // Sums and products rounded exactly once by the vector unit's kernels, where the output
         // format has them; otherwise the `f64` value below is rounded.
-        let mut rounded: Option<ArrayD<f64>> = None;
-        let exact: ArrayD<f64> = match node.op {
+        let mut rounded: Option<Vec<f64>> = None;
+        let exact: Cow<'_, [f64]> = match node.op {
             Op::Input | Op::Param => {
                 let v = feeds
                     .get(name)
@@ -378,33 +380,34 @@ fn run_step(
                         expected: out.shape.clone(),
                     });
                 }
-                values[i.index()] = Some(Cow::Borrowed(v));
+                values[i.index()] = Some(loops::standard(v));
                 continue;
             }
             Op::MatMul {
                 transpose_a,
                 transpose_b,
             } => {
-                let (av, bv) = (
-                    matrix_view(arg(0), transpose_a),
-                    matrix_view(arg(1), transpose_b),
-                );
                 let mac = graph.mac();
                 // Operands hold values of the MAC's input formats (checked when the graph was
                 // built): `f32` values, unless the MAC is the fused fp64 multiply-add.
                 let res = if mac.a.fits_f32() && mac.b.fits_f32() {
                     // Narrowed in memory order, then transposed as views (a transposed view
                     // read element by element would stride through memory).
-                    let narrow = |k: usize| arg(k).mapv(|v| v as f32);
+                    let narrow =
+                        |k: usize| -> Vec<f32> { arg(k).iter().map(|&v| v as f32).collect() };
                     let (a, b) = (narrow(0), narrow(1));
                     gemm(
                         mac,
-                        matrix_view(&a, transpose_a),
-                        matrix_view(&b, transpose_b),
+                        matrix_view(&a, shape(0), transpose_a),
+                        matrix_view(&b, shape(1), transpose_b),
                         RandomStream::new(seed, stream(0)),
                     )
                 } else {
-                    gemm_f64(mac, av, bv)
+                    gemm_f64(
+                        mac,
+                        matrix_view(arg(0), shape(0), transpose_a),
+                        matrix_view(arg(1), shape(1), transpose_b),
+                    )
                 }
                 .map_err(|error| ExecError::Mac {
                     node: name.clone(),
@@ -412,27 +415,27 @@ fn run_step(
                 })?;
                 counts.merge(&res.counts);
                 let acc = graph.mac().acc;
-                let c = res.c.into_dyn();
-                range.record(
-                    Role::Accumulator,
-                    acc,
-                    bound_events(&acc, &loops::standard(&c)),
-                );
+                let c = if res.c.is_standard_layout() {
+                    res.c.into_raw_vec_and_offset().0
+                } else {
+                    res.c.iter().copied().collect()
+                };
+                range.record(Role::Accumulator, acc, bound_events(&acc, &c));
                 quantize_out = out.format != acc;
-                c
+                Cow::Owned(c)
             }
             Op::Gather => {
-                let data = arg(0);
+                let n = shape(0)[0];
                 let rows: Vec<usize> = arg(1).iter().map(|&v| v as usize).collect();
-                if let Some(&bad) = rows.iter().find(|&&r| r >= data.shape()[0]) {
+                if let Some(&bad) = rows.iter().find(|&&r| r >= n) {
                     return Err(ExecError::Index {
                         node: name.clone(),
                         index: bad,
-                        rows: data.shape()[0],
+                        rows: n,
                     });
                 }
                 quantize_out = false;
-                loops::gather_rows(data, &rows)
+                Cow::Owned(loops::gather_rows(arg(0), width(0), &rows))
             }
             Op::Add | Op::BiasAdd | Op::Sub | Op::Mul | Op::ReluGrad => {
                 // A bias row is added to every row (checked [1, n] against [m, n]).
@@ -453,105 +456,91 @@ fn run_step(
                 // The exact-sum kernels only where the `f64` result is not already exact.
                 rounded = match (op, &np.vector) {
                     (Some(op), Some(unit)) if !loops::exact(op, x, y, bias, &s) => {
-                        round_exact(op, x, y, bias, unit, seed, stream(0))
+                        Some(round_exact(op, x, y, bias, unit, seed, stream(0)))
                     }
                     _ => None,
                 };
-                s
+                Cow::Owned(s)
             }
             Op::Axpy { c } => {
                 let c = scalar(c, feeds, name, |_| true, "a number")?;
-                loops::binary(arg(0), arg(1), false, |a, b| a + c * b)
+                Cow::Owned(loops::binary(arg(0), arg(1), false, |a, b| a + c * b))
             }
             Op::Scale { c } => {
                 let c = scalar(c, feeds, name, |_| true, "a number")?;
-                let s = arg(0).mapv(|a| c * a);
+                let x = arg(0);
+                let s: Vec<f64> = x.iter().map(|&a| c * a).collect();
                 let op = ElemOp::Scale(c);
                 rounded = match &np.vector {
-                    Some(unit) if !loops::exact(op, arg(0), arg(0), false, &s) => {
-                        round_exact(op, arg(0), arg(0), false, unit, seed, stream(0))
+                    Some(unit) if !loops::exact(op, x, x, false, &s) => {
+                        Some(round_exact(op, x, x, false, unit, seed, stream(0)))
                     }
                     _ => None,
                 };
-                s
+                Cow::Owned(s)
             }
-            Op::Relu => arg(0).mapv(|a| a.max(0.0)),
+            Op::Relu => Cow::Owned(arg(0).iter().map(|&a| a.max(0.0)).collect()),
             Op::Softmax => {
-                let mut s = arg(0).clone();
-                for mut row in s.axis_iter_mut(Axis(0)) {
-                    softmax_row(row.as_slice_mut().expect("standard layout"));
+                let mut s = arg(0).to_vec();
+                for row in s.chunks_mut(width(0).max(1)) {
+                    softmax_row(row);
                 }
-                s
+                Cow::Owned(s)
             }
             Op::SoftmaxXentGrad => {
-                let mut s = arg(0).as_standard_layout().into_owned();
+                let mut s = arg(0).to_vec();
                 let batch = out.shape[0].max(1) as f64;
-                for (mut row, y) in s.axis_iter_mut(Axis(0)).zip(arg(1).axis_iter(Axis(0))) {
-                    let r = row.as_slice_mut().expect("standard layout");
+                let w = width(0).max(1);
+                for (r, y) in s.chunks_mut(w).zip(arg(1).chunks(w)) {
                     softmax_row(r);
-                    for (p, &t) in r.iter_mut().zip(y.iter()) {
+                    for (p, &t) in r.iter_mut().zip(y) {
                         *p = (*p - t) / batch;
                     }
                 }
-                s
+                Cow::Owned(s)
             }
-            Op::SumRows => arg(0).sum_axis(Axis(0)).insert_axis(Axis(0)),
-            Op::Quantize => arg(0).clone(),
+            Op::SumRows => {
+                // ndarray's `sum_axis`, whose order of additions the results keep.
+                let x = ndarray::ArrayViewD::from_shape(IxDyn(shape(0)), arg(0))
+                    .expect("checked shape");
+                Cow::Owned(x.sum_axis(Axis(0)).iter().copied().collect())
+            }
+            Op::Quantize => Cow::Borrowed(arg(0)),
             Op::GaussianNoise { std } => {
                 let std = scalar(std, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;
                 let mut z = vec![0f32; out.len()];
                 RandomStream::new(seed, stream(1)).normals_f32(0, &mut z);
-                loops::add_noise(arg(0), std, &z)
+                Cow::Owned(loops::add_noise(arg(0), std, &z))
             }
             Op::VcQuantize { v } => {
                 let v = scalar(v, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;
-                let mu = loops::standard(arg(0));
-                let mut res = ArrayD::<f64>::zeros(IxDyn(&out.shape));
+                let mu = arg(0);
+                let mut res = vec![0.0; out.len()];
                 let streams = crate::arith::vc::VcStreams::new(seed, stream(1));
                 let row = out.shape.last().copied().unwrap_or(1);
-                let tally = crate::arith::vc::vc_quantize(
-                    &out.format,
-                    &mu,
-                    res.as_slice_mut().expect("fresh array"),
-                    v,
-                    row,
-                    &streams,
-                );
+                let tally =
+                    crate::arith::vc::vc_quantize(&out.format, mu, &mut res, v, row, &streams);
                 tally.record(&out.format, counts);
-                judge(&mut range, out, arg(0), &res);
+                judge(&mut range, out, mu, &res);
                 values[i.index()] = Some(Cow::Owned(res));
                 continue;
             }
             Op::QsgldQuantize { q, c, nearest } => {
                 let q = scalar(q, feeds, name, |q| q > 0.0, "a finite number > 0")?;
                 let c = scalar(c, feeds, name, |_| true, "a number")?;
-                let h = loops::standard(arg(0));
-                let mut res = ArrayD::<f64>::zeros(IxDyn(&out.shape));
-                crate::arith::quantize_step(
-                    &h,
-                    res.as_slice_mut().expect("fresh array"),
-                    q,
-                    c,
-                    nearest,
-                );
-                res
+                let mut res = vec![0.0; out.len()];
+                crate::arith::quantize_step(arg(0), &mut res, q, c, nearest);
+                Cow::Owned(res)
             }
             Op::Image(o) => {
-                let args: Vec<_> = (0..o.arity())
-                    .map(|k| arg(k).as_standard_layout())
-                    .collect();
-                let slices: Vec<&[f64]> = args
-                    .iter()
-                    .map(|a| a.as_slice().expect("standard layout"))
-                    .collect();
-                let mut res = ArrayD::<f64>::zeros(IxDyn(&out.shape));
+                let slices: Vec<&[f64]> = (0..o.arity()).map(arg).collect();
+                let mut res = vec![0.0; out.len()];
                 // Batch normalization computes in its own format (`formats.batchnorm`).
                 let f = if o.own_format() { out.format } else { plan.vf };
-                let rows = args[0].shape()[0];
-                let dst = res.as_slice_mut().expect("fresh array");
-                o.apply(&slices, rows, dst, counts, &f);
+                let rows = shape(0)[0];
+                o.apply(&slices, rows, &mut res, counts, &f);
                 quantize_out = !o.moves_values();
-                res
+                Cow::Owned(res)
             }
         };
         let value = if quantize_out {
@@ -565,7 +554,7 @@ fn run_step(
             if !node.op.moves_values() {
                 judge(&mut range, out, &exact, &exact);
             }
-            exact
+            exact.into_owned()
         };
         values[i.index()] = Some(Cow::Owned(value));
     }
@@ -574,7 +563,7 @@ fn run_step(
         .iter()
         .filter(|&&i| plan.nodes[i.index()].keep)
         .filter_map(|&i| match values[i.index()].take() {
-            Some(Cow::Owned(v)) => Some((g[i].out.name.clone(), v)),
+            Some(Cow::Owned(v)) => Some((g[i].out.name.clone(), loops::array(&g[i].out.shape, v))),
             _ => None,
         })
         .collect();
@@ -588,14 +577,9 @@ fn run_step(
 }
 
 /// Record the range events of storing `exact` as `stored` in `out`'s format under its role.
-fn judge(range: &mut RangeHealth, out: &TensorMeta, exact: &ArrayD<f64>, stored: &ArrayD<f64>) {
+fn judge(range: &mut RangeHealth, out: &TensorMeta, exact: &[f64], stored: &[f64]) {
     let row = out.shape.last().copied().unwrap_or(1);
-    let counts = range_events(
-        &out.format,
-        &loops::standard(exact),
-        &loops::standard(stored),
-        row,
-    );
+    let counts = range_events(&out.format, exact, stored, row);
     range.record(out.role, out.format, counts);
 }
 

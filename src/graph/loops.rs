@@ -23,38 +23,32 @@ pub(super) fn array(shape: &[usize], values: Vec<f64>) -> ArrayD<f64> {
     ArrayD::from_shape_vec(IxDyn(shape), values).expect("as many values as the shape holds")
 }
 
-/// Rows `rows` of `data` (`[N, ...]`), in that order: `[rows.len(), ...]`. The rows are
-/// checked against `N` by the caller.
-pub(super) fn gather_rows(data: &ArrayD<f64>, rows: &[usize]) -> ArrayD<f64> {
-    let src = standard(data);
-    let width: usize = data.shape()[1..].iter().product();
+/// Rows `rows` of `data` (rows of `width` values in standard order), in that order. The rows
+/// are checked against the number of rows by the caller.
+pub(super) fn gather_rows(data: &[f64], width: usize, rows: &[usize]) -> Vec<f64> {
     let mut out = Vec::with_capacity(rows.len() * width);
     for &r in rows {
-        out.extend_from_slice(&src[r * width..(r + 1) * width]);
+        out.extend_from_slice(&data[r * width..(r + 1) * width]);
     }
-    let mut shape = data.shape().to_vec();
-    shape[0] = rows.len();
-    array(&shape, out)
+    out
 }
 
 /// `f(x, y)` elementwise, or with `broadcast` `f(x, y[col])` for the row `y` added to every
 /// row of `x` (a bias).
 pub(super) fn binary(
-    x: &ArrayD<f64>,
-    y: &ArrayD<f64>,
+    xs: &[f64],
+    ys: &[f64],
     broadcast: bool,
     f: impl Fn(f64, f64) -> f64,
-) -> ArrayD<f64> {
-    let (xs, ys) = (standard(x), standard(y));
-    let out = if broadcast {
+) -> Vec<f64> {
+    if broadcast {
         let width = ys.len().max(1);
         xs.chunks(width)
             .flat_map(|row| row.iter().zip(ys.iter()).map(|(&a, &b)| f(a, b)))
             .collect()
     } else {
         xs.iter().zip(ys.iter()).map(|(&a, &b)| f(a, b)).collect()
-    };
-    array(x.shape(), out)
+    }
 }
 
 /// Whether every result `s` of [`binary`] (or of a scale, `c x`) is the exact value of
@@ -64,17 +58,10 @@ pub(super) fn binary(
 /// the factors' significant bits fit `f64`'s 53 and it did not underflow (a sufficient test:
 /// products of 8-bit values pass, `0.1 x 0.3` does not). Branch-free, so it
 /// vectorizes; a result that is not exact leaves the exact-sum kernels to round it.
-pub(super) fn exact(
-    op: ElemOp,
-    x: &ArrayD<f64>,
-    y: &ArrayD<f64>,
-    broadcast: bool,
-    s: &ArrayD<f64>,
-) -> bool {
-    let (xs, ss) = (standard(x), standard(s));
+pub(super) fn exact(op: ElemOp, xs: &[f64], ys: &[f64], broadcast: bool, ss: &[f64]) -> bool {
     let ys = match op {
-        ElemOp::Scale(_) => std::borrow::Cow::Borrowed(&[][..]),
-        _ => standard(y),
+        ElemOp::Scale(_) => &[][..],
+        _ => ys,
     };
     let width = if broadcast {
         ys.len().max(1)
@@ -140,14 +127,11 @@ fn not_minus_zero(s: f64) -> bool {
 }
 
 /// `x + std z` for the standard normal draws `z` (one per element in standard order).
-pub(super) fn add_noise(x: &ArrayD<f64>, std: f64, z: &[f32]) -> ArrayD<f64> {
-    let xs = standard(x);
-    let out = xs
-        .iter()
+pub(super) fn add_noise(xs: &[f64], std: f64, z: &[f32]) -> Vec<f64> {
+    xs.iter()
         .zip(z)
         .map(|(&a, &z)| a + std * f64::from(z))
-        .collect();
-    array(x.shape(), out)
+        .collect()
 }
 
 #[cfg(test)]
@@ -164,16 +148,14 @@ mod tests {
         use crate::arith::VectorRounding;
         use crate::format::{parse, Quantizer};
         use crate::round::RandomStream;
-        let a = |v: &[f64]| ArrayD::from_shape_vec(IxDyn(&[1, v.len()]), v.to_vec()).unwrap();
         let check = |op, x: &[f64], y: &[f64]| {
-            let (x, y) = (a(x), a(y));
             let s = match op {
-                ElemOp::Add => binary(&x, &y, false, |p, q| p + q),
-                ElemOp::Sub => binary(&x, &y, false, |p, q| p - q),
-                ElemOp::Scale(c) => x.mapv(|p| c * p),
-                _ => binary(&x, &y, false, |p, q| p * q),
+                ElemOp::Add => binary(x, y, false, |p, q| p + q),
+                ElemOp::Sub => binary(x, y, false, |p, q| p - q),
+                ElemOp::Scale(c) => x.iter().map(|&p| c * p).collect(),
+                _ => binary(x, y, false, |p, q| p * q),
             };
-            exact(op, &x, &y, false, &s)
+            exact(op, x, y, false, &s)
         };
         assert!(check(
             ElemOp::Add,
@@ -193,13 +175,9 @@ mod tests {
         assert!(!check(ElemOp::Scale(0.1), &[0.3], &[]));
         assert!(check(ElemOp::Scale(-0.5), &[3.0, 7.0], &[]));
         // A broadcast row: exact in every row.
-        let (x, row) = (
-            a(&[1.0, 2.0, 3.0, 4.0])
-                .into_shape_with_order(IxDyn(&[2, 2]))
-                .unwrap(),
-            a(&[0.5, 0.25]),
-        );
+        let (x, row) = ([1.0, 2.0, 3.0, 4.0], [0.5, 0.25]);
         let s = binary(&x, &row, true, |p, q| p + q);
+        assert_eq!(s, [1.5, 2.25, 3.5, 4.25]);
         assert!(exact(ElemOp::Add, &x, &row, true, &s));
 
         let s = RandomStream::new(3, 8);
@@ -246,8 +224,7 @@ mod tests {
                     // random word of element `i` is the same in both).
                     let mut accepted = 0;
                     for i in 0..x.len() {
-                        let one = |v: f64| a(&[v]);
-                        if exact(op, &one(x[i]), &one(y[i]), false, &one(sum[i])) {
+                        if exact(op, &[x[i]], &[y[i]], false, &[sum[i]]) {
                             accepted += 1;
                             assert_eq!(
                                 kernel[i].to_bits(),
@@ -272,23 +249,32 @@ mod tests {
         let xt = x.t().as_standard_layout().into_owned().reversed_axes();
         assert_eq!(xt, x);
         assert!(xt.as_slice().is_none());
+        let flat = |a: ArrayD<f64>| a.iter().copied().collect::<Vec<f64>>();
         for input in [&x, &xt] {
+            let values = standard(input);
             let rows = [4, 0, 0, 2];
-            assert_eq!(gather_rows(input, &rows), x.select(Axis(0), &rows));
+            assert_eq!(
+                gather_rows(&values, 3, &rows),
+                flat(x.select(Axis(0), &rows))
+            );
             let bias = Array2::from_shape_fn((1, 3), |(_, j)| j as f64 - 1.5).into_dyn();
             let expect = ndarray::Zip::from(&x)
                 .and(&bias.broadcast(x.raw_dim()).unwrap())
                 .map_collect(|&a, &b| a + b);
-            assert_eq!(binary(input, &bias, true, |a, b| a + b), expect);
+            let row = standard(&bias);
+            assert_eq!(binary(&values, &row, true, |a, b| a + b), flat(expect));
             let expect = ndarray::Zip::from(&x)
                 .and(&x)
                 .map_collect(|&a, &b| a * b - 1.0);
-            assert_eq!(binary(input, &x, false, |a, b| a * b - 1.0), expect);
+            assert_eq!(
+                binary(&values, &values, false, |a, b| a * b - 1.0),
+                flat(expect)
+            );
             let z: Vec<f32> = (0..15).map(|i| i as f32 * 0.25).collect();
             let expect = ndarray::Zip::from(&x)
                 .and(&ArrayD::from_shape_vec(IxDyn(&[5, 3]), z.clone()).unwrap())
                 .map_collect(|&a, &z| a + 0.5 * f64::from(z));
-            assert_eq!(add_noise(input, 0.5, &z), expect);
+            assert_eq!(add_noise(&values, 0.5, &z), flat(expect));
         }
     }
 }

@@ -4,8 +4,6 @@
 //! value is an `f32` value, else the `f64` fast paths (`Quantizer::quantize_f64_fast`: block
 //! formats with integer elements, `fp32` nearest-even), else the `f64` reference quantizer.
 
-use ndarray::ArrayD;
-
 use super::exec::{ExecError, Path};
 use super::plan::Route;
 use super::TensorMeta;
@@ -18,26 +16,25 @@ use crate::round::RandomStream;
 pub(super) fn round_to(
     meta: &TensorMeta,
     route: Route,
-    exact: &ArrayD<f64>,
+    src: &[f64],
     seed: u64,
     stream: u64,
     path: Path,
-) -> Result<ArrayD<f64>, ExecError> {
+) -> Result<Vec<f64>, ExecError> {
     let q = Quantizer::new(meta.format, meta.rounding, seed, stream).map_err(|error| {
         ExecError::Quantize {
             node: meta.name.clone(),
             error,
         }
     })?;
-    let src = super::loops::standard(exact);
     let mut dst = vec![0.0; src.len()];
     let row = meta.shape.last().copied().unwrap_or(1);
     if path == Path::Reference {
-        q.quantize_f64(&src, &mut dst, 0, row);
-    } else if route == Route::F64 || !round_f32(&q, &src, &mut dst, row) {
-        q.quantize_f64_fast(&src, &mut dst, 0, row);
+        q.quantize_f64(src, &mut dst, 0, row);
+    } else if route == Route::F64 || !round_f32(&q, src, &mut dst, row) {
+        q.quantize_f64_fast(src, &mut dst, 0, row);
     }
-    Ok(super::loops::array(&meta.shape, dst))
+    Ok(dst)
 }
 
 /// [`round_to`] on the vectorized `f32` kernels when the format fits `f32` and every exact
@@ -78,27 +75,26 @@ pub(super) fn exact_in_f32(src: &[f64], narrow: &[f32]) -> bool {
 
 /// `op(x, y)` rounded once by the output format's vector unit `unit` (as
 /// [`crate::arith::elementwise`]; the random word of element `i` is the one [`round_to`] would
-/// draw). With `broadcast`, `y` is a row added to every row of `x`.
+/// draw). With `broadcast`, `ys` is a row added to every row of `xs`.
 pub(super) fn round_exact(
     op: ElemOp,
-    x: &ArrayD<f64>,
-    y: &ArrayD<f64>,
+    xs: &[f64],
+    ys: &[f64],
     broadcast: bool,
     unit: &VectorRounding,
     seed: u64,
     stream: u64,
-) -> Option<ArrayD<f64>> {
-    let owned;
-    let y = if broadcast {
-        owned = y.broadcast(x.raw_dim())?.to_owned();
-        &owned
+) -> Vec<f64> {
+    let repeated: Vec<f64>;
+    let ys = if broadcast && ys.len() != xs.len() && !ys.is_empty() {
+        repeated = ys.iter().copied().cycle().take(xs.len()).collect();
+        &repeated[..]
     } else {
-        y
+        ys
     };
-    let (xs, ys) = (super::loops::standard(x), super::loops::standard(y));
     let mut out = vec![0.0; xs.len()];
-    unit.apply(op, &xs, &ys, &mut out, RandomStream::new(seed, stream));
-    Some(super::loops::array(x.shape(), out))
+    unit.apply(op, xs, ys, &mut out, RandomStream::new(seed, stream));
+    out
 }
 
 #[cfg(test)]
