@@ -14,6 +14,7 @@ use crate::arith::mac::{AddEvent, Adder, EventTally, MacError};
 use crate::arith::ActionCounts;
 use crate::format::{alias, two_sum, Format};
 use crate::round::{RandomStream, Rounding};
+use crate::simd::multiversion;
 
 /// The elements: `out[i] = op(x[i], y[i])` rounded by `unit`, with the range events. With
 /// `native` (the unit is `fp32` nearest-even) a sum or product whose `f64` rounding `hi` is
@@ -56,6 +57,26 @@ fn run(
         unit.add(a, b, w)
     };
     let chunk = |(c, o): (usize, &mut [f64])| {
+        // `fp32` nearest-even: one branch-free pass per op (the loop below matches the op and
+        // tests each element); a chunk with a non-finite or tiny result is done again below.
+        if native {
+            let lo = c * CHUNK;
+            let xs = &x[lo..lo + o.len()];
+            let ys = if needs_y { &y[lo..lo + o.len()] } else { xs };
+            let pass = match op {
+                ElemOp::Add => Some(native_add(xs, ys, o)),
+                ElemOp::Sub => Some(native_sub(xs, ys, o)),
+                ElemOp::Mul => Some(native_mul(xs, ys, o)),
+                ElemOp::Scale(k) => Some(native_scale(k, xs, o)),
+                ElemOp::Axpy(_) => None,
+            };
+            if let Some((overflows, true)) = pass {
+                return EventTally {
+                    overflows,
+                    ..EventTally::default()
+                };
+            }
+        }
         let mut t = EventTally::default();
         for (j, slot) in o.iter_mut().enumerate() {
             let i = c * CHUNK + j;
@@ -92,6 +113,59 @@ fn run(
         .map(chunk)
         .reduce(EventTally::default, EventTally::plus)
 }
+
+/// The native `fp32` rounding of `op(x[i], y[i])` for every element, `exact(a, b)` giving the
+/// result's `f64` rounding and its error (TwoSum or TwoProduct): [`run`]'s `native` branch
+/// without branches, so it vectorizes. Returns the overflows and whether every `hi` was finite
+/// and not tiny (else the values are not used: the caller rounds the chunk element by element).
+#[inline(always)]
+fn native_pass(
+    x: &[f64],
+    y: &[f64],
+    out: &mut [f64],
+    exact: impl Fn(f64, f64) -> (f64, f64),
+) -> (u64, bool) {
+    let (mut overflows, mut ok) = (0u64, true);
+    for ((o, &a), &b) in out.iter_mut().zip(x).zip(y) {
+        let (hi, lo) = exact(a, b);
+        ok &= hi.is_finite() & (hi.abs() >= NATIVE_MIN);
+        let r = to_odd_branchless(hi, lo) as f32;
+        overflows += u64::from(r.is_infinite());
+        *o = f64::from(r);
+    }
+    (overflows, ok)
+}
+
+/// [`to_odd`] as selects (the same value for finite `hi`).
+#[inline(always)]
+fn to_odd_branchless(hi: f64, lo: f64) -> f64 {
+    let bits = hi.to_bits();
+    let even = (lo != 0.0) & (bits & 1 == 0);
+    let away = (lo > 0.0) == (hi > 0.0);
+    let step: u64 = if away { 1 } else { u64::MAX };
+    f64::from_bits(bits.wrapping_add(if even { step } else { 0 }))
+}
+
+fn native_add_portable(x: &[f64], y: &[f64], out: &mut [f64]) -> (u64, bool) {
+    native_pass(x, y, out, two_sum)
+}
+
+fn native_sub_portable(x: &[f64], y: &[f64], out: &mut [f64]) -> (u64, bool) {
+    native_pass(x, y, out, |a, b| two_sum(a, -b))
+}
+
+fn native_mul_portable(x: &[f64], y: &[f64], out: &mut [f64]) -> (u64, bool) {
+    native_pass(x, y, out, |a, b| (a * b, a.mul_add(b, -(a * b))))
+}
+
+fn native_scale_portable(k: f64, x: &[f64], out: &mut [f64]) -> (u64, bool) {
+    native_pass(x, x, out, |a, _| (k * a, k.mul_add(a, -(k * a))))
+}
+
+multiversion!(native_add => native_add_portable, (x: &[f64], y: &[f64], out: &mut [f64]) -> (u64, bool));
+multiversion!(native_sub => native_sub_portable, (x: &[f64], y: &[f64], out: &mut [f64]) -> (u64, bool));
+multiversion!(native_mul => native_mul_portable, (x: &[f64], y: &[f64], out: &mut [f64]) -> (u64, bool));
+multiversion!(native_scale => native_scale_portable, (k: f64, x: &[f64], out: &mut [f64]) -> (u64, bool));
 
 /// The smallest magnitude the native path takes: far above the `f64` subnormals, where a
 /// product's error term could be inexact, and below every `f32` value.
@@ -160,6 +234,12 @@ impl VectorRounding {
             unit: Adder::new("output", format, rounding)?,
             native: rounding == Rounding::NearestEven && Some(format) == alias("fp32"),
         })
+    }
+
+    /// Whether this is `fp32` nearest-even, which rounds exact and inexact results in one
+    /// branch-free pass (so a caller need not first test whether a result is exact).
+    pub fn is_native(&self) -> bool {
+        self.native
     }
 
     /// [`elementwise`]'s values and range events, without its counts (the executor's are fixed
@@ -303,6 +383,45 @@ mod tests {
                 te.overflows > 0 || !matches!(op, ElemOp::Add),
                 "the sums overflow somewhere"
             );
+        }
+        // Without zeros, NaNs, infinities and cancellations every chunk takes the branch-free
+        // pass (checked), with the same values and overflows.
+        let clean = |v: f64| if v.is_finite() && v != 0.0 { v } else { 1.5 };
+        let x: Vec<f64> = x.iter().map(|&v| clean(v)).collect();
+        let y: Vec<f64> = x
+            .iter()
+            .zip(&y)
+            .map(|(&a, &b)| {
+                if clean(b).abs() == a.abs() {
+                    0.75
+                } else {
+                    clean(b)
+                }
+            })
+            .collect();
+        for op in [ElemOp::Add, ElemOp::Sub, ElemOp::Mul, ElemOp::Scale(0.1)] {
+            let mut fast = vec![0.0; n];
+            let (_, ok) = match op {
+                ElemOp::Add => native_add(&x, &y, &mut fast),
+                ElemOp::Sub => native_sub(&x, &y, &mut fast),
+                ElemOp::Mul => native_mul(&x, &y, &mut fast),
+                _ => native_scale(0.1, &x, &mut fast),
+            };
+            assert!(ok, "{op:?} takes the pass");
+            let (mut pass, mut exact) = (vec![0.0; n], vec![0.0; n]);
+            let tf = run(op, &x, &y, &mut pass, &unit, s, true);
+            let te = run(op, &x, &y, &mut exact, &unit, s, false);
+            assert_eq!(fast, pass);
+            for i in 0..n {
+                assert_eq!(
+                    pass[i].to_bits(),
+                    exact[i].to_bits(),
+                    "{op:?} {} {}",
+                    x[i],
+                    y[i]
+                );
+            }
+            assert_eq!(tf, te, "{op:?}");
         }
     }
 }

@@ -453,9 +453,12 @@ fn run_step(
                     Op::Mul => loops::binary(x, y, bias, |a, b| a * b),
                     _ => loops::binary(x, y, bias, |g, z| if z > 0.0 { g } else { 0.0 }),
                 };
-                // The exact-sum kernels only where the `f64` result is not already exact.
+                // The exact-sum kernels only where the `f64` result is not already exact (or
+                // where they are the native pass, as fast for either).
                 rounded = match (op, &np.vector) {
-                    (Some(op), Some(unit)) if !loops::exact(op, x, y, bias, &s) => {
+                    (Some(op), Some(unit))
+                        if unit.is_native() || !loops::exact(op, x, y, bias, &s) =>
+                    {
                         Some(round_exact(op, x, y, bias, unit, seed, stream(0)))
                     }
                     _ => None,
@@ -472,7 +475,7 @@ fn run_step(
                 let s: Vec<f64> = x.iter().map(|&a| c * a).collect();
                 let op = ElemOp::Scale(c);
                 rounded = match &np.vector {
-                    Some(unit) if !loops::exact(op, x, x, false, &s) => {
+                    Some(unit) if unit.is_native() || !loops::exact(op, x, x, false, &s) => {
                         Some(round_exact(op, x, x, false, unit, seed, stream(0)))
                     }
                     _ => None,
