@@ -8,8 +8,9 @@
 use rayon::prelude::*;
 use thiserror::Error;
 
-use crate::format::{alias, block_fast, kernel, Element, Format};
+use crate::format::{alias, block_fast, kernel, BlockSize, Element, Format};
 use crate::round::{RandomStream, Rounding};
+use crate::simd::multiversion;
 
 /// A quantizer that cannot be built or applied.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -42,19 +43,36 @@ const ODD_MIN: f64 = f32::MIN_POSITIVE as f64;
 const ODD_MAX: f64 = f32::MAX as f64;
 
 /// `x` rounded to odd at `f32` precision: `x` when it is an `f32` value, else the one of its two
-/// `f32` neighbours whose last bit is 1 (for `x` in the normal `f32` range).
+/// `f32` neighbours whose last bit is 1 (for `x` in the normal `f32` range). As selects, so a
+/// loop of it vectorizes.
 #[inline(always)]
 fn to_odd_f32(x: f64) -> f32 {
     let f = x as f32;
     let back = f64::from(f);
-    if back == x {
-        return f;
-    }
     // The neighbour toward zero (one step down in magnitude when rounding went away from
     // zero), then the odd one of it and the next.
-    let bits = f.to_bits() - u32::from(back.abs() > x.abs());
-    f32::from_bits(bits | 1)
+    let toward_zero = f.to_bits().wrapping_sub(u32::from(back.abs() > x.abs()));
+    f32::from_bits(if back == x {
+        f.to_bits()
+    } else {
+        toward_zero | 1
+    })
 }
+
+/// Every value of `input` rounded to odd at `f32` precision into `narrow`; whether every value
+/// is zero or in the normal `f32` range (else the narrowed values are not used).
+#[inline(always)]
+fn narrow_to_odd_portable(input: &[f64], narrow: &mut [f32]) -> bool {
+    let mut inside = true;
+    for (n, &x) in narrow.iter_mut().zip(input) {
+        let a = x.abs();
+        inside &= (a == 0.0) | (ODD_MIN..=ODD_MAX).contains(&a);
+        *n = to_odd_f32(x);
+    }
+    inside
+}
+
+multiversion!(narrow_to_odd => narrow_to_odd_portable, (input: &[f64], narrow: &mut [f32]) -> bool);
 
 /// A format plus a rounding unit plus a random stream.
 #[derive(Clone, Copy, Debug)]
@@ -136,7 +154,8 @@ impl Quantizer {
 
     /// [`Quantizer::quantize_f64`] through the `f64` fast paths where the format has one,
     /// bit-identical to it; the reference otherwise. The fast paths: block formats with
-    /// fixed-point elements, any grouping (`format/block_fast.rs`); IEEE `fp32` with `rne`, which
+    /// fixed-point elements, any grouping (`format/block_fast.rs`; a large tensor whose blocks
+    /// the `f32` kernels take goes through `f32` rounded to odd, below); IEEE `fp32` with `rne`, which
     /// is the processor's own `f64 -> f32` conversion (round to nearest even, overflow to an
     /// infinity of the same sign, subnormals and signed zeros kept; a NaN goes through the
     /// reference, which fixes its bits); narrower floats and MX blocks of float elements through
@@ -158,7 +177,17 @@ impl Quantizer {
                 true
             }
             Format::Block(b) if matches!(b.element(), Element::Fixed(_)) => {
-                self.quantize_f64_blocks(input, out, offset, row_len);
+                // Through `f32` where its kernels take the blocks (column blocks: stochastic
+                // rounding only) and are faster (measured: not under about 1000 values, nor for
+                // blocks of fewer than 32 in a row), else on `f64` arithmetic.
+                let f32_kernel = input.len() >= 1024
+                    && match b.size() {
+                        BlockSize::Col => self.rounding.is_stochastic(),
+                        _ => b.block_len(input.len(), row_len) >= 32,
+                    };
+                if !(f32_kernel && self.quantize_via_odd_f32(input, out, offset, row_len)) {
+                    self.quantize_f64_blocks(input, out, offset, row_len);
+                }
                 return;
             }
             Format::Fixed(f) => {
@@ -193,6 +222,10 @@ impl Quantizer {
 
     /// Float formats (and MX blocks of float elements) with at most [`ODD_MAX_MAN`] mantissa
     /// bits on `f64` values: each value rounded to odd at `f32` precision, then the `f32` path.
+    /// Blocks of fixed-point elements count as `m = wl`: an element is a count of the block's
+    /// step below the block maximum, so relative to its own leading bit it keeps at most `wl`
+    /// bits, and the same argument holds with the step in the place of the mantissa's last bit
+    /// (a saturating element stays saturated: rounding to odd never crosses an `f32` value).
     /// Rounding to odd at a precision of at least `m + 2` bits and then to `m` bits with a
     /// nearest or directed mode is the one rounding of the exact value (Boldo and Melquiond,
     /// "Emulation of FMA and correctly rounded sums: proved algorithms using rounding to odd",
@@ -214,7 +247,10 @@ impl Quantizer {
             Format::Float(f) if f.fits_f32() => f.man_bits(),
             Format::Block(b) => match b.element() {
                 Element::Float(f) => f.man_bits(),
-                Element::Fixed(_) => return false,
+                // A block's elements are counts of one step below the block maximum's `wl`
+                // bits: relative to its own leading bit, an element keeps at most `wl` bits
+                // (taken as the mantissa, one more than needed).
+                Element::Fixed(f) => f.wl(),
             },
             _ => return false,
         };
@@ -226,13 +262,7 @@ impl Quantizer {
             return false;
         }
         let mut narrow = vec![0f32; input.len()];
-        let mut inside = true;
-        for (n, &x) in narrow.iter_mut().zip(input) {
-            let a = x.abs();
-            inside &= a == 0.0 || (ODD_MIN..=ODD_MAX).contains(&a);
-            *n = to_odd_f32(x);
-        }
-        if !inside {
+        if !narrow_to_odd(input, &mut narrow) {
             return false;
         }
         let mut rounded = vec![0f32; input.len()];
