@@ -10,6 +10,7 @@ use super::TensorMeta;
 use crate::arith::{ElemOp, VectorRounding};
 use crate::format::Quantizer;
 use crate::round::RandomStream;
+use crate::simd::multiversion;
 
 /// Round `exact` once to `meta`'s format with its rounding unit, on the fast paths (`route`,
 /// fixed per node by the executor's plan) or the reference (the same bits).
@@ -45,8 +46,8 @@ pub(super) fn round_f32(q: &Quantizer, src: &[f64], dst: &mut [f64], row: usize)
     if !q.format().fits_f32() {
         return false;
     }
-    let input = narrow_exact(src);
-    if !exact_in_f32(src, &input) {
+    let mut input = vec![0f32; src.len()];
+    if !narrow_exact(src, &mut input) {
         return false;
     }
     let mut rounded = vec![0f32; input.len()];
@@ -59,19 +60,22 @@ pub(super) fn round_f32(q: &Quantizer, src: &[f64], dst: &mut [f64], row: usize)
     true
 }
 
-/// `src` narrowed to `f32` (rounded to nearest; exact where [`exact_in_f32`] holds).
-pub(super) fn narrow_exact(src: &[f64]) -> Vec<f32> {
-    src.iter().map(|&x| x as f32).collect()
+/// `src` narrowed to `f32` (rounded to nearest) into `narrow`, and whether every value is the
+/// `f64` of its narrowed value (a NaN is not: it is left to the reference path, which fixes its
+/// bits). One branch-free pass, multiversioned, so it vectorizes (a test that stops at the
+/// first miss does not).
+#[inline(always)]
+fn narrow_exact_portable(src: &[f64], narrow: &mut [f32]) -> bool {
+    let mut ok = true;
+    for (n, &x) in narrow.iter_mut().zip(src) {
+        let f = x as f32;
+        ok &= f64::from(f) == x;
+        *n = f;
+    }
+    ok
 }
 
-/// Whether every value of `src` is the `f64` of its narrowed value `f32` (a NaN is not: it is
-/// left to the reference path, which fixes its bits). Branch-free over the whole slice, so it
-/// vectorizes (a test that stops at the first miss does not).
-pub(super) fn exact_in_f32(src: &[f64], narrow: &[f32]) -> bool {
-    src.iter()
-        .zip(narrow)
-        .fold(true, |ok, (&x, &f)| ok & (f64::from(f) == x))
-}
+multiversion!(narrow_exact => narrow_exact_portable, (src: &[f64], narrow: &mut [f32]) -> bool);
 
 /// `op(x, y)` rounded once by the output format's vector unit `unit` (as
 /// [`crate::arith::elementwise`]; the random word of element `i` is the one [`round_to`] would
