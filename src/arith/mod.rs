@@ -26,8 +26,13 @@ pub use qstep::quantize_step;
 
 /// Multiply-adds (or elements) below which a kernel does not split its work among threads:
 /// handing a task to another thread and waiting for it costs more than a few microseconds of
-/// work, and the algorithms' small steps call the kernels thousands of times.
-const PAR_GRAIN: usize = 1 << 16;
+/// work, and the algorithms' small steps call the kernels thousands of times. Measured
+/// (2026-12-05, `lpsim bench train --threads 1,2` on a 2-core VM): at `2^16` (about 3 us of
+/// the per-add kernel per task) two threads made the MLP's epochs 10-30 % slower than one;
+/// at `2^18` still 5-8 %; at `2^20` (about 40 us a task) the same as one thread. (On that VM
+/// a second thread does not speed up even a `256^3` GEMM, so only the overhead could be
+/// measured there.) A GEMM of `256^3` still splits into 16 tasks.
+const PAR_GRAIN: usize = 1 << 20;
 
 /// How many rows of `work_per_row` each a parallel task takes at least (see [`PAR_GRAIN`]).
 fn min_rows(work_per_row: usize) -> usize {
