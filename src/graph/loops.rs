@@ -42,10 +42,13 @@ pub(super) fn binary(
     f: impl Fn(f64, f64) -> f64,
 ) -> Vec<f64> {
     if broadcast {
+        // Row by row into one allocation (a `flat_map` collects element by element).
         let width = ys.len().max(1);
-        xs.chunks(width)
-            .flat_map(|row| row.iter().zip(ys.iter()).map(|(&a, &b)| f(a, b)))
-            .collect()
+        let mut out = Vec::with_capacity(xs.len());
+        for row in xs.chunks(width) {
+            out.extend(row.iter().zip(ys.iter()).map(|(&a, &b)| f(a, b)));
+        }
+        out
     } else {
         xs.iter().zip(ys.iter()).map(|(&a, &b)| f(a, b)).collect()
     }
