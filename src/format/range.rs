@@ -184,12 +184,23 @@ pub fn bound_events(format: &Format, stored: &[f64]) -> RangeCounts {
         Some((lo, hi)) => (if lo < 0.0 { lo } else { f64::NEG_INFINITY }, hi),
         None => (f64::NEG_INFINITY, f64::INFINITY),
     };
-    for &s in stored {
-        if s.is_nan() {
-            c.nan += 1;
-        } else if s >= hi || s <= lo {
-            c.saturated += 1;
-        }
-    }
+    let [saturated, nan] = tally_bounds(lo, hi, stored);
+    c.saturated = saturated;
+    c.nan = nan;
     c
 }
+
+/// `[saturated, nan]` of [`bound_events`]: NaNs, and the other values at or past a bound.
+/// Without branches, so it vectorizes.
+#[inline(always)]
+fn tally_bounds_portable(lo: f64, hi: f64, stored: &[f64]) -> [u64; 2] {
+    let mut sum = [0u64; 2];
+    for &s in stored {
+        let nan = s.is_nan();
+        let bound = !nan & ((s >= hi) | (s <= lo));
+        sum = [sum[0] + u64::from(bound), sum[1] + u64::from(nan)];
+    }
+    sum
+}
+
+multiversion!(tally_bounds => tally_bounds_portable, (lo: f64, hi: f64, stored: &[f64]) -> [u64; 2]);
