@@ -129,16 +129,21 @@ fn native_pass(
     for ((o, &a), &b) in out.iter_mut().zip(x).zip(y) {
         let (hi, lo) = exact(a, b);
         ok &= hi.is_finite() & (hi.abs() >= NATIVE_MIN);
-        let r = to_odd_branchless(hi, lo) as f32;
+        let r = to_odd(hi, lo) as f32;
         overflows += u64::from(r.is_infinite());
         *o = f64::from(r);
     }
     (overflows, ok)
 }
 
-/// [`to_odd`] as selects (the same value for finite `hi`).
+/// The exact sum `hi + lo` (`hi` its rounding to nearest, `lo` the error, `|lo| <= ulp(hi) / 2`,
+/// `hi` finite) rounded to odd at `f64` precision: `hi` when `lo` is zero or `hi`'s last bit is
+/// 1, else its neighbour toward `lo` (whose last bit is 1; away from zero is one up in the
+/// magnitude's bits, toward zero one down). Rounding this to a format of at most 51 bits, to
+/// nearest, is rounding the exact sum (Boldo and Melquiond, IEEE TC 2008): the odd last bit
+/// keeps the information that the sum was not a midpoint. As selects, so loops of it vectorize.
 #[inline(always)]
-fn to_odd_branchless(hi: f64, lo: f64) -> f64 {
+fn to_odd(hi: f64, lo: f64) -> f64 {
     let bits = hi.to_bits();
     let even = (lo != 0.0) & (bits & 1 == 0);
     let away = (lo > 0.0) == (hi > 0.0);
@@ -170,25 +175,6 @@ multiversion!(native_scale => native_scale_portable, (k: f64, x: &[f64], out: &m
 /// The smallest magnitude the native path takes: far above the `f64` subnormals, where a
 /// product's error term could be inexact, and below every `f32` value.
 const NATIVE_MIN: f64 = 1e-250;
-
-/// The exact sum `hi + lo` (`hi` its rounding to nearest, `lo` the error, `|lo| <= ulp(hi) / 2`)
-/// rounded to odd at `f64` precision: `hi` when `lo` is zero or `hi`'s last bit is 1, else its
-/// neighbour toward `lo` (whose last bit is 1). Rounding this to a format of at most 51 bits,
-/// to nearest, is rounding the exact sum (Boldo and Melquiond, IEEE TC 2008): the odd last
-/// bit keeps the information that the sum was not a midpoint.
-#[inline(always)]
-fn to_odd(hi: f64, lo: f64) -> f64 {
-    let bits = hi.to_bits();
-    if lo == 0.0 || bits & 1 == 1 {
-        return hi;
-    }
-    // Away from zero is one up in the magnitude's bits, toward zero one down.
-    if (lo > 0.0) == (hi > 0.0) {
-        f64::from_bits(bits + 1)
-    } else {
-        f64::from_bits(bits - 1)
-    }
-}
 
 /// An elementwise operation.
 #[derive(Clone, Copy, Debug, PartialEq)]

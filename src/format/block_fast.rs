@@ -89,10 +89,9 @@ pub(crate) fn quantize_blocks_f64(
     if b.kind() == BlockKind::QBfp {
         return false;
     }
-    let (lo, hi) = f.int_range();
-    if !f.saturate() || f.wl() > 62 || input.is_empty() {
+    let Some(plan) = Plan::fixed(&f, rounding, stream, offset).filter(|_| !input.is_empty()) else {
         return false;
-    }
+    };
     let len = input.len();
     let (maxima, col) = block_maxima(b, input, row_len);
     // Per block: `2^-s` (the reference's `up`) and `2^s` (`down`) of its shared exponent (the
@@ -105,26 +104,14 @@ pub(crate) fn quantize_blocks_f64(
             None => return false,
         }
     }
-    let n = b.block_len(len, row_len);
-    let plan = Plan {
-        fl: pow2(f.fl()),
-        step: f.step(),
-        lo: lo as i64,
-        hi: hi as i64,
-        rounding,
-        stream,
-        offset,
+    // Column blocks in memory order with a scale per column (`0`), but a single column as one
+    // block (the same elements, scale and words, without a row's setup per element).
+    let n = match (col, scale.len()) {
+        (true, 1) => len,
+        (true, _) => 0,
+        _ => b.block_len(len, row_len),
     };
-    // A single column is one block in memory order (the same elements, scale and words as
-    // row after row of one element, without a row's setup per element).
-    let n = if col && scale.len() == 1 { len } else { n };
-    run(
-        &plan,
-        input,
-        out,
-        &scale,
-        if col && scale.len() > 1 { 0 } else { n },
-    )
+    run(&plan, input, out, &scale, n)
 }
 
 /// Scalar fixed point on the same shortcut, as one block of scale 1 (the reference's
@@ -140,20 +127,10 @@ pub(crate) fn quantize_fixed_f64(
     out: &mut [f64],
     offset: u64,
 ) -> bool {
-    if !f.saturate() || f.wl() > 62 || input.is_empty() {
-        return false;
+    match Plan::fixed(f, rounding, stream, offset) {
+        Some(plan) if !input.is_empty() => run(&plan, input, out, &[(1.0, 1.0)], input.len()),
+        _ => false,
     }
-    let (lo, hi) = f.int_range();
-    let plan = Plan {
-        fl: pow2(f.fl()),
-        step: f.step(),
-        lo: lo as i64,
-        hi: hi as i64,
-        rounding,
-        stream,
-        offset,
-    };
-    run(&plan, input, out, &[(1.0, 1.0)], input.len())
 }
 
 /// The element grid (`2^fl`, the step `2^-fl`, the integer range of a count), the rounding
@@ -170,6 +147,29 @@ struct Plan {
 }
 
 impl Plan {
+    /// The plan of fixed-point elements `f`: `None` for a wrapping format or words over 62
+    /// bits, which the shortcut does not take.
+    fn fixed(
+        f: &FixedFormat,
+        rounding: Rounding,
+        stream: RandomStream,
+        offset: u64,
+    ) -> Option<Plan> {
+        if !f.saturate() || f.wl() > 62 {
+            return None;
+        }
+        let (lo, hi) = f.int_range();
+        Some(Plan {
+            fl: pow2(f.fl()),
+            step: f.step(),
+            lo: lo as i64,
+            hi: hi as i64,
+            rounding,
+            stream,
+            offset,
+        })
+    }
+
     /// The carrier value of `x` in a block with scale `(up, down)`, and whether the shortcut
     /// is exact for it (else the value is not used). Without branches, so a row vectorizes.
     #[inline(always)]
