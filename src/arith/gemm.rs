@@ -1,6 +1,6 @@
 //! Emulated GEMM, GEMV and dot products following a [`MacConfig`] exactly.
 //!
-//! [`gemm`] picks the fastest path proven equal to the general one (see `fast.rs`) and falls
+//! [`gemm`] picks the fastest path proven equal to the general one (see `fast/`) and falls
 //! back to [`gemm_general`], which sums every output with `dot_general`. Both parallelize over
 //! output rows with rayon; random words depend only on positions ([`MacConfig::random_index`]),
 //! so results are bit-identical for any number of threads.

@@ -29,7 +29,7 @@ pub use qstep::quantize_step;
 /// work, and the algorithms' small steps call the kernels thousands of times. Measured
 /// (2026-12-05, `lpsim bench train --threads 1,2` on a 2-core VM): at `2^16` (about 3 us of
 /// the per-add kernel per task) two threads made the MLP's epochs 10-30 % slower than one;
-/// at `2^18` still 5-8 %; at `2^20` (about 40 us a task) the same as one thread. (On that VM
+/// at `2^18` still 5-22 %; at `2^20` (about 40 us a task) the same as one thread. (On that VM
 /// a second thread does not speed up even a `256^3` GEMM, so only the overhead could be
 /// measured there.) A GEMM of `256^3` still splits into 16 tasks.
 const PAR_GRAIN: usize = 1 << 20;
