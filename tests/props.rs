@@ -178,8 +178,11 @@ fn scalar_properties(f: &Format, x: f64, y: f64) -> Result<(), TestCaseError> {
     let wrapping_fixed = matches!(f, Format::Fixed(x) if !x.saturate());
     for &mode in &modes {
         let qx = q(f, x, mode);
-        // Representable and idempotent.
-        if !qx.is_nan() {
+        // Representable and idempotent. QPyTorch's bit arithmetic turns NaN into a `-0` it has no
+        // code for (documented in `format::qtorch`), so that one output is left out here; the
+        // qtorch property below checks it is the only `-0`.
+        let qtorch_nan = matches!(f, Format::QTorch(_)) && x.is_nan();
+        if !qx.is_nan() && !qtorch_nan {
             for &m2 in &modes {
                 prop_assert!(
                     same(q(f, qx, m2), qx),
