@@ -181,13 +181,23 @@ fn step(a: &Architecture, c: &Case, r: Rounding, batch: usize, d: usize, h: usiz
         &[e],
     )
     .unwrap();
+    let d_ = b
+        .add(
+            Op::Sub,
+            meta("d", &[batch, h], fmt(c.extra), r, Role::Activations),
+            &[zb, relu],
+        )
+        .unwrap();
+    // A ReLU gradient of a tensor already in its format (stored unrounded by the fast path
+    // where the format is closed under zeroing, rounded where a block holds NaN).
     b.add(
-        Op::Sub,
-        meta("d", &[batch, h], fmt(c.extra), r, Role::Activations),
-        &[zb, relu],
+        Op::ReluGrad,
+        meta("eg", &[batch, h], fmt(c.extra), r, Role::Gradients),
+        &[d_, zb],
     )
     .unwrap();
-    b.build(&["w.next", "hq", "s", "gb", "d", "g"]).unwrap()
+    b.build(&["w.next", "hq", "s", "gb", "d", "g", "eg"])
+        .unwrap()
 }
 
 /// Values of `f` (nearest-even from scaled normal draws).
@@ -257,14 +267,27 @@ fn fast_paths_give_the_reference_bits() {
             let (batch, d, h) = (9, 12, 40);
             let g = step(&a, c, r, batch, d, h);
             let f = feeds(&a, c, batch, d, h);
-            for step_no in [0, 5] {
-                let fast = execute_on(&g, &a, &f, 7, step_no, Path::Fast).unwrap();
-                let reference = execute_on(&g, &a, &f, 7, step_no, Path::Reference).unwrap();
-                assert_same(
-                    &fast,
-                    &reference,
-                    &format!("{} {mode} step {step_no}", c.arch),
-                );
+            // The same with a NaN in one input row (rounded to the input's format), so NaN
+            // reaches blocks of the ReLU gradient, whose zeroed elements must then read NaN.
+            let mut with_nan = f.clone();
+            let x = with_nan.get_mut("x").unwrap();
+            x[[1, 3]] = f64::NAN;
+            let raw: Vec<f64> = x.iter().copied().collect();
+            let mut held = vec![0.0; raw.len()];
+            Quantizer::new(a.formats.mac.a, Rounding::NearestEven, 0, 0)
+                .unwrap()
+                .quantize_f64(&raw, &mut held, 0, d);
+            *x = ArrayD::from_shape_vec(IxDyn(&[batch, d]), held).unwrap();
+            for (f, what) in [(&f, ""), (&with_nan, " with NaN")] {
+                for step_no in [0, 5] {
+                    let fast = execute_on(&g, &a, f, 7, step_no, Path::Fast).unwrap();
+                    let reference = execute_on(&g, &a, f, 7, step_no, Path::Reference).unwrap();
+                    assert_same(
+                        &fast,
+                        &reference,
+                        &format!("{} {mode} step {step_no}{what}", c.arch),
+                    );
+                }
             }
         }
     }

@@ -212,3 +212,49 @@ fn qpytorch_formats_take_the_reference() {
         }
     }
 }
+
+/// `Format::closed_under_zeroing`, which lets the executor store a ReLU's (or its gradient's)
+/// result unrounded when its operand already holds values of the output format: for every
+/// format that claims it, values of the format with elements zeroed (as `max(v, 0)` and as a
+/// mask writing `+0`) round to themselves, bit for bit, under every rounding mode. Blocks holding
+/// NaN are left out (the executor rounds those); scalar formats keep their NaN and infinity.
+#[test]
+fn zeroed_values_of_closed_formats_round_to_themselves() {
+    let modes: Vec<Rounding> = DET_MODES.iter().chain(&MODES_SR).copied().collect();
+    let mut checked = 0;
+    for spec in SPECS
+        .iter()
+        .chain(&["fixed:wl=4,fl=2,signed=off", "mx:elem=int8,size=3"])
+    {
+        let f = fmt(spec);
+        if !f.closed_under_zeroing() {
+            continue;
+        }
+        checked += 1;
+        for (rows, cols) in [(9, 7), (64, 33), (40, 1)] {
+            for (seed, scale) in [(1, 0), (2, -20), (4, 120), (5, -125)] {
+                let x = values(rows, cols, seed, scale, !f.is_block(), true);
+                for &first in &[Rounding::NearestEven, Rounding::Stochastic { bits: 8 }] {
+                    let q = Quantizer::new(f, first, 1, 2).unwrap();
+                    let mut held = vec![0.0; x.len()];
+                    q.quantize_f64(&x, &mut held, 0, cols);
+                    let mut g = Gen(seed ^ 0x5eed);
+                    let masked: Vec<f64> = held
+                        .iter()
+                        .map(|&v| if g.next_u64() % 3 == 0 { 0.0 } else { v })
+                        .collect();
+                    let relu: Vec<f64> = held.iter().map(|&v| v.max(0.0)).collect();
+                    for zeroed in [&masked, &relu] {
+                        for &r in &modes {
+                            let q = Quantizer::new(f, r, 7, 9).unwrap();
+                            let mut again = vec![0.0; x.len()];
+                            q.quantize_f64(zeroed, &mut again, 5, cols);
+                            assert_eq!(bits(&again), bits(zeroed), "{spec} held by {first}, {r}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} formats claim closure");
+}

@@ -104,6 +104,27 @@ impl Format {
         }
     }
 
+    /// Whether a tensor of this format with some elements set to zero (a ReLU, or the ReLU's
+    /// gradient) is again a value of it, so that result needs no rounding: any scalar format
+    /// with a zero, and `bfp` or MX blocks of integer elements (bfp, MXINT8). Zeroing elements
+    /// can only lower a block's largest magnitude, so its shared exponent stays or falls; every
+    /// remaining element, an integer times the old step, is then an integer times the new, finer
+    /// step, and below `2^(emax+1)` new steps, so within the element's range. Not float
+    /// elements (MXFP8: an element whose significand exceeds the element maximum's can become the
+    /// largest and clip), nor QPyTorch's formats, which round by their own rules. A block
+    /// holding NaN reads NaN everywhere, so zeroing part of it is not a value: callers check
+    /// for NaN. `tests/fast_paths.rs` checks the claim against the quantizer.
+    pub fn closed_under_zeroing(&self) -> bool {
+        match self {
+            Format::Float(f) => f.has_zero(),
+            Format::Fixed(_) => true,
+            Format::Block(b) => {
+                b.kind() != BlockKind::QBfp && matches!(b.element(), Element::Fixed(_))
+            }
+            Format::QTorch(_) | Format::QFixed(_) => false,
+        }
+    }
+
     /// Whether every value is exactly an `f32`, so the `f32` carrier can hold it.
     pub fn fits_f32(&self) -> bool {
         match self {

@@ -546,6 +546,16 @@ fn run_step(
                 Cow::Owned(res)
             }
         };
+        // A zeroed operand of a closed format is its own rounding (see `NodePlan::zeroes_held`),
+        // unless a block holds NaN: judged as stored, rounded only then.
+        if quantize_out && np.zeroes_held && path == Path::Fast {
+            let row = out.shape.last().copied().unwrap_or(1);
+            let counts = range_events(&out.format, &exact, &exact, row);
+            if counts.nan == 0 || !out.format.is_block() {
+                range.record(out.role, out.format, counts);
+                quantize_out = false;
+            }
+        }
         let value = if quantize_out {
             let v = match rounded {
                 Some(v) => v,
@@ -554,7 +564,7 @@ fn run_step(
             judge(&mut range, out, &exact, &v);
             v
         } else {
-            if !node.op.moves_values() {
+            if !node.op.moves_values() && !np.zeroes_held {
                 judge(&mut range, out, &exact, &exact);
             }
             exact.into_owned()

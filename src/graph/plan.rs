@@ -25,6 +25,12 @@ pub(super) struct NodePlan {
     pub vector: Option<VectorRounding>,
     /// How the output is rounded on the fast path ([`crate::graph::rounding::round_to`]).
     pub route: Route,
+    /// Whether the fast path stores the node's exact result unrounded: a ReLU or ReLU gradient
+    /// whose value operand holds values of the output format (a computed node of that format
+    /// and shape, not a feed or moved values), in a format closed under zeroing elements
+    /// ([`Format::closed_under_zeroing`]), so rounding the result would give it back bit for
+    /// bit. The executor still rounds blocks holding NaN.
+    pub zeroes_held: bool,
     /// Whether the executor returns the node's value.
     pub keep: bool,
 }
@@ -81,9 +87,18 @@ impl Plan {
                 } else {
                     Route::F32First
                 };
+                let zeroes_held = matches!(g[i].op, Op::Relu | Op::ReluGrad) && {
+                    let value = graph.node(graph.operand_slice(i)[0]);
+                    out.format.closed_under_zeroing()
+                        && value.out.format == out.format
+                        && value.out.shape == out.shape
+                        && !matches!(value.op, Op::Input | Op::Param)
+                        && !value.op.moves_values()
+                };
                 NodePlan {
                     vector: VectorRounding::new(out.format, out.rounding).ok(),
                     route,
+                    zeroes_held,
                     keep: !matches!(g[i].op, Op::Input | Op::Param) && keep(out),
                 }
             })
