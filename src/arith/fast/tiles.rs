@@ -44,8 +44,12 @@ pub(super) fn tile_width(n: usize) -> usize {
 pub(super) struct Job<'a, T> {
     /// Chunk length (`usize::MAX` for sequential order).
     pub(super) chunk: usize,
-    /// The block's rows of `A` (`K` each).
+    /// `A` from the block's first row: its rows (`K` each), or with `lda` its columns (the
+    /// block's element `(r, t)` at `a[t * lda + r]`: a column-major `A`, as a weight
+    /// gradient's `X^T`, read in place; transposing it first cost as much as the GEMM).
     pub(super) a: &'a [T],
+    /// The stride of a column-major `A`'s columns (its `M`), or `None` for row-major.
+    pub(super) lda: Option<usize>,
     /// `K`.
     pub(super) k: usize,
     /// `B`, `K x N`, row-major, each row padded with zeros to `ldb` values.
@@ -99,7 +103,7 @@ pub(super) fn word(stream: &RandomStream, lo: u32, key: u32, carry_delta: u32, r
 /// `COUNT` the overflow events are counted with the exact checked steps; without, the checks
 /// compile away.
 #[inline(always)]
-pub(super) fn tile<U: Unit, const COUNT: bool, const W: usize>(
+pub(super) fn tile<U: Unit, const COUNT: bool, const W: usize, const COL_MAJOR: bool>(
     unit: &U,
     job: &Job<'_, U::T>,
     rows: usize,
@@ -136,10 +140,12 @@ pub(super) fn tile<U: Unit, const COUNT: bool, const W: usize>(
         for t in kk..end {
             let b = load_tile_row::<_, W>(&job.bt[t * job.ldb..(t + 1) * job.ldb], j0);
             for r in 0..TR {
-                let x = if r < rows {
-                    job.a[r * k + t]
-                } else {
+                let x = if r >= rows {
                     U::T::default()
+                } else if COL_MAJOR {
+                    job.a[t * job.lda.unwrap_or(0) + r]
+                } else {
+                    job.a[r * k + t]
                 };
                 for g in (0..W).step_by(group) {
                     if U::STOCHASTIC && !COUNT {
@@ -221,7 +227,11 @@ pub(super) fn tile_cols<U: Unit, const W: usize>(
     let mut events = 0;
     for j0 in (0..n).step_by(W) {
         let w = W.min(n - j0);
-        let (mut acc, _) = tile::<U, false, W>(unit, job, rows, j0);
+        let (mut acc, _) = if job.lda.is_some() {
+            tile::<U, false, W, true>(unit, job, rows, j0)
+        } else {
+            tile::<U, false, W, false>(unit, job, rows, j0)
+        };
         // Branch-free (a short-circuiting `all` does not vectorize and cost a third of a
         // 4 x 32 tile over K = 64).
         let clean = unit.sticky_overflow()
@@ -231,7 +241,11 @@ pub(super) fn tile_cols<U: Unit, const W: usize>(
                     .fold(true, |ok, &v| ok & U::output(v).is_finite())
             });
         if !clean {
-            let (counted, e) = tile::<U, true, W>(unit, job, rows, j0);
+            let (counted, e) = if job.lda.is_some() {
+                tile::<U, true, W, true>(unit, job, rows, j0)
+            } else {
+                tile::<U, true, W, false>(unit, job, rows, j0)
+            };
             acc = counted;
             events += e;
         }
@@ -257,15 +271,19 @@ pub(super) fn rows<U: Unit>(
     stream: &RandomStream,
     block: TileRows<U>,
 ) -> (Array2<f64>, u64) {
-    let (k, n) = (a.ncols(), b.ncols());
-    // Through a slice: an iterator over a 2-D array steps index by index.
-    let at: Vec<U::T> = a
-        .as_standard_layout()
-        .as_slice()
-        .expect("standard layout")
-        .iter()
-        .map(|&v| U::input(v))
-        .collect();
+    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
+    // Through a slice in memory order (an iterator over a 2-D array steps index by index); a
+    // column-major `A` (a transposed view, as a weight gradient's `X^T`) stays column-major
+    // and the tiles read it in place (`Job::lda`).
+    let input = |src: &[f32]| -> Vec<U::T> { src.iter().map(|&v| U::input(v)).collect() };
+    let (at, lda) = match (a.as_slice(), a.t().as_slice()) {
+        (Some(src), _) => (input(src), None),
+        (None, Some(src)) => (input(src), Some(m)),
+        (None, None) => (
+            input(a.as_standard_layout().as_slice().expect("standard")),
+            None,
+        ),
+    };
     let mut c = Array2::<f64>::zeros((a.nrows(), n));
     if n == 0 {
         return (c, 0);
@@ -302,13 +320,18 @@ pub(super) fn rows<U: Unit>(
         .as_slice_mut()
         .expect("a new array is contiguous")
         .par_chunks_mut(TR * n)
-        .zip(at.par_chunks(TR * k.max(1)))
         .with_min_len(super::super::min_rows(TR * n * k))
         .enumerate()
-        .map(|(blk, (out, ai))| {
+        .map(|(blk, out)| {
+            let (r0, rows) = (blk * TR, out.len() / n);
+            let a = match lda {
+                Some(_) => &at[r0..],
+                None => &at[r0 * k..(r0 + rows) * k],
+            };
             let job = Job {
                 chunk,
-                a: ai,
+                a,
+                lda,
                 k,
                 bt: &bt,
                 n,
