@@ -10,6 +10,7 @@
 mod common;
 
 use common::{fmt, Gen, DET_MODES};
+use lpsim::format::{held_events, range_events};
 use lpsim::{Quantizer, Rounding};
 
 const MODES_SR: [Rounding; 5] = [
@@ -216,8 +217,9 @@ fn qpytorch_formats_take_the_reference() {
 /// `Format::closed_under_zeroing`, which lets the executor store a ReLU's (or its gradient's)
 /// result unrounded when its operand already holds values of the output format: for every
 /// format that claims it, values of the format with elements zeroed (as `max(v, 0)` and as a
-/// mask writing `+0`) round to themselves, bit for bit, under every rounding mode. Blocks holding
-/// NaN are left out (the executor rounds those); scalar formats keep their NaN and infinity.
+/// mask writing `+0`) round to themselves, bit for bit, under every rounding mode, and
+/// `held_events` counts their range events as `range_events` does. Blocks holding NaN are left
+/// out (the executor rounds those); scalar formats keep their NaN and infinity.
 #[test]
 fn zeroed_values_of_closed_formats_round_to_themselves() {
     let modes: Vec<Rounding> = DET_MODES.iter().chain(&MODES_SR).copied().collect();
@@ -245,6 +247,12 @@ fn zeroed_values_of_closed_formats_round_to_themselves() {
                         .collect();
                     let relu: Vec<f64> = held.iter().map(|&v| v.max(0.0)).collect();
                     for zeroed in [&masked, &relu] {
+                        // Judged as stored, the one-pass count equals the general judge.
+                        assert_eq!(
+                            held_events(zeroed),
+                            range_events(&f, zeroed, zeroed, cols),
+                            "{spec} held by {first}"
+                        );
                         for &r in &modes {
                             let q = Quantizer::new(f, r, 7, 9).unwrap();
                             let mut again = vec![0.0; x.len()];

@@ -190,6 +190,20 @@ pub fn bound_events(format: &Format, stored: &[f64]) -> RangeCounts {
     c
 }
 
+/// [`range_events`] of values that are already values of their format, stored as they are
+/// (`exact == stored`; the executor's zeroed operands, [`Format::closed_under_zeroing`]): none is
+/// flushed and every finite one lies in its (block's) range, so only infinities (saturated) and
+/// NaN count. One pass with no range, where the general judge recomputes block maxima.
+pub fn held_events(stored: &[f64]) -> RangeCounts {
+    let [saturated, nan] = tally_bounds(f64::NEG_INFINITY, f64::INFINITY, stored);
+    RangeCounts {
+        values: stored.len() as u64,
+        saturated,
+        flushed: 0,
+        nan,
+    }
+}
+
 /// `[saturated, nan]` of [`bound_events`]: NaNs, and the other values at or past a bound.
 /// Without branches, so it vectorizes.
 #[inline(always)]

@@ -51,7 +51,7 @@ use thiserror::Error;
 use crate::arch::Architecture;
 use crate::arith::{gemm, gemm_f64, ActionCounts, ElemOp, MacError};
 use crate::cost::{Datapath, Scope, Work};
-use crate::format::{bound_events, range_events, QuantizeError};
+use crate::format::{bound_events, held_events, range_events, QuantizeError};
 use crate::graph::loops;
 use crate::graph::plan::Plan;
 use crate::graph::rounding::{round_exact, round_to};
@@ -549,8 +549,7 @@ fn run_step(
         // A zeroed operand of a closed format is its own rounding (see `NodePlan::zeroes_held`),
         // unless a block holds NaN: judged as stored, rounded only then.
         if quantize_out && np.zeroes_held && path == Path::Fast {
-            let row = out.shape.last().copied().unwrap_or(1);
-            let counts = range_events(&out.format, &exact, &exact, row);
+            let counts = held_events(&exact);
             if counts.nan == 0 || !out.format.is_block() {
                 range.record(out.role, out.format, counts);
                 quantize_out = false;
