@@ -28,11 +28,16 @@ pub(super) fn round_to(
             error,
         }
     })?;
-    let mut dst = vec![0.0; src.len()];
     let row = meta.shape.last().copied().unwrap_or(1);
+    if path == Path::Fast && route == Route::F32First {
+        if let Some(dst) = round_f32(&q, src, row) {
+            return Ok(dst);
+        }
+    }
+    let mut dst = vec![0.0; src.len()];
     if path == Path::Reference {
         q.quantize_f64(src, &mut dst, 0, row);
-    } else if route == Route::F64 || !round_f32(&q, src, &mut dst, row) {
+    } else {
         q.quantize_f64_fast(src, &mut dst, 0, row);
     }
     Ok(dst)
@@ -41,23 +46,19 @@ pub(super) fn round_to(
 /// [`round_to`] on the vectorized `f32` kernels when the format fits `f32` and every exact
 /// value is an `f32` value (a matmul's output from an `fp32` accumulator, say): the kernels
 /// are proven bit-identical to the `f64` reference on `f32` inputs, with the same random word
-/// per element. Returns whether it rounded (else nothing is written).
-pub(super) fn round_f32(q: &Quantizer, src: &[f64], dst: &mut [f64], row: usize) -> bool {
+/// per element. Returns the rounded values, or `None` where it does not apply. The result is
+/// collected, not written over a zeroed buffer (zeroing it was a tenth of a rounding).
+pub(super) fn round_f32(q: &Quantizer, src: &[f64], row: usize) -> Option<Vec<f64>> {
     if !q.format().fits_f32() {
-        return false;
+        return None;
     }
     let mut input = vec![0f32; src.len()];
     if !narrow_exact(src, &mut input) {
-        return false;
+        return None;
     }
     let mut rounded = vec![0f32; input.len()];
-    if q.quantize_f32(&input, &mut rounded, 0, row).is_err() {
-        return false;
-    }
-    for (d, &v) in dst.iter_mut().zip(&rounded) {
-        *d = f64::from(v);
-    }
-    true
+    q.quantize_f32(&input, &mut rounded, 0, row).ok()?;
+    Some(rounded.iter().map(|&v| f64::from(v)).collect())
 }
 
 /// `src` narrowed to `f32` (rounded to nearest) into `narrow`, and whether every value is the
@@ -132,8 +133,8 @@ mod tests {
             for rounding in ["rne", "sr", "sr:bits=8", "rtz"] {
                 let q =
                     Quantizer::new(parse(spec).unwrap(), rounding.parse().unwrap(), 3, 4).unwrap();
-                let (mut fast, mut reference) = (vec![0.0; 640], vec![0.0; 640]);
-                assert!(round_f32(&q, &src, &mut fast, 64), "{spec} {rounding}");
+                let mut reference = vec![0.0; 640];
+                let fast = round_f32(&q, &src, 64).expect(spec);
                 q.quantize_f64(&src, &mut reference, 0, 64);
                 let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&fast), bits(&reference), "{spec} {rounding}");
@@ -141,11 +142,9 @@ mod tests {
         }
         // A value that is not an f32 value, a NaN, or a format wider than f32: the reference.
         let q = Quantizer::new(parse("bf16").unwrap(), Rounding::NearestEven, 0, 0).unwrap();
-        let mut out = [7.0];
-        assert!(!round_f32(&q, &[0.1], &mut out, 1));
-        assert!(!round_f32(&q, &[f64::NAN], &mut out, 1));
-        assert_eq!(out, [7.0], "nothing written");
+        assert_eq!(round_f32(&q, &[0.1], 1), None);
+        assert_eq!(round_f32(&q, &[f64::NAN], 1), None);
         let wide = Quantizer::new(parse("fp64").unwrap(), Rounding::NearestEven, 0, 0).unwrap();
-        assert!(!round_f32(&wide, &[1.0], &mut out, 1));
+        assert_eq!(round_f32(&wide, &[1.0], 1), None);
     }
 }
