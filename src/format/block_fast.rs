@@ -48,27 +48,55 @@ pub(crate) fn block_maxima(b: &BlockFormat, input: &[f64], row_len: usize) -> (V
     (maxima.into_iter().map(f64::from_bits).collect(), col)
 }
 
+/// [`block_maxima`] of `f32` values (the maxima widened to `f64`, exactly).
+pub(crate) fn block_maxima_f32(b: &BlockFormat, input: &[f32], row_len: usize) -> (Vec<f64>, bool) {
+    let len = input.len();
+    let (blocks, col) = (b.block_count(len, row_len), b.size() == BlockSize::Col);
+    let mut maxima = vec![0u32; blocks];
+    let n = if col { 0 } else { b.block_len(len, row_len) };
+    maxima_bits_f32(input, &mut maxima, n);
+    let wide = maxima.into_iter().map(|m| f64::from(f32::from_bits(m)));
+    (wide.collect(), col)
+}
+
 /// [`block_maxima`] on magnitude bit patterns, whose integer order is the order of the
 /// magnitudes with every NaN above infinity: an integer maximum, which vectorizes (a
 /// floating-point one would drop NaNs, and its reduction could not be reordered). `n == 0`:
 /// columns, `maxima.len()` of them.
 #[inline(always)]
-fn maxima_bits_portable(input: &[f64], maxima: &mut [u64], n: usize) {
-    const MAGNITUDE: u64 = !(1u64 << 63);
+fn maxima_bits_portable<T: Copy, B: Copy + Ord + Default>(
+    input: &[T],
+    maxima: &mut [B],
+    n: usize,
+    magnitude: impl Fn(T) -> B,
+) {
     if n == 0 {
         for row in input.chunks(maxima.len()) {
             for (m, &x) in maxima.iter_mut().zip(row) {
-                *m = (*m).max(x.to_bits() & MAGNITUDE);
+                *m = (*m).max(magnitude(x));
             }
         }
     } else {
         for (m, block) in maxima.iter_mut().zip(input.chunks(n)) {
-            *m = block.iter().fold(0, |m, &x| m.max(x.to_bits() & MAGNITUDE));
+            *m = block.iter().fold(B::default(), |m, &x| m.max(magnitude(x)));
         }
     }
 }
 
-multiversion!(maxima_bits => maxima_bits_portable, (input: &[f64], maxima: &mut [u64], n: usize));
+/// [`maxima_bits_portable`] on `f64` bit patterns.
+#[inline(always)]
+fn maxima_bits_f64(input: &[f64], maxima: &mut [u64], n: usize) {
+    maxima_bits_portable(input, maxima, n, |x: f64| x.to_bits() & !(1u64 << 63));
+}
+
+/// [`maxima_bits_portable`] on `f32` bit patterns.
+#[inline(always)]
+fn maxima_bits_f32_portable(input: &[f32], maxima: &mut [u32], n: usize) {
+    maxima_bits_portable(input, maxima, n, |x: f32| x.to_bits() & !(1u32 << 31));
+}
+
+multiversion!(maxima_bits => maxima_bits_f64, (input: &[f64], maxima: &mut [u64], n: usize));
+multiversion!(maxima_bits_f32 => maxima_bits_f32_portable, (input: &[f32], maxima: &mut [u32], n: usize));
 
 /// Quantize `input` (a whole tensor, or a piece of whole blocks starting at global index
 /// `offset`, rows of `row_len`) to the block format `b` with `rounding` and `stream`; `false`

@@ -18,9 +18,11 @@
 //!   resolves near zero, whether the rounding was nearest or a stochastic draw to zero).
 //!
 //! The bounds are computed once per call; the pass over the values is one comparison chain per
-//! element, with no dispatch on the format inside the loop.
+//! element, with no dispatch on the format inside the loop. Where every exact and stored value is
+//! an `f32` value and the range ends are too, the same chain runs on `f32` lanes
+//! ([`range_events_f32`], twice the lanes per vector): the same counts.
 
-use crate::format::block_fast::block_maxima;
+use crate::format::block_fast::{block_maxima, block_maxima_f32};
 use crate::format::exact::pow2;
 use crate::format::{BlockFormat, Element, Format};
 use crate::simd::multiversion;
@@ -48,11 +50,6 @@ impl RangeCounts {
         self.nan += other.nan;
     }
 
-    /// Judge `exact` against `stored` for the finite range `[lo, hi]` (see the module docs).
-    fn tally(&mut self, lo: f64, hi: f64, exact: &[f64], stored: &[f64]) {
-        self.add(tally_const(lo, hi, exact, stored), exact.len());
-    }
-
     /// Add `[saturated, flushed, nan]` of `values` values.
     fn add(&mut self, [saturated, flushed, nan]: [u64; 3], values: usize) {
         self.saturated += saturated;
@@ -62,22 +59,45 @@ impl RangeCounts {
     }
 }
 
+/// A carrier the judgement runs on: `f64`, or `f32` where every exact and stored value is an
+/// `f32` (the executor's `f32` rounding path), with twice the lanes per vector.
+trait Lane: Copy + PartialOrd {
+    const ZERO: Self;
+    fn nan(self) -> bool;
+}
+
+impl Lane for f64 {
+    const ZERO: f64 = 0.0;
+    #[inline(always)]
+    fn nan(self) -> bool {
+        self.is_nan()
+    }
+}
+
+impl Lane for f32 {
+    const ZERO: f32 = 0.0;
+    #[inline(always)]
+    fn nan(self) -> bool {
+        self.is_nan()
+    }
+}
+
 /// The module docs' chain for one value `x` stored as `s` in `[lo, hi]`, as masks without
 /// branches so loops of it vectorize: `[saturated, flushed, nan]`.
 #[inline(always)]
-fn judge(lo: f64, hi: f64, x: f64, s: f64) -> [u64; 3] {
+fn judge<T: Lane>(lo: T, hi: T, x: T, s: T) -> [u64; 3] {
     // False for a NaN `x` as well.
     let inside = x >= lo && x <= hi;
     [
-        u64::from(!inside & !x.is_nan()),
-        u64::from(inside & (s == 0.0) & (x != 0.0)),
-        u64::from(x.is_nan() | (inside & s.is_nan())),
+        u64::from(!inside & !x.nan()),
+        u64::from(inside & (s == T::ZERO) & (x != T::ZERO)),
+        u64::from(x.nan() | (inside & s.nan())),
     ]
 }
 
 /// The sums of [`judge`] over `exact` and `stored` with one range.
 #[inline(always)]
-fn tally_const_portable(lo: f64, hi: f64, exact: &[f64], stored: &[f64]) -> [u64; 3] {
+fn tally_const_portable<T: Lane>(lo: T, hi: T, exact: &[T], stored: &[T]) -> [u64; 3] {
     let mut sum = [0u64; 3];
     for (&x, &s) in exact.iter().zip(stored) {
         let [a, b, c] = judge(lo, hi, x, s);
@@ -89,7 +109,7 @@ fn tally_const_portable(lo: f64, hi: f64, exact: &[f64], stored: &[f64]) -> [u64
 /// The sums of [`judge`] over the rows of `exact` and `stored` (rows of `lo.len()`), element
 /// `j` of a row in the range `[lo[j], hi[j]]` (column blocks).
 #[inline(always)]
-fn tally_cols_portable(lo: &[f64], hi: &[f64], exact: &[f64], stored: &[f64]) -> [u64; 3] {
+fn tally_cols_portable<T: Lane>(lo: &[T], hi: &[T], exact: &[T], stored: &[T]) -> [u64; 3] {
     let mut sum = [0u64; 3];
     let cols = lo.len();
     for (x, s) in exact.chunks(cols).zip(stored.chunks(cols)) {
@@ -101,8 +121,10 @@ fn tally_cols_portable(lo: &[f64], hi: &[f64], exact: &[f64], stored: &[f64]) ->
     sum
 }
 
-multiversion!(tally_const => tally_const_portable, (lo: f64, hi: f64, exact: &[f64], stored: &[f64]) -> [u64; 3]);
-multiversion!(tally_cols => tally_cols_portable, (lo: &[f64], hi: &[f64], exact: &[f64], stored: &[f64]) -> [u64; 3]);
+multiversion!(tally_const => tally_const_portable::<f64>, (lo: f64, hi: f64, exact: &[f64], stored: &[f64]) -> [u64; 3]);
+multiversion!(tally_cols => tally_cols_portable::<f64>, (lo: &[f64], hi: &[f64], exact: &[f64], stored: &[f64]) -> [u64; 3]);
+multiversion!(tally_const_f32 => tally_const_portable::<f32>, (lo: f32, hi: f32, exact: &[f32], stored: &[f32]) -> [u64; 3]);
+multiversion!(tally_cols_f32 => tally_cols_portable::<f32>, (lo: &[f32], hi: &[f32], exact: &[f32], stored: &[f32]) -> [u64; 3]);
 
 /// The finite range `[lo, hi]` of a float-like element: `±max`, or `[0, max]` when unsigned.
 fn float_range(max: f64, signed: bool) -> (f64, f64) {
@@ -133,17 +155,15 @@ fn scalar_range(format: &Format) -> Option<(f64, f64)> {
 /// the blocks (for a block holding a NaN or an infinity, whose elements all read NaN, the range
 /// of `f64`: its infinities count as saturated, its finite elements as NaN), in block order;
 /// and whether the blocks are columns.
-fn block_ranges(b: &BlockFormat, exact: &[f64], row_len: usize) -> (Vec<(f64, f64)>, bool) {
+fn block_ranges(b: &BlockFormat, maxima: &[f64]) -> Vec<(f64, f64)> {
     let (lo, hi) = element_range(&b.element());
-    let (maxima, col) = block_maxima(b, exact, row_len);
-    let ranges = maxima
+    maxima
         .iter()
         .map(|&m| match b.shared_exponent(std::iter::once(m)) {
             Some(s) => (lo * pow2(s), hi * pow2(s)),
             None => (-f64::MAX, f64::MAX),
         })
-        .collect();
-    (ranges, col)
+        .collect()
 }
 
 /// Range events of rounding `exact` to `stored` in `format` (see the module docs); `row_len`
@@ -152,20 +172,63 @@ pub fn range_events(format: &Format, exact: &[f64], stored: &[f64], row_len: usi
     assert_eq!(exact.len(), stored.len(), "exact and stored lengths differ");
     let mut c = RangeCounts::default();
     if let Format::Block(b) = format {
-        let (ranges, col) = block_ranges(b, exact, row_len);
+        let (maxima, col) = block_maxima(b, exact, row_len);
+        let ranges = block_ranges(b, &maxima);
         if col {
             let (lo, hi): (Vec<f64>, Vec<f64>) = ranges.into_iter().unzip();
             c.add(tally_cols(&lo, &hi, exact, stored), exact.len());
         } else {
             let n = b.block_len(exact.len(), row_len);
             for ((x, s), &(lo, hi)) in exact.chunks(n).zip(stored.chunks(n)).zip(&ranges) {
-                c.tally(lo, hi, x, s);
+                c.add(tally_const(lo, hi, x, s), x.len());
             }
         }
     } else if let Some((lo, hi)) = scalar_range(format) {
-        c.tally(lo, hi, exact, stored);
+        c.add(tally_const(lo, hi, exact, stored), exact.len());
     }
     c
+}
+
+/// [`range_events`] of exact and stored values that are all `f32` values, judged on `f32`
+/// lanes: the same counts, or `None` where a range end is not an `f32` value (a block holding
+/// NaN or an infinity, whose range is `f64`'s), so the `f32` comparison could differ.
+pub fn range_events_f32(
+    format: &Format,
+    exact: &[f32],
+    stored: &[f32],
+    row_len: usize,
+) -> Option<RangeCounts> {
+    assert_eq!(exact.len(), stored.len(), "exact and stored lengths differ");
+    let narrow = |v: f64| {
+        let f = v as f32;
+        (f64::from(f) == v).then_some(f)
+    };
+    let mut c = RangeCounts::default();
+    if let Format::Block(b) = format {
+        let (maxima, col) = block_maxima_f32(b, exact, row_len);
+        let ranges = block_ranges(b, &maxima);
+        let (mut lo, mut hi) = (
+            Vec::with_capacity(ranges.len()),
+            Vec::with_capacity(ranges.len()),
+        );
+        for (l, h) in ranges {
+            lo.push(narrow(l)?);
+            hi.push(narrow(h)?);
+        }
+        if col {
+            c.add(tally_cols_f32(&lo, &hi, exact, stored), exact.len());
+        } else {
+            let n = b.block_len(exact.len(), row_len);
+            let blocks = exact.chunks(n).zip(stored.chunks(n));
+            for (((x, s), &l), &h) in blocks.zip(&lo).zip(&hi) {
+                c.add(tally_const_f32(l, h, x, s), x.len());
+            }
+        }
+    } else if let Some((lo, hi)) = scalar_range(format) {
+        let (lo, hi) = (narrow(lo)?, narrow(hi)?);
+        c.add(tally_const_f32(lo, hi, exact, stored), exact.len());
+    }
+    Some(c)
 }
 
 /// Range events of values held in `format` whose exact values are unknown (a MAC

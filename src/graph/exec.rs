@@ -556,11 +556,14 @@ fn run_step(
             }
         }
         let value = if quantize_out {
-            let v = match rounded {
-                Some(v) => v,
+            let (v, judged) = match rounded {
+                Some(v) => (v, None),
                 None => round_to(out, np.route, &exact, seed, stream(0), path)?,
             };
-            judge(&mut range, out, &exact, &v);
+            match judged {
+                Some(counts) => range.record(out.role, out.format, counts),
+                None => judge(&mut range, out, &exact, &v),
+            }
             v
         } else {
             if !node.op.moves_values() && !np.zeroes_held {

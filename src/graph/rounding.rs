@@ -8,12 +8,14 @@ use super::exec::{ExecError, Path};
 use super::plan::Route;
 use super::TensorMeta;
 use crate::arith::{ElemOp, VectorRounding};
-use crate::format::Quantizer;
+use crate::format::{range_events_f32, Quantizer, RangeCounts};
 use crate::round::RandomStream;
 use crate::simd::multiversion;
 
 /// Round `exact` once to `meta`'s format with its rounding unit, on the fast paths (`route`,
-/// fixed per node by the executor's plan) or the reference (the same bits).
+/// fixed per node by the executor's plan) or the reference (the same bits). With the rounded
+/// values, their range events where the `f32` path judged them on its own buffers
+/// ([`range_events_f32`]; else the caller judges the `f64` values).
 pub(super) fn round_to(
     meta: &TensorMeta,
     route: Route,
@@ -21,7 +23,7 @@ pub(super) fn round_to(
     seed: u64,
     stream: u64,
     path: Path,
-) -> Result<Vec<f64>, ExecError> {
+) -> Result<(Vec<f64>, Option<RangeCounts>), ExecError> {
     let q = Quantizer::new(meta.format, meta.rounding, seed, stream).map_err(|error| {
         ExecError::Quantize {
             node: meta.name.clone(),
@@ -30,8 +32,8 @@ pub(super) fn round_to(
     })?;
     let row = meta.shape.last().copied().unwrap_or(1);
     if path == Path::Fast && route == Route::F32First {
-        if let Some(dst) = round_f32(&q, src, row) {
-            return Ok(dst);
+        if let Some((dst, counts)) = round_f32(&q, src, row) {
+            return Ok((dst, counts));
         }
     }
     let mut dst = vec![0.0; src.len()];
@@ -40,15 +42,20 @@ pub(super) fn round_to(
     } else {
         q.quantize_f64_fast(src, &mut dst, 0, row);
     }
-    Ok(dst)
+    Ok((dst, None))
 }
 
 /// [`round_to`] on the vectorized `f32` kernels when the format fits `f32` and every exact
 /// value is an `f32` value (a matmul's output from an `fp32` accumulator, say): the kernels
 /// are proven bit-identical to the `f64` reference on `f32` inputs, with the same random word
-/// per element. Returns the rounded values, or `None` where it does not apply. The result is
-/// collected, not written over a zeroed buffer (zeroing it was a tenth of a rounding).
-pub(super) fn round_f32(q: &Quantizer, src: &[f64], row: usize) -> Option<Vec<f64>> {
+/// per element. Returns the rounded values, or `None` where it does not apply, and their range
+/// events judged on the `f32` buffers (`None` where a range end is not an `f32` value). The
+/// result is collected, not written over a zeroed buffer.
+pub(super) fn round_f32(
+    q: &Quantizer,
+    src: &[f64],
+    row: usize,
+) -> Option<(Vec<f64>, Option<RangeCounts>)> {
     if !q.format().fits_f32() {
         return None;
     }
@@ -58,7 +65,8 @@ pub(super) fn round_f32(q: &Quantizer, src: &[f64], row: usize) -> Option<Vec<f6
     }
     let mut rounded = vec![0f32; input.len()];
     q.quantize_f32(&input, &mut rounded, 0, row).ok()?;
-    Some(rounded.iter().map(|&v| f64::from(v)).collect())
+    let counts = range_events_f32(&q.format(), &input, &rounded, row);
+    Some((rounded.iter().map(|&v| f64::from(v)).collect(), counts))
 }
 
 /// `src` narrowed to `f32` (rounded to nearest) into `narrow`, and whether every value is the
@@ -105,7 +113,7 @@ pub(super) fn round_exact(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::parse;
+    use crate::format::{parse, range_events};
     use crate::round::Rounding;
 
     /// The `f32` kernels take over only for `f32` values, and then give the reference's bits
@@ -134,12 +142,43 @@ mod tests {
                 let q =
                     Quantizer::new(parse(spec).unwrap(), rounding.parse().unwrap(), 3, 4).unwrap();
                 let mut reference = vec![0.0; 640];
-                let fast = round_f32(&q, &src, 64).expect(spec);
+                let (fast, counts) = round_f32(&q, &src, 64).expect(spec);
                 q.quantize_f64(&src, &mut reference, 0, 64);
                 let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&fast), bits(&reference), "{spec} {rounding}");
+                // Judged on `f32` lanes, the range events of the `f64` judge.
+                let f = q.format();
+                assert_eq!(
+                    counts,
+                    Some(range_events(&f, &src, &reference, 64)),
+                    "{spec}"
+                );
             }
         }
+        // Magnitudes from 2^-40 to 2^30, so values saturate and flush: where the `f32` path
+        // takes them, the same bits and the same range events.
+        let wide: Vec<f64> = src
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| v * 2f64.powi((i % 8) as i32 * 10 - 40))
+            .collect();
+        let mut events = RangeCounts::default();
+        for spec in specs {
+            let q = Quantizer::new(parse(spec).unwrap(), "sr".parse().unwrap(), 3, 4).unwrap();
+            if let Some((fast, counts)) = round_f32(&q, &wide, 64) {
+                let mut reference = vec![0.0; wide.len()];
+                q.quantize_f64(&wide, &mut reference, 0, 64);
+                let f = q.format();
+                let judged = range_events(&f, &wide, &reference, 64);
+                assert_eq!(counts, Some(judged), "{spec}");
+                assert!(fast
+                    .iter()
+                    .zip(&reference)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+                events.merge(&judged);
+            }
+        }
+        assert!(events.saturated > 100 && events.flushed > 100, "{events:?}");
         // A value that is not an f32 value, a NaN, or a format wider than f32: the reference.
         let q = Quantizer::new(parse("bf16").unwrap(), Rounding::NearestEven, 0, 0).unwrap();
         assert_eq!(round_f32(&q, &[0.1], 1), None);
