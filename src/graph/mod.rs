@@ -21,6 +21,7 @@ mod loops;
 mod op;
 mod plan;
 mod rounding;
+mod step;
 mod tensor;
 
 use std::collections::BTreeSet;
@@ -34,9 +35,10 @@ use crate::arith::MacConfig;
 use crate::cost::{Datapath, Scope};
 use crate::format::{Element, Format};
 
-pub use exec::{execute, execute_on, ExecError, Executor, Path, ScopeWork, StepResult};
+pub use exec::{execute, execute_on, ExecError, Executor, Path};
 pub use health::{RangeEntry, RangeHealth};
 pub use op::{Op, Scalar};
+pub use step::{ScopeWork, StepResult};
 pub use tensor::{Level, Role, TensorMeta};
 
 /// A node: an op, the tensor it produces, and the scope its work is counted under.

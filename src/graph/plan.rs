@@ -14,7 +14,7 @@ use crate::arch::Architecture;
 use crate::arith::{ActionCounts, VectorRounding};
 use crate::cost::{Datapath, Gemm, Work};
 use crate::format::{alias, BlockSize, Element, Format};
-use crate::graph::exec::ScopeWork;
+use crate::graph::step::ScopeWork;
 use crate::graph::{Graph, Level, Op, TensorMeta};
 use crate::round::{Rounding, NORMAL_F32_BITS};
 
