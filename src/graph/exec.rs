@@ -427,8 +427,10 @@ fn run_step(
                 }
                 Cow::Owned(s)
             }
+            Op::SumRows if shape(0).len() >= 2 => Cow::Owned(loops::sum_rows(arg(0), width(0))),
             Op::SumRows => {
-                // ndarray's `sum_axis`, whose order of additions the results keep.
+                // ndarray's `sum_axis`, whose order of additions the results keep (a 1-D
+                // operand is summed in its unrolled order; `loops::sum_rows` is its row order).
                 let x = ndarray::ArrayViewD::from_shape(IxDyn(shape(0)), arg(0))
                     .expect("checked shape");
                 Cow::Owned(x.sum_axis(Axis(0)).iter().copied().collect())

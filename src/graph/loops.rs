@@ -137,10 +137,60 @@ pub(super) fn add_noise(xs: &[f64], std: f64, z: &[f32]) -> Vec<f64> {
         .collect()
 }
 
+/// The sum of the rows of `x` (rows of `width` values), each column added in row order from
+/// `+0`: the bits of ndarray's `sum_axis(Axis(0))` on a standard-layout array of two or more
+/// axes, which adds whole rows in order (a 1-D array it sums in its own unrolled order). Through
+/// `IxDyn` views that was 5 us on a 64x256 tensor; this loop is one vectorized pass.
+pub(super) fn sum_rows(x: &[f64], width: usize) -> Vec<f64> {
+    let mut acc = vec![0.0; width];
+    if width > 0 {
+        for row in x.chunks_exact(width) {
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+    }
+    acc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ndarray::{Array2, Axis};
+
+    /// `sum_rows` gives ndarray's `sum_axis(Axis(0))` bit for bit on arrays of two and three
+    /// axes (widths of one included), with signed zeros, cancellations and mixed magnitudes.
+    #[test]
+    fn sum_rows_equals_ndarray_sum_axis() {
+        let s = crate::round::RandomStream::new(4, 2);
+        for shape in [
+            vec![7, 5],
+            vec![64, 1],
+            vec![1, 9],
+            vec![0, 3],
+            vec![5, 0],
+            vec![4, 3, 2],
+        ] {
+            let n: usize = shape.iter().product();
+            let values: Vec<f64> = (0..n as u64)
+                .map(|i| match i % 5 {
+                    0 => -0.0,
+                    1 => 1e16,
+                    2 => -1e16,
+                    _ => s.normal_f64(i) * 2f64.powi((i % 40) as i32 - 20),
+                })
+                .collect();
+            let x =
+                ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), values.clone()).unwrap();
+            let want: Vec<u64> = x.sum_axis(Axis(0)).iter().map(|v| v.to_bits()).collect();
+            let width = shape[1..].iter().product();
+            let got: Vec<u64> = sum_rows(&values, width)
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            assert_eq!(got, want, "{shape:?}");
+        }
+    }
 
     /// `exact` accepts sums and products of low-precision values and refuses inexact,
     /// infinite, NaN and underflowing results; where it accepts, rounding the `f64` result
