@@ -40,23 +40,31 @@ const T_MIN: f64 = 1.0e-250;
 /// blocks` holds element `k`; else block `k / block_len`). One pass in memory order: a column's
 /// maximum is a running maximum per column, row after row.
 pub(crate) fn block_maxima(b: &BlockFormat, input: &[f64], row_len: usize) -> (Vec<f64>, bool) {
-    let len = input.len();
-    let (blocks, col) = (b.block_count(len, row_len), b.size() == BlockSize::Col);
-    let mut maxima = vec![0u64; blocks];
-    let n = if col { 0 } else { b.block_len(len, row_len) };
-    maxima_bits(input, &mut maxima, n);
-    (maxima.into_iter().map(f64::from_bits).collect(), col)
+    let fill = |maxima: &mut [u64], n| maxima_bits(input, maxima, n);
+    maxima_with(b, input.len(), row_len, fill, f64::from_bits)
 }
 
 /// [`block_maxima`] of `f32` values (the maxima widened to `f64`, exactly).
 pub(crate) fn block_maxima_f32(b: &BlockFormat, input: &[f32], row_len: usize) -> (Vec<f64>, bool) {
-    let len = input.len();
+    let fill = |maxima: &mut [u32], n| maxima_bits_f32(input, maxima, n);
+    maxima_with(b, input.len(), row_len, fill, |m| {
+        f64::from(f32::from_bits(m))
+    })
+}
+
+/// The blocks of a tensor of `len` values: `fill` writes each block's largest magnitude bits
+/// (`n` the block length, 0 for columns), `widen` reads them as an `f64`.
+fn maxima_with<B: Copy + Default>(
+    b: &BlockFormat,
+    len: usize,
+    row_len: usize,
+    fill: impl FnOnce(&mut [B], usize),
+    widen: impl Fn(B) -> f64,
+) -> (Vec<f64>, bool) {
     let (blocks, col) = (b.block_count(len, row_len), b.size() == BlockSize::Col);
-    let mut maxima = vec![0u32; blocks];
-    let n = if col { 0 } else { b.block_len(len, row_len) };
-    maxima_bits_f32(input, &mut maxima, n);
-    let wide = maxima.into_iter().map(|m| f64::from(f32::from_bits(m)));
-    (wide.collect(), col)
+    let mut maxima = vec![B::default(); blocks];
+    fill(&mut maxima, if col { 0 } else { b.block_len(len, row_len) });
+    (maxima.into_iter().map(widen).collect(), col)
 }
 
 /// [`block_maxima`] on magnitude bit patterns, whose integer order is the order of the
