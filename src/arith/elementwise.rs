@@ -160,11 +160,11 @@ fn native_sub_portable(x: &[f64], y: &[f64], out: &mut [f64]) -> (u64, bool) {
 }
 
 fn native_mul_portable(x: &[f64], y: &[f64], out: &mut [f64]) -> (u64, bool) {
-    native_pass(x, y, out, |a, b| (a * b, a.mul_add(b, -(a * b))))
+    native_pass(x, y, out, two_prod_raw)
 }
 
 fn native_scale_portable(k: f64, x: &[f64], out: &mut [f64]) -> (u64, bool) {
-    native_pass(x, x, out, |a, _| (k * a, k.mul_add(a, -(k * a))))
+    native_pass(x, x, out, |a, _| two_prod_raw(k, a))
 }
 
 multiversion!(native_add => native_add_portable, (x: &[f64], y: &[f64], out: &mut [f64]) -> (u64, bool));
@@ -196,10 +196,19 @@ pub enum ElemOp {
 /// `2^-1074`, where it is lost only for results far below every format's range).
 #[inline(always)]
 fn two_prod(x: f64, y: f64) -> (f64, f64) {
-    let p = x * y;
+    let (p, e) = two_prod_raw(x, y);
     if !p.is_finite() {
         return (p, 0.0);
     }
+    (p, e)
+}
+
+/// TwoProduct without [`two_prod`]'s test: `x y` and `fma(x, y, -x y)`, exact where the
+/// product is finite and not tiny, which the native pass checks on its result. No branch, so
+/// a loop of it vectorizes.
+#[inline(always)]
+fn two_prod_raw(x: f64, y: f64) -> (f64, f64) {
+    let p = x * y;
     (p, x.mul_add(y, -p))
 }
 

@@ -246,9 +246,7 @@ impl Quantizer {
             Format::Float(f) if f.fits_f32() => f.man_bits(),
             Format::Block(b) => match b.element() {
                 Element::Float(f) => f.man_bits(),
-                // A block's elements are counts of one step below the block maximum's `wl`
-                // bits: relative to its own leading bit, an element keeps at most `wl` bits
-                // (taken as the mantissa, one more than needed).
+                // `m = wl` (see above).
                 Element::Fixed(f) => f.wl(),
             },
             _ => return false,

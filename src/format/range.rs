@@ -60,10 +60,19 @@ impl RangeCounts {
 }
 
 /// A carrier the judgement runs on: `f64`, or `f32` where every exact and stored value is an
-/// `f32` (the executor's `f32` rounding path), with twice the lanes per vector.
+/// `f32` (the executor's `f32` rounding path), with twice the lanes per vector; with its
+/// multiversioned passes.
 trait Lane: Copy + PartialOrd {
     const ZERO: Self;
     fn nan(self) -> bool;
+    /// A range end as this type, `None` where it is not exactly one.
+    fn bound(v: f64) -> Option<Self>;
+    /// The largest magnitude per block ([`block_maxima`]), as `f64`.
+    fn maxima(b: &BlockFormat, x: &[Self], row_len: usize) -> (Vec<f64>, bool);
+    /// [`tally_const_portable`] compiled per instruction set.
+    fn tally_const(lo: Self, hi: Self, exact: &[Self], stored: &[Self]) -> [u64; 3];
+    /// [`tally_cols_portable`] compiled per instruction set.
+    fn tally_cols(lo: &[Self], hi: &[Self], exact: &[Self], stored: &[Self]) -> [u64; 3];
 }
 
 impl Lane for f64 {
@@ -72,6 +81,18 @@ impl Lane for f64 {
     fn nan(self) -> bool {
         self.is_nan()
     }
+    fn bound(v: f64) -> Option<f64> {
+        Some(v)
+    }
+    fn maxima(b: &BlockFormat, x: &[f64], row_len: usize) -> (Vec<f64>, bool) {
+        block_maxima(b, x, row_len)
+    }
+    fn tally_const(lo: f64, hi: f64, exact: &[f64], stored: &[f64]) -> [u64; 3] {
+        tally_const(lo, hi, exact, stored)
+    }
+    fn tally_cols(lo: &[f64], hi: &[f64], exact: &[f64], stored: &[f64]) -> [u64; 3] {
+        tally_cols(lo, hi, exact, stored)
+    }
 }
 
 impl Lane for f32 {
@@ -79,6 +100,19 @@ impl Lane for f32 {
     #[inline(always)]
     fn nan(self) -> bool {
         self.is_nan()
+    }
+    fn bound(v: f64) -> Option<f32> {
+        let f = v as f32;
+        (f64::from(f) == v).then_some(f)
+    }
+    fn maxima(b: &BlockFormat, x: &[f32], row_len: usize) -> (Vec<f64>, bool) {
+        block_maxima_f32(b, x, row_len)
+    }
+    fn tally_const(lo: f32, hi: f32, exact: &[f32], stored: &[f32]) -> [u64; 3] {
+        tally_const_f32(lo, hi, exact, stored)
+    }
+    fn tally_cols(lo: &[f32], hi: &[f32], exact: &[f32], stored: &[f32]) -> [u64; 3] {
+        tally_cols_f32(lo, hi, exact, stored)
     }
 }
 
@@ -169,24 +203,7 @@ fn block_ranges(b: &BlockFormat, maxima: &[f64]) -> Vec<(f64, f64)> {
 /// Range events of rounding `exact` to `stored` in `format` (see the module docs); `row_len`
 /// is the row length that `size=row` block formats group by.
 pub fn range_events(format: &Format, exact: &[f64], stored: &[f64], row_len: usize) -> RangeCounts {
-    assert_eq!(exact.len(), stored.len(), "exact and stored lengths differ");
-    let mut c = RangeCounts::default();
-    if let Format::Block(b) = format {
-        let (maxima, col) = block_maxima(b, exact, row_len);
-        let ranges = block_ranges(b, &maxima);
-        if col {
-            let (lo, hi): (Vec<f64>, Vec<f64>) = ranges.into_iter().unzip();
-            c.add(tally_cols(&lo, &hi, exact, stored), exact.len());
-        } else {
-            let n = b.block_len(exact.len(), row_len);
-            for ((x, s), &(lo, hi)) in exact.chunks(n).zip(stored.chunks(n)).zip(&ranges) {
-                c.add(tally_const(lo, hi, x, s), x.len());
-            }
-        }
-    } else if let Some((lo, hi)) = scalar_range(format) {
-        c.add(tally_const(lo, hi, exact, stored), exact.len());
-    }
-    c
+    events(format, exact, stored, row_len).expect("every range end is an f64")
 }
 
 /// [`range_events`] of exact and stored values that are all `f32` values, judged on `f32`
@@ -198,35 +215,41 @@ pub fn range_events_f32(
     stored: &[f32],
     row_len: usize,
 ) -> Option<RangeCounts> {
+    events(format, exact, stored, row_len)
+}
+
+/// [`range_events`] on either carrier; `None` where a range end is not a value of it.
+fn events<T: Lane>(
+    format: &Format,
+    exact: &[T],
+    stored: &[T],
+    row_len: usize,
+) -> Option<RangeCounts> {
     assert_eq!(exact.len(), stored.len(), "exact and stored lengths differ");
-    let narrow = |v: f64| {
-        let f = v as f32;
-        (f64::from(f) == v).then_some(f)
-    };
     let mut c = RangeCounts::default();
     if let Format::Block(b) = format {
-        let (maxima, col) = block_maxima_f32(b, exact, row_len);
+        let (maxima, col) = T::maxima(b, exact, row_len);
         let ranges = block_ranges(b, &maxima);
         let (mut lo, mut hi) = (
             Vec::with_capacity(ranges.len()),
             Vec::with_capacity(ranges.len()),
         );
         for (l, h) in ranges {
-            lo.push(narrow(l)?);
-            hi.push(narrow(h)?);
+            lo.push(T::bound(l)?);
+            hi.push(T::bound(h)?);
         }
         if col {
-            c.add(tally_cols_f32(&lo, &hi, exact, stored), exact.len());
+            c.add(T::tally_cols(&lo, &hi, exact, stored), exact.len());
         } else {
             let n = b.block_len(exact.len(), row_len);
             let blocks = exact.chunks(n).zip(stored.chunks(n));
             for (((x, s), &l), &h) in blocks.zip(&lo).zip(&hi) {
-                c.add(tally_const_f32(l, h, x, s), x.len());
+                c.add(T::tally_const(l, h, x, s), x.len());
             }
         }
     } else if let Some((lo, hi)) = scalar_range(format) {
-        let (lo, hi) = (narrow(lo)?, narrow(hi)?);
-        c.add(tally_const_f32(lo, hi, exact, stored), exact.len());
+        let (lo, hi) = (T::bound(lo)?, T::bound(hi)?);
+        c.add(T::tally_const(lo, hi, exact, stored), exact.len());
     }
     Some(c)
 }

@@ -475,14 +475,13 @@ fn run_step(
         };
         // A zeroed operand of a closed format is its own rounding (see `NodePlan::zeroes_held`),
         // unless a block holds NaN: judged as stored, rounded only then.
-        if quantize_out && np.zeroes_held && path == Path::Fast {
-            let counts = held_events(&exact);
-            if counts.nan == 0 || !out.format.is_block() {
-                range.record(out.role, out.format, counts);
-                quantize_out = false;
-            }
-        }
-        let value = if quantize_out {
+        let held = (quantize_out && np.zeroes_held && path == Path::Fast)
+            .then(|| held_events(&exact))
+            .filter(|counts| counts.nan == 0 || !out.format.is_block());
+        let value = if let Some(counts) = held {
+            range.record(out.role, out.format, counts);
+            exact.into_owned()
+        } else if quantize_out {
             let (v, judged) = match rounded {
                 Some(v) => (v, None),
                 None => round_to(out, np.route, &exact, seed, stream(0), path)?,
@@ -493,7 +492,7 @@ fn run_step(
             }
             v
         } else {
-            if !node.op.moves_values() && !np.zeroes_held {
+            if !node.op.moves_values() {
                 judge(&mut range, out, &exact, &exact);
             }
             exact.into_owned()
