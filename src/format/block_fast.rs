@@ -104,7 +104,7 @@ fn maxima_bits_f32_portable(input: &[f32], maxima: &mut [u32], n: usize) {
 }
 
 multiversion!(maxima_bits => maxima_bits_f64, (input: &[f64], maxima: &mut [u64], n: usize));
-multiversion!(maxima_bits_f32 => maxima_bits_f32_portable, (input: &[f32], maxima: &mut [u32], n: usize));
+multiversion!(pub(crate) maxima_bits_f32 => maxima_bits_f32_portable, (input: &[f32], maxima: &mut [u32], n: usize));
 
 /// Quantize `input` (a whole tensor, or a piece of whole blocks starting at global index
 /// `offset`, rows of `row_len`) to the block format `b` with `rounding` and `stream`; `false`

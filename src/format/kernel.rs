@@ -14,12 +14,12 @@
 
 use crate::format::{
     BlockFormat, BlockKind, BlockSize, Element, FixedFormat, FloatFormat, Format, Quantizer,
-    Special,
+    RangeCounts, Special,
 };
 use crate::round::{uncounted_bits, Discarded, RandomStream, Rounding};
 use crate::simd::{multiversion, prefetch, Isa, LINE};
 
-mod cols;
+mod scaled;
 
 /// One grid and its range rules, in the `f32` domain.
 #[derive(Clone, Copy, Debug)]
@@ -899,43 +899,41 @@ fn shared_exponent_f32(emax: i32, amax: u32) -> i32 {
     (e - emax).clamp(lo, hi)
 }
 
-/// Try the fast path; `true` when `out` was written.
+/// Try the fast path: `None` when it does not apply (nothing written), else the range events
+/// of the rounding where the kernel judged them on the way (`Some(None)` where it did not; the
+/// caller then judges, [`crate::format::range_events_f32`]).
 pub(crate) fn quantize_f32(
     q: &Quantizer,
     input: &[f32],
     out: &mut [f32],
     offset: u64,
     row_len: usize,
-) -> bool {
+) -> Option<Option<RangeCounts>> {
     let r = q.rounding();
     match q.format() {
-        Format::Float(f) => match Grid::float(&f, r) {
-            Some(g) => run(&g, r, q.stream(), input, out, offset),
-            None => return false,
-        },
-        Format::Fixed(f) => match Grid::fixed(&f) {
-            Some(g) => run(&g, r, q.stream(), input, out, offset),
-            None => return false,
-        },
+        Format::Float(f) => run(&Grid::float(&f, r)?, r, q.stream(), input, out, offset),
+        Format::Fixed(f) => run(&Grid::fixed(&f)?, r, q.stream(), input, out, offset),
         // QPyTorch's block rounding has its own f32 arithmetic (the reference path).
-        Format::Block(b) if b.kind() == BlockKind::QBfp => return false,
+        Format::Block(b) if b.kind() == BlockKind::QBfp => return None,
         // Column blocks interleave: rounded in memory order with a scale per column (stochastic
-        // rounding, `kernel/cols.rs`); other modes take the `f64` paths.
+        // rounding, `kernel/scaled.rs`); other modes take the `f64` paths.
         Format::Block(b) if b.size() == BlockSize::Col => {
-            return cols::quantize_cols(q, &b, input, out, offset, row_len)
+            return scaled::quantize_scaled(q, &b, input, out, offset, row_len)
         }
         Format::Block(b) => {
             let base = match b.element() {
                 Element::Float(f) => Grid::float(&f, r),
                 Element::Fixed(f) => Grid::fixed(&f),
-            };
-            match base {
-                Some(g) => {
-                    let n = b.block_len(input.len(), row_len);
-                    run_blocks(q, &b, g, input, out, offset, n)
+            }?;
+            let n = b.block_len(input.len(), row_len);
+            // Stochastic runs other than the MX block's (which `SrBlock` tiles) with one scale
+            // each, judged on the way, where the scaled kernel takes them.
+            if n != RNE_BLOCK {
+                if let Some(judged) = scaled::quantize_scaled(q, &b, input, out, offset, row_len) {
+                    return Some(judged);
                 }
-                None => return false,
             }
+            run_blocks(q, &b, base, input, out, offset, n)
         }
         // QPyTorch's float formats: branch-free, vectorized (the format takes only its
         // "nearest" and "stochastic").
@@ -944,9 +942,9 @@ pub(crate) fn quantize_f32(
         {
             f.quantize_slice(r, q.stream(), offset, input, out)
         }
-        Format::QTorch(_) | Format::QFixed(_) => return false,
+        Format::QTorch(_) | Format::QFixed(_) => return None,
     }
-    true
+    Some(None)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 use thiserror::Error;
 
-use crate::format::{alias, block_fast, kernel, BlockSize, Element, Format};
+use crate::format::{alias, block_fast, kernel, BlockSize, Element, Format, RangeCounts};
 use crate::round::{RandomStream, Rounding};
 use crate::simd::multiversion;
 
@@ -161,6 +161,23 @@ impl Quantizer {
     /// reference, which fixes its bits); narrower floats and MX blocks of float elements through
     /// `f32` rounded to odd ([`Quantizer::quantize_via_odd_f32`]).
     pub fn quantize_f64_fast(&self, input: &[f64], out: &mut [f64], offset: u64, row_len: usize) {
+        self.quantize_f64_judged(input, out, offset, row_len);
+    }
+
+    /// [`Quantizer::quantize_f64_fast`], with the range events of the rounding
+    /// ([`crate::format::range_events`] of `input` and `out`) where a kernel judged them on the
+    /// way (`None` where none did: the caller judges). Only the `f32` kernels judge, on the
+    /// values rounded to odd: every comparison the judgement makes (with a range end, whose
+    /// significand is at most the format's, and with zero) gives the same answer on a value and
+    /// on its rounding to odd, which never crosses an `f32` value, and the block maxima keep
+    /// their exponents (see [`Quantizer::quantize_via_odd_f32`]).
+    pub fn quantize_f64_judged(
+        &self,
+        input: &[f64],
+        out: &mut [f64],
+        offset: u64,
+        row_len: usize,
+    ) -> Option<RangeCounts> {
         assert_eq!(input.len(), out.len(), "input and output lengths differ");
         let fast = match self.format {
             Format::Float(f)
@@ -184,19 +201,26 @@ impl Quantizer {
                 let f32_kernel = self.rounding.is_stochastic()
                     && input.len() >= 1024
                     && (b.size() == BlockSize::Col || b.block_len(input.len(), row_len) >= 32);
-                if !(f32_kernel && self.quantize_via_odd_f32(input, out, offset, row_len)) {
-                    self.quantize_f64_blocks(input, out, offset, row_len);
+                if f32_kernel {
+                    if let Some(judged) = self.quantize_via_odd_f32(input, out, offset, row_len) {
+                        return judged;
+                    }
                 }
-                return;
+                self.quantize_f64_blocks(input, out, offset, row_len);
+                return None;
             }
             Format::Fixed(f) => {
                 block_fast::quantize_fixed_f64(&f, self.rounding, self.stream, input, out, offset)
             }
-            _ => self.quantize_via_odd_f32(input, out, offset, row_len),
+            _ => match self.quantize_via_odd_f32(input, out, offset, row_len) {
+                Some(judged) => return judged,
+                None => false,
+            },
         };
         if !fast {
             self.quantize_f64(input, out, offset, row_len);
         }
+        None
     }
 
     /// The block fast path of [`Quantizer::quantize_f64_fast`], else the reference: the
@@ -233,15 +257,16 @@ impl Quantizer {
     /// `f32` value, so the block maxima's exponents (MX scales) and every comparison with the
     /// format's largest value are kept. Stochastic rounding reads the top `bits` bits of the
     /// discarded fraction, of which `f32` holds at least `22 - m` exactly: taken for
-    /// `bits <= 22 - m` only. Declines (`false`) for a value outside the normal `f32` range
-    /// (zero aside), an infinity or a NaN.
+    /// `bits <= 22 - m` only. Declines (`None`, nothing written) for a value outside the
+    /// normal `f32` range (zero aside), an infinity or a NaN; else the range events the `f32`
+    /// kernel judged (see [`Quantizer::quantize_f64_judged`]).
     fn quantize_via_odd_f32(
         &self,
         input: &[f64],
         out: &mut [f64],
         offset: u64,
         row_len: usize,
-    ) -> bool {
+    ) -> Option<Option<RangeCounts>> {
         let m = match self.format {
             Format::Float(f) if f.fits_f32() => f.man_bits(),
             Format::Block(b) => match b.element() {
@@ -249,30 +274,27 @@ impl Quantizer {
                 // `m = wl` (see above).
                 Element::Fixed(f) => f.wl(),
             },
-            _ => return false,
+            _ => return None,
         };
         let sr_ok = match self.rounding {
             Rounding::Stochastic { bits } => bits + m <= 22,
             _ => true,
         };
         if m > ODD_MAX_MAN || !sr_ok {
-            return false;
+            return None;
         }
         let mut narrow = vec![0f32; input.len()];
         if !narrow_to_odd(input, &mut narrow) {
-            return false;
+            return None;
         }
         let mut rounded = vec![0f32; input.len()];
-        if self
-            .quantize_f32(&narrow, &mut rounded, offset, row_len)
-            .is_err()
-        {
-            return false;
-        }
+        let judged = self
+            .quantize_f32_judged(&narrow, &mut rounded, offset, row_len)
+            .ok()?;
         for (o, &v) in out.iter_mut().zip(&rounded) {
             *o = f64::from(v);
         }
-        true
+        Some(judged)
     }
 
     /// Quantize `input` into `out` in the `f32` carrier (the format must fit in `f32`).
@@ -283,12 +305,27 @@ impl Quantizer {
         offset: u64,
         row_len: usize,
     ) -> Result<(), QuantizeError> {
+        self.quantize_f32_judged(input, out, offset, row_len)
+            .map(|_| ())
+    }
+
+    /// [`Quantizer::quantize_f32`], with the range events of the rounding
+    /// ([`crate::format::range_events_f32`] of `input` and `out`) where the kernel judged them
+    /// in its rounding pass (block formats with stochastic rounding, `format/kernel/scaled.rs`),
+    /// `None` where it did not: the caller judges.
+    pub fn quantize_f32_judged(
+        &self,
+        input: &[f32],
+        out: &mut [f32],
+        offset: u64,
+        row_len: usize,
+    ) -> Result<Option<RangeCounts>, QuantizeError> {
         if !self.format.fits_f32() {
             return Err(QuantizeError::NotF32(self.format.to_string()));
         }
         assert_eq!(input.len(), out.len(), "input and output lengths differ");
-        if kernel::quantize_f32(self, input, out, offset, row_len) {
-            return Ok(());
+        if let Some(judged) = kernel::quantize_f32(self, input, out, offset, row_len) {
+            return Ok(judged);
         }
         // Through f64 (the fast f64 paths, else the reference), in small pieces so no large
         // temporary is allocated.
@@ -313,7 +350,7 @@ impl Quantizer {
                 *o = v as f32;
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Parallel [`Quantizer::quantize_f32`] over chunks with rayon; bit-identical to it.

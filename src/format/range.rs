@@ -166,7 +166,7 @@ fn float_range(max: f64, signed: bool) -> (f64, f64) {
 }
 
 /// The finite range of one element of a block format at scale 1.
-fn element_range(e: &Element) -> (f64, f64) {
+pub(crate) fn element_range(e: &Element) -> (f64, f64) {
     match e {
         Element::Float(f) => float_range(f.limits().max, f.signed()),
         Element::Fixed(f) => (f.min_value(), f.max_value()),

@@ -14,8 +14,8 @@ use crate::simd::multiversion;
 
 /// Round `exact` once to `meta`'s format with its rounding unit, on the fast paths (`route`,
 /// fixed per node by the executor's plan) or the reference (the same bits). With the rounded
-/// values, their range events where the `f32` path judged them on its own buffers
-/// ([`range_events_f32`]; else the caller judges the `f64` values).
+/// values, their range events where a kernel judged them in its rounding pass or the `f32`
+/// path on its own buffers ([`range_events_f32`]); else the caller judges the `f64` values.
 pub(super) fn round_to(
     meta: &TensorMeta,
     route: Route,
@@ -37,12 +37,13 @@ pub(super) fn round_to(
         }
     }
     let mut dst = vec![0.0; src.len()];
-    if path == Path::Reference {
+    let judged = if path == Path::Reference {
         q.quantize_f64(src, &mut dst, 0, row);
+        None
     } else {
-        q.quantize_f64_fast(src, &mut dst, 0, row);
-    }
-    Ok((dst, None))
+        q.quantize_f64_judged(src, &mut dst, 0, row)
+    };
+    Ok((dst, judged))
 }
 
 /// [`round_to`] on the vectorized `f32` kernels when the format fits `f32` and every exact
@@ -64,8 +65,10 @@ pub(super) fn round_f32(
         return None;
     }
     let mut rounded = vec![0f32; input.len()];
-    q.quantize_f32(&input, &mut rounded, 0, row).ok()?;
-    let counts = range_events_f32(&q.format(), &input, &rounded, row);
+    let counts = match q.quantize_f32_judged(&input, &mut rounded, 0, row).ok()? {
+        Some(judged) => Some(judged),
+        None => range_events_f32(&q.format(), &input, &rounded, row),
+    };
     Some((rounded.iter().map(|&v| f64::from(v)).collect(), counts))
 }
 
@@ -121,8 +124,9 @@ mod tests {
     #[test]
     fn f32_kernels_round_as_the_reference_on_f32_values() {
         let s = RandomStream::new(5, 9);
+        // Zeros among them: a zero stored as zero is not flushed.
         let src: Vec<f64> = (0..640)
-            .map(|i| f64::from((s.normal_f64(i) * 3.0) as f32))
+            .map(|i| f64::from((s.normal_f64(i) * 3.0) as f32) * f64::from(i % 7 != 0))
             .collect();
         let specs = [
             "bf16",
@@ -132,6 +136,7 @@ mod tests {
             "mxfp8",
             "mxint8",
             "bfp:wl=8,size=col",
+            "bfp:wl=8,size=row",
             "bfp:wl=8,size=tensor",
             "bfp:wl=8,size=32",
             "fixed:wl=8,fl=4",
