@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 use thiserror::Error;
 
+use crate::format::range::judge_f64;
 use crate::format::{alias, block_fast, kernel, BlockSize, Element, Format, RangeCounts};
 use crate::round::{RandomStream, Rounding};
 use crate::simd::multiversion;
@@ -73,6 +74,24 @@ fn narrow_to_odd_portable(input: &[f64], narrow: &mut [f32]) -> bool {
 }
 
 multiversion!(narrow_to_odd => narrow_to_odd_portable, (input: &[f64], narrow: &mut [f32]) -> bool);
+
+/// `fp32` nearest-even of `f64` values, the processor's own conversion (a NaN's bits are fixed
+/// afterwards by the caller), judged in the same pass ([`judge_f64`] against `fp32`'s range):
+/// `[saturated, flushed, nan]`. Branch-free, so it vectorizes.
+#[inline(always)]
+fn to_fp32_judged_portable(input: &[f64], out: &mut [f64]) -> [u64; 3] {
+    let hi = f64::from(f32::MAX);
+    let mut sum = [0u64; 3];
+    for (o, &x) in out.iter_mut().zip(input) {
+        let s = f64::from(x as f32);
+        *o = s;
+        let [a, b, c] = judge_f64(-hi, hi, x, s);
+        sum = [sum[0] + a, sum[1] + b, sum[2] + c];
+    }
+    sum
+}
+
+multiversion!(to_fp32_judged => to_fp32_judged_portable, (input: &[f64], out: &mut [f64]) -> [u64; 3]);
 
 /// A format plus a rounding unit plus a random stream.
 #[derive(Clone, Copy, Debug)]
@@ -166,8 +185,8 @@ impl Quantizer {
 
     /// [`Quantizer::quantize_f64_fast`], with the range events of the rounding
     /// ([`crate::format::range_events`] of `input` and `out`) where a kernel judged them on the
-    /// way (`None` where none did: the caller judges). Only the `f32` kernels judge, on the
-    /// values rounded to odd: every comparison the judgement makes (with a range end, whose
+    /// way (`None` where none did: the caller judges). `fp32` nearest-even judges in its
+    /// conversion pass; the `f32` kernels judge on the values rounded to odd: every comparison the judgement makes (with a range end, whose
     /// significand is at most the format's, and with zero) gives the same answer on a value and
     /// on its rounding to odd, which never crosses an `f32` value, and the block maxima keep
     /// their exponents (see [`Quantizer::quantize_via_odd_f32`]).
@@ -183,15 +202,20 @@ impl Quantizer {
             Format::Float(f)
                 if self.rounding == Rounding::NearestEven && Some(self.format) == alias("fp32") =>
             {
-                let l = f.limits();
-                for (o, &x) in out.iter_mut().zip(input) {
-                    *o = if x.is_nan() {
-                        f.quantize_with(&l, x, self.rounding, 0)
-                    } else {
-                        f64::from(x as f32)
-                    };
+                let [saturated, flushed, nan] = to_fp32_judged(input, out);
+                if nan > 0 {
+                    // The reference fixes a NaN's bits; the judgement reads only that it is one.
+                    let l = f.limits();
+                    for (o, &x) in out.iter_mut().zip(input).filter(|(_, x)| x.is_nan()) {
+                        *o = f.quantize_with(&l, x, self.rounding, 0);
+                    }
                 }
-                true
+                return Some(RangeCounts {
+                    values: input.len() as u64,
+                    saturated,
+                    flushed,
+                    nan,
+                });
             }
             Format::Block(b) if matches!(b.element(), Element::Fixed(_)) => {
                 // Through `f32` where its kernels are faster: stochastic rounding (with a

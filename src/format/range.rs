@@ -129,6 +129,12 @@ fn judge<T: Lane>(lo: T, hi: T, x: T, s: T) -> [u64; 3] {
     ]
 }
 
+/// [`judge`] on `f64` values, for passes that round and judge at once.
+#[inline(always)]
+pub(crate) fn judge_f64(lo: f64, hi: f64, x: f64, s: f64) -> [u64; 3] {
+    judge(lo, hi, x, s)
+}
+
 /// The sums of [`judge`] over `exact` and `stored` with one range.
 #[inline(always)]
 fn tally_const_portable<T: Lane>(lo: T, hi: T, exact: &[T], stored: &[T]) -> [u64; 3] {

@@ -155,7 +155,10 @@ fn add(sum: &mut [u64; 3], row: [u32; 3]) {
 }
 
 /// The element pass of column blocks: row after row, element `i` of a row with its column's
-/// scales. Counts are summed per row in `u32` lanes (a row is far shorter than 2^32).
+/// scales. Narrow tensors are taken [`ROW_GROUP`] elements of whole rows at a time, with the
+/// scales repeated to match, so the inner loop is long enough to fill vectors (a row of ten
+/// columns is not). Counts are summed per group in `u32` lanes (a group is far shorter than
+/// 2^32).
 #[inline(always)]
 fn run_cols_portable(
     w: &Words,
@@ -165,11 +168,14 @@ fn run_cols_portable(
     up: &[f32],
 ) -> [u64; 3] {
     let cols = down.len();
+    let rows = (ROW_GROUP / cols).max(1);
+    let (down, up) = (down.repeat(rows), up.repeat(rows));
+    let group = rows * cols;
     let mut sum = [0u64; 3];
-    for (r, (ir, or)) in input.chunks(cols).zip(out.chunks_mut(cols)).enumerate() {
-        let lo = w.first.wrapping_add((r * cols) as u32);
+    for (r, (ir, or)) in input.chunks(group).zip(out.chunks_mut(group)).enumerate() {
+        let lo = w.first.wrapping_add((r * group) as u32);
         let mut row = [0u32; 3];
-        for (i, (((o, &x), &d), &u)) in or.iter_mut().zip(ir).zip(down).zip(up).enumerate() {
+        for (i, (((o, &x), &d), &u)) in or.iter_mut().zip(ir).zip(&down).zip(&up).enumerate() {
             let (v, [a, b, c]) = w.round(x, lo.wrapping_add(i as u32), d, u);
             *o = v;
             row = [row[0] + a, row[1] + b, row[2] + c];
@@ -178,6 +184,9 @@ fn run_cols_portable(
     }
     sum
 }
+
+/// The fewest elements of whole rows [`run_cols`] takes at a time (a few vectors' worth).
+const ROW_GROUP: usize = 128;
 
 /// The element pass of runs of `n` consecutive elements, block `j` with the scales `down[j]`
 /// and `up[j]`.
