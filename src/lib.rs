@@ -18,6 +18,7 @@ pub mod npy;
 pub mod report;
 pub mod round;
 pub mod run;
+mod scratch;
 mod simd;
 mod suggest;
 pub mod sweep;

@@ -11,6 +11,7 @@ use thiserror::Error;
 use crate::format::range::judge_f64;
 use crate::format::{alias, block_fast, kernel, BlockSize, Element, Format, RangeCounts};
 use crate::round::{RandomStream, Rounding};
+use crate::scratch;
 use crate::simd::multiversion;
 
 /// A quantizer that cannot be built or applied.
@@ -307,18 +308,18 @@ impl Quantizer {
         if m > ODD_MAX_MAN || !sr_ok {
             return None;
         }
-        let mut narrow = vec![0f32; input.len()];
-        if !narrow_to_odd(input, &mut narrow) {
-            return None;
-        }
-        let mut rounded = vec![0f32; input.len()];
-        let judged = self
-            .quantize_f32_judged(&narrow, &mut rounded, offset, row_len)
-            .ok()?;
-        for (o, &v) in out.iter_mut().zip(&rounded) {
-            *o = f64::from(v);
-        }
-        Some(judged)
+        scratch::with_f32_pair(input.len(), |narrow, rounded| {
+            if !narrow_to_odd(input, narrow) {
+                return None;
+            }
+            let judged = self
+                .quantize_f32_judged(narrow, rounded, offset, row_len)
+                .ok()?;
+            for (o, &v) in out.iter_mut().zip(rounded.iter()) {
+                *o = f64::from(v);
+            }
+            Some(judged)
+        })
     }
 
     /// Quantize `input` into `out` in the `f32` carrier (the format must fit in `f32`).

@@ -438,9 +438,10 @@ fn run_step(
             Op::Quantize => Cow::Borrowed(arg(0)),
             Op::GaussianNoise { std } => {
                 let std = scalar(std, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;
-                let mut z = vec![0f32; out.len()];
-                RandomStream::new(seed, stream(1)).normals_f32(0, &mut z);
-                Cow::Owned(loops::add_noise(arg(0), std, &z))
+                Cow::Owned(crate::scratch::with_f32_pair(out.len(), |z, _| {
+                    RandomStream::new(seed, stream(1)).normals_f32(0, z);
+                    loops::add_noise(arg(0), std, z)
+                }))
             }
             Op::VcQuantize { v } => {
                 let v = scalar(v, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;

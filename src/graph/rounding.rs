@@ -10,6 +10,7 @@ use super::TensorMeta;
 use crate::arith::{ElemOp, VectorRounding};
 use crate::format::{range_events_f32, Quantizer, RangeCounts};
 use crate::round::RandomStream;
+use crate::scratch;
 use crate::simd::multiversion;
 
 /// Round `exact` once to `meta`'s format with its rounding unit, on the fast paths (`route`,
@@ -51,7 +52,8 @@ pub(super) fn round_to(
 /// are proven bit-identical to the `f64` reference on `f32` inputs, with the same random word
 /// per element. Returns the rounded values, or `None` where it does not apply, and their range
 /// events judged on the `f32` buffers (`None` where a range end is not an `f32` value). The
-/// result is collected, not written over a zeroed buffer.
+/// `f32` buffers are the thread's scratch pair; the result is collected, not written over a
+/// zeroed buffer.
 pub(super) fn round_f32(
     q: &Quantizer,
     src: &[f64],
@@ -60,16 +62,16 @@ pub(super) fn round_f32(
     if !q.format().fits_f32() {
         return None;
     }
-    let mut input = vec![0f32; src.len()];
-    if !narrow_exact(src, &mut input) {
-        return None;
-    }
-    let mut rounded = vec![0f32; input.len()];
-    let counts = match q.quantize_f32_judged(&input, &mut rounded, 0, row).ok()? {
-        Some(judged) => Some(judged),
-        None => range_events_f32(&q.format(), &input, &rounded, row),
-    };
-    Some((rounded.iter().map(|&v| f64::from(v)).collect(), counts))
+    scratch::with_f32_pair(src.len(), |input, rounded| {
+        if !narrow_exact(src, input) {
+            return None;
+        }
+        let counts = match q.quantize_f32_judged(input, rounded, 0, row).ok()? {
+            Some(judged) => Some(judged),
+            None => range_events_f32(&q.format(), input, rounded, row),
+        };
+        Some((rounded.iter().map(|&v| f64::from(v)).collect(), counts))
+    })
 }
 
 /// `src` narrowed to `f32` (rounded to nearest) into `narrow`, and whether every value is the
