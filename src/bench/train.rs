@@ -5,9 +5,12 @@
 //! The emulated epoch is the library's own ([`crate::run::prepare`], then [`crate::algo::train`]
 //! with the workload's model widened to the bench's hidden width): the time between two epoch
 //! callbacks, so it includes everything the driver does per epoch, the `f64` training-set loss
-//! it reports included (timed on its own as `loss_eval_ms`). The first epoch (graph building,
-//! the data rounded to the input format) is a warm-up and is not timed; the figure is the
-//! median of the `epochs` epochs after it.
+//! it reports included. That evaluation is a metric, not training (a NumPy or PyTorch training
+//! epoch computes no loss over the whole training set), so it is timed again on its own, on
+//! the epoch's parameters inside the callback (outside the epoch's timing), and the training
+//! epoch is the epoch minus it (`train_epoch_ms`). The first epoch (graph building, the data
+//! rounded to the input format) is a warm-up and is not timed; the figures are medians over the
+//! `epochs` epochs after it.
 //!
 //! The native epoch ([`NativeMlp`]) trains the same ReLU MLP on the same training split with
 //! plain SGD in `f32` (ndarray's `dot`, no emulation, no `l2`): `ceil(N / batch)` steps of
@@ -95,15 +98,23 @@ pub struct TrainRow {
     /// epochs one emulated epoch costs, each emulated epoch against the native one run right
     /// after it (a drift of the machine's speed moves both sides of a pair alike).
     pub times_native: f64,
+    /// Median of `train_epoch_ms`: the emulated epoch without the driver's training-set loss,
+    /// ms.
+    pub train_ms_per_epoch: f64,
+    /// The median over the timed epochs of `train_epoch_ms[i] / native_epoch_ms[i]`.
+    pub train_times_native: f64,
     /// Wall time of each timed emulated epoch (epochs 2, 3, ...), ms.
     pub epoch_ms: Vec<f64>,
+    /// Each timed emulated epoch minus its `f64` training-set loss (the same evaluation, on the
+    /// epoch's parameters, timed again in the epoch callback), ms.
+    pub train_epoch_ms: Vec<f64>,
     /// Wall time of the native epoch run right after each timed emulated epoch, ms.
     pub native_epoch_ms: Vec<f64>,
     /// Steps per emulated epoch (the native epoch takes `ceil(N / batch)`, as the mini-batch
     /// driver; the SVRG family's epoch is `2 N / batch` inner steps plus a full gradient).
     pub steps_per_epoch: u64,
     /// Median wall time of the `f64` training-set loss the driver evaluates after every epoch
-    /// (part of `ms_per_epoch`), ms.
+    /// (part of `ms_per_epoch`, not of `train_ms_per_epoch`), ms.
     pub loss_eval_ms: f64,
     /// The emulated run's training loss after its last epoch (a sanity check: a run that went
     /// wrong is not a speed figure).
@@ -397,8 +408,10 @@ pub fn bench_train(cfg: &TrainBench) -> Result<Vec<TrainRow>, TrainBenchError> {
         };
 
         // Emulated and native epochs alternate: the native one runs inside the callback,
-        // between two emulated epochs, outside their timing.
-        let (mut epoch_s, mut native_s) = (Vec::new(), Vec::new());
+        // between two emulated epochs, outside their timing; so does the loss evaluation timed
+        // again.
+        let train = p.data.as_ref().expect("checked by native_data");
+        let (mut epoch_s, mut native_s, mut loss_s) = (Vec::new(), Vec::new(), Vec::new());
         let mut started = Instant::now();
         let mut steps = 0;
         let mut last_loss = f64::NAN;
@@ -412,10 +425,15 @@ pub fn bench_train(cfg: &TrainBench) -> Result<Vec<TrainRow>, TrainBenchError> {
             &mut |s| {
                 let elapsed = started.elapsed().as_secs_f64();
                 let native = native_epoch();
+                let t = Instant::now();
+                let data = Some((train.x_train.view(), &train.y_train));
+                std::hint::black_box(p.model.train_loss(&s.params, data));
+                let loss = t.elapsed().as_secs_f64();
                 // Epoch 1 (the driver's setup included) and the first native epoch warm up.
                 if s.epoch > 1 {
                     epoch_s.push(elapsed);
                     native_s.push(native);
+                    loss_s.push(loss);
                 }
                 steps = s.steps / s.epoch as u64;
                 last_loss = s.train_loss;
@@ -435,24 +453,10 @@ pub fn bench_train(cfg: &TrainBench) -> Result<Vec<TrainRow>, TrainBenchError> {
             });
         }
         let ms = |v: &[f64]| v.iter().map(|s| s * 1e3).collect::<Vec<_>>();
-        let (epoch_ms, native_ms) = (ms(&epoch_s), ms(&native_s));
-        let mut ratios: Vec<f64> = epoch_ms
-            .iter()
-            .zip(&native_ms)
-            .map(|(e, n)| e / n)
-            .collect();
-
-        let train = p.data.as_ref().expect("checked by native_data");
-        let mut evals: Vec<f64> = (0..cfg.epochs.max(1))
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(p.model.train_loss(
-                    &outcome.params,
-                    Some((train.x_train.view(), &train.y_train)),
-                ));
-                t.elapsed().as_secs_f64()
-            })
-            .collect();
+        let (epoch_ms, native_ms, loss_ms) = (ms(&epoch_s), ms(&native_s), ms(&loss_s));
+        let train_ms: Vec<f64> = epoch_ms.iter().zip(&loss_ms).map(|(e, l)| e - l).collect();
+        let ratios =
+            |v: &[f64]| -> Vec<f64> { v.iter().zip(&native_ms).map(|(e, n)| e / n).collect() };
         rows.push(TrainRow {
             algo: p.algo.to_string(),
             arch: p.arch.name.clone(),
@@ -461,11 +465,14 @@ pub fn bench_train(cfg: &TrainBench) -> Result<Vec<TrainRow>, TrainBenchError> {
             batch: cfg.batch,
             ms_per_epoch: median(&mut epoch_ms.clone()),
             native_ms_per_epoch: median(&mut native_ms.clone()),
-            times_native: median(&mut ratios),
+            times_native: median(&mut ratios(&epoch_ms)),
+            train_ms_per_epoch: median(&mut train_ms.clone()),
+            train_times_native: median(&mut ratios(&train_ms)),
             epoch_ms,
+            train_epoch_ms: train_ms,
             native_epoch_ms: native_ms,
             steps_per_epoch: steps,
-            loss_eval_ms: median(&mut evals) * 1e3,
+            loss_eval_ms: median(&mut loss_ms.clone()),
             train_loss: last_loss,
         });
     }

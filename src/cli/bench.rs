@@ -50,12 +50,15 @@ enum What {
     },
     /// Milliseconds per training epoch of each algorithm on each architecture (the workload's
     /// MLP with one hidden layer of --hidden units, or a cnn workload's network as it is;
-    /// --batch examples per step) against a native f32 SGD epoch of the same network timed just
-    /// before it in the same pool (e.g. --workload workloads/digits-cnn.json).
+    /// --batch examples per step) against a native f32 SGD epoch of the same network timed
+    /// right after it in the same pool (e.g. --workload workloads/digits-cnn.json); `train ms`
+    /// is the epoch without the f64 training-set loss the driver reports after it (`loss ms`,
+    /// timed again on its own), the figure a NumPy or PyTorch training epoch compares with.
     Train {
         /// Print JSON rows (`algo`, `arch`, `threads`, `model`, `batch`, `ms_per_epoch`,
-        /// `native_ms_per_epoch`, `times_native`, `epoch_ms`, `native_epoch_ms`,
-        /// `steps_per_epoch`, `loss_eval_ms`, `train_loss`).
+        /// `native_ms_per_epoch`, `times_native`, `train_ms_per_epoch`, `train_times_native`,
+        /// `epoch_ms`, `train_epoch_ms`, `native_epoch_ms`, `steps_per_epoch`, `loss_eval_ms`,
+        /// `train_loss`).
         #[arg(long)]
         json: bool,
         /// Pool sizes, comma-separated, each timed in turn (default: 1 and all cores; at most
@@ -98,19 +101,31 @@ fn print_train(rows: &[TrainRow], json: bool) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "{:<14} {:<8} {:>7} {:>10} {:>10} {:>9} {:>6} {:>10} {:>10}",
-        "algo", "arch", "threads", "ms/epoch", "native ms", "x native", "steps", "loss ms", "loss"
+        "{:<14} {:<8} {:>7} {:>10} {:>10} {:>9} {:>9} {:>9} {:>6} {:>10} {:>10}",
+        "algo",
+        "arch",
+        "threads",
+        "ms/epoch",
+        "native ms",
+        "x native",
+        "train ms",
+        "x native",
+        "steps",
+        "loss ms",
+        "loss"
     )?;
     for r in rows {
         writeln!(
             out,
-            "{:<14} {:<8} {:>7} {:>10.3} {:>10.3} {:>9.2} {:>6} {:>10.3} {:>10.4}",
+            "{:<14} {:<8} {:>7} {:>10.3} {:>10.3} {:>9.2} {:>9.3} {:>9.2} {:>6} {:>10.3} {:>10.4}",
             r.algo,
             r.arch,
             r.threads,
             r.ms_per_epoch,
             r.native_ms_per_epoch,
             r.times_native,
+            r.train_ms_per_epoch,
+            r.train_times_native,
             r.steps_per_epoch,
             r.loss_eval_ms,
             r.train_loss
