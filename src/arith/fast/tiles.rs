@@ -3,6 +3,7 @@
 //! for narrow accumulators, vectorized across columns.
 
 use super::*;
+use std::borrow::Cow;
 
 /// Output rows per register tile.
 pub(super) const TR: usize = 4;
@@ -283,43 +284,45 @@ pub(super) fn rows<U: Unit>(
     // Through a slice in memory order (an iterator over a 2-D array steps index by index); a
     // column-major `A` (a transposed view, as a weight gradient's `X^T`) stays column-major
     // and the tiles read it in place (`Job::lda`).
-    let input = |src: &[f32]| -> Vec<U::T> { src.iter().map(|&v| U::input(v)).collect() };
-    let (at, lda) = match (a.as_slice(), a.t().as_slice()) {
-        (Some(src), _) => (input(src), None),
-        (None, Some(src)) => (input(src), Some(m)),
-        (None, None) => (
-            input(a.as_standard_layout().as_slice().expect("standard")),
-            None,
-        ),
+    // `f32` carriers borrow the operand as it is ([`Carrier::inputs`]).
+    let (a_t, standard);
+    a_t = a.t();
+    let (at, lda) = match (a.as_slice(), a_t.as_slice()) {
+        (Some(src), _) => (U::T::inputs(src), None),
+        (None, Some(src)) => (U::T::inputs(src), Some(m)),
+        (None, None) => {
+            standard = a.as_standard_layout();
+            (U::T::inputs(standard.as_slice().expect("standard")), None)
+        }
     };
     let mut c = Array2::<f64>::zeros((a.nrows(), n));
     if n == 0 {
         return (c, 0);
     }
     // `B`'s rows padded to whole tiles, so that every tile row is one full load; through a
-    // slice where `B` is one (a row view per row costs more than a short row's copy).
+    // slice where `B` is one (a row view per row costs more than a short row's copy), borrowed
+    // where it needs no padding and is already the carrier.
     let ldb = n.div_ceil(tile_width(n)) * tile_width(n);
-    let mut bt = vec![U::T::default(); k * ldb];
-    let widen = |dst: &mut [U::T], src: &[f32]| {
-        for (d, &v) in dst.iter_mut().zip(src) {
-            *d = U::input(v);
+    let bt: Cow<'_, [U::T]> = match b.as_slice() {
+        Some(src) if ldb == n => U::T::inputs(src),
+        _ => {
+            let mut bt = vec![U::T::default(); k * ldb];
+            let rows = bt.chunks_exact_mut(ldb);
+            match b.as_slice() {
+                Some(src) => rows.zip(src.chunks_exact(n)).for_each(|(dst, row)| {
+                    for (d, &v) in dst.iter_mut().zip(row) {
+                        *d = U::T::input(v);
+                    }
+                }),
+                None => rows.zip(b.outer_iter()).for_each(|(dst, row)| {
+                    for (d, &v) in dst.iter_mut().zip(row.iter()) {
+                        *d = U::T::input(v);
+                    }
+                }),
+            }
+            Cow::Owned(bt)
         }
     };
-    match b.as_slice() {
-        Some(src) if ldb == n => widen(&mut bt, src),
-        Some(src) => {
-            for (dst, row) in bt.chunks_exact_mut(ldb).zip(src.chunks_exact(n)) {
-                widen(dst, row);
-            }
-        }
-        None => {
-            for (dst, row) in bt.chunks_exact_mut(ldb).zip(b.outer_iter()) {
-                for (d, &v) in dst.iter_mut().zip(row.iter()) {
-                    *d = U::input(v);
-                }
-            }
-        }
-    }
     let chunk = match order {
         Order::Chunk(c) => c,
         _ => usize::MAX,

@@ -3,6 +3,7 @@
 //! `f32` lanes, stochastic `fp32`), bit for bit as the general path.
 
 use super::*;
+use std::borrow::Cow;
 
 /// Round-to-nearest-even into a float format of at most 24 significant bits with subnormals,
 /// IEEE or `fn` specials and a sign, branch-free on `f64` bits.
@@ -92,11 +93,37 @@ impl RneUnit {
 }
 
 /// A per-add unit for the vectorized driver: how to round `acc + a b` and `x + y`.
+/// A carrier of accumulator values and of the inputs the tiles read: `f32`, or `f64` for the
+/// units whose sums need it.
+pub(super) trait Carrier: Copy + Send + Sync + Default {
+    /// An input as this carrier.
+    fn input(x: f32) -> Self;
+    /// A whole operand as this carrier: `f32` operands are borrowed as they are (a copy of
+    /// every operand of every GEMM was a tenth of a small GEMM's time).
+    fn inputs(src: &[f32]) -> Cow<'_, [Self]>;
+}
+
+impl Carrier for f32 {
+    fn input(x: f32) -> f32 {
+        x
+    }
+    fn inputs(src: &[f32]) -> Cow<'_, [f32]> {
+        Cow::Borrowed(src)
+    }
+}
+
+impl Carrier for f64 {
+    fn input(x: f32) -> f64 {
+        f64::from(x)
+    }
+    fn inputs(src: &[f32]) -> Cow<'_, [f64]> {
+        Cow::Owned(src.iter().map(|&v| f64::from(v)).collect())
+    }
+}
+
 pub(super) trait Unit: Copy + Send + Sync {
     /// The carrier of accumulator values.
-    type T: Copy + Send + Sync + Default;
-    /// Convert an input.
-    fn input(x: f32) -> Self::T;
+    type T: Carrier;
     /// Whether the unit rounds stochastically (the tiles then draw each rounding's word).
     const STOCHASTIC: bool = false;
     /// `acc + a b` unrounded and whether that is the exact sum, for a stochastic unit: the
@@ -146,9 +173,6 @@ pub(super) fn f32_add(x: f32, y: f32) -> (f32, bool) {
 
 impl Unit for F32Fma {
     type T = f32;
-    fn input(x: f32) -> f32 {
-        x
-    }
     #[inline(always)]
     fn mac(&self, acc: f32, a: f32, b: f32, _w: u32) -> (f32, bool) {
         let r = a.mul_add(b, acc);
@@ -173,9 +197,6 @@ impl Unit for F32Fma {
 
 impl Unit for F32MulAdd {
     type T = f32;
-    fn input(x: f32) -> f32 {
-        x
-    }
     #[inline(always)]
     fn mac(&self, acc: f32, a: f32, b: f32, _w: u32) -> (f32, bool) {
         f32_add(acc, a * b)
@@ -205,9 +226,6 @@ impl Narrow {
 
 impl Unit for Narrow {
     type T = f64;
-    fn input(x: f32) -> f64 {
-        f64::from(x)
-    }
     #[inline(always)]
     fn mac(&self, acc: f64, a: f64, b: f64, _w: u32) -> (f64, bool) {
         self.acc.add(acc, self.product(a, b))
@@ -309,9 +327,6 @@ impl NarrowF32 {
 
 impl Unit for NarrowF32 {
     type T = f32;
-    fn input(x: f32) -> f32 {
-        x
-    }
     #[inline(always)]
     fn mac(&self, acc: f32, a: f32, b: f32, _w: u32) -> (f32, bool) {
         (self.sum_fast(acc, a * b), false)
@@ -412,9 +427,6 @@ impl SrF32 {
 impl Unit for SrF32 {
     type T = f32;
     const STOCHASTIC: bool = true;
-    fn input(x: f32) -> f32 {
-        x
-    }
     #[inline(always)]
     fn mac_exact(&self, acc: f32, a: f32, b: f32) -> (f32, bool) {
         // The error term is NaN when anything is not finite, so never "exact" then.
