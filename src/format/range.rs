@@ -296,17 +296,29 @@ pub fn held_events(stored: &[f64]) -> RangeCounts {
     }
 }
 
+/// [`held_events`] of `f32` values (the executor's `f32` carrier): the same counts.
+pub fn held_events_f32(stored: &[f32]) -> RangeCounts {
+    let [saturated, nan] = tally_bounds_f32(f32::NEG_INFINITY, f32::INFINITY, stored);
+    RangeCounts {
+        values: stored.len() as u64,
+        saturated,
+        flushed: 0,
+        nan,
+    }
+}
+
 /// `[saturated, nan]` of [`bound_events`]: NaNs, and the other values at or past a bound.
 /// Without branches, so it vectorizes.
 #[inline(always)]
-fn tally_bounds_portable(lo: f64, hi: f64, stored: &[f64]) -> [u64; 2] {
+fn tally_bounds_portable<T: Lane>(lo: T, hi: T, stored: &[T]) -> [u64; 2] {
     let mut sum = [0u64; 2];
     for &s in stored {
-        let nan = s.is_nan();
+        let nan = s.nan();
         let bound = !nan & ((s >= hi) | (s <= lo));
         sum = [sum[0] + u64::from(bound), sum[1] + u64::from(nan)];
     }
     sum
 }
 
-multiversion!(tally_bounds => tally_bounds_portable, (lo: f64, hi: f64, stored: &[f64]) -> [u64; 2]);
+multiversion!(tally_bounds => tally_bounds_portable::<f64>, (lo: f64, hi: f64, stored: &[f64]) -> [u64; 2]);
+multiversion!(tally_bounds_f32 => tally_bounds_portable::<f32>, (lo: f32, hi: f32, stored: &[f32]) -> [u64; 2]);

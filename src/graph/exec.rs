@@ -50,11 +50,12 @@ use thiserror::Error;
 
 use crate::arch::Architecture;
 use crate::arith::{gemm, gemm_f64, ActionCounts, ElemOp, MacError};
-use crate::format::{bound_events, held_events, range_events, QuantizeError};
+use crate::format::{bound_events, held_events, held_events_f32, range_events, QuantizeError};
 use crate::graph::loops;
 use crate::graph::plan::Plan;
 use crate::graph::rounding::{round_exact, round_to};
 use crate::graph::step::StepResult;
+use crate::graph::value::{on_slices, Slice, Value};
 use crate::graph::{Graph, Op, RangeHealth, Role, Scalar, TensorMeta};
 use crate::round::RandomStream;
 
@@ -267,8 +268,9 @@ fn run_step(
 ) -> Result<StepResult, ExecError> {
     let (graph, plan) = (exec.graph, &exec.plan);
     let g = graph.inner();
-    // Feeds are borrowed (copied only when not in standard order), computed tensors owned.
-    let mut values: Vec<Option<Cow<'_, [f64]>>> = vec![None; g.node_count()];
+    // Feeds are borrowed (copied only when not in standard order), computed tensors owned; a
+    // rounding on the `f32` kernels leaves its values in `f32` (`graph/value.rs`).
+    let mut values: Vec<Option<Value<'_>>> = vec![None; g.node_count()];
     // The kernels' counts, per scope (the rest is fixed per graph).
     let mut kernels = vec![ActionCounts::new(); plan.scopes.len()];
     let mut range = RangeHealth::default();
@@ -280,11 +282,11 @@ fn run_step(
         let out = &node.out;
         let name = &out.name;
         let ops = graph.operand_slice(i);
-        let arg = |k: usize| -> &[f64] {
-            values[ops[k].index()]
-                .as_deref()
-                .expect("topological order")
+        let val = |k: usize| -> &Value<'_> {
+            values[ops[k].index()].as_ref().expect("topological order")
         };
+        // An operand as `f64` (an `f32` value widened).
+        let arg = |k: usize| val(k).wide();
         let shape = |k: usize| -> &[usize] { &g[ops[k]].out.shape };
         // Rows of an operand: its values after the first axis.
         let width = |k: usize| -> usize { shape(k)[1..].iter().product() };
@@ -293,7 +295,10 @@ fn run_step(
         // Sums and products rounded exactly once by the vector unit's kernels, where the output
         // format has them; otherwise the `f64` value below is rounded.
         let mut rounded: Option<Vec<f64>> = None;
-        let exact: Cow<'_, [f64]> = match node.op {
+        // A ReLU (gradient) of an `f32` value whose result is held ([`NodePlan::zeroes_held`])
+        // stays in `f32`.
+        let held_f32 = np.zeroes_held && path == Path::Fast;
+        let exact: Value<'_> = match node.op {
             Op::Input | Op::Param => {
                 let v = feeds
                     .get(name)
@@ -305,7 +310,7 @@ fn run_step(
                         expected: out.shape.clone(),
                     });
                 }
-                values[i.index()] = Some(loops::standard(v));
+                values[i.index()] = Some(Value::Wide(loops::standard(v)));
                 continue;
             }
             Op::MatMul {
@@ -316,11 +321,10 @@ fn run_step(
                 // Operands hold values of the MAC's input formats (checked when the graph was
                 // built): `f32` values, unless the MAC is the fused fp64 multiply-add.
                 let res = if mac.a.fits_f32() && mac.b.fits_f32() {
-                    // Narrowed in memory order, then transposed as views (a transposed view
-                    // read element by element would stride through memory).
-                    let narrow =
-                        |k: usize| -> Vec<f32> { arg(k).iter().map(|&v| v as f32).collect() };
-                    let (a, b) = (narrow(0), narrow(1));
+                    // Narrowed in memory order (`f32` values as they are), then transposed as
+                    // views (a transposed view read element by element would stride through
+                    // memory).
+                    let (a, b) = (val(0).narrow(), val(1).narrow());
                     gemm(
                         mac,
                         matrix_view(&a, shape(0), transpose_a),
@@ -328,10 +332,11 @@ fn run_step(
                         RandomStream::new(seed, stream(0)),
                     )
                 } else {
+                    let (a, b) = (arg(0), arg(1));
                     gemm_f64(
                         mac,
-                        matrix_view(arg(0), shape(0), transpose_a),
-                        matrix_view(arg(1), shape(1), transpose_b),
+                        matrix_view(&a, shape(0), transpose_a),
+                        matrix_view(&b, shape(1), transpose_b),
                     )
                 }
                 .map_err(|error| ExecError::Mac {
@@ -347,7 +352,7 @@ fn run_step(
                 };
                 range.record(Role::Accumulator, acc, bound_events(&acc, &c));
                 quantize_out = out.format != acc;
-                Cow::Owned(c)
+                Value::Wide(Cow::Owned(c))
             }
             Op::Gather => {
                 let n = shape(0)[0];
@@ -360,39 +365,53 @@ fn run_step(
                     });
                 }
                 quantize_out = false;
-                Cow::Owned(loops::gather_rows(arg(0), width(0), &rows))
+                Value::Wide(Cow::Owned(loops::gather_rows(&arg(0), width(0), &rows)))
+            }
+            Op::ReluGrad if held_f32 && matches!(val(0), Value::Narrow(_)) => {
+                let (Value::Narrow(g), z) = (val(0), val(1).slice()) else {
+                    unreachable!("matched above")
+                };
+                // `g` where `z > 0`, else 0: the `f64` loop's values, in `f32`.
+                Value::Narrow(match z {
+                    Slice::Wide(z) => loops::relu_grad_f32(g, z),
+                    Slice::Narrow(z) => loops::relu_grad_f32(g, z),
+                })
             }
             Op::Add | Op::BiasAdd | Op::Sub | Op::Mul | Op::ReluGrad => {
                 // A bias row is added to every row (checked [1, n] against [m, n]).
-                let (x, y, bias) = (arg(0), arg(1), node.op == Op::BiasAdd);
+                let bias = node.op == Op::BiasAdd;
                 let op = match node.op {
                     Op::Add | Op::BiasAdd => Some(ElemOp::Add),
                     Op::Sub => Some(ElemOp::Sub),
                     Op::Mul => Some(ElemOp::Mul),
                     _ => None,
                 };
-                // One monomorphized loop per op (a `fn` pointer would be called per element).
-                let s = match node.op {
+                // One monomorphized loop per op and pair of carriers (a `fn` pointer would be
+                // called per element).
+                let s = on_slices!(val(0).slice(), val(1).slice(), |x, y| match node.op {
                     Op::Add | Op::BiasAdd => loops::binary(x, y, bias, |a, b| a + b),
                     Op::Sub => loops::binary(x, y, bias, |a, b| a - b),
                     Op::Mul => loops::binary(x, y, bias, |a, b| a * b),
                     _ => loops::binary(x, y, bias, |g, z| if z > 0.0 { g } else { 0.0 }),
-                };
+                });
                 // The exact-sum kernels only where the `f64` result is not already exact (or
                 // where they are the native pass, as fast for either).
                 rounded = match (op, &np.vector) {
-                    (Some(op), Some(unit))
-                        if unit.is_native() || !loops::exact(op, x, y, bias, &s) =>
-                    {
-                        Some(round_exact(op, x, y, bias, unit, seed, stream(0)))
+                    (Some(op), Some(unit)) => {
+                        let (x, y) = (arg(0), arg(1));
+                        (unit.is_native() || !loops::exact(op, &x, &y, bias, &s))
+                            .then(|| round_exact(op, &x, &y, bias, unit, seed, stream(0)))
                     }
                     _ => None,
                 };
-                Cow::Owned(s)
+                Value::Wide(Cow::Owned(s))
             }
             Op::Axpy { c } => {
                 let c = scalar(c, feeds, name, |_| true, "a number")?;
-                Cow::Owned(loops::binary(arg(0), arg(1), false, |a, b| a + c * b))
+                let s = on_slices!(val(0).slice(), val(1).slice(), |x, y| {
+                    loops::binary(x, y, false, |a, b| a + c * b)
+                });
+                Value::Wide(Cow::Owned(s))
             }
             Op::Scale { c } => {
                 let c = scalar(c, feeds, name, |_| true, "a number")?;
@@ -400,23 +419,26 @@ fn run_step(
                 let s: Vec<f64> = x.iter().map(|&a| c * a).collect();
                 let op = ElemOp::Scale(c);
                 rounded = match &np.vector {
-                    Some(unit) if unit.is_native() || !loops::exact(op, x, x, false, &s) => {
-                        Some(round_exact(op, x, x, false, unit, seed, stream(0)))
+                    Some(unit) if unit.is_native() || !loops::exact(op, &x, &x, false, &s) => {
+                        Some(round_exact(op, &x, &x, false, unit, seed, stream(0)))
                     }
                     _ => None,
                 };
-                Cow::Owned(s)
+                Value::Wide(Cow::Owned(s))
             }
-            Op::Relu => Cow::Owned(arg(0).iter().map(|&a| a.max(0.0)).collect()),
+            Op::Relu => match val(0) {
+                Value::Narrow(x) if held_f32 => Value::Narrow(loops::relu_f32(x)),
+                v => Value::Wide(Cow::Owned(v.wide().iter().map(|&a| a.max(0.0)).collect())),
+            },
             Op::Softmax => {
-                let mut s = arg(0).to_vec();
+                let mut s = arg(0).into_owned();
                 for row in s.chunks_mut(width(0).max(1)) {
                     softmax_row(row);
                 }
-                Cow::Owned(s)
+                Value::Wide(Cow::Owned(s))
             }
             Op::SoftmaxXentGrad => {
-                let mut s = arg(0).to_vec();
+                let mut s = arg(0).into_owned();
                 let batch = out.shape[0].max(1) as f64;
                 let w = width(0).max(1);
                 for (r, y) in s.chunks_mut(w).zip(arg(1).chunks(w)) {
@@ -425,23 +447,30 @@ fn run_step(
                         *p = (*p - t) / batch;
                     }
                 }
-                Cow::Owned(s)
+                Value::Wide(Cow::Owned(s))
             }
-            Op::SumRows if shape(0).len() >= 2 => Cow::Owned(loops::sum_rows(arg(0), width(0))),
+            Op::SumRows if shape(0).len() >= 2 => Value::Wide(Cow::Owned(match val(0).slice() {
+                Slice::Wide(x) => loops::sum_rows(x, width(0)),
+                Slice::Narrow(x) => loops::sum_rows(x, width(0)),
+            })),
             Op::SumRows => {
                 // ndarray's `sum_axis`, whose order of additions the results keep (a 1-D
                 // operand is summed in its unrolled order; `loops::sum_rows` is its row order).
-                let x = ndarray::ArrayViewD::from_shape(IxDyn(shape(0)), arg(0))
+                let x = arg(0);
+                let x = ndarray::ArrayViewD::from_shape(IxDyn(shape(0)), &x[..])
                     .expect("checked shape");
-                Cow::Owned(x.sum_axis(Axis(0)).iter().copied().collect())
+                Value::Wide(Cow::Owned(x.sum_axis(Axis(0)).iter().copied().collect()))
             }
-            Op::Quantize => Cow::Borrowed(arg(0)),
+            Op::Quantize => Value::Wide(arg(0)),
             Op::GaussianNoise { std } => {
                 let std = scalar(std, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;
-                Cow::Owned(crate::scratch::with_f32_pair(out.len(), |z, _| {
-                    RandomStream::new(seed, stream(1)).normals_f32(0, z);
-                    loops::add_noise(arg(0), std, z)
-                }))
+                Value::Wide(Cow::Owned(crate::scratch::with_f32_pair(
+                    out.len(),
+                    |z, _| {
+                        RandomStream::new(seed, stream(1)).normals_f32(0, z);
+                        loops::add_noise(&arg(0), std, z)
+                    },
+                )))
             }
             Op::VcQuantize { v } => {
                 let v = scalar(v, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;
@@ -450,63 +479,73 @@ fn run_step(
                 let streams = crate::arith::vc::VcStreams::new(seed, stream(1));
                 let row = out.shape.last().copied().unwrap_or(1);
                 let tally =
-                    crate::arith::vc::vc_quantize(&out.format, mu, &mut res, v, row, &streams);
+                    crate::arith::vc::vc_quantize(&out.format, &mu, &mut res, v, row, &streams);
                 tally.record(&out.format, counts);
-                judge(&mut range, out, mu, &res);
-                values[i.index()] = Some(Cow::Owned(res));
+                judge(&mut range, out, &mu, &res);
+                values[i.index()] = Some(Value::Wide(Cow::Owned(res)));
                 continue;
             }
             Op::QsgldQuantize { q, c, nearest } => {
                 let q = scalar(q, feeds, name, |q| q > 0.0, "a finite number > 0")?;
                 let c = scalar(c, feeds, name, |_| true, "a number")?;
                 let mut res = vec![0.0; out.len()];
-                crate::arith::quantize_step(arg(0), &mut res, q, c, nearest);
-                Cow::Owned(res)
+                crate::arith::quantize_step(&arg(0), &mut res, q, c, nearest);
+                Value::Wide(Cow::Owned(res))
             }
             Op::Image(o) => {
-                let slices: Vec<&[f64]> = (0..o.arity()).map(arg).collect();
+                let wide: Vec<Cow<'_, [f64]>> = (0..o.arity()).map(arg).collect();
+                let slices: Vec<&[f64]> = wide.iter().map(|v| &v[..]).collect();
                 let mut res = vec![0.0; out.len()];
                 // Batch normalization computes in its own format (`formats.batchnorm`).
                 let f = if o.own_format() { out.format } else { plan.vf };
                 let rows = shape(0)[0];
                 o.apply(&slices, rows, &mut res, counts, &f);
                 quantize_out = !o.moves_values();
-                Cow::Owned(res)
+                Value::Wide(Cow::Owned(res))
             }
         };
         // A zeroed operand of a closed format is its own rounding (see `NodePlan::zeroes_held`),
         // unless a block holds NaN: judged as stored, rounded only then.
         let held = (quantize_out && np.zeroes_held && path == Path::Fast)
-            .then(|| held_events(&exact))
+            .then(|| match &exact {
+                Value::Wide(v) => held_events(v),
+                Value::Narrow(v) => held_events_f32(v),
+            })
             .filter(|counts| counts.nan == 0 || !out.format.is_block());
         let value = if let Some(counts) = held {
             range.record(out.role, out.format, counts);
             exact.into_owned()
         } else if quantize_out {
+            let exact = exact.wide();
             let (v, judged) = match rounded {
-                Some(v) => (v, None),
+                Some(v) => (Value::Wide(Cow::Owned(v)), None),
                 None => round_to(out, np.route, &exact, seed, stream(0), path)?,
             };
             match judged {
                 Some(counts) => range.record(out.role, out.format, counts),
-                None => judge(&mut range, out, &exact, &v),
+                None => judge(&mut range, out, &exact, &v.wide()),
             }
             v
         } else {
             if !node.op.moves_values() {
+                let exact = exact.wide();
                 judge(&mut range, out, &exact, &exact);
             }
             exact.into_owned()
         };
-        values[i.index()] = Some(Cow::Owned(value));
+        values[i.index()] = Some(value);
     }
     let values = graph
         .order()
         .iter()
         .filter(|&&i| plan.nodes[i.index()].keep)
         .filter_map(|&i| match values[i.index()].take() {
-            Some(Cow::Owned(v)) => Some((g[i].out.name.clone(), loops::array(&g[i].out.shape, v))),
-            _ => None,
+            // Feeds (borrowed) are not returned.
+            Some(Value::Wide(Cow::Borrowed(_))) | None => None,
+            Some(v) => Some((
+                g[i].out.name.clone(),
+                loops::array(&g[i].out.shape, v.into_wide()),
+            )),
         })
         .collect();
     Ok(StepResult {

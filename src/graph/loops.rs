@@ -34,10 +34,10 @@ pub(super) fn gather_rows(data: &[f64], width: usize, rows: &[usize]) -> Vec<f64
 }
 
 /// `f(x, y)` elementwise, or with `broadcast` `f(x, y[col])` for the row `y` added to every
-/// row of `x` (a bias).
-pub(super) fn binary(
-    xs: &[f64],
-    ys: &[f64],
+/// row of `x` (a bias), on either carrier (each element widened to `f64` as it is read, exactly).
+pub(super) fn binary<A: Copy + Into<f64>, B: Copy + Into<f64>>(
+    xs: &[A],
+    ys: &[B],
     broadcast: bool,
     f: impl Fn(f64, f64) -> f64,
 ) -> Vec<f64> {
@@ -46,12 +46,34 @@ pub(super) fn binary(
         let width = ys.len().max(1);
         let mut out = Vec::with_capacity(xs.len());
         for row in xs.chunks(width) {
-            out.extend(row.iter().zip(ys.iter()).map(|(&a, &b)| f(a, b)));
+            out.extend(
+                row.iter()
+                    .zip(ys.iter())
+                    .map(|(&a, &b)| f(a.into(), b.into())),
+            );
         }
         out
     } else {
-        xs.iter().zip(ys.iter()).map(|(&a, &b)| f(a, b)).collect()
+        xs.iter()
+            .zip(ys.iter())
+            .map(|(&a, &b)| f(a.into(), b.into()))
+            .collect()
     }
+}
+
+/// The ReLU of `f32` values, computed as the `f64` loop computes it (`max(x, 0)` in `f64`) and
+/// narrowed back, which is exact: the result is `x` or a zero.
+pub(super) fn relu_f32(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&a| f64::from(a).max(0.0) as f32).collect()
+}
+
+/// The ReLU gradient of `f32` values `g`: `g` where `z > 0`, else `+0`, as [`binary`]'s loop
+/// of the op computes it in `f64`.
+pub(super) fn relu_grad_f32<Z: Copy + Into<f64>>(g: &[f32], z: &[Z]) -> Vec<f32> {
+    g.iter()
+        .zip(z)
+        .map(|(&g, &z)| if z.into() > 0.0 { g } else { 0.0 })
+        .collect()
 }
 
 /// Whether every result `s` of [`binary`] (or of a scale, `c x`) is the exact value of
@@ -141,12 +163,12 @@ pub(super) fn add_noise(xs: &[f64], std: f64, z: &[f32]) -> Vec<f64> {
 /// `+0`: the bits of ndarray's `sum_axis(Axis(0))` on a standard-layout array of two or more
 /// axes, which adds whole rows in order (a 1-D array it sums in its own unrolled order). On a
 /// 64x256 tensor (one thread): 9.0 us through an `IxDyn` view and `sum_axis`, 2.4 us here.
-pub(super) fn sum_rows(x: &[f64], width: usize) -> Vec<f64> {
+pub(super) fn sum_rows<A: Copy + Into<f64>>(x: &[A], width: usize) -> Vec<f64> {
     let mut acc = vec![0.0; width];
     if width > 0 {
         for row in x.chunks_exact(width) {
             for (a, &v) in acc.iter_mut().zip(row) {
-                *a += v;
+                *a += v.into();
             }
         }
     }

@@ -23,6 +23,7 @@ mod plan;
 mod rounding;
 mod step;
 mod tensor;
+mod value;
 
 use std::collections::BTreeSet;
 

@@ -4,8 +4,11 @@
 //! value is an `f32` value, else the `f64` fast paths (`Quantizer::quantize_f64_fast`: block
 //! formats with integer elements, `fp32` nearest-even), else the `f64` reference quantizer.
 
+use std::borrow::Cow;
+
 use super::exec::{ExecError, Path};
 use super::plan::Route;
+use super::value::Value;
 use super::TensorMeta;
 use crate::arith::{ElemOp, VectorRounding};
 use crate::format::{range_events_f32, Quantizer, RangeCounts};
@@ -24,7 +27,7 @@ pub(super) fn round_to(
     seed: u64,
     stream: u64,
     path: Path,
-) -> Result<(Vec<f64>, Option<RangeCounts>), ExecError> {
+) -> Result<(Value<'static>, Option<RangeCounts>), ExecError> {
     let q = Quantizer::new(meta.format, meta.rounding, seed, stream).map_err(|error| {
         ExecError::Quantize {
             node: meta.name.clone(),
@@ -34,7 +37,7 @@ pub(super) fn round_to(
     let row = meta.shape.last().copied().unwrap_or(1);
     if path == Path::Fast && route == Route::F32First {
         if let Some((dst, counts)) = round_f32(&q, src, row) {
-            return Ok((dst, counts));
+            return Ok((Value::Narrow(dst), counts));
         }
     }
     let mut dst = vec![0.0; src.len()];
@@ -44,7 +47,7 @@ pub(super) fn round_to(
     } else {
         q.quantize_f64_judged(src, &mut dst, 0, row)
     };
-    Ok((dst, judged))
+    Ok((Value::Wide(Cow::Owned(dst)), judged))
 }
 
 /// [`round_to`] on the vectorized `f32` kernels when the format fits `f32` and every exact
@@ -58,7 +61,7 @@ pub(super) fn round_f32(
     q: &Quantizer,
     src: &[f64],
     row: usize,
-) -> Option<(Vec<f64>, Option<RangeCounts>)> {
+) -> Option<(Vec<f32>, Option<RangeCounts>)> {
     if !q.format().fits_f32() {
         return None;
     }
@@ -70,7 +73,7 @@ pub(super) fn round_f32(
             Some(judged) => Some(judged),
             None => range_events_f32(&q.format(), input, rounded, row),
         };
-        Some((rounded.iter().map(|&v| f64::from(v)).collect(), counts))
+        Some((rounded.to_vec(), counts))
     })
 }
 
@@ -152,6 +155,7 @@ mod tests {
                 let (fast, counts) = round_f32(&q, &src, 64).expect(spec);
                 q.quantize_f64(&src, &mut reference, 0, 64);
                 let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                let fast: Vec<f64> = fast.iter().map(|&v| f64::from(v)).collect();
                 assert_eq!(bits(&fast), bits(&reference), "{spec} {rounding}");
                 // Judged on `f32` lanes, the range events of the `f64` judge.
                 let f = q.format();
@@ -181,7 +185,7 @@ mod tests {
                 assert!(fast
                     .iter()
                     .zip(&reference)
-                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+                    .all(|(&a, b)| f64::from(a).to_bits() == b.to_bits()));
                 events.merge(&judged);
             }
         }
