@@ -1,5 +1,6 @@
-//! The executor: runs a checked [`Graph`] in topological order on `f64` carriers and counts the
-//! hardware actions of the step (see ARCHITECTURE.md).
+//! The executor: runs a checked [`Graph`] in topological order and counts the hardware actions
+//! of the step (see ARCHITECTURE.md). Values are `f64`, or `f32` where a rounding on the `f32`
+//! kernels produced them (`graph/value.rs`): the same values either way.
 //!
 //! Per node:
 //! - [`Op::MatMul`]: `arith::gemm` with the graph's MAC configuration (its actions as counted by
