@@ -38,11 +38,12 @@ pub(super) struct NodePlan {
 /// Which fast path rounds an output (the same bits as the reference either way).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Route {
-    /// The `f64` fast paths only, where they beat the `f32` kernels: `fp32` nearest-even (a
-    /// conversion), column blocks with a deterministic rounding (their `f32` path goes through
-    /// `f64` anyway), and blocks of integer elements (bfp, MXINT8) with a deterministic
-    /// rounding, which the `f32` kernels round through their general split (measured on 100 and
-    /// 16384 values: about 5.5 ns a value on `f32`, 1.6-2.2 ns on `f64`).
+    /// The `f64` fast paths only, where they beat the `f32` kernels or the values are not
+    /// `f32` values: Gaussian noise added to a value, `fp32` nearest-even (a conversion),
+    /// column blocks with a deterministic rounding (their `f32` path goes through `f64`
+    /// anyway), and blocks of integer elements (bfp, MXINT8) with a deterministic rounding,
+    /// which the `f32` kernels round through their general split (measured on 100 and 16384
+    /// values: about 5.5 ns a value on `f32`, 1.6-2.2 ns on `f64`).
     F64,
     /// The vectorized `f32` kernels when every exact value is an `f32` value, else `f64`.
     F32First,
@@ -74,14 +75,18 @@ impl Plan {
             .map(|i| {
                 let out = &g[i].out;
                 let deterministic = !out.rounding.is_stochastic();
-                let f64_first = match out.format {
-                    Format::Block(b) => {
-                        deterministic
-                            && (b.size() == BlockSize::Col
-                                || matches!(b.element(), Element::Fixed(_)))
-                    }
-                    f => out.rounding == Rounding::NearestEven && Some(f) == fp32,
-                };
+                // Noise added to a value is almost never an `f32` value, so trying the `f32`
+                // path first would cost a failed narrowing pass every step.
+                let noisy = matches!(g[i].op, Op::GaussianNoise { .. });
+                let f64_first = noisy
+                    || match out.format {
+                        Format::Block(b) => {
+                            deterministic
+                                && (b.size() == BlockSize::Col
+                                    || matches!(b.element(), Element::Fixed(_)))
+                        }
+                        f => out.rounding == Rounding::NearestEven && Some(f) == fp32,
+                    };
                 let route = if f64_first {
                     Route::F64
                 } else {
