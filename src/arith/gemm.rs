@@ -134,6 +134,26 @@ pub fn gemm(
     gemm_general(cfg, a, b, stream)
 }
 
+/// [`gemm`] with `C` in `f32`, where the kernel [`gemm`] runs writes `f32` values (the per-add
+/// units with `f32` lanes, whose accumulators are `f32` values): the same values and counts,
+/// for a caller that keeps them on the `f32` carrier (the executor). `None` where [`gemm`]
+/// takes another path: the caller runs [`gemm`].
+pub(crate) fn gemm_f32(
+    cfg: &MacConfig,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    stream: RandomStream,
+) -> Result<Option<(Array2<f32>, ActionCounts)>, MacError> {
+    cfg.validate()?;
+    check_shapes(&a, &b)?;
+    Ok(
+        fast::try_gemm_f32(cfg, &a, &b, &stream).map(|(c, _, tally)| {
+            let counts = kernel_counts(cfg, a.nrows() * b.ncols(), a.ncols(), tally);
+            (c, counts)
+        }),
+    )
+}
+
 /// `C = A B` under `cfg` by the general order-exact path only (the reference of the fast
 /// paths; `Order::Native` is computed as `Order::Sequential` here).
 pub fn gemm_general(
@@ -204,4 +224,79 @@ pub fn dot(
     }
     let out = gemm(cfg, a.insert_axis(Axis(0)), b.insert_axis(Axis(1)), stream)?;
     Ok((out.c[[0, 0]], out.counts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arith::Order;
+    use crate::format::alias;
+    use crate::{Quantizer, Rounding};
+
+    fn mac(acc: &str, product: Option<&str>, rounding: &str, order: Order) -> MacConfig {
+        let f = |s: &str| alias(s).unwrap_or_else(|| s.parse().expect("a format"));
+        MacConfig::new(
+            f("e4m3fn"),
+            f("e4m3fn"),
+            product.map(f),
+            product.is_none(),
+            f(acc),
+            rounding.parse().expect("a rounding"),
+            order,
+        )
+        .expect("a valid configuration")
+    }
+
+    /// Where the kernel writes `f32` values, `gemm_f32` gives `gemm`'s values and counts; it
+    /// declines every other path. `e4m3fn` operands of mixed magnitudes, some sums overflowing
+    /// `fp16`.
+    #[test]
+    fn f32_outputs_are_the_f64_outputs() {
+        let s = RandomStream::new(3, 4);
+        let (m, k, n) = (9, 70, 37);
+        // Values of e4m3fn (rounded to nearest, clipped at 448).
+        let e4m3 = Quantizer::new(
+            alias("e4m3fn").expect("e4m3fn"),
+            Rounding::NearestEven,
+            0,
+            0,
+        )
+        .expect("a quantizer");
+        let value = |i: u64, scale: f64| {
+            let mut v = [0.0];
+            e4m3.quantize_f64(&[s.normal_f64(i) * scale], &mut v, 0, 1);
+            v[0] as f32
+        };
+        let a = Array2::from_shape_fn((m, k), |(i, j)| value((i * k + j) as u64, 300.0));
+        let b = Array2::from_shape_fn((k, n), |(i, j)| value((1 << 20) + (i * n + j) as u64, 40.0));
+        let taken = [
+            mac("fp32", None, "rne", Order::Sequential),
+            mac("fp32", Some("fp32"), "rne", Order::Chunk(16)),
+            mac("fp16", None, "rne", Order::Sequential),
+            mac("bf16", None, "rne", Order::Chunk(8)),
+            mac("fp32", None, "sr:bits=8", Order::Sequential),
+        ];
+        for cfg in &taken {
+            let (c32, counts) = gemm_f32(cfg, a.view(), b.view(), s)
+                .expect("valid")
+                .unwrap_or_else(|| panic!("{cfg:?}: no f32-lane kernel"));
+            let wide = gemm(cfg, a.view(), b.view(), s).expect("valid");
+            let bits = |v: &Array2<f64>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&c32.mapv(f64::from)), bits(&wide.c), "{cfg:?}");
+            assert_eq!(counts, wide.counts, "{cfg:?}");
+        }
+        let fp16 = mac("fp16", None, "rne", Order::Sequential);
+        let overflows = gemm_f32(&fp16, a.view(), b.view(), s).unwrap().unwrap().1;
+        assert!(overflows.overflows > 0, "some fp16 sums overflow");
+        for cfg in [
+            mac("fp32", None, "rne", Order::Native),
+            mac("fp16", None, "rne", Order::Pairwise),
+            mac("fixed:wl=32,fl=8", None, "rne", Order::Sequential),
+        ] {
+            assert!(
+                gemm_f32(&cfg, a.view(), b.view(), s).unwrap().is_none(),
+                "{cfg:?}"
+            );
+        }
+    }
 }

@@ -20,6 +20,7 @@ pub use counts::{ActionCounts, ActionKey, Traffic, KEY_KINDS};
 pub use elementwise::{elementwise, ElemOp, VectorRounding};
 pub use exact_sum::ExactSum;
 pub use fast::native_f32_gemm;
+pub(crate) use gemm::gemm_f32;
 pub use gemm::{dot, gemm, gemm_f64, gemm_general, gemv, GemmOutput, KernelPath};
 pub use mac::{AccFormat, AddEvent, Adder, EventTally, MacConfig, MacError, Order};
 pub use qstep::quantize_step;

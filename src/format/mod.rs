@@ -29,7 +29,8 @@ pub use info::FormatInfo;
 pub use qtorch::{QTorchFixed, QTorchFloat};
 pub use quantizer::{QuantizeError, Quantizer};
 pub use range::{
-    bound_events, held_events, held_events_f32, range_events, range_events_f32, RangeCounts,
+    bound_events, bound_events_f32, held_events, held_events_f32, range_events, range_events_f32,
+    RangeCounts,
 };
 pub use spec::{alias, parse, FormatError, ALIASES};
 pub use twoterm::two_sum;

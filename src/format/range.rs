@@ -270,16 +270,34 @@ pub fn bound_events(format: &Format, stored: &[f64]) -> RangeCounts {
         values: stored.len() as u64,
         ..RangeCounts::default()
     };
-    let (lo, hi) = match scalar_range(format) {
-        // Only a negative end is a bound a value can sit on by saturating (an unsigned
-        // format's 0 is an ordinary value).
-        Some((lo, hi)) => (if lo < 0.0 { lo } else { f64::NEG_INFINITY }, hi),
-        None => (f64::NEG_INFINITY, f64::INFINITY),
-    };
+    let (lo, hi) = accumulator_bounds(format);
     let [saturated, nan] = tally_bounds(lo, hi, stored);
     c.saturated = saturated;
     c.nan = nan;
     c
+}
+
+/// [`bound_events`] of `f32` values (a GEMM's outputs on the executor's `f32` carrier), judged
+/// on `f32` lanes: the same counts, or `None` where a bound is not an `f32` value.
+pub fn bound_events_f32(format: &Format, stored: &[f32]) -> Option<RangeCounts> {
+    let (lo, hi) = accumulator_bounds(format);
+    let [saturated, nan] = tally_bounds_f32(f32::bound(lo)?, f32::bound(hi)?, stored);
+    Some(RangeCounts {
+        values: stored.len() as u64,
+        saturated,
+        flushed: 0,
+        nan,
+    })
+}
+
+/// The bounds [`bound_events`] counts values at: a scalar format's finite range, of which only
+/// a negative end is a bound a value can sit on by saturating (an unsigned format's 0 is an
+/// ordinary value); for block formats the infinities.
+fn accumulator_bounds(format: &Format) -> (f64, f64) {
+    match scalar_range(format) {
+        Some((lo, hi)) => (if lo < 0.0 { lo } else { f64::NEG_INFINITY }, hi),
+        None => (f64::NEG_INFINITY, f64::INFINITY),
+    }
 }
 
 /// [`range_events`] of values that are already values of their format, stored as they are

@@ -50,8 +50,11 @@ use ndarray::{ArrayD, Axis, IxDyn};
 use thiserror::Error;
 
 use crate::arch::Architecture;
-use crate::arith::{gemm, gemm_f64, ActionCounts, ElemOp, MacError};
-use crate::format::{bound_events, held_events, held_events_f32, range_events, QuantizeError};
+use crate::arith::{gemm, gemm_f32, gemm_f64, ActionCounts, ElemOp, GemmOutput, MacError};
+use crate::format::{
+    bound_events, bound_events_f32, held_events, held_events_f32, range_events, range_events_f32,
+    Format, QuantizeError,
+};
 use crate::graph::loops;
 use crate::graph::plan::Plan;
 use crate::graph::rounding::{round_exact, round_to};
@@ -319,41 +322,51 @@ fn run_step(
                 transpose_b,
             } => {
                 let mac = graph.mac();
+                let acc = mac.acc;
+                quantize_out = out.format != acc;
+                let error = |error| ExecError::Mac {
+                    node: name.clone(),
+                    error,
+                };
                 // Operands hold values of the MAC's input formats (checked when the graph was
                 // built): `f32` values, unless the MAC is the fused fp64 multiply-add.
-                let res = if mac.a.fits_f32() && mac.b.fits_f32() {
+                if mac.a.fits_f32() && mac.b.fits_f32() {
                     // Narrowed in memory order (`f32` values as they are), then transposed as
                     // views (a transposed view read element by element would stride through
                     // memory).
                     let (a, b) = (val(0).narrow(), val(1).narrow());
-                    gemm(
-                        mac,
-                        matrix_view(&a, shape(0), transpose_a),
-                        matrix_view(&b, shape(1), transpose_b),
-                        RandomStream::new(seed, stream(0)),
-                    )
+                    let a = matrix_view(&a, shape(0), transpose_a);
+                    let b = matrix_view(&b, shape(1), transpose_b);
+                    let random = RandomStream::new(seed, stream(0));
+                    // On the fast path, a kernel whose accumulators are `f32` values writes
+                    // them in `f32`, and they stay on that carrier.
+                    let narrow = match path {
+                        Path::Fast => gemm_f32(mac, a, b, random).map_err(error)?,
+                        Path::Reference => None,
+                    };
+                    // A new array, so in standard order.
+                    let judged = narrow.and_then(|(c, res)| {
+                        let c = c.into_raw_vec_and_offset().0;
+                        bound_events_f32(&acc, &c).map(|events| (c, res, events))
+                    });
+                    if let Some((c, res, events)) = judged {
+                        counts.merge(&res);
+                        range.record(Role::Accumulator, acc, events);
+                        Value::Narrow(c)
+                    } else {
+                        let res = gemm(mac, a, b, random).map_err(error)?;
+                        wide_output(res, counts, &mut range, acc)
+                    }
                 } else {
                     let (a, b) = (arg(0), arg(1));
-                    gemm_f64(
+                    let res = gemm_f64(
                         mac,
                         matrix_view(&a, shape(0), transpose_a),
                         matrix_view(&b, shape(1), transpose_b),
                     )
+                    .map_err(error)?;
+                    wide_output(res, counts, &mut range, acc)
                 }
-                .map_err(|error| ExecError::Mac {
-                    node: name.clone(),
-                    error,
-                })?;
-                counts.merge(&res.counts);
-                let acc = graph.mac().acc;
-                let c = if res.c.is_standard_layout() {
-                    res.c.into_raw_vec_and_offset().0
-                } else {
-                    res.c.iter().copied().collect()
-                };
-                range.record(Role::Accumulator, acc, bound_events(&acc, &c));
-                quantize_out = out.format != acc;
-                Value::Wide(Cow::Owned(c))
             }
             Op::Gather => {
                 let n = shape(0)[0];
@@ -517,20 +530,28 @@ fn run_step(
             range.record(out.role, out.format, counts);
             exact.into_owned()
         } else if quantize_out {
-            let exact = exact.wide();
             let (v, judged) = match rounded {
                 Some(v) => (Value::Wide(Cow::Owned(v)), None),
                 None => round_to(out, np.route, &exact, seed, stream(0), path)?,
             };
             match judged {
                 Some(counts) => range.record(out.role, out.format, counts),
-                None => judge(&mut range, out, &exact, &v.wide()),
+                None => judge(&mut range, out, &exact.wide(), &v.wide()),
             }
             v
         } else {
             if !node.op.moves_values() {
-                let exact = exact.wide();
-                judge(&mut range, out, &exact, &exact);
+                // Judged as stored, on `f32` lanes for `f32` values (a matmul's output in the
+                // accumulator's format) where the range ends are `f32` values.
+                let row = out.shape.last().copied().unwrap_or(1);
+                let on_f32 = match &exact {
+                    Value::Narrow(v) => range_events_f32(&out.format, v, v, row),
+                    Value::Wide(_) => None,
+                };
+                match on_f32 {
+                    Some(counts) => range.record(out.role, out.format, counts),
+                    None => judge(&mut range, out, &exact.wide(), &exact.wide()),
+                }
             }
             exact.into_owned()
         };
@@ -556,6 +577,24 @@ fn run_step(
         range,
         datapath: graph.datapath(),
     })
+}
+
+/// A GEMM's `f64` output as the node's value: its counts added, its accumulator values judged
+/// at the accumulator's bounds.
+fn wide_output(
+    res: GemmOutput,
+    counts: &mut ActionCounts,
+    range: &mut RangeHealth,
+    acc: Format,
+) -> Value<'static> {
+    counts.merge(&res.counts);
+    let c = if res.c.is_standard_layout() {
+        res.c.into_raw_vec_and_offset().0
+    } else {
+        res.c.iter().copied().collect()
+    };
+    range.record(Role::Accumulator, acc, bound_events(&acc, &c));
+    Value::Wide(Cow::Owned(c))
 }
 
 /// Record the range events of storing `exact` as `stored` in `out`'s format under its role.

@@ -23,7 +23,7 @@ use crate::simd::multiversion;
 pub(super) fn round_to(
     meta: &TensorMeta,
     route: Route,
-    src: &[f64],
+    exact: &Value<'_>,
     seed: u64,
     stream: u64,
     path: Path,
@@ -36,16 +36,21 @@ pub(super) fn round_to(
     })?;
     let row = meta.shape.last().copied().unwrap_or(1);
     if path == Path::Fast && route == Route::F32First {
-        if let Some((dst, counts)) = round_f32(&q, src, row) {
+        let done = match exact {
+            Value::Narrow(x) => round_f32_values(&q, x, row),
+            Value::Wide(x) => round_f32(&q, x, row),
+        };
+        if let Some((dst, counts)) = done {
             return Ok((Value::Narrow(dst), counts));
         }
     }
+    let src = exact.wide();
     let mut dst = vec![0.0; src.len()];
     let judged = if path == Path::Reference {
-        q.quantize_f64(src, &mut dst, 0, row);
+        q.quantize_f64(&src, &mut dst, 0, row);
         None
     } else {
-        q.quantize_f64_judged(src, &mut dst, 0, row)
+        q.quantize_f64_judged(&src, &mut dst, 0, row)
     };
     Ok((Value::Wide(Cow::Owned(dst)), judged))
 }
@@ -69,12 +74,35 @@ pub(super) fn round_f32(
         if !narrow_exact(src, input) {
             return None;
         }
-        let counts = match q.quantize_f32_judged(input, rounded, 0, row).ok()? {
-            Some(judged) => Some(judged),
-            None => range_events_f32(&q.format(), input, rounded, row),
-        };
-        Some((rounded.to_vec(), counts))
+        round_narrowed(q, input, rounded, row)
     })
+}
+
+/// [`round_f32`] of values already on the `f32` carrier.
+fn round_f32_values(
+    q: &Quantizer,
+    src: &[f32],
+    row: usize,
+) -> Option<(Vec<f32>, Option<RangeCounts>)> {
+    if !q.format().fits_f32() {
+        return None;
+    }
+    scratch::with_f32_pair(src.len(), |_, rounded| round_narrowed(q, src, rounded, row))
+}
+
+/// The `f32` kernels' rounding of `input` through the scratch buffer `rounded`, and its range
+/// events (judged by the kernel, else on the two buffers).
+fn round_narrowed(
+    q: &Quantizer,
+    input: &[f32],
+    rounded: &mut [f32],
+    row: usize,
+) -> Option<(Vec<f32>, Option<RangeCounts>)> {
+    let counts = match q.quantize_f32_judged(input, rounded, 0, row).ok()? {
+        Some(judged) => Some(judged),
+        None => range_events_f32(&q.format(), input, rounded, row),
+    };
+    Some((rounded.to_vec(), counts))
 }
 
 /// `src` narrowed to `f32` (rounded to nearest) into `narrow`, and whether every value is the

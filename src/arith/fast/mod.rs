@@ -53,7 +53,7 @@ pub(crate) fn try_gemm(
     if let Some(c) = exact_integer(cfg, a, b) {
         return Some((c, KernelPath::ExactInteger, EventTally::default()));
     }
-    per_add(cfg, a, b, stream)
+    per_add::<f64>(cfg, a, b, stream).or_else(|| per_add_wide(cfg, a, b, stream))
 }
 
 /// `A B` with `ndarray`'s optimized `f32` GEMM, rows split over the rayon threads: the native
@@ -201,68 +201,96 @@ fn exact_integer(cfg: &MacConfig, a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> O
     fits(ma, mb, f64_limit).then(|| ia.dot(&ib).mapv(|v| v * scale + 0.0))
 }
 
-fn per_add(
+/// The per-add paths of the units with `f32` lanes, outputs written in `O` (`f32` only for
+/// these units: their accumulators are `f32` values); `None` where none applies.
+fn per_add<O: Tiles>(
+    cfg: &MacConfig,
+    a: &ArrayView2<f32>,
+    b: &ArrayView2<f32>,
+    stream: &RandomStream,
+) -> Option<(Array2<O>, KernelPath, EventTally)> {
+    if !matches!(cfg.order, Order::Sequential | Order::Chunk(_)) {
+        return None;
+    }
+    // The tiles step random-word indices by 32-bit offsets.
+    let offsets_fit = MacConfig::random_slots(a.ncols()) <= u64::from(u32::MAX);
+    if let (Some(unit), true) = (SrF32::new(cfg), offsets_fit) {
+        let (c, overflows) = rows(unit, cfg.order, a, b, stream, O::SR_F32);
+        return Some((c, KernelPath::StochasticF32, overflows_tally(overflows)));
+    }
+    if cfg.acc_rounding != Rounding::NearestEven {
+        return None;
+    }
+    let AccFormat::Float(_) = cfg.adder().ok()?.format else {
+        return None;
+    };
+    let fp32 = crate::format::alias("fp32");
+    let (c, overflows, path) = if Some(cfg.acc) == fp32 && cfg.product.is_none() {
+        let (c, o) = rows(F32Fma, cfg.order, a, b, stream, O::F32_FMA);
+        (c, o, KernelPath::NativeF32)
+    } else if Some(cfg.acc) == fp32 && cfg.product == fp32 {
+        let (c, o) = rows(F32MulAdd, cfg.order, a, b, stream, O::F32_MUL_ADD);
+        (c, o, KernelPath::NativeF32)
+    } else {
+        let unit = NarrowF32::new(cfg)?;
+        let (c, o) = rows(unit, cfg.order, a, b, stream, O::NARROW_F32);
+        (c, o, KernelPath::NarrowFloat)
+    };
+    Some((c, path, overflows_tally(overflows)))
+}
+
+/// The per-add path of the narrow float unit on `f64` lanes (any order, pairwise included),
+/// for accumulators the `f32`-lane units do not take.
+fn per_add_wide(
     cfg: &MacConfig,
     a: &ArrayView2<f32>,
     b: &ArrayView2<f32>,
     stream: &RandomStream,
 ) -> Option<(Array2<f64>, KernelPath, EventTally)> {
-    // The tiles step random-word indices by 32-bit offsets.
-    let offsets_fit = MacConfig::random_slots(a.ncols()) <= u64::from(u32::MAX);
-    if let (Order::Sequential | Order::Chunk(_), Some(unit), true) =
-        (cfg.order, SrF32::new(cfg), offsets_fit)
-    {
-        let (c, overflows) = rows(unit, cfg.order, a, b, stream, tile_sr_f32);
-        let tally = EventTally {
-            overflows,
-            ..EventTally::default()
-        };
-        return Some((c, KernelPath::StochasticF32, tally));
-    }
     if cfg.acc_rounding != Rounding::NearestEven {
         return None;
     }
     let AccFormat::Float(acc) = cfg.adder().ok()?.format else {
         return None;
     };
-    let fp32 = crate::format::alias("fp32");
-    let (c, overflows, path) = match cfg.order {
-        Order::Sequential | Order::Chunk(_) if Some(cfg.acc) == fp32 && cfg.product.is_none() => {
-            let (c, o) = rows(F32Fma, cfg.order, a, b, stream, tile_f32_fma);
-            (c, o, KernelPath::NativeF32)
-        }
-        Order::Sequential | Order::Chunk(_) if Some(cfg.acc) == fp32 && cfg.product == fp32 => {
-            let (c, o) = rows(F32MulAdd, cfg.order, a, b, stream, tile_f32_mul_add);
-            (c, o, KernelPath::NativeF32)
-        }
-        Order::Sequential | Order::Chunk(_) if NarrowF32::new(cfg).is_some() => {
-            let unit = NarrowF32::new(cfg)?;
-            let (c, o) = rows(unit, cfg.order, a, b, stream, tile_narrow_f32);
-            (c, o, KernelPath::NarrowFloat)
-        }
-        _ => {
-            let product = match cfg.product {
-                None => None,
-                Some(Format::Float(p)) => Some(RneUnit::new(&p)?),
-                Some(_) => return None,
-            };
-            let unit = Narrow {
-                acc: RneUnit::new(&acc)?,
-                product,
-            };
-            let (c, o) = if cfg.order == Order::Pairwise {
-                pairwise_rows(unit, a, b)
-            } else {
-                rows(unit, cfg.order, a, b, stream, tile_narrow)
-            };
-            (c, o, KernelPath::NarrowFloat)
-        }
+    let product = match cfg.product {
+        None => None,
+        Some(Format::Float(p)) => Some(RneUnit::new(&p)?),
+        Some(_) => return None,
     };
-    let tally = EventTally {
+    let unit = Narrow {
+        acc: RneUnit::new(&acc)?,
+        product,
+    };
+    let (c, o) = if cfg.order == Order::Pairwise {
+        pairwise_rows(unit, a, b)
+    } else {
+        rows(unit, cfg.order, a, b, stream, tile_narrow)
+    };
+    Some((c, KernelPath::NarrowFloat, overflows_tally(o)))
+}
+
+/// A tally of `overflows` overflow events only.
+fn overflows_tally(overflows: u64) -> EventTally {
+    EventTally {
         overflows,
         ..EventTally::default()
-    };
-    Some((c, path, tally))
+    }
+}
+
+/// [`try_gemm`] with the outputs in `f32`, where the path it takes writes `f32` values (the
+/// per-add units with `f32` lanes): the same values. `None` where [`try_gemm`] would take
+/// another path (native order, exact integers, the narrow unit on `f64` lanes).
+pub(crate) fn try_gemm_f32(
+    cfg: &MacConfig,
+    a: &ArrayView2<f32>,
+    b: &ArrayView2<f32>,
+    stream: &RandomStream,
+) -> Option<(Array2<f32>, KernelPath, EventTally)> {
+    if cfg.order == Order::Native || matches!(cfg.acc, Format::Fixed(_)) {
+        return None;
+    }
+    per_add::<f32>(cfg, a, b, stream)
 }
 
 #[cfg(test)]

@@ -208,20 +208,66 @@ pub(super) fn tile<U: Unit, const COUNT: bool, const W: usize, const COL_MAJOR: 
 /// Tiles [`TC`] columns wide, or as narrow as the output (the same values: each output's
 /// sums and random words do not depend on the tile).
 #[inline(always)]
-pub(super) fn tile_rows<U: Unit>(unit: &U, job: &Job<'_, U::T>, out: &mut [f64]) -> u64 {
+pub(super) fn tile_rows<U: Unit, O: Out>(unit: &U, job: &Job<'_, U::T>, out: &mut [O]) -> u64 {
     match tile_width(job.n) {
-        TC_ONE => tile_cols::<U, TC_ONE>(unit, job, out),
-        TC_NARROW => tile_cols::<U, TC_NARROW>(unit, job, out),
-        _ => tile_cols::<U, TC>(unit, job, out),
+        TC_ONE => tile_cols::<U, TC_ONE, O>(unit, job, out),
+        TC_NARROW => tile_cols::<U, TC_NARROW, O>(unit, job, out),
+        _ => tile_cols::<U, TC, O>(unit, job, out),
     }
+}
+
+/// The carrier the tiles write their outputs in: `f64`, or `f32` for the units whose
+/// accumulators are `f32` values (the executor's `f32` carrier; [`Tiles`]).
+pub(super) trait Out: Copy + Default + Send + Sync {
+    /// An output (an accumulator value as `f64`) in this carrier.
+    fn of(x: f64) -> Self;
+}
+
+impl Out for f64 {
+    fn of(x: f64) -> f64 {
+        x
+    }
+}
+
+impl Out for f32 {
+    /// Exact for the units it is used with, whose accumulators are `f32` values.
+    fn of(x: f64) -> f32 {
+        x as f32
+    }
+}
+
+/// The multiversioned tiles of the units with `f32` lanes, writing outputs in `Self`.
+pub(super) trait Tiles: Out {
+    /// [`tile_rows`] of [`F32Fma`].
+    const F32_FMA: TileRows<F32Fma, Self>;
+    /// [`tile_rows`] of [`F32MulAdd`].
+    const F32_MUL_ADD: TileRows<F32MulAdd, Self>;
+    /// [`tile_rows`] of [`NarrowF32`].
+    const NARROW_F32: TileRows<NarrowF32, Self>;
+    /// [`tile_rows`] of [`SrF32`].
+    const SR_F32: TileRows<SrF32, Self>;
+}
+
+impl Tiles for f64 {
+    const F32_FMA: TileRows<F32Fma, f64> = tile_f32_fma;
+    const F32_MUL_ADD: TileRows<F32MulAdd, f64> = tile_f32_mul_add;
+    const NARROW_F32: TileRows<NarrowF32, f64> = tile_narrow_f32;
+    const SR_F32: TileRows<SrF32, f64> = tile_sr_f32;
+}
+
+impl Tiles for f32 {
+    const F32_FMA: TileRows<F32Fma, f32> = tile_f32_fma_32;
+    const F32_MUL_ADD: TileRows<F32MulAdd, f32> = tile_f32_mul_add_32;
+    const NARROW_F32: TileRows<NarrowF32, f32> = tile_narrow_f32_32;
+    const SR_F32: TileRows<SrF32, f32> = tile_sr_f32_32;
 }
 
 /// [`tile_rows`] with tiles `W` columns wide.
 #[inline(always)]
-pub(super) fn tile_cols<U: Unit, const W: usize>(
+pub(super) fn tile_cols<U: Unit, const W: usize, O: Out>(
     unit: &U,
     job: &Job<'_, U::T>,
-    out: &mut [f64],
+    out: &mut [O],
 ) -> u64 {
     let n = job.n;
     let rows = out.len() / n.max(1);
@@ -244,7 +290,7 @@ pub(super) fn tile_cols<U: Unit, const W: usize>(
         }
         for (r, row) in acc.iter().enumerate().take(rows) {
             for (o, &v) in out[r * n + j0..r * n + j0 + w].iter_mut().zip(row) {
-                *o = U::output(v);
+                *o = O::of(U::output(v));
             }
         }
     }
@@ -268,18 +314,18 @@ fn tile_of<U: Unit, const COUNT: bool, const W: usize>(
 }
 
 /// A multiversioned [`tile_rows`] for one unit.
-type TileRows<U> = fn(&U, &Job<'_, <U as Unit>::T>, &mut [f64]) -> u64;
+pub(super) type TileRows<U, O> = fn(&U, &Job<'_, <U as Unit>::T>, &mut [O]) -> u64;
 
 /// Sequential or chunked order over all rows, `TR` rows per parallel task, each task compiled
 /// for the widest instruction set available.
-pub(super) fn rows<U: Unit>(
+pub(super) fn rows<U: Unit, O: Out>(
     unit: U,
     order: Order,
     a: &ArrayView2<f32>,
     b: &ArrayView2<f32>,
     stream: &RandomStream,
-    block: TileRows<U>,
-) -> (Array2<f64>, u64) {
+    block: TileRows<U, O>,
+) -> (Array2<O>, u64) {
     let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
     // Through a slice in memory order (an iterator over a 2-D array steps index by index); a
     // column-major `A` (a transposed view, as a weight gradient's `X^T`) stays column-major
@@ -295,7 +341,7 @@ pub(super) fn rows<U: Unit>(
             (U::T::inputs(standard.as_slice().expect("standard")), None)
         }
     };
-    let mut c = Array2::<f64>::zeros((a.nrows(), n));
+    let mut c = Array2::<O>::default((a.nrows(), n));
     if n == 0 {
         return (c, 0);
     }
@@ -356,11 +402,15 @@ pub(super) fn rows<U: Unit>(
     (c, over)
 }
 
-multiversion!(pub(super) tile_f32_fma => tile_rows::<F32Fma>, (unit: &F32Fma, job: &Job<'_, f32>, out: &mut [f64]) -> u64);
-multiversion!(pub(super) tile_f32_mul_add => tile_rows::<F32MulAdd>, (unit: &F32MulAdd, job: &Job<'_, f32>, out: &mut [f64]) -> u64);
-multiversion!(pub(super) tile_narrow_f32 => tile_rows::<NarrowF32>, (unit: &NarrowF32, job: &Job<'_, f32>, out: &mut [f64]) -> u64);
-multiversion!(pub(super) tile_sr_f32 => tile_rows::<SrF32>, (unit: &SrF32, job: &Job<'_, f32>, out: &mut [f64]) -> u64);
-multiversion!(pub(super) tile_narrow => tile_rows::<Narrow>, (unit: &Narrow, job: &Job<'_, f64>, out: &mut [f64]) -> u64);
+multiversion!(pub(super) tile_f32_fma => tile_rows::<F32Fma, f64>, (unit: &F32Fma, job: &Job<'_, f32>, out: &mut [f64]) -> u64);
+multiversion!(pub(super) tile_f32_mul_add => tile_rows::<F32MulAdd, f64>, (unit: &F32MulAdd, job: &Job<'_, f32>, out: &mut [f64]) -> u64);
+multiversion!(pub(super) tile_narrow_f32 => tile_rows::<NarrowF32, f64>, (unit: &NarrowF32, job: &Job<'_, f32>, out: &mut [f64]) -> u64);
+multiversion!(pub(super) tile_sr_f32 => tile_rows::<SrF32, f64>, (unit: &SrF32, job: &Job<'_, f32>, out: &mut [f64]) -> u64);
+multiversion!(pub(super) tile_narrow => tile_rows::<Narrow, f64>, (unit: &Narrow, job: &Job<'_, f64>, out: &mut [f64]) -> u64);
+multiversion!(tile_f32_fma_32 => tile_rows::<F32Fma, f32>, (unit: &F32Fma, job: &Job<'_, f32>, out: &mut [f32]) -> u64);
+multiversion!(tile_f32_mul_add_32 => tile_rows::<F32MulAdd, f32>, (unit: &F32MulAdd, job: &Job<'_, f32>, out: &mut [f32]) -> u64);
+multiversion!(tile_narrow_f32_32 => tile_rows::<NarrowF32, f32>, (unit: &NarrowF32, job: &Job<'_, f32>, out: &mut [f32]) -> u64);
+multiversion!(tile_sr_f32_32 => tile_rows::<SrF32, f32>, (unit: &SrF32, job: &Job<'_, f32>, out: &mut [f32]) -> u64);
 
 /// Pairwise order for a narrow float accumulator: the tree's levels, vectorized across columns.
 pub(super) fn pairwise_rows(
