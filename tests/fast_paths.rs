@@ -39,6 +39,7 @@ const SPECS: &[&str] = &[
     "mxint8",
     "mx:elem=int8,size=col",
     "mx:elem=e2m1fn,size=col",
+    "mx:elem=e4m3fn,size=col",
     "mxfp8",
     "mx:elem=e2m1fn,size=5",
     "mxfp6_e2m3",

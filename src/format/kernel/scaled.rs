@@ -15,9 +15,11 @@
 //!
 //! **Range events on the way.** With `y = x 2^-s` the scaled value and `o` the stored one, the
 //! judgement of [`crate::format::range_events_f32`] is, per element: saturated where `y` lies
-//! outside the element's range `[lo, hi]`, else NaN where `o` is NaN, else flushed where
-//! `o == 0` and `x != 0` (the block's range is the element's times `2^s`, and `x` is finite:
-//! blocks holding infinities or NaN are declined). Comparing `y` with the element's bounds is
+//! outside the element's range `[lo, hi]`, else flushed where `o == 0` and `x != 0` (the
+//! block's range is the element's times `2^s`, and `x` is finite: blocks holding infinities or
+//! NaN are declined). None is NaN: a value in range rounds to a value of the grid no larger in
+//! magnitude than the element's largest, itself a value of the grid, so it is never stored as
+//! an overflow (the only way a finite value becomes NaN, in `e4m3fn`). Comparing `y` with the element's bounds is
 //! comparing `x` with the block's: scaling by a power of two is exact, or, for a `y` below
 //! `2^-126`, rounds a value far inside the range. So the kernel counts them in the rounding
 //! pass instead of a second pass over both buffers, where the element's bounds are `f32`
@@ -88,7 +90,7 @@ pub(super) fn quantize_scaled(
         lo: lo.unwrap_or(f32::NEG_INFINITY),
         hi: hi.unwrap_or(f32::INFINITY),
     };
-    let [saturated, flushed, nan] = if col {
+    let [saturated, flushed] = if col {
         run_cols(&words, input, out, &down, &up)
     } else {
         run_runs(&words, input, out, n, &down, &up)
@@ -97,7 +99,7 @@ pub(super) fn quantize_scaled(
         values: len,
         saturated,
         flushed,
-        nan,
+        nan: 0,
     }))
 }
 
@@ -125,9 +127,9 @@ struct Words {
 
 impl Words {
     /// Element `x` with the random word of index `lo` and its block's scales: the stored
-    /// value, and `[saturated, flushed, nan]` of its judgement (see the module docs).
+    /// value, and `[saturated, flushed]` of its judgement (see the module docs).
     #[inline(always)]
-    fn round(&self, x: f32, lo: u32, down: f32, up: f32) -> (f32, [u32; 3]) {
+    fn round(&self, x: f32, lo: u32, down: f32, up: f32) -> (f32, [u32; 2]) {
         let y = x * down;
         let word = self.stream.bits_keyed(lo, self.key);
         let q = if self.mirrored {
@@ -140,15 +142,14 @@ impl Words {
         let judged = [
             u32::from(!inside),
             u32::from(inside & (o == 0.0) & (x != 0.0)),
-            u32::from(inside & o.is_nan()),
         ];
         (o, judged)
     }
 }
 
-/// Add a row's `[saturated, flushed, nan]` to the tensor's.
+/// Add a row's `[saturated, flushed]` to the tensor's.
 #[inline(always)]
-fn add(sum: &mut [u64; 3], row: [u32; 3]) {
+fn add(sum: &mut [u64; 2], row: [u32; 2]) {
     for (s, r) in sum.iter_mut().zip(row) {
         *s += u64::from(r);
     }
@@ -166,19 +167,19 @@ fn run_cols_portable(
     out: &mut [f32],
     down: &[f32],
     up: &[f32],
-) -> [u64; 3] {
+) -> [u64; 2] {
     let cols = down.len();
     let rows = (ROW_GROUP / cols).max(1);
     let (down, up) = (down.repeat(rows), up.repeat(rows));
     let group = rows * cols;
-    let mut sum = [0u64; 3];
+    let mut sum = [0u64; 2];
     for (r, (ir, or)) in input.chunks(group).zip(out.chunks_mut(group)).enumerate() {
         let lo = w.first.wrapping_add((r * group) as u32);
-        let mut row = [0u32; 3];
+        let mut row = [0u32; 2];
         for (i, (((o, &x), &d), &u)) in or.iter_mut().zip(ir).zip(&down).zip(&up).enumerate() {
-            let (v, [a, b, c]) = w.round(x, lo.wrapping_add(i as u32), d, u);
+            let (v, [a, b]) = w.round(x, lo.wrapping_add(i as u32), d, u);
             *o = v;
-            row = [row[0] + a, row[1] + b, row[2] + c];
+            row = [row[0] + a, row[1] + b];
         }
         add(&mut sum, row);
     }
@@ -198,24 +199,24 @@ fn run_runs_portable(
     n: usize,
     down: &[f32],
     up: &[f32],
-) -> [u64; 3] {
-    let mut sum = [0u64; 3];
+) -> [u64; 2] {
+    let mut sum = [0u64; 2];
     let blocks = input
         .chunks(n)
         .zip(out.chunks_mut(n))
         .zip(down.iter().zip(up));
     for (j, ((ib, ob), (&d, &u))) in blocks.enumerate() {
         let lo = w.first.wrapping_add((j * n) as u32);
-        let mut row = [0u32; 3];
+        let mut row = [0u32; 2];
         for (i, (o, &x)) in ob.iter_mut().zip(ib).enumerate() {
-            let (v, [a, b, c]) = w.round(x, lo.wrapping_add(i as u32), d, u);
+            let (v, [a, b]) = w.round(x, lo.wrapping_add(i as u32), d, u);
             *o = v;
-            row = [row[0] + a, row[1] + b, row[2] + c];
+            row = [row[0] + a, row[1] + b];
         }
         add(&mut sum, row);
     }
     sum
 }
 
-multiversion!(run_cols => run_cols_portable, (w: &Words, input: &[f32], out: &mut [f32], down: &[f32], up: &[f32]) -> [u64; 3]);
-multiversion!(run_runs => run_runs_portable, (w: &Words, input: &[f32], out: &mut [f32], n: usize, down: &[f32], up: &[f32]) -> [u64; 3]);
+multiversion!(run_cols => run_cols_portable, (w: &Words, input: &[f32], out: &mut [f32], down: &[f32], up: &[f32]) -> [u64; 2]);
+multiversion!(run_runs => run_runs_portable, (w: &Words, input: &[f32], out: &mut [f32], n: usize, down: &[f32], up: &[f32]) -> [u64; 2]);
