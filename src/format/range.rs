@@ -266,28 +266,27 @@ fn events<T: Lane>(
 /// NaN only, their elements reach the block's largest value in normal use. `flushed` stays 0:
 /// without the exact sum an underflow cannot be seen.
 pub fn bound_events(format: &Format, stored: &[f64]) -> RangeCounts {
-    let mut c = RangeCounts {
-        values: stored.len() as u64,
-        ..RangeCounts::default()
-    };
     let (lo, hi) = accumulator_bounds(format);
-    let [saturated, nan] = tally_bounds(lo, hi, stored);
-    c.saturated = saturated;
-    c.nan = nan;
-    c
+    bounded(stored.len(), tally_bounds(lo, hi, stored))
 }
 
 /// [`bound_events`] of `f32` values (a GEMM's outputs on the executor's `f32` carrier), judged
 /// on `f32` lanes: the same counts, or `None` where a bound is not an `f32` value.
 pub fn bound_events_f32(format: &Format, stored: &[f32]) -> Option<RangeCounts> {
     let (lo, hi) = accumulator_bounds(format);
-    let [saturated, nan] = tally_bounds_f32(f32::bound(lo)?, f32::bound(hi)?, stored);
-    Some(RangeCounts {
-        values: stored.len() as u64,
+    let tally = tally_bounds_f32(f32::bound(lo)?, f32::bound(hi)?, stored);
+    Some(bounded(stored.len(), tally))
+}
+
+/// The counts of `values` values of which `saturated` sat at or past a bound and `nan` were
+/// NaN (no value judged flushed: without the exact values an underflow cannot be seen).
+fn bounded(values: usize, [saturated, nan]: [u64; 2]) -> RangeCounts {
+    RangeCounts {
+        values: values as u64,
         saturated,
         flushed: 0,
         nan,
-    })
+    }
 }
 
 /// The bounds [`bound_events`] counts values at: a scalar format's finite range, of which only
@@ -305,24 +304,18 @@ fn accumulator_bounds(format: &Format) -> (f64, f64) {
 /// flushed and every finite one lies in its (block's) range, so only infinities (saturated) and
 /// NaN count. One pass with no range, where the general judge recomputes block maxima.
 pub fn held_events(stored: &[f64]) -> RangeCounts {
-    let [saturated, nan] = tally_bounds(f64::NEG_INFINITY, f64::INFINITY, stored);
-    RangeCounts {
-        values: stored.len() as u64,
-        saturated,
-        flushed: 0,
-        nan,
-    }
+    bounded(
+        stored.len(),
+        tally_bounds(f64::NEG_INFINITY, f64::INFINITY, stored),
+    )
 }
 
 /// [`held_events`] of `f32` values (the executor's `f32` carrier): the same counts.
 pub fn held_events_f32(stored: &[f32]) -> RangeCounts {
-    let [saturated, nan] = tally_bounds_f32(f32::NEG_INFINITY, f32::INFINITY, stored);
-    RangeCounts {
-        values: stored.len() as u64,
-        saturated,
-        flushed: 0,
-        nan,
-    }
+    bounded(
+        stored.len(),
+        tally_bounds_f32(f32::NEG_INFINITY, f32::INFINITY, stored),
+    )
 }
 
 /// `[saturated, nan]` of [`bound_events`]: NaNs, and the other values at or past a bound.
