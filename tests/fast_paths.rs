@@ -10,7 +10,7 @@
 mod common;
 
 use common::{fmt, Gen, DET_MODES};
-use lpsim::format::{held_events, range_events};
+use lpsim::format::{held_events, range_events, RangeCounts};
 use lpsim::{Quantizer, Rounding};
 
 const MODES_SR: [Rounding; 5] = [
@@ -95,9 +95,15 @@ fn bits(v: &[f64]) -> Vec<u64> {
 }
 
 /// The fast path's bits against the reference's; where a kernel judged the range events on
-/// the way, they must be the judge's on the `f64` values ([`range_events`]). Returns whether
-/// one did.
-fn check(spec: &str, rounding: Rounding, x: &[f64], row: usize, offset: u64) -> bool {
+/// the way, they must be the judge's on the `f64` values ([`range_events`]). Returns those
+/// counts, if any.
+fn check(
+    spec: &str,
+    rounding: Rounding,
+    x: &[f64],
+    row: usize,
+    offset: u64,
+) -> Option<RangeCounts> {
     let q = Quantizer::new(fmt(spec), rounding, 11, 23).unwrap();
     let (mut fast, mut reference) = (vec![0.0; x.len()], vec![0.0; x.len()]);
     let judged = q.quantize_f64_judged(x, &mut fast, offset, row);
@@ -119,39 +125,47 @@ fn check(spec: &str, rounding: Rounding, x: &[f64], row: usize, offset: u64) -> 
             x[k]
         );
     }
-    judged.is_some()
+    judged
 }
 
 #[test]
 fn f64_fast_paths_equal_the_reference() {
     let modes: Vec<Rounding> = DET_MODES.iter().chain(&MODES_SR).copied().collect();
-    let mut judged = std::collections::BTreeSet::new();
+    // The counts judged on the way, per format.
+    let mut judged = std::collections::BTreeMap::<&str, RangeCounts>::new();
     for spec in SPECS {
         for &r in &modes {
             for (rows, cols) in [(9, 7), (64, 33), (1, 40), (40, 1)] {
                 for (seed, scale) in [(1, 0), (2, -20), (3, 30), (4, 120), (5, -125)] {
                     let x = values(rows, cols, seed, scale, false, false);
-                    let mut j = check(spec, r, &x, cols, 0);
-                    j |= check(spec, r, &x, cols, 1_000_003);
+                    let mut counts = vec![check(spec, r, &x, cols, 0)];
+                    counts.push(check(spec, r, &x, cols, 1_000_003));
                     let x = values(rows, cols, seed, scale, false, true);
-                    j |= check(spec, r, &x, cols, 3);
+                    counts.push(check(spec, r, &x, cols, 3));
                     let x = values(rows, cols, seed, scale, true, true);
-                    j |= check(spec, r, &x, cols, 7);
-                    if j {
-                        judged.insert(*spec);
+                    counts.push(check(spec, r, &x, cols, 7));
+                    for c in counts.iter().flatten() {
+                        judged.entry(spec).or_default().merge(c);
                     }
                 }
             }
         }
     }
-    // The block formats whose stochastic kernel judges on the way did, on values that
-    // saturate (scale 120 on `f32`'s edge declines, smaller ones do not) and flush.
+    // The stochastic block kernels and the `fp32` conversion judged on the way, on values
+    // that saturate and flush (and, for `fp32`, are NaN), so the counts compared above were
+    // not all zeros.
     for spec in [
         "bfp:wl=8,size=col",
         "bfp:wl=8,size=row",
         "bfp:wl=8,size=tensor",
+        "mx:elem=e4m3fn,size=col",
+        "fp32",
     ] {
-        assert!(judged.contains(spec), "{spec}: never judged on the way");
+        let c = judged.get(spec).copied().unwrap_or_default();
+        assert!(
+            c.saturated > 0 && c.flushed > 0 && (spec != "fp32" || c.nan > 0),
+            "{spec}: judged on the way {c:?}"
+        );
     }
 }
 
