@@ -179,7 +179,7 @@ impl Quantizer {
     /// is the processor's own `f64 -> f32` conversion (round to nearest even, overflow to an
     /// infinity of the same sign, subnormals and signed zeros kept; a NaN goes through the
     /// reference, which fixes its bits); narrower floats and MX blocks of float elements through
-    /// `f32` rounded to odd ([`Quantizer::quantize_via_odd_f32`]).
+    /// `f32` rounded to odd (`Quantizer::quantize_via_odd_f32`).
     pub fn quantize_f64_fast(&self, input: &[f64], out: &mut [f64], offset: u64, row_len: usize) {
         self.quantize_f64_judged(input, out, offset, row_len);
     }
@@ -187,10 +187,11 @@ impl Quantizer {
     /// [`Quantizer::quantize_f64_fast`], with the range events of the rounding
     /// ([`crate::format::range_events`] of `input` and `out`) where a kernel judged them on the
     /// way (`None` where none did: the caller judges). `fp32` nearest-even judges in its
-    /// conversion pass; the `f32` kernels judge on the values rounded to odd: every comparison the judgement makes (with a range end, whose
-    /// significand is at most the format's, and with zero) gives the same answer on a value and
-    /// on its rounding to odd, which never crosses an `f32` value, and the block maxima keep
-    /// their exponents (see [`Quantizer::quantize_via_odd_f32`]).
+    /// conversion pass; the `f32` kernels judge on the values rounded to odd: every comparison
+    /// the judgement makes (with a range end, whose significand is at most the format's, and
+    /// with zero) gives the same answer on a value and on its rounding to odd, which never
+    /// crosses an `f32` value, and the block maxima keep their exponents (see
+    /// `Quantizer::quantize_via_odd_f32`).
     pub fn quantize_f64_judged(
         &self,
         input: &[f64],

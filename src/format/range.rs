@@ -171,8 +171,15 @@ fn float_range(max: f64, signed: bool) -> (f64, f64) {
     (if signed { -max } else { 0.0 }, max)
 }
 
+/// [`element_range`] as `f32` values (`None` where an end is not one), for kernels that judge
+/// on `f32` lanes.
+pub(crate) fn element_range_f32(e: &Element) -> Option<(f32, f32)> {
+    let (lo, hi) = element_range(e);
+    Some((f32::bound(lo)?, f32::bound(hi)?))
+}
+
 /// The finite range of one element of a block format at scale 1.
-pub(crate) fn element_range(e: &Element) -> (f64, f64) {
+fn element_range(e: &Element) -> (f64, f64) {
     match e {
         Element::Float(f) => float_range(f.limits().max, f.signed()),
         Element::Fixed(f) => (f.min_value(), f.max_value()),

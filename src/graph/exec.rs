@@ -3,9 +3,10 @@
 //! kernels produced them (`graph/value.rs`): the same values either way.
 //!
 //! Per node:
-//! - [`Op::MatMul`]: `arith::gemm` with the graph's MAC configuration (its actions as counted by
-//!   the kernel, one [`crate::cost::Gemm`] in the [`crate::cost::Work`]); the accumulator values are then rounded to the
-//!   output format, counted as a conversion unless the output format is the accumulator's.
+//! - [`Op::MatMul`]: `arith::gemm` with the graph's MAC configuration (`graph/matmul.rs`; its
+//!   actions as counted by the kernel, one [`crate::cost::Gemm`] in the [`crate::cost::Work`]);
+//!   the accumulator values are then rounded to the output format, counted as a conversion
+//!   unless the output format is the accumulator's.
 //! - every other op: computed in `f64`, rounded once to the output format ("the vector unit").
 //!   Counted: `output elements` vector operations; the arithmetic on the vector unit's format
 //!   (`compute.vector.format` on the low-precision datapath, `full_precision.format` on the
@@ -28,7 +29,7 @@
 //!   ([`range_events`]; a matmul whose output is the accumulator's format is judged with the
 //!   two equal, which still counts its infinities and NaNs; the VC quantizer on its input `mu`);
 //!   every matmul's accumulator values are also judged against the accumulator format under
-//!   [`Role::Accumulator`] ([`bound_events`]). `Input`, `Param` and `Gather` (a copy) are not
+//!   [`crate::graph::Role::Accumulator`] ([`crate::format::bound_events`]). `Input`, `Param` and `Gather` (a copy) are not
 //!   judged: their values were judged where they were produced.
 //!
 //! Scopes: every count and every piece of work of a node goes to its scope's counters
@@ -50,17 +51,15 @@ use ndarray::{ArrayD, Axis, IxDyn};
 use thiserror::Error;
 
 use crate::arch::Architecture;
-use crate::arith::{gemm, gemm_f32, gemm_f64, ActionCounts, ElemOp, GemmOutput, MacError};
-use crate::format::{
-    bound_events, bound_events_f32, held_events, held_events_f32, range_events, range_events_f32,
-    Format, QuantizeError,
-};
+use crate::arith::{ActionCounts, ElemOp, MacError};
+use crate::format::{held_events, held_events_f32, range_events, range_events_f32, QuantizeError};
 use crate::graph::loops;
+use crate::graph::matmul::matmul;
 use crate::graph::plan::Plan;
 use crate::graph::rounding::{round_exact, round_to};
 use crate::graph::step::StepResult;
 use crate::graph::value::{on_slices, Slice, Value};
-use crate::graph::{Graph, Op, RangeHealth, Role, Scalar, TensorMeta};
+use crate::graph::{Graph, Op, RangeHealth, Scalar, TensorMeta};
 use crate::round::RandomStream;
 
 /// A step that cannot run.
@@ -131,16 +130,6 @@ pub fn stream_id(name: &str, step: u64, purpose: u64) -> u64 {
         .wrapping_mul(8)
         .wrapping_add(purpose)
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
-/// A matrix operand (`shape` its two dimensions) as a 2-D view, transposed when `t`.
-fn matrix_view<'a, A>(x: &'a [A], shape: &[usize], t: bool) -> ndarray::ArrayView2<'a, A> {
-    let v = ndarray::ArrayView2::from_shape((shape[0], shape[1]), x).expect("checked matrix");
-    if t {
-        v.reversed_axes()
-    } else {
-        v
-    }
 }
 
 /// The value of `s` for node `node`: a constant, its one-element feed, or an element of its
@@ -322,51 +311,20 @@ fn run_step(
                 transpose_b,
             } => {
                 let mac = graph.mac();
-                let acc = mac.acc;
-                quantize_out = out.format != acc;
-                let error = |error| ExecError::Mac {
+                quantize_out = out.format != mac.acc;
+                matmul(
+                    mac,
+                    (val(0), shape(0), transpose_a),
+                    (val(1), shape(1), transpose_b),
+                    RandomStream::new(seed, stream(0)),
+                    path,
+                    counts,
+                    &mut range,
+                )
+                .map_err(|error| ExecError::Mac {
                     node: name.clone(),
                     error,
-                };
-                // Operands hold values of the MAC's input formats (checked when the graph was
-                // built): `f32` values, unless the MAC is the fused fp64 multiply-add.
-                if mac.a.fits_f32() && mac.b.fits_f32() {
-                    // Narrowed in memory order (`f32` values as they are), then transposed as
-                    // views (a transposed view read element by element would stride through
-                    // memory).
-                    let (a, b) = (val(0).narrow(), val(1).narrow());
-                    let a = matrix_view(&a, shape(0), transpose_a);
-                    let b = matrix_view(&b, shape(1), transpose_b);
-                    let random = RandomStream::new(seed, stream(0));
-                    // On the fast path, a kernel whose accumulators are `f32` values writes
-                    // them in `f32`, and they stay on that carrier.
-                    let narrow = match path {
-                        Path::Fast => gemm_f32(mac, a, b, random).map_err(error)?,
-                        Path::Reference => None,
-                    };
-                    // A new array, so in standard order.
-                    let judged = narrow.and_then(|(c, res)| {
-                        let c = c.into_raw_vec_and_offset().0;
-                        bound_events_f32(&acc, &c).map(|events| (c, res, events))
-                    });
-                    if let Some((c, res, events)) = judged {
-                        counts.merge(&res);
-                        range.record(Role::Accumulator, acc, events);
-                        Value::Narrow(c)
-                    } else {
-                        let res = gemm(mac, a, b, random).map_err(error)?;
-                        wide_output(res, counts, &mut range, acc)
-                    }
-                } else {
-                    let (a, b) = (arg(0), arg(1));
-                    let res = gemm_f64(
-                        mac,
-                        matrix_view(&a, shape(0), transpose_a),
-                        matrix_view(&b, shape(1), transpose_b),
-                    )
-                    .map_err(error)?;
-                    wide_output(res, counts, &mut range, acc)
-                }
+                })?
             }
             Op::Gather => {
                 let n = shape(0)[0];
@@ -382,14 +340,11 @@ fn run_step(
                 Value::Wide(Cow::Owned(loops::gather_rows(&arg(0), width(0), &rows)))
             }
             Op::ReluGrad if held_f32 && matches!(val(0), Value::Narrow(_)) => {
-                let (Value::Narrow(g), z) = (val(0), val(1).slice()) else {
+                let Value::Narrow(g) = val(0) else {
                     unreachable!("matched above")
                 };
                 // `g` where `z > 0`, else 0: the `f64` loop's values, in `f32`.
-                Value::Narrow(match z {
-                    Slice::Wide(z) => loops::relu_grad_f32(g, z),
-                    Slice::Narrow(z) => loops::relu_grad_f32(g, z),
-                })
+                Value::Narrow(loops::relu_grad_f32(g, val(1).slice()))
             }
             Op::Add | Op::BiasAdd | Op::Sub | Op::Mul | Op::ReluGrad => {
                 // A bias row is added to every row (checked [1, n] against [m, n]).
@@ -463,10 +418,9 @@ fn run_step(
                 }
                 Value::Wide(Cow::Owned(s))
             }
-            Op::SumRows if shape(0).len() >= 2 => Value::Wide(Cow::Owned(match val(0).slice() {
-                Slice::Wide(x) => loops::sum_rows(x, width(0)),
-                Slice::Narrow(x) => loops::sum_rows(x, width(0)),
-            })),
+            Op::SumRows if shape(0).len() >= 2 => {
+                Value::Wide(Cow::Owned(loops::sum_rows(val(0).slice(), width(0))))
+            }
             Op::SumRows => {
                 // ndarray's `sum_axis`, whose order of additions the results keep (a 1-D
                 // operand is summed in its unrolled order; `loops::sum_rows` is its row order).
@@ -550,7 +504,10 @@ fn run_step(
                 };
                 match on_f32 {
                     Some(counts) => range.record(out.role, out.format, counts),
-                    None => judge(&mut range, out, &exact.wide(), &exact.wide()),
+                    None => {
+                        let exact = exact.wide();
+                        judge(&mut range, out, &exact, &exact);
+                    }
                 }
             }
             exact.into_owned()
@@ -577,24 +534,6 @@ fn run_step(
         range,
         datapath: graph.datapath(),
     })
-}
-
-/// A GEMM's `f64` output as the node's value: its counts added, its accumulator values judged
-/// at the accumulator's bounds.
-fn wide_output(
-    res: GemmOutput,
-    counts: &mut ActionCounts,
-    range: &mut RangeHealth,
-    acc: Format,
-) -> Value<'static> {
-    counts.merge(&res.counts);
-    let c = if res.c.is_standard_layout() {
-        res.c.into_raw_vec_and_offset().0
-    } else {
-        res.c.iter().copied().collect()
-    };
-    range.record(Role::Accumulator, acc, bound_events(&acc, &c));
-    Value::Wide(Cow::Owned(c))
 }
 
 /// Record the range events of storing `exact` as `stored` in `out`'s format under its role.

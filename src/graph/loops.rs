@@ -7,6 +7,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 
+use super::value::Slice;
 use crate::arith::ElemOp;
 
 /// `x` as a contiguous slice in standard (row-major) order, copied only when it is not one (a
@@ -67,13 +68,19 @@ pub(super) fn relu_f32(x: &[f32]) -> Vec<f32> {
     x.iter().map(|&a| f64::from(a).max(0.0) as f32).collect()
 }
 
-/// The ReLU gradient of `f32` values `g`: `g` where `z > 0`, else `+0`, as [`binary`]'s loop
-/// of the op computes it in `f64`.
-pub(super) fn relu_grad_f32<Z: Copy + Into<f64>>(g: &[f32], z: &[Z]) -> Vec<f32> {
-    g.iter()
-        .zip(z)
-        .map(|(&g, &z)| if z.into() > 0.0 { g } else { 0.0 })
-        .collect()
+/// The ReLU gradient of `f32` values `g` for the pre-activation `z` on either carrier: `g`
+/// where `z > 0`, else `+0`, as [`binary`]'s loop of the op computes it in `f64`.
+pub(super) fn relu_grad_f32(g: &[f32], z: Slice<'_>) -> Vec<f32> {
+    fn masked<Z: Copy + Into<f64>>(g: &[f32], z: &[Z]) -> Vec<f32> {
+        g.iter()
+            .zip(z)
+            .map(|(&g, &z)| if z.into() > 0.0 { g } else { 0.0 })
+            .collect()
+    }
+    match z {
+        Slice::Wide(z) => masked(g, z),
+        Slice::Narrow(z) => masked(g, z),
+    }
 }
 
 /// Whether every result `s` of [`binary`] (or of a scale, `c x`) is the exact value of
@@ -163,16 +170,23 @@ pub(super) fn add_noise(xs: &[f64], std: f64, z: &[f32]) -> Vec<f64> {
 /// `+0`: the bits of ndarray's `sum_axis(Axis(0))` on a standard-layout array of two or more
 /// axes, which adds whole rows in order (a 1-D array it sums in its own unrolled order). On a
 /// 64x256 tensor (one thread): 9.0 us through an `IxDyn` view and `sum_axis`, 2.4 us here.
-pub(super) fn sum_rows<A: Copy + Into<f64>>(x: &[A], width: usize) -> Vec<f64> {
-    let mut acc = vec![0.0; width];
-    if width > 0 {
-        for row in x.chunks_exact(width) {
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a += v.into();
+/// Either carrier is read, each element widened exactly.
+pub(super) fn sum_rows(x: Slice<'_>, width: usize) -> Vec<f64> {
+    fn rows<A: Copy + Into<f64>>(x: &[A], width: usize) -> Vec<f64> {
+        let mut acc = vec![0.0; width];
+        if width > 0 {
+            for row in x.chunks_exact(width) {
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a += v.into();
+                }
             }
         }
+        acc
     }
-    acc
+    match x {
+        Slice::Wide(x) => rows(x, width),
+        Slice::Narrow(x) => rows(x, width),
+    }
 }
 
 #[cfg(test)]
@@ -206,7 +220,7 @@ mod tests {
                 ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), values.clone()).unwrap();
             let want: Vec<u64> = x.sum_axis(Axis(0)).iter().map(|v| v.to_bits()).collect();
             let width = shape[1..].iter().product();
-            let got: Vec<u64> = sum_rows(&values, width)
+            let got: Vec<u64> = sum_rows(Slice::Wide(&values), width)
                 .iter()
                 .map(|v| v.to_bits())
                 .collect();

@@ -18,6 +18,7 @@ pub mod export;
 mod health;
 pub mod image;
 mod loops;
+mod matmul;
 mod op;
 mod plan;
 mod rounding;

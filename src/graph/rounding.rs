@@ -1,8 +1,9 @@
 //! How an op's exact result is rounded once to its output tensor's format: the vector unit's
 //! exact-sum kernels where the format has them and the `f64` result is not already exact (the
 //! executor checks, `loops::exact`), the vectorized `f32` kernels when every exact
-//! value is an `f32` value, else the `f64` fast paths (`Quantizer::quantize_f64_fast`: block
-//! formats with integer elements, `fp32` nearest-even), else the `f64` reference quantizer.
+//! value is an `f32` value (leaving the result in `f32`), else the `f64` fast paths
+//! (`Quantizer::quantize_f64_judged`: block formats with integer elements, `fp32` nearest-even,
+//! narrower floats through `f32` rounded to odd), else the `f64` reference quantizer.
 
 use std::borrow::Cow;
 
@@ -36,11 +37,7 @@ pub(super) fn round_to(
     })?;
     let row = meta.shape.last().copied().unwrap_or(1);
     if path == Path::Fast && route == Route::F32First {
-        let done = match exact {
-            Value::Narrow(x) => round_f32_values(&q, x, row),
-            Value::Wide(x) => round_f32(&q, x, row),
-        };
-        if let Some((dst, counts)) = done {
+        if let Some((dst, counts)) = round_f32(&q, exact, row) {
             return Ok((Value::Narrow(dst), counts));
         }
     }
@@ -56,53 +53,37 @@ pub(super) fn round_to(
 }
 
 /// [`round_to`] on the vectorized `f32` kernels when the format fits `f32` and every exact
-/// value is an `f32` value (a matmul's output from an `fp32` accumulator, say): the kernels
-/// are proven bit-identical to the `f64` reference on `f32` inputs, with the same random word
-/// per element. Returns the rounded values, or `None` where it does not apply, and their range
-/// events judged on the `f32` buffers (`None` where a range end is not an `f32` value). The
+/// value is an `f32` value (values on the `f32` carrier, or `f64` values that narrow exactly,
+/// such as a bias added to a matmul's output): the kernels are proven bit-identical to the
+/// `f64` reference on `f32` inputs, with the same random word per element. Returns the rounded
+/// values, or `None` where it does not apply, and their range events (judged by the kernel on
+/// the way, else on the `f32` buffers; `None` where a range end is not an `f32` value). The
 /// `f32` buffers are the thread's scratch pair; the result is collected, not written over a
 /// zeroed buffer.
 pub(super) fn round_f32(
     q: &Quantizer,
-    src: &[f64],
+    exact: &Value<'_>,
     row: usize,
 ) -> Option<(Vec<f32>, Option<RangeCounts>)> {
     if !q.format().fits_f32() {
         return None;
     }
-    scratch::with_f32_pair(src.len(), |input, rounded| {
-        if !narrow_exact(src, input) {
-            return None;
-        }
-        round_narrowed(q, input, rounded, row)
+    scratch::with_f32_pair(exact.len(), |narrowed, rounded| {
+        let input: &[f32] = match exact {
+            Value::Narrow(x) => x,
+            Value::Wide(x) => {
+                if !narrow_exact(x, narrowed) {
+                    return None;
+                }
+                narrowed
+            }
+        };
+        let counts = match q.quantize_f32_judged(input, rounded, 0, row).ok()? {
+            Some(judged) => Some(judged),
+            None => range_events_f32(&q.format(), input, rounded, row),
+        };
+        Some((rounded.to_vec(), counts))
     })
-}
-
-/// [`round_f32`] of values already on the `f32` carrier.
-fn round_f32_values(
-    q: &Quantizer,
-    src: &[f32],
-    row: usize,
-) -> Option<(Vec<f32>, Option<RangeCounts>)> {
-    if !q.format().fits_f32() {
-        return None;
-    }
-    scratch::with_f32_pair(src.len(), |_, rounded| round_narrowed(q, src, rounded, row))
-}
-
-/// The `f32` kernels' rounding of `input` through the scratch buffer `rounded`, and its range
-/// events (judged by the kernel, else on the two buffers).
-fn round_narrowed(
-    q: &Quantizer,
-    input: &[f32],
-    rounded: &mut [f32],
-    row: usize,
-) -> Option<(Vec<f32>, Option<RangeCounts>)> {
-    let counts = match q.quantize_f32_judged(input, rounded, 0, row).ok()? {
-        Some(judged) => Some(judged),
-        None => range_events_f32(&q.format(), input, rounded, row),
-    };
-    Some((rounded.to_vec(), counts))
 }
 
 /// `src` narrowed to `f32` (rounded to nearest) into `narrow`, and whether every value is the
@@ -180,7 +161,8 @@ mod tests {
                 let q =
                     Quantizer::new(parse(spec).unwrap(), rounding.parse().unwrap(), 3, 4).unwrap();
                 let mut reference = vec![0.0; 640];
-                let (fast, counts) = round_f32(&q, &src, 64).expect(spec);
+                let (fast, counts) =
+                    round_f32(&q, &Value::Wide(Cow::Borrowed(&src)), 64).expect(spec);
                 q.quantize_f64(&src, &mut reference, 0, 64);
                 let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 let fast: Vec<f64> = fast.iter().map(|&v| f64::from(v)).collect();
@@ -204,7 +186,7 @@ mod tests {
         let mut events = RangeCounts::default();
         for spec in specs {
             let q = Quantizer::new(parse(spec).unwrap(), "sr".parse().unwrap(), 3, 4).unwrap();
-            if let Some((fast, counts)) = round_f32(&q, &wide, 64) {
+            if let Some((fast, counts)) = round_f32(&q, &Value::Wide(Cow::Borrowed(&wide)), 64) {
                 let mut reference = vec![0.0; wide.len()];
                 q.quantize_f64(&wide, &mut reference, 0, 64);
                 let f = q.format();
@@ -220,9 +202,15 @@ mod tests {
         assert!(events.saturated > 100 && events.flushed > 100, "{events:?}");
         // A value that is not an f32 value, a NaN, or a format wider than f32: the reference.
         let q = Quantizer::new(parse("bf16").unwrap(), Rounding::NearestEven, 0, 0).unwrap();
-        assert_eq!(round_f32(&q, &[0.1], 1), None);
-        assert_eq!(round_f32(&q, &[f64::NAN], 1), None);
+        assert_eq!(round_f32(&q, &Value::Wide(Cow::Borrowed(&[0.1])), 1), None);
+        assert_eq!(
+            round_f32(&q, &Value::Wide(Cow::Borrowed(&[f64::NAN])), 1),
+            None
+        );
         let wide = Quantizer::new(parse("fp64").unwrap(), Rounding::NearestEven, 0, 0).unwrap();
-        assert_eq!(round_f32(&wide, &[1.0], 1), None);
+        assert_eq!(
+            round_f32(&wide, &Value::Wide(Cow::Borrowed(&[1.0])), 1),
+            None
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! A node's value in the executor: `f64` values, or the `f32` values an `f32` rounding kernel
-//! produced, kept as they are. A rounded activation or gradient is read next by a GEMM (which
+//! A node's value in the executor: `f64` values, or `f32` values kept as a kernel produced them
+//! (an `f32` rounding kernel's output, a GEMM's accumulators that are `f32` values, a held ReLU
+//! of either). A rounded activation or gradient is read next by a GEMM (which
 //! narrows its operands to `f32`), a ReLU or a bias add; widening every rounded tensor to
 //! `f64` and narrowing it again cost two passes per node. An op that computes in `f64` reads
 //! an `f32` value widened ([`Value::wide`]); the loops that read either carrier
@@ -15,7 +16,8 @@ use std::borrow::Cow;
 pub(super) enum Value<'a> {
     /// `f64` values (feeds are borrowed).
     Wide(Cow<'a, [f64]>),
-    /// `f32` values (a rounding's output on the `f32` kernels, or a ReLU of one).
+    /// `f32` values (a rounding's output on the `f32` kernels, a GEMM's `f32` accumulators, or
+    /// a held ReLU of one).
     Narrow(Vec<f32>),
 }
 
@@ -29,6 +31,14 @@ pub(super) enum Slice<'a> {
 }
 
 impl Value<'_> {
+    /// How many values.
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Value::Wide(v) => v.len(),
+            Value::Narrow(v) => v.len(),
+        }
+    }
+
     /// The values as `f64`: borrowed, or widened.
     pub(super) fn wide(&self) -> Cow<'_, [f64]> {
         match self {

@@ -280,14 +280,15 @@ fn overflows_tally(overflows: u64) -> EventTally {
 
 /// [`try_gemm`] with the outputs in `f32`, where the path it takes writes `f32` values (the
 /// per-add units with `f32` lanes): the same values. `None` where [`try_gemm`] would take
-/// another path (native order, exact integers, the narrow unit on `f64` lanes).
+/// another path: native order, or the narrow unit on `f64` lanes (exact integers need a
+/// fixed-point accumulator, which `per_add` declines: every `f32`-lane unit sums in a float).
 pub(crate) fn try_gemm_f32(
     cfg: &MacConfig,
     a: &ArrayView2<f32>,
     b: &ArrayView2<f32>,
     stream: &RandomStream,
 ) -> Option<(Array2<f32>, KernelPath, EventTally)> {
-    if cfg.order == Order::Native || matches!(cfg.acc, Format::Fixed(_)) {
+    if cfg.order == Order::Native {
         return None;
     }
     per_add::<f32>(cfg, a, b, stream)

@@ -331,8 +331,8 @@ pub(super) fn rows<U: Unit, O: Out>(
     // column-major `A` (a transposed view, as a weight gradient's `X^T`) stays column-major
     // and the tiles read it in place (`Job::lda`).
     // `f32` carriers borrow the operand as it is ([`Carrier::inputs`]).
-    let (a_t, standard);
-    a_t = a.t();
+    let a_t = a.t();
+    let standard;
     let (at, lda) = match (a.as_slice(), a_t.as_slice()) {
         (Some(src), _) => (U::T::inputs(src), None),
         (None, Some(src)) => (U::T::inputs(src), Some(m)),

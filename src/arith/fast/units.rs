@@ -92,7 +92,6 @@ impl RneUnit {
     }
 }
 
-/// A per-add unit for the vectorized driver: how to round `acc + a b` and `x + y`.
 /// A carrier of accumulator values and of the inputs the tiles read: `f32`, or `f64` for the
 /// units whose sums need it.
 pub(super) trait Carrier: Copy + Send + Sync + Default {
@@ -121,6 +120,7 @@ impl Carrier for f64 {
     }
 }
 
+/// A per-add unit for the vectorized driver: how to round `acc + a b` and `x + y`.
 pub(super) trait Unit: Copy + Send + Sync {
     /// The carrier of accumulator values.
     type T: Carrier;

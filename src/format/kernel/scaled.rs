@@ -19,15 +19,15 @@
 //! block's range is the element's times `2^s`, and `x` is finite: blocks holding infinities or
 //! NaN are declined). None is NaN: a value in range rounds to a value of the grid no larger in
 //! magnitude than the element's largest, itself a value of the grid, so it is never stored as
-//! an overflow (the only way a finite value becomes NaN, in `e4m3fn`). Comparing `y` with the element's bounds is
-//! comparing `x` with the block's: scaling by a power of two is exact, or, for a `y` below
-//! `2^-126`, rounds a value far inside the range. So the kernel counts them in the rounding
-//! pass instead of a second pass over both buffers, where the element's bounds are `f32`
-//! values (else it leaves the judging to the caller).
+//! an overflow (the only way a finite value becomes NaN, in `e4m3fn`). Comparing `y` with the
+//! element's bounds is comparing `x` with the block's: scaling by a power of two is exact, or,
+//! for a `y` below `2^-126`, rounds a value far inside the range. So the kernel counts them in
+//! the rounding pass instead of a second pass over both buffers, where the element's bounds
+//! are `f32` values (else it leaves the judging to the caller).
 
 use super::*;
 use crate::format::block_fast::maxima_bits_f32;
-use crate::format::range::element_range;
+use crate::format::range::element_range_f32;
 use crate::format::RangeCounts;
 
 /// Round `input` (a whole tensor with rows of `row_len`, or whole blocks of it starting at
@@ -80,35 +80,28 @@ pub(super) fn quantize_scaled(
         }
     }
     let stream = q.stream();
-    let (lo, hi) = element_bounds(&b.element());
+    let bounds = element_range_f32(&b.element());
+    let (lo, hi) = bounds.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
     let words = Words {
         grid,
         mirrored: grid.grid.mirrored(),
         stream,
         key: stream.high_key((offset >> 32) as u32),
         first: offset as u32,
-        lo: lo.unwrap_or(f32::NEG_INFINITY),
-        hi: hi.unwrap_or(f32::INFINITY),
+        lo,
+        hi,
     };
     let [saturated, flushed] = if col {
         run_cols(&words, input, out, &down, &up)
     } else {
         run_runs(&words, input, out, n, &down, &up)
     };
-    Some((lo.is_some() && hi.is_some()).then_some(RangeCounts {
+    Some(bounds.map(|_| RangeCounts {
         values: len,
         saturated,
         flushed,
         nan: 0,
     }))
-}
-
-/// The element format's finite range at scale 1 ([`element_range`]) as `f32` values (`None`
-/// for an end that is not one; the range events are then not judged here).
-fn element_bounds(e: &Element) -> (Option<f32>, Option<f32>) {
-    let (lo, hi) = element_range(e);
-    let exact = |v: f64| Some(v as f32).filter(|&f| f64::from(f) == v);
-    (exact(lo), exact(hi))
 }
 
 /// The element grid's stochastic rounding, where the random words start (element `k` of the
