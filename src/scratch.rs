@@ -16,9 +16,14 @@ pub(crate) fn with_f32_pair<R>(n: usize, f: impl FnOnce(&mut [f32], &mut [f32]) 
     PAIR.with(|cell| match cell.try_borrow_mut() {
         Ok(mut pair) => {
             let (a, b) = &mut *pair;
-            a.resize(n, 0.0);
-            b.resize(n, 0.0);
-            f(a, b)
+            // Grown, never shrunk: a shorter call takes a prefix, so a longer one after it
+            // does not zero the tail again.
+            for v in [&mut *a, &mut *b] {
+                if v.len() < n {
+                    v.resize(n, 0.0);
+                }
+            }
+            f(&mut a[..n], &mut b[..n])
         }
         Err(_) => f(&mut vec![0.0; n], &mut vec![0.0; n]),
     })
