@@ -59,7 +59,7 @@ const SPECS: &[&str] = &[
 
 /// Values of `rows x cols`: log-uniform over a wide range around `scale`, with exact grid
 /// points, points next to them and midpoints (values of `x.5 2^k`), zeros, with `tiny` a column
-/// below the normal `f32` range, and with `specials` a NaN and an infinity in column 1.
+/// below the normal `f32` range, and with `specials` NaNs and an infinity in column 1.
 fn values(rows: usize, cols: usize, seed: u64, scale: i32, specials: bool, tiny: bool) -> Vec<f64> {
     let mut g = Gen(seed);
     let mut v: Vec<f64> = (0..rows * cols)
@@ -86,6 +86,10 @@ fn values(rows: usize, cols: usize, seed: u64, scale: i32, specials: bool, tiny:
     if specials && cols > 1 && rows > 2 {
         v[cols + 1] = f64::NAN;
         v[2 * cols + 1] = f64::NEG_INFINITY;
+        if rows > 3 {
+            // A NaN with a sign and a payload, whose bits the reference fixes.
+            v[3 * cols + 1] = -f64::from_bits(f64::NAN.to_bits() | 0x1234 << 32);
+        }
     }
     v
 }
@@ -116,7 +120,40 @@ fn check(
             "{spec} {rounding} row {row} offset {offset}: range events judged on the way"
         );
     }
-    for (k, (a, b)) in fast.iter().zip(&reference).enumerate() {
+    same_bits(spec, rounding, row, offset, x, &fast, &reference);
+    // Left in `f32` where the fast path rounds on the `f32` carrier: the same bits, the same
+    // judgement.
+    let mut narrow = vec![0.0f32; x.len()];
+    if let Some(counts) = q.quantize_f64_narrowed(x, &mut narrow, offset, row) {
+        assert!(q.format().fits_f32(), "{spec}");
+        assert_eq!(
+            counts, judged,
+            "{spec} {rounding} row {row} offset {offset}"
+        );
+        let wide: Vec<f64> = narrow.iter().map(|&v| f64::from(v)).collect();
+        same_bits(spec, rounding, row, offset, x, &wide, &reference);
+        NARROWED.with(|n| n.borrow_mut().insert(spec.to_string()));
+    }
+    judged
+}
+
+thread_local! {
+    /// The formats `quantize_f64_narrowed` took in this thread's checks.
+    static NARROWED: std::cell::RefCell<std::collections::BTreeSet<String>> =
+        const { std::cell::RefCell::new(std::collections::BTreeSet::new()) };
+}
+
+/// Every element of `fast` has the bits of `reference`'s.
+fn same_bits(
+    spec: &str,
+    rounding: Rounding,
+    row: usize,
+    offset: u64,
+    x: &[f64],
+    fast: &[f64],
+    reference: &[f64],
+) {
+    for (k, (a, b)) in fast.iter().zip(reference).enumerate() {
         assert_eq!(
             a.to_bits(),
             b.to_bits(),
@@ -125,7 +162,6 @@ fn check(
             x[k]
         );
     }
-    judged
 }
 
 #[test]
@@ -166,6 +202,21 @@ fn f64_fast_paths_equal_the_reference() {
             c.saturated > 0 && c.flushed > 0 && (spec != "fp32" || c.nan > 0),
             "{spec}: judged on the way {c:?}"
         );
+    }
+    // The formats rounded on the `f32` carrier were left there too, and no other.
+    let narrowed = NARROWED.with(|n| n.borrow().clone());
+    for spec in [
+        "fp32",
+        "bf16",
+        "e4m3fn",
+        "mxfp8",
+        "bfp:wl=8,size=col",
+        "bfp:wl=8,size=row",
+    ] {
+        assert!(narrowed.contains(spec), "{spec} never left in f32");
+    }
+    for spec in ["fixed:wl=8,fl=3", "bfp:wl=4,size=7", "fixed:wl=24,fl=40"] {
+        assert!(!narrowed.contains(spec), "{spec} left in f32");
     }
 }
 

@@ -9,7 +9,9 @@ use rayon::prelude::*;
 use thiserror::Error;
 
 use crate::format::range::judge_f64;
-use crate::format::{alias, block_fast, kernel, BlockSize, Element, Format, RangeCounts};
+use crate::format::{
+    alias, block_fast, kernel, BlockFormat, BlockSize, Element, Format, RangeCounts,
+};
 use crate::round::{RandomStream, Rounding};
 use crate::scratch;
 use crate::simd::multiversion;
@@ -78,21 +80,35 @@ multiversion!(narrow_to_odd => narrow_to_odd_portable, (input: &[f64], narrow: &
 
 /// `fp32` nearest-even of `f64` values, the processor's own conversion (a NaN's bits are fixed
 /// afterwards by the caller), judged in the same pass ([`judge_f64`] against `fp32`'s range):
-/// `[saturated, flushed, nan]`. Branch-free, so it vectorizes.
+/// `[saturated, flushed, nan]`, with the converted values written through `put` (as `f64` or
+/// `f32`). Branch-free, so it vectorizes.
 #[inline(always)]
-fn to_fp32_judged_portable(input: &[f64], out: &mut [f64]) -> [u64; 3] {
+fn to_fp32_judged_into<O>(input: &[f64], out: &mut [O], put: impl Fn(f32) -> O) -> [u64; 3] {
     let hi = f64::from(f32::MAX);
     let mut sum = [0u64; 3];
     for (o, &x) in out.iter_mut().zip(input) {
-        let s = f64::from(x as f32);
-        *o = s;
-        let [a, b, c] = judge_f64(-hi, hi, x, s);
+        let f = x as f32;
+        *o = put(f);
+        let [a, b, c] = judge_f64(-hi, hi, x, f64::from(f));
         sum = [sum[0] + a, sum[1] + b, sum[2] + c];
     }
     sum
 }
 
+/// [`to_fp32_judged_into`] writing `f64` values.
+#[inline(always)]
+fn to_fp32_judged_portable(input: &[f64], out: &mut [f64]) -> [u64; 3] {
+    to_fp32_judged_into(input, out, f64::from)
+}
+
+/// [`to_fp32_judged_into`] writing `f32` values.
+#[inline(always)]
+fn to_fp32_narrowed_judged_portable(input: &[f64], out: &mut [f32]) -> [u64; 3] {
+    to_fp32_judged_into(input, out, |f| f)
+}
+
 multiversion!(to_fp32_judged => to_fp32_judged_portable, (input: &[f64], out: &mut [f64]) -> [u64; 3]);
+multiversion!(to_fp32_narrowed_judged => to_fp32_narrowed_judged_portable, (input: &[f64], out: &mut [f32]) -> [u64; 3]);
 
 /// A format plus a rounding unit plus a random stream.
 #[derive(Clone, Copy, Debug)]
@@ -201,9 +217,7 @@ impl Quantizer {
     ) -> Option<RangeCounts> {
         assert_eq!(input.len(), out.len(), "input and output lengths differ");
         let fast = match self.format {
-            Format::Float(f)
-                if self.rounding == Rounding::NearestEven && Some(self.format) == alias("fp32") =>
-            {
+            Format::Float(f) if self.is_fp32_nearest() => {
                 let [saturated, flushed, nan] = to_fp32_judged(input, out);
                 if nan > 0 {
                     // The reference fixes a NaN's bits; the judgement reads only that it is one.
@@ -220,14 +234,7 @@ impl Quantizer {
                 });
             }
             Format::Block(b) if matches!(b.element(), Element::Fixed(_)) => {
-                // Through `f32` where its kernels are faster: stochastic rounding (with a
-                // deterministic one they run their general split, 6-7 ns a value against 2.5 on
-                // `f64`), at least about 1000 values, and blocks of at least 32 in a row
-                // (measured on 64x256 and smaller tensors), else on `f64` arithmetic.
-                let f32_kernel = self.rounding.is_stochastic()
-                    && input.len() >= 1024
-                    && (b.size() == BlockSize::Col || b.block_len(input.len(), row_len) >= 32);
-                if f32_kernel {
+                if self.integer_blocks_via_f32(&b, input.len(), row_len) {
                     if let Some(judged) = self.quantize_via_odd_f32(input, out, offset, row_len) {
                         return judged;
                     }
@@ -247,6 +254,62 @@ impl Quantizer {
             self.quantize_f64(input, out, offset, row_len);
         }
         None
+    }
+
+    /// [`Quantizer::quantize_f64_judged`] with the rounded values written as `f32` values,
+    /// where it rounds on the `f32` carrier: `fp32` nearest-even (the conversion itself, judged
+    /// on the way) and the formats it takes through `f32` rounded to odd. Every value of a
+    /// format that fits `f32` is an `f32` value, so the bits are the same; a reader that takes
+    /// `f32` (a GEMM, a held ReLU) is spared the widening pass and the caller the `f64` buffer.
+    /// `None` where it would round on `f64` or declines (a NaN, whose bits the reference
+    /// fixes in `f64`; a value outside the normal `f32` range): `out` is then unspecified and
+    /// the caller rounds on `f64`. Else the range events as [`Quantizer::quantize_f64_judged`]
+    /// returns them (`None`: the caller judges).
+    pub fn quantize_f64_narrowed(
+        &self,
+        input: &[f64],
+        out: &mut [f32],
+        offset: u64,
+        row_len: usize,
+    ) -> Option<Option<RangeCounts>> {
+        assert_eq!(input.len(), out.len(), "input and output lengths differ");
+        match self.format {
+            Format::Float(_) if self.is_fp32_nearest() => {
+                let [saturated, flushed, nan] = to_fp32_narrowed_judged(input, out);
+                (nan == 0).then_some(Some(RangeCounts {
+                    values: input.len() as u64,
+                    saturated,
+                    flushed,
+                    nan,
+                }))
+            }
+            Format::Block(b)
+                if matches!(b.element(), Element::Fixed(_))
+                    && !self.integer_blocks_via_f32(&b, input.len(), row_len) =>
+            {
+                None
+            }
+            Format::Fixed(_) => None,
+            _ => scratch::with_f32_pair(input.len(), |narrow, _| {
+                self.round_via_odd(input, narrow, out, offset, row_len)
+            }),
+        }
+    }
+
+    /// Whether the quantizer is IEEE `fp32` with nearest-even, the processor's own conversion.
+    fn is_fp32_nearest(&self) -> bool {
+        self.rounding == Rounding::NearestEven && Some(self.format) == alias("fp32")
+    }
+
+    /// Whether blocks of integer elements (`b`) are rounded through `f32` rounded to odd, where
+    /// its kernels are faster: stochastic rounding (with a deterministic one they run their
+    /// general split, 6-7 ns a value against 2.5 on `f64`), at least about 1000 values, and
+    /// blocks of at least 32 in a row (measured on 64x256 and smaller tensors); else on `f64`
+    /// arithmetic.
+    fn integer_blocks_via_f32(&self, b: &BlockFormat, len: usize, row_len: usize) -> bool {
+        self.rounding.is_stochastic()
+            && len >= 1024
+            && (b.size() == BlockSize::Col || b.block_len(len, row_len) >= 32)
     }
 
     /// The block fast path of [`Quantizer::quantize_f64_fast`], else the reference: the
@@ -293,6 +356,26 @@ impl Quantizer {
         offset: u64,
         row_len: usize,
     ) -> Option<Option<RangeCounts>> {
+        scratch::with_f32_pair(input.len(), |narrow, rounded| {
+            let judged = self.round_via_odd(input, narrow, rounded, offset, row_len)?;
+            for (o, &v) in out.iter_mut().zip(rounded.iter()) {
+                *o = f64::from(v);
+            }
+            Some(judged)
+        })
+    }
+
+    /// The rounding of [`Quantizer::quantize_via_odd_f32`] with the rounded values left in
+    /// `rounded` (`narrow` holds the values rounded to odd); `None` where it declines, both
+    /// buffers then unspecified.
+    fn round_via_odd(
+        &self,
+        input: &[f64],
+        narrow: &mut [f32],
+        rounded: &mut [f32],
+        offset: u64,
+        row_len: usize,
+    ) -> Option<Option<RangeCounts>> {
         let m = match self.format {
             Format::Float(f) if f.fits_f32() => f.man_bits(),
             Format::Block(b) => match b.element() {
@@ -309,18 +392,11 @@ impl Quantizer {
         if m > ODD_MAX_MAN || !sr_ok {
             return None;
         }
-        scratch::with_f32_pair(input.len(), |narrow, rounded| {
-            if !narrow_to_odd(input, narrow) {
-                return None;
-            }
-            let judged = self
-                .quantize_f32_judged(narrow, rounded, offset, row_len)
-                .ok()?;
-            for (o, &v) in out.iter_mut().zip(rounded.iter()) {
-                *o = f64::from(v);
-            }
-            Some(judged)
-        })
+        if !narrow_to_odd(input, narrow) {
+            return None;
+        }
+        self.quantize_f32_judged(narrow, rounded, offset, row_len)
+            .ok()
     }
 
     /// Quantize `input` into `out` in the `f32` carrier (the format must fit in `f32`).

@@ -429,14 +429,17 @@ fn run_step(
                     .expect("checked shape");
                 Value::Wide(Cow::Owned(x.sum_axis(Axis(0)).iter().copied().collect()))
             }
-            Op::Quantize => Value::Wide(arg(0)),
+            Op::Quantize => match val(0) {
+                Value::Wide(v) => Value::Wide(Cow::Borrowed(v)),
+                Value::Narrow(v) => Value::Narrow(v.clone()),
+            },
             Op::GaussianNoise { std } => {
                 let std = scalar(std, feeds, name, |v| v >= 0.0, "a finite number >= 0")?;
                 Value::Wide(Cow::Owned(crate::scratch::with_f32_pair(
                     out.len(),
                     |z, _| {
                         RandomStream::new(seed, stream(1)).normals_f32(0, z);
-                        loops::add_noise(&arg(0), std, z)
+                        loops::add_noise(val(0).slice(), std, z)
                     },
                 )))
             }
@@ -486,7 +489,14 @@ fn run_step(
         } else if quantize_out {
             let (v, judged) = match rounded {
                 Some(v) => (Value::Wide(Cow::Owned(v)), None),
-                None => round_to(out, np.route, &exact, seed, stream(0), path)?,
+                None => round_to(
+                    out,
+                    (np.route, np.narrow_out),
+                    &exact,
+                    seed,
+                    stream(0),
+                    path,
+                )?,
             };
             match judged {
                 Some(counts) => range.record(out.role, out.format, counts),

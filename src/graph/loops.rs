@@ -158,12 +158,19 @@ fn not_minus_zero(s: f64) -> bool {
     (s != 0.0) | s.is_sign_positive()
 }
 
-/// `x + std z` for the standard normal draws `z` (one per element in standard order).
-pub(super) fn add_noise(xs: &[f64], std: f64, z: &[f32]) -> Vec<f64> {
-    xs.iter()
-        .zip(z)
-        .map(|(&a, &z)| a + std * f64::from(z))
-        .collect()
+/// `x + std z` in `f64` for the standard normal draws `z` (one per element in standard order);
+/// `x` on either carrier, each element widened exactly.
+pub(super) fn add_noise(xs: Slice<'_>, std: f64, z: &[f32]) -> Vec<f64> {
+    fn add<A: Copy + Into<f64>>(xs: &[A], std: f64, z: &[f32]) -> Vec<f64> {
+        xs.iter()
+            .zip(z)
+            .map(|(&a, &z)| a.into() + std * f64::from(z))
+            .collect()
+    }
+    match xs {
+        Slice::Wide(x) => add(x, std, z),
+        Slice::Narrow(x) => add(x, std, z),
+    }
 }
 
 /// The sum of the rows of `x` (rows of `width` values), each column added in row order from
@@ -363,7 +370,15 @@ mod tests {
             let expect = ndarray::Zip::from(&x)
                 .and(&ArrayD::from_shape_vec(IxDyn(&[5, 3]), z.clone()).unwrap())
                 .map_collect(|&a, &z| a + 0.5 * f64::from(z));
-            assert_eq!(add_noise(&values, 0.5, &z), flat(expect));
+            assert_eq!(add_noise(Slice::Wide(&values), 0.5, &z), flat(expect));
+            // On the `f32` carrier, each value widened exactly.
+            let narrow: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+            let expect: Vec<f64> = narrow
+                .iter()
+                .zip(&z)
+                .map(|(&a, &z)| f64::from(a) + 0.5 * f64::from(z))
+                .collect();
+            assert_eq!(add_noise(Slice::Narrow(&narrow), 0.5, &z), expect);
         }
     }
 }

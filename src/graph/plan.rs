@@ -10,6 +10,9 @@
 
 use std::sync::Arc;
 
+use petgraph::graph::NodeIndex;
+use petgraph::Direction;
+
 use crate::arch::Architecture;
 use crate::arith::{ActionCounts, VectorRounding};
 use crate::cost::{Datapath, Gemm, Work};
@@ -31,6 +34,10 @@ pub(super) struct NodePlan {
     /// ([`Format::closed_under_zeroing`]), so rounding the result would give it back bit for
     /// bit. The executor still rounds blocks holding NaN.
     pub zeroes_held: bool,
+    /// Whether the fast path leaves the output in `f32` where it rounds on the `f32` carrier
+    /// anyway (`Quantizer::quantize_f64_narrowed`): the value is not kept and every reader
+    /// takes `f32` values as they are ([`reads_f32`]), so no reader widens it again.
+    pub narrow_out: bool,
     /// Whether the executor returns the node's value.
     pub keep: bool,
 }
@@ -104,10 +111,25 @@ impl Plan {
                     vector: VectorRounding::new(out.format, out.rounding).ok(),
                     route,
                     zeroes_held,
+                    narrow_out: false,
                     keep: !matches!(g[i].op, Op::Input | Op::Param) && keep(out),
                 }
             })
+            .collect::<Vec<_>>();
+        // Readers are planned above, so their own flags decide whether they take `f32`.
+        let narrow: Vec<bool> = g
+            .node_indices()
+            .map(|i| {
+                let mut readers = g.neighbors_directed(i, Direction::Outgoing).peekable();
+                !nodes[i.index()].keep
+                    && readers.peek().is_some()
+                    && readers.all(|r| reads_f32(graph, r, &nodes[r.index()]))
+            })
             .collect();
+        let mut nodes = nodes;
+        for (n, narrow) in nodes.iter_mut().zip(narrow) {
+            n.narrow_out = narrow;
+        }
         let mut scopes: Vec<ScopeWork> = graph
             .scopes()
             .iter()
@@ -125,6 +147,24 @@ impl Plan {
             scopes: scopes.into(),
             vf,
         }
+    }
+}
+
+/// Whether node `r` reads its operands on either carrier without widening `f32` values
+/// (`graph/exec.rs`): a GEMM (which narrows `f64` operands), a ReLU gradient, a ReLU whose
+/// result is held in `f32`, the elementwise loops where no exact-sum kernel rounds the result
+/// (those read `f64`), `Axpy`, Gaussian noise, a row sum of rows, and `Quantize`.
+fn reads_f32(graph: &Graph, r: NodeIndex, plan: &NodePlan) -> bool {
+    match graph.node(r).op {
+        Op::MatMul { .. } | Op::ReluGrad | Op::Axpy { .. } | Op::GaussianNoise { .. } => true,
+        Op::Quantize => true,
+        Op::Relu => plan.zeroes_held,
+        Op::Add | Op::BiasAdd | Op::Sub | Op::Mul => plan.vector.is_none(),
+        Op::SumRows => graph
+            .operands(r)
+            .first()
+            .is_some_and(|&x| graph.node(x).out.shape.len() >= 2),
+        _ => false,
     }
 }
 
@@ -230,5 +270,48 @@ fn record_traffic(
     let t = &node.out;
     if !matches!(node.op, Op::Image(o) if o.writes_nothing()) {
         counts.record_write(level_name(arch, t.level), shape_bits(&t.format, &t.shape));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{GraphBuilder, Role};
+    use crate::round::Rounding;
+
+    /// An update left in `f32` for the noise that reads it, not one the VC quantizer widens,
+    /// not a kept output.
+    #[test]
+    fn outputs_stay_in_f32_only_for_readers_that_take_f32() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let arch = Architecture::load(&root.join("arch/bfp8.json")).expect("a shipped arch");
+        let (fp32, w) = (alias("fp32").expect("fp32"), arch.formats.weights);
+        let (rn, sr) = (Rounding::NearestEven, Rounding::Stochastic { bits: 8 });
+        let meta = |name: &str, f: Format, r: Rounding| {
+            TensorMeta::new(name, &[4, 3], f, r, Level::Inner, Role::Updates)
+        };
+        let mut b = GraphBuilder::new(arch.formats.mac);
+        let p = b.add(Op::Param, meta("w", w, sr), &[]).expect("node");
+        let g = b.add(Op::Input, meta("g", w, sr), &[]).expect("node");
+        let axpy = Op::Axpy { c: (-0.1).into() };
+        let mu = b.add(axpy, meta("mu", fp32, rn), &[p, g]).expect("node");
+        let noise = Op::GaussianNoise { std: 0.1.into() };
+        b.add(noise, meta("w.next", w, sr), &[mu]).expect("node");
+        let mu_vc = b.add(axpy, meta("mu.vc", fp32, rn), &[p, g]).expect("node");
+        let vc = Op::VcQuantize { v: 0.1.into() };
+        b.add(vc, meta("w.vc", w, sr), &[mu_vc]).expect("node");
+        let graph = b.build(&["w.next", "w.vc"]).expect("graph");
+        let plan = Plan::new(&graph, &arch, |m| graph.outputs().contains(&m.name));
+        let narrow = |name: &str| {
+            let i = graph
+                .inner()
+                .node_indices()
+                .find(|&i| graph.node(i).out.name == name);
+            plan.nodes[i.expect("node").index()].narrow_out
+        };
+        assert!(narrow("mu"));
+        assert!(!narrow("mu.vc"));
+        assert!(!narrow("w.next"));
+        assert!(!narrow("w.vc"));
     }
 }

@@ -3,7 +3,9 @@
 //! executor checks, `loops::exact`), the vectorized `f32` kernels when every exact
 //! value is an `f32` value (leaving the result in `f32`), else the `f64` fast paths
 //! (`Quantizer::quantize_f64_judged`: block formats with integer elements, `fp32` nearest-even,
-//! narrower floats through `f32` rounded to odd), else the `f64` reference quantizer.
+//! narrower floats through `f32` rounded to odd; the ones that round on the `f32` carrier
+//! leave their result in `f32` too, `Quantizer::quantize_f64_narrowed`), else the `f64`
+//! reference quantizer.
 
 use std::borrow::Cow;
 
@@ -17,13 +19,14 @@ use crate::round::RandomStream;
 use crate::scratch;
 use crate::simd::multiversion;
 
-/// Round `exact` once to `meta`'s format with its rounding unit, on the fast paths (`route`,
-/// fixed per node by the executor's plan) or the reference (the same bits). With the rounded
-/// values, their range events where a kernel judged them in its rounding pass or the `f32`
-/// path on its own buffers ([`range_events_f32`]); else the caller judges the `f64` values.
+/// Round `exact` once to `meta`'s format with its rounding unit, on the fast paths (`route`
+/// and whether to leave the result in `f32`, fixed per node by the executor's plan) or the
+/// reference (the same bits). With the rounded values, their range events where a kernel
+/// judged them in its rounding pass or the `f32` path on its own buffers
+/// ([`range_events_f32`]); else the caller judges the `f64` values.
 pub(super) fn round_to(
     meta: &TensorMeta,
-    route: Route,
+    (route, narrow_out): (Route, bool),
     exact: &Value<'_>,
     seed: u64,
     stream: u64,
@@ -42,6 +45,14 @@ pub(super) fn round_to(
         }
     }
     let src = exact.wide();
+    if path == Path::Fast && narrow_out && q.format().fits_f32() {
+        // Rounded on the `f32` carrier where the `f64` fast paths would round there anyway:
+        // the values stay in `f32` for readers that take them so (`NodePlan::narrow_out`).
+        let mut dst = vec![0.0f32; src.len()];
+        if let Some(judged) = q.quantize_f64_narrowed(&src, &mut dst, 0, row) {
+            return Ok((Value::Narrow(dst), judged));
+        }
+    }
     let mut dst = vec![0.0; src.len()];
     let judged = if path == Path::Reference {
         q.quantize_f64(&src, &mut dst, 0, row);
