@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use thiserror::Error;
 
 use crate::format::range::judge_f64;
+use crate::format::range_events_f32;
 use crate::format::{
     alias, block_fast, kernel, BlockFormat, BlockSize, Element, Format, RangeCounts,
 };
@@ -77,6 +78,22 @@ fn narrow_to_odd_portable(input: &[f64], narrow: &mut [f32]) -> bool {
 }
 
 multiversion!(narrow_to_odd => narrow_to_odd_portable, (input: &[f64], narrow: &mut [f32]) -> bool);
+
+/// `input` narrowed to `f32` (rounded to nearest) into `narrow`, and whether every value is the
+/// `f64` of its narrowed value (a NaN is not). One branch-free pass, so it vectorizes (a test
+/// that stops at the first miss does not); about half the cost of [`narrow_to_odd`].
+#[inline(always)]
+fn narrow_exact_portable(input: &[f64], narrow: &mut [f32]) -> bool {
+    let mut exact = true;
+    for (n, &x) in narrow.iter_mut().zip(input) {
+        let f = x as f32;
+        exact &= f64::from(f) == x;
+        *n = f;
+    }
+    exact
+}
+
+multiversion!(narrow_exact => narrow_exact_portable, (input: &[f64], narrow: &mut [f32]) -> bool);
 
 /// `fp32` nearest-even of `f64` values, the processor's own conversion (a NaN's bits are fixed
 /// afterwards by the caller), judged in the same pass ([`judge_f64`] against `fp32`'s range):
@@ -256,44 +273,64 @@ impl Quantizer {
         None
     }
 
-    /// [`Quantizer::quantize_f64_judged`] with the rounded values written as `f32` values,
-    /// where it rounds on the `f32` carrier: `fp32` nearest-even (the conversion itself, judged
-    /// on the way) and the formats it takes through `f32` rounded to odd. Every value of a
-    /// format that fits `f32` is an `f32` value, so the bits are the same; a reader that takes
-    /// `f32` (a GEMM, a held ReLU) is spared the widening pass and the caller the `f64` buffer.
-    /// `None` where it would round on `f64` or declines (a NaN, whose bits the reference
-    /// fixes in `f64`; a value outside the normal `f32` range): `out` is then unspecified and
-    /// the caller rounds on `f64`. Else the range events as [`Quantizer::quantize_f64_judged`]
-    /// returns them (`None`: the caller judges).
+    /// [`Quantizer::quantize_f64_judged`] on the `f32` carrier, with the rounded values written
+    /// as `f32` values (every value of a format that fits `f32` is one, so the bits are the
+    /// same): a reader that takes `f32` (a GEMM, a held ReLU) is spared a widening pass and the
+    /// caller an `f64` buffer. `fp32` nearest-even is the conversion itself, judged on the way.
+    /// Other formats that fit `f32`: with `exact_first`, values that are all `f32` values go
+    /// to the `f32` kernels as they are (proven bit-identical to the reference on `f32` inputs;
+    /// a cheap narrowing pass finds out, worth it where values usually are, such as a bias
+    /// added to a matmul's `f32` output), else the values rounded to odd, where that is the one
+    /// rounding (`Quantizer::quantize_via_odd_f32`). `None` where it declines (`out` then
+    /// unspecified, the caller rounds on `f64`): a NaN in `fp32` (the reference fixes its bits), a value
+    /// outside the normal `f32` range that is not an `f32` value, formats wider than `f32`, and
+    /// blocks of integer elements where `f64` arithmetic is faster (deterministic rounding,
+    /// and values that are not `f32` values where [`Quantizer::quantize_f64_judged`] rounds
+    /// them on `f64`). Else the range events, judged by the kernel on the way or on the `f32`
+    /// lanes ([`range_events_f32`]; `None` where a range end is not an `f32` value): every
+    /// comparison the judgement makes has the same answer on a value and on its rounding to
+    /// odd (see [`Quantizer::quantize_f64_judged`]).
     pub fn quantize_f64_narrowed(
         &self,
         input: &[f64],
         out: &mut [f32],
         offset: u64,
         row_len: usize,
+        exact_first: bool,
     ) -> Option<Option<RangeCounts>> {
         assert_eq!(input.len(), out.len(), "input and output lengths differ");
-        match self.format {
-            Format::Float(_) if self.is_fp32_nearest() => {
-                let [saturated, flushed, nan] = to_fp32_narrowed_judged(input, out);
-                (nan == 0).then_some(Some(RangeCounts {
-                    values: input.len() as u64,
-                    saturated,
-                    flushed,
-                    nan,
-                }))
-            }
-            Format::Block(b)
-                if matches!(b.element(), Element::Fixed(_))
-                    && !self.integer_blocks_via_f32(&b, input.len(), row_len) =>
-            {
-                None
-            }
-            Format::Fixed(_) => None,
-            _ => scratch::with_f32_pair(input.len(), |narrow, _| {
-                self.round_via_odd(input, narrow, out, offset, row_len)
-            }),
+        if self.is_fp32_nearest() {
+            let [saturated, flushed, nan] = to_fp32_narrowed_judged(input, out);
+            return (nan == 0).then_some(Some(RangeCounts {
+                values: input.len() as u64,
+                saturated,
+                flushed,
+                nan,
+            }));
         }
+        if !self.format.fits_f32() {
+            return None;
+        }
+        // Whether values that are not `f32` values go through `f32` rounded to odd.
+        let odd = match self.format {
+            Format::Block(b) if matches!(b.element(), Element::Fixed(_)) => {
+                if !self.rounding.is_stochastic() {
+                    return None;
+                }
+                self.integer_blocks_via_f32(&b, input.len(), row_len)
+            }
+            _ => true,
+        } && self.odd_is_one_rounding();
+        scratch::with_f32_pair(input.len(), |narrow, _| {
+            let exact = exact_first && narrow_exact(input, narrow);
+            if !(exact || (odd && narrow_to_odd(input, narrow))) {
+                return None;
+            }
+            let judged = self
+                .quantize_f32_judged(narrow, out, offset, row_len)
+                .ok()?;
+            Some(judged.or_else(|| range_events_f32(&self.format, narrow, out, row_len)))
+        })
     }
 
     /// Whether the quantizer is IEEE `fp32` with nearest-even, the processor's own conversion.
@@ -356,8 +393,16 @@ impl Quantizer {
         offset: u64,
         row_len: usize,
     ) -> Option<Option<RangeCounts>> {
+        if !self.odd_is_one_rounding() {
+            return None;
+        }
         scratch::with_f32_pair(input.len(), |narrow, rounded| {
-            let judged = self.round_via_odd(input, narrow, rounded, offset, row_len)?;
+            if !narrow_to_odd(input, narrow) {
+                return None;
+            }
+            let judged = self
+                .quantize_f32_judged(narrow, rounded, offset, row_len)
+                .ok()?;
             for (o, &v) in out.iter_mut().zip(rounded.iter()) {
                 *o = f64::from(v);
             }
@@ -365,38 +410,25 @@ impl Quantizer {
         })
     }
 
-    /// The rounding of [`Quantizer::quantize_via_odd_f32`] with the rounded values left in
-    /// `rounded` (`narrow` holds the values rounded to odd); `None` where it declines, both
-    /// buffers then unspecified.
-    fn round_via_odd(
-        &self,
-        input: &[f64],
-        narrow: &mut [f32],
-        rounded: &mut [f32],
-        offset: u64,
-        row_len: usize,
-    ) -> Option<Option<RangeCounts>> {
+    /// Whether rounding a value rounded to odd at `f32` precision is the one rounding of the
+    /// value for this format and rounding unit (see [`Quantizer::quantize_via_odd_f32`]): at
+    /// most [`ODD_MAX_MAN`] mantissa bits (`m = wl` for integer block elements), and for
+    /// stochastic rounding `bits <= 22 - m`.
+    fn odd_is_one_rounding(&self) -> bool {
         let m = match self.format {
             Format::Float(f) if f.fits_f32() => f.man_bits(),
             Format::Block(b) => match b.element() {
                 Element::Float(f) => f.man_bits(),
-                // `m = wl` (see above).
+                // `m = wl` (see `quantize_via_odd_f32`).
                 Element::Fixed(f) => f.wl(),
             },
-            _ => return None,
+            _ => return false,
         };
         let sr_ok = match self.rounding {
             Rounding::Stochastic { bits } => bits + m <= 22,
             _ => true,
         };
-        if m > ODD_MAX_MAN || !sr_ok {
-            return None;
-        }
-        if !narrow_to_odd(input, narrow) {
-            return None;
-        }
-        self.quantize_f32_judged(narrow, rounded, offset, row_len)
-            .ok()
+        m <= ODD_MAX_MAN && sr_ok
     }
 
     /// Quantize `input` into `out` in the `f32` carrier (the format must fit in `f32`).

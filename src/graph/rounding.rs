@@ -17,13 +17,18 @@ use crate::arith::{ElemOp, VectorRounding};
 use crate::format::{range_events_f32, Quantizer, RangeCounts};
 use crate::round::RandomStream;
 use crate::scratch;
-use crate::simd::multiversion;
 
 /// Round `exact` once to `meta`'s format with its rounding unit, on the fast paths (`route`
 /// and whether to leave the result in `f32`, fixed per node by the executor's plan) or the
 /// reference (the same bits). With the rounded values, their range events where a kernel
 /// judged them in its rounding pass or the `f32` path on its own buffers
 /// ([`range_events_f32`]); else the caller judges the `f64` values.
+///
+/// On the fast path, a format that fits `f32` is rounded on the `f32` kernels, the result left
+/// in `f32`: values on the `f32` carrier on [`Route::F32First`] ([`round_f32`]); `f64` values
+/// on that route, or where the readers take `f32` (`narrow_out`), through
+/// `Quantizer::quantize_f64_narrowed` (`f32` values as they are on that route, values rounded
+/// to odd where that is the one rounding). Otherwise the `f64` fast paths.
 pub(super) fn round_to(
     meta: &TensorMeta,
     (route, narrow_out): (Route, bool),
@@ -39,20 +44,24 @@ pub(super) fn round_to(
         }
     })?;
     let row = meta.shape.last().copied().unwrap_or(1);
-    if path == Path::Fast && route == Route::F32First {
-        if let Some((dst, counts)) = round_f32(&q, exact, row) {
-            return Ok((Value::Narrow(dst), counts));
+    if path == Path::Fast && q.format().fits_f32() {
+        match exact {
+            Value::Narrow(x) if route == Route::F32First => {
+                if let Some((dst, counts)) = round_f32(&q, x, row) {
+                    return Ok((Value::Narrow(dst), counts));
+                }
+            }
+            Value::Wide(x) if route == Route::F32First || narrow_out => {
+                let mut dst = vec![0.0f32; x.len()];
+                let exact_first = route == Route::F32First;
+                if let Some(judged) = q.quantize_f64_narrowed(x, &mut dst, 0, row, exact_first) {
+                    return Ok((Value::Narrow(dst), judged));
+                }
+            }
+            _ => {}
         }
     }
     let src = exact.wide();
-    if path == Path::Fast && narrow_out && q.format().fits_f32() {
-        // Rounded on the `f32` carrier where the `f64` fast paths would round there anyway:
-        // the values stay in `f32` for readers that take them so (`NodePlan::narrow_out`).
-        let mut dst = vec![0.0f32; src.len()];
-        if let Some(judged) = q.quantize_f64_narrowed(&src, &mut dst, 0, row) {
-            return Ok((Value::Narrow(dst), judged));
-        }
-    }
     let mut dst = vec![0.0; src.len()];
     let judged = if path == Path::Reference {
         q.quantize_f64(&src, &mut dst, 0, row);
@@ -63,32 +72,18 @@ pub(super) fn round_to(
     Ok((Value::Wide(Cow::Owned(dst)), judged))
 }
 
-/// [`round_to`] on the vectorized `f32` kernels when the format fits `f32` and every exact
-/// value is an `f32` value (values on the `f32` carrier, or `f64` values that narrow exactly,
-/// such as a bias added to a matmul's output): the kernels are proven bit-identical to the
-/// `f64` reference on `f32` inputs, with the same random word per element. Returns the rounded
-/// values, or `None` where it does not apply, and their range events (judged by the kernel on
-/// the way, else on the `f32` buffers; `None` where a range end is not an `f32` value). The
-/// `f32` buffers are the thread's scratch pair; the result is collected, not written over a
-/// zeroed buffer.
+/// [`round_to`] of `f32` values on the vectorized `f32` kernels (the format must fit `f32`),
+/// proven bit-identical to the `f64` reference on `f32` inputs, with the same random word per
+/// element. Returns the rounded values, or `None` where the kernels decline, and their range
+/// events (judged by the kernel on the way, else on the `f32` buffers; `None` where a range
+/// end is not an `f32` value). The rounded values are written to the thread's scratch buffer
+/// and collected, not written over a zeroed buffer.
 pub(super) fn round_f32(
     q: &Quantizer,
-    exact: &Value<'_>,
+    input: &[f32],
     row: usize,
 ) -> Option<(Vec<f32>, Option<RangeCounts>)> {
-    if !q.format().fits_f32() {
-        return None;
-    }
-    scratch::with_f32_pair(exact.len(), |narrowed, rounded| {
-        let input: &[f32] = match exact {
-            Value::Narrow(x) => x,
-            Value::Wide(x) => {
-                if !narrow_exact(x, narrowed) {
-                    return None;
-                }
-                narrowed
-            }
-        };
+    scratch::with_f32_pair(input.len(), |_, rounded| {
         let counts = match q.quantize_f32_judged(input, rounded, 0, row).ok()? {
             Some(judged) => Some(judged),
             None => range_events_f32(&q.format(), input, rounded, row),
@@ -96,23 +91,6 @@ pub(super) fn round_f32(
         Some((rounded.to_vec(), counts))
     })
 }
-
-/// `src` narrowed to `f32` (rounded to nearest) into `narrow`, and whether every value is the
-/// `f64` of its narrowed value (a NaN is not: it is left to the reference path, which fixes its
-/// bits). One branch-free pass, multiversioned, so it vectorizes (a test that stops at the
-/// first miss does not).
-#[inline(always)]
-fn narrow_exact_portable(src: &[f64], narrow: &mut [f32]) -> bool {
-    let mut ok = true;
-    for (n, &x) in narrow.iter_mut().zip(src) {
-        let f = x as f32;
-        ok &= f64::from(f) == x;
-        *n = f;
-    }
-    ok
-}
-
-multiversion!(narrow_exact => narrow_exact_portable, (src: &[f64], narrow: &mut [f32]) -> bool);
 
 /// `op(x, y)` rounded once by the output format's vector unit `unit` (as
 /// [`crate::arith::elementwise`]; the random word of element `i` is the one [`round_to`] would
@@ -142,17 +120,47 @@ pub(super) fn round_exact(
 mod tests {
     use super::*;
     use crate::format::{parse, range_events};
-    use crate::round::Rounding;
+    use crate::graph::{Level, Role};
 
-    /// The `f32` kernels take over only for `f32` values, and then give the reference's bits
-    /// (same random word per element) for every kind of format and rounding unit.
+    /// `values` (10 rows of 64) rounded by [`round_to`] on the fast path.
+    fn round(
+        spec: &str,
+        rounding: &str,
+        values: &Value<'_>,
+        plan: (Route, bool),
+    ) -> (Value<'static>, Option<RangeCounts>) {
+        let (f, r) = (parse(spec).unwrap(), rounding.parse().unwrap());
+        let meta = TensorMeta::new("t", &[10, 64], f, r, Level::Inner, Role::Activations);
+        round_to(&meta, plan, values, 3, 4, Path::Fast).unwrap()
+    }
+
+    /// The reference's rounding of `values` and its range events.
+    fn reference(spec: &str, rounding: &str, values: &[f64]) -> (Vec<u64>, RangeCounts) {
+        let f = parse(spec).unwrap();
+        let q = Quantizer::new(f, rounding.parse().unwrap(), 3, 4).unwrap();
+        let mut out = vec![0.0; values.len()];
+        q.quantize_f64(values, &mut out, 0, 64);
+        let events = range_events(&f, values, &out, 64);
+        (out.iter().map(|x| x.to_bits()).collect(), events)
+    }
+
+    fn bits(v: &Value<'_>) -> Vec<u64> {
+        v.wide().iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The `f32` kernels round `f32` values, on either carrier, and `f64` values through `f32`
+    /// rounded to odd, with the reference's bits (same random word per element) and range
+    /// events for every kind of format and rounding unit, leaving the result in `f32`.
     #[test]
-    fn f32_kernels_round_as_the_reference_on_f32_values() {
+    fn f32_kernels_round_as_the_reference() {
         let s = RandomStream::new(5, 9);
         // Zeros among them: a zero stored as zero is not flushed.
         let src: Vec<f64> = (0..640)
             .map(|i| f64::from((s.normal_f64(i) * 3.0) as f32) * f64::from(i % 7 != 0))
             .collect();
+        let narrow: Vec<f32> = src.iter().map(|&v| v as f32).collect();
+        // Not `f32` values: rounded to odd on the way.
+        let inexact: Vec<f64> = src.iter().map(|&v| v * (1.0 + 1e-12)).collect();
         let specs = [
             "bf16",
             "e4m3fn",
@@ -169,26 +177,39 @@ mod tests {
         ];
         for spec in specs {
             for rounding in ["rne", "sr", "sr:bits=8", "rtz"] {
-                let q =
-                    Quantizer::new(parse(spec).unwrap(), rounding.parse().unwrap(), 3, 4).unwrap();
-                let mut reference = vec![0.0; 640];
-                let (fast, counts) =
-                    round_f32(&q, &Value::Wide(Cow::Borrowed(&src)), 64).expect(spec);
-                q.quantize_f64(&src, &mut reference, 0, 64);
-                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                let fast: Vec<f64> = fast.iter().map(|&v| f64::from(v)).collect();
-                assert_eq!(bits(&fast), bits(&reference), "{spec} {rounding}");
-                // Judged on `f32` lanes, the range events of the `f64` judge.
-                let f = q.format();
-                assert_eq!(
-                    counts,
-                    Some(range_events(&f, &src, &reference, 64)),
-                    "{spec}"
-                );
+                let (expect, events) = reference(spec, rounding, &src);
+                // Blocks of integer elements with a deterministic rounding: `f64` values are
+                // rounded on `f64`, faster there.
+                let blocks = spec.starts_with("bfp") || spec.starts_with("mxint");
+                let on_f64 = blocks && !rounding.starts_with("sr");
+                for values in [
+                    Value::Wide(Cow::Borrowed(&src)),
+                    Value::Narrow(narrow.clone()),
+                ] {
+                    let wide = on_f64 && matches!(values, Value::Wide(_));
+                    let (v, counts) = round(spec, rounding, &values, (Route::F32First, false));
+                    assert_eq!(matches!(v, Value::Wide(_)), wide, "{spec} {rounding}");
+                    assert_eq!(bits(&v), expect, "{spec} {rounding}");
+                    if !wide {
+                        assert_eq!(counts, Some(events), "{spec} {rounding}");
+                    }
+                }
+                // Through `f32` rounded to odd where that is the one rounding (not 32 random
+                // bits) and faster (not fixed point, nor integer blocks of fewer than 1024
+                // values).
+                let (expect, events) = reference(spec, rounding, &inexact);
+                let wide = Value::Wide(Cow::Borrowed(&inexact));
+                let (v, counts) = round(spec, rounding, &wide, (Route::F32First, false));
+                let on_f32 = rounding != "sr" && !blocks && !spec.starts_with("fixed");
+                assert_eq!(matches!(v, Value::Narrow(_)), on_f32, "{spec} {rounding}");
+                assert_eq!(bits(&v), expect, "{spec} {rounding}");
+                if on_f32 {
+                    assert_eq!(counts, Some(events), "{spec} {rounding}");
+                }
             }
         }
-        // Magnitudes from 2^-40 to 2^30, so values saturate and flush: where the `f32` path
-        // takes them, the same bits and the same range events.
+        // Magnitudes from 2^-40 to 2^30, so values saturate and flush: the same bits and the
+        // same range events.
         let wide: Vec<f64> = src
             .iter()
             .enumerate()
@@ -196,32 +217,41 @@ mod tests {
             .collect();
         let mut events = RangeCounts::default();
         for spec in specs {
-            let q = Quantizer::new(parse(spec).unwrap(), "sr".parse().unwrap(), 3, 4).unwrap();
-            if let Some((fast, counts)) = round_f32(&q, &Value::Wide(Cow::Borrowed(&wide)), 64) {
-                let mut reference = vec![0.0; wide.len()];
-                q.quantize_f64(&wide, &mut reference, 0, 64);
-                let f = q.format();
-                let judged = range_events(&f, &wide, &reference, 64);
-                assert_eq!(counts, Some(judged), "{spec}");
-                assert!(fast
-                    .iter()
-                    .zip(&reference)
-                    .all(|(&a, b)| f64::from(a).to_bits() == b.to_bits()));
+            let (expect, judged) = reference(spec, "sr", &wide);
+            let values = Value::Wide(Cow::Borrowed(&wide));
+            let (v, counts) = round(spec, "sr", &values, (Route::F32First, false));
+            assert_eq!(bits(&v), expect, "{spec}");
+            if let Some(counts) = counts {
+                assert_eq!(counts, judged, "{spec}");
                 events.merge(&judged);
             }
         }
         assert!(events.saturated > 100 && events.flushed > 100, "{events:?}");
-        // A value that is not an f32 value, a NaN, or a format wider than f32: the reference.
-        let q = Quantizer::new(parse("bf16").unwrap(), Rounding::NearestEven, 0, 0).unwrap();
-        assert_eq!(round_f32(&q, &Value::Wide(Cow::Borrowed(&[0.1])), 1), None);
-        assert_eq!(
-            round_f32(&q, &Value::Wide(Cow::Borrowed(&[f64::NAN])), 1),
-            None
-        );
-        let wide = Quantizer::new(parse("fp64").unwrap(), Rounding::NearestEven, 0, 0).unwrap();
-        assert_eq!(
-            round_f32(&wide, &Value::Wide(Cow::Borrowed(&[1.0])), 1),
-            None
-        );
+    }
+
+    /// `f64` values stay on `f64` where the route and the readers say so, and NaN and formats
+    /// wider than `f32` take the reference's path.
+    #[test]
+    fn f64_values_stay_wide_where_planned() {
+        let tenths: Vec<f64> = (0..640).map(|i| f64::from(i) * 0.1).collect();
+        let tenths = Value::Wide(Cow::Borrowed(&tenths));
+        let (expect, _) = reference("bf16", "sr:bits=8", &tenths.wide());
+        for (plan, narrow) in [
+            ((Route::F64, false), false),
+            ((Route::F64, true), true),
+            ((Route::F32First, false), true),
+        ] {
+            let (v, _) = round("bf16", "sr:bits=8", &tenths, plan);
+            assert_eq!(matches!(v, Value::Narrow(_)), narrow, "{plan:?}");
+            assert_eq!(bits(&v), expect, "{plan:?}");
+        }
+        let mut nan = vec![1.0; 640];
+        nan[5] = f64::NAN;
+        let nan = Value::Wide(Cow::Owned(nan));
+        let (v, _) = round("bf16", "rne", &nan, (Route::F32First, true));
+        assert!(matches!(v, Value::Wide(_)));
+        assert_eq!(bits(&v), reference("bf16", "rne", &nan.wide()).0);
+        let (v, _) = round("fp64", "rne", &tenths, (Route::F32First, true));
+        assert!(matches!(v, Value::Wide(_)));
     }
 }

@@ -31,14 +31,6 @@ pub(super) enum Slice<'a> {
 }
 
 impl Value<'_> {
-    /// How many values.
-    pub(super) fn len(&self) -> usize {
-        match self {
-            Value::Wide(v) => v.len(),
-            Value::Narrow(v) => v.len(),
-        }
-    }
-
     /// The values as `f64`: borrowed, or widened.
     pub(super) fn wide(&self) -> Cow<'_, [f64]> {
         match self {
