@@ -95,17 +95,17 @@ impl Hyper {
     /// `N / batch`, or `2 N / batch` for the SVRG family = HALP's T; 1000 for the Gaussian toy).
     /// Samplers: `temperature` (1e-3, LP-SGLD `--temperature`; not QSGLD, whose noise is its
     /// quantization), `decay` (1 = LP-SGLD's `decay` schedule, 0 = constant). Which samples are
-    /// kept ([`samples::SampleSchedule`]): `burn_in` (0) epochs, or steps for the Gaussian target,
+    /// kept ([`crate::algo::samples::SampleSchedule`]): `burn_in` (0) epochs, or steps for the Gaussian target,
     /// are discarded; then every `thin`-th (1) is kept, at most the last `samples` (0 = no limit;
     /// LP-SGLD's `num_savemodel` = 50 last epochs is `burn_in` = epochs - 50); the workload's
     /// `train.burn_in` and `train.thin` set the first two. Cyclical: `cycles` (7) and
     /// `save_per_cycle` (5), LP-SGLD `train_bfp_cyclic.sh`. QSGLD, from the authors' NeurIPS
-    /// 2023 code (`config_quantization.yaml`, [`qsgld`]): `eta` 524288, `base` 2, `kappa` 2,
+    /// 2023 code (`config_quantization.yaml`, [`crate::algo::qsgld`]): `eta` 524288, `base` 2, `kappa` 2,
     /// `rho` 0.2 (`warmp_up_period`); `switch` 0 = the paper's `sigmoid(x)`, 1 = the code's
     /// default `(tanh(x) + 1) / 2`; `nearest` 0 (floor, the reference's non-debug path; 1 = its
     /// debug path's nearest). LP grids: `delta` (0 = the architecture's weight format; HALP's
     /// 8-bit LP-SGD/LP-SVRG use 0.7), `bits` (0 = the weight format's bits), `mu` (0 = the
-    /// strong-convexity constant of the problem, [`svrg::strong_convexity`]; HALP Fig. 1 picks 3
+    /// strong-convexity constant of the problem, [`crate::algo::svrg::strong_convexity`]; HALP Fig. 1 picks 3
     /// by hand).
     pub fn defaults(algo: Algo) -> Vec<(&'static str, f64, &'static str)> {
         let mut d: Vec<(&'static str, f64, &'static str)> = vec![

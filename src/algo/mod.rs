@@ -6,7 +6,8 @@
 //! - [`svrg`]: `svrg`, `lp-svrg`, `halp`, and `lp-sgd` on a `delta` grid — linear models;
 //!   [`svrg_nn`]: `svrg`, `lp-svrg` and `halp` on layered models (mlp, cnn), HALP's driver in
 //!   [`halp_nn`] (the bit-centred layers are the layers' own, `model::centred`);
-//! - [`vc`]: the variance-corrected quantizer; [`qsgld`]: QSGLD's schedule and quantized step;
+//! - [`qsgld`]: QSGLD's schedule (the variance-corrected quantizer and QSGLD's quantized step
+//!   are rounding units, [`crate::arith::vc`] and [`crate::arith::quantize_step`]);
 //! - [`samples`]: which samples are kept. The models' subgraphs and `f64` oracle are
 //!   [`crate::model`]'s.
 //!

@@ -494,7 +494,7 @@ impl<'a> Setup<'a> {
     }
 }
 
-/// The step graph of `algo` on `model` (for `lpsim graph`), built as [`train`] builds it: with
+/// The step graph of `algo` on `model` (for `lpsim graph`), built as `train` builds it: with
 /// `data`, its `N` and size; without, a data set of one batch. The per-step scalars are given
 /// at the first step.
 pub fn example_graph(

@@ -6,7 +6,7 @@
 //! (a dense layer's matrices, a convolution's filters).
 //!
 //! Every epoch starts with a full-precision pass over the whole training set at the snapshot
-//! (centre) `w~` ([`full_precision`]): the full gradient `g~ = (1/N) sum_i grad f_i(w~)`, by the
+//! (centre) `w~` (`Setup::full_feeds`): the full gradient `g~ = (1/N) sum_i grad f_i(w~)`, by the
 //! model's own gradient subgraph ([`Model::gradients`]). Then `T` inner steps (`epoch_len`, by
 //! default `2 N / batch`, HALP's T) on mini-batches drawn uniformly with replacement:
 //!
@@ -28,7 +28,7 @@
 //! SVRG family's steps; lpsim has no momentum anywhere).
 //!
 //! Not supported on layered models: a fixed `delta` grid (`lp-sgd`/`lp-svrg` with `delta > 0`); the
-//! Gaussian toy for the whole family ([`no_training_set`]).
+//! Gaussian toy for the whole family (`no_training_set`).
 
 use std::collections::BTreeMap;
 

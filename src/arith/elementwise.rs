@@ -214,7 +214,7 @@ fn two_prod_raw(x: f64, y: f64) -> (f64, f64) {
 
 /// The vector unit's rounding of one output format, built once (the executor prepares one per
 /// node of a step graph): the exact two-term adder, and whether it is `fp32` nearest-even, whose
-/// exact sums the processor's conversion rounds ([`run`]'s `native`).
+/// exact sums the processor's conversion rounds (`run`'s `native`).
 #[derive(Clone, Copy, Debug)]
 pub struct VectorRounding {
     unit: Adder,

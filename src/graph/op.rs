@@ -45,7 +45,7 @@ pub enum Op {
     Param,
     /// `op(A) op(B)` on the MAC array (`arith::gemm` with the architecture's MAC configuration),
     /// the accumulator result then rounded to the output format. Operands must hold values of
-    /// the MAC's input formats (see [`fits_within`]).
+    /// the MAC's input formats (see [`crate::graph::fits_within`]).
     MatMul {
         /// Use `A^T`.
         transpose_a: bool,

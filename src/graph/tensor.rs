@@ -16,7 +16,7 @@ pub enum Level {
 }
 
 /// What a tensor is to the algorithm: the key under which its range health is reported
-/// ([`RangeHealth`]). Not recoverable from a name or a format (on bf16 hardware activations and
+/// ([`crate::graph::RangeHealth`]). Not recoverable from a name or a format (on bf16 hardware activations and
 /// gradients share one), so the step-graph builders set it. Full-precision (`fp32`)
 /// intermediates have the role of what they hold, and are told apart from the low-precision
 /// tensors of the same role by their format.

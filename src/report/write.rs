@@ -19,7 +19,7 @@ pub const RUN_JSON: &str = "report.json";
 /// Name of the Markdown report of a run.
 pub const RUN_MD: &str = "report.md";
 /// Names of the plots a run may have (each drawn only when the run has its data; `layers.svg`
-/// is the energy per layer and pass, [`super::layers`]).
+/// is the energy per layer and pass, `report::layers`).
 pub const RUN_PLOTS: [&str; 5] = [
     "loss.svg",
     "accuracy.svg",

@@ -107,8 +107,8 @@ fn algo_factor(algo: &str) -> f64 {
     }
 }
 
-/// The estimated cost of every run (arbitrary units, see [`workload_work`] and
-/// [`algo_factor`]); each workload file is read once.
+/// The estimated cost of every run (arbitrary units, see `workload_work` and
+/// `algo_factor`); each workload file is read once.
 pub fn estimates(runs: &[(RunSpec, String)]) -> Vec<f64> {
     let mut per_workload: HashMap<&Path, f64> = HashMap::new();
     runs.iter()

@@ -6,7 +6,7 @@
 //! `centred_backward`; a layer type without one is refused, naming it).
 //!
 //! Every parameter tensor `p` is a full-precision centre `W~_p` plus an offset `Z_p = delta_p K_p`,
-//! with codes `K_p` ([`codes::offset_codes`]) and its own scale `delta_p = ||g~_p|| / (mu levels)`
+//! with codes `K_p` (`codes::offset_codes`) and its own scale `delta_p = ||g~_p|| / (mu levels)`
 //! (weights and biases alike: the authors' `bias_delta`). Scales are re-set and offsets
 //! re-centred (`K_p = 0`) every epoch and folded back (`W~_p <- W~_p + delta_p K_p` in `fp32`,
 //! option I) at its end. The epoch's full-precision pass (the full gradient `g~`) also caches,

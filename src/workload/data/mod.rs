@@ -2,7 +2,7 @@
 //! the synthetic generators (scikit-learn-style regression, a Gaussian target density) and the
 //! deterministic train/test split with training-set standardization.
 //!
-//! Every random draw comes from [`RandomStream`] keyed by the spec's seed, so a data set is a pure
+//! Every random draw comes from [`crate::round::RandomStream`] keyed by the spec's seed, so a data set is a pure
 //! function of its JSON (see ARCHITECTURE.md).
 
 mod augment;
@@ -182,7 +182,7 @@ pub struct NpySpec {
 /// - ground truth `w[j] = 100 · U[0, 1)` for the first `informative` features, `0` for the rest;
 /// - `y = X w + bias + noise · N(0, 1)`.
 ///
-/// The draws come from [`RandomStream`] keyed by `seed`, so the numbers differ from NumPy's
+/// The draws come from [`crate::round::RandomStream`] keyed by `seed`, so the numbers differ from NumPy's
 /// but the distribution is the same.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
