@@ -4,9 +4,8 @@
 //!
 //! [`Workload::load`] parses and validates a file; every error names the file, the JSON path and
 //! what is allowed (see ARCHITECTURE.md). [`Workload::load_data`] then reads or generates the
-//! data ([`data`]), [`crate::model::Model::from_spec`] binds
-//! the model to it ([`model`]), and [`metrics`]
-//! scores the predictions.
+//! data ([`data`]), the model layer's `Model::from_spec` binds the model to it ([`model`] is the
+//! spec), and [`metrics`] scores the predictions.
 
 pub mod data;
 pub mod linalg;
