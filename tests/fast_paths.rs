@@ -99,8 +99,9 @@ fn bits(v: &[f64]) -> Vec<u64> {
 }
 
 /// The fast path's bits against the reference's; where a kernel judged the range events on
-/// the way, they must be the judge's on the `f64` values ([`range_events`]). Returns those
-/// counts, if any.
+/// the way, they must be the judge's on the `f64` values ([`range_events`]). The same for the
+/// results left in `f32` (`quantize_f64_narrowed`, with and without trying `f32` values as they
+/// are first). Returns the counts judged on the way, if any.
 fn check(
     spec: &str,
     rounding: Rounding,
@@ -112,62 +113,44 @@ fn check(
     let (mut fast, mut reference) = (vec![0.0; x.len()], vec![0.0; x.len()]);
     let judged = q.quantize_f64_judged(x, &mut fast, offset, row);
     q.quantize_f64(x, &mut reference, offset, row);
+    let events = range_events(&q.format(), x, &reference, row);
+    let what = format!("{spec} {rounding} row {row} offset {offset}");
     if let Some(counts) = judged {
-        let f = q.format();
-        assert_eq!(
-            counts,
-            range_events(&f, x, &reference, row),
-            "{spec} {rounding} row {row} offset {offset}: range events judged on the way"
-        );
+        assert_eq!(counts, events, "{what}: range events judged on the way");
     }
-    same_bits(spec, rounding, row, offset, x, &fast, &reference);
-    // Left in `f32` where the fast path rounds on the `f32` carrier: the same bits, and the
-    // judge's range events where it judged them.
-    let mut narrow = vec![0.0f32; x.len()];
-    if let Some(counts) = q.quantize_f64_narrowed(x, &mut narrow, offset, row, true) {
-        assert!(q.format().fits_f32(), "{spec}");
-        if let Some(counts) = counts {
-            let f = q.format();
-            assert_eq!(
-                counts,
-                range_events(&f, x, &reference, row),
-                "{spec} {rounding} row {row} offset {offset}: range events of the f32 result"
-            );
-        }
-        let wide: Vec<f64> = narrow.iter().map(|&v| f64::from(v)).collect();
-        same_bits(spec, rounding, row, offset, x, &wide, &reference);
-        if x.iter()
-            .any(|&v| f64::from(v as f32).to_bits() != v.to_bits())
-        {
-            NARROWED.with(|n| n.borrow_mut().insert(spec.to_string()));
+    same_bits(&what, x, &fast, &reference);
+    for exact_first in [true, false] {
+        let mut narrow = vec![0.0f32; x.len()];
+        if let Some(counts) = q.quantize_f64_narrowed(x, &mut narrow, offset, row, exact_first) {
+            assert!(q.format().fits_f32(), "{spec}");
+            if let Some(counts) = counts {
+                assert_eq!(counts, events, "{what}: range events of the f32 result");
+            }
+            let wide: Vec<f64> = narrow.iter().map(|&v| f64::from(v)).collect();
+            same_bits(&what, x, &wide, &reference);
+            if !exact_first {
+                NARROWED.with(|n| n.borrow_mut().insert(spec.to_string()));
+            }
         }
     }
     judged
 }
 
 thread_local! {
-    /// The formats `quantize_f64_narrowed` took in this thread's checks on values that are
-    /// not all `f32` values (those it takes for any format that fits `f32`).
+    /// The formats `quantize_f64_narrowed` took through `f32` rounded to odd in this thread's
+    /// checks (not trying `f32` values as they are first, which it does for any format that
+    /// fits `f32`).
     static NARROWED: std::cell::RefCell<std::collections::BTreeSet<String>> =
         const { std::cell::RefCell::new(std::collections::BTreeSet::new()) };
 }
 
 /// Every element of `fast` has the bits of `reference`'s.
-fn same_bits(
-    spec: &str,
-    rounding: Rounding,
-    row: usize,
-    offset: u64,
-    x: &[f64],
-    fast: &[f64],
-    reference: &[f64],
-) {
+fn same_bits(what: &str, x: &[f64], fast: &[f64], reference: &[f64]) {
     for (k, (a, b)) in fast.iter().zip(reference).enumerate() {
         assert_eq!(
             a.to_bits(),
             b.to_bits(),
-            "{spec} {rounding} row {row} offset {offset}: element {k} = {:e}: fast {a:e}, \
-             reference {b:e}",
+            "{what}: element {k} = {:e}: fast {a:e}, reference {b:e}",
             x[k]
         );
     }

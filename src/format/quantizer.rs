@@ -10,9 +10,7 @@ use thiserror::Error;
 
 use crate::format::range::judge_f64;
 use crate::format::range_events_f32;
-use crate::format::{
-    alias, block_fast, kernel, BlockFormat, BlockSize, Element, Format, RangeCounts,
-};
+use crate::format::{alias, block_fast, kernel, BlockSize, Element, Format, RangeCounts};
 use crate::round::{RandomStream, Rounding};
 use crate::scratch;
 use crate::simd::multiversion;
@@ -96,11 +94,11 @@ fn narrow_exact_portable(input: &[f64], narrow: &mut [f32]) -> bool {
 multiversion!(narrow_exact => narrow_exact_portable, (input: &[f64], narrow: &mut [f32]) -> bool);
 
 /// `fp32` nearest-even of `f64` values, the processor's own conversion (a NaN's bits are fixed
-/// afterwards by the caller), judged in the same pass ([`judge_f64`] against `fp32`'s range):
-/// `[saturated, flushed, nan]`, with the converted values written through `put` (as `f64` or
-/// `f32`). Branch-free, so it vectorizes.
+/// afterwards by the caller), judged in the same pass ([`judge_f64`] against `fp32`'s range),
+/// with the converted values written through `put` (as `f64` or `f32`). Branch-free, so it
+/// vectorizes.
 #[inline(always)]
-fn to_fp32_judged_into<O>(input: &[f64], out: &mut [O], put: impl Fn(f32) -> O) -> [u64; 3] {
+fn to_fp32_judged_into<O>(input: &[f64], out: &mut [O], put: impl Fn(f32) -> O) -> RangeCounts {
     let hi = f64::from(f32::MAX);
     let mut sum = [0u64; 3];
     for (o, &x) in out.iter_mut().zip(input) {
@@ -109,23 +107,29 @@ fn to_fp32_judged_into<O>(input: &[f64], out: &mut [O], put: impl Fn(f32) -> O) 
         let [a, b, c] = judge_f64(-hi, hi, x, f64::from(f));
         sum = [sum[0] + a, sum[1] + b, sum[2] + c];
     }
-    sum
+    let [saturated, flushed, nan] = sum;
+    RangeCounts {
+        values: input.len() as u64,
+        saturated,
+        flushed,
+        nan,
+    }
 }
 
 /// [`to_fp32_judged_into`] writing `f64` values.
 #[inline(always)]
-fn to_fp32_judged_portable(input: &[f64], out: &mut [f64]) -> [u64; 3] {
+fn to_fp32_judged_portable(input: &[f64], out: &mut [f64]) -> RangeCounts {
     to_fp32_judged_into(input, out, f64::from)
 }
 
 /// [`to_fp32_judged_into`] writing `f32` values.
 #[inline(always)]
-fn to_fp32_narrowed_judged_portable(input: &[f64], out: &mut [f32]) -> [u64; 3] {
+fn to_fp32_narrowed_judged_portable(input: &[f64], out: &mut [f32]) -> RangeCounts {
     to_fp32_judged_into(input, out, |f| f)
 }
 
-multiversion!(to_fp32_judged => to_fp32_judged_portable, (input: &[f64], out: &mut [f64]) -> [u64; 3]);
-multiversion!(to_fp32_narrowed_judged => to_fp32_narrowed_judged_portable, (input: &[f64], out: &mut [f32]) -> [u64; 3]);
+multiversion!(to_fp32_judged => to_fp32_judged_portable, (input: &[f64], out: &mut [f64]) -> RangeCounts);
+multiversion!(to_fp32_narrowed_judged => to_fp32_narrowed_judged_portable, (input: &[f64], out: &mut [f32]) -> RangeCounts);
 
 /// A format plus a rounding unit plus a random stream.
 #[derive(Clone, Copy, Debug)]
@@ -208,23 +212,19 @@ impl Quantizer {
     /// [`Quantizer::quantize_f64`] through the `f64` fast paths where the format has one,
     /// bit-identical to it; the reference otherwise. The fast paths: block formats with
     /// fixed-point elements, any grouping (`format/block_fast.rs`; a large tensor whose blocks
-    /// the `f32` kernels take goes through `f32` rounded to odd, below); IEEE `fp32` with `rne`, which
-    /// is the processor's own `f64 -> f32` conversion (round to nearest even, overflow to an
-    /// infinity of the same sign, subnormals and signed zeros kept; a NaN goes through the
-    /// reference, which fixes its bits); narrower floats and MX blocks of float elements through
-    /// `f32` rounded to odd (`Quantizer::quantize_via_odd_f32`).
+    /// the `f32` kernels take goes through `f32` rounded to odd, below); IEEE `fp32` with
+    /// `rne`, which is the processor's own `f64 -> f32` conversion (round to nearest even,
+    /// overflow to an infinity of the same sign, subnormals and signed zeros kept; a NaN goes
+    /// through the reference, which fixes its bits); narrower floats and MX blocks of float
+    /// elements through `f32` rounded to odd (`Quantizer::round_on_f32`).
     pub fn quantize_f64_fast(&self, input: &[f64], out: &mut [f64], offset: u64, row_len: usize) {
         self.quantize_f64_judged(input, out, offset, row_len);
     }
 
     /// [`Quantizer::quantize_f64_fast`], with the range events of the rounding
-    /// ([`crate::format::range_events`] of `input` and `out`) where a kernel judged them on the
-    /// way (`None` where none did: the caller judges). `fp32` nearest-even judges in its
-    /// conversion pass; the `f32` kernels judge on the values rounded to odd: every comparison
-    /// the judgement makes (with a range end, whose significand is at most the format's, and
-    /// with zero) gives the same answer on a value and on its rounding to odd, which never
-    /// crosses an `f32` value, and the block maxima keep their exponents (see
-    /// `Quantizer::quantize_via_odd_f32`).
+    /// ([`crate::format::range_events`] of `input` and `out`) where they were judged on the
+    /// way (`None` where not: the caller judges): `fp32` nearest-even in its conversion pass,
+    /// the `f32` route on the values rounded to odd (`Quantizer::round_on_f32`).
     pub fn quantize_f64_judged(
         &self,
         input: &[f64],
@@ -233,43 +233,49 @@ impl Quantizer {
         row_len: usize,
     ) -> Option<RangeCounts> {
         assert_eq!(input.len(), out.len(), "input and output lengths differ");
-        let fast = match self.format {
+        match self.format {
             Format::Float(f) if self.is_fp32_nearest() => {
-                let [saturated, flushed, nan] = to_fp32_judged(input, out);
-                if nan > 0 {
+                let counts = to_fp32_judged(input, out);
+                if counts.nan > 0 {
                     // The reference fixes a NaN's bits; the judgement reads only that it is one.
                     let l = f.limits();
                     for (o, &x) in out.iter_mut().zip(input).filter(|(_, x)| x.is_nan()) {
                         *o = f.quantize_with(&l, x, self.rounding, 0);
                     }
                 }
-                return Some(RangeCounts {
-                    values: input.len() as u64,
-                    saturated,
-                    flushed,
-                    nan,
-                });
-            }
-            Format::Block(b) if matches!(b.element(), Element::Fixed(_)) => {
-                if self.integer_blocks_via_f32(&b, input.len(), row_len) {
-                    if let Some(judged) = self.quantize_via_odd_f32(input, out, offset, row_len) {
-                        return judged;
-                    }
-                }
-                self.quantize_f64_blocks(input, out, offset, row_len);
-                return None;
+                return Some(counts);
             }
             Format::Fixed(f) => {
-                block_fast::quantize_fixed_f64(&f, self.rounding, self.stream, input, out, offset)
+                if !block_fast::quantize_fixed_f64(
+                    &f,
+                    self.rounding,
+                    self.stream,
+                    input,
+                    out,
+                    offset,
+                ) {
+                    self.quantize_f64(input, out, offset, row_len);
+                }
+                return None;
             }
-            _ => match self.quantize_via_odd_f32(input, out, offset, row_len) {
-                Some(judged) => return judged,
-                None => false,
-            },
-        };
-        if !fast {
-            self.quantize_f64(input, out, offset, row_len);
+            _ => {}
         }
+        // Through `f32` rounded to odd where that is the one rounding and the faster path,
+        // the rounded values widened; else the `f64` block path or the reference.
+        if self.f32_route(input.len(), row_len) == Some(true) {
+            let on_f32 = scratch::with_f32_pair(input.len(), |narrow, rounded| {
+                let judged =
+                    self.round_on_f32(input, [narrow, rounded], offset, row_len, [false, true])?;
+                for (o, &v) in out.iter_mut().zip(rounded.iter()) {
+                    *o = f64::from(v);
+                }
+                Some(judged)
+            });
+            if let Some(judged) = on_f32 {
+                return judged;
+            }
+        }
+        self.quantize_f64_blocks(input, out, offset, row_len);
         None
     }
 
@@ -280,16 +286,12 @@ impl Quantizer {
     /// Other formats that fit `f32`: with `exact_first`, values that are all `f32` values go
     /// to the `f32` kernels as they are (proven bit-identical to the reference on `f32` inputs;
     /// a cheap narrowing pass finds out, worth it where values usually are, such as a bias
-    /// added to a matmul's `f32` output), else the values rounded to odd, where that is the one
-    /// rounding (`Quantizer::quantize_via_odd_f32`). `None` where it declines (`out` then
-    /// unspecified, the caller rounds on `f64`): a NaN in `fp32` (the reference fixes its bits), a value
-    /// outside the normal `f32` range that is not an `f32` value, formats wider than `f32`, and
-    /// blocks of integer elements where `f64` arithmetic is faster (deterministic rounding,
-    /// and values that are not `f32` values where [`Quantizer::quantize_f64_judged`] rounds
-    /// them on `f64`). Else the range events, judged by the kernel on the way or on the `f32`
-    /// lanes ([`range_events_f32`]; `None` where a range end is not an `f32` value): every
-    /// comparison the judgement makes has the same answer on a value and on its rounding to
-    /// odd (see [`Quantizer::quantize_f64_judged`]).
+    /// added to a matmul's `f32` output), else the values rounded to odd where that is the one
+    /// rounding (`Quantizer::round_on_f32`). `None` where it declines (`out` then
+    /// unspecified, the caller rounds on `f64`): a NaN in `fp32` (the reference fixes its
+    /// bits), a value outside the normal `f32` range that is not an `f32` value, formats wider
+    /// than `f32`, and blocks of integer elements where `f64` arithmetic is faster
+    /// (`Quantizer::f32_route`). Else the range events ([`Quantizer::quantize_f32_counted`]).
     pub fn quantize_f64_narrowed(
         &self,
         input: &[f64],
@@ -300,36 +302,12 @@ impl Quantizer {
     ) -> Option<Option<RangeCounts>> {
         assert_eq!(input.len(), out.len(), "input and output lengths differ");
         if self.is_fp32_nearest() {
-            let [saturated, flushed, nan] = to_fp32_narrowed_judged(input, out);
-            return (nan == 0).then_some(Some(RangeCounts {
-                values: input.len() as u64,
-                saturated,
-                flushed,
-                nan,
-            }));
+            let counts = to_fp32_narrowed_judged(input, out);
+            return (counts.nan == 0).then_some(Some(counts));
         }
-        if !self.format.fits_f32() {
-            return None;
-        }
-        // Whether values that are not `f32` values go through `f32` rounded to odd.
-        let odd = match self.format {
-            Format::Block(b) if matches!(b.element(), Element::Fixed(_)) => {
-                if !self.rounding.is_stochastic() {
-                    return None;
-                }
-                self.integer_blocks_via_f32(&b, input.len(), row_len)
-            }
-            _ => true,
-        } && self.odd_is_one_rounding();
+        let odd = self.f32_route(input.len(), row_len)?;
         scratch::with_f32_pair(input.len(), |narrow, _| {
-            let exact = exact_first && narrow_exact(input, narrow);
-            if !(exact || (odd && narrow_to_odd(input, narrow))) {
-                return None;
-            }
-            let judged = self
-                .quantize_f32_judged(narrow, out, offset, row_len)
-                .ok()?;
-            Some(judged.or_else(|| range_events_f32(&self.format, narrow, out, row_len)))
+            self.round_on_f32(input, [narrow, out], offset, row_len, [exact_first, odd])
         })
     }
 
@@ -338,19 +316,87 @@ impl Quantizer {
         self.rounding == Rounding::NearestEven && Some(self.format) == alias("fp32")
     }
 
-    /// Whether blocks of integer elements (`b`) are rounded through `f32` rounded to odd, where
-    /// its kernels are faster: stochastic rounding (with a deterministic one they run their
-    /// general split, 6-7 ns a value against 2.5 on `f64`), at least about 1000 values, and
-    /// blocks of at least 32 in a row (measured on 64x256 and smaller tensors); else on `f64`
-    /// arithmetic.
-    fn integer_blocks_via_f32(&self, b: &BlockFormat, len: usize, row_len: usize) -> bool {
-        self.rounding.is_stochastic()
-            && len >= 1024
-            && (b.size() == BlockSize::Col || b.block_len(len, row_len) >= 32)
+    /// How `f64` values reach the `f32` kernels: `None` where they never do (formats wider than
+    /// `f32`, QPyTorch's, and blocks of integer elements with a deterministic rounding, which
+    /// the `f32` kernels round through their general split, 6-7 ns a value against 2.5 on
+    /// `f64`); else whether values that are not `f32` values go through `f32` rounded to odd:
+    /// where that is the one rounding ([`Quantizer::odd_is_one_rounding`]), and for integer
+    /// blocks only where the kernels are faster (stochastic rounding, at least about 1000
+    /// values, blocks of at least 32 in a row; measured on 64x256 and smaller tensors).
+    fn f32_route(&self, len: usize, row_len: usize) -> Option<bool> {
+        if !self.format.fits_f32() {
+            return None;
+        }
+        let faster = match self.format {
+            Format::Block(b) if matches!(b.element(), Element::Fixed(_)) => {
+                if !self.rounding.is_stochastic() {
+                    return None;
+                }
+                len >= 1024 && (b.size() == BlockSize::Col || b.block_len(len, row_len) >= 32)
+            }
+            _ => true,
+        };
+        Some(faster && self.odd_is_one_rounding())
     }
 
-    /// The block fast path of [`Quantizer::quantize_f64_fast`], else the reference: the
-    /// fallback of the `f32` carrier (which must not come back through `f32`).
+    /// `input` rounded on the `f32` kernels into `out` (`narrow` holds the values as the kernels
+    /// read them): with `exact_first`, values that are all `f32` values as they are (a cheap
+    /// pass finds out); else, with `odd`, the values rounded to odd, where the caller found
+    /// with [`Quantizer::f32_route`] that this is the one rounding. Rounding to odd at a
+    /// precision of at least `m + 2` bits and then to `m` bits with a nearest or directed mode
+    /// is the one rounding of the exact value (Boldo and Melquiond, "Emulation of FMA and
+    /// correctly rounded sums: proved algorithms using rounding to odd", IEEE TC 2008): the odd
+    /// last bit is a sticky bit, a value of the grid or a midpoint between two values is an
+    /// `f32` value and stays exact, and truncation never crosses an `f32` value, so the block
+    /// maxima's exponents (MX scales) and every comparison with the format's largest value are
+    /// kept. Blocks of fixed-point elements count as `m = wl`: an element is a count of the
+    /// block's step below the block maximum, so relative to its own leading bit it keeps at
+    /// most `wl` bits, and the same argument holds with the step in the place of the
+    /// mantissa's last bit (a saturating element stays saturated). Stochastic rounding reads
+    /// the top `bits` bits of the discarded fraction, of which `f32` holds at least `22 - m`
+    /// exactly. The range events ([`Quantizer::quantize_f32_counted`]) are those of the `f64`
+    /// values: every comparison the judgement makes (with a range end, whose significand is at
+    /// most the format's, and with zero) has the same answer on a value and on its rounding to
+    /// odd. `None` (`out` unspecified) where neither applies: the values are not all `f32`
+    /// values, and rounded to odd a value is outside the normal `f32` range (zero aside), an
+    /// infinity or a NaN.
+    fn round_on_f32(
+        &self,
+        input: &[f64],
+        [narrow, out]: [&mut [f32]; 2],
+        offset: u64,
+        row_len: usize,
+        [exact_first, odd]: [bool; 2],
+    ) -> Option<Option<RangeCounts>> {
+        let exact = exact_first && narrow_exact(input, narrow);
+        if !(exact || (odd && narrow_to_odd(input, narrow))) {
+            return None;
+        }
+        self.quantize_f32_counted(narrow, out, offset, row_len).ok()
+    }
+
+    /// Whether rounding a value rounded to odd at `f32` precision is the one rounding of the
+    /// value for this format and rounding unit (see [`Quantizer::round_on_f32`]): at most
+    /// [`ODD_MAX_MAN`] mantissa bits (`m = wl` for integer block elements), and for stochastic
+    /// rounding `bits <= 22 - m`.
+    fn odd_is_one_rounding(&self) -> bool {
+        let m = match self.format {
+            Format::Float(f) if f.fits_f32() => f.man_bits(),
+            Format::Block(b) => match b.element() {
+                Element::Float(f) => f.man_bits(),
+                Element::Fixed(f) => f.wl(),
+            },
+            _ => return false,
+        };
+        let sr_ok = match self.rounding {
+            Rounding::Stochastic { bits } => bits + m <= 22,
+            _ => true,
+        };
+        m <= ODD_MAX_MAN && sr_ok
+    }
+
+    /// The block fast path of [`Quantizer::quantize_f64_fast`] (integer elements), else the
+    /// reference: the fallback of the `f32` carrier (which must not come back through `f32`).
     fn quantize_f64_blocks(&self, input: &[f64], out: &mut [f64], offset: u64, row_len: usize) {
         let fast = match self.format {
             Format::Block(b) => block_fast::quantize_blocks_f64(
@@ -367,68 +413,6 @@ impl Quantizer {
         if !fast {
             self.quantize_f64(input, out, offset, row_len);
         }
-    }
-
-    /// Float formats (and MX blocks of float elements) with at most [`ODD_MAX_MAN`] mantissa
-    /// bits on `f64` values: each value rounded to odd at `f32` precision, then the `f32` path.
-    /// Blocks of fixed-point elements count as `m = wl`: an element is a count of the block's
-    /// step below the block maximum, so relative to its own leading bit it keeps at most `wl`
-    /// bits, and the same argument holds with the step in the place of the mantissa's last bit
-    /// (a saturating element stays saturated: rounding to odd never crosses an `f32` value).
-    /// Rounding to odd at a precision of at least `m + 2` bits and then to `m` bits with a
-    /// nearest or directed mode is the one rounding of the exact value (Boldo and Melquiond,
-    /// "Emulation of FMA and correctly rounded sums: proved algorithms using rounding to odd",
-    /// IEEE TC 2008): the odd last bit is a sticky bit, a value of the grid or a midpoint
-    /// between two values is an `f32` value and stays exact, and truncation never crosses an
-    /// `f32` value, so the block maxima's exponents (MX scales) and every comparison with the
-    /// format's largest value are kept. Stochastic rounding reads the top `bits` bits of the
-    /// discarded fraction, of which `f32` holds at least `22 - m` exactly: taken for
-    /// `bits <= 22 - m` only. Declines (`None`, nothing written) for a value outside the
-    /// normal `f32` range (zero aside), an infinity or a NaN; else the range events the `f32`
-    /// kernel judged (see [`Quantizer::quantize_f64_judged`]).
-    fn quantize_via_odd_f32(
-        &self,
-        input: &[f64],
-        out: &mut [f64],
-        offset: u64,
-        row_len: usize,
-    ) -> Option<Option<RangeCounts>> {
-        if !self.odd_is_one_rounding() {
-            return None;
-        }
-        scratch::with_f32_pair(input.len(), |narrow, rounded| {
-            if !narrow_to_odd(input, narrow) {
-                return None;
-            }
-            let judged = self
-                .quantize_f32_judged(narrow, rounded, offset, row_len)
-                .ok()?;
-            for (o, &v) in out.iter_mut().zip(rounded.iter()) {
-                *o = f64::from(v);
-            }
-            Some(judged)
-        })
-    }
-
-    /// Whether rounding a value rounded to odd at `f32` precision is the one rounding of the
-    /// value for this format and rounding unit (see [`Quantizer::quantize_via_odd_f32`]): at
-    /// most [`ODD_MAX_MAN`] mantissa bits (`m = wl` for integer block elements), and for
-    /// stochastic rounding `bits <= 22 - m`.
-    fn odd_is_one_rounding(&self) -> bool {
-        let m = match self.format {
-            Format::Float(f) if f.fits_f32() => f.man_bits(),
-            Format::Block(b) => match b.element() {
-                Element::Float(f) => f.man_bits(),
-                // `m = wl` (see `quantize_via_odd_f32`).
-                Element::Fixed(f) => f.wl(),
-            },
-            _ => return false,
-        };
-        let sr_ok = match self.rounding {
-            Rounding::Stochastic { bits } => bits + m <= 22,
-            _ => true,
-        };
-        m <= ODD_MAX_MAN && sr_ok
     }
 
     /// Quantize `input` into `out` in the `f32` carrier (the format must fit in `f32`).
@@ -485,6 +469,20 @@ impl Quantizer {
             }
         }
         Ok(None)
+    }
+
+    /// [`Quantizer::quantize_f32_judged`] with the range events always judged: by the kernel on
+    /// the way, else on the `f32` buffers ([`range_events_f32`]; `None` only where a range end
+    /// is not an `f32` value).
+    pub fn quantize_f32_counted(
+        &self,
+        input: &[f32],
+        out: &mut [f32],
+        offset: u64,
+        row_len: usize,
+    ) -> Result<Option<RangeCounts>, QuantizeError> {
+        let judged = self.quantize_f32_judged(input, out, offset, row_len)?;
+        Ok(judged.or_else(|| range_events_f32(&self.format, input, out, row_len)))
     }
 
     /// Parallel [`Quantizer::quantize_f32`] over chunks with rayon; bit-identical to it.

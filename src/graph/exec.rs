@@ -29,8 +29,8 @@
 //!   ([`range_events`]; a matmul whose output is the accumulator's format is judged with the
 //!   two equal, which still counts its infinities and NaNs; the VC quantizer on its input `mu`);
 //!   every matmul's accumulator values are also judged against the accumulator format under
-//!   [`crate::graph::Role::Accumulator`] ([`crate::format::bound_events`]). `Input`, `Param` and `Gather` (a copy) are not
-//!   judged: their values were judged where they were produced.
+//!   [`crate::graph::Role::Accumulator`] ([`crate::format::bound_events`]). `Input`, `Param`
+//!   and `Gather` (a copy) are not judged: their values were judged where they were produced.
 //!
 //! Scopes: every count and every piece of work of a node goes to its scope's counters
 //! ([`Graph::scope_index`]), and the step's totals are their sum ([`StepResult::scopes`]).
@@ -58,7 +58,7 @@ use crate::graph::matmul::matmul;
 use crate::graph::plan::Plan;
 use crate::graph::rounding::{round_exact, round_to};
 use crate::graph::step::StepResult;
-use crate::graph::value::{on_slices, Slice, Value};
+use crate::graph::value::{on_slices, Value};
 use crate::graph::{Graph, Op, RangeHealth, Scalar, TensorMeta};
 use crate::round::RandomStream;
 
@@ -489,14 +489,7 @@ fn run_step(
         } else if quantize_out {
             let (v, judged) = match rounded {
                 Some(v) => (Value::Wide(Cow::Owned(v)), None),
-                None => round_to(
-                    out,
-                    (np.route, np.narrow_out),
-                    &exact,
-                    seed,
-                    stream(0),
-                    path,
-                )?,
+                None => round_to(out, np, &exact, seed, stream(0), path)?,
             };
             match judged {
                 Some(counts) => range.record(out.role, out.format, counts),

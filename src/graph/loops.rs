@@ -7,7 +7,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::value::Slice;
+use super::value::{on_slice, Slice};
 use crate::arith::ElemOp;
 
 /// `x` as a contiguous slice in standard (row-major) order, copied only when it is not one (a
@@ -77,10 +77,7 @@ pub(super) fn relu_grad_f32(g: &[f32], z: Slice<'_>) -> Vec<f32> {
             .map(|(&g, &z)| if z.into() > 0.0 { g } else { 0.0 })
             .collect()
     }
-    match z {
-        Slice::Wide(z) => masked(g, z),
-        Slice::Narrow(z) => masked(g, z),
-    }
+    on_slice!(z, |z| masked(g, z))
 }
 
 /// Whether every result `s` of [`binary`] (or of a scale, `c x`) is the exact value of
@@ -167,10 +164,7 @@ pub(super) fn add_noise(xs: Slice<'_>, std: f64, z: &[f32]) -> Vec<f64> {
             .map(|(&a, &z)| a.into() + std * f64::from(z))
             .collect()
     }
-    match xs {
-        Slice::Wide(x) => add(x, std, z),
-        Slice::Narrow(x) => add(x, std, z),
-    }
+    on_slice!(xs, |x| add(x, std, z))
 }
 
 /// The sum of the rows of `x` (rows of `width` values), each column added in row order from
@@ -190,10 +184,7 @@ pub(super) fn sum_rows(x: Slice<'_>, width: usize) -> Vec<f64> {
         }
         acc
     }
-    match x {
-        Slice::Wide(x) => rows(x, width),
-        Slice::Narrow(x) => rows(x, width),
-    }
+    on_slice!(x, |x| rows(x, width))
 }
 
 #[cfg(test)]

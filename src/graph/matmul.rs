@@ -45,18 +45,23 @@ pub(super) fn matmul(
         Path::Fast => gemm_f32(mac, a, b, random)?,
         Path::Reference => None,
     };
+    let Some((c, res)) = narrow else {
+        return Ok(wide_output(gemm(mac, a, b, random)?, counts, range, acc));
+    };
+    counts.merge(&res);
     // A new array, so in standard order.
-    let judged = narrow.and_then(|(c, res)| {
-        let c = c.into_raw_vec_and_offset().0;
-        bound_events_f32(&acc, &c).map(|events| (c, res, events))
-    });
-    Ok(match judged {
-        Some((c, res, events)) => {
-            counts.merge(&res);
+    let c = c.into_raw_vec_and_offset().0;
+    // Judged on `f32` lanes where the bounds are `f32` values, else as `f64` values.
+    Ok(match bound_events_f32(&acc, &c) {
+        Some(events) => {
             range.record(Role::Accumulator, acc, events);
             Value::Narrow(c)
         }
-        None => wide_output(gemm(mac, a, b, random)?, counts, range, acc),
+        None => {
+            let c = Value::Narrow(c).into_wide();
+            range.record(Role::Accumulator, acc, bound_events(&acc, &c));
+            Value::Wide(Cow::Owned(c))
+        }
     })
 }
 

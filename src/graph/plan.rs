@@ -77,7 +77,7 @@ impl Plan {
         };
         let fp32 = alias("fp32");
         let g = graph.inner();
-        let nodes = g
+        let mut nodes: Vec<NodePlan> = g
             .node_indices()
             .map(|i| {
                 let out = &g[i].out;
@@ -115,7 +115,7 @@ impl Plan {
                     keep: !matches!(g[i].op, Op::Input | Op::Param) && keep(out),
                 }
             })
-            .collect::<Vec<_>>();
+            .collect();
         // Readers are planned above, so their own flags decide whether they take `f32`.
         let narrow: Vec<bool> = g
             .node_indices()
@@ -126,7 +126,6 @@ impl Plan {
                     && readers.all(|r| reads_f32(graph, r, &nodes[r.index()]))
             })
             .collect();
-        let mut nodes = nodes;
         for (n, narrow) in nodes.iter_mut().zip(narrow) {
             n.narrow_out = narrow;
         }
@@ -156,8 +155,11 @@ impl Plan {
 /// (those read `f64`), `Axpy`, Gaussian noise, a row sum of rows, and `Quantize`.
 fn reads_f32(graph: &Graph, r: NodeIndex, plan: &NodePlan) -> bool {
     match graph.node(r).op {
-        Op::MatMul { .. } | Op::ReluGrad | Op::Axpy { .. } | Op::GaussianNoise { .. } => true,
-        Op::Quantize => true,
+        Op::MatMul { .. }
+        | Op::ReluGrad
+        | Op::Axpy { .. }
+        | Op::GaussianNoise { .. }
+        | Op::Quantize => true,
         Op::Relu => plan.zeroes_held,
         Op::Add | Op::BiasAdd | Op::Sub | Op::Mul => plan.vector.is_none(),
         Op::SumRows => graph

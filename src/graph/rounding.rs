@@ -1,37 +1,33 @@
 //! How an op's exact result is rounded once to its output tensor's format: the vector unit's
 //! exact-sum kernels where the format has them and the `f64` result is not already exact (the
-//! executor checks, `loops::exact`), the vectorized `f32` kernels when every exact
-//! value is an `f32` value (leaving the result in `f32`), else the `f64` fast paths
-//! (`Quantizer::quantize_f64_judged`: block formats with integer elements, `fp32` nearest-even,
-//! narrower floats through `f32` rounded to odd; the ones that round on the `f32` carrier
-//! leave their result in `f32` too, `Quantizer::quantize_f64_narrowed`), else the `f64`
-//! reference quantizer.
+//! executor checks, `loops::exact`), the vectorized `f32` kernels when every exact value is an
+//! `f32` value or, rounded to odd, where that is the one rounding (leaving the result in
+//! `f32`), else the `f64` fast paths (`Quantizer::quantize_f64_judged`: block formats with
+//! integer elements, `fp32` nearest-even), else the `f64` reference quantizer.
 
 use std::borrow::Cow;
 
 use super::exec::{ExecError, Path};
-use super::plan::Route;
+use super::plan::{NodePlan, Route};
 use super::value::Value;
 use super::TensorMeta;
 use crate::arith::{ElemOp, VectorRounding};
-use crate::format::{range_events_f32, Quantizer, RangeCounts};
+use crate::format::{Quantizer, RangeCounts};
 use crate::round::RandomStream;
-use crate::scratch;
 
-/// Round `exact` once to `meta`'s format with its rounding unit, on the fast paths (`route`
-/// and whether to leave the result in `f32`, fixed per node by the executor's plan) or the
-/// reference (the same bits). With the rounded values, their range events where a kernel
-/// judged them in its rounding pass or the `f32` path on its own buffers
-/// ([`range_events_f32`]); else the caller judges the `f64` values.
+/// Round `exact` once to `meta`'s format with its rounding unit, on the fast paths (as `plan`
+/// routes the node) or the reference (the same bits). With the rounded values, their range
+/// events where they were judged on the way; else the caller judges the `f64` values.
 ///
 /// On the fast path, a format that fits `f32` is rounded on the `f32` kernels, the result left
-/// in `f32`: values on the `f32` carrier on [`Route::F32First`] ([`round_f32`]); `f64` values
-/// on that route, or where the readers take `f32` (`narrow_out`), through
-/// `Quantizer::quantize_f64_narrowed` (`f32` values as they are on that route, values rounded
-/// to odd where that is the one rounding). Otherwise the `f64` fast paths.
+/// in `f32` (the events judged by the kernel or on the `f32` buffers,
+/// `Quantizer::quantize_f32_counted`): values on the `f32` carrier on [`Route::F32First`];
+/// `f64` values on that route, or where the readers take `f32` (`NodePlan::narrow_out`),
+/// through `Quantizer::quantize_f64_narrowed` (`f32` values as they are on that route, values
+/// rounded to odd where that is the one rounding). Otherwise the `f64` fast paths.
 pub(super) fn round_to(
     meta: &TensorMeta,
-    (route, narrow_out): (Route, bool),
+    plan: &NodePlan,
     exact: &Value<'_>,
     seed: u64,
     stream: u64,
@@ -44,21 +40,24 @@ pub(super) fn round_to(
         }
     })?;
     let row = meta.shape.last().copied().unwrap_or(1);
+    let f32_first = plan.route == Route::F32First;
     if path == Path::Fast && q.format().fits_f32() {
-        match exact {
-            Value::Narrow(x) if route == Route::F32First => {
-                if let Some((dst, counts)) = round_f32(&q, x, row) {
-                    return Ok((Value::Narrow(dst), counts));
-                }
+        // Rounded into a new `f32` buffer by `f`, unless it declines.
+        let on_f32 = |f: &dyn Fn(&mut [f32]) -> Option<Option<RangeCounts>>| {
+            let mut dst = vec![0.0f32; exact.len()];
+            f(&mut dst).map(|judged| (Value::Narrow(dst), judged))
+        };
+        let rounded = match exact {
+            Value::Narrow(x) if f32_first => {
+                on_f32(&|dst| q.quantize_f32_counted(x, dst, 0, row).ok())
             }
-            Value::Wide(x) if route == Route::F32First || narrow_out => {
-                let mut dst = vec![0.0f32; x.len()];
-                let exact_first = route == Route::F32First;
-                if let Some(judged) = q.quantize_f64_narrowed(x, &mut dst, 0, row, exact_first) {
-                    return Ok((Value::Narrow(dst), judged));
-                }
+            Value::Wide(x) if f32_first || plan.narrow_out => {
+                on_f32(&|dst| q.quantize_f64_narrowed(x, dst, 0, row, f32_first))
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(rounded) = rounded {
+            return Ok(rounded);
         }
     }
     let src = exact.wide();
@@ -70,26 +69,6 @@ pub(super) fn round_to(
         q.quantize_f64_judged(&src, &mut dst, 0, row)
     };
     Ok((Value::Wide(Cow::Owned(dst)), judged))
-}
-
-/// [`round_to`] of `f32` values on the vectorized `f32` kernels (the format must fit `f32`),
-/// proven bit-identical to the `f64` reference on `f32` inputs, with the same random word per
-/// element. Returns the rounded values, or `None` where the kernels decline, and their range
-/// events (judged by the kernel on the way, else on the `f32` buffers; `None` where a range
-/// end is not an `f32` value). The rounded values are written to the thread's scratch buffer
-/// and collected, not written over a zeroed buffer.
-pub(super) fn round_f32(
-    q: &Quantizer,
-    input: &[f32],
-    row: usize,
-) -> Option<(Vec<f32>, Option<RangeCounts>)> {
-    scratch::with_f32_pair(input.len(), |_, rounded| {
-        let counts = match q.quantize_f32_judged(input, rounded, 0, row).ok()? {
-            Some(judged) => Some(judged),
-            None => range_events_f32(&q.format(), input, rounded, row),
-        };
-        Some((rounded.to_vec(), counts))
-    })
 }
 
 /// `op(x, y)` rounded once by the output format's vector unit `unit` (as
@@ -122,16 +101,24 @@ mod tests {
     use crate::format::{parse, range_events};
     use crate::graph::{Level, Role};
 
-    /// `values` (10 rows of 64) rounded by [`round_to`] on the fast path.
+    /// `values` (10 rows of 64) rounded by [`round_to`] on the fast path, with the node's
+    /// route and whether its readers take `f32`.
     fn round(
         spec: &str,
         rounding: &str,
         values: &Value<'_>,
-        plan: (Route, bool),
+        (route, narrow_out): (Route, bool),
     ) -> (Value<'static>, Option<RangeCounts>) {
         let (f, r) = (parse(spec).unwrap(), rounding.parse().unwrap());
         let meta = TensorMeta::new("t", &[10, 64], f, r, Level::Inner, Role::Activations);
-        round_to(&meta, plan, values, 3, 4, Path::Fast).unwrap()
+        let plan = NodePlan {
+            vector: None,
+            route,
+            zeroes_held: false,
+            narrow_out,
+            keep: false,
+        };
+        round_to(&meta, &plan, values, 3, 4, Path::Fast).unwrap()
     }
 
     /// The reference's rounding of `values` and its range events.

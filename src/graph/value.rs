@@ -31,6 +31,14 @@ pub(super) enum Slice<'a> {
 }
 
 impl Value<'_> {
+    /// How many values.
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Value::Wide(v) => v.len(),
+            Value::Narrow(v) => v.len(),
+        }
+    }
+
     /// The values as `f64`: borrowed, or widened.
     pub(super) fn wide(&self) -> Cow<'_, [f64]> {
         match self {
@@ -78,16 +86,22 @@ fn widen(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
 }
 
-/// Evaluate `$body` with `$a` and `$b` bound to the slices of two [`Slice`]s, whatever their
-/// carriers (one monomorphized loop per pair, not a conversion per element through a `match`).
+/// Evaluate `$body` with `$a` bound to the slice of a [`Slice`], whatever its carrier (one
+/// monomorphized body per carrier, not a conversion per element through a `match`).
+macro_rules! on_slice {
+    ($x:expr, |$a:ident| $body:expr) => {
+        match $x {
+            $crate::graph::value::Slice::Wide($a) => $body,
+            $crate::graph::value::Slice::Narrow($a) => $body,
+        }
+    };
+}
+pub(super) use on_slice;
+
+/// [`on_slice!`] of two [`Slice`]s: one body per pair of carriers.
 macro_rules! on_slices {
     ($x:expr, $y:expr, |$a:ident, $b:ident| $body:expr) => {
-        match ($x, $y) {
-            (Slice::Wide($a), Slice::Wide($b)) => $body,
-            (Slice::Wide($a), Slice::Narrow($b)) => $body,
-            (Slice::Narrow($a), Slice::Wide($b)) => $body,
-            (Slice::Narrow($a), Slice::Narrow($b)) => $body,
-        }
+        $crate::graph::value::on_slice!($x, |$a| $crate::graph::value::on_slice!($y, |$b| $body))
     };
 }
 pub(super) use on_slices;

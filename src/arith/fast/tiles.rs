@@ -353,18 +353,19 @@ pub(super) fn rows<U: Unit, O: Out>(
         Some(src) if ldb == n => U::T::inputs(src),
         _ => {
             let mut bt = vec![U::T::default(); k * ldb];
+            fn fill<'a, T: Carrier>(dst: &mut [T], row: impl Iterator<Item = &'a f32>) {
+                for (d, &v) in dst.iter_mut().zip(row) {
+                    *d = T::input(v);
+                }
+            }
             let rows = bt.chunks_exact_mut(ldb);
             match b.as_slice() {
-                Some(src) => rows.zip(src.chunks_exact(n)).for_each(|(dst, row)| {
-                    for (d, &v) in dst.iter_mut().zip(row) {
-                        *d = U::T::input(v);
-                    }
-                }),
-                None => rows.zip(b.outer_iter()).for_each(|(dst, row)| {
-                    for (d, &v) in dst.iter_mut().zip(row.iter()) {
-                        *d = U::T::input(v);
-                    }
-                }),
+                Some(src) => rows
+                    .zip(src.chunks_exact(n))
+                    .for_each(|(dst, row)| fill(dst, row.iter())),
+                None => rows
+                    .zip(b.outer_iter())
+                    .for_each(|(dst, row)| fill(dst, row.iter())),
             }
             Cow::Owned(bt)
         }
